@@ -1,0 +1,440 @@
+"""Machine description: YAML -> validated, immutable dataclasses.
+
+Every error names the file and line of the offending YAML node (``FILE:LINE: what``), so a
+user never sees a traceback for a typo.  Nothing here knows about pages or zones; the
+physical layout is built from this description by :mod:`procsim.mm.layout`.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+KiB, MiB, GiB, TiB = 1 << 10, 1 << 20, 1 << 30, 1 << 40
+PAGE_SIZE = 4096
+
+# The largest machine we accept: x86-64 with 4-level paging maps 64 TiB of RAM.
+MAX_MEMORY = 64 * TiB
+MAX_CPUS = 8192                      # CONFIG_NR_CPUS of distro kernels
+DEFAULT_LOWMEM_RESERVE_RATIO = (256, 256, 32, 0, 0)   # DMA DMA32 Normal Movable Device
+CONFIGS_DIR = Path(__file__).resolve().parent / "configs"
+DEFAULT_CONFIG = CONFIGS_DIR / "seed-server.yaml"
+
+
+class ConfigError(Exception):
+    """A broken machine description: ``str(e)`` is ``FILE:LINE: message``."""
+
+    def __init__(self, path: str, line: int, message: str):
+        super().__init__(f"{path}:{line}: {message}")
+        self.path, self.line, self.message = path, line, message
+
+
+@dataclass(frozen=True)
+class Socket:
+    id: int
+    model: str
+    cores: int
+    threads: int                      # logical CPUs of this socket
+
+    @property
+    def threads_per_core(self) -> int:
+        return self.threads // self.cores
+
+
+@dataclass(frozen=True)
+class Dimm:
+    socket: int
+    size: int                         # bytes
+    locator: str
+    bank: str = ""
+    speed: int = 2133                 # MT/s, for dmidecode
+    type: str = "DDR4"
+
+
+@dataclass(frozen=True)
+class Tunables:
+    min_free_kbytes: int | None = None          # None = the kernel's own computation
+    watermark_scale_factor: int = 10
+    watermark_boost_factor: int = 15000
+    lowmem_reserve_ratio: tuple[int, ...] = DEFAULT_LOWMEM_RESERVE_RATIO
+    transparent_hugepage: bool = True           # khugepaged raises min_free_kbytes
+    kernelcore: int | None = None               # bytes of non-movable memory (ZONE_MOVABLE)
+    movablecore: int | None = None              # bytes of ZONE_MOVABLE
+    percpu_pagelist_high_fraction: int = 0
+
+
+@dataclass(frozen=True)
+class Reserved:
+    kernel_image: int = 32 * MiB                # loaded at 16 MiB (CONFIG_PHYSICAL_START)
+    crashkernel: int = 0                        # below 4 GiB, top-down
+    pci_hole_start: int = 3 * GiB               # MMIO hole [start, 4 GiB); RAM displaced above 4 GiB
+
+
+@dataclass(frozen=True)
+class BootCache:
+    name: str
+    size: int
+    objects: int = 0
+    align: int = 0
+    flags: tuple[str, ...] = ()
+    node: int | None = None                     # None = spread over nodes with memory
+
+
+@dataclass(frozen=True)
+class BootPages:
+    use: str                                    # one of BOOT_PAGE_USES
+    size: int                                   # bytes
+    node: int | None = None                     # None = spread over nodes with memory
+
+
+BOOT_PAGE_USES = ("kernel_stack", "page_tables", "pagecache", "anon", "kmalloc_large", "percpu", "vmalloc")
+
+
+@dataclass(frozen=True)
+class Boot:
+    caches: tuple[BootCache, ...] = ()
+    pages: tuple[BootPages, ...] = ()
+
+
+@dataclass(frozen=True)
+class Machine:
+    name: str
+    sockets: tuple[Socket, ...]
+    dimms: tuple[Dimm, ...]
+    distances: tuple[tuple[int, ...], ...]
+    tunables: Tunables = field(default_factory=Tunables)
+    reserved: Reserved = field(default_factory=Reserved)
+    boot: Boot = field(default_factory=Boot)
+    source: str = "<memory>"
+
+    # --- derived topology ---------------------------------------------------------------
+    @property
+    def nr_nodes(self) -> int:
+        return len(self.sockets)
+
+    @property
+    def nr_cpu_ids(self) -> int:
+        return sum(s.threads for s in self.sockets)
+
+    def node_memory(self, node: int) -> int:
+        return sum(d.size for d in self.dimms if d.socket == node)
+
+    @property
+    def total_memory(self) -> int:
+        return sum(d.size for d in self.dimms)
+
+    def cpu_topology(self) -> list[tuple[int, int, int]]:
+        """(socket, core, thread) for each logical CPU, indexed by CPU number.
+
+        Linux enumerates the first thread of every core of socket 0, then socket 1, ...,
+        then the second threads (the hyperthread siblings) in the same order, so a dual
+        12-core/24-thread server has node 0 cpus 0-11,24-35.
+        """
+        out = []
+        levels = max(s.threads_per_core for s in self.sockets)
+        for t in range(levels):
+            for s in self.sockets:
+                if t < s.threads_per_core:
+                    out.extend((s.id, c, t) for c in range(s.cores))
+        return out
+
+    def node_cpus(self, node: int) -> list[int]:
+        return [cpu for cpu, (s, _, _) in enumerate(self.cpu_topology()) if s == node]
+
+    def cpu_node(self, cpu: int) -> int:
+        return self.cpu_topology()[cpu][0]
+
+
+# ---------------------------------------------------------------------------------------
+# Parsing helpers: we walk yaml's node graph (not the plain Python values) to keep marks.
+
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgtp]?)(i?b?)\s*$", re.I)
+_UNITS = {"": 1, "k": KiB, "m": MiB, "g": GiB, "t": TiB, "p": 1 << 50}
+
+
+def parse_size(text: str | int) -> int:
+    """``16GiB``, ``16384MB``, ``16G``, ``512k`` or a plain byte count -> bytes.
+
+    Units are binary, as in dmidecode and the kernel's memparse (MB = MiB).
+    """
+    if isinstance(text, int):
+        return text
+    m = _SIZE_RE.match(str(text))
+    if not m or (m.group(3) and not m.group(2) and m.group(3).lower() != "b"):
+        raise ValueError(f"not a size: {text!r} (use e.g. 16GiB, 16384MB, 16G)")
+    value = float(m.group(1)) * _UNITS[m.group(2).lower()]
+    if value != int(value):
+        raise ValueError(f"not a whole number of bytes: {text!r}")
+    return int(value)
+
+
+class _Doc:
+    """Typed access to a YAML node tree with FILE:LINE errors."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def fail(self, node, message: str):
+        line = node.start_mark.line + 1 if node is not None else 1
+        raise ConfigError(self.path, line, message)
+
+    def mapping(self, node, what: str, allowed: set[str], required: set[str] = frozenset()):
+        if not isinstance(node, yaml.MappingNode):
+            self.fail(node, f"{what} must be a mapping")
+        out = {}
+        for k, v in node.value:
+            key = k.value if isinstance(k, yaml.ScalarNode) else None
+            if key not in allowed:
+                self.fail(k, f"unknown key {key!r} in {what} (allowed: {', '.join(sorted(allowed))})")
+            if key in out:
+                self.fail(k, f"duplicate key {key!r} in {what}")
+            out[key] = v
+        for key in sorted(required - out.keys()):
+            self.fail(node, f"{what} needs {key!r}")
+        return out
+
+    def sequence(self, node, what: str):
+        if not isinstance(node, yaml.SequenceNode):
+            self.fail(node, f"{what} must be a list")
+        return node.value
+
+    def scalar(self, node, what: str):
+        if not isinstance(node, yaml.ScalarNode):
+            self.fail(node, f"{what} must be a single value")
+        return node
+
+    def string(self, node, what: str, pattern: str | None = None) -> str:
+        s = self.scalar(node, what).value
+        if s == "" or (pattern and not re.fullmatch(pattern, s)):
+            self.fail(node, f"{what} is not a valid name: {s!r}")
+        return s
+
+    def integer(self, node, what: str, lo: int | None = None, hi: int | None = None) -> int:
+        n = self.scalar(node, what)
+        if n.tag != "tag:yaml.org,2002:int":
+            self.fail(n, f"{what} must be a whole number, not {n.value!r}")
+        v = int(n.value.replace("_", ""), 0)
+        if lo is not None and v < lo:
+            self.fail(n, f"{what} must be at least {lo}, not {v}")
+        if hi is not None and v > hi:
+            self.fail(n, f"{what} must be at most {hi}, not {v}")
+        return v
+
+    def boolean(self, node, what: str) -> bool:
+        n = self.scalar(node, what)
+        if n.tag != "tag:yaml.org,2002:bool":
+            self.fail(n, f"{what} must be true or false, not {n.value!r}")
+        return n.value.lower() in ("true", "yes", "on")
+
+    def size(self, node, what: str, lo: int = 1, hi: int = MAX_MEMORY) -> int:
+        n = self.scalar(node, what)
+        try:
+            v = parse_size(int(n.value) if n.tag == "tag:yaml.org,2002:int" else n.value)
+        except ValueError as e:
+            self.fail(n, f"{what}: {e}")
+        if v < lo:
+            self.fail(n, f"{what} must be at least {lo} bytes, not {n.value}")
+        if v > hi:
+            self.fail(n, f"{what} is absurdly large ({n.value}; at most {hi >> 40} TiB)")
+        return v
+
+
+_NAME = r"[^\s:]{1,64}"
+
+
+def load(path: str | Path) -> Machine:
+    """Read and validate a machine description; raise ConfigError(FILE:LINE) on any problem."""
+    path = str(path)
+    try:
+        text = Path(path).read_text()
+    except OSError as e:
+        raise ConfigError(path, 0, f"cannot read: {e.strerror}") from None
+    return loads(text, path)
+
+
+def loads(text: str, path: str = "<string>") -> Machine:
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        raise ConfigError(path, mark.line + 1 if mark else 1, f"YAML syntax: {e.problem or e}") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(path, 1, f"YAML: {e}") from None
+    d = _Doc(path)
+    if root is None:
+        raise ConfigError(path, 1, "empty machine description")
+    top = d.mapping(root, "machine", {"name", "sockets", "dimms", "numa_distances", "tunables",
+                                      "reserved", "boot"}, {"sockets", "dimms"})
+    name = d.string(top["name"], "name") if "name" in top else Path(path).stem
+
+    sockets = []
+    items = d.sequence(top["sockets"], "sockets")
+    if not items:
+        d.fail(top["sockets"], "sockets: at least one socket is needed")
+    for i, sn in enumerate(items):
+        m = d.mapping(sn, f"sockets[{i}]", {"model", "cores", "threads"}, {"cores"})
+        cores = d.integer(m["cores"], "cores", 1, MAX_CPUS)
+        threads = d.integer(m["threads"], "threads", 1, MAX_CPUS) if "threads" in m else cores
+        if threads % cores:
+            d.fail(m["threads"], f"threads ({threads}) must be a multiple of cores ({cores})")
+        model = d.string(m["model"], "model") if "model" in m else "QEMU Virtual CPU version 2.5+"
+        sockets.append(Socket(i, model, cores, threads))
+    if sum(s.threads for s in sockets) > MAX_CPUS:
+        d.fail(top["sockets"], f"more than {MAX_CPUS} logical CPUs")
+
+    dimms = []
+    items = d.sequence(top["dimms"], "dimms")
+    if not items:
+        d.fail(top["dimms"], "dimms: at least one DIMM is needed")
+    for i, dn in enumerate(items):
+        m = d.mapping(dn, f"dimms[{i}]", {"socket", "size", "locator", "bank", "speed", "type"},
+                      {"socket", "size"})
+        sock = d.integer(m["socket"], "socket", 0)
+        if sock >= len(sockets):
+            d.fail(m["socket"], f"DIMM on socket {sock}, but the machine has sockets 0..{len(sockets) - 1}")
+        size = d.size(m["size"], "size", lo=MiB)
+        if size % MiB:
+            d.fail(m["size"], "DIMM size must be a whole number of MiB")
+        loc = d.string(m["locator"], "locator") if "locator" in m else f"CPU{sock + 1} DIMM {i}"
+        dimms.append(Dimm(sock, size, loc,
+                          bank=d.string(m["bank"], "bank") if "bank" in m else f"P{sock}_Node{sock}",
+                          speed=d.integer(m["speed"], "speed", 1, 100000) if "speed" in m else 2133,
+                          type=d.string(m["type"], "type", r"DDR[2-5]|LPDDR[45]") if "type" in m else "DDR4"))
+    total = sum(x.size for x in dimms)
+    if total > MAX_MEMORY:
+        d.fail(top["dimms"], f"{total >> 40} TiB of memory is more than x86-64 maps ({MAX_MEMORY >> 40} TiB)")
+    if sum(x.size for x in dimms if x.socket == 0) < 32 * MiB:
+        d.fail(top["dimms"], "socket 0 needs at least 32 MiB of DIMMs (it holds the kernel and the low zones)")
+    for s in sockets:
+        if not any(x.socket == s.id for x in dimms) and s.id == 0:
+            d.fail(top["dimms"], "socket 0 has no DIMMs")
+
+    n = len(sockets)
+    if "numa_distances" in top:
+        rows = d.sequence(top["numa_distances"], "numa_distances")
+        if len(rows) != n:
+            d.fail(top["numa_distances"], f"numa_distances needs {n} rows (one per socket), has {len(rows)}")
+        dist = []
+        for i, rn in enumerate(rows):
+            row = d.sequence(rn, f"numa_distances[{i}]")
+            if len(row) != n:
+                d.fail(rn, f"numa_distances row {i} needs {n} entries, has {len(row)}")
+            dist.append(tuple(d.integer(x, f"distance[{i}][{j}]", 10, 254) for j, x in enumerate(row)))
+        for i in range(n):
+            if dist[i][i] != 10:
+                d.fail(rows[i], f"numa_distances[{i}][{i}] must be 10 (local distance), not {dist[i][i]}")
+            for j in range(n):
+                if dist[i][j] != dist[j][i]:
+                    d.fail(rows[i], f"numa_distances is not symmetric: [{i}][{j}]={dist[i][j]} but [{j}][{i}]={dist[j][i]}")
+                if i != j and dist[i][j] <= 10:
+                    d.fail(rows[i], f"remote distance [{i}][{j}] must be more than 10")
+        distances = tuple(dist)
+    else:
+        distances = tuple(tuple(10 if i == j else 21 for j in range(n)) for i in range(n))
+
+    tun = Tunables()
+    if "tunables" in top:
+        m = d.mapping(top["tunables"], "tunables", {"min_free_kbytes", "watermark_scale_factor",
+                      "watermark_boost_factor", "lowmem_reserve_ratio", "transparent_hugepage",
+                      "kernelcore", "movablecore", "percpu_pagelist_high_fraction"})
+        kw = {}
+        if "min_free_kbytes" in m:
+            v = m["min_free_kbytes"]
+            if not (isinstance(v, yaml.ScalarNode) and v.value == "auto"):
+                kw["min_free_kbytes"] = d.integer(v, "min_free_kbytes", 128, 1 << 30)
+        if "watermark_scale_factor" in m:        # sysctl range 1..3000
+            kw["watermark_scale_factor"] = d.integer(m["watermark_scale_factor"], "watermark_scale_factor", 1, 3000)
+        if "watermark_boost_factor" in m:
+            kw["watermark_boost_factor"] = d.integer(m["watermark_boost_factor"], "watermark_boost_factor", 0, 1 << 30)
+        if "lowmem_reserve_ratio" in m:
+            rows = d.sequence(m["lowmem_reserve_ratio"], "lowmem_reserve_ratio")
+            if len(rows) != 5:
+                d.fail(m["lowmem_reserve_ratio"], "lowmem_reserve_ratio needs 5 numbers (DMA DMA32 Normal Movable Device)")
+            kw["lowmem_reserve_ratio"] = tuple(d.integer(x, "lowmem_reserve_ratio", 0, 1 << 30) for x in rows)
+        if "transparent_hugepage" in m:
+            kw["transparent_hugepage"] = d.boolean(m["transparent_hugepage"], "transparent_hugepage")
+        for k in ("kernelcore", "movablecore"):
+            if k in m:
+                kw[k] = d.size(m[k], k, lo=0)
+        if "kernelcore" in kw and "movablecore" in kw:
+            d.fail(m["movablecore"], "give kernelcore or movablecore, not both")
+        for k in ("kernelcore", "movablecore"):
+            if kw.get(k, 0) > total:
+                d.fail(m[k], f"{k} is larger than the machine's memory")
+        if "percpu_pagelist_high_fraction" in m:
+            v = d.integer(m["percpu_pagelist_high_fraction"], "percpu_pagelist_high_fraction", 0, 1 << 20)
+            if 0 < v < 8:
+                d.fail(m["percpu_pagelist_high_fraction"], "percpu_pagelist_high_fraction must be 0 or at least 8")
+            kw["percpu_pagelist_high_fraction"] = v
+        tun = Tunables(**kw)
+
+    res = Reserved()
+    if "reserved" in top:
+        m = d.mapping(top["reserved"], "reserved", {"kernel_image", "crashkernel", "pci_hole_start"})
+        kw = {}
+        if "kernel_image" in m:
+            kw["kernel_image"] = d.size(m["kernel_image"], "kernel_image", lo=MiB, hi=1 * GiB)
+        if "crashkernel" in m:
+            kw["crashkernel"] = d.size(m["crashkernel"], "crashkernel", lo=0, hi=2 * GiB)
+        if "pci_hole_start" in m:
+            v = d.size(m["pci_hole_start"], "pci_hole_start", lo=256 * MiB, hi=4 * GiB)
+            if v % (128 * MiB):
+                d.fail(m["pci_hole_start"], "pci_hole_start must be a multiple of 128 MiB")
+            kw["pci_hole_start"] = v
+        res = Reserved(**kw)
+    node0 = sum(x.size for x in dimms if x.socket == 0)
+    if res.kernel_image + res.crashkernel + 24 * MiB > min(node0, res.pci_hole_start):
+        d.fail(top.get("reserved", top["dimms"]),
+               f"kernel image ({res.kernel_image >> 20} MiB) and crashkernel ({res.crashkernel >> 20} MiB) "
+               f"leave too little of node 0's {node0 >> 20} MiB below 4 GiB (reserved.kernel_image shrinks it)")
+
+    boot = Boot()
+    if "boot" in top:
+        boot = _load_boot(d, top["boot"], len(sockets))
+    return Machine(name, tuple(sockets), tuple(dimms), distances, tun, res, boot, source=path)
+
+
+def _load_boot(d: _Doc, node, nsockets: int) -> Boot:
+    m = d.mapping(node, "boot", {"caches", "pages"})
+    caches, pages, seen = [], [], set()
+    for i, cn in enumerate(d.sequence(m["caches"], "boot.caches") if "caches" in m else ()):
+        c = d.mapping(cn, f"boot.caches[{i}]", {"name", "size", "objects", "align", "flags", "node"}, {"name", "size"})
+        name = d.string(c["name"], "cache name", _NAME)
+        if name in seen:
+            d.fail(c["name"], f"cache {name!r} is listed twice")
+        seen.add(name)
+        flags = ()
+        if "flags" in c:
+            fl = c["flags"]
+            if isinstance(fl, yaml.ScalarNode):
+                flags = tuple(x.strip() for x in fl.value.split("|") if x.strip())
+            else:
+                flags = tuple(d.string(x, "flag") for x in d.sequence(fl, "flags"))
+        caches.append(BootCache(
+            name, d.integer(c["size"], "size", 1, 8 * MiB),
+            objects=d.integer(c["objects"], "objects", 0, 1 << 32) if "objects" in c else 0,
+            align=d.integer(c["align"], "align", 0, 1 << 20) if "align" in c else 0,
+            flags=flags,
+            node=_node_ref(d, c, nsockets)))
+    for i, pn in enumerate(d.sequence(m["pages"], "boot.pages") if "pages" in m else ()):
+        p = d.mapping(pn, f"boot.pages[{i}]", {"use", "size", "node"}, {"use", "size"})
+        use = d.string(p["use"], "use")
+        if use not in BOOT_PAGE_USES:
+            d.fail(p["use"], f"unknown page use {use!r} (one of {', '.join(BOOT_PAGE_USES)})")
+        pages.append(BootPages(use, d.size(p["size"], "size", lo=PAGE_SIZE), _node_ref(d, p, nsockets)))
+    return Boot(tuple(caches), tuple(pages))
+
+
+def _node_ref(d: _Doc, m: dict, nsockets: int) -> int | None:
+    if "node" not in m:
+        return None
+    v = d.integer(m["node"], "node", 0)
+    if v >= nsockets:
+        d.fail(m["node"], f"node {v} does not exist (nodes 0..{nsockets - 1})")
+    return v
+
+
+def load_default() -> Machine:
+    return load(DEFAULT_CONFIG)
