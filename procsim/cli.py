@@ -1,0 +1,255 @@
+"""``procsim``: check a machine description, render a view, mount, unmount, exec a tool.
+
+Every user error ends in one line on stderr and a non-zero exit status, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from procsim import machine as machine_mod
+
+EXIT_USAGE = 2
+
+
+def _fail(msg: str, code: int = 1):
+    print(f"procsim: {msg}", file=sys.stderr)
+    sys.exit(code)
+
+
+def _load(config: str | None):
+    """The machine description (embedded seed-server default); ConfigError -> FILE:LINE: msg, exit 2."""
+    try:
+        return machine_mod.load(config or machine_mod.DEFAULT_CONFIG)
+    except machine_mod.ConfigError as e:
+        print(str(e), file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+
+
+def _session(args, state=None):
+    from procsim.session import Session, StateError
+    m = _load(args.config)
+    try:
+        return Session(m, state=state)
+    except StateError as e:
+        _fail(f"cannot restore --state: {e}")
+    except ImportError as e:
+        _fail(f"the simulator core is not available: {e}")
+
+
+def summary(m) -> str:
+    """One paragraph: nodes, memory, CPUs and the zones the layout gives each node."""
+    from procsim.mm import layout as layout_mod
+    gib = m.total_memory / (1 << 30)
+    parts = [f"{m.name} ({m.source}): {m.nr_nodes} NUMA node{'s' * (m.nr_nodes != 1)}, "
+             f"{m.nr_cpu_ids} CPUs, {gib:g} GiB in {len(m.dimms)} DIMM{'s' * (len(m.dimms) != 1)}."]
+    lay = layout_mod.build(m)
+    for node in lay.nodes:
+        s = m.sockets[node.id]
+        zones = ", ".join(f"{z.name} {z.present * 4096 >> 20} MiB ({z.managed} pages managed)"
+                          for z in node.zones if z.present) or "no memory"
+        parts.append(f"Node {node.id}: {s.model}, {s.cores} cores / {s.threads} threads "
+                     f"(cpus {_cpulist(m.node_cpus(node.id))}); zones {zones}.")
+    return " ".join(parts)
+
+
+def _cpulist(cpus: list[int]) -> str:
+    out, i = [], 0
+    while i < len(cpus):
+        j = i
+        while j + 1 < len(cpus) and cpus[j + 1] == cpus[j] + 1:
+            j += 1
+        out.append(str(cpus[i]) if i == j else f"{cpus[i]}-{cpus[j]}")
+        i = j + 1
+    return ",".join(out) or "none"
+
+
+# --- subcommands -----------------------------------------------------------------------------
+def cmd_check(args) -> int:
+    print(summary(_load(args.config_file)))
+    return 0
+
+
+def cmd_render(args) -> int:
+    s = _session(args)
+    if args.commands:
+        try:
+            text = Path(args.commands).read_text()
+        except OSError as e:
+            _fail(f"{args.commands}: {e.strerror}")
+        for n, line in enumerate(text.splitlines(), 1):
+            for r in s.execute([line]):
+                if r.errno:
+                    _fail(f"{args.commands}:{n}: {r.line}: {r.text}")
+    name = args.name.strip("/")
+    if s.mode(name) is None:
+        _fail(f"no such view {args.name!r} (views: {', '.join(sorted(s.paths()))})")
+    sys.stdout.buffer.write(s.render(name))
+    sys.stdout.flush()
+    return 0
+
+
+BANNER = """\
+procsim: {name} mounted on {mp}  ({nodes} node(s), {cpus} CPUs, {gib:g} GiB)
+  cat {mp}/zoneinfo                 # or buddyinfo, pagetypeinfo, slabinfo, meminfo, vmstat
+  procsim exec {mp} -- slabtop -o   # real tools, reading the simulated /proc
+  procsim exec {mp} -- free -m
+  echo 'kmalloc 64 count=1000' > {mp}/control
+  cat {mp}/log {mp}/allocations
+  procsim umount {mp}               # or Ctrl-C here
+"""
+
+
+def _check_mountpoint(mp: str) -> None:
+    from procsim.fs import is_alive, mount_entry, recover_dead_mount
+    if mount_entry(mp) is not None:
+        if is_alive(mp):
+            _fail(f"{mp} is already a mount point (procsim umount {mp} first)")
+        if not recover_dead_mount(mp):
+            _fail(f"{mp}: a dead mount is left there and fusermount -uz / umount -l could not remove it")
+        print(f"procsim: removed a dead mount left on {mp}", file=sys.stderr)
+    if not os.path.isdir(mp):
+        _fail(f"{mp}: not a directory")
+
+
+def cmd_mount(args) -> int:
+    mp = os.path.abspath(args.mountpoint)
+    _check_mountpoint(mp)
+    if not args.foreground:
+        return _daemonize(args, mp)
+    from procsim.fs import serve
+    s = _session(args, state=args.state)
+    if args.banner:
+        m = s.machine
+        print(BANNER.format(name=m.name, mp=args.mountpoint, nodes=m.nr_nodes, cpus=m.nr_cpu_ids,
+                            gib=m.total_memory / (1 << 30)), flush=True)
+    try:
+        serve(s, mp, allow_other=args.allow_other)
+    except RuntimeError as e:
+        _fail(f"mounting {mp} failed ({e}); see the fuse message above")
+    return 0
+
+
+def _daemonize(args, mp: str) -> int:
+    """Start `mount --foreground` in its own session; return once the mount answers."""
+    cmd = [sys.executable, "-m", "procsim.cli", "mount", "--foreground", mp]
+    if args.config:
+        cmd[4:4] = ["--config", os.path.abspath(args.config)]
+    if args.state:
+        cmd[4:4] = ["--state", os.path.abspath(args.state)]
+    if args.allow_other:
+        cmd[4:4] = ["--allow-other"]
+    from procsim.fs import is_alive, mount_entry
+    with tempfile.TemporaryFile() as err:
+        p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
+                             start_new_session=True, cwd="/")
+        deadline = time.monotonic() + 120          # booting a big machine takes a while
+        while time.monotonic() < deadline:
+            if p.poll() is not None:
+                err.seek(0)
+                sys.stderr.write(err.read().decode(errors="replace"))
+                return p.returncode or 1
+            if mount_entry(mp) is not None and is_alive(mp):
+                print(f"procsim: mounted on {mp} (daemon pid {p.pid})")
+                return 0
+            time.sleep(0.05)
+        p.terminate()
+        _fail(f"the daemon did not mount {mp} within 120 s")
+
+
+def cmd_umount(args) -> int:
+    from procsim.fs import PID_XATTR, mount_entry, recover_dead_mount
+    mp = os.path.abspath(args.mountpoint)
+    if mount_entry(mp) is None:
+        _fail(f"{mp} is not mounted")
+    pid = None
+    try:
+        pid = int(os.getxattr(mp, PID_XATTR))
+    except (OSError, ValueError):
+        pass
+    if pid is None and recover_dead_mount(mp):
+        return 0
+    r = subprocess.run(["fusermount", "-u", mp], capture_output=True, text=True)
+    if r.returncode != 0 and mount_entry(mp) is not None:
+        r2 = subprocess.run(["umount", mp], capture_output=True, text=True)
+        if r2.returncode != 0:
+            _fail(f"cannot unmount {mp}: {(r.stderr or r2.stderr).strip()}")
+    deadline = time.monotonic() + 15
+    while pid is not None and time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    else:
+        if pid is not None:
+            _fail(f"unmounted {mp}, but daemon pid {pid} is still running")
+    return 0
+
+
+def cmd_exec(args) -> int:
+    from procsim.nsexec import NsExecError, run
+    cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
+    if not cmd:
+        _fail("exec: no command given (procsim exec MOUNTPOINT -- CMD ...)", EXIT_USAGE)
+    try:
+        return run(args.mountpoint, cmd)
+    except NsExecError as e:
+        _fail(str(e))
+
+
+# --- argument parsing ------------------------------------------------------------------------
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="procsim", description=(
+        "A simulated Linux machine's physical memory (buddy allocator + SLUB), served as "
+        "/proc files through FUSE. Without --config the embedded seed-server machine is used."))
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    c = sub.add_parser("check", help="validate a machine description and summarise it")
+    c.add_argument("config_file", metavar="CONFIG")
+    c.set_defaults(func=cmd_check)
+
+    r = sub.add_parser("render", help="print one view (e.g. zoneinfo) without mounting")
+    r.add_argument("--config", "-c")
+    r.add_argument("--commands", metavar="FILE", help="apply control-file commands first")
+    r.add_argument("name", metavar="NAME")
+    r.set_defaults(func=cmd_render)
+
+    m = sub.add_parser("mount", help="mount the simulated files on MOUNTPOINT")
+    m.add_argument("--config", "-c")
+    m.add_argument("--foreground", "-f", action="store_true", help="stay in the foreground (Ctrl-C unmounts)")
+    m.add_argument("--banner", action="store_true", help="print what to try once mounted")
+    m.add_argument("--allow-other", action="store_true", help="let other users read the files")
+    m.add_argument("--state", metavar="FILE",
+                   help="replay FILE's commands at start and append every successful command to it")
+    m.add_argument("mountpoint", metavar="MOUNTPOINT")
+    m.set_defaults(func=cmd_mount)
+
+    u = sub.add_parser("umount", help="unmount and wait for the daemon to exit")
+    u.add_argument("mountpoint", metavar="MOUNTPOINT")
+    u.set_defaults(func=cmd_umount)
+
+    e = sub.add_parser("exec", help="run CMD with /proc and /sys files replaced by MOUNTPOINT's")
+    e.add_argument("mountpoint", metavar="MOUNTPOINT")
+    e.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD ...")
+    e.set_defaults(func=cmd_exec)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args) or 0
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
