@@ -18,8 +18,9 @@ from procsim.control import Control, Reply
 CONTROL, LOG, ALLOCATIONS = "control", "log", "allocations"
 
 
-def load_views() -> dict:
-    """The view registry, skipping view modules that are not written yet (said on stderr)."""
+def load_views(machine) -> dict:
+    """The view registry for this machine (a module's ``files_for(machine)`` when it has
+    per-node/per-CPU files, else its ``FILES``), skipping view modules not written yet."""
     from procsim import views
     out = {}
     for name in views.MODULES:
@@ -31,7 +32,8 @@ def load_views() -> dict:
                 raise
             print(f"procsim: view module {modname} not available yet, skipped", file=sys.stderr)
             continue
-        out.update(mod.FILES)
+        files_for = getattr(mod, "files_for", None)
+        out.update(files_for(machine) if files_for and machine is not None else mod.FILES)
     return out
 
 
@@ -45,7 +47,7 @@ def default_boot(machine):
 class Session:
     def __init__(self, machine, boot=None, views: dict | None = None, state: str | Path | None = None):
         self.machine = machine
-        self.views = load_views() if views is None else dict(views)
+        self.views = load_views(machine) if views is None else dict(views)
         self.control = Control(boot or default_boot(machine))
         self._mutex = threading.Lock()
         self._cache: dict[str, tuple[tuple, bytes]] = {}
