@@ -89,7 +89,7 @@ class BootPages:
     node: int | None = None                     # None = spread over nodes with memory
 
 
-BOOT_PAGE_USES = ("kernel_stack", "page_tables", "pagecache", "anon", "kmalloc_large", "percpu", "vmalloc")
+BOOT_PAGE_USES = ("kernel_stack", "page_tables", "pagecache", "anon", "percpu", "vmalloc")
 
 
 @dataclass(frozen=True)
