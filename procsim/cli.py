@@ -40,14 +40,19 @@ def _session(args, state=None):
         _fail(f"cannot restore --state: {e}")
     except ImportError as e:
         _fail(f"the simulator core is not available: {e}")
+    except Exception as e:                     # a bug in the core: one line, traceback on request
+        if os.environ.get("PROCSIM_DEBUG"):
+            raise
+        _fail(f"booting the simulated kernel failed: {type(e).__name__}: {e} (PROCSIM_DEBUG=1 shows where)")
 
 
 def summary(m) -> str:
     """One paragraph: nodes, memory, CPUs and the zones the layout gives each node."""
     from procsim.mm import layout as layout_mod
-    gib = m.total_memory / (1 << 30)
+    mib = m.total_memory >> 20
+    size = f"{mib} MiB" if mib < 1024 else f"{mib / 1024:g} GiB"
     parts = [f"{m.name} ({m.source}): {m.nr_nodes} NUMA node{'s' * (m.nr_nodes != 1)}, "
-             f"{m.nr_cpu_ids} CPUs, {gib:g} GiB in {len(m.dimms)} DIMM{'s' * (len(m.dimms) != 1)}."]
+             f"{m.nr_cpu_ids} CPUs, {size} in {len(m.dimms)} DIMM{'s' * (len(m.dimms) != 1)}."]
     lay = layout_mod.build(m)
     for node in lay.nodes:
         s = m.sockets[node.id]
