@@ -185,16 +185,20 @@ def cmd_umount(args) -> int:
         if r2.returncode != 0:
             _fail(f"cannot unmount {mp}: {(r.stderr or r2.stderr).strip()}")
     deadline = time.monotonic() + 15
-    while pid is not None and time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.05)
-    else:
-        if pid is not None:
+    while pid is not None and _running(pid):
+        if time.monotonic() > deadline:
             _fail(f"unmounted {mp}, but daemon pid {pid} is still running")
+        time.sleep(0.05)
     return 0
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (a daemonized procsim is nobody's child we could wait for)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
 
 
 def cmd_exec(args) -> int:
