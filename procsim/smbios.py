@@ -282,3 +282,29 @@ def dump(m: Machine) -> bytes:
     """The ``dmidecode --dump-bin`` file: EP at 0 (address = 0x20), padding, table at 0x20."""
     ep = entry_point(m, DUMP_TABLE_OFFSET)
     return ep + b"\0" * (DUMP_TABLE_OFFSET - len(ep)) + table(m)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m procsim.smbios [CONFIG] FILE``: write the --dump-bin file for
+    ``dmidecode --from-dump FILE`` (CONFIG defaults to the embedded seed-server)."""
+    import sys
+    from . import machine
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) not in (1, 2):
+        print("usage: python -m procsim.smbios [CONFIG.yaml] FILE", file=sys.stderr)
+        return 2
+    try:
+        m = machine.load(args[0]) if len(args) == 2 else machine.load_default()
+        with open(args[-1], "wb") as f:
+            f.write(dump(m))
+    except machine.ConfigError as e:
+        print(f"procsim: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:
+        print(f"procsim: {args[-1]}: {e.strerror}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -195,3 +195,15 @@ def test_plain_dmidecode_reads_the_sysfs_pair(tmp_path):
     assert [f["Socket Designation"] for t, f in recs if t == 4] == ["CPU 1", "CPU 2"]
     assert [f["Locator"] for t, f in recs if t == 17][0] == "CPU1 DIMM A1"
     assert rt.read_bytes() == smbios.dump(m)
+
+
+@needs_dmidecode
+def test_module_cli_writes_a_dump_and_reports_bad_input(tmp_path, capsys):
+    out = tmp_path / "big.dmi"
+    assert smbios.main([str(CONFIGS / "big-4s-1t.yaml"), str(out)]) == 0
+    res = subprocess.run([dmidecode, "--from-dump", str(out), "-s", "processor-version"],
+                         capture_output=True, text=True, timeout=30)
+    assert res.stdout.splitlines() == ["Intel(R) Xeon(R) Platinum 8358 CPU @ 2.60GHz"] * 4
+    assert smbios.main([str(tmp_path / "missing.yaml"), str(tmp_path / "x")]) == 1
+    assert "cannot read" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
