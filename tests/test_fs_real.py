@@ -1,0 +1,120 @@
+"""The mount over the real core (seed-vm): every file reads, tools see the simulated state."""
+import errno
+import os
+import re
+import subprocess
+
+import pytest
+
+from conftest import CONFIGS, needs_kernel, procsim_cmd
+from procsim.machine import load
+from procsim.mm.layout import build
+
+pytestmark = needs_kernel
+NODE0 = "sys/devices/system/node/node0/meminfo"
+
+
+def memfree_kb(path):
+    return int(re.search(r"MemFree:\s+(\d+) kB", path.read_text()).group(1))
+
+
+def need(m, name):
+    if not (m / name).exists():
+        pytest.skip(f"view {name} not registered yet")
+
+
+def exec_(m, *cmd):
+    return subprocess.run(procsim_cmd("exec", m, "--", *cmd), capture_output=True, text=True)
+
+
+def test_cat_every_file(mounted):
+    m = mounted()
+    files = [os.path.join(d, f) for d, _, fs in os.walk(m) for f in fs]
+    assert len(files) > 20
+    for f in files:
+        r = subprocess.run(["cat", f], capture_output=True)
+        assert r.returncode == 0, (f, r.stderr)
+        assert r.stdout or f.endswith(("/log", "/control")), f     # nothing written or replied yet
+
+
+def test_allocations_move_memfree_and_an_open_handle_sees_it(mounted):
+    m = mounted()
+    with open(m / NODE0, "rb", buffering=0) as f:
+        before = int(re.search(rb"MemFree:\s+(\d+) kB", f.read()).group(1))
+        (m / "control").write_text("alloc_pages 10 count=3 tag=big\n")
+        f.seek(0)
+        after = int(re.search(rb"MemFree:\s+(\d+) kB", f.read()).group(1))
+    assert before - after == 3 * 1024 * 4                    # three 4 MiB blocks, in kB
+    (m / "control").write_text("free_pages tag=big\n")
+    assert memfree_kb(m / NODE0) == before
+
+
+def test_failed_count_leaves_the_state_as_it_was(mounted):
+    m = mounted()
+    before = (m / NODE0).read_text()
+    r = subprocess.run(["bash", "-c", f"echo 'alloc_pages 10 count=1000' > {m}/control"],  # 4 GiB > 2 GiB
+                       capture_output=True, text=True)
+    assert r.returncode != 0 and "Cannot allocate memory" in r.stderr
+    assert (m / NODE0).read_text() == before
+    assert (m / "allocations").read_text().count("\n") == 1          # header only
+
+
+def test_script_with_exit_codes(mounted):
+    m = mounted()
+    script = f"""
+    C={m}/control
+    echo 'kmem_cache_create demo 128 flags=SLAB_HWCACHE_ALIGN' > $C || exit 10
+    echo 'kmem_cache_alloc demo count=100 tag=d' > $C || exit 11
+    if echo 'kmem_cache_alloc demo count=x' > $C 2>/dev/null; then exit 12; fi
+    if echo 'kmem_cache_destroy demo' > $C 2>/dev/null; then exit 13; fi        # EBUSY
+    echo 'kmem_cache_free demo tag=d' > $C || exit 14
+    echo 'kmem_cache_destroy demo' > $C || exit 15
+    if echo 'kmem_cache_alloc demo' > $C 2>/dev/null; then exit 16; fi         # ENOENT
+    exit 0
+    """
+    r = subprocess.run(["bash", "-c", script], capture_output=True, text=True)
+    assert r.returncode == 0, (r.returncode, (m / "log").read_text())
+    log = (m / "log").read_text()
+    assert "kmem_cache_destroy demo -> error EBUSY" in log
+    assert "kmem_cache_alloc demo -> error ENOENT" in log
+
+
+def test_hundred_reads_never_empty(mounted):
+    m = mounted()
+    names = [n for n in ("meminfo", "slabinfo", "zoneinfo", "buddyinfo", "cpuinfo") if (m / n).exists()]
+    for _ in range(100):
+        for n in names:
+            with open(m / n, "rb") as f:
+                assert f.read(), n
+
+
+def test_free_through_exec_shows_memtotal(mounted):
+    m = mounted()
+    need(m, "meminfo")
+    r = exec_(m, "free", "-k")
+    assert r.returncode == 0, r.stderr
+    total = int(next(l for l in r.stdout.splitlines() if l.startswith("Mem:")).split()[1])
+    managed = sum(z.managed for z in build(load(CONFIGS / "seed-vm.yaml")).zones)   # totalram_pages
+    assert total == managed * 4
+
+
+def test_slabtop_through_exec_follows_control(mounted):
+    m = mounted()
+    need(m, "slabinfo")
+    (m / "control").write_text("kmem_cache_create procsim_demo 256\n")
+
+    def row():
+        r = exec_(m, "slabtop", "-o", "-s", "c")
+        assert r.returncode == 0, r.stderr
+        hit = [l.split() for l in r.stdout.splitlines() if l.split()[-1:] == ["procsim_demo"]]
+        assert hit, r.stdout
+        return hit[0]
+
+    objs, active, *_ = row()
+    assert (objs, active) == ("0", "0")
+    (m / "control").write_text("kmem_cache_alloc procsim_demo count=1000\n")
+    objs, active, use, size, slabs, perslab, *_ = row()
+    # 256 B objects, 2 CPUs: min_objects 4*(fls(2)+1) = 12 fit in order 0, 16 per slab;
+    # 1000 objects need 63 slabs; SLUB counts the cpu slab's free objects as active.
+    assert (perslab, slabs, objs) == ("16", "63", "1008")
+    assert active == "1008"
