@@ -1,0 +1,32 @@
+#!/bin/bash
+# Fragment a zone's free memory and watch buddyinfo: allocate single pages alternately
+# tagged keep/drop, free the "drop" ones, and the freed pages cannot merge back into
+# high-order blocks because every buddy is still allocated.
+#   usage: examples/fragmentation.sh MOUNTPOINT [PAIRS]     (try it on configs/tiny.yaml)
+set -euo pipefail
+M=${1:?usage: $0 MOUNTPOINT [PAIRS]}
+PAIRS=${2:-4000}
+C=$M/control
+
+echo "== buddyinfo before"; cat "$M/buddyinfo"
+# One command per line; cat delivers them in chunks, the daemon buffers partial lines.
+for ((i = 0; i < PAIRS; i++)); do
+    echo "alloc_pages 0 tag=keep"
+    echo "alloc_pages 0 tag=drop"
+done | cat > "$C"
+echo "== after $PAIRS pairs of order-0 allocations"; cat "$M/buddyinfo"
+
+echo 'free_pages tag=drop' > "$C"
+echo "== after freeing every other page: order-0 counts grow, order-10 does not"
+cat "$M/buddyinfo"
+grep -A 3 'Free pages count per migrate type' "$M/pagetypeinfo" | head -8 || true
+
+# Can we still get a 4 MiB block?  The write fails with ENOMEM when we cannot.
+if echo 'alloc_pages 10 count=4 tag=huge' > "$C" 2>/dev/null; then
+    echo "== 4 order-10 blocks still available"; echo 'free_pages tag=huge' > "$C"
+else
+    echo "== no 4 order-10 blocks left: $(tail -n 1 "$M/log")"
+fi
+
+echo 'free_pages tag=keep' > "$C"
+echo "== all freed: the buddies merge again"; cat "$M/buddyinfo"
