@@ -122,7 +122,7 @@ class Kernel:
             self.node_order.append(order)
         self.zonelists = [[z for n in order for z in reversed(self.nodes[n].zones) if z.managed]
                           for order in self.node_order]
-        self._zonelist_cache = {}
+        self._plans = {}
         self.zonelists_thisnode = [[z for z in reversed(self.nodes[n].zones) if z.managed]
                                    for n in range(len(self.nodes))]
 
@@ -226,59 +226,71 @@ class Kernel:
         There is no reclaim or compaction: when even the slow path fails the request fails
         with ENOMEM and nothing has changed.
         """
-        self._check_args(order, node, cpu)
-        if use is not None and use not in PAGE_USES:
-            raise MMError(errno.EINVAL, f"unknown page use {use!r} (one of {', '.join(PAGE_USES)})")
+        if order.__class__ is not int or not 0 <= order <= MAX_PAGE_ORDER or node is not None or cpu is not None \
+                or use is not None:
+            self._check_args(order, node, cpu)
+            if use is not None and use not in PAGE_USES:
+                raise MMError(errno.EINVAL, f"unknown page use {use!r} (one of {', '.join(PAGE_USES)})")
         if cpu is None:
             cpu = self.default_cpu(node)
         if node is None:
             node = self.cpu_node[cpu]
-        highest = G.gfp_zone(gfp)
-        mt = G.gfp_migratetype(gfp)
-        key = (node, highest, gfp & _GFP_THISNODE)
-        zonelist = self._zonelist_cache.get(key)
-        if zonelist is None:
-            full = self.zonelists_thisnode[node] if gfp & _GFP_THISNODE else self.zonelists[node]
-            zonelist = self._zonelist_cache[key] = [z for z in full if z.idx <= highest]
-        if not zonelist:
-            raise MMError(errno.ENOMEM, f"no zone on node {node} satisfies {G.format_gfp(gfp)}")
-        preferred = zonelist[0]
-        flags = G.ALLOC_WMARK_LOW | (gfp & _GFP_KSWAPD_RECLAIM)
-        if preferred.idx == ZONE_NORMAL and (len(self.nodes) == 1 or self.nodes[preferred.node].zones[ZONE_DMA32].populated):
-            flags |= G.ALLOC_NOFRAGMENT
-        page = self._get_page_from_freelist(zonelist, order, flags, gfp, mt, cpu)
+        plan = self._plans.get((node, gfp)) or self._plan(node, gfp)
+        zonelist, mt, flags = plan
+        page = self._get_page_from_freelist(zonelist, order, flags, mt, cpu)
         if page is None:
-            page = self._get_page_from_freelist(zonelist, order, G.gfp_to_alloc_flags(gfp, order), gfp, mt, cpu)
-        if page is None:
-            raise MMError(errno.ENOMEM, f"alloc_pages(order={order}, {G.format_gfp(gfp)}, node={node}) failed: "
-                                        f"every zone of the zonelist is below its watermark")
-        self._kswapd(zonelist)
-        page.use = use
+            page = self._get_page_from_freelist(zonelist, order, G.gfp_to_alloc_flags(gfp, order), mt, cpu)
+            if page is None:
+                raise MMError(errno.ENOMEM, f"alloc_pages(order={order}, {G.format_gfp(gfp)}, node={node}) "
+                                            "failed: every zone of the zonelist is below its watermark")
+        z = page.zone
+        if z.boost:                               # kswapd has run and reset the boost
+            z.boost = 0
         if use:
+            page.use = use
             self._account_use(page, +1)
         self.generation += 1
         return page
 
-    def _get_page_from_freelist(self, zonelist, order, flags, gfp, mt, cpu):
+    def _plan(self, node: int, gfp: int):
+        """What a (node, gfp) request needs, worked out once: the zonelist cut at the highest
+        allowed zone, the migratetype, the fast path's alloc flags (ALLOC_NOFRAGMENT rule)."""
+        highest = G.gfp_zone(gfp)
+        full = self.zonelists_thisnode[node] if gfp & _GFP_THISNODE else self.zonelists[node]
+        zonelist = [z for z in full if z.idx <= highest]
+        if not zonelist:
+            raise MMError(errno.ENOMEM, f"no zone on node {node} satisfies {G.format_gfp(gfp)}")
         preferred = zonelist[0]
+        flags = G.ALLOC_WMARK_LOW | (gfp & _GFP_KSWAPD_RECLAIM)
+        if preferred.idx == ZONE_NORMAL and (len(self.nodes) == 1
+                                             or self.nodes[preferred.node].zones[ZONE_DMA32].populated):
+            flags |= G.ALLOC_NOFRAGMENT
+        plan = self._plans[(node, gfp)] = (zonelist, G.gfp_migratetype(gfp), flags)
+        return plan
+
+    def _get_page_from_freelist(self, zonelist, order, flags, mt, cpu):
+        preferred = zonelist[0]
+        multi = len(self.nodes) > 1
         while True:
             nofrag = flags & G.ALLOC_NOFRAGMENT
             retry = False
             for z in zonelist:
-                if nofrag and len(self.nodes) > 1 and z.node != preferred.node:
+                if nofrag and multi and z.node != preferred.node:
                     flags &= ~G.ALLOC_NOFRAGMENT         # locality beats fragmentation avoidance
                     retry = True
                     break
+                reserve = z.lowmem_reserve[preferred.idx]
                 if not z.below_high:
-                    if self._watermark_fast(z, order, z.wmark_high, preferred.idx, flags):
-                        page = self._rmqueue(preferred, z, order, gfp, flags, mt, cpu)
+                    if (not order and z.nr_free - z.nr_free_highatomic > z._watermark[2] + z.boost + reserve) \
+                            or self._watermark_fast(z, order, z.wmark_high, preferred.idx, flags):
+                        page = self._rmqueue(preferred, z, order, flags, mt, cpu)
                         if page is not None:
                             return page
                         continue
                     z.below_high = True
                 if flags & G.ALLOC_NO_WATERMARKS or self._watermark_fast(
                         z, order, z.wmark(flags & G.ALLOC_WMARK_MASK), preferred.idx, flags):
-                    page = self._rmqueue(preferred, z, order, gfp, flags, mt, cpu)
+                    page = self._rmqueue(preferred, z, order, flags, mt, cpu)
                     if page is not None:
                         return page
             if retry:
@@ -329,10 +341,17 @@ class Kernel:
             return self._watermark_ok(z, order, z._watermark[0], highest, flags)
         return False
 
-    def _rmqueue(self, preferred: Zone, z: Zone, order, gfp, flags, mt, cpu) -> Page | None:
+    def _rmqueue(self, preferred: Zone, z: Zone, order, flags, mt, cpu) -> Page | None:
         pfn = -1
-        if pcp_allowed_order(order):
-            pfn = self._rmqueue_pcplist(z, order, mt, flags, cpu)
+        if _PCP_ORDER[order]:
+            pcp = z.pcp[cpu]
+            lst = pcp.lists[_PINDEX[order][mt]]
+            if lst:                              # the common case: the pcp list has a page
+                pcp.free_count >>= 1
+                pcp.count -= 1 << order
+                pfn = lst.popleft()
+            else:
+                pfn = self._rmqueue_pcplist(z, order, mt, flags, cpu)
         if pfn < 0:
             pfn = self._rmqueue_buddy(z, order, mt, flags)
             if pfn < 0:
@@ -356,7 +375,7 @@ class Kernel:
     def _rmqueue_pcplist(self, z: Zone, order, mt, flags, cpu) -> int:
         pcp = z.pcp[cpu]
         pcp.free_count >>= 1
-        lst = pcp.lists[order_to_pindex(mt, order)]
+        lst = pcp.lists[_PINDEX[order][mt]]
         if not lst:
             batch = self._nr_pcp_alloc(pcp, z, order)
             mode = [0]
@@ -438,12 +457,6 @@ class Kernel:
             z.change_pageblock_range(pfn, order, MIGRATE_HIGHATOMIC)
             z.nr_reserved_highatomic += 1 << order
 
-    def _kswapd(self, zonelist):
-        """kswapd resets a boosted watermark once it has run; it runs at once here."""
-        for z in zonelist:
-            if z.boost:
-                z.boost = 0
-
     @staticmethod
     def _movable_used(z: Zone, pfn: int, order: int, sign: int):
         n = 1 << order
@@ -476,8 +489,8 @@ class Kernel:
             self._account_use(page, -1)
         order, pfn = page.order, page.pfn
         self.vm_events["pgfree"] += 1 << order
-        mt = z.get_pageblock_migratetype(pfn)
-        if not pcp_allowed_order(order) or mt == 4:      # Isolate pages bypass the pcp lists
+        mt = z.pageblock_mt[(pfn >> PAGEBLOCK_ORDER) - z._pb_base]
+        if not _PCP_ORDER[order] or mt == 4:     # Isolate pages bypass the pcp lists
             z.free_one_page(pfn, order, mt)
         else:
             self._free_frozen_page_commit(z, z.pcp[page.cpu], pfn, mt if mt < MIGRATE_PCPTYPES else MIGRATE_MOVABLE, order)
@@ -485,7 +498,7 @@ class Kernel:
 
     def _free_frozen_page_commit(self, z: Zone, pcp: PerCpuPages, pfn, mt, order):
         pcp.alloc_factor >>= 1
-        pindex = order_to_pindex(mt, order)
+        pindex = _PINDEX[order][mt]
         pcp.lists[pindex].appendleft(pfn)
         pcp.count += 1 << order
         batch = pcp.batch
@@ -497,7 +510,10 @@ class Kernel:
             pcp.prev_free_high_order = False
         if pcp.free_count < batch << PCP_BATCH_SCALE_MAX:
             pcp.free_count += 1 << order
-        high = self._nr_pcp_high(pcp, z, batch, free_high)
+        if not free_high and pcp.high_min == pcp.high_max and pcp.high == pcp.high_min:
+            high = pcp.high                      # fixed high (percpu_pagelist_high_fraction): nothing to tune
+        else:
+            high = self._nr_pcp_high(pcp, z, batch, free_high)
         if pcp.count >= high:
             self._free_pcppages_bulk(z, self._nr_pcp_free(pcp, batch, high, free_high), pcp, pindex)
             if z.below_high and self._watermark_ok(z, 0, z.wmark_high, ZONE_MOVABLE, 0):
@@ -613,6 +629,8 @@ class Kernel:
 # Names with two leading underscores would be mangled inside the class body.
 _GFP_THISNODE = G.__GFP_THISNODE
 _GFP_KSWAPD_RECLAIM = G.__GFP_KSWAPD_RECLAIM
+_PCP_ORDER = tuple(pcp_allowed_order(o) for o in range(NR_PAGE_ORDERS))
+_PINDEX = tuple(tuple(order_to_pindex(mt, o) for mt in range(5)) for o in range(NR_PAGE_ORDERS))
 _PGALLOC = ("pgalloc_dma", "pgalloc_dma32", "pgalloc_normal", "pgalloc_movable", "pgalloc_device")
 
 
