@@ -49,8 +49,7 @@ def _session(args, state=None):
 def summary(m) -> str:
     """One paragraph: nodes, memory, CPUs and the zones the layout gives each node."""
     from procsim.mm import layout as layout_mod
-    mib = m.total_memory >> 20
-    size = f"{mib} MiB" if mib < 1024 else f"{mib / 1024:g} GiB"
+    size = _size_text(m.total_memory)
     parts = [f"{m.name} ({m.source}): {m.nr_nodes} NUMA node{'s' * (m.nr_nodes != 1)}, "
              f"{m.nr_cpu_ids} CPUs, {size} in {len(m.dimms)} DIMM{'s' * (len(m.dimms) != 1)}."]
     lay = layout_mod.build(m)
@@ -61,6 +60,11 @@ def summary(m) -> str:
         parts.append(f"Node {node.id}: {s.model}, {s.cores} cores / {s.threads} threads "
                      f"(cpus {_cpulist(m.node_cpus(node.id))}); zones {zones}.")
     return " ".join(parts)
+
+
+def _size_text(nbytes: int) -> str:
+    mib = nbytes >> 20
+    return f"{mib} MiB" if mib < 1024 else f"{mib / 1024:g} GiB"
 
 
 def _cpulist(cpus: list[int]) -> str:
@@ -100,7 +104,7 @@ def cmd_render(args) -> int:
 
 
 BANNER = """\
-procsim: {name} mounted on {mp}  ({nodes} node(s), {cpus} CPUs, {gib:g} GiB)
+procsim: {name} mounted on {mp}  ({nodes} node(s), {cpus} CPUs, {size})
   cat {mp}/zoneinfo                 # or buddyinfo, pagetypeinfo, slabinfo, meminfo, vmstat
   procsim exec {mp} -- slabtop -o   # real tools, reading the simulated /proc
   procsim exec {mp} -- free -m
@@ -129,12 +133,14 @@ def cmd_mount(args) -> int:
         return _daemonize(args, mp)
     from procsim.fs import serve
     s = _session(args, state=args.state)
-    if args.banner:
-        m = s.machine
-        print(BANNER.format(name=m.name, mp=args.mountpoint, nodes=m.nr_nodes, cpus=m.nr_cpu_ids,
-                            gib=m.total_memory / (1 << 30)), flush=True)
+    m = s.machine
+
+    def ready():
+        if args.banner:
+            print(BANNER.format(name=m.name, mp=args.mountpoint, nodes=m.nr_nodes, cpus=m.nr_cpu_ids,
+                                size=_size_text(m.total_memory)), flush=True)
     try:
-        serve(s, mp, allow_other=args.allow_other)
+        serve(s, mp, allow_other=args.allow_other, on_ready=ready)
     except RuntimeError as e:
         _fail(f"mounting {mp} failed ({e}); see the fuse message above")
     return 0

@@ -47,8 +47,9 @@ class Handle:
 class ProcFS(Operations):
     use_ns = True
 
-    def __init__(self, session: Session):
+    def __init__(self, session: Session, on_ready=None):
         self.session = session
+        self._on_ready = on_ready
         self._handles: dict[int, Handle] = {}
         self._ids = itertools.count(1)
         self._hmutex = threading.Lock()             # guards _handles only
@@ -66,6 +67,11 @@ class ProcFS(Operations):
                     kids.append(child)
                 if depth < len(parts) - 1:
                     self._dirs.setdefault("/" + "/".join(parts[:depth + 1]), [])
+
+    def init(self, path):
+        """Called by libfuse once the mount is up: the moment to say so (--banner)."""
+        if self._on_ready is not None:
+            self._on_ready()
 
     # --- metadata ------------------------------------------------------------------------
     def getattr(self, path, fh=None):
@@ -247,7 +253,7 @@ def recover_dead_mount(mountpoint: str) -> bool:
     return mount_entry(mountpoint) is None
 
 
-def serve(session: Session, mountpoint: str, allow_other: bool = False) -> None:
+def serve(session: Session, mountpoint: str, allow_other: bool = False, on_ready=None) -> None:
     """Mount and serve until unmounted (fusermount -u) or SIGINT/SIGTERM/SIGHUP.
 
     fusepy resets SIGINT to SIG_DFL around fuse_main, so libfuse's own handlers catch
@@ -257,4 +263,4 @@ def serve(session: Session, mountpoint: str, allow_other: bool = False) -> None:
                 fsname="procsim", subtype="procsim")
     if allow_other:
         opts["allow_other"] = True
-    FUSE(ProcFS(session), mountpoint, raw_fi=True, **opts)
+    FUSE(ProcFS(session, on_ready), mountpoint, raw_fi=True, **opts)
