@@ -6,9 +6,10 @@
 set -euo pipefail
 M=${1:?usage: $0 MOUNTPOINT}
 C=$M/control
+PROCSIM=${PROCSIM:-$(command -v procsim || echo "$(dirname "$0")/../.venv/bin/procsim")}
 show() {
     echo "== $1"
-    procsim exec "$M" -- slabtop -o -s c | grep -E 'OBJS|demo_obj' || true
+    "$PROCSIM" exec "$M" -- slabtop -o -s c | grep -E 'OBJS|demo_obj' || true
     grep -E '^(Slab|SUnreclaim):' "$M/meminfo" || true
 }
 
@@ -19,7 +20,7 @@ for step in 1 2 3; do
     show "after $((step * 5000)) objects"
 done
 echo 'kmem_cache_free demo_obj tag=step2' > "$C"
-show "freed the middle 5000: slabs stay (partial or empty)"
+show "freed the middle 5000: empty slabs beyond min_partial go straight back"
 echo 'kmem_cache_shrink demo_obj' > "$C"
 show "after kmem_cache_shrink: $(tail -n 1 "$M/log")"
 echo 'kmem_cache_free demo_obj tag=step1' > "$C"
