@@ -590,3 +590,31 @@ def test_real_kernel_dma_and_nodes(server):
     for a in (x, y, z):
         sl.kfree(a)
     sl.check()
+
+
+def test_seed_vm_boot_profile():
+    """seed-vm.yaml: seed 000's caches on a 2-CPU, 1-node 6.18 machine."""
+    from procsim.mm.kernel import Kernel
+    k = Kernel(M.load(M.CONFIGS_DIR / "seed-vm.yaml"))
+    sl = k.slab
+    sl.check()
+    tcp = sl.find("TCP")
+    assert (tcp.size, tcp.objects, 1 << tcp.order, tcp.inuse) == (2368, 13, 8, 101)
+    assert tcp.slabinfo() == (104, 104, 8, 8)               # ceil(101/13) = 8 slabs, all cpu-full
+    dentry = sl.find("dentry")
+    assert dentry.inuse == 36613 and dentry.slabinfo()[1] == 1744 * 21     # ceil(36613/21)
+    assert sl.find("inode_cache").objects == 12                            # 640 B: 12 per 2 pages
+    assert k.nodes[0].stat["nr_slab_reclaimable"] == sum(
+        s.pages for s in sl.caches if s.flags & SLAB_RECLAIM_ACCOUNT)
+    names = [s.name for s in sl.caches]
+    assert names[-55:-53] == ["kmalloc_buckets", "kmalloc-cg-8k"] and names[-1] == "kmem_cache"
+    assert names[0] == "TCP"                                 # the last cache the profile creates
+
+
+def test_seed_server_boot_profile(server):
+    sl = server.slab
+    assert [s.name for s in sl.caches[:3]] == ["rpc_inode_cache", "xfs_dqtrx", "xfs_dquot"]
+    fs = sl.find("fsnotify_mark_connector")
+    assert fs.inuse == 129370
+    per_node = [sum(x.inuse for x in sl._slab_of.values() if x.cache is fs and x.node == n) for n in (0, 1)]
+    assert per_node == [64685, 64685]

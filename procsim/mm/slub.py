@@ -618,7 +618,13 @@ class Slub:
         full, rest = divmod(count, s.objects)
         gfp = GFP_KERNEL | _GFP_THISNODE
         for _ in range(full):
-            slab = self._new_slab(s, gfp, nid, cpu)
+            try:
+                slab = self._new_slab(s, gfp, nid, cpu)
+            except MMError:
+                if not gfp & _GFP_THISNODE:
+                    raise
+                gfp &= ~_GFP_THISNODE                   # e.g. a DMA cache on a node without DMA
+                slab = self._new_slab(s, gfp, nid, cpu)
             if slab.objects != s.objects:                   # fallback order: fewer objects
                 rest += s.objects - slab.objects
             slab.free = []
