@@ -145,3 +145,17 @@ def test_renders_are_cached_per_generation():
     s.render("meminfo")
     s.render("meminfo")
     assert len(counter) == 2
+
+
+def test_overlong_line_is_einval_and_dropped(fake_mounted):
+    from procsim.control import MAX_LINE
+    fd = os.open(fake_mounted / "control", os.O_RDWR)
+    try:
+        with pytest.raises(OSError) as e:
+            os.write(fd, b"x" * (MAX_LINE + 1))                # no newline: buffered until too long
+        assert e.value.errno == errno.EINVAL
+        assert os.write(fd, b"alloc_pages 0\n") == 14           # the buffer was dropped, not kept
+        assert os.read(fd, 4096).decode().splitlines() == [f"error EINVAL: line longer than {MAX_LINE} bytes",
+                                                            "ok 1"]
+    finally:
+        os.close(fd)
