@@ -23,7 +23,7 @@ def _count(n: int) -> str:
 def render(k) -> bytes:
     out = []
     for node in k.nodes:
-        if not any(z.managed for z in node.zones):     # node_state(N_MEMORY)
+        if not any(z.present for z in node.zones):     # node_state(N_MEMORY)
             continue
         zones = [z for z in node.zones if z.populated]
         out.append(f"Page block order: {PAGEBLOCK_ORDER}\nPages per block:  {PAGEBLOCK_NR_PAGES}\n\n")
