@@ -639,3 +639,25 @@ def test_tiny_under_pressure_stays_consistent():
     for p in held[::2]:
         k.free_pages(p)
     check_consistent(k, 0)
+
+
+def test_memfree_excludes_pcp_pages():
+    """On a bare kernel (no SLUB, no boot workload) every page is free, on a pcp list, or
+    ours: MemFree counts only the first kind."""
+    from procsim.machine import load
+    from procsim.mm import gfp as G
+    from procsim.mm.kernel import Kernel
+    k = Kernel(load(CONFIGS / "tiny.yaml"), boot=False, slab=False)
+    held = [k.alloc_pages(o, G.GFP_KERNEL) for o in (0, 0, 1, 3, 5)]
+    mine = 1 + 1 + 2 + 8 + 32
+    pcp = sum(p.count for z in k.zones for p in z.pcp)
+    assert pcp > 0                                     # order-0 refills left pages on the pcp lists
+    f = check_consistent(k, 0)
+    mi = parse_meminfo(f["meminfo"])
+    zones = parse_zoneinfo(f["zoneinfo"])
+    assert sum(sum(p["count"] for p in z["pagesets"]) for z in zones) == pcp
+    assert mi["MemFree"] == mi["MemTotal"] - (pcp + mine) * 4
+    for p in held:
+        k.free_pages(p)
+    pcp = sum(p.count for z in k.zones for p in z.pcp)
+    assert parse_meminfo(files(k)["meminfo"])["MemFree"] == mi["MemTotal"] - pcp * 4

@@ -14,7 +14,7 @@ HEADER = ("slabinfo - version: 2.1\n"
 
 def render(k) -> bytes:
     out = [HEADER]
-    for s in k.slab.caches:
+    for s in (k.slab.caches if k.slab is not None else ()):       # a Kernel built without SLUB
         active_objs, num_objs, active_slabs, num_slabs = s.slabinfo()
         out.append(f"{s.name:<17} {active_objs:6d} {num_objs:6d} {s.size:6d} {s.objects:4d} {1 << s.order:4d}"
                    f" : tunables {0:4d} {0:4d} {0:4d} : slabdata {active_slabs:6d} {num_slabs:6d} {0:6d}\n")
