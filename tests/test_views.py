@@ -290,7 +290,7 @@ def _ref_zone_keys():
     return kinds
 
 
-@pytest.mark.parametrize("which", ["seed-vm", "seed-server", "tiny", "memoryless"])
+@pytest.mark.parametrize("which", ["seed-vm", "seed-server", "tiny", "big-4s-1t", "memoryless"])
 def test_zoneinfo_sections_have_the_reference_keys(which):
     k = memoryless_kernel() if which == "memoryless" else kernel(which)
     want = _ref_zone_keys()
@@ -428,6 +428,27 @@ def test_seed_vm_watermarks_protection_pagesets(seed_vm):
     # empty zones: Movable clamps to SWAP_CLUSTER_MAX, Normal/Device stay 0
     assert [z["Movable"][w] for w in ("min", "low", "high", "promo")] == [32] * 4
     assert [z[n][w] for n in ("Normal", "Device") for w in ("min", "low", "high", "promo")] == [0] * 8
+
+
+def test_seed_server_two_nodes_by_hand(seed_server):
+    """2 x 64 GiB, 48 CPUs (24 per node), PCI hole at 2 GiB."""
+    z = {(x["node"], x["zone"]): x for x in parse_zoneinfo(files(seed_server)["zoneinfo"])}
+    managed = {(0, "DMA"): 3840, (0, "DMA32"): 512000, (0, "Normal"): 15990784, (1, "Normal"): 16515072}
+    assert {key: z[key]["managed"] for key in managed} == managed
+    # THP raise: 4 populated zones <= Normal -> 5632 * 4 pages (90112 kB) beats 4*sqrt(lowmem kB) ~ 45972 kB
+    pages_min, lowmem = 5632 * 4, sum(managed.values())
+    assert [z[key]["min"] for key in managed] == [pages_min * m // lowmem for m in managed.values()] == \
+        [2, 349, 10909, 11266]
+    assert z[0, "DMA"]["protection"] == (0, 512000 // 256, (512000 + 15990784) // 256, 64464, 64464) == \
+        (0, 2000, 64464, 64464, 64464)
+    assert z[0, "DMA32"]["protection"] == (0, 0, 62464, 62464, 62464)
+    assert all(z[key]["protection"] == (0, 0, 0, 0, 0) for key in z if key not in ((0, "DMA"), (0, "DMA32")))
+    # thresholds: 2 * fls(48) * (1 + fls(managed >> 15)); high_min: low / 24 cpus of the node, >= 4*batch
+    assert [z[key]["pagesets"][0]["threshold"] for key in managed] == [12, 60, 120, 120]
+    assert [z[key]["pagesets"][47]["high_min"] for key in managed] == [4, 252, 26899 // 24, 27781 // 24]
+    assert [len(z[key]["pagesets"]) for key in managed] == [48] * 4
+    # node 1 has no DMA/DMA32: its stats sit under Normal
+    assert zone_kind(z[1, "Normal"]) == "first" and zone_kind(z[1, "DMA"]) == "empty"
 
 
 def test_seed_vm_meminfo_totals_and_direct_map(seed_vm):
@@ -609,9 +630,11 @@ def random_workload(k, seed: int, steps: int, check_every: int):
     assert all(done.values()), done          # every kind of operation really happened
 
 
-def test_slab_identity_holds_at_boot(seed_vm):
-    assert sum(k for k in seed_vm.slab.large_pages) == 0
-    check_consistent(seed_vm, 0)
+@pytest.mark.parametrize("config", ["tiny", "seed-vm", "seed-server", "big-4s-1t", "memoryless"])
+def test_files_agree_at_boot(config):
+    k = memoryless_kernel() if config == "memoryless" else kernel(config)
+    assert sum(k.slab.large_pages) == 0          # boot makes no large kmalloc: slab pages are slabinfo's
+    check_consistent(k, 0)
 
 
 @pytest.mark.parametrize("config,seed", [("tiny", 1), ("tiny", 2), ("seed-vm", 3), ("seed-server", 4),
