@@ -252,6 +252,34 @@ class Kernel:
         self.generation += 1
         return page
 
+    def alloc_pages_bulk(self, order: int, gfp: int, nr: int, node: int | None = None,
+                         cpu: int | None = None, use: str | None = None) -> list[Page]:
+        """alloc_pages_bulk(): nr blocks of one kind in one call, all or nothing (ENOMEM frees
+        what was taken).  The per-request work is done once, which is what makes booting a
+        machine with gigabytes of page cache quick."""
+        if nr <= 0:
+            return []
+        first = self.alloc_pages(order, gfp, node, cpu, use)
+        cpu, node = first.cpu, first.zone.node if node is None else node
+        zonelist, mt, flags = self._plans.get((node, gfp)) or self._plan(node, gfp)
+        pages = [first]
+        get = self._get_page_from_freelist
+        for _ in range(nr - 1):
+            page = get(zonelist, order, flags, mt, cpu) or get(zonelist, order, G.gfp_to_alloc_flags(gfp, order), mt, cpu)
+            if page is None:
+                for p in reversed(pages):
+                    self.free_pages(p)
+                raise MMError(errno.ENOMEM, f"alloc_pages_bulk: only {len(pages)} of {nr} order-{order} blocks "
+                                            f"({G.format_gfp(gfp)}) on node {node}")
+            if page.zone.boost:
+                page.zone.boost = 0
+            if use:
+                page.use = use
+                self._account_use(page, +1)
+            pages.append(page)
+        self.generation += 1
+        return pages
+
     def _plan(self, node: int, gfp: int):
         """What a (node, gfp) request needs, worked out once: the zonelist cut at the highest
         allowed zone, the migratetype, the fast path's alloc flags (ALLOC_NOFRAGMENT rule)."""
@@ -579,8 +607,11 @@ class Kernel:
         for z in self.zones:
             for pcp in z.pcp:
                 while pcp.high > pcp.high_min:
-                    pcp.high = max(pcp.count - (pcp.batch << PCP_BATCH_SCALE_MAX),
-                                   pcp.high - (pcp.high >> 3), pcp.high_min)
+                    high = max(pcp.count - (pcp.batch << PCP_BATCH_SCALE_MAX),
+                               pcp.high - (pcp.high >> 3), pcp.high_min)
+                    if high >= pcp.high:             # below 8 the 1/8 step is 0: the decay levels off
+                        break
+                    pcp.high = high
                     if pcp.count > pcp.high:
                         self._free_pcppages_bulk(z, min(pcp.count - pcp.high, pcp.batch), pcp, 0)
                 pcp.alloc_factor = pcp.free_count = 0
@@ -600,11 +631,10 @@ class Kernel:
             targets = [(self.nodes[bp.node], pages)] if bp.node is not None else \
                 [(n, pages * n.managed // total) for n in mem_nodes]
             gfp = USE_GFP[bp.use]
-            order = 2 if bp.use == "kernel_stack" else (4 if bp.use in ("pagecache", "anon") and pages >= 1 << 16 else 0)
+            # stacks are 16 KiB; gigabytes of page cache or anon come as large folios (128 KiB)
+            order = 2 if bp.use == "kernel_stack" else (5 if bp.use in ("pagecache", "anon") and pages >= 1 << 16 else 0)
             for node, n in targets:
-                cpu = self.default_cpu(node.id)
-                for _ in range(n >> order):
-                    self.alloc_pages(order, gfp, node=node.id, cpu=cpu, use=bp.use)
+                self.alloc_pages_bulk(order, gfp, n >> order, node=node.id, use=bp.use)
         self.boot_pages_done = True
 
     # ---- totals the views need ------------------------------------------------------------
