@@ -7,8 +7,6 @@ slabtop makes of an unchanged state render once.
 """
 from __future__ import annotations
 
-import importlib
-import sys
 import threading
 from pathlib import Path
 
@@ -19,22 +17,8 @@ CONTROL, LOG, ALLOCATIONS = "control", "log", "allocations"
 
 
 def load_views(machine) -> dict:
-    """The view registry for this machine (a module's ``files_for(machine)`` when it has
-    per-node/per-CPU files, else its ``FILES``), skipping view modules not written yet."""
     from procsim import views
-    out = {}
-    for name in views.MODULES:
-        modname = f"{views.__name__}.{name}"
-        try:
-            mod = importlib.import_module(modname)
-        except ModuleNotFoundError as e:
-            if e.name != modname:
-                raise
-            print(f"procsim: view module {modname} not available yet, skipped", file=sys.stderr)
-            continue
-        files_for = getattr(mod, "files_for", None)
-        out.update(files_for(machine) if files_for and machine is not None else mod.FILES)
-    return out
+    return views.files(machine)
 
 
 def default_boot(machine):

@@ -1,7 +1,8 @@
 """One module per simulated file: each turns the kernel's state into the file's bytes.
 
 Every module exports ``FILES``: a dict from the path below the mount point to a
-:class:`View`.  Views only read the core; they never change it.
+:class:`View`; a module whose files depend on the machine (one directory per node or
+CPU) also exports ``files_for(machine)``.  Views only read the core; they never change it.
 """
 from __future__ import annotations
 
@@ -20,8 +21,11 @@ class View:
     exact_size: bool = False                    # binary files (DMI) need st_size = len(content)
 
 
-def files() -> dict[str, View]:
+def files(machine=None) -> dict[str, View]:
+    """Every file of the mount, for this machine (only the fixed ones without a machine)."""
     out: dict[str, View] = {}
     for name in MODULES:
-        out.update(importlib.import_module(f"{__name__}.{name}").FILES)
+        mod = importlib.import_module(f"{__name__}.{name}")
+        files_for = getattr(mod, "files_for", None)
+        out.update(files_for(machine) if files_for and machine is not None else mod.FILES)
     return out
