@@ -2,7 +2,7 @@
 
 One command per line (``#`` comments and blank lines are ignored)::
 
-    alloc_pages ORDER [gfp=FLAGS] [node=N] [cpu=C] [count=K] [tag=NAME]
+    alloc_pages ORDER [gfp=FLAGS] [node=N] [cpu=C] [count=K] [tag=NAME] [use=USE]
     free_pages ID | free_pages tag=NAME
     kmem_cache_create NAME SIZE [align=A] [flags=SLAB_HWCACHE_ALIGN|...]
     kmem_cache_alloc NAME [gfp=FLAGS] [node=N] [cpu=C] [count=K] [tag=NAME]
@@ -14,6 +14,8 @@ One command per line (``#`` comments and blank lines are ignored)::
     drop_caches | reset | help
 
 An ID may also be a range ``A-B`` (as printed in the ``ok A-B`` reply).
+``use=`` says what the pages are for (anon, pagecache, kernel_stack, page_tables), so meminfo's
+AnonPages, Cached, KernelStack and PageTables follow them.
 
 Every line is atomic: it either succeeds completely or leaves the allocation state as it
 was (a ``count=K`` that runs out of memory half way frees what it got, in reverse order).
@@ -48,13 +50,14 @@ MAX_LISTED = 100000
 MAX_ORDER = 10                  # MAX_PAGE_ORDER: orders 0..10
 PAGE_SIZE = 4096
 PAGE_OFFSET = 0xFFFF888000000000
+PAGE_USES = ("anon", "pagecache", "kernel_stack", "page_tables")   # alloc_pages use=
 DEAD = (1 << 64) - 1            # marks a freed slot in a group's address array
 
 _TAG = re.compile(r"[A-Za-z0-9_.:+-]{1,64}")
 _ID = re.compile(r"(\d+)(?:-(\d+))?")
 
 HELP = """\
-alloc_pages ORDER [gfp=FLAGS] [node=N] [cpu=C] [count=K] [tag=NAME]
+alloc_pages ORDER [gfp=FLAGS] [node=N] [cpu=C] [count=K] [tag=NAME] [use=USE]
 free_pages ID | free_pages tag=NAME
 kmem_cache_create NAME SIZE [align=A] [flags=SLAB_HWCACHE_ALIGN|SLAB_RECLAIM_ACCOUNT|...]
 kmem_cache_alloc NAME [gfp=FLAGS] [node=N] [cpu=C] [count=K] [tag=NAME]
@@ -168,7 +171,7 @@ class Control:
 
     # --- parsing -------------------------------------------------------------------------
     _SPEC = {   # command: (positional names, allowed options)
-        "alloc_pages": (("ORDER",), {"gfp", "node", "cpu", "count", "tag"}),
+        "alloc_pages": (("ORDER",), {"gfp", "node", "cpu", "count", "tag", "use"}),
         "free_pages": (("ID",), {"tag"}),
         "kmem_cache_create": (("NAME", "SIZE"), {"align", "flags"}),
         "kmem_cache_alloc": (("NAME",), {"gfp", "node", "cpu", "count", "tag"}),
@@ -290,6 +293,11 @@ class Control:
         order = self._int(cmd.args[0], "order", 0, MAX_ORDER)
         gfp, where = self._where(cmd)
         count, tag = self._count_tag(cmd)
+        if "use" in cmd.opts:
+            if cmd.opts["use"] not in PAGE_USES:
+                raise ControlError(E.EINVAL, f"alloc_pages: use= must be one of {'|'.join(PAGE_USES)},"
+                                             f" not {cmd.opts['use']!r}")
+            where["use"] = cmd.opts["use"]
         k = self.kernel
         return self._allocate("pages", order, tag, count,
                               lambda: k.alloc_pages(order, gfp, **where), k.free_pages, keep_pages=True)

@@ -1,6 +1,13 @@
 """Invariants of the simulated kernel, as code.  ``check(kernel)`` raises AssertionError
-with a precise message at the first broken rule; tests call it after every step."""
+with a precise message at the first broken rule; tests call it after every step.
+
+``state_digest(kernel)`` hashes everything a command may change (free lists, pcp lists,
+allocations, pageblocks, counters, slab state), so a test can prove that a rejected
+command left the machine exactly as it was.
+"""
 from __future__ import annotations
+
+import hashlib
 
 from .buddy import (MAX_PAGE_ORDER, MIGRATE_HIGHATOMIC, MIGRATE_ISOLATE, MIGRATE_TYPES, NR_PAGE_ORDERS,
                     migratetype_is_mergeable, pindex_to_order)
@@ -12,6 +19,100 @@ def check(kernel) -> None:
         check_zone(z)
     if kernel.slab is not None and hasattr(kernel.slab, "check"):
         kernel.slab.check()
+    check_counters(kernel)
+
+
+# node_stat items a page allocation's ``use`` feeds, per page (the stack counter is in kB)
+_USE_ITEMS = {"anon": (("nr_anon_pages", "nr_inactive_anon"), "nr_zone_inactive_anon", 1),
+              "pagecache": (("nr_file_pages", "nr_inactive_file"), "nr_zone_inactive_file", 1),
+              "kernel_stack": (("nr_kernel_stack",), None, 4),
+              "page_tables": (("nr_page_table_pages",), None, 1)}
+
+
+def check_counters(kernel) -> None:
+    """The counters the views print agree with the pages they count.
+
+    meminfo's MemFree is Σ zone NR_FREE_PAGES; Slab is node nr_slab_* = slab pages plus
+    large kmalloc pages; AnonPages, Cached, KernelStack, PageTables are the pages allocated
+    with that use; every slab and large kmalloc page is a live buddy allocation.
+    """
+    assert kernel.nr_free_pages == sum(z.nr_free for z in kernel.zones)
+    for n in kernel.nodes:
+        assert n.nr_free == sum(z.nr_free for z in n.zones), f"node {n.id}: nr_free != Σ zones"
+    for name, v in kernel.vm_events.items():
+        assert v >= 0, f"vm event {name} is negative ({v})"
+    expect: dict[tuple[int, str], int] = {}
+    zone_expect: dict[tuple[int, str], int] = {}
+    for zi, z in enumerate(kernel.zones):
+        for page in z.allocated.values():
+            use = getattr(page, "use", None)
+            if use in _USE_ITEMS:
+                items, zitem, unit = _USE_ITEMS[use]
+                for it in items:
+                    expect[z.node, it] = expect.get((z.node, it), 0) + (unit << page.order)
+                if zitem:
+                    zone_expect[zi, zitem] = zone_expect.get((zi, zitem), 0) + (1 << page.order)
+        for item in ("nr_zone_inactive_anon", "nr_zone_inactive_file"):
+            assert z.stat[item] == zone_expect.get((zi, item), 0), \
+                f"{z!r}: {item} {z.stat[item]} but {zone_expect.get((zi, item), 0)} pages allocated for it"
+    slab = kernel.slab
+    if slab is not None and hasattr(slab, "slab_pages"):
+        for key, pages in slab.slab_pages().items():
+            expect[key] = expect.get(key, 0) + pages
+        for s in slab._slab_of.values():
+            assert s.page.zone.allocated.get(s.pfn) is s.page, f"slab page {s.pfn:#x} is not allocated"
+            assert s.page.order == s.order
+        for pfn, page in slab._large.items():
+            assert page.zone.allocated.get(pfn) is page, f"large kmalloc page {pfn:#x} is not allocated"
+    for n in kernel.nodes:
+        for item in ("nr_slab_reclaimable", "nr_slab_unreclaimable", "nr_anon_pages", "nr_inactive_anon",
+                     "nr_file_pages", "nr_inactive_file", "nr_kernel_stack", "nr_page_table_pages"):
+            assert n.stat[item] == expect.get((n.id, item), 0), \
+                f"node {n.id}: {item} {n.stat[item]} but the pages say {expect.get((n.id, item), 0)}"
+
+
+def state_digest(kernel) -> str:
+    """A hash of the whole allocation state (not ``generation``, which is only a cache key)."""
+    h = hashlib.sha256()
+
+    def put(*parts):
+        h.update(repr(parts).encode())
+        h.update(b"\n")
+
+    for z in kernel.zones:
+        put("zone", z.node, z.idx, z.nr_free, z.nr_free_highatomic, z.nr_reserved_highatomic, z.boost,
+            tuple(z._watermark), tuple(z.lowmem_reserve), sorted(z.stat.items()), sorted(z.numa.items()),
+            bytes(z.pageblock_mt), sorted((k, v) for k, v in z.movable_used.items() if v))
+        for o in range(NR_PAGE_ORDERS):
+            for mt in range(MIGRATE_TYPES):
+                s = -1 - o * MIGRATE_TYPES - mt
+                blocks, p = [], z._nxt[s]
+                while p != s:
+                    blocks.append(p)
+                    p = z._nxt[p]
+                put("free_list", o, mt, z._nr[o][mt], blocks)
+        put("runs", [[tuple(r) for r in runs] for runs in z._runs])
+        for cpu, pcp in enumerate(z.pcp):
+            put("pcp", cpu, pcp.count, pcp.high, pcp.batch, pcp.high_min, pcp.high_max,
+                [list(l) for l in pcp.lists])
+        put("allocated", sorted((p, pg.order, pg.migratetype, pg.cpu, getattr(pg, "use", None))
+                                for p, pg in z.allocated.items()))
+    for n in kernel.nodes:
+        put("node", n.id, sorted(n.stat.items()))
+    put("vm_events", sorted(kernel.vm_events.items()))
+    slab = kernel.slab
+    if slab is not None:
+        put("large", sorted((p, pg.order) for p, pg in slab._large.items()), list(slab.large_pages))
+        for c in slab.caches:
+            put("cache", c.name, c.size, c.order, c.inuse, c.nr_slabs, c.pages,
+                sorted((cpu, s.pfn) for cpu, s in c.cpu_slab.items()),
+                sorted((cpu, [s.pfn for s in l]) for cpu, l in c.cpu_partial_list.items()),
+                [(n.id, n.nr_slabs, n.total_objects, n.partial_free, [s.pfn for s in n.partial])
+                 for n in c.node if n is not None])
+        for pfn in sorted(slab._slab_of):
+            s = slab._slab_of[pfn]
+            put("slab", pfn, s.cache.name, s.state, s.cpu, s.inuse, list(s.free), bytes(s.used))
+    return h.hexdigest()
 
 
 def check_zone(z) -> None:
