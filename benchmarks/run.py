@@ -1,0 +1,434 @@
+"""``make bench``: how fast procsim is, against its peers measured in the same run.
+
+One table on stdout, also written to benchmarks/results.md with the machine it ran on.
+Every figure is a median of repeated runs; where a figure has a peer (the host's own /proc
+file, a minimal fusepy file, the host's slabtop) the ratio is to that peer, measured now.
+Mounts live on temp directories and are always unmounted (try/finally); no daemon is
+left behind.  Startup and RSS come from a fresh subprocess per machine (VmHWM).
+
+    python benchmarks/run.py [--quick]
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
+PY = sys.executable
+PROCSIM = [PY, "-m", "procsim.cli"]
+QUICK = "--quick" in sys.argv
+REPEAT = 3 if QUICK else 5
+
+rows: list[tuple[str, str, str, str, str]] = []      # figure, value, peer/ratio, target, verdict
+
+
+def row(figure, value, peer="—", target="—", ok=None):
+    verdict = "—" if ok is None else ("PASS" if ok else "MISS")
+    rows.append((figure, value, peer, target, verdict))
+    print(f"  {figure}: {value}  [{peer}]  target {target}  {verdict}", flush=True)
+
+
+def median_of(fn, n=REPEAT):
+    return statistics.median(fn() for _ in range(n))
+
+
+def us(s): return f"{s * 1e6:.1f} µs"
+def ms(s): return f"{s * 1e3:.2f} ms"
+
+
+# --- reading files ------------------------------------------------------------------------------
+def read_once(path: str) -> float:
+    t = time.perf_counter()
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        while os.read(fd, 1 << 17):
+            pass
+    finally:
+        os.close(fd)
+    return time.perf_counter() - t
+
+
+def read_cost(path: str, n: int = 300) -> float:
+    """Median over REPEAT batches of the mean open+read+close time of n reads."""
+    read_once(path)                                   # warm: first render, dentry cache
+    return median_of(lambda: sum(read_once(path) for _ in range(n)) / n)
+
+
+# --- mounts ---------------------------------------------------------------------------------------
+def mounted(mp: str) -> bool:
+    real = os.path.realpath(mp)
+    with open("/proc/self/mounts") as f:
+        return any(line.split()[1] == real for line in f)
+
+
+def wait_mounted(mp: str, proc: subprocess.Popen | None = None, timeout: float = 120):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if mounted(mp):
+            try:
+                os.statvfs(mp)
+                return
+            except OSError:
+                pass
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"daemon for {mp} exited with {proc.returncode}")
+        time.sleep(0.02)
+    raise RuntimeError(f"{mp} not mounted after {timeout} s")
+
+
+def unmount(mp: str, proc: subprocess.Popen | None = None):
+    if mounted(mp):
+        subprocess.run(["fusermount", "-u", mp], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if mounted(mp):
+        subprocess.run(["fusermount", "-uz", mp], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if proc is not None:
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+class Mount:
+    """A foreground daemon on a temp mount point: procsim (default machine) or the floor."""
+
+    def __init__(self, argv_for_mp):
+        self.argv_for_mp = argv_for_mp
+
+    def __enter__(self):
+        self.dir = tempfile.mkdtemp(prefix="procsim-bench-")
+        self.proc = subprocess.Popen(self.argv_for_mp(self.dir), cwd=ROOT, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.DEVNULL)
+        try:
+            wait_mounted(self.dir, self.proc)
+        except BaseException:
+            self.__exit__()
+            raise
+        return self.dir
+
+    def __exit__(self, *exc):
+        try:
+            unmount(self.dir, self.proc)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+            try:
+                os.rmdir(self.dir)
+            except OSError:
+                pass
+
+
+def procsim_mount():
+    return Mount(lambda mp: [*PROCSIM, "mount", "--foreground", mp])
+
+
+def floor_mount(src: str):
+    return Mount(lambda mp: [PY, str(HERE / "fusepy_floor.py"), src, mp])
+
+
+def control(mp: str, text: str) -> tuple[float, bytes]:
+    """One write() of text to M/control; time of the write, and the replies."""
+    fd = os.open(os.path.join(mp, "control"), os.O_RDWR)
+    try:
+        t = time.perf_counter()
+        os.write(fd, text.encode())
+        dt = time.perf_counter() - t
+        return dt, os.read(fd, 1 << 16)
+    finally:
+        os.close(fd)
+
+
+def bash_time(script: str, prefix: list[str] | None = None) -> float:
+    """Seconds a bash script takes, timed inside bash (no process start in the figure)."""
+    timed = f's=$(date +%s%N); {script}; e=$(date +%s%N); echo $((e - s))'
+    out = subprocess.run([*(prefix or []), "bash", "-c", timed], capture_output=True, text=True, check=True,
+                         cwd=ROOT)
+    return int(out.stdout.strip().splitlines()[-1]) / 1e9
+
+
+# --- the sections -------------------------------------------------------------------------------
+def bench_mount():
+    print("mount: reads, control, slabtop", flush=True)
+    with procsim_mount() as mp:
+        zi = os.path.join(mp, "zoneinfo")
+        with open(zi, "rb") as f:
+            data = f.read()
+        with tempfile.NamedTemporaryFile(prefix="procsim-zoneinfo-", delete=False) as tf:
+            tf.write(data)
+        try:
+            with floor_mount(tf.name) as fmp:
+                floor = read_cost(os.path.join(fmp, "zoneinfo"))
+                sim = read_cost(zi)
+        finally:
+            os.unlink(tf.name)
+        host = read_cost("/proc/zoneinfo")
+        row("open+read+close M/zoneinfo (seed-server)", us(sim),
+            f"fusepy floor {us(floor)} → {sim / floor:.2f}×; host /proc/zoneinfo {us(host)} → {sim / host:.1f}×",
+            "≤ 1.3× floor", sim <= 1.3 * floor)
+
+        ncaches = sum(1 for _ in open(os.path.join(mp, "slabinfo"))) - 2
+        sim = read_cost(os.path.join(mp, "slabinfo"))
+        host = read_cost("/proc/slabinfo")
+        row(f"open+read+close M/slabinfo ({ncaches} caches)", us(sim),
+            f"host /proc/slabinfo {us(host)} → {sim / host:.2f}×", "≤ 1.5× host", sim <= 1.5 * host)
+
+        n = 20
+        loop = f"for i in $(seq {n}); do slabtop -o >/dev/null; done"
+        ns = [*PROCSIM, "exec", mp, "--"]
+        sim = median_of(lambda: bash_time(loop, ns)) / n
+        host = median_of(lambda: bash_time(loop)) / n
+        row("slabtop -o inside procsim exec", ms(sim), f"host slabtop -o {ms(host)} → {sim / host:.2f}×",
+            "≤ 1.5×", sim <= 1.5 * host)
+        whole = median_of(lambda: _wall([*ns, "slabtop", "-o"]))
+        row("whole `procsim exec M -- slabtop -o` (python + unshare + binds + slabtop)", ms(whole),
+            f"host slabtop -o {ms(host)}")
+
+        def kmalloc_batch():
+            dt, reply = control(mp, "kmalloc 64 count=100000 tag=bench\n")
+            assert reply.startswith(b"ok "), reply
+            control(mp, "kfree tag=bench\n")
+            return dt
+        dt = median_of(kmalloc_batch)
+        row("control: kmalloc 64 count=100000", f"{100000 / dt / 1e3:.0f} k objects/s ({ms(dt)})", "—",
+            "≥ 100 k/s", 100000 / dt >= 100e3)
+
+        n = 2000
+        ctl = os.path.join(mp, "control")
+        dt = median_of(lambda: bash_time(f'for i in $(seq {n}); do echo "kmalloc 64 tag=loop" > {ctl}; done'), 3)
+        control(mp, "kfree tag=loop\n")
+        row(f"control: bash loop of {n} single echo > M/control", f"{n / dt / 1e3:.2f} k commands/s",
+            "—", "≥ 2 k/s", n / dt >= 2e3)
+
+
+def _wall(argv) -> float:
+    t = time.perf_counter()
+    subprocess.run(argv, stdout=subprocess.DEVNULL, check=True, cwd=ROOT)
+    return time.perf_counter() - t
+
+
+ENGINE = r"""
+import sys, time, statistics
+from procsim import machine as M
+from procsim.mm import gfp as G
+from procsim.mm.kernel import Kernel
+k = Kernel(M.load(sys.argv[1]))
+N, R = int(sys.argv[2]), int(sys.argv[3])
+alloc, free, slab = k.alloc_pages, k.free_pages, k.slab
+def pairs(order):
+    t = time.perf_counter()
+    for _ in range(N):
+        free(alloc(order, G.GFP_KERNEL))
+    return (time.perf_counter() - t) / N
+def kpairs():
+    kmalloc, kfree = slab.kmalloc, slab.kfree
+    t = time.perf_counter()
+    for _ in range(N):
+        kfree(kmalloc(64, G.GFP_KERNEL))
+    return (time.perf_counter() - t) / N
+print(statistics.median(pairs(0) for _ in range(R)), statistics.median(pairs(3) for _ in range(R)),
+      statistics.median(kpairs() for _ in range(R)))
+"""
+
+
+def bench_engine():
+    print("engine", flush=True)
+    out = subprocess.run([PY, "-c", ENGINE, str(ROOT / "configs/seed-server.yaml"), "50000" if QUICK else "200000",
+                          str(REPEAT)], capture_output=True, text=True, check=True, cwd=ROOT).stdout.split()
+    o0, o3, km = map(float, out)
+    row("engine: order-0 alloc+free pair", us(o0), "—", "≤ 2 µs", o0 <= 2e-6)
+    row("engine: order-3 alloc+free pair", us(o3), "—", "≤ 4 µs", o3 <= 4e-6)
+    row("engine: kmalloc(64)+kfree pair", us(km), "—", "≤ 2 µs", km <= 2e-6)
+
+
+STARTUP = r"""
+import sys, time
+t0 = time.perf_counter()
+from procsim import machine as M
+from procsim.mm.kernel import Kernel
+t1 = time.perf_counter()
+m = M.load(sys.argv[1])
+k = Kernel(m)
+t2 = time.perf_counter()
+extra = 0
+if len(sys.argv) > 2:                       # N live objects in one cache
+    from array import array
+    from procsim.mm import gfp as G
+    c = k.slab.kmem_cache_create("bench_objects", 64)
+    alloc = k.slab.kmem_cache_alloc
+    t = time.perf_counter()
+    objs = array("Q", (alloc(c, G.GFP_KERNEL) for _ in range(int(sys.argv[2]))))
+    extra = time.perf_counter() - t
+hwm = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM"))
+print(t2 - t1, hwm * 1024, extra)
+"""
+
+
+def startup(path: str, objects: int | None = None) -> tuple[float, int, float]:
+    """(parse+layout+boot seconds, peak RSS bytes, extra seconds): medians over fresh processes."""
+    runs = []
+    for _ in range(3):
+        argv = [PY, "-c", STARTUP, path] + ([str(objects)] if objects else [])
+        out = subprocess.run(argv, capture_output=True, text=True, check=True, cwd=ROOT).stdout.split()
+        runs.append((float(out[0]), int(out[1]), float(out[2])))
+    return (statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs),
+            statistics.median(r[2] for r in runs))
+
+
+def mb(b): return f"{b / 1e6:.0f} MB"
+
+
+def bench_startup():
+    print("startup", flush=True)
+    for name in ("tiny", "seed-vm", "seed-server", "big-4s-1t"):
+        t, rss, _ = startup(str(ROOT / "configs" / f"{name}.yaml"))
+        if name == "big-4s-1t":
+            row(f"startup {name}", f"{ms(t)}, RSS {mb(rss)}", "—", "≤ 1 s, ≤ 150 MB", t <= 1 and rss <= 150e6)
+        elif name == "seed-server":
+            row(f"startup {name}", f"{ms(t)}, RSS {mb(rss)}", "—", "≤ 1 s", t <= 1)
+        else:
+            row(f"startup {name}", f"{ms(t)}, RSS {mb(rss)}")
+
+
+def scaling_yaml(total_gib: int) -> str:
+    """Two sockets, 16 DIMMs each, the same CPUs and the same boot workload at every size:
+    only the memory size changes, so the cost should not."""
+    dimm = total_gib // 32
+    lines = ["name: scale-%dg" % total_gib, "sockets:"]
+    lines += ['  - {model: "bench CPU", cores: 16, threads: 32}'] * 2
+    lines.append("dimms:")
+    for s in range(2):
+        for i in range(16):
+            lines.append(f'  - {{socket: {s}, size: {dimm}GiB, locator: "CPU{s} DIMM {i}"}}')
+    lines += ["numa_distances:", "  - [10, 21]", "  - [21, 10]"]
+    lines += ["boot:", "  pages:", "    - {use: pagecache, size: 2GiB}", "    - {use: anon, size: 1GiB}",
+              "    - {use: kernel_stack, size: 32MiB}", "    - {use: page_tables, size: 16MiB}"]
+    return "\n".join(lines) + "\n"
+
+
+def bench_scaling():
+    print("scaling", flush=True)
+    with tempfile.TemporaryDirectory(prefix="procsim-scale-") as d:
+        for gib, label in ((64, "64 GiB"), (256, "256 GiB"), (1024, "1 TiB"), (4096, "4 TiB")):
+            p = Path(d) / f"scale-{gib}.yaml"
+            p.write_text(scaling_yaml(gib))
+            t, rss, _ = startup(str(p))
+            if gib == 4096:
+                row(f"scaling: startup {label} (2 nodes, 64 CPUs, same boot pages)", f"{ms(t)}, RSS {mb(rss)}", "—",
+                    "≤ 2 s, ≤ 300 MB", t <= 2 and rss <= 300e6)
+            else:
+                row(f"scaling: startup {label} (2 nodes, 64 CPUs, same boot pages)", f"{ms(t)}, RSS {mb(rss)}")
+
+
+RENDER = r"""
+import sys, time, statistics
+from procsim import machine as M
+from procsim.mm.kernel import Kernel
+from procsim.views import zoneinfo, slabinfo
+k = Kernel(M.load(sys.argv[1]))
+n = 0
+while len(k.slab.caches) < 150:
+    k.slab.kmem_cache_create(f"bench_cache_{n}", 32 + 8 * n); n += 1
+def t(f, n=50):
+    s = time.perf_counter()
+    for _ in range(n): f(k)
+    return (time.perf_counter() - s) / n
+print(statistics.median(t(zoneinfo.render) for _ in range(5)), statistics.median(t(slabinfo.render) for _ in range(5)),
+      len(k.slab.caches))
+"""
+
+
+def bench_render():
+    print("render", flush=True)
+    out = subprocess.run([PY, "-c", RENDER, str(ROOT / "configs/seed-server.yaml")], capture_output=True,
+                         text=True, check=True, cwd=ROOT).stdout.split()
+    zi, si, n = float(out[0]), float(out[1]), int(out[2])
+    row("render seed-server zoneinfo (in process)", ms(zi), "—", "≤ 5 ms", zi <= 5e-3)
+    row(f"render slabinfo, {n} caches (in process)", ms(si), "—", "≤ 5 ms", si <= 5e-3)
+
+
+def bench_objects():
+    print("1 M objects", flush=True)
+    cfg = str(ROOT / "configs/seed-server.yaml")
+    _, base, _ = startup(cfg)
+    _, rss, dt = startup(cfg, 1_000_000)
+    row("1 M live 64-byte objects in one cache (seed-server)", f"RSS {mb(rss)} (boot alone {mb(base)})",
+        f"{1e6 / dt / 1e3:.0f} k kmem_cache_alloc/s", "< 100 MB", rss < 100e6)
+
+
+# --- the machine and the report ---------------------------------------------------------------------
+def machine_info() -> dict:
+    cpu = "unknown"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = "unknown"
+    try:
+        kb = next(int(l.split()[1]) for l in open("/proc/meminfo") if l.startswith("MemTotal"))
+        mem = f"{kb / 1024 / 1024:.1f} GiB"
+    except (OSError, StopIteration):
+        pass
+    return {"CPU": cpu, "cores": str(os.cpu_count()), "memory": mem, "kernel": platform.release(),
+            "Python": platform.python_version(), "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+
+
+def table() -> str:
+    out = ["| figure | value | peer in the same run | target | |", "|---|---|---|---|---|"]
+    out += [f"| {' | '.join(r)} |" for r in rows]
+    return "\n".join(out)
+
+
+def write_results(info: dict, tbl: str):
+    """Replace the 'Latest run' section of results.md; keep the rest (before/after notes)."""
+    path = HERE / "results.md"
+    text = path.read_text() if path.exists() else "# procsim benchmarks\n"
+    head = "## Latest run (`make bench`)"
+    section = "\n".join([head, "", *(f"- {k}: {v}" for k, v in info.items()), "", tbl, ""])
+    if head in text:
+        before, rest = text.split(head, 1)
+        nxt = rest.find("\n## ")
+        text = before + section + (rest[nxt + 1:] if nxt >= 0 else "")
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    path.write_text(text)
+
+
+def main() -> int:
+    for tool in ("fusermount", "slabtop", "unshare"):
+        if shutil.which(tool) is None:
+            print(f"bench: {tool} is not installed (make setup)", file=sys.stderr)
+            return 1
+    info = machine_info()
+    print(" · ".join(f"{k} {v}" for k, v in info.items()), flush=True)
+    t = time.perf_counter()
+    bench_engine()
+    bench_render()
+    bench_startup()
+    bench_scaling()
+    bench_objects()
+    bench_mount()
+    tbl = table()
+    print()
+    print(tbl)
+    print(f"\n({time.perf_counter() - t:.0f} s)")
+    write_results(info, tbl)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
