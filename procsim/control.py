@@ -19,8 +19,8 @@ AnonPages, Cached, KernelStack and PageTables follow them.
 
 Every line is atomic: it either succeeds completely or leaves the allocation state as it
 was (a ``count=K`` that runs out of memory half way frees what it got, in reverse order).
-Errors carry the kernel's errno: EINVAL (malformed), ENOMEM, ENOENT (unknown cache, ID or
-tag), EBUSY, EEXIST.
+Errors carry the kernel's errno: EINVAL (malformed, control characters, non-ASCII numbers),
+ENOMEM, ENOENT (unknown cache, ID or tag), EBUSY, EEXIST, EPERM (SLUB's own caches).
 
 Allocations are stored per command, not per object: a group holds its first ID, its
 kind and an ``array('Q')`` of pfns / object addresses, so ``kmalloc 64 count=1000000``
@@ -28,8 +28,9 @@ costs 8 bytes per object here.  (Page allocations also keep the kernel's ``Page`
 because ``Kernel.free_pages`` takes one.)
 
 Limits, so that a runaway script cannot exhaust the daemon's memory:
-``MAX_LINE`` bytes per line, ``MAX_COMMANDS`` lines per write(), ``MAX_COUNT`` per
-command, ``LOG_LINES`` entries in the log ring, ``MAX_LISTED`` lines in ``allocations``.
+``MAX_LINE`` bytes per line (an overlong line fails its write; the next write starts afresh),
+``MAX_COMMANDS`` lines per write(), ``MAX_COUNT`` per command, ``LOG_LINES`` entries of at
+most ``LOGGED_CHARS`` characters in the log ring, ``MAX_LISTED`` lines in ``allocations``.
 """
 from __future__ import annotations
 
@@ -54,7 +55,9 @@ PAGE_USES = ("anon", "pagecache", "kernel_stack", "page_tables")   # alloc_pages
 DEAD = (1 << 64) - 1            # marks a freed slot in a group's address array
 
 _TAG = re.compile(r"[A-Za-z0-9_.:+-]{1,64}")
-_ID = re.compile(r"(\d+)(?:-(\d+))?")
+_ID = re.compile(r"(\d+)(?:-(\d+))?", re.ASCII)
+_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+LOGGED_CHARS = 200             # a logged line is cut here: the log ring stays small
 
 HELP = """\
 alloc_pages ORDER [gfp=FLAGS] [node=N] [cpu=C] [count=K] [tag=NAME] [use=USE]
@@ -160,14 +163,24 @@ class Control:
         try:
             if len(line) > MAX_LINE:
                 raise ControlError(E.EINVAL, f"line longer than {MAX_LINE} bytes")
+            bad = _CONTROL_CHARS.search(text)
+            if bad:
+                raise ControlError(E.EINVAL, f"control character {bad.group()!r} in the line")
             out = Reply(text, self._dispatch(self._parse(text)))
         except ControlError as e:
             out = Reply(text, e.reply, e.errno)
         except Exception as e:              # a bug in the core: report it, keep serving
             err = _as_control_error(e)
             out = Reply(text, err.reply, err.errno)
-        self.log.append(f"{self.serial} {text} -> {out.text.splitlines()[0]}")
+        self.note(text, out.text)
         return out
+
+    def note(self, text: str, reply: str) -> None:
+        """One log entry; the shell also logs what it refuses before a line exists (not UTF-8,
+        overlong).  Printable and short whatever the input was."""
+        shown = text if len(text) <= LOGGED_CHARS else text[:LOGGED_CHARS] + f"... ({len(text)} chars)"
+        shown = _CONTROL_CHARS.sub(lambda m: repr(m.group())[1:-1], shown)
+        self.log.append(f"{self.serial} {shown} -> {reply.splitlines()[0]}")
 
     # --- parsing -------------------------------------------------------------------------
     _SPEC = {   # command: (positional names, allowed options)
@@ -208,13 +221,15 @@ class Control:
         if "ID" in need and "tag" in cmd.opts:      # `kfree tag=x` instead of `kfree ID`
             need.remove("ID")
         if len(cmd.args) != len(need):
-            usage = next(l for l in HELP.splitlines() if l.startswith(name + " ") or l == name)
+            usage = next(l for l in HELP.splitlines() if name in l.replace("|", " ").split())
             raise ControlError(E.EINVAL, f"{name}: expected {' '.join(need) or 'no arguments'} (usage: {usage})")
         return cmd
 
     @staticmethod
     def _int(value: str, what: str, lo: int, hi: int) -> int:
         try:
+            if not value.isascii():             # int() would take other scripts' digits
+                raise ValueError
             v = int(value, 0)
         except ValueError:
             raise ControlError(E.EINVAL, f"{what} must be a number, not {value!r}") from None
@@ -226,6 +241,8 @@ class Control:
     def _size(value: str, what: str) -> int:
         from procsim.machine import parse_size
         try:
+            if not value.isascii():
+                raise ValueError(f"not a size: {value!r}")
             v = parse_size(value)
         except ValueError as e:
             raise ControlError(E.EINVAL, f"{what}: {e}") from None
@@ -254,10 +271,15 @@ class Control:
             raise ControlError(E.EINVAL, f"bad tag {tag!r} (letters, digits, _.:+-, at most 64)")
         return count, tag
 
-    def _cache(self, name: str):
-        c = self.kernel.slab.find(name)
+    def _cache(self, name: str, objects: bool = False):
+        """The cache called name; with objects=True, one a script may allocate from and free to:
+        not kmem_cache / kmem_cache_node, whose objects are SLUB's own cache structures."""
+        slab = self.kernel.slab
+        c = slab.find(name)
         if c is None:
             raise ControlError(E.ENOENT, f"no kmem_cache named {name!r}")
+        if objects and c in (getattr(slab, "kmem_cache", None), getattr(slab, "kmem_cache_node", None)):
+            raise ControlError(E.EPERM, f"{name} holds SLUB's own structures; kmem_cache_create makes them")
         return c
 
     # --- commands ------------------------------------------------------------------------
@@ -303,7 +325,7 @@ class Control:
                               lambda: k.alloc_pages(order, gfp, **where), k.free_pages, keep_pages=True)
 
     def _do_kmem_cache_alloc(self, cmd):
-        cache = self._cache(cmd.args[0])
+        cache = self._cache(cmd.args[0], objects=True)
         gfp, where = self._where(cmd)
         count, tag = self._count_tag(cmd)
         slab = self.kernel.slab
@@ -370,7 +392,7 @@ class Control:
         return self._release(self._select(cmd, "kmalloc"), self.kernel.slab.kfree)
 
     def _do_kmem_cache_free(self, cmd):
-        cache = self._cache(cmd.args[0])
+        cache = self._cache(cmd.args[0], objects=True)
         slab = self.kernel.slab
         return self._release(self._select(cmd, "slab", cache.name),
                              lambda a: slab.kmem_cache_free(cache, a))

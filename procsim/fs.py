@@ -153,32 +153,38 @@ class ProcFS(Operations):
             raise FuseOSError(errno.EACCES)
         h.pending += data
         cut = h.pending.rfind(b"\n") + 1
-        if cut == 0:
-            if len(h.pending) > MAX_LINE:
-                h.pending.clear()
-                self._reply(h, f"error EINVAL: line longer than {MAX_LINE} bytes")
-                raise FuseOSError(errno.EINVAL)
-            return len(data)
-        text, rest = bytes(h.pending[:cut]), bytes(h.pending[cut:])
-        h.pending[:] = rest
-        self._apply(h, text)
+        text = bytes(h.pending[:cut])
+        del h.pending[:cut]
+        overlong = len(h.pending) > MAX_LINE
+        if overlong:                # never buffer more than a line; the next write starts afresh
+            head = bytes(h.pending[:80]).decode(errors="replace")
+            h.pending.clear()
+        if text:
+            self._apply(h, text)
+        if overlong:
+            self._refuse(h, head, f"line longer than {MAX_LINE} bytes")
         return len(data)
 
     def _reply(self, h: Handle, text: str) -> None:
         h.replies.append((text + "\n").encode())
 
+    def _refuse(self, h: Handle, line: str, message: str):
+        """A write refused before it became lines: reply, log, EINVAL."""
+        reply = f"error EINVAL: {message}"
+        self._reply(h, reply)
+        self.session.note(line, reply)
+        raise FuseOSError(errno.EINVAL)
+
     def _apply(self, h: Handle, text: bytes) -> None:
         """Run complete lines; raise the first failure's errno (the rest are dropped)."""
         try:
             lines = text.decode().splitlines()
-        except UnicodeDecodeError:
+        except UnicodeDecodeError as e:
             h.pending.clear()
-            self._reply(h, "error EINVAL: not UTF-8 text")
-            raise FuseOSError(errno.EINVAL)
+            self._refuse(h, text[:80].decode(errors="replace"), f"not UTF-8 text (byte {e.start})")
         if len(lines) > MAX_COMMANDS:
             h.pending.clear()
-            self._reply(h, f"error EINVAL: more than {MAX_COMMANDS} lines in one write")
-            raise FuseOSError(errno.EINVAL)
+            self._refuse(h, lines[0], f"more than {MAX_COMMANDS} lines in one write")
         for r in self.session.execute(lines):
             self._reply(h, r.text)
             if r.errno:

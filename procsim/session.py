@@ -93,6 +93,12 @@ class Session:
                 break
         return replies
 
+    def note(self, line: str, reply: str) -> None:
+        """Log a write the shell refused before it became lines (not UTF-8, overlong)."""
+        with self._mutex:
+            self.control.serial += 1
+            self.control.note(line, reply)
+
     def execute_text(self, text: str) -> list[Reply]:
         return self.execute(text.splitlines())
 
