@@ -7,6 +7,7 @@ slabtop makes of an unchanged state render once.
 """
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
@@ -36,8 +37,11 @@ class Session:
         self._mutex = threading.Lock()
         self._cache: dict[str, tuple[tuple, bytes]] = {}
         self.state = Path(state) if state else None
-        if self.state is not None and self.state.exists():
-            self._replay(self.state)
+        self._journal = None                    # the --state file, open for appending
+        if self.state is not None:
+            if self.state.exists():
+                self._replay(self.state)
+            self._journal = open(self.state, "a", encoding="utf-8")
 
     @property
     def kernel(self):
@@ -81,16 +85,22 @@ class Session:
     def execute(self, lines: list[str]) -> list[Reply]:
         """Apply lines in order; stop at the first failure (its reply is the last one)."""
         replies = []
-        for line in lines:
-            with self._mutex:
-                r = self.control.run(line)
-                if r is not None and not r.errno:
-                    self._record(r)
-            if r is None:
-                continue
-            replies.append(r)
-            if r.errno:
-                break
+        journaled = False
+        try:
+            for line in lines:
+                with self._mutex:
+                    gen = (self.control.boots, self.control.kernel.generation)
+                    r = self.control.run(line)
+                    if r is not None and self._journal is not None:
+                        journaled |= self._record(r, gen != (self.control.boots, self.control.kernel.generation))
+                if r is None:
+                    continue
+                replies.append(r)
+                if r.errno:
+                    break
+        finally:
+            if journaled:               # on disk before the write() that sent them returns
+                os.fsync(self._journal.fileno())
         return replies
 
     def note(self, line: str, reply: str) -> None:
@@ -103,26 +113,53 @@ class Session:
         return self.execute(text.splitlines())
 
     # --- persistence -------------------------------------------------------------------
-    def _record(self, r: Reply) -> None:
-        """--state: keep the successful commands since the last reset; replaying them
-        on the deterministic core rebuilds exactly this state after a restart."""
-        if self.state is None:
-            return
-        if r.line == "reset":
-            self.state.write_text("")
-        elif r.line != "help":
-            with self.state.open("a") as f:
-                f.write(r.line + "\n")
+    def _record(self, r: Reply, changed: bool) -> bool:
+        """--state: the journal of the commands since the last reset; replaying them on the
+        deterministic core rebuilds exactly this state (same IDs, same pfns) after a restart.
+
+        A failed command that still moved the state (a ``count=K`` undone half way leaves
+        its pages on other pcp lists) is kept too, marked ``# error``, so replay repeats it.
+        Returns whether the journal was written (the caller fsyncs once per write()).
+        """
+        j = self._journal
+        if r.line == "reset" and not r.errno:
+            j.seek(0)
+            j.truncate()
+        elif r.line == "help" or (r.errno and not changed):
+            return False
+        else:
+            j.write(r.line + (f"  # {_ERROR_MARK}\n" if r.errno else "\n"))
+        j.flush()
+        return True
 
     def _replay(self, path: Path) -> None:
-        state, self.state = self.state, None          # replaying must not append to itself
+        """Run the journal again.  A last line without its newline was torn by a crash before
+        it was acknowledged: it is dropped (and cut from the file) rather than run."""
+        data = path.read_bytes()
+        end = data.rfind(b"\n") + 1
+        if end < len(data):
+            with open(path, "r+b") as f:
+                f.truncate(end)
+                os.fsync(f.fileno())
         try:
-            for n, line in enumerate(path.read_text().splitlines(), 1):
-                r = self.control.run(line)
-                if r is not None and r.errno:
-                    raise StateError(f"{path}:{n}: {r.text}")
-        finally:
-            self.state = state
+            text = data[:end].decode()
+        except UnicodeDecodeError as e:
+            raise StateError(f"{path}: not a procsim journal (not UTF-8 text at byte {e.start})") from None
+        for n, line in enumerate(text.splitlines(), 1):
+            r = self.control.run(line)
+            if r is None:
+                continue
+            if bool(r.errno) != line.rstrip().endswith(f"# {_ERROR_MARK}"):
+                raise StateError(f"{path}:{n}: {line.split('#')[0].strip()}: {r.text}"
+                                 + (" (it failed when it was written, but not now)" if not r.errno else ""))
+
+    def close(self) -> None:
+        if self._journal is not None:
+            self._journal.close()
+            self._journal = None
+
+
+_ERROR_MARK = "error: failed, but changed the state"
 
 
 class StateError(Exception):
