@@ -54,7 +54,12 @@ class Page:
     __slots__ = ("pfn", "order", "zone", "migratetype", "cpu", "use")
 
     def __init__(self, pfn, order, zone, migratetype, cpu, use=None):
-        self.pfn, self.order, self.zone, self.migratetype, self.cpu, self.use = pfn, order, zone, migratetype, cpu, use
+        self.pfn = pfn
+        self.order = order
+        self.zone = zone
+        self.migratetype = migratetype
+        self.cpu = cpu
+        self.use = use
 
     @property
     def node(self) -> int:

@@ -232,12 +232,27 @@ class Kernel:
             if use is not None and use not in PAGE_USES:
                 raise MMError(errno.EINVAL, f"unknown page use {use!r} (one of {', '.join(PAGE_USES)})")
         if cpu is None:
-            cpu = self.default_cpu(node)
+            cpu = self.default_cpu(node) if node is not None else 0
         if node is None:
             node = self.cpu_node[cpu]
         plan = self._plans.get((node, gfp)) or self._plan(node, gfp)
         zonelist, mt, flags = plan
-        page = self._get_page_from_freelist(zonelist, order, flags, mt, cpu)
+        # Fast path, the case boot, count=K loops and SLUB refills hit millions of times:
+        # the preferred zone is above its high watermark and this cpu's pcp list has a
+        # block.  It decides exactly what _get_page_from_freelist would (first zone, high
+        # mark, pcp head) without its loop; anything else goes there, nothing changed yet.
+        z = zonelist[0]
+        page = None
+        if _PCP_ORDER[order] and not z.below_high:
+            pcp = z.pcp[cpu]
+            lst = pcp.lists[_PINDEX[order][mt]]
+            if lst and (z.nr_free - z.nr_free_highatomic > z._watermark[2] + z.boost + z.lowmem_reserve[z.idx]
+                        if not order else self._watermark_fast(z, order, z.wmark_high, z.idx, flags)):
+                pcp.free_count >>= 1
+                pcp.count -= 1 << order
+                page = self._prep_new_page(z, z, lst.popleft(), order, flags, mt, cpu)
+        if page is None:
+            page = self._get_page_from_freelist(zonelist, order, flags, mt, cpu)
         if page is None:
             page = self._get_page_from_freelist(zonelist, order, G.gfp_to_alloc_flags(gfp, order), mt, cpu)
             if page is None:
@@ -384,6 +399,10 @@ class Kernel:
             pfn = self._rmqueue_buddy(z, order, mt, flags)
             if pfn < 0:
                 return None
+        return self._prep_new_page(preferred, z, pfn, order, flags, mt, cpu)
+
+    def _prep_new_page(self, preferred: Zone, z: Zone, pfn, order, flags, mt, cpu) -> Page:
+        """The block at pfn is taken: count the event (zone_statistics) and hand out its Page."""
         self.vm_events[_PGALLOC[z.idx]] += 1 << order
         numa = z.numa
         if z.node == preferred.node:
@@ -487,6 +506,10 @@ class Kernel:
 
     @staticmethod
     def _movable_used(z: Zone, pfn: int, order: int, sign: int):
+        if order < PAGEBLOCK_ORDER:              # the common case: inside one pageblock
+            b = pfn >> PAGEBLOCK_ORDER
+            z.movable_used[b] = z.movable_used.get(b, 0) + (sign << order)
+            return
         n = 1 << order
         for b in range(pfn >> PAGEBLOCK_ORDER, ((pfn + n - 1) >> PAGEBLOCK_ORDER) + 1):
             z.movable_used[b] = z.movable_used.get(b, 0) + sign * min(n, PAGEBLOCK_NR_PAGES)
@@ -538,9 +561,12 @@ class Kernel:
             pcp.prev_free_high_order = False
         if pcp.free_count < batch << PCP_BATCH_SCALE_MAX:
             pcp.free_count += 1 << order
-        if not free_high and pcp.high_min == pcp.high_max and pcp.high == pcp.high_min:
-            high = pcp.high                      # fixed high (percpu_pagelist_high_fraction): nothing to tune
-        else:
+        high = pcp.high
+        # _nr_pcp_high() returns pcp.high untouched when it is already within [high_min,
+        # high_max] and either fixed (percpu_pagelist_high_fraction) or the zone is above
+        # its high mark with room left on the pcp: the common free, so skip the call.
+        if free_high or not pcp.high_min <= high <= pcp.high_max or (
+                pcp.high_min != pcp.high_max and (z.below_high or pcp.count >= high)):
             high = self._nr_pcp_high(pcp, z, batch, free_high)
         if pcp.count >= high:
             self._free_pcppages_bulk(z, self._nr_pcp_free(pcp, batch, high, free_high), pcp, pindex)
