@@ -467,7 +467,7 @@ class Control:
                     continue
                 listed += 1
                 if g.kind == "pages":
-                    pfn, what, size = a, f"order-{g.what}", PAGE_SIZE << g.what
+                    pfn, what, size = a, f"order {g.what}", PAGE_SIZE << g.what
                 else:
                     pfn = (a - PAGE_OFFSET) // PAGE_SIZE
                     cache = slab.cache_of(a)
@@ -475,7 +475,7 @@ class Control:
                         what, size = cache.name, cache.size
                     else:                       # a large kmalloc: compound pages
                         order = max(0, (g.what - 1).bit_length() - 12)
-                        what, size = f"order-{order}", PAGE_SIZE << order
+                        what, size = f"order {order}", PAGE_SIZE << order
                 z = zone_of(pfn)
                 out.append(f"{g.first + i:>8} {g.tag or '-':<12} {g.kind:<8} {what:<20} "
                            f"{z.node if z else '?':>4} {z.name if z else '?':<8} {pfn:>10} {size:>8}")
