@@ -96,6 +96,7 @@ BOOT_PAGE_USES = ("kernel_stack", "page_tables", "pagecache", "anon", "percpu", 
 class Boot:
     caches: tuple[BootCache, ...] = ()
     pages: tuple[BootPages, ...] = ()
+    line: int = field(default=0, compare=False)     # where ``boot:`` is, for boot failures
 
 
 @dataclass(frozen=True)
@@ -213,9 +214,12 @@ class _Doc:
 
     def integer(self, node, what: str, lo: int | None = None, hi: int | None = None) -> int:
         n = self.scalar(node, what)
-        if n.tag != "tag:yaml.org,2002:int":
+        try:                            # YAML 1.1 also calls 017 (octal) and 1:30 (base 60) ints
+            if n.tag != "tag:yaml.org,2002:int":
+                raise ValueError
+            v = int(n.value.replace("_", ""), 0)
+        except ValueError:
             self.fail(n, f"{what} must be a whole number, not {n.value!r}")
-        v = int(n.value.replace("_", ""), 0)
         if lo is not None and v < lo:
             self.fail(n, f"{what} must be at least {lo}, not {v}")
         if hi is not None and v > hi:
@@ -392,12 +396,30 @@ def loads(text: str, path: str = "<string>") -> Machine:
 
     boot = Boot()
     if "boot" in top:
-        boot = _load_boot(d, top["boot"], len(sockets))
+        node_mem = [sum(x.size for x in dimms if x.socket == s.id) for s in sockets]
+        boot = _load_boot(d, top["boot"], node_mem)
     return Machine(name, tuple(sockets), tuple(dimms), distances, tun, res, boot, source=path)
 
 
-def _load_boot(d: _Doc, node, nsockets: int) -> Boot:
+def _load_boot(d: _Doc, node, node_mem: list[int]) -> Boot:
+    """boot.caches and boot.pages; a workload larger than the memory it is put on is refused
+    here, at its line (one that only misses by the watermarks fails when the kernel boots)."""
+    nsockets = len(node_mem)
     m = d.mapping(node, "boot", {"caches", "pages"})
+    used = [0] * nsockets
+    with_mem = [i for i, b in enumerate(node_mem) if b]
+
+    def place(what_node, nbytes, where):
+        if what_node is not None:
+            shares = {what_node: nbytes}
+        else:
+            total = sum(node_mem)
+            shares = {i: nbytes * node_mem[i] // total for i in with_mem}
+        for i, b in shares.items():
+            used[i] += b
+            if used[i] > node_mem[i]:
+                d.fail(where, f"the boot workload needs {_mib(used[i])} on node {i}, which has {_mib(node_mem[i])}")
+
     caches, pages, seen = [], [], set()
     for i, cn in enumerate(d.sequence(m["caches"], "boot.caches") if "caches" in m else ()):
         c = d.mapping(cn, f"boot.caches[{i}]", {"name", "size", "objects", "align", "flags", "node"}, {"name", "size"})
@@ -418,13 +440,19 @@ def _load_boot(d: _Doc, node, nsockets: int) -> Boot:
             align=d.integer(c["align"], "align", 0, 1 << 20) if "align" in c else 0,
             flags=flags,
             node=_node_ref(d, c, nsockets)))
+        place(caches[-1].node, caches[-1].objects * caches[-1].size, cn)
     for i, pn in enumerate(d.sequence(m["pages"], "boot.pages") if "pages" in m else ()):
         p = d.mapping(pn, f"boot.pages[{i}]", {"use", "size", "node"}, {"use", "size"})
         use = d.string(p["use"], "use")
         if use not in BOOT_PAGE_USES:
             d.fail(p["use"], f"unknown page use {use!r} (one of {', '.join(BOOT_PAGE_USES)})")
         pages.append(BootPages(use, d.size(p["size"], "size", lo=PAGE_SIZE), _node_ref(d, p, nsockets)))
-    return Boot(tuple(caches), tuple(pages))
+        place(pages[-1].node, pages[-1].size, pn)
+    return Boot(tuple(caches), tuple(pages), line=node.start_mark.line + 1)
+
+
+def _mib(nbytes: int) -> str:
+    return f"{nbytes >> 20} MiB" if nbytes < 10 * GiB else f"{nbytes / GiB:.1f} GiB"
 
 
 def _node_ref(d: _Doc, m: dict, nsockets: int) -> int | None:
