@@ -31,6 +31,23 @@ def _load(config: str | None):
         sys.exit(EXIT_USAGE)
 
 
+def _boot_failed(m, e: Exception):
+    """A description that validates but does not boot (e.g. the boot workload does not fit
+    once the watermarks are kept free): FILE:LINE: of the boot section, exit 2."""
+    from procsim.mm.errors import MMError
+    if isinstance(e, MMError):
+        import errno
+        where = f"{m.source}:{m.boot.line or 1}"
+        print(f"{where}: the machine does not boot: {errno.errorcode.get(e.errno, e.errno)}: "
+              f"{getattr(e, 'message', None) or e}", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+    if isinstance(e, ImportError):
+        _fail(f"the simulator core is not available: {e}")
+    if os.environ.get("PROCSIM_DEBUG"):      # a bug in the core: one line, traceback on request
+        raise e
+    _fail(f"booting the simulated kernel failed: {type(e).__name__}: {e} (PROCSIM_DEBUG=1 shows where)")
+
+
 def _session(args, state=None):
     from procsim.session import Session, StateError
     m = _load(args.config)
@@ -38,12 +55,8 @@ def _session(args, state=None):
         return Session(m, state=state)
     except StateError as e:
         _fail(f"cannot restore --state: {e}")
-    except ImportError as e:
-        _fail(f"the simulator core is not available: {e}")
-    except Exception as e:                     # a bug in the core: one line, traceback on request
-        if os.environ.get("PROCSIM_DEBUG"):
-            raise
-        _fail(f"booting the simulated kernel failed: {type(e).__name__}: {e} (PROCSIM_DEBUG=1 shows where)")
+    except Exception as e:
+        _boot_failed(m, e)
 
 
 def summary(m) -> str:
@@ -80,7 +93,14 @@ def _cpulist(cpus: list[int]) -> str:
 
 # --- subcommands -----------------------------------------------------------------------------
 def cmd_check(args) -> int:
-    print(summary(_load(args.config_file)))
+    """Validate, then boot the machine once: a description that cannot boot is an error too."""
+    m = _load(args.config_file)
+    try:
+        from procsim.mm.kernel import Kernel
+        Kernel(m)
+    except Exception as e:
+        _boot_failed(m, e)
+    print(summary(m))
     return 0
 
 
