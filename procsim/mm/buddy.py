@@ -191,7 +191,7 @@ class Zone:
 
     # ---- free lists -----------------------------------------------------------------------
     def _add(self, pfn: int, order: int, mt: int, tail: bool = False):
-        s = _sentinel(order, mt)
+        s = -1 - order * MIGRATE_TYPES - mt      # _sentinel(), inline: the hottest helper at boot
         nxt, prv = self._nxt, self._prv
         if tail:
             last = prv[s]
@@ -213,7 +213,7 @@ class Zone:
 
     def _first(self, order: int, mt: int) -> int:
         """The list head's pfn, or -1 (get_page_from_free_area)."""
-        s = _sentinel(order, mt)
+        s = -1 - order * MIGRATE_TYPES - mt      # _sentinel(), inline
         p = self._nxt[s]
         if p != s:
             return p
@@ -282,13 +282,14 @@ class Zone:
         return nr_added
 
     def rmqueue_smallest(self, order: int, mt: int) -> int:
+        nr = self._nr
         for q in range(order, NR_PAGE_ORDERS):
-            pfn = self._first(q, mt)
-            if pfn < 0:
+            if not nr[q][mt]:                    # empty list: _first() would say -1
                 continue
+            pfn = self._first(q, mt)
             self._take(pfn, q, mt)
-            self.account_freepages(-(1 << q), mt)
-            self.account_freepages(self.expand(pfn, order, q, mt), mt)
+            # one account_freepages() for "take 2^q, give back the split-off halves"
+            self.account_freepages(self.expand(pfn, order, q, mt) - (1 << q), mt)
             return pfn
         return -1
 

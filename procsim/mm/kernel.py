@@ -288,10 +288,14 @@ class Kernel:
                                             f"({G.format_gfp(gfp)}) on node {node}")
             if page.zone.boost:
                 page.zone.boost = 0
-            if use:
-                page.use = use
-                self._account_use(page, +1)
             pages.append(page)
+        if use:                                   # the counters once per zone, not once per page
+            per_zone: dict[Zone, int] = {}
+            for page in pages[1:]:
+                page.use = use
+                per_zone[page.zone] = per_zone.get(page.zone, 0) + 1
+            for z, n in per_zone.items():
+                self._account_use_pages(use, z, n << order)
         self.generation += 1
         return pages
 
@@ -351,10 +355,13 @@ class Kernel:
         return unusable
 
     def _watermark_ok(self, z: Zone, order, mark, highest, flags, free=None) -> bool:
-        """__zone_watermark_ok()."""
-        free = (z.nr_free if free is None else free) - self._unusable_free(z, order, flags)
+        """__zone_watermark_ok().  Every order > 0 allocation passes here: the unusable-free
+        part (_unusable_free) is spelled out inline to save a call."""
+        free = (z.nr_free if free is None else free) - ((1 << order) - 1)
+        if not flags & _ALLOC_RESERVES:
+            free -= z.nr_free_highatomic
         m = mark
-        if flags & G.ALLOC_RESERVES:
+        if flags & _ALLOC_RESERVES:
             if flags & G.ALLOC_MIN_RESERVE:
                 m -= m // 2
                 if flags & G.ALLOC_NON_BLOCK:
@@ -365,8 +372,7 @@ class Kernel:
             return False
         if not order:
             return True
-        for o in range(order, NR_PAGE_ORDERS):
-            nr = z._nr[o]
+        for nr in z._nr[order:]:
             if nr[0] or nr[1] or nr[2]:
                 return True
             if flags & (G.ALLOC_HIGHATOMIC | G.ALLOC_OOM) and nr[MIGRATE_HIGHATOMIC]:
@@ -515,16 +521,19 @@ class Kernel:
             z.movable_used[b] = z.movable_used.get(b, 0) + sign * min(n, PAGEBLOCK_NR_PAGES)
 
     def _account_use(self, page: Page, sign: int):
-        items, zone_item, unit = PAGE_USES[page.use]
-        n = sign * (1 << page.order)
-        stat = self.nodes[page.zone.node].stat
+        self._account_use_pages(page.use, page.zone, sign * (1 << page.order))
+
+    def _account_use_pages(self, use: str, zone: Zone, n: int):
+        """n pages of zone (negative: freed) start or stop being used for use."""
+        items, zone_item, unit = PAGE_USES[use]
+        stat = self.nodes[zone.node].stat
         for it in items:
             stat[it] += n * unit
         if zone_item:
-            page.zone.stat[zone_item] += n
-        if page.use == "percpu":
+            zone.stat[zone_item] += n
+        if use == "percpu":
             self.percpu_pages += n
-        elif page.use == "vmalloc":
+        elif use == "vmalloc":
             self.vmalloc_pages += n
 
     def free_pages(self, page: Page):
@@ -685,6 +694,7 @@ class Kernel:
 # Names with two leading underscores would be mangled inside the class body.
 _GFP_THISNODE = G.__GFP_THISNODE
 _GFP_KSWAPD_RECLAIM = G.__GFP_KSWAPD_RECLAIM
+_ALLOC_RESERVES = G.ALLOC_RESERVES
 _PCP_ORDER = tuple(pcp_allowed_order(o) for o in range(NR_PAGE_ORDERS))
 _PINDEX = tuple(tuple(order_to_pindex(mt, o) for mt in range(5)) for o in range(NR_PAGE_ORDERS))
 _PGALLOC = ("pgalloc_dma", "pgalloc_dma32", "pgalloc_normal", "pgalloc_movable", "pgalloc_device")

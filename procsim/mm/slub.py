@@ -475,8 +475,11 @@ class Slub:
         if not isinstance(size, int) or size <= 0:
             raise _einval("kmalloc(0) allocates nothing (the kernel returns ZERO_SIZE_PTR)"
                           if size == 0 else f"kmalloc size must be positive, not {size}")
-        cpu = self._pick_cpu(node, cpu)
-        node = self._check_node(node)
+        if node is None and cpu is None:         # the common call: cpu 0, any node
+            cpu = 0
+        else:
+            cpu = self._pick_cpu(node, cpu)
+            node = self._check_node(node)
         if size > KMALLOC_MAX_CACHE_SIZE:
             addr = self._kmalloc_large(size, gfp, node, cpu)
         else:
