@@ -252,9 +252,14 @@ def load(path: str | Path) -> Machine:
     """Read and validate a machine description; raise ConfigError(FILE:LINE) on any problem."""
     path = str(path)
     try:
-        text = Path(path).read_text()
+        data = Path(path).read_bytes()
     except OSError as e:
         raise ConfigError(path, 0, f"cannot read: {e.strerror}") from None
+    try:
+        text = data.decode()
+    except UnicodeDecodeError as e:
+        raise ConfigError(path, data[:e.start].count(b"\n") + 1,
+                          f"not UTF-8 text (byte {data[e.start]:#04x}); a machine description is YAML") from None
     return loads(text, path)
 
 
