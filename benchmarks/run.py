@@ -37,6 +37,7 @@ REPEAT = 3 if QUICK else 5
 
 rows: list[tuple[str, str, str, str, str]] = []      # figure, value, peer/ratio, target, verdict
 ENV = dict(os.environ)                                 # --compare points PYTHONPATH at another tree
+TREE = ROOT                                            # ... and runs there: `python -c` puts the cwd first
 
 
 def row(figure, value, peer="—", target="—", ok=None):
@@ -262,7 +263,7 @@ print(statistics.median(pairs(0) for _ in range(R)), statistics.median(pairs(3) 
 def bench_engine():
     print("engine", flush=True)
     out = subprocess.run([PY, "-c", ENGINE, str(ROOT / "configs/seed-server.yaml"), "50000" if QUICK else "200000",
-                          str(REPEAT)], capture_output=True, text=True, check=True, cwd=ROOT, env=ENV).stdout.split()
+                          str(REPEAT)], capture_output=True, text=True, check=True, cwd=TREE, env=ENV).stdout.split()
     o0, o3, km = map(float, out)
     row("engine: order-0 alloc+free pair", us(o0), "—", "≤ 2 µs", o0 <= 2e-6)
     row("engine: order-3 alloc+free pair", us(o3), "—", "≤ 4 µs", o3 <= 4e-6)
@@ -297,7 +298,7 @@ def startup(path: str, objects: int | None = None) -> tuple[float, int, float]:
     runs = []
     for _ in range(3):
         argv = [PY, "-c", STARTUP, path] + ([str(objects)] if objects else [])
-        out = subprocess.run(argv, capture_output=True, text=True, check=True, cwd=ROOT, env=ENV).stdout.split()
+        out = subprocess.run(argv, capture_output=True, text=True, check=True, cwd=TREE, env=ENV).stdout.split()
         runs.append((float(out[0]), int(out[1]), float(out[2])))
     return (statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs),
             statistics.median(r[2] for r in runs))
@@ -369,7 +370,7 @@ print(statistics.median(t(zoneinfo.render) for _ in range(5)), statistics.median
 def bench_render():
     print("render", flush=True)
     out = subprocess.run([PY, "-c", RENDER, str(ROOT / "configs/seed-server.yaml")], capture_output=True,
-                         text=True, check=True, cwd=ROOT, env=ENV).stdout.split()
+                         text=True, check=True, cwd=TREE, env=ENV).stdout.split()
     zi, si, n = float(out[0]), float(out[1]), int(out[2])
     row("render seed-server zoneinfo (in process)", ms(zi), "—", "≤ 5 ms", zi <= 5e-3)
     row(f"render slabinfo, {n} caches (in process)", ms(si), "—", "≤ 5 ms", si <= 5e-3)
@@ -427,13 +428,17 @@ def write_results(info: dict, tbl: str):
 
 def compare(rev: str) -> int:
     """Engine, render and startup figures of rev and of this tree, alternated, one table."""
-    global ENV
+    global ENV, TREE
     with tempfile.TemporaryDirectory(prefix="procsim-rev-") as d:
         archive = subprocess.run(["git", "archive", rev, "procsim"], cwd=ROOT, capture_output=True, check=True)
         subprocess.run(["tar", "-x", "-C", d], input=archive.stdout, check=True)
         for rnd in range(2):
             for label, path in ((rev, d), ("this tree", None)):
                 ENV = dict(os.environ, PYTHONPATH=path) if path else dict(os.environ)
+                TREE = Path(path) if path else ROOT
+                where = subprocess.run([PY, "-c", "import procsim; print(procsim.__file__)"], cwd=TREE, env=ENV,
+                                       capture_output=True, text=True, check=True).stdout.strip()
+                print(f"{label}: {where}", flush=True)
                 first = len(rows)
                 bench_engine()
                 bench_render()
