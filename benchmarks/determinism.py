@@ -3,6 +3,7 @@
 
     python benchmarks/determinism.py            # prints one digest per machine
     python benchmarks/determinism.py --check    # compares with benchmarks/determinism.txt
+    PYTHONPATH=/old/tree python benchmarks/determinism.py --write   # the reference, from the old tree
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
+sys.path.append(str(HERE.parent))             # PYTHONPATH=<other tree> wins
 
 from procsim import machine as M               # noqa: E402
 from procsim.mm import gfp as G                # noqa: E402
@@ -20,7 +21,7 @@ from procsim.mm.errors import MMError          # noqa: E402
 from procsim.mm.kernel import Kernel           # noqa: E402
 from procsim.views import files                # noqa: E402
 
-CONFIGS = ("tiny", "seed-vm", "seed-server")
+CONFIGS = ("tiny", "seed-vm", "seed-server", "big-4s-1t")
 GFPS = (G.GFP_KERNEL, G.GFP_HIGHUSER_MOVABLE, G.GFP_KERNEL | G.__GFP_RECLAIMABLE, G.GFP_ATOMIC, G.GFP_DMA32)
 STEPS = 30000
 
