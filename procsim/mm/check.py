@@ -72,7 +72,10 @@ def check_counters(kernel) -> None:
 
 
 def state_digest(kernel) -> str:
-    """A hash of the whole allocation state (not ``generation``, which is only a cache key)."""
+    """A hash of the whole allocation state (not ``generation``, which is only a cache key).
+
+    Zone flags and pcp tuning are in it: a failed allocation may set ZONE_BELOW_HIGH (as the
+    kernel's does), and that steers later pcp frees, so replays must reproduce it too."""
     h = hashlib.sha256()
 
     def put(*parts):
@@ -81,6 +84,7 @@ def state_digest(kernel) -> str:
 
     for z in kernel.zones:
         put("zone", z.node, z.idx, z.nr_free, z.nr_free_highatomic, z.nr_reserved_highatomic, z.boost,
+            getattr(z, "below_high", None),
             tuple(z._watermark), tuple(z.lowmem_reserve), sorted(z.stat.items()), sorted(z.numa.items()),
             bytes(z.pageblock_mt), sorted((k, v) for k, v in z.movable_used.items() if v))
         for o in range(NR_PAGE_ORDERS):
@@ -94,6 +98,8 @@ def state_digest(kernel) -> str:
         put("runs", [[tuple(r) for r in runs] for runs in z._runs])
         for cpu, pcp in enumerate(z.pcp):
             put("pcp", cpu, pcp.count, pcp.high, pcp.batch, pcp.high_min, pcp.high_max,
+                getattr(pcp, "alloc_factor", 0), getattr(pcp, "free_count", 0),
+                getattr(pcp, "prev_free_high_order", False),
                 [list(l) for l in pcp.lists])
         put("allocated", sorted((p, pg.order, pg.migratetype, pg.cpu, getattr(pg, "use", None))
                                 for p, pg in z.allocated.items()))
