@@ -152,6 +152,7 @@ class Control:
         self.groups: list[Group] = []       # ordered by first ID
         self._firsts: list[int] = []
         self.next_id = 1
+        self._rows: dict[int, tuple[int, list[str]]] = {}   # allocations rows per group: first -> (live, rows)
 
     # --- entry point ---------------------------------------------------------------------
     def run(self, line: str) -> Reply | None:
@@ -446,9 +447,33 @@ class Control:
         return "".join(l + "\n" for l in self.log).encode()
 
     def render_allocations(self) -> bytes:
-        """One line per live allocation (the first MAX_LISTED of them)."""
-        k = self.kernel
-        zones = sorted((z.start_pfn, z.start_pfn + z.spanned, z) for z in k.zones if z.spanned)
+        """One line per live allocation (the first MAX_LISTED of them).
+
+        It is rendered under the session lock, so rows are kept per group and redone only
+        when the group lost members (a live object's slab, zone and pfn never change): a
+        100000-line listing is not rebuilt after every command."""
+        zone_of = self._zone_finder()
+        out = [f"{'ID':>8} {'TAG':<12} {'KIND':<8} {'CACHE/ORDER':<20} {'NODE':>4} {'ZONE':<8} {'PFN':>10} {'BYTES':>8}"]
+        listed = total = 0
+        kept = {}
+        for g in self.groups:
+            total += g.live
+            if listed >= MAX_LISTED:
+                continue
+            hit = self._rows.get(g.first)
+            if hit is None or hit[0] != g.live:
+                hit = (g.live, self._group_rows(g, zone_of))
+            kept[g.first] = hit
+            rows = hit[1][:MAX_LISTED - listed]
+            out.extend(rows)
+            listed += len(rows)
+        self._rows = kept
+        if total > listed:
+            out.append(f"# {total - listed} more live allocations not listed (at most {MAX_LISTED} lines)")
+        return ("\n".join(out) + "\n").encode()
+
+    def _zone_finder(self):
+        zones = sorted((z.start_pfn, z.start_pfn + z.spanned, z) for z in self.kernel.zones if z.spanned)
         starts = [s for s, _, _ in zones]
 
         def zone_of(pfn):
@@ -456,29 +481,28 @@ class Control:
             if j >= 0 and pfn < zones[j][1]:
                 return zones[j][2]
             return None
+        return zone_of
 
-        out = [f"{'ID':>8} {'TAG':<12} {'KIND':<8} {'CACHE/ORDER':<20} {'NODE':>4} {'ZONE':<8} {'PFN':>10} {'BYTES':>8}"]
-        listed = total = 0
-        slab = k.slab
-        for g in self.groups:
-            total += g.live
-            for i, a in enumerate(g.addrs):
-                if a == DEAD or listed >= MAX_LISTED:
-                    continue
-                listed += 1
-                if g.kind == "pages":
-                    pfn, what, size = a, f"order {g.what}", PAGE_SIZE << g.what
-                else:
-                    pfn = (a - PAGE_OFFSET) // PAGE_SIZE
-                    cache = slab.cache_of(a)
-                    if cache is not None:
-                        what, size = cache.name, cache.size
-                    else:                       # a large kmalloc: compound pages
-                        order = max(0, (g.what - 1).bit_length() - 12)
-                        what, size = f"order {order}", PAGE_SIZE << order
-                z = zone_of(pfn)
-                out.append(f"{g.first + i:>8} {g.tag or '-':<12} {g.kind:<8} {what:<20} "
-                           f"{z.node if z else '?':>4} {z.name if z else '?':<8} {pfn:>10} {size:>8}")
-        if total > listed:
-            out.append(f"# {total - listed} more live allocations not listed (at most {MAX_LISTED} lines)")
-        return ("\n".join(out) + "\n").encode()
+    def _group_rows(self, g: Group, zone_of) -> list[str]:
+        """The rows of g's live members, at most MAX_LISTED."""
+        slab = self.kernel.slab
+        out = []
+        for i, a in enumerate(g.addrs):
+            if a == DEAD:
+                continue
+            if len(out) >= MAX_LISTED:
+                break
+            if g.kind == "pages":
+                pfn, what, size = a, f"order {g.what}", PAGE_SIZE << g.what
+            else:
+                pfn = (a - PAGE_OFFSET) // PAGE_SIZE
+                cache = slab.cache_of(a)
+                if cache is not None:
+                    what, size = cache.name, cache.size
+                else:                       # a large kmalloc: compound pages
+                    order = max(0, (g.what - 1).bit_length() - 12)
+                    what, size = f"order {order}", PAGE_SIZE << order
+            z = zone_of(pfn)
+            out.append(f"{g.first + i:>8} {g.tag or '-':<12} {g.kind:<8} {what:<20} "
+                       f"{z.node if z else '?':>4} {z.name if z else '?':<8} {pfn:>10} {size:>8}")
+        return out

@@ -309,3 +309,25 @@ def test_check_catches_a_drifted_counter():
     k.nodes[0].stat["nr_slab_unreclaimable"] -= 1
     with pytest.raises(AssertionError, match="nr_slab_unreclaimable"):
         check(k)
+
+
+def test_allocations_listing_cache_matches_a_fresh_render():
+    """Rows are cached per group: a listing rendered after every command equals one rendered
+    once at the end by a fresh interpreter given the same commands (frees and reset included)."""
+    from procsim.control import Control
+    from procsim.mm.kernel import Kernel
+    m = machine("tiny")
+    script = ["kmalloc 64 count=5 tag=a", "alloc_pages 1 count=3 tag=b", "kfree 2-3", "free_pages 7",
+              "reset", "alloc_pages 0 count=5 tag=c", "kmalloc 20000 count=3 tag=d", "free_pages 1",
+              "kfree tag=d", "kmem_cache_create z 300", "kmem_cache_alloc z count=4 tag=e", "kmem_cache_free z 10"]
+    watched = Control(lambda: Kernel(m))
+    for line in script:
+        assert watched.run(line).errno == 0, line
+        watched.render_allocations()
+    fresh = Control(lambda: Kernel(m))
+    for line in script:
+        fresh.run(line)
+    assert watched.render_allocations() == fresh.render_allocations()
+    rows = [l.split() for l in fresh.render_allocations().decode().splitlines()[1:]]
+    assert [int(r[0]) for r in rows] == [2, 3, 4, 5, 9, 11, 12]     # c: 1-5 (1 freed), d: 6-8 freed, e: 9-12 (10 freed)
+    assert {r[1] for r in rows} == {"c", "e"}
