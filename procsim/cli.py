@@ -108,13 +108,18 @@ def cmd_render(args) -> int:
     s = _session(args)
     if args.commands:
         try:
-            text = Path(args.commands).read_text()
+            data = Path(args.commands).read_bytes()
+            text = data.decode()
         except OSError as e:
             _fail(f"{args.commands}: {e.strerror}")
+        except UnicodeDecodeError as e:
+            n = data.count(b"\n", 0, e.start) + 1
+            _fail(f"{args.commands}:{n}: not UTF-8 text (byte {data[e.start]:#04x})")
         for n, line in enumerate(text.splitlines(), 1):
             for r in s.execute([line]):
                 if r.errno:
-                    _fail(f"{args.commands}:{n}: {r.line}: {r.text}")
+                    shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in r.line)
+                    _fail(f"{args.commands}:{n}: {shown}: {r.text}")
     name = args.name.strip("/")
     if s.mode(name) is None:
         _fail(f"no such view {args.name!r} (views: {', '.join(sorted(s.paths()))})")

@@ -268,3 +268,20 @@ def test_write_level_hostile_input_through_the_mount(mounted):
     assert b"\x00" not in log and len(log) < 100_000
     code, replies = write_refused(mp, b"free_pages tag=keep\n")      # still serving normally
     assert code == 0 and replies == "ok freed 1\n"
+
+
+@pytest.mark.parametrize("data,line,text", [
+    (b"kmalloc 64\n\xff\xfe\n", 2, "not UTF-8 text (byte 0xff)"),
+    (b"kmalloc 64 tag=x\nkmalloc 64\x00\n", 2, "kmalloc 64\\x00: error EINVAL: control character"),
+    (b"kfree 99\n", 1, "kfree 99: error ENOENT"),
+])
+def test_render_commands_file_with_hostile_bytes(tmp_path, capsys, data, line, text):
+    """`procsim render --commands FILE`: the same refusals, FILE:LINE: on one line, no traceback."""
+    from procsim import cli
+    f = tmp_path / "cmds"
+    f.write_bytes(data)
+    with pytest.raises(SystemExit) as e:
+        cli.main(["render", "--config", str(CONFIGS / "tiny.yaml"), "--commands", str(f), "allocations"])
+    err = capsys.readouterr().err
+    assert e.value.code == 1 and err.count("\n") == 1 and "\x00" not in err
+    assert err.startswith(f"procsim: {f}:{line}: ") and text in err, err
