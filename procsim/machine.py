@@ -18,6 +18,7 @@ PAGE_SIZE = 4096
 # The largest machine we accept: x86-64 with 4-level paging maps 64 TiB of RAM.
 MAX_MEMORY = 64 * TiB
 MAX_CPUS = 8192                      # CONFIG_NR_CPUS of distro kernels
+MAX_CONFIG_BYTES = 4 << 20           # a description is a few KiB; refuse to slurp a device
 DEFAULT_LOWMEM_RESERVE_RATIO = (256, 256, 32, 0, 0)   # DMA DMA32 Normal Movable Device
 CONFIGS_DIR = Path(__file__).resolve().parent / "configs"
 DEFAULT_CONFIG = CONFIGS_DIR / "seed-server.yaml"
@@ -252,9 +253,12 @@ def load(path: str | Path) -> Machine:
     """Read and validate a machine description; raise ConfigError(FILE:LINE) on any problem."""
     path = str(path)
     try:
-        data = Path(path).read_bytes()
+        with open(path, "rb") as f:
+            data = f.read(MAX_CONFIG_BYTES + 1)     # /dev/zero is not a machine
     except OSError as e:
         raise ConfigError(path, 0, f"cannot read: {e.strerror}") from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(path, 0, f"larger than {MAX_CONFIG_BYTES >> 20} MiB: not a machine description")
     try:
         text = data.decode()
     except UnicodeDecodeError as e:

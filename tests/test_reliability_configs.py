@@ -80,3 +80,9 @@ def test_yaml_fuzz_never_tracebacks():
             layout.build(M.loads(text, "fuzz.yaml"))
         except M.ConfigError as e:
             assert re.match(r"fuzz\.yaml:\d+: \S", str(e))
+
+
+@pytest.mark.parametrize("path,text", [("/dev/zero", "not a machine description"), ("/", "cannot read")])
+def test_devices_and_directories_are_not_machines(path, text, capsys, monkeypatch):
+    code, err = run_cli(["check", path], capsys, monkeypatch)
+    assert code == 2 and err.startswith(f"{path}:") and text in err and err.count("\n") == 1
