@@ -128,6 +128,13 @@ def cmd_render(args) -> int:
     return 0
 
 
+def _prog() -> str:
+    """How the user can run procsim again: its name if it is on PATH (e.g. after `make run`,
+    .venv/bin is not), else the path of the script that is running."""
+    import shutil
+    return "procsim" if shutil.which("procsim") else os.path.relpath(sys.argv[0])
+
+
 BANNER = """\
 procsim: {name} mounted on {mp}  ({nodes} node(s), {cpus} CPUs, {size})
   cat {mp}/zoneinfo                 # or buddyinfo, pagetypeinfo, slabinfo, meminfo, vmstat
@@ -162,7 +169,7 @@ def cmd_mount(args) -> int:
 
     def ready():
         if args.banner:
-            print(BANNER.format(name=m.name, mp=args.mountpoint, nodes=m.nr_nodes, cpus=m.nr_cpu_ids,
+            print(BANNER.replace("procsim ", _prog() + " ").format(name=m.name, mp=args.mountpoint, nodes=m.nr_nodes, cpus=m.nr_cpu_ids,
                                 size=_size_text(m.total_memory)), flush=True)
     try:
         serve(s, mp, allow_other=args.allow_other, on_ready=ready)

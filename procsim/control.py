@@ -59,17 +59,8 @@ _ID = re.compile(r"(\d+)(?:-(\d+))?", re.ASCII)
 _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 LOGGED_CHARS = 200             # a logged line is cut here: the log ring stays small
 
-HELP = """\
-alloc_pages ORDER [gfp=FLAGS] [node=N] [cpu=C] [count=K] [tag=NAME] [use=USE]
-free_pages ID | free_pages tag=NAME
-kmem_cache_create NAME SIZE [align=A] [flags=SLAB_HWCACHE_ALIGN|SLAB_RECLAIM_ACCOUNT|...]
-kmem_cache_alloc NAME [gfp=FLAGS] [node=N] [cpu=C] [count=K] [tag=NAME]
-kmem_cache_free NAME ID | kmem_cache_free NAME tag=NAME
-kmem_cache_shrink NAME
-kmem_cache_destroy NAME
-kmalloc SIZE [gfp=FLAGS] [node=N] [cpu=C] [count=K] [tag=NAME]
-kfree ID | kfree tag=NAME
-drop_caches | reset | help"""
+# `help` replies with the synopsis of the module docstring, so the two cannot drift apart.
+HELP = "\n".join(line.strip() for line in (__doc__ or "::\n\n").split("::\n\n", 1)[1].split("\n\n", 1)[0].splitlines())
 
 
 class ControlError(Exception):

@@ -202,6 +202,22 @@ def fake_session(**kw):
 
 
 # --- mounting ----------------------------------------------------------------------------------
+def boot(config: str | None = None, *, text: str | None = None, **kw):
+    """A Kernel booted from configs/<config>.yaml or from YAML text (Kernel keywords pass on)."""
+    from procsim.machine import load, loads
+    from procsim.mm.kernel import Kernel
+    return Kernel(loads(text) if text is not None else load(CONFIGS / f"{config}.yaml"), **kw)
+
+
+@pytest.fixture
+def mp(tmp_path):
+    """An empty mount point that is unmounted afterwards, whatever the test left there."""
+    m = tmp_path / "mnt"
+    m.mkdir()
+    yield m
+    force_unmount(m)
+
+
 def mounts(mp) -> bool:
     target = os.path.realpath(mp)
     with open("/proc/self/mounts") as f:

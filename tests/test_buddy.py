@@ -5,19 +5,18 @@ from math import isqrt
 import pytest
 from hypothesis import given, settings, strategies as st, HealthCheck
 
-from procsim.machine import load, loads, CONFIGS_DIR
 from procsim.mm import gfp as G
 from procsim.mm.buddy import MIGRATE_UNMOVABLE as U, MIGRATE_MOVABLE as M, MIGRATE_RECLAIMABLE as R
 from procsim.mm.check import check
 from procsim.mm.errors import MMError
-from procsim.mm.kernel import Kernel
+from conftest import boot
 
 GFP_RECLAIMABLE = G.GFP_KERNEL | G.__GFP_RECLAIMABLE
 
 
 def kernel(name, **kw):
     kw.setdefault("slab", False)
-    return Kernel(load(CONFIGS_DIR / f"{name}.yaml"), **kw)
+    return boot(name, **kw)
 
 
 def free_table(z, mt):
@@ -188,7 +187,7 @@ dimms:
 
 
 def two_node():
-    return Kernel(loads(TWO_NODE), slab=False)
+    return boot(text=TWO_NODE, slab=False)
 
 
 def numa(z):

@@ -25,14 +25,6 @@ def gone(pid) -> bool:
         return True
 
 
-@pytest.fixture
-def mp(tmp_path):
-    m = tmp_path / "mnt"
-    m.mkdir()
-    yield m
-    force_unmount(m)
-
-
 def test_daemon_mount_and_umount(mp):
     r = sh("mount", "--config", TINY, mp)
     assert r.returncode == 0, r.stderr

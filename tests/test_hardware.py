@@ -19,15 +19,13 @@ import pytest
 from procsim import machine
 from procsim.mm.gfp import GFP_KERNEL
 from procsim.views import hardware
+from conftest import boot
 
-CONFIGS = machine.CONFIGS_DIR
 NODE_DIR, CPU_DIR = "sys/devices/system/node", "sys/devices/system/cpu"
 
 
 def kernel(name: str | None = None, text: str | None = None):
-    from procsim.mm.kernel import Kernel
-    m = machine.loads(text) if text else machine.load(CONFIGS / f"{name}.yaml")
-    return Kernel(m)
+    return boot(name, text=text)
 
 
 @pytest.fixture(scope="module")

@@ -82,14 +82,6 @@ def in_flight_frees(writers) -> set[int]:
     return {w.inflight[1] for w in writers if w.inflight and w.inflight[0] == "free"}
 
 
-@pytest.fixture
-def mp(tmp_path):
-    m = tmp_path / "mnt"
-    m.mkdir()
-    yield m
-    force_unmount(m)
-
-
 def wait_for(cond, what, limit=2000000):
     n = 0
     while not cond():

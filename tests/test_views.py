@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CONFIGS, needs_kernel
+from conftest import CONFIGS, boot, needs_kernel
 
 pytestmark = needs_kernel
 
@@ -219,10 +219,7 @@ def parse_vmstat(text: str) -> dict[str, int]:
 
 
 # --- the kernels under test ------------------------------------------------------------------
-def kernel(config: str):
-    from procsim.machine import load
-    from procsim.mm.kernel import Kernel
-    return Kernel(load(CONFIGS / f"{config}.yaml"))
+kernel = boot
 
 
 MEMORYLESS = """
@@ -239,9 +236,7 @@ numa_distances:
 
 
 def memoryless_kernel():
-    from procsim.machine import loads
-    from procsim.mm.kernel import Kernel
-    return Kernel(loads(MEMORYLESS))
+    return boot(text=MEMORYLESS)
 
 
 def files(k) -> dict[str, str]:
