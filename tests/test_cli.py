@@ -30,6 +30,12 @@ def test_check_summarises_nodes_zones_cpus():
     assert "DMA 15 MiB (3840 pages managed)" in r.stdout    # 6.x reserves the low MiB: pfn 256..4095
 
 
+@pytest.mark.parametrize("name", sorted(p.stem for p in CONFIGS.glob("*.yaml")))
+def test_check_accepts_every_shipped_config(name):
+    r = sh("check", CONFIGS / f"{name}.yaml")
+    assert r.returncode == 0 and r.stdout.startswith(f"{name} ("), r.stderr
+
+
 @pytest.mark.parametrize("text,line", [
     ("sockets: [\n", 2),
     ("sockets:\n  - {cores: 2}\ndimms:\n  - {socket: 3, size: 1GiB}\n", 4),
