@@ -538,16 +538,15 @@ class Kernel:
 
     def free_pages(self, page: Page):
         """__free_pages(): pcp-sized orders through the cpu's pageset, the rest straight to the buddy."""
-        z = page.zone
-        if z.allocated.get(page.pfn) is not page:
-            raise MMError(errno.EINVAL, f"free_pages: pfn {page.pfn:#x} order {page.order} is not allocated "
-                                        "(double free?)")
-        del z.allocated[page.pfn]
+        z, pfn, order = page.zone, page.pfn, page.order
+        allocated = z.allocated
+        if allocated.get(pfn) is not page:
+            raise MMError(errno.EINVAL, f"free_pages: pfn {pfn:#x} order {order} is not allocated (double free?)")
+        del allocated[pfn]
         if page.migratetype == MIGRATE_MOVABLE:
-            self._movable_used(z, page.pfn, page.order, -1)
+            self._movable_used(z, pfn, order, -1)
         if page.use:
             self._account_use(page, -1)
-        order, pfn = page.order, page.pfn
         self.vm_events["pgfree"] += 1 << order
         mt = z.pageblock_mt[(pfn >> PAGEBLOCK_ORDER) - z._pb_base]
         if not _PCP_ORDER[order] or mt == 4:     # Isolate pages bypass the pcp lists
