@@ -420,8 +420,7 @@ class Control:
         return "ok"
 
     def _do_drop_caches(self, cmd):
-        slab = self.kernel.slab
-        return f"ok freed {sum(slab.kmem_cache_shrink(c) for c in list(slab.caches))} pages"
+        return f"ok freed {self.kernel.drop_slab()} pages"
 
     def _do_reset(self, cmd):
         kernel = self._boot()                 # build first: a failed boot keeps the old state

@@ -172,6 +172,9 @@ class FakeKernel:
         self.nr_free += 1 << page.order
         self.generation += 1
 
+    def drop_slab(self):
+        return sum(self.slab.kmem_cache_shrink(c) for c in list(self.slab.caches))
+
 
 def fake_views(counter=None) -> dict:
     """meminfo / slabinfo / a nested node file, rendered from the fake; counter counts renders."""

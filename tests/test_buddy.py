@@ -326,3 +326,17 @@ def test_random_alloc_free_keeps_every_invariant(ops):
     k.drain_all_pages()
     check(k)
     assert all(z.nr_free == z.managed for z in k.zones)       # everything merges back
+
+
+def test_drop_slab_counts_the_event_and_returns_empty_slabs():
+    k = kernel("seed-vm", slab=True, boot=False)
+    cache = k.slab.kmem_cache_create("drop_probe", 256)
+    objs = [k.slab.kmem_cache_alloc(cache, G.GFP_KERNEL) for _ in range(16 * 8)]   # 8 full 1-page slabs
+    for a in objs:
+        k.slab.kmem_cache_free(cache, a)
+    before = k.nr_free_pages + sum(z.pcp_count() for z in k.zones)
+    freed = k.drop_slab()
+    assert freed >= 1 and k.vm_events["drop_slab"] == 1
+    assert cache.slabinfo()[3] == 0                            # no slab of the probe cache left
+    assert k.nr_free_pages + sum(z.pcp_count() for z in k.zones) == before + freed
+    check(k)

@@ -14,7 +14,7 @@ from math import isqrt
 from ..machine import Machine, PAGE_SIZE
 from . import gfp as G
 from .buddy import (Zone, Page, PerCpuPages, MIGRATE_MOVABLE, MIGRATE_HIGHATOMIC, MIGRATE_PCPTYPES,
-                    MIGRATE_RECLAIMABLE, MAX_PAGE_ORDER, NR_PAGE_ORDERS, NR_PCP_LISTS,
+                    MAX_PAGE_ORDER, NR_PAGE_ORDERS, NR_PCP_LISTS,
                     PAGE_ALLOC_COSTLY_ORDER, PCP_BATCH_SCALE_MAX, pcp_allowed_order, order_to_pindex,
                     pindex_to_order, migratetype_is_mergeable)
 from .errors import MMError
@@ -347,17 +347,10 @@ class Kernel:
                 continue
             return None
 
-    @staticmethod
-    def _unusable_free(z: Zone, order: int, flags: int) -> int:
-        unusable = (1 << order) - 1
-        if not flags & G.ALLOC_RESERVES:
-            unusable += z.nr_free_highatomic
-        return unusable
-
-    def _watermark_ok(self, z: Zone, order, mark, highest, flags, free=None) -> bool:
-        """__zone_watermark_ok().  Every order > 0 allocation passes here: the unusable-free
-        part (_unusable_free) is spelled out inline to save a call."""
-        free = (z.nr_free if free is None else free) - ((1 << order) - 1)
+    def _watermark_ok(self, z: Zone, order, mark, highest, flags) -> bool:
+        """__zone_watermark_ok(): free pages less the unusable ones (the rest of the block,
+        HighAtomic pages without ALLOC_RESERVES) against the mark lowered by the reserves."""
+        free = z.nr_free - ((1 << order) - 1)
         if not flags & _ALLOC_RESERVES:
             free -= z.nr_free_highatomic
         m = mark
@@ -381,7 +374,8 @@ class Kernel:
 
     def _watermark_fast(self, z: Zone, order, mark, highest, flags) -> bool:
         if not order:
-            usable = z.nr_free - min(z.nr_free, self._unusable_free(z, 0, flags))
+            unusable = 0 if flags & _ALLOC_RESERVES else z.nr_free_highatomic
+            usable = z.nr_free - min(z.nr_free, unusable)
             if usable > mark + z.lowmem_reserve[highest]:
                 return True
         if self._watermark_ok(z, order, mark, highest, flags):
@@ -627,6 +621,13 @@ class Kernel:
                 pcp.count -= n
                 z.free_one_page(pfn, order, z.get_pageblock_migratetype(pfn))
 
+    def drop_slab(self) -> int:
+        """The slab half of vm.drop_caches: shrink every cache; returns the pages freed."""
+        self.vm_events["drop_slab"] += 1
+        freed = sum(self.slab.kmem_cache_shrink(c) for c in list(self.slab.caches))
+        self.generation += 1
+        return freed
+
     def drain_all_pages(self):
         """drain_all_pages(): every pcp list back to the buddy (memory pressure, drop_caches)."""
         for z in self.zones:
@@ -669,7 +670,6 @@ class Kernel:
             order = 2 if bp.use == "kernel_stack" else (5 if bp.use in ("pagecache", "anon") and pages >= 1 << 16 else 0)
             for node, n in targets:
                 self.alloc_pages_bulk(order, gfp, n >> order, node=node.id, use=bp.use)
-        self.boot_pages_done = True
 
     # ---- totals the views need ------------------------------------------------------------
     @property
