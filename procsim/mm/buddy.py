@@ -50,16 +50,12 @@ def migratetype_is_mergeable(mt: int) -> bool:
 
 
 class Page:
-    """One allocation: the head page of a 2^order block (a struct page pointer, in spirit)."""
-    __slots__ = ("pfn", "order", "zone", "migratetype", "cpu", "use")
+    """One allocation: the head page of a 2^order block (a struct page pointer, in spirit).
 
-    def __init__(self, pfn, order, zone, migratetype, cpu, use=None):
-        self.pfn = pfn
-        self.order = order
-        self.zone = zone
-        self.migratetype = migratetype
-        self.cpu = cpu
-        self.use = use
+    The allocator fills the fields one by one after ``Page()``: a class without ``__init__``
+    is the cheapest object CPython makes, and one is made per allocation.
+    """
+    __slots__ = ("pfn", "order", "zone", "migratetype", "cpu", "use")
 
     @property
     def node(self) -> int:

@@ -13,7 +13,7 @@ from math import isqrt
 
 from ..machine import Machine, PAGE_SIZE
 from . import gfp as G
-from .buddy import (Zone, Page, PerCpuPages, MIGRATE_MOVABLE, MIGRATE_HIGHATOMIC, MIGRATE_PCPTYPES,
+from .buddy import (Zone, Page, PerCpuPages, MIGRATE_MOVABLE, MIGRATE_HIGHATOMIC, MIGRATE_ISOLATE, MIGRATE_PCPTYPES,
                     MAX_PAGE_ORDER, NR_PAGE_ORDERS, NR_PCP_LISTS,
                     PAGE_ALLOC_COSTLY_ORDER, PCP_BATCH_SCALE_MAX, pcp_allowed_order, order_to_pindex,
                     pindex_to_order, migratetype_is_mergeable)
@@ -66,6 +66,18 @@ class PgData:
     def nr_free(self): return sum(z.nr_free for z in self.zones)
     @property
     def has_memory(self): return any(z.managed for z in self.zones)
+
+
+class _Plan:
+    """A (node, gfp) request worked out once: the zonelist and what the fast path reads."""
+    __slots__ = ("node", "zonelist", "mt", "flags", "zone", "pindex", "pgalloc", "local0")
+
+    def __init__(self, node: int, zonelist: list[Zone], mt: int, flags: int, cpu0_node: int):
+        self.node, self.zonelist, self.mt, self.flags = node, zonelist, mt, flags
+        self.zone = zonelist[0]                   # the preferred zone
+        self.pindex = tuple(_PINDEX[o][mt] if _PCP_ORDER[o] else -1 for o in range(NR_PAGE_ORDERS))
+        self.pgalloc = _PGALLOC[self.zone.idx]
+        self.local0 = "numa_local" if self.zone.node == cpu0_node else "numa_other"   # for cpu 0
 
 
 class Kernel:
@@ -122,7 +134,8 @@ class Kernel:
             self.node_order.append(order)
         self.zonelists = [[z for n in order for z in reversed(self.nodes[n].zones) if z.managed]
                           for order in self.node_order]
-        self._plans = {}
+        self._plans: dict[tuple[int, int], _Plan] = {}
+        self._plans0: dict[int, _Plan] = {}       # gfp -> plan, for calls that name no node or cpu
         self.zonelists_thisnode = [[z for z in reversed(self.nodes[n].zones) if z.managed]
                                    for n in range(len(self.nodes))]
 
@@ -226,39 +239,55 @@ class Kernel:
         There is no reclaim or compaction: when even the slow path fails the request fails
         with ENOMEM and nothing has changed.
         """
-        if order.__class__ is not int or not 0 <= order <= MAX_PAGE_ORDER or node is not None or cpu is not None \
-                or use is not None:
+        if node is None and cpu is None and use is None and order.__class__ is int and 0 <= order <= MAX_PAGE_ORDER:
+            cpu = 0                                # the common call: cpu 0, its own node, no use
+            plan = self._plans0.get(gfp) or self._plan(self.cpu_node[0], gfp, cpu0=True)
+            local = plan.local0
+        else:
             self._check_args(order, node, cpu)
             if use is not None and use not in PAGE_USES:
                 raise MMError(errno.EINVAL, f"unknown page use {use!r} (one of {', '.join(PAGE_USES)})")
-        if cpu is None:
-            cpu = self.default_cpu(node) if node is not None else 0
-        if node is None:
-            node = self.cpu_node[cpu]
-        plan = self._plans.get((node, gfp)) or self._plan(node, gfp)
-        zonelist, mt, flags = plan
+            if cpu is None:
+                cpu = self.default_cpu(node) if node is not None else 0
+            if node is None:
+                node = self.cpu_node[cpu]
+            plan = self._plans.get((node, gfp)) or self._plan(node, gfp)
+            local = "numa_local" if plan.zone.node == self.cpu_node[cpu] else "numa_other"
         # Fast path, the case boot, count=K loops and SLUB refills hit millions of times:
         # the preferred zone is above its high watermark and this cpu's pcp list has a
         # block.  It decides exactly what _get_page_from_freelist would (first zone, high
         # mark, pcp head) without its loop; anything else goes there, nothing changed yet.
-        z = zonelist[0]
+        z = plan.zone
         page = None
-        if _PCP_ORDER[order] and not z.below_high:
+        pindex = plan.pindex[order]
+        if pindex >= 0 and not z.below_high:
             pcp = z.pcp[cpu]
-            lst = pcp.lists[_PINDEX[order][mt]]
-            if lst and (z.nr_free - z.nr_free_highatomic > z._watermark[2] + z.boost + z.lowmem_reserve[z.idx]
-                        if not order else self._watermark_fast(z, order, z.wmark_high, z.idx, flags)):
+            lst = pcp.lists[pindex]
+            # (a zone's lowmem_reserve against its own index is 0)
+            if lst and (z.nr_free - z.nr_free_highatomic > z._watermark[2] + z.boost
+                        if not order else self._watermark_ok(z, order, z._watermark[2] + z.boost, z.idx, plan.flags)):
                 pcp.free_count >>= 1
                 pcp.count -= 1 << order
-                page = self._prep_new_page(z, z, lst.popleft(), order, flags, mt, cpu)
+                pfn = lst.popleft()
+                # _prep_new_page() for the preferred zone, spelled out: no numa_miss, no HighAtomic
+                self.vm_events[plan.pgalloc] += 1 << order
+                numa = z.numa
+                numa["numa_hit"] += 1
+                numa[local] += 1
+                page = Page()
+                page.pfn = pfn; page.order = order; page.zone = z; page.migratetype = mt = plan.mt
+                page.cpu = cpu; page.use = None
+                z.allocated[pfn] = page
+                if mt == MIGRATE_MOVABLE:
+                    self._movable_used(z, pfn, order, +1)
         if page is None:
-            page = self._get_page_from_freelist(zonelist, order, flags, mt, cpu)
-        if page is None:
-            page = self._get_page_from_freelist(zonelist, order, G.gfp_to_alloc_flags(gfp, order), mt, cpu)
+            zonelist, mt, flags = plan.zonelist, plan.mt, plan.flags
+            page = self._get_page_from_freelist(zonelist, order, flags, mt, cpu) or \
+                self._get_page_from_freelist(zonelist, order, G.gfp_to_alloc_flags(gfp, order), mt, cpu)
             if page is None:
-                raise MMError(errno.ENOMEM, f"alloc_pages(order={order}, {G.format_gfp(gfp)}, node={node}) "
+                raise MMError(errno.ENOMEM, f"alloc_pages(order={order}, {G.format_gfp(gfp)}, node={plan.node}) "
                                             "failed: every zone of the zonelist is below its watermark")
-        z = page.zone
+            z = page.zone
         if z.boost:                               # kswapd has run and reset the boost
             z.boost = 0
         if use:
@@ -276,7 +305,8 @@ class Kernel:
             return []
         first = self.alloc_pages(order, gfp, node, cpu, use)
         cpu, node = first.cpu, first.zone.node if node is None else node
-        zonelist, mt, flags = self._plans.get((node, gfp)) or self._plan(node, gfp)
+        plan = self._plans.get((node, gfp)) or self._plan(node, gfp)
+        zonelist, mt, flags = plan.zonelist, plan.mt, plan.flags
         pages = [first]
         get = self._get_page_from_freelist
         for _ in range(nr - 1):
@@ -299,7 +329,7 @@ class Kernel:
         self.generation += 1
         return pages
 
-    def _plan(self, node: int, gfp: int):
+    def _plan(self, node: int, gfp: int, cpu0: bool = False) -> "_Plan":
         """What a (node, gfp) request needs, worked out once: the zonelist cut at the highest
         allowed zone, the migratetype, the fast path's alloc flags (ALLOC_NOFRAGMENT rule)."""
         highest = G.gfp_zone(gfp)
@@ -312,7 +342,9 @@ class Kernel:
         if preferred.idx == ZONE_NORMAL and (len(self.nodes) == 1
                                              or self.nodes[preferred.node].zones[ZONE_DMA32].populated):
             flags |= G.ALLOC_NOFRAGMENT
-        plan = self._plans[(node, gfp)] = (zonelist, G.gfp_migratetype(gfp), flags)
+        plan = self._plans[(node, gfp)] = _Plan(node, zonelist, G.gfp_migratetype(gfp), flags, self.cpu_node[0])
+        if cpu0:
+            self._plans0[gfp] = plan
         return plan
 
     def _get_page_from_freelist(self, zonelist, order, flags, mt, cpu):
@@ -411,7 +443,8 @@ class Kernel:
             numa["numa_miss"] += 1
             preferred.numa["numa_foreign"] += 1
         numa["numa_local" if z.node == self.cpu_node[cpu] else "numa_other"] += 1
-        page = Page(pfn, order, z, mt, cpu)
+        page = Page()
+        page.pfn = pfn; page.order = order; page.zone = z; page.migratetype = mt; page.cpu = cpu; page.use = None
         z.allocated[pfn] = page
         if mt == MIGRATE_MOVABLE:
             self._movable_used(z, pfn, order, +1)
@@ -534,24 +567,25 @@ class Kernel:
         """__free_pages(): pcp-sized orders through the cpu's pageset, the rest straight to the buddy."""
         z, pfn, order = page.zone, page.pfn, page.order
         allocated = z.allocated
-        if allocated.get(pfn) is not page:
+        other = allocated.pop(pfn, None)
+        if other is not page:
+            if other is not None:
+                allocated[pfn] = other
             raise MMError(errno.EINVAL, f"free_pages: pfn {pfn:#x} order {order} is not allocated (double free?)")
-        del allocated[pfn]
         if page.migratetype == MIGRATE_MOVABLE:
             self._movable_used(z, pfn, order, -1)
         if page.use:
             self._account_use(page, -1)
         self.vm_events["pgfree"] += 1 << order
-        mt = z.pageblock_mt[(pfn >> PAGEBLOCK_ORDER) - z._pb_base]
-        if not _PCP_ORDER[order] or mt == 4:     # Isolate pages bypass the pcp lists
-            z.free_one_page(pfn, order, mt)
-        else:
-            self._free_frozen_page_commit(z, z.pcp[page.cpu], pfn, mt if mt < MIGRATE_PCPTYPES else MIGRATE_MOVABLE, order)
         self.generation += 1
-
-    def _free_frozen_page_commit(self, z: Zone, pcp: PerCpuPages, pfn, mt, order):
+        mt = z.pageblock_mt[(pfn >> PAGEBLOCK_ORDER) - z._pb_base]
+        pindex = _FREE_PINDEX[order][mt]
+        if pindex < 0:                           # not a pcp order, or an Isolate pageblock
+            z.free_one_page(pfn, order, mt)
+            return
+        # free_frozen_page_commit(): onto the list head, then tune high and maybe free a batch
+        pcp = z.pcp[page.cpu]
         pcp.alloc_factor >>= 1
-        pindex = _PINDEX[order][mt]
         pcp.lists[pindex].appendleft(pfn)
         pcp.count += 1 << order
         batch = pcp.batch
@@ -565,10 +599,9 @@ class Kernel:
             pcp.free_count += 1 << order
         high = pcp.high
         # _nr_pcp_high() returns pcp.high untouched when it is already within [high_min,
-        # high_max] and either fixed (percpu_pagelist_high_fraction) or the zone is above
-        # its high mark with room left on the pcp: the common free, so skip the call.
-        if free_high or not pcp.high_min <= high <= pcp.high_max or (
-                pcp.high_min != pcp.high_max and (z.below_high or pcp.count >= high)):
+        # high_max] and the zone is above its high mark with room left on the pcp: the
+        # common free, so skip the call.
+        if free_high or z.below_high or pcp.count >= high or not pcp.high_min <= high <= pcp.high_max:
             high = self._nr_pcp_high(pcp, z, batch, free_high)
         if pcp.count >= high:
             self._free_pcppages_bulk(z, self._nr_pcp_free(pcp, batch, high, free_high), pcp, pindex)
@@ -696,6 +729,11 @@ _GFP_KSWAPD_RECLAIM = G.__GFP_KSWAPD_RECLAIM
 _ALLOC_RESERVES = G.ALLOC_RESERVES
 _PCP_ORDER = tuple(pcp_allowed_order(o) for o in range(NR_PAGE_ORDERS))
 _PINDEX = tuple(tuple(order_to_pindex(mt, o) for mt in range(5)) for o in range(NR_PAGE_ORDERS))
+# the pcp list a freed block goes to by (order, pageblock migratetype): HighAtomic pages
+# go to the Movable list, Isolate pages and orders without a list bypass the pcp (-1)
+_FREE_PINDEX = tuple(tuple(order_to_pindex(mt if mt < MIGRATE_PCPTYPES else MIGRATE_MOVABLE, o)
+                           if pcp_allowed_order(o) and mt != MIGRATE_ISOLATE else -1 for mt in range(5))
+                     for o in range(NR_PAGE_ORDERS))
 _PGALLOC = ("pgalloc_dma", "pgalloc_dma32", "pgalloc_normal", "pgalloc_movable", "pgalloc_device")
 
 

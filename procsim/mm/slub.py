@@ -327,6 +327,7 @@ class Slub:
         # num_present_cpus(), or nr_cpu_ids when that is <= 1: all our CPUs are present.
         self.nr_cpus_for_order = self.nr_cpu_ids
         self._kmalloc = [[None] * (KMALLOC_SHIFT_HIGH + 1) for _ in _KMALLOC_TYPES]
+        self._kmalloc_by_gfp: dict[int, list] = {}   # gfp -> its kmalloc_type()'s row, looked up once
         self.large_pages = [0] * self.nr_node_ids        # pages held by large kmallocs, per node
         self.kmem_cache: KmemCache | None = None
         self.kmem_cache_node: KmemCache | None = None
@@ -451,14 +452,14 @@ class Slub:
         if flags & SLAB_CACHE_DMA and flags & SLAB_CACHE_DMA32:
             raise _einval("SLAB_CACHE_DMA and SLAB_CACHE_DMA32 exclude each other")
         s = self._create(name, size, align, flags, GFP_KERNEL)
-        self._touch()
+        self.k.generation += 1
         return s
 
     def kmem_cache_alloc(self, cache: KmemCache, gfp: int = GFP_KERNEL, node=None, cpu=None) -> int:
         self._check_cache(cache)
         cpu = self._pick_cpu(node, cpu)
         addr = self._alloc(cache, gfp, self._check_node(node), cpu)
-        self._touch()
+        self.k.generation += 1
         return addr
 
     def kmem_cache_free(self, cache: KmemCache, addr: int, cpu=None):
@@ -469,7 +470,7 @@ class Slub:
             raise _einval(f"{addr:#x} {owner}, not to {cache.name}" if isinstance(addr, int)
                           else "kmem_cache_free needs an address")
         self._free(slab, addr, self._pick_cpu(None, cpu) if cpu is not None else None)
-        self._touch()
+        self.k.generation += 1
 
     def kmalloc(self, size: int, gfp: int = GFP_KERNEL, node=None, cpu=None) -> int:
         if not isinstance(size, int) or size <= 0:
@@ -483,9 +484,9 @@ class Slub:
         if size > KMALLOC_MAX_CACHE_SIZE:
             addr = self._kmalloc_large(size, gfp, node, cpu)
         else:
-            cache = self._kmalloc[kmalloc_type(gfp)][kmalloc_index(size)]
-            addr = self._alloc(cache, gfp, node, cpu)
-        self._touch()
+            caches = self._kmalloc_by_gfp.get(gfp) or self._kmalloc_by_gfp.setdefault(gfp, self._kmalloc[kmalloc_type(gfp)])
+            addr = self._alloc(caches[kmalloc_index(size)], gfp, node, cpu)
+        self.k.generation += 1
         return addr
 
     def kmalloc_cache(self, size: int, gfp: int = GFP_KERNEL) -> KmemCache | None:
@@ -495,7 +496,10 @@ class Slub:
         return self._kmalloc[kmalloc_type(gfp)][kmalloc_index(size)]
 
     def kfree(self, addr: int, cpu=None):
-        slab = self._slab_lookup(addr)
+        # virt_to_slab() for the common case, an object in an order-0 slab
+        slab = self._slab_of.get((addr - PAGE_OFFSET) >> PAGE_SHIFT) if addr.__class__ is int else None
+        if slab is None:
+            slab = self._slab_lookup(addr)
         if slab is not None:
             self._free(slab, addr, self._pick_cpu(None, cpu) if cpu is not None else None)
         else:
@@ -508,7 +512,7 @@ class Slub:
             self.k.free_pages(page)
             self.k.mod_node_stat(page.node, "nr_slab_unreclaimable", -(1 << page.order))
             self.large_pages[page.node] -= 1 << page.order
-        self._touch()
+        self.k.generation += 1
 
     def cache_of(self, addr: int) -> KmemCache | None:
         slab = self._slab_lookup(addr)
@@ -548,7 +552,7 @@ class Slub:
             n.partial_free = sum(s.objects - s.inuse for s in order)
             for slab in discard:
                 self._discard_slab(slab)
-        self._touch()
+        self.k.generation += 1
         return before - cache.pages
 
     def kmem_cache_destroy(self, cache: KmemCache):
@@ -569,7 +573,7 @@ class Slub:
             self._free(self._slab_lookup(addr), addr, None)
         self._free(self._slab_lookup(cache.self_obj), cache.self_obj, None)
         cache.refcount = 0
-        self._touch()
+        self.k.generation += 1
 
     def slab_pages(self) -> dict[tuple[int, str], int]:
         """Pages held per (node, stat item): what the node counters must contain from us."""
@@ -609,7 +613,7 @@ class Slub:
                 shares = {nid: bc.objects // k + (i < bc.objects % k) for i, nid in enumerate(self.slab_nodes)}
             for nid, count in shares.items():
                 self._fill(s, nid, count)
-        self._touch()
+        self.k.generation += 1
 
     def _fill(self, s: KmemCache, nid: int, count: int):
         cpu = self._node_cpu.get(nid, 0)
@@ -903,13 +907,6 @@ class Slub:
     def _check_cache(self, cache):
         if not isinstance(cache, KmemCache) or self._by_name.get(cache.name) is not cache:
             raise _einval(f"{getattr(cache, 'name', cache)!r} is not a live cache")
-
-    def _touch(self):
-        k = self.k
-        try:
-            k.generation += 1
-        except (AttributeError, TypeError):
-            pass
 
     # --- invariants -----------------------------------------------------------------------
     def check(self) -> None:
