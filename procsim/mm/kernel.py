@@ -266,11 +266,12 @@ class Kernel:
             # (a zone's lowmem_reserve against its own index is 0)
             if lst and (z.nr_free - z.nr_free_highatomic > z._watermark[2] + z.boost
                         if not order else self._watermark_ok(z, order, z._watermark[2] + z.boost, z.idx, plan.flags)):
+                nr = 1 << order
                 pcp.free_count >>= 1
-                pcp.count -= 1 << order
+                pcp.count -= nr
                 pfn = lst.popleft()
                 # _prep_new_page() for the preferred zone, spelled out: no numa_miss, no HighAtomic
-                self.vm_events[plan.pgalloc] += 1 << order
+                self.vm_events[plan.pgalloc] += nr
                 numa = z.numa
                 numa["numa_hit"] += 1
                 numa[local] += 1
@@ -566,17 +567,17 @@ class Kernel:
     def free_pages(self, page: Page):
         """__free_pages(): pcp-sized orders through the cpu's pageset, the rest straight to the buddy."""
         z, pfn, order = page.zone, page.pfn, page.order
-        allocated = z.allocated
-        other = allocated.pop(pfn, None)
+        other = z.allocated.pop(pfn, None)
         if other is not page:
             if other is not None:
-                allocated[pfn] = other
+                z.allocated[pfn] = other
             raise MMError(errno.EINVAL, f"free_pages: pfn {pfn:#x} order {order} is not allocated (double free?)")
         if page.migratetype == MIGRATE_MOVABLE:
             self._movable_used(z, pfn, order, -1)
         if page.use:
             self._account_use(page, -1)
-        self.vm_events["pgfree"] += 1 << order
+        nr = 1 << order
+        self.vm_events["pgfree"] += nr
         self.generation += 1
         mt = z.pageblock_mt[(pfn >> PAGEBLOCK_ORDER) - z._pb_base]
         pindex = _FREE_PINDEX[order][mt]
@@ -587,7 +588,7 @@ class Kernel:
         pcp = z.pcp[page.cpu]
         pcp.alloc_factor >>= 1
         pcp.lists[pindex].appendleft(pfn)
-        pcp.count += 1 << order
+        pcp.count = count = pcp.count + nr
         batch = pcp.batch
         free_high = False
         if order and order <= PAGE_ALLOC_COSTLY_ORDER:
@@ -596,14 +597,14 @@ class Kernel:
         else:
             pcp.prev_free_high_order = False
         if pcp.free_count < batch << PCP_BATCH_SCALE_MAX:
-            pcp.free_count += 1 << order
+            pcp.free_count += nr
         high = pcp.high
         # _nr_pcp_high() returns pcp.high untouched when it is already within [high_min,
         # high_max] and the zone is above its high mark with room left on the pcp: the
         # common free, so skip the call.
-        if free_high or z.below_high or pcp.count >= high or not pcp.high_min <= high <= pcp.high_max:
+        if free_high or z.below_high or count >= high or not pcp.high_min <= high <= pcp.high_max:
             high = self._nr_pcp_high(pcp, z, batch, free_high)
-        if pcp.count >= high:
+        if count >= high:
             self._free_pcppages_bulk(z, self._nr_pcp_free(pcp, batch, high, free_high), pcp, pindex)
             if z.below_high and self._watermark_ok(z, 0, z.wmark_high, ZONE_MOVABLE, 0):
                 z.below_high = False
