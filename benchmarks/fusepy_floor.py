@@ -3,7 +3,7 @@
     python benchmarks/fusepy_floor.py SOURCE MOUNTPOINT
 
 serves SOURCE's bytes (read once at start) as MOUNTPOINT/zoneinfo, opened with direct_io
-like procsim's files, foreground, multithreaded like procsim.  Whatever procsim spends
+like procsim's files, foreground, single-threaded like procsim.  Whatever procsim spends
 above this on an open+read+close is procsim's own cost.  Stop it with fusermount -u.
 """
 from __future__ import annotations
@@ -44,4 +44,4 @@ if __name__ == "__main__":
     src, mp = sys.argv[1], sys.argv[2]
     with open(src, "rb") as f:
         data = f.read()
-    FUSE(Floor(data), mp, raw_fi=True, foreground=True, nothreads=False, fsname="floor")
+    FUSE(Floor(data), mp, raw_fi=True, foreground=True, nothreads=True, fsname="floor")

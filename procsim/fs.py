@@ -264,8 +264,12 @@ def serve(session: Session, mountpoint: str, allow_other: bool = False, on_ready
 
     fusepy resets SIGINT to SIG_DFL around fuse_main, so libfuse's own handlers catch
     INT/TERM/HUP, leave the loop and unmount.
+
+    One thread serves every request (libfuse's -s): the core is behind one lock anyway, and
+    a callback on one of libfuse's own worker threads pays for a fresh Python thread state
+    each time; an open+read+close is ~10 % quicker this way on the 2-vCPU benchmark VM.
     """
-    opts = dict(foreground=True, nothreads=False, default_permissions=True,
+    opts = dict(foreground=True, nothreads=True, default_permissions=True,
                 fsname="procsim", subtype="procsim")
     if allow_other:
         opts["allow_other"] = True

@@ -1,7 +1,8 @@
 """One simulated machine as the shell sees it: Kernel + control interpreter + one lock.
 
-The core is single threaded by design; FUSE is not.  Every render and every command runs
-under ``Session._mutex`` (never called ``lock``: fusepy would take it for the FUSE op).
+The core is single threaded by design.  fs.serve runs libfuse's loop in one thread, but
+nothing here counts on it: every render and every command runs under ``Session._mutex``
+(never called ``lock``: fusepy would take it for the FUSE op).
 Rendered files are cached by (path, boot, generation), so the 100 reads a refreshing
 slabtop makes of an unchanged state render once.
 """
