@@ -405,6 +405,17 @@ def machine_info() -> dict:
             "Python": platform.python_version(), "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
 
 
+PACE = compile("d = {'n': 0}\nfor i in range(1_000_000):\n    d['n'] += i & 7\n", "pace", "exec")
+
+
+def python_pace() -> str:
+    """ns per iteration of a fixed pure-Python loop that has nothing to do with procsim: how
+    fast this machine runs Python at the moment, so a slow run can be told from a slow procsim."""
+    t = time.process_time()
+    exec(PACE, {})
+    return f"{(time.process_time() - t) * 1e3:.0f} ns"
+
+
 def table() -> str:
     out = ["| figure | value | peer in the same run | target | |", "|---|---|---|---|---|"]
     out += [f"| {' | '.join(r)} |" for r in rows]
@@ -457,6 +468,7 @@ def main() -> int:
             print(f"bench: {tool} is not installed (make setup)", file=sys.stderr)
             return 1
     info = machine_info()
+    pace = python_pace()
     print(" · ".join(f"{k} {v}" for k, v in info.items()), flush=True)
     t = time.perf_counter()
     bench_engine()
@@ -465,10 +477,11 @@ def main() -> int:
     bench_scaling()
     bench_objects()
     bench_mount()
+    info["Python pace (a fixed 1 M-iteration loop, per iteration)"] = f"{pace} at the start, {python_pace()} at the end"
     tbl = table()
     print()
     print(tbl)
-    print(f"\n({time.perf_counter() - t:.0f} s)")
+    print(f"\n({time.perf_counter() - t:.0f} s) Python pace: {info['Python pace (a fixed 1 M-iteration loop, per iteration)']}")
     write_results(info, tbl)
     return 0
 
