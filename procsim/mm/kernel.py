@@ -70,12 +70,11 @@ class PgData:
 
 class _Plan:
     """A (node, gfp) request worked out once: the zonelist and what the fast path reads."""
-    __slots__ = ("node", "zonelist", "mt", "flags", "zone", "pindex", "pgalloc", "local0")
+    __slots__ = ("node", "zonelist", "mt", "flags", "zone", "pgalloc", "local0")
 
     def __init__(self, node: int, zonelist: list[Zone], mt: int, flags: int, cpu0_node: int):
         self.node, self.zonelist, self.mt, self.flags = node, zonelist, mt, flags
         self.zone = zonelist[0]                   # the preferred zone
-        self.pindex = tuple(_PINDEX[o][mt] if _PCP_ORDER[o] else -1 for o in range(NR_PAGE_ORDERS))
         self.pgalloc = _PGALLOC[self.zone.idx]
         self.local0 = "numa_local" if self.zone.node == cpu0_node else "numa_other"   # for cpu 0
 
@@ -257,9 +256,9 @@ class Kernel:
         # the preferred zone is above its high watermark and this cpu's pcp list has a
         # block.  It decides exactly what _get_page_from_freelist would (first zone, high
         # mark, pcp head) without its loop; anything else goes there, nothing changed yet.
-        z = plan.zone
+        z, mt = plan.zone, plan.mt
         page = None
-        pindex = plan.pindex[order]
+        pindex = _PCP_LIST[order][mt]
         if pindex >= 0 and not z.below_high:
             pcp = z.pcp[cpu]
             lst = pcp.lists[pindex]
@@ -276,13 +275,13 @@ class Kernel:
                 numa["numa_hit"] += 1
                 numa[local] += 1
                 page = Page()
-                page.pfn = pfn; page.order = order; page.zone = z; page.migratetype = mt = plan.mt
+                page.pfn = pfn; page.order = order; page.zone = z; page.migratetype = mt
                 page.cpu = cpu; page.use = None
                 z.allocated[pfn] = page
                 if mt == MIGRATE_MOVABLE:
                     self._movable_used(z, pfn, order, +1)
         if page is None:
-            zonelist, mt, flags = plan.zonelist, plan.mt, plan.flags
+            zonelist, flags = plan.zonelist, plan.flags
             page = self._get_page_from_freelist(zonelist, order, flags, mt, cpu) or \
                 self._get_page_from_freelist(zonelist, order, G.gfp_to_alloc_flags(gfp, order), mt, cpu)
             if page is None:
@@ -419,9 +418,10 @@ class Kernel:
 
     def _rmqueue(self, preferred: Zone, z: Zone, order, flags, mt, cpu) -> Page | None:
         pfn = -1
-        if _PCP_ORDER[order]:
+        pindex = _PCP_LIST[order][mt]
+        if pindex >= 0:
             pcp = z.pcp[cpu]
-            lst = pcp.lists[_PINDEX[order][mt]]
+            lst = pcp.lists[pindex]
             if lst:                              # the common case: the pcp list has a page
                 pcp.free_count >>= 1
                 pcp.count -= 1 << order
@@ -456,7 +456,7 @@ class Kernel:
     def _rmqueue_pcplist(self, z: Zone, order, mt, flags, cpu) -> int:
         pcp = z.pcp[cpu]
         pcp.free_count >>= 1
-        lst = pcp.lists[_PINDEX[order][mt]]
+        lst = pcp.lists[_PCP_LIST[order][mt]]
         if not lst:
             batch = self._nr_pcp_alloc(pcp, z, order)
             mode = [0]
@@ -580,7 +580,7 @@ class Kernel:
         self.vm_events["pgfree"] += nr
         self.generation += 1
         mt = z.pageblock_mt[(pfn >> PAGEBLOCK_ORDER) - z._pb_base]
-        pindex = _FREE_PINDEX[order][mt]
+        pindex = _PCP_LIST[order][mt]
         if pindex < 0:                           # not a pcp order, or an Isolate pageblock
             z.free_one_page(pfn, order, mt)
             return
@@ -728,13 +728,11 @@ class Kernel:
 _GFP_THISNODE = G.__GFP_THISNODE
 _GFP_KSWAPD_RECLAIM = G.__GFP_KSWAPD_RECLAIM
 _ALLOC_RESERVES = G.ALLOC_RESERVES
-_PCP_ORDER = tuple(pcp_allowed_order(o) for o in range(NR_PAGE_ORDERS))
-_PINDEX = tuple(tuple(order_to_pindex(mt, o) for mt in range(5)) for o in range(NR_PAGE_ORDERS))
-# the pcp list a freed block goes to by (order, pageblock migratetype): HighAtomic pages
-# go to the Movable list, Isolate pages and orders without a list bypass the pcp (-1)
-_FREE_PINDEX = tuple(tuple(order_to_pindex(mt if mt < MIGRATE_PCPTYPES else MIGRATE_MOVABLE, o)
-                           if pcp_allowed_order(o) and mt != MIGRATE_ISOLATE else -1 for mt in range(5))
-                     for o in range(NR_PAGE_ORDERS))
+# The pcp list of a block by (order, migratetype), or -1 where the pcp is bypassed (orders
+# without a list, Isolate pageblocks); freed HighAtomic blocks go to the Movable list.
+_PCP_LIST = tuple(tuple(order_to_pindex(mt if mt < MIGRATE_PCPTYPES else MIGRATE_MOVABLE, o)
+                        if pcp_allowed_order(o) and mt != MIGRATE_ISOLATE else -1 for mt in range(5))
+                  for o in range(NR_PAGE_ORDERS))
 _PGALLOC = ("pgalloc_dma", "pgalloc_dma32", "pgalloc_normal", "pgalloc_movable", "pgalloc_device")
 
 
