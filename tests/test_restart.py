@@ -9,6 +9,7 @@ import re
 import signal
 import subprocess
 import threading
+from contextlib import contextmanager
 
 import pytest
 
@@ -82,34 +83,45 @@ def in_flight_frees(writers) -> set[int]:
     return {w.inflight[1] for w in writers if w.inflight and w.inflight[0] == "free"}
 
 
-def wait_for(cond, what, limit=2000000):
-    n = 0
-    while not cond():
-        n += 1
+def wait_for_acks(writers, n):
+    """Until the writers together have n acknowledged commands (a minute at most)."""
+    tries = 0
+    while sum(w.acks for w in writers) < n:
+        tries += 1
         threading.Event().wait(0.01)
-        assert n < 6000, f"timed out waiting for {what}"
+        assert tries < 6000, f"timed out waiting for {n} acknowledged commands"
+
+
+@contextmanager
+def storm(mp, state, nwriters, stderr=subprocess.DEVNULL):
+    """A foreground daemon journaling to state, with nwriters Writers started on it.  A daemon
+    still running at the end is stopped; a dead mount is left to the test (and the mp fixture)."""
+    p = subprocess.Popen(procsim_cmd("mount", "--foreground", "--config", TINY, "--state", state, mp),
+                         stdout=subprocess.DEVNULL, stderr=stderr)
+    try:
+        wait_mounted(mp, p)
+        writers = [Writer(mp, n) for n in range(nwriters)]
+        for w in writers:
+            w.start()
+        yield p, writers
+    finally:
+        if p.poll() is None:
+            force_unmount(mp, p)
+        if p.stderr is not None:
+            p.stderr.close()
 
 
 def test_kill_9_in_a_write_storm_keeps_every_acknowledged_allocation(mp, tmp_path):
     state = tmp_path / "journal"
-    p = subprocess.Popen(procsim_cmd("mount", "--foreground", "--config", TINY, "--state", state, mp),
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    writers = []
-    try:
-        wait_mounted(mp, p)
-        writers = [Writer(mp, n) for n in range(4)]
-        for w in writers:
-            w.start()
-        wait_for(lambda: sum(w.acks for w in writers) >= 300, "300 acknowledged commands")
+    with storm(mp, state, 4) as (p, writers):
+        wait_for_acks(writers, 300)
         seen = rows(mp)                                   # a mid-storm snapshot, pfns included
-        wait_for(lambda: sum(w.acks for w in writers) >= 600, "600 acknowledged commands")
+        wait_for_acks(writers, 600)
         p.kill()
         p.wait()
         for w in writers:
             w.join(timeout=30)
             assert not w.is_alive()
-    finally:
-        force_unmount(mp, p) if p.poll() is None else None
     assert mounts(mp)                                     # the dead mount is still there ...
     r = sh("mount", "--config", TINY, "--state", state, mp)
     assert r.returncode == 0, r.stderr
@@ -166,15 +178,8 @@ def test_torn_last_line_is_dropped_not_fatal(mp, tmp_path):
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_signal_during_a_storm_unmounts_and_leaves_a_journal_that_replays(mp, tmp_path, sig):
     state = tmp_path / "journal"
-    p = subprocess.Popen(procsim_cmd("mount", "--foreground", "--config", TINY, "--state", state, mp),
-                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    writers = []
-    try:
-        wait_mounted(mp, p)
-        writers = [Writer(mp, n) for n in range(3)]
-        for w in writers:
-            w.start()
-        wait_for(lambda: sum(w.acks for w in writers) >= 150, "150 acknowledged commands")
+    with storm(mp, state, 3, stderr=subprocess.PIPE) as (p, writers):
+        wait_for_acks(writers, 150)
         p.send_signal(sig)
         assert p.wait(timeout=30) == 0
         err = p.stderr.read().decode()
@@ -182,9 +187,6 @@ def test_signal_during_a_storm_unmounts_and_leaves_a_journal_that_replays(mp, tm
         assert not mounts(mp)
         for w in writers:
             w.join(timeout=30)
-    finally:
-        force_unmount(mp, p)
-        p.stderr.close()
     assert state.read_bytes().endswith(b"\n")
     r = sh("mount", "--config", TINY, "--state", state, mp)
     assert r.returncode == 0, r.stderr
