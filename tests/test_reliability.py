@@ -44,6 +44,12 @@ def listed_ids(ctl) -> dict[int, tuple[str, str]]:
     return {int(r.split()[0]): (r.split()[1], r.split()[2]) for r in rows if not r.startswith("#")}
 
 
+def free_line(kind: str, cache: str | None, what) -> str:
+    """The control line that frees `what` (an ID, or tag=T) of allocations of this kind."""
+    verb = {"pages": "free_pages", "kmalloc": "kfree", "slab": f"kmem_cache_free {cache}"}[kind]
+    return f"{verb} {what}"
+
+
 class ControlMachine(RuleBasedStateMachine):
     """Lines go through ``Session.execute`` (the control file's path, --state journal included)."""
     config = "tiny"
@@ -144,8 +150,7 @@ class ControlMachine(RuleBasedStateMachine):
     def free_one(self, data):
         i = data.draw(st.sampled_from(sorted(self.live)))
         kind, _, cache = self.live[i]
-        line = {"pages": f"free_pages {i}", "kmalloc": f"kfree {i}", "slab": f"kmem_cache_free {cache} {i}"}[kind]
-        self.freed(self.run(line), [i])
+        self.freed(self.run(free_line(kind, cache, i)), [i])
 
     @precondition(lambda self: self.live)
     @rule(data=st.data())
@@ -155,9 +160,7 @@ class ControlMachine(RuleBasedStateMachine):
         if tag is None:
             return
         ids = [j for j, v in self.live.items() if v[0] == kind and v[1] == tag and (cache is None or v[2] == cache)]
-        line = {"pages": f"free_pages tag={tag}", "kmalloc": f"kfree tag={tag}",
-                "slab": f"kmem_cache_free {cache} tag={tag}"}[kind]
-        self.freed(self.run(line), ids)
+        self.freed(self.run(free_line(kind, cache, f"tag={tag}")), ids)
 
     @precondition(lambda self: self.live)
     @rule(data=st.data())
