@@ -212,6 +212,22 @@ def boot(config: str | None = None, *, text: str | None = None, **kw):
     return Kernel(loads(text) if text is not None else load(CONFIGS / f"{config}.yaml"), **kw)
 
 
+# Booted machines shared by the tests of one module (each module boots its own).
+@pytest.fixture(scope="module")
+def seed_vm():
+    return boot("seed-vm")
+
+
+@pytest.fixture(scope="module")
+def seed_server():
+    return boot("seed-server")
+
+
+@pytest.fixture(scope="module")
+def big():
+    return boot("big-4s-1t")
+
+
 @pytest.fixture
 def mp(tmp_path):
     """An empty mount point that is unmounted afterwards, whatever the test left there."""

@@ -24,18 +24,6 @@ from conftest import boot
 NODE_DIR, CPU_DIR = "sys/devices/system/node", "sys/devices/system/cpu"
 
 
-def kernel(name: str | None = None, text: str | None = None):
-    return boot(name, text=text)
-
-
-@pytest.fixture(scope="module")
-def seed():
-    return kernel("seed-server")
-
-
-@pytest.fixture(scope="module")
-def big():
-    return kernel("big-4s-1t")
 
 
 def expected_node_cpus(m: machine.Machine, node: int) -> list[int]:
@@ -101,7 +89,7 @@ def test_cpumask_and_cpulist_formats_match_the_kernel():
 @needs("numactl")
 @pytest.mark.parametrize("name", ["seed-server", "big-4s-1t"])
 def test_numactl_hardware_shows_the_yaml(name, tmp_path, request):
-    k = request.getfixturevalue("seed" if name == "seed-server" else "big")
+    k = request.getfixturevalue("seed_server" if name == "seed-server" else "big")
     m = k.machine
     res = numactl(k, tmp_path)
     n = len(m.sockets)
@@ -119,7 +107,7 @@ def test_numactl_hardware_shows_the_yaml(name, tmp_path, request):
 
 @needs("numactl")
 def test_numactl_free_drops_after_allocating_on_node_1(tmp_path):
-    k = kernel("seed-server")
+    k = boot("seed-server")
     before = numactl(k, tmp_path)
     meminfo_before = hardware.node_meminfo(k, 1)
     pages = [k.alloc_pages(10, GFP_KERNEL, node=1) for _ in range(64)]      # 64 x 4 MiB
@@ -141,7 +129,7 @@ def test_numactl_free_drops_after_allocating_on_node_1(tmp_path):
 
 @needs("numastat")
 def test_numastat_counts_the_allocations(tmp_path):
-    k = kernel("seed-server")
+    k = boot("seed-server")
 
     def hits():
         root = tmp_path / "ns"
@@ -158,8 +146,8 @@ def test_numastat_counts_the_allocations(tmp_path):
         k.free_pages(p)
 
 
-def test_node_meminfo_layout_and_slab_lines(seed):
-    text = hardware.node_meminfo(seed, 0)
+def test_node_meminfo_layout_and_slab_lines(seed_server):
+    text = hardware.node_meminfo(seed_server, 0)
     lines = text.splitlines()
     assert lines[0].startswith("Node 0 MemTotal:       ") and lines[0].endswith(" kB")
     keys = [re.match(r"Node 0 (\S+):", line).group(1) for line in lines]
@@ -168,9 +156,9 @@ def test_node_meminfo_layout_and_slab_lines(seed):
     vals = {key: int(line.split()[3]) for key, line in zip(keys, lines)}
     assert vals["MemUsed"] == vals["MemTotal"] - vals["MemFree"]
     assert vals["Slab"] == vals["SReclaimable"] + vals["SUnreclaim"]
-    st = seed.nodes[0].stat
+    st = seed_server.nodes[0].stat
     assert vals["SUnreclaim"] == st.get("nr_slab_unreclaimable", 0) * 4
-    assert vals["MemTotal"] == sum(z.managed for z in seed.nodes[0].zones) * 4
+    assert vals["MemTotal"] == sum(z.managed for z in seed_server.nodes[0].zones) * 4
     # every line is 'Node N Key: value' with the value column right-aligned like the kernel's %8lu
     assert all(len(line) == len(lines[0]) for line in lines[:-3])
 
@@ -189,7 +177,7 @@ dimms:
 
 @needs("numactl")
 def test_memoryless_node_keeps_its_cpus(tmp_path):
-    k = kernel(text=MEMORYLESS)
+    k = boot(text=MEMORYLESS)
     root = tmp_path / "root"
     hardware.write_tree(k, root)
     node = root / NODE_DIR
@@ -207,7 +195,7 @@ def test_memoryless_node_keeps_its_cpus(tmp_path):
 @needs("lscpu")
 @pytest.mark.parametrize("name", ["seed-server", "big-4s-1t"])
 def test_lscpu_reports_the_yaml(name, tmp_path, request):
-    k = request.getfixturevalue("seed" if name == "seed-server" else "big")
+    k = request.getfixturevalue("seed_server" if name == "seed-server" else "big")
     m = k.machine
     root = tmp_path / "root"
     hardware.write_tree(k, root)
@@ -227,10 +215,10 @@ def test_lscpu_reports_the_yaml(name, tmp_path, request):
     assert re.search(rf"^Socket\(s\):\s+{len(m.sockets)}$", out2, re.M)
 
 
-def test_cpuinfo_and_topology_agree_with_the_sockets(seed, tmp_path):
-    m = seed.machine
+def test_cpuinfo_and_topology_agree_with_the_sockets(seed_server, tmp_path):
+    m = seed_server.machine
     root = tmp_path / "root"
-    hardware.write_tree(seed, root)
+    hardware.write_tree(seed_server, root)
     blocks = (root / "proc/cpuinfo").read_text().split("\n\n")
     blocks = [dict(re.findall(r"^([^\t\n]+)\t*: ?(.*)$", b, re.M)) for b in blocks if b.strip()]
     assert len(blocks) == 48
@@ -273,9 +261,9 @@ def _free_port() -> int:
 
 
 @needs("prometheus-node-exporter")
-def test_node_exporter_meminfo_numa(seed, tmp_path):
+def test_node_exporter_meminfo_numa(seed_server, tmp_path):
     root = tmp_path / "root"
-    hardware.write_tree(seed, root)
+    hardware.write_tree(seed_server, root)
     port = _free_port()
     proc = subprocess.Popen(["prometheus-node-exporter", f"--path.sysfs={root}/sys",
                              "--collector.disable-defaults", "--collector.meminfo_numa",
@@ -294,7 +282,7 @@ def test_node_exporter_meminfo_numa(seed, tmp_path):
         proc.wait(timeout=10)
     assert 'node_scrape_collector_success{collector="meminfo_numa"} 1' in body
     for nid in (0, 1):
-        total_kb = sum(z.managed for z in seed.nodes[nid].zones) * 4
+        total_kb = sum(z.managed for z in seed_server.nodes[nid].zones) * 4
         m = re.search(rf'^node_memory_numa_MemTotal{{node="{nid}"}} (\S+)$', body, re.M)
         assert float(m.group(1)) == total_kb * 1024
         assert re.search(rf'^node_memory_numa_numa_hit_total{{node="{nid}"}} ', body, re.M)

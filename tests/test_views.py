@@ -219,9 +219,6 @@ def parse_vmstat(text: str) -> dict[str, int]:
 
 
 # --- the kernels under test ------------------------------------------------------------------
-kernel = boot
-
-
 MEMORYLESS = """
 name: memoryless
 sockets:
@@ -243,16 +240,6 @@ def files(k) -> dict[str, str]:
     from procsim.views import zoneinfo, pagetypeinfo, buddyinfo, slabinfo, meminfo, vmstat
     return {m.__name__.rsplit(".", 1)[1]: m.render(k).decode()
             for m in (zoneinfo, pagetypeinfo, buddyinfo, slabinfo, meminfo, vmstat)}
-
-
-@pytest.fixture(scope="module")
-def seed_vm():
-    return kernel("seed-vm")
-
-
-@pytest.fixture(scope="module")
-def seed_server():
-    return kernel("seed-server")
 
 
 # --- the view registry -----------------------------------------------------------------------
@@ -287,7 +274,7 @@ def _ref_zone_keys():
 
 @pytest.mark.parametrize("which", ["seed-vm", "seed-server", "tiny", "big-4s-1t", "memoryless"])
 def test_zoneinfo_sections_have_the_reference_keys(which):
-    k = memoryless_kernel() if which == "memoryless" else kernel(which)
+    k = memoryless_kernel() if which == "memoryless" else boot(which)
     want = _ref_zone_keys()
     zones = parse_zoneinfo(files(k)["zoneinfo"])
     assert [(z["node"], z["zone"]) for z in zones] == \
@@ -337,7 +324,7 @@ def _ptype_shape(kinds: list[str]) -> list[str]:
 
 @pytest.mark.parametrize("which", ["seed-vm", "seed-server", "memoryless"])
 def test_pagetypeinfo_structure(which):
-    k = memoryless_kernel() if which == "memoryless" else kernel(which)
+    k = memoryless_kernel() if which == "memoryless" else boot(which)
     r = parse_pagetypeinfo(ref("pagetypeinfo"))
     per_zone_types = [kd for kd in r["kinds"] if kd.startswith("free:")][:5]
     assert per_zone_types == [f"free:{n}" for n in MT_NAMES]
@@ -627,7 +614,7 @@ def random_workload(k, seed: int, steps: int, check_every: int):
 
 @pytest.mark.parametrize("config", ["tiny", "seed-vm", "seed-server", "big-4s-1t", "memoryless"])
 def test_files_agree_at_boot(config):
-    k = memoryless_kernel() if config == "memoryless" else kernel(config)
+    k = memoryless_kernel() if config == "memoryless" else boot(config)
     assert sum(k.slab.large_pages) == 0          # boot makes no large kmalloc: slab pages are slabinfo's
     check_consistent(k, 0)
 
@@ -635,7 +622,7 @@ def test_files_agree_at_boot(config):
 @pytest.mark.parametrize("config,seed", [("tiny", 1), ("tiny", 2), ("seed-vm", 3), ("seed-server", 4),
                                          ("memoryless", 5)])
 def test_files_agree_after_random_workloads(config, seed):
-    k = memoryless_kernel() if config == "memoryless" else kernel(config)
+    k = memoryless_kernel() if config == "memoryless" else boot(config)
     random_workload(k, seed, steps=400, check_every=50)
 
 
@@ -643,7 +630,7 @@ def test_tiny_under_pressure_stays_consistent():
     """Fill tiny until allocations fail: watermark-limited zones still add up everywhere."""
     from procsim.mm import gfp as G
     from procsim.mm.errors import MMError
-    k = kernel("tiny")
+    k = boot("tiny")
     held = []
     for order in (3, 0):
         while True:
