@@ -95,9 +95,8 @@ def interleaved(fns: list, n: int = REPEAT) -> list[float]:
 
 # --- mounts ---------------------------------------------------------------------------------------
 def mounted(mp: str) -> bool:
-    real = os.path.realpath(mp)
-    with open("/proc/self/mounts") as f:
-        return any(line.split()[1] == real for line in f)
+    from procsim.fs import mount_entry
+    return mount_entry(mp) is not None
 
 
 def wait_mounted(mp: str, proc: subprocess.Popen | None = None, timeout: float = 120):

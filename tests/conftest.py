@@ -238,9 +238,8 @@ def mp(tmp_path):
 
 
 def mounts(mp) -> bool:
-    target = os.path.realpath(mp)
-    with open("/proc/self/mounts") as f:
-        return any(line.split()[1] == target for line in f)
+    from procsim.fs import mount_entry
+    return mount_entry(mp) is not None
 
 
 def wait_mounted(mp, proc=None, timeout=60.0):

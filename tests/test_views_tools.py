@@ -15,8 +15,8 @@ import urllib.request
 
 import pytest
 
-from conftest import needs_kernel
-from test_views import files, kernel, parse_buddyinfo, parse_meminfo, parse_slabinfo, parse_zoneinfo
+from conftest import boot, needs_kernel
+from test_views import files, parse_buddyinfo, parse_meminfo, parse_slabinfo, parse_zoneinfo
 
 pytestmark = needs_kernel
 
@@ -36,7 +36,7 @@ needs_root_ns = pytest.mark.skipif(os.geteuid() != 0 or not have("unshare", "mou
 def probed():
     """seed-vm with one more cache: 100 objects of 200 bytes allocated on cpu 0."""
     from procsim.mm import gfp as G
-    k = kernel("seed-vm")
+    k = boot("seed-vm")
     c = k.slab.kmem_cache_create(PROBE, 200)
     for _ in range(PROBE_OBJECTS):
         k.slab.kmem_cache_alloc(c, G.GFP_KERNEL, cpu=0)
