@@ -496,10 +496,11 @@ class Slub:
         return self._kmalloc[kmalloc_type(gfp)][kmalloc_index(size)]
 
     def kfree(self, addr: int, cpu=None):
-        # virt_to_slab() for the common case, an object in an order-0 slab
-        slab = self._slab_of.get((addr - PAGE_OFFSET) >> PAGE_SHIFT) if addr.__class__ is int else None
-        if slab is None:
-            slab = self._slab_lookup(addr)
+        # virt_to_slab() inline for the common case, an object in an order-0 slab
+        slab = None
+        if addr.__class__ is int:
+            pfn = (addr - PAGE_OFFSET) >> PAGE_SHIFT
+            slab = self._slab_of.get(pfn) or self._compound_slab(pfn)
         if slab is not None:
             self._free(slab, addr, self._pick_cpu(None, cpu) if cpu is not None else None)
         else:
@@ -793,9 +794,10 @@ class Slub:
         if not isinstance(addr, int):
             return None
         pfn = (addr - PAGE_OFFSET) >> PAGE_SHIFT
-        slab = self._slab_of.get(pfn)
-        if slab is not None:
-            return slab
+        return self._slab_of.get(pfn) or self._compound_slab(pfn)
+
+    def _compound_slab(self, pfn: int) -> Slab | None:
+        """The slab of order >= 1 whose pages include pfn (its head is pfn rounded down)."""
         for o in range(1, self._max_order + 1):
             slab = self._slab_of.get(pfn & ~((1 << o) - 1))
             if slab is not None:
