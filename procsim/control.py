@@ -48,9 +48,7 @@ MAX_COMMANDS = 10000
 MAX_COUNT = 1 << 22
 LOG_LINES = 1000
 MAX_LISTED = 100000
-MAX_ORDER = 10                  # MAX_PAGE_ORDER: orders 0..10
-PAGE_SIZE = 4096
-PAGE_OFFSET = 0xFFFF888000000000
+from procsim.mm.page_types import MAX_PAGE_ORDER as MAX_ORDER, PAGE_SIZE, PAGE_OFFSET
 PAGE_USES = ("anon", "pagecache", "kernel_stack", "page_tables")   # alloc_pages use=
 DEAD = (1 << 64) - 1            # marks a freed slot in a group's address array
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import yaml
 
 KiB, MiB, GiB, TiB = 1 << 10, 1 << 20, 1 << 30, 1 << 40
-PAGE_SIZE = 4096
+from .mm.page_types import PAGE_SIZE
 
 # The largest machine we accept: x86-64 with 4-level paging maps 64 TiB of RAM.
 MAX_MEMORY = 64 * TiB

@@ -22,7 +22,7 @@ from procsim.views import View
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = ROOT / "configs"
-PAGE_OFFSET = 0xFFFF888000000000
+from procsim.mm.page_types import PAGE_OFFSET  # noqa: E402
 
 
 def have_kernel() -> bool:

@@ -21,16 +21,13 @@ from dataclasses import dataclass
 
 from ..machine import MiB, GiB, PAGE_SIZE, Machine
 
-PAGE_SHIFT = 12
+from .page_types import PAGE_SHIFT, MAX_ORDER_NR_PAGES, PAGEBLOCK_ORDER, PAGEBLOCK_NR_PAGES  # noqa: F401
 ZONE_DMA, ZONE_DMA32, ZONE_NORMAL, ZONE_MOVABLE, ZONE_DEVICE = range(5)
 MAX_NR_ZONES = 5
 ZONE_NAMES = ("DMA", "DMA32", "Normal", "Movable", "Device")
 MAX_DMA_PFN = (16 * MiB) >> PAGE_SHIFT          # 4096
 MAX_DMA32_PFN = (4 * GiB) >> PAGE_SHIFT         # 1048576
 PAGES_PER_SECTION = (128 * MiB) >> PAGE_SHIFT   # SECTION_SIZE_BITS 27
-MAX_ORDER_NR_PAGES = 1024
-PAGEBLOCK_ORDER = 9
-PAGEBLOCK_NR_PAGES = 1 << PAGEBLOCK_ORDER
 STRUCT_PAGE_SIZE = 64
 KERNEL_LOAD_PFN = (16 * MiB) >> PAGE_SHIFT      # CONFIG_PHYSICAL_START
 LOW_HOLE = (0x9F, 0x100)                        # e820 RAM ends at 0x9fc00: pfns 159..255 are no RAM
