@@ -18,6 +18,7 @@ from .buddy import (Zone, Page, PerCpuPages, MIGRATE_MOVABLE, MIGRATE_HIGHATOMIC
                     PAGE_ALLOC_COSTLY_ORDER, PCP_BATCH_SCALE_MAX, pcp_allowed_order, order_to_pindex,
                     pindex_to_order, migratetype_is_mergeable)
 from .errors import MMError
+from .task import Tasks
 from .layout import (build, Layout, ZONE_DMA32, ZONE_NORMAL, ZONE_MOVABLE, MAX_NR_ZONES, PAGEBLOCK_ORDER,
                      PAGEBLOCK_NR_PAGES)
 
@@ -90,6 +91,7 @@ class Kernel:
         self.zones = [z for n in self.nodes for z in n.zones]
         self.vm_events = dict.fromkeys(VM_EVENTS_DRIVEN, 0)
         self.generation = 0
+        self.tasks = Tasks(self)                   # who owns what the control file allocates (mm/task.py)
         self.percpu_pages = 0
         self.vmalloc_pages = 0
         for z in self.zones:                       # memblock_free_all: pgfree starts near managed
