@@ -208,16 +208,29 @@ def _ids(v, verb) -> tuple[int, int]:
     return lo, hi
 
 
+def _show_ids(ids): return str(ids[0]) if ids[0] == ids[1] else f"{ids[0]}-{ids[1]}"
+
+
+def _show_gfp(bits):
+    name = G.format_gfp(bits)
+    return name if G.parse_gfp(name) == bits else hex(bits)
+
+
+def _show_slab_flags(bits):
+    from procsim.mm.slub import format_slab_flags
+    return format_slab_flags(bits)
+
+
 # --- commands ----------------------------------------------------------------------------------
-def arg(name: str, parse, default=None, at: int = 0):
+def arg(name: str, parse, default=None, at: int = 0, show=str):
     """A positional argument, shown as name in usage messages; positional arguments come in
     the order of ``at``, then of declaration."""
-    return field(default=default, metadata={"parse": parse, "arg": name, "at": at})
+    return field(default=default, metadata={"parse": parse, "arg": name, "at": at, "show": show})
 
 
-def opt(parse, default=None):
-    """An option ``key=VALUE``; the key is the field's name."""
-    return field(default=default, metadata={"parse": parse})
+def opt(parse, default=None, show=str):
+    """An option ``key=VALUE``; the key is the field's name; show(value) spells it back."""
+    return field(default=default, metadata={"parse": parse, "show": show})
 
 
 COMMANDS: dict[str, type] = {}
@@ -228,6 +241,8 @@ def command(verb: str):
     def register(cls):
         cls.verb = verb
         cls = dataclass(frozen=True, kw_only=True)(cls)
+        # positional arguments first, then options, each in declaration order
+        cls.spec = tuple(sorted(fields(cls), key=lambda f: f.metadata.get("at", 2)))
         COMMANDS[verb] = cls
         return cls
     return register
@@ -235,9 +250,21 @@ def command(verb: str):
 
 class Command:
     verb: ClassVar[str]
+    spec: ClassVar[tuple]
 
     def apply(self, k) -> str:
         raise NotImplementedError
+
+    def line(self) -> str:
+        """The command spelled canonically: parse(cmd.line()) == cmd."""
+        words = [self.verb]
+        for f in self.spec:
+            v = getattr(self, f.name)
+            if v is None or ("arg" not in f.metadata and v == f.default):
+                continue
+            shown = f.metadata["show"](v)
+            words.append(shown if "arg" in f.metadata else f"{f.name}={shown}")
+        return " ".join(words)
 
 
 def _ok_ids(ids: range) -> str:
@@ -259,7 +286,7 @@ def _cache(k, name: str, objects: bool = False):
 @dataclass(frozen=True, kw_only=True)
 class _Allocate(Command):
     """The options every allocating command takes."""
-    gfp: int = opt(_gfp, G.GFP_KERNEL)
+    gfp: int = opt(_gfp, G.GFP_KERNEL, show=_show_gfp)
     node: int | None = opt(_node)
     cpu: int | None = opt(_cpu)
     count: int = opt(_count, 1)
@@ -305,7 +332,7 @@ class Kmalloc(_Allocate):
 @dataclass(frozen=True, kw_only=True)
 class _Free(Command):
     """Free by ID (or range), or every allocation of this kind a tag owns."""
-    ids: tuple[int, int] | None = arg("ID", _ids, at=1)          # after a cache NAME
+    ids: tuple[int, int] | None = arg("ID", _ids, at=1, show=_show_ids)     # after a cache NAME
     tag: str | None = opt(_word)
     kind: ClassVar[str]
 
@@ -351,7 +378,7 @@ class KmemCacheCreate(Command):
     name: str = arg("NAME", _cache_name)
     size: int = arg("SIZE", _size)
     align: int = opt(_align, 0)
-    flags: int = opt(_slab_flags, 0)
+    flags: int = opt(_slab_flags, 0, show=_show_slab_flags)
 
     def apply(self, k):
         c = k.slab.kmem_cache_create(self.name, self.size, align=self.align, flags=self.flags)
@@ -410,7 +437,7 @@ def parse(text: str) -> Command:
     cls = COMMANDS.get(verb)
     if cls is None:
         raise ControlError(E.EINVAL, f"unknown command {_q(verb)} (try: help)")
-    spec = sorted(fields(cls), key=lambda f: f.metadata.get("at", 2))   # positional first, then options
+    spec = cls.spec
     allowed = {f.name for f in spec if "arg" not in f.metadata}
     args, opts = [], {}
     for w in words:
