@@ -304,9 +304,8 @@ class AllocPages(_Allocate):
     use: str | None = opt(_use)
 
     def apply(self, k):
-        tasks = k.tasks
-        return _ok_ids(tasks.alloc_pages(tasks.task(self.tag), self.order, self.gfp, self.count,
-                                         use=self.use, **self._where(k)))
+        return _ok_ids(k.tasks.alloc_pages(self.tag, self.order, self.gfp, self.count, use=self.use,
+                                           **self._where(k)))
 
 
 @command("kmem_cache_alloc")
@@ -315,9 +314,7 @@ class KmemCacheAlloc(_Allocate):
 
     def apply(self, k):
         cache = _cache(k, self.cache, objects=True)
-        where = self._where(k)
-        tasks = k.tasks
-        return _ok_ids(tasks.kmem_cache_alloc(tasks.task(self.tag), cache, self.gfp, self.count, **where))
+        return _ok_ids(k.tasks.kmem_cache_alloc(self.tag, cache, self.gfp, self.count, **self._where(k)))
 
 
 @command("kmalloc")
@@ -325,8 +322,7 @@ class Kmalloc(_Allocate):
     size: int = arg("SIZE", _size)
 
     def apply(self, k):
-        tasks = k.tasks
-        return _ok_ids(tasks.kmalloc(tasks.task(self.tag), self.size, self.gfp, self.count, **self._where(k)))
+        return _ok_ids(k.tasks.kmalloc(self.tag, self.size, self.gfp, self.count, **self._where(k)))
 
 
 @dataclass(frozen=True, kw_only=True)

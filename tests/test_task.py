@@ -156,4 +156,22 @@ def test_failed_line_consumes_no_id_and_no_batch(fake):
     tasks = fake.kernel.tasks
     r = fake.run("alloc_pages 10 count=9 tag=z")                  # 9 x 1024 pages > 4096
     assert r.errno == errno.ENOMEM and "at allocation 5 of 9; the 4 made were freed" in r.text
-    assert tasks.next_id == 1 and list(tasks.batches()) == [] and tasks.find_task("z").get_mm_rss() == 0
+    assert tasks.next_id == 1 and list(tasks.batches()) == [] and tasks.find_task("z") is None
+    assert fake.run("kmalloc 64 node=3 tag=z").errno == errno.EINVAL and tasks.find_task("z") is None
+
+
+def test_check_catches_books_that_disagree(real):
+    from procsim.mm.check import check, state_digest
+    ok(real, "alloc_pages 0 count=3 use=anon tag=c")
+    check(real.kernel)
+    d = state_digest(real.kernel)
+    t = real.kernel.tasks.find_task("c")
+    t.rss[MM_ANONPAGES] += 1                                      # a counter that lies
+    with pytest.raises(AssertionError, match="counters"):
+        check(real.kernel)
+    assert state_digest(real.kernel) != d                         # the digest sees owners too
+    t.rss[MM_ANONPAGES] -= 1
+    page = real.kernel.tasks.lookup(2).page
+    real.kernel.free_pages(page)                                  # freed behind the records' back
+    with pytest.raises(AssertionError, match="not allocated"):
+        check(real.kernel)

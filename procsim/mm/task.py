@@ -114,9 +114,9 @@ class Batch:
             if a < _RECLAIMED:
                 yield first + i, a
 
-    def _charge(self, sign: int, n: int = 1) -> None:
-        """Move the task's counters for n members."""
-        t = self.task
+    def _charge(self, sign: int, n: int = 1, task: Task | None = None) -> None:
+        """Move the counters of task (the owner by default) for n members."""
+        t = task or self.task
         if self.kind != PAGES:
             t.objects += sign * n
             return
@@ -174,26 +174,27 @@ class Tasks:
         return iter(list(self._by_tag.values()))
 
     # ---- allocating ---------------------------------------------------------------------
-    def alloc_pages(self, task: Task, order: int, gfp: int, count: int = 1, node=None, cpu=None,
+    def alloc_pages(self, tag: str | None, order: int, gfp: int, count: int = 1, node=None, cpu=None,
                     use: str | None = None) -> range:
-        """count blocks of 2^order pages for task; all or nothing.  Returns the new IDs."""
+        """count blocks of 2^order pages for the task tag names; all or nothing (a failure
+        frees what the call made, newest first, and creates no task).  Returns the new IDs."""
         k = self.k
         where = _where(node, cpu)
         if use is not None:
             where["use"] = use
         pages = self._run(count, lambda: k.alloc_pages(order, gfp, **where), k.free_pages)
-        return self._add(task, PAGES, order, use, array("Q", [p.pfn for p in pages]), pages)
+        return self._add(tag, PAGES, order, use, array("Q", [p.pfn for p in pages]), pages)
 
-    def kmalloc(self, task: Task, size: int, gfp: int, count: int = 1, node=None, cpu=None) -> range:
+    def kmalloc(self, tag: str | None, size: int, gfp: int, count: int = 1, node=None, cpu=None) -> range:
         slab, where = self.k.slab, _where(node, cpu)
         addrs = self._run(count, lambda: slab.kmalloc(size, gfp, **where), slab.kfree)
-        return self._add(task, KMALLOC, size, None, array("Q", addrs), None)
+        return self._add(tag, KMALLOC, size, None, array("Q", addrs), None)
 
-    def kmem_cache_alloc(self, task: Task, cache, gfp: int, count: int = 1, node=None, cpu=None) -> range:
+    def kmem_cache_alloc(self, tag: str | None, cache, gfp: int, count: int = 1, node=None, cpu=None) -> range:
         slab, where = self.k.slab, _where(node, cpu)
         addrs = self._run(count, lambda: slab.kmem_cache_alloc(cache, gfp, **where),
                           lambda a: slab.kmem_cache_free(cache, a))
-        return self._add(task, SLAB, cache.name, None, array("Q", addrs), None, cache)
+        return self._add(tag, SLAB, cache.name, None, array("Q", addrs), None, cache)
 
     @staticmethod
     def _run(count: int, alloc, free) -> list:
@@ -215,7 +216,8 @@ class Tasks:
             raise
         return got
 
-    def _add(self, task, kind, what, use, addrs, pages, cache=None) -> range:
+    def _add(self, tag, kind, what, use, addrs, pages, cache=None) -> range:
+        task = self.task(tag)
         b = Batch(self.next_id, task, kind, what, use, addrs, pages, cache)
         self.next_id += len(addrs)
         self._batches[b.first] = task._batches[b.first] = b
@@ -353,6 +355,31 @@ class Tasks:
         b._addrs[i] = page.pfn
         b.version += 1
         return old
+
+
+    # ---- invariants (procsim.mm.check) -----------------------------------------------------
+    def check(self) -> None:
+        """Every live member is allocated where its batch says, every batch is filed under its
+        task, and each task's counters are what its live members add up to."""
+        counted = {t: Task(0, None) for t in self}
+        for first, b in self._batches.items():
+            assert first == b.first and b.task._batches.get(first) is b, f"batch {first} not filed under {b.task}"
+            assert self._by_tag.get(b.task.tag) is b.task, f"batch {first}: {b.task} is not in the task list"
+            live = 0
+            for id_, a in b.entries():
+                live += 1
+                if b.kind == PAGES:
+                    page = b._pages[id_ - first]
+                    assert page.pfn == a and page.order == b.what, f"ID {id_}: pfn {a} but page {page}"
+                    allocated = getattr(page.zone, "allocated", None)
+                    assert allocated is None or allocated.get(a) is page, f"ID {id_}: pfn {a} is not allocated"
+            assert live == b.live, f"batch {first}: live {b.live} but {live} live members"
+            b._charge(+1, live, counted[b.task])
+        for t, c in counted.items():
+            got = (t.rss, t.pgtables_bytes, t.kernel_pages, t.objects)
+            want = (c.rss, c.pgtables_bytes, c.kernel_pages, c.objects)
+            assert got == want, f"{t}: counters {got} but its live allocations add up to {want}"
+            assert all(self._batches.get(f) is b for f, b in t._batches.items()), f"{t} files a dead batch"
 
 
 def _where(node, cpu) -> dict:
