@@ -200,7 +200,7 @@ def _cache_name(v, verb):
 def _ids(v, verb) -> tuple[int, int]:
     m = _ID_RE.fullmatch(v)
     if not m:
-        raise ControlError(E.EINVAL, f"{verb}: bad ID {_q(v)} (a number or A-B)")
+        raise ControlError(E.EINVAL, f"{verb}: bad ID {_q(v)} (a number or A-B: decimal, no sign or leading zero)")
     lo = int(m.group(1))
     hi = int(m.group(2) or lo)
     if hi < lo or hi - lo >= MAX_COUNT:
