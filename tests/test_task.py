@@ -68,6 +68,10 @@ def test_counters_follow_use_and_free(real):
     ok(real, "kfree tag=t")
     assert (t.get_mm_rss(), t.pgtables_bytes, t.kernel_pages, t.objects) == (0, 0, 0, 0)
     assert tasks.default.get_mm_rss() == 0
+    ok(real, "alloc_pages 0 use=anon tag=t")
+    ok(real, "kmalloc 64 count=2 tag=t")
+    assert tasks.free(tasks.select_task(t)) == 3                  # every kind at once: what an OOM kill frees
+    assert (t.get_mm_rss(), t.objects, list(t.batches())) == (0, 0, [])
 
 
 def test_lookup_says_live_freed_or_never(fake):

@@ -203,16 +203,12 @@ class Tasks:
         try:
             for _ in range(count):
                 got.append(alloc())
-        except MMError as e:
+        except BaseException as e:
             for item in reversed(got):
                 free(item)
-            if count > 1:
+            if isinstance(e, MMError) and count > 1:
                 raise MMError(e.errno, e.message + f" (at allocation {len(got) + 1} of {count};"
                                                    f" the {len(got)} made were freed)") from None
-            raise
-        except BaseException:
-            for item in reversed(got):
-                free(item)
             raise
         return got
 
@@ -281,13 +277,14 @@ class Tasks:
             id_ += n
         return sel
 
-    def select_task(self, task: Task | None, kind: str, cache: str | None = None) -> list[tuple[Batch, list[int]]]:
-        """Every live member of task of this kind (and cache), (batch, indices) in ID order;
-        [] if none.  Touches that task's batches only."""
+    def select_task(self, task: Task | None, kind: str | None = None,
+                    cache: str | None = None) -> list[tuple[Batch, list[int]]]:
+        """Every live member of task of this kind (None: every kind, as exit_mmap would free),
+        and cache, as (batch, indices) in ID order; [] if none.  Touches that task's batches only."""
         sel = []
         for b in (task._batches.values() if task is not None else ()):
             self.touched += 1
-            if b.kind == kind and (cache is None or b.what == cache):
+            if (kind is None or b.kind == kind) and (cache is None or b.what == cache):
                 sel.append((b, [i for i, a in enumerate(b._addrs) if a < _RECLAIMED]))
         return sel
 
