@@ -75,6 +75,7 @@ _SIZE_SHIFT = {None: 0, "k": 10, "m": 20, "g": 30}
 # FF, \x1c-\x1e, NEL, LS, PS): a line is split on "\n" only and refuses the rest.
 _CONTROL_CHARS = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
 _BLANKS = " \t"
+_WORDS = re.compile("[ \t]+")
 
 # `help` replies with the synopsis of the module docstring, so the two cannot drift apart.
 HELP = "\n".join(line.strip() for line in (__doc__ or "::\n\n").split("::\n\n", 1)[1].split("\n\n", 1)[0].splitlines())
@@ -243,6 +244,10 @@ def command(verb: str):
         cls = dataclass(frozen=True, kw_only=True)(cls)
         # positional arguments first, then options, each in declaration order
         cls.spec = tuple(sorted(fields(cls), key=lambda f: f.metadata.get("at", 2)))
+        cls.parsers = tuple((f.name, f.metadata["parse"]) for f in cls.spec)
+        cls.options = frozenset(f.name for f in cls.spec if "arg" not in f.metadata)
+        cls.args = tuple((f.name, f.metadata["arg"]) for f in cls.spec if "arg" in f.metadata)
+        cls.args_by_tag = tuple(a for a in cls.args if a[0] != "ids")    # `kfree tag=x`, not `kfree ID`
         COMMANDS[verb] = cls
         return cls
     return register
@@ -250,7 +255,11 @@ def command(verb: str):
 
 class Command:
     verb: ClassVar[str]
-    spec: ClassVar[tuple]
+    spec: ClassVar[tuple]                   # the fields: positional arguments first, then options
+    parsers: ClassVar[tuple]                # (field, parse(value, verb)) in that order
+    options: ClassVar[frozenset]            # the keys of key=VALUE
+    args: ClassVar[tuple]                   # (field, NAME shown in usage) of positional arguments
+    args_by_tag: ClassVar[tuple]            # ... when tag= replaces the ID
 
     def apply(self, k) -> str:
         raise NotImplementedError
@@ -429,12 +438,16 @@ class Help(Command):
 
 def parse(text: str) -> Command:
     """One line (without comment) -> its command value; ControlError(EINVAL) if malformed."""
-    verb, *words = re.split("[ \t]+", text)
+    bad = _CONTROL_CHARS.search(text)
+    if bad:
+        raise ControlError(E.EINVAL, f"control character {bad.group()!r} in the line")
+    # Words are separated by spaces and tabs only (str.split() would also split on U+00A0 and
+    # other Unicode spaces; on ASCII text, whose other separators run() refuses, they agree).
+    verb, *words = text.split() if text.isascii() else _WORDS.split(text)
     cls = COMMANDS.get(verb)
     if cls is None:
         raise ControlError(E.EINVAL, f"unknown command {_q(verb)} (try: help)")
-    spec = cls.spec
-    allowed = {f.name for f in spec if "arg" not in f.metadata}
+    allowed = cls.options
     args, opts = [], {}
     for w in words:
         key, eq, value = w.partition("=")
@@ -449,14 +462,14 @@ def parse(text: str) -> Command:
             opts[key] = value
         else:
             args.append(w)
-    need = [f for f in spec if "arg" in f.metadata and not (f.name == "ids" and "tag" in opts)]
+    need = cls.args_by_tag if "tag" in opts else cls.args
     if len(args) != len(need):
         usage = next(l for l in HELP.splitlines() if verb in l.replace("|", " ").split())
-        expected = " ".join(f.metadata["arg"] for f in need) or "no arguments"
+        expected = " ".join(shown for _, shown in need) or "no arguments"
         raise ControlError(E.EINVAL, f"{verb}: expected {expected} (usage: {usage})")
-    given = dict(zip((f.name for f in need), args)) | opts
-    values = {f.name: f.metadata["parse"](given[f.name], verb) for f in spec if f.name in given}
-    return cls(**values)
+    for (name, _), value in zip(need, args):
+        opts[name] = value
+    return cls(**{name: parse_value(opts[name], verb) for name, parse_value in cls.parsers if name in opts})
 
 
 @dataclass
@@ -497,7 +510,7 @@ class Control:
         try:
             if len(line) > MAX_LINE:
                 raise ControlError(E.EINVAL, f"line longer than {MAX_LINE} bytes")
-            if bad:
+            if bad:                         # in the comment too: nothing of such a line runs
                 raise ControlError(E.EINVAL, f"control character {bad.group()!r} in the line")
             out = Reply(text, self.apply(parse(text)))
         except Exception as e:              # ControlError, MMError; anything else is a core bug: keep serving

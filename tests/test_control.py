@@ -261,3 +261,11 @@ def test_drain_pages_returns_every_pcp_page_to_the_buddy():
     assert pcp() > 0
     assert run(ctl, "drain_pages") == (0, "ok")
     assert pcp() == 0 and k.nr_free_pages == boot_free + boot_pcp
+
+
+def test_parse_alone_refuses_line_breaks():
+    from procsim.control import ControlError, parse
+    for brk in BREAKS:
+        with pytest.raises(ControlError) as e:
+            parse(f"kmalloc{brk}64")
+        assert e.value.errno == errno.EINVAL
