@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import deque
 
 from .layout import ZONE_NAMES, ZoneLayout
+from .vmstat import ZONE_STAT_ITEMS, NUMA_STAT_ITEMS
 from .page_types import PAGEBLOCK_ORDER, PAGEBLOCK_NR_PAGES, MAX_PAGE_ORDER, NR_PAGE_ORDERS  # noqa: F401
 
 MIGRATE_UNMOVABLE, MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE, MIGRATE_HIGHATOMIC, MIGRATE_ISOLATE = range(5)
@@ -24,10 +25,7 @@ NR_PCP_LISTS = NR_LOWORDER_PCP_LISTS + 2
 FALLBACKS = ((MIGRATE_RECLAIMABLE, MIGRATE_MOVABLE),     # Unmovable
              (MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE),   # Movable
              (MIGRATE_UNMOVABLE, MIGRATE_MOVABLE))       # Reclaimable
-ZONE_STAT_ITEMS = ("nr_zone_inactive_anon", "nr_zone_active_anon", "nr_zone_inactive_file",
-                   "nr_zone_active_file", "nr_zone_unevictable", "nr_zone_write_pending", "nr_mlock",
-                   "nr_zspages", "nr_free_cma")
-NUMA_STAT_ITEMS = ("numa_hit", "numa_miss", "numa_foreign", "numa_interleave", "numa_local", "numa_other")
+
 
 
 def pcp_allowed_order(order: int) -> bool:

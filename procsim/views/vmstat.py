@@ -7,46 +7,13 @@ Counters the model does not drive print 0; the names and their order are the ker
 """
 from __future__ import annotations
 
-from ..mm.buddy import ZONE_STAT_ITEMS, NUMA_STAT_ITEMS
-from ..mm.kernel import NODE_STAT_ITEMS
+from ..mm.vmstat import ZONE_STAT_ITEMS, NUMA_STAT_ITEMS, NODE_STAT_ITEMS, THP_ITEMS, VM_EVENT_ITEMS
 from ..machine import PAGE_SIZE
-from .zoneinfo import THP_ITEMS, HPAGE_PMD_NR
+from .zoneinfo import HPAGE_PMD_NR
 from . import View
 
 VM_DIRTY_RATIO = 20                 # vm.dirty_ratio
 DIRTY_BACKGROUND_RATIO = 10         # vm.dirty_background_ratio
-
-VM_EVENT_ITEMS = (
-    "pgpgin", "pgpgout", "pswpin", "pswpout",
-    "pgalloc_dma", "pgalloc_dma32", "pgalloc_normal", "pgalloc_movable", "pgalloc_device",
-    "allocstall_dma", "allocstall_dma32", "allocstall_normal", "allocstall_movable", "allocstall_device",
-    "pgskip_dma", "pgskip_dma32", "pgskip_normal", "pgskip_movable", "pgskip_device",
-    "pgfree", "pgactivate", "pgdeactivate", "pglazyfree", "pgfault", "pgmajfault", "pglazyfreed",
-    "pgrefill", "pgreuse", "pgsteal_kswapd", "pgsteal_direct", "pgsteal_khugepaged", "pgsteal_proactive",
-    "pgscan_kswapd", "pgscan_direct", "pgscan_khugepaged", "pgscan_proactive", "pgscan_direct_throttle",
-    "pgscan_anon", "pgscan_file", "pgsteal_anon", "pgsteal_file",
-    "zone_reclaim_success", "zone_reclaim_failed", "pginodesteal", "slabs_scanned", "kswapd_inodesteal",
-    "kswapd_low_wmark_hit_quickly", "kswapd_high_wmark_hit_quickly", "pageoutrun", "pgrotated",
-    "drop_pagecache", "drop_slab", "oom_kill",
-    "numa_pte_updates", "numa_huge_pte_updates", "numa_hint_faults", "numa_hint_faults_local",
-    "numa_pages_migrated", "pgmigrate_success", "pgmigrate_fail",
-    "thp_migration_success", "thp_migration_fail", "thp_migration_split",
-    "compact_migrate_scanned", "compact_free_scanned", "compact_isolated", "compact_stall", "compact_fail",
-    "compact_success", "compact_daemon_wake", "compact_daemon_migrate_scanned", "compact_daemon_free_scanned",
-    "htlb_buddy_alloc_success", "htlb_buddy_alloc_fail",
-    "unevictable_pgs_culled", "unevictable_pgs_scanned", "unevictable_pgs_rescued", "unevictable_pgs_mlocked",
-    "unevictable_pgs_munlocked", "unevictable_pgs_cleared", "unevictable_pgs_stranded",
-    "thp_fault_alloc", "thp_fault_fallback", "thp_fault_fallback_charge", "thp_collapse_alloc",
-    "thp_collapse_alloc_failed", "thp_file_alloc", "thp_file_fallback", "thp_file_fallback_charge",
-    "thp_file_mapped", "thp_split_page", "thp_split_page_failed", "thp_deferred_split_page",
-    "thp_underused_split_page", "thp_split_pmd", "thp_scan_exceed_none_pte", "thp_scan_exceed_swap_pte",
-    "thp_scan_exceed_share_pte", "thp_split_pud", "thp_zero_page_alloc", "thp_zero_page_alloc_failed",
-    "thp_swpout", "thp_swpout_fallback", "balloon_inflate", "balloon_deflate", "balloon_migrate",
-    "swap_ra", "swap_ra_hit", "swpin_zero", "swpout_zero", "ksm_swpin_copy", "cow_ksm",
-    "zswpin", "zswpout", "zswpwb",
-    "direct_map_level2_splits", "direct_map_level3_splits", "direct_map_level2_collapses",
-    "direct_map_level3_collapses")
-
 
 def global_dirtyable_memory(k) -> int:
     """mm/page-writeback.c: free pages minus totalreserve, plus the file LRU, plus one."""

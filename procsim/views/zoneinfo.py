@@ -6,15 +6,11 @@ memoryless node shows five bare zones.
 """
 from __future__ import annotations
 
-from ..mm.buddy import ZONE_STAT_ITEMS, NUMA_STAT_ITEMS
-from ..mm.kernel import NODE_STAT_ITEMS
+from ..mm.vmstat import ZONE_STAT_ITEMS, NUMA_STAT_ITEMS, NODE_STAT_ITEMS, THP_ITEMS
 from ..mm.layout import PAGEBLOCK_NR_PAGES
 from . import View
 
 HPAGE_PMD_NR = PAGEBLOCK_NR_PAGES          # 512: pageblock_order == HPAGE_PMD_ORDER on x86-64
-# vmstat_item_print_in_thp(): stored in pages, printed in huge pages
-THP_ITEMS = frozenset(("nr_anon_transparent_hugepages", "nr_shmem_hugepages", "nr_shmem_pmdmapped",
-                       "nr_file_hugepages", "nr_file_pmdmapped"))
 MAX_RECLAIM_RETRIES = 16
 
 
