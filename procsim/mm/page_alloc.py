@@ -90,9 +90,7 @@ class PageAlloc:
         if pindex >= 0 and not z.below_high:
             pcp = z.pcp[cpu]
             lst = pcp.lists[pindex]
-            # (a zone's lowmem_reserve against its own index is 0)
-            if lst and (z.nr_free - z.nr_free_highatomic > z._watermark[2] + z.boost
-                        if not order else self._watermark_ok(z, order, z._watermark[2] + z.boost, z.idx, plan.flags)):
+            if lst and self._watermark_fast(z, order, z._watermark[2] + z.boost, z.idx, plan.flags):
                 nr = 1 << order
                 pcp.free_count >>= 1
                 pcp.count -= nr
@@ -186,10 +184,8 @@ class PageAlloc:
                     flags &= ~G.ALLOC_NOFRAGMENT         # locality beats fragmentation avoidance
                     retry = True
                     break
-                reserve = z.lowmem_reserve[preferred.idx]
                 if not z.below_high:
-                    if (not order and z.nr_free - z.nr_free_highatomic > z._watermark[2] + z.boost + reserve) \
-                            or self._watermark_fast(z, order, z.wmark_high, preferred.idx, flags):
+                    if self._watermark_fast(z, order, z._watermark[2] + z.boost, preferred.idx, flags):
                         page = self._rmqueue(preferred, z, order, flags, mt, cpu)
                         if page is not None:
                             return page
@@ -207,9 +203,15 @@ class PageAlloc:
                 continue
             return None
 
+    # ---- the watermark rule: __zone_watermark_ok() and zone_watermark_fast() ----------------
+    # Every watermark decision goes through these two, as in the kernel: _watermark_ok is
+    # the rule, _watermark_fast its order-0 shortcut (the same comparison before the
+    # reserves lower the mark).  The allocator's fast path calls _watermark_fast too.
     def _watermark_ok(self, z: Zone, order, mark, highest, flags) -> bool:
-        """__zone_watermark_ok(): free pages less the unusable ones (the rest of the block,
-        HighAtomic pages without ALLOC_RESERVES) against the mark lowered by the reserves."""
+        """__zone_watermark_ok(): usable free pages against the mark lowered by the reserves
+        the request may use, then (order > 0) a free block of at least that order."""
+        # __zone_watermark_unusable_free(): the rest of the block, and the HighAtomic
+        # reserve unless the request may dip into reserves
         free = z.nr_free - ((1 << order) - 1)
         if not flags & _ALLOC_RESERVES:
             free -= z.nr_free_highatomic
@@ -233,10 +235,10 @@ class PageAlloc:
         return False
 
     def _watermark_fast(self, z: Zone, order, mark, highest, flags) -> bool:
-        if not order:
-            unusable = 0 if flags & _ALLOC_RESERVES else z.nr_free_highatomic
-            usable = z.nr_free - min(z.nr_free, unusable)
-            if usable > mark + z.lowmem_reserve[highest]:
+        """zone_watermark_fast(): order 0 passes on the plain comparison; otherwise the full
+        rule, and a boosted zone lets ALLOC_MIN_RESERVE order-0 requests use the unboosted min."""
+        if not order:                            # the unusable free pages at order 0: HighAtomic only
+            if z.nr_free - (0 if flags & _ALLOC_RESERVES else z.nr_free_highatomic) > mark + z.lowmem_reserve[highest]:
                 return True
         if self._watermark_ok(z, order, mark, highest, flags):
             return True
