@@ -69,13 +69,17 @@ class Page:
 class PerCpuPages:
     """struct per_cpu_pages: 14 lists (orders 0-3 x 3 types, THP movable/other)."""
     __slots__ = ("lists", "count", "high", "batch", "high_min", "high_max", "alloc_factor", "free_count",
-                 "prev_free_high_order")
+                 "prev_free_high_order", "expire", "stat_diff")
 
     def __init__(self):
         self.lists = [deque() for _ in range(NR_PCP_LISTS)]
         self.count = self.high = self.alloc_factor = self.free_count = 0
         self.batch, self.high_min, self.high_max = 1, 0, 0
         self.prev_free_high_order = False
+        self.expire = 0                          # vmstat intervals left before a remote pcp is drained
+        # This cpu moved pages between the zone's free lists and itself since the vmstat
+        # worker last looked: its per-cpu NR_FREE_PAGES diff is nonzero (need_update()).
+        self.stat_diff = False
 
 
 class Zone:
@@ -95,6 +99,7 @@ class Zone:
         self.numa = dict.fromkeys(NUMA_STAT_ITEMS, 0)
         self.stat_threshold = 0
         self.below_high = False                  # ZONE_BELOW_HIGH
+        self.boosted_wmark = False               # ZONE_BOOSTED_WATERMARK: wake kswapd on the next rmqueue
         self.nr_free = 0                         # NR_FREE_PAGES
         self.nr_free_highatomic = 0
         self.nr_reserved_highatomic = 0
@@ -317,7 +322,8 @@ class Zone:
             self.change_pageblock_range(pfn, current_order, start_type)
             self.account_freepages(self.expand(pfn, order, current_order, start_type), start_type)
             return pfn
-        self.boost_watermark(boost_factor)
+        if self.boost_watermark(boost_factor) and kswapd:
+            self.boosted_wmark = True
         start = pfn & ~(PAGEBLOCK_NR_PAGES - 1)
         if start < self.start_pfn or start + PAGEBLOCK_NR_PAGES > self.end_pfn:
             return -1                            # prep_move_freepages_block: block crosses the zone

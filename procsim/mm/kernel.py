@@ -8,15 +8,16 @@ running.  Everything is deterministic: the same YAML and the same commands give 
 pfns, byte for byte.
 
 The work itself lives in modules named after the kernel's files, composed here as mixins:
-``mm_init`` (boot setup), ``page_alloc`` (alloc/free), ``vmstat`` (counters),
-``vmscan`` (reclaim).
+``mm_init`` (boot setup), ``page_alloc`` (alloc/free, the slow path), ``vmstat`` (counters,
+the vmstat worker), ``vmscan`` (kswapd, drop_slab), ``timer`` (the clock, deferred work).
 """
 from __future__ import annotations
 
 from ..machine import Machine
 from .buddy import Zone
-from .layout import build, Layout
+from .layout import build, Layout, MAX_NR_ZONES
 from .mm_init import MmInit
+from .timer import Timers, BOOT_UPTIME_NS
 from .page_alloc import PageAlloc, PAGE_USES, USE_GFP  # noqa: F401  (re-exported)
 from .vmscan import Vmscan
 from .vmstat import Vmstat, NODE_STAT_ITEMS
@@ -31,6 +32,9 @@ class PgData:
     def __init__(self, nid: int, zones: list[Zone], cpus: tuple[int, ...]):
         self.id, self.zones, self.cpus = nid, zones, cpus
         self.stat = dict.fromkeys(NODE_STAT_ITEMS, 0)
+        self.kswapd_order = 0                     # what the wakers asked kswapd for
+        self.kswapd_highest_zoneidx = MAX_NR_ZONES
+        self.kswapd_failures = 0
 
     @property
     def present(self): return sum(z.present for z in self.zones)
@@ -42,7 +46,7 @@ class PgData:
     def has_memory(self): return any(z.managed for z in self.zones)
 
 
-class Kernel(PageAlloc, MmInit, Vmstat, Vmscan):
+class Kernel(PageAlloc, MmInit, Vmstat, Vmscan, Timers):
     def __init__(self, machine: Machine, boot: bool = True, slab: bool = True):
         self.machine = machine
         self.layout: Layout = build(machine)
@@ -55,10 +59,13 @@ class Kernel(PageAlloc, MmInit, Vmstat, Vmscan):
         self.generation = 0
         self.percpu_pages = 0
         self.vmalloc_pages = 0
+        self.kswapd_wakeups = 0                    # kswapd runs queued by wakeup_kswapd()
+        self._init_timers()
         for z in self.zones:                       # memblock_free_all: pgfree starts near managed
             self.vm_events["pgfree"] += z.seed()
         self._build_zonelists()
         self._init_watermarks()
+        self.start_shepherd_timer()
         self.slab = None
         if slab:                                   # SLUB sits on top of the page allocator
             from .slub import Slub
@@ -66,4 +73,6 @@ class Kernel(PageAlloc, MmInit, Vmstat, Vmscan):
         if boot and slab:
             self.slab.apply_boot(machine.boot.caches)
             self._boot_pages()
-        self.vmstat_settle()
+        # The rest of boot is time: the vmstat worker trims the pagesets the boot workload
+        # filled, kswapd takes back the boosts its fallbacks raised.
+        self.sleep(BOOT_UPTIME_NS)

@@ -107,15 +107,11 @@ class PageAlloc:
                 if mt == MIGRATE_MOVABLE:
                     self._movable_used(z, pfn, order, +1)
         if page is None:
-            zonelist, flags = plan.zonelist, plan.flags
-            page = self._get_page_from_freelist(zonelist, order, flags, mt, cpu) or \
-                self._get_page_from_freelist(zonelist, order, G.gfp_to_alloc_flags(gfp, order), mt, cpu)
+            page = self._get_page_from_freelist(plan.zonelist, order, plan.flags, mt, cpu) or \
+                self._alloc_pages_slowpath(gfp, order, plan, cpu)
             if page is None:
                 raise MMError(errno.ENOMEM, f"alloc_pages(order={order}, {G.format_gfp(gfp)}, node={plan.node}) "
                                             "failed: every zone of the zonelist is below its watermark")
-            z = page.zone
-        if z.boost:                               # kswapd has run and reset the boost
-            z.boost = 0
         if use:
             page.use = use
             self._account_use(page, +1)
@@ -134,16 +130,14 @@ class PageAlloc:
         plan = self._plans.get((node, gfp)) or self._plan(node, gfp)
         zonelist, mt, flags = plan.zonelist, plan.mt, plan.flags
         pages = [first]
-        get = self._get_page_from_freelist
+        get, slowpath = self._get_page_from_freelist, self._alloc_pages_slowpath
         for _ in range(nr - 1):
-            page = get(zonelist, order, flags, mt, cpu) or get(zonelist, order, G.gfp_to_alloc_flags(gfp, order), mt, cpu)
+            page = get(zonelist, order, flags, mt, cpu) or slowpath(gfp, order, plan, cpu)
             if page is None:
                 for p in reversed(pages):
                     self.free_pages(p)
                 raise MMError(errno.ENOMEM, f"alloc_pages_bulk: only {len(pages)} of {nr} order-{order} blocks "
                                             f"({G.format_gfp(gfp)}) on node {node}")
-            if page.zone.boost:
-                page.zone.boost = 0
             pages.append(page)
         if use:                                   # the counters once per zone, not once per page
             per_zone: dict[Zone, int] = {}
@@ -172,6 +166,87 @@ class PageAlloc:
         if cpu0:
             self._plans0[gfp] = plan
         return plan
+
+    # ---- the slow path: __alloc_pages_slowpath() -------------------------------------------
+    def _alloc_pages_slowpath(self, gfp: int, order: int, plan: _Plan, cpu: int) -> Page | None:
+        """__alloc_pages_slowpath(): the fast path failed at the low mark.  Wake kswapd, retry
+        at the min mark with the reserves the gfp allows, then direct compaction and reclaim
+        while should_reclaim_retry() sees a chance; give up with warn_alloc().  Reclaim and
+        compaction make no progress yet, so a request that fails here fails for good (the
+        OOM killer is not modelled)."""
+        flags = G.gfp_to_alloc_flags(gfp, order)
+        zonelist, mt = plan.zonelist, plan.mt
+        highest = G.gfp_zone(gfp)
+        costly = order > PAGE_ALLOC_COSTLY_ORDER
+        if flags & G.ALLOC_KSWAPD:
+            self.wake_all_kswapds(order, gfp, zonelist, highest)
+        page = self._get_page_from_freelist(zonelist, order, flags, mt, cpu)
+        if page is not None:
+            return page
+        can_direct_reclaim = gfp & _GFP_DIRECT_RECLAIM
+        if can_direct_reclaim and (costly or (order and mt != MIGRATE_MOVABLE)) \
+                and not flags & G.ALLOC_NO_WATERMARKS:
+            page = self._alloc_pages_direct_compact(gfp, order, flags, plan, cpu)
+            if page is not None:
+                return page
+            if costly and gfp & _GFP_NORETRY:
+                return self.warn_alloc(gfp, order, plan.node)
+        no_progress_loops = 0
+        while True:                                           # retry:
+            if flags & G.ALLOC_KSWAPD:
+                self.wake_all_kswapds(order, gfp, zonelist, highest)
+            page = self._get_page_from_freelist(zonelist, order, flags, mt, cpu)
+            if page is not None:
+                return page
+            if not can_direct_reclaim:
+                break
+            page, progress = self._alloc_pages_direct_reclaim(gfp, order, flags, plan, cpu)
+            if page is not None:
+                return page
+            page = self._alloc_pages_direct_compact(gfp, order, flags, plan, cpu)
+            if page is not None:
+                return page
+            if gfp & _GFP_NORETRY or (costly and (not gfp & _GFP_RETRY_MAYFAIL or progress)):
+                break
+            no_progress_loops = 0 if progress and not costly else no_progress_loops + 1
+            if not self._should_reclaim_retry(order, flags, zonelist, highest, no_progress_loops):
+                break
+        return self.warn_alloc(gfp, order, plan.node)
+
+    # The kernel's __alloc_pages_direct_reclaim / __alloc_pages_direct_compact: one leading
+    # underscore here, because Python mangles double-underscore names inside a class and a
+    # later mixin (vmscan, compaction) must be able to override them.
+    def _alloc_pages_direct_reclaim(self, gfp: int, order: int, flags: int, plan: _Plan, cpu: int):
+        """__alloc_pages_direct_reclaim() -> (page or None, pages reclaimed).  Reclaim is not
+        modelled yet: no progress (the reclaim issue fills this in, with the kernel's
+        unreserve_highatomic_pageblock() and drain_all_pages() on failure)."""
+        return None, 0
+
+    def _alloc_pages_direct_compact(self, gfp: int, order: int, flags: int, plan: _Plan, cpu: int):
+        """__alloc_pages_direct_compact(): order-0 requests never compact; compaction is not
+        modelled yet, so nothing is freed up (the compaction issue fills this in)."""
+        return None
+
+    def _should_reclaim_retry(self, order: int, flags: int, zonelist, highest: int, no_progress_loops: int) -> bool:
+        """should_reclaim_retry(): retry while some zone would pass its min mark if every page
+        reclaim could free were free (zone_reclaimable_pages(): 0 until reclaim exists),
+        at most MAX_RECLAIM_RETRIES times without progress."""
+        if no_progress_loops > MAX_RECLAIM_RETRIES:
+            return False
+        for z in zonelist:
+            if z.idx <= highest and self._watermark_ok(z, order, z.wmark_min, highest, flags,
+                                                       z.nr_free + self.zone_reclaimable_pages(z)):
+                return True
+        return False
+
+    def zone_reclaimable_pages(self, z: Zone) -> int:
+        """Pages reclaim could free in the zone: none until reclaim is modelled."""
+        return 0
+
+    def warn_alloc(self, gfp: int, order: int, node: int) -> None:
+        """warn_alloc(): "page allocation failure: order:%u, mode:%#x(%pGg)".  A hook for the
+        kernel log (__GFP_NOWARN silences it); the failure itself is the caller's ENOMEM."""
+        return None
 
     def _get_page_from_freelist(self, zonelist, order, flags, mt, cpu):
         preferred = zonelist[0]
@@ -207,12 +282,13 @@ class PageAlloc:
     # Every watermark decision goes through these two, as in the kernel: _watermark_ok is
     # the rule, _watermark_fast its order-0 shortcut (the same comparison before the
     # reserves lower the mark).  The allocator's fast path calls _watermark_fast too.
-    def _watermark_ok(self, z: Zone, order, mark, highest, flags) -> bool:
+    def _watermark_ok(self, z: Zone, order, mark, highest, flags, free: int | None = None) -> bool:
         """__zone_watermark_ok(): usable free pages against the mark lowered by the reserves
-        the request may use, then (order > 0) a free block of at least that order."""
+        the request may use, then (order > 0) a free block of at least that order.  ``free``
+        is the zone's free pages unless the caller counts more (should_reclaim_retry)."""
         # __zone_watermark_unusable_free(): the rest of the block, and the HighAtomic
         # reserve unless the request may dip into reserves
-        free = z.nr_free - ((1 << order) - 1)
+        free = (z.nr_free if free is None else free) - ((1 << order) - 1)
         if not flags & _ALLOC_RESERVES:
             free -= z.nr_free_highatomic
         m = mark
@@ -262,7 +338,12 @@ class PageAlloc:
             pfn = self._rmqueue_buddy(z, order, mt, flags)
             if pfn < 0:
                 return None
-        return self._prep_new_page(preferred, z, pfn, order, flags, mt, cpu)
+            z.pcp[cpu].stat_diff = True
+        page = self._prep_new_page(preferred, z, pfn, order, flags, mt, cpu)
+        if z.boosted_wmark and flags & G.ALLOC_KSWAPD:
+            z.boosted_wmark = False              # a fallback boosted the zone: kswapd resets it
+            self.wakeup_kswapd(z, 0, 0, z.idx)
+        return page
 
     def _prep_new_page(self, preferred: Zone, z: Zone, pfn, order, flags, mt, cpu) -> Page:
         """The block at pfn is taken: count the event (zone_statistics) and hand out its Page."""
@@ -298,6 +379,7 @@ class PageAlloc:
                 pcp.count += 1 << order
             if not lst:
                 return -1
+            pcp.stat_diff = True
         pcp.count -= 1 << order
         return lst.popleft()
 
@@ -413,6 +495,7 @@ class PageAlloc:
         pindex = _PCP_LIST[order][mt]
         if pindex < 0:                           # not a pcp order, or an Isolate pageblock
             z.free_one_page(pfn, order, mt)
+            z.pcp[page.cpu].stat_diff = True
             return
         # free_frozen_page_commit(): onto the list head, then tune high and maybe free a batch
         pcp = z.pcp[page.cpu]
@@ -470,6 +553,8 @@ class PageAlloc:
     def _free_pcppages_bulk(z: Zone, count: int, pcp: PerCpuPages, pindex: int):
         """Round-robin over the lists from the one just freed to, taking from the tails."""
         count = min(count, pcp.count)
+        if count > 0:
+            pcp.stat_diff = True                 # NR_FREE_PAGES moved on this cpu
         pindex -= 1
         while count > 0:
             while True:
@@ -495,26 +580,37 @@ class PageAlloc:
         self.generation += 1
 
 
-    def vmstat_settle(self):
-        """What the vmstat worker does to an idle machine over a few seconds: decay_pcp_high()
-        brings every used pageset's high down to high_min and drains what is above it."""
-        for z in self.zones:
-            for pcp in z.pcp:
-                while pcp.high > pcp.high_min:
-                    high = max(pcp.count - (pcp.batch << PCP_BATCH_SCALE_MAX),
-                               pcp.high - (pcp.high >> 3), pcp.high_min)
-                    if high >= pcp.high:             # below 8 the 1/8 step is 0: the decay levels off
-                        break
-                    pcp.high = high
-                    if pcp.count > pcp.high:
-                        self._free_pcppages_bulk(z, min(pcp.count - pcp.high, pcp.batch), pcp, 0)
-                pcp.alloc_factor = pcp.free_count = 0
-        self.generation += 1
+    @staticmethod
+    def decay_pcp_high(z: Zone, pcp: PerCpuPages) -> bool:
+        """decay_pcp_high() (6.18), from the vmstat worker once a second: high falls by 1/8
+        (never below high_min, nor more than batch << 5 under count) and whatever the list
+        holds above the new high goes back to the buddy.  True while there is more to do."""
+        todo = False
+        high_min = pcp.high_min
+        if pcp.high > high_min:
+            pcp.high = max(pcp.count - (pcp.batch << PCP_BATCH_SCALE_MAX), pcp.high - (pcp.high >> 3), high_min)
+            todo = pcp.high > high_min
+        to_drain = pcp.count - pcp.high
+        if to_drain > 0:
+            PageAlloc._free_pcppages_bulk(z, to_drain, pcp, 0)
+            todo = True
+        return todo
+
+    @staticmethod
+    def drain_zone_pages(z: Zone, pcp: PerCpuPages):
+        """drain_zone_pages(): a remote node's expired pageset gives back up to one batch."""
+        to_drain = min(pcp.count, pcp.batch)
+        if to_drain > 0:
+            PageAlloc._free_pcppages_bulk(z, to_drain, pcp, 0)
 
 
 # Names with two leading underscores would be mangled inside the class body.
 _GFP_THISNODE = G.__GFP_THISNODE
 _GFP_KSWAPD_RECLAIM = G.__GFP_KSWAPD_RECLAIM
+_GFP_DIRECT_RECLAIM = G.__GFP_DIRECT_RECLAIM
+_GFP_NORETRY = G.__GFP_NORETRY
+_GFP_RETRY_MAYFAIL = G.__GFP_RETRY_MAYFAIL
+MAX_RECLAIM_RETRIES = 16                 # mm/internal.h
 _ALLOC_RESERVES = G.ALLOC_RESERVES
 # The pcp list of a block by (order, migratetype), or -1 where the pcp is bypassed (orders
 # without a list, Isolate pageblocks); freed HighAtomic blocks go to the Movable list.

@@ -11,6 +11,10 @@ three intervals.  It runs as deferred work on the simulated clock (procsim/mm/ti
 """
 from __future__ import annotations
 
+from .timer import HZ, TICK_NSEC
+
+STAT_INTERVAL = HZ                  # vm.stat_interval: one second, in jiffies
+
 # enum zone_stat_item (NR_FREE_PAGES and NR_FREE_PAGES_BLOCKS are printed from the free lists)
 ZONE_STAT_ITEMS = ("nr_zone_inactive_anon", "nr_zone_active_anon", "nr_zone_inactive_file",
                    "nr_zone_active_file", "nr_zone_unevictable", "nr_zone_write_pending", "nr_mlock",
@@ -91,3 +95,71 @@ class Vmstat:
 
     def numa_total(self, item: str) -> int:
         return sum(z.numa[item] for z in self.zones)
+
+    # ---- the vmstat worker (deferred work on the clock, procsim/mm/timer.py) -------------
+    # vmstat_shepherd runs every sysctl_stat_interval and queues vmstat_update on each cpu
+    # that has counter diffs to fold; vmstat_update folds them (refresh_cpu_vm_stats) and
+    # requeues itself while that found work.  Counters here are exact, so the only "diff"
+    # kept is whether the cpu moved pages between a zone's free lists and itself
+    # (PerCpuPages.stat_diff, its NR_FREE_PAGES diff), which is what arms a pageset's
+    # expiry in the kernel; the threshold that folds large diffs early is not modelled.
+    def start_shepherd_timer(self):
+        """start_shepherd_timer(): the first shepherd run one interval after boot."""
+        self.queue_delayed_work("vmstat_shepherd", STAT_INTERVAL, self.vmstat_shepherd)
+
+    def need_update(self, cpu: int) -> bool:
+        """need_update(): the cpu has a counter diff in some zone."""
+        return any(z.pcp[cpu].stat_diff for z in self.zones if z.populated)
+
+    def vmstat_shepherd(self, _=None):
+        for cpu in range(self.nr_cpu_ids):
+            key = ("vmstat_update", cpu)
+            if not self.delayed_work_pending(key) and self.need_update(cpu):
+                self.queue_delayed_work(key, 0, self.vmstat_update, cpu)
+        self.queue_delayed_work("vmstat_shepherd", STAT_INTERVAL, self.vmstat_shepherd)
+
+    def vmstat_update(self, cpu: int):
+        """vmstat_update(): fold, and come back in one interval while there was work."""
+        if self.refresh_cpu_vm_stats(cpu):
+            self.queue_delayed_work(("vmstat_update", cpu), STAT_INTERVAL, self.vmstat_update, cpu)
+
+    def refresh_cpu_vm_stats(self, cpu: int) -> bool:
+        """refresh_cpu_vm_stats(do_pagesets=true) on ``cpu``: per populated zone, fold the
+        diff (which gives a pageset three more idle intervals), decay_pcp_high(), and drain
+        a remote node's pageset whose three intervals ran out (drain_zone_pages())."""
+        changed = False
+        local = self.cpu_node[cpu]
+        for z in self.zones:
+            if not z.populated:
+                continue
+            pcp = z.pcp[cpu]
+            if pcp.stat_diff:                        # fold: "3 seconds idle till flush"
+                pcp.stat_diff = False
+                pcp.expire = 3
+                changed = True
+            if self.decay_pcp_high(z, pcp):
+                changed = True
+            if not pcp.expire or not pcp.count:
+                continue
+            if z.node == local:                      # local pagesets are never drained
+                pcp.expire = 0
+                continue
+            pcp.expire -= 1
+            if pcp.expire:
+                changed = True
+                continue
+            self.drain_zone_pages(z, pcp)
+            changed = True
+        self.generation += 1
+        return changed
+
+    def _fast_forward_idle(self, work: list, end: int):
+        """Only the shepherd is queued and no cpu has a diff: every shepherd run up to
+        ``end`` would find nothing, so move it to its first run after ``end``."""
+        due, seq, key, fn, arg = work[0]
+        if key != "vmstat_shepherd" or any(self.need_update(c) for c in range(self.nr_cpu_ids)):
+            return
+        last = end // TICK_NSEC
+        if due <= last:
+            due += (last - due) // STAT_INTERVAL * STAT_INTERVAL + STAT_INTERVAL
+            work[0] = (due, seq, key, fn, arg)
