@@ -9,7 +9,9 @@ pfns, byte for byte.
 
 The work itself lives in modules named after the kernel's files, composed here as mixins:
 ``mm_init`` (boot setup), ``page_alloc`` (alloc/free, the slow path), ``vmstat`` (counters,
-the vmstat worker), ``vmscan`` (kswapd, drop_slab), ``timer`` (the clock, deferred work).
+the vmstat worker), ``vmscan`` (kswapd, drop_slab), ``timer`` (the clock, deferred work),
+``page_writeback`` (dirty limits), ``show_mem`` (MemAvailable, overcommit), and
+``x86_init`` (the direct map's page sizes).
 """
 from __future__ import annotations
 
@@ -18,7 +20,9 @@ from .buddy import Zone
 from .layout import build, Layout, MAX_NR_ZONES
 from .mm_init import MmInit
 from .timer import Timers, BOOT_UPTIME_NS
-from .page_alloc import PageAlloc, PAGE_USES, USE_GFP  # noqa: F401  (re-exported)
+from .page_alloc import PageAlloc, PAGE_USES, USE_GFP, MAX_RECLAIM_RETRIES  # noqa: F401  (re-exported)
+from .page_writeback import PageWriteback
+from .show_mem import ShowMem
 from .vmscan import Vmscan
 from .vmstat import Vmstat, NODE_STAT_ITEMS
 
@@ -37,6 +41,11 @@ class PgData:
         self.kswapd_failures = 0
 
     @property
+    def unreclaimable(self) -> bool:
+        """zoneinfo's node_unreclaimable: kswapd gave up (MAX_RECLAIM_RETRIES failed runs)."""
+        return self.kswapd_failures >= MAX_RECLAIM_RETRIES
+
+    @property
     def present(self): return sum(z.present for z in self.zones)
     @property
     def managed(self): return sum(z.managed for z in self.zones)
@@ -46,7 +55,7 @@ class PgData:
     def has_memory(self): return any(z.managed for z in self.zones)
 
 
-class Kernel(PageAlloc, MmInit, Vmstat, Vmscan, Timers):
+class Kernel(PageAlloc, MmInit, Vmstat, Vmscan, Timers, PageWriteback, ShowMem):
     def __init__(self, machine: Machine, boot: bool = True, slab: bool = True):
         self.machine = machine
         self.layout: Layout = build(machine)
@@ -64,6 +73,7 @@ class Kernel(PageAlloc, MmInit, Vmstat, Vmscan, Timers):
         for z in self.zones:                       # memblock_free_all: pgfree starts near managed
             self.vm_events["pgfree"] += z.seed()
         self._build_zonelists()
+        self._init_node_states()
         self._init_watermarks()
         self.start_shepherd_timer()
         self.slab = None

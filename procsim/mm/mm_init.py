@@ -13,6 +13,7 @@ from .page_types import PAGE_SIZE
 from .buddy import Zone, MIGRATE_PCPTYPES
 from .layout import ZONE_NORMAL, ZONE_MOVABLE, MAX_NR_ZONES, PAGEBLOCK_NR_PAGES
 from .page_alloc import USE_GFP, _Plan
+from .x86_init import direct_map
 
 
 class MmInit:
@@ -129,6 +130,23 @@ class MmInit:
         for pcp in z.pcp:
             pcp.batch, pcp.high_min, pcp.high_max = batch, high_min, high_max
 
+
+    def _init_node_states(self):
+        """node_states[] (N_POSSIBLE, N_ONLINE, N_NORMAL_MEMORY, N_MEMORY, N_CPU,
+        N_GENERIC_INITIATOR) by the names sysfs gives them, as node lists."""
+        nodes = self.nodes
+        ids = [n.id for n in nodes]
+        self.node_states = {
+            "possible": ids, "online": ids,
+            "has_normal_memory": [n.id for n in nodes if any(z.populated for z in n.zones[:ZONE_NORMAL + 1])],
+            "has_memory": [n.id for n in nodes if any(z.populated for z in n.zones)],
+            "has_cpu": [n.id for n in nodes if n.cpus],
+            "has_generic_initiator": [],
+        }
+        # NR_MEMMAP_BOOT_PAGES: the struct page arrays memblock reserved at boot
+        self.nr_memmap_boot_pages = sum(r.end - r.start for r in self.layout.reservations
+                                        if r.what.startswith("memmap"))
+        self.direct_map = direct_map(self.layout.e820)   # {4k, 2M, 1G: bytes}, init_mem_mapping()
 
     # ---- boot workload --------------------------------------------------------------------
     def _boot_pages(self):

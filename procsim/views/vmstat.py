@@ -8,35 +8,8 @@ Counters the model does not drive print 0; the names and their order are the ker
 from __future__ import annotations
 
 from ..mm.vmstat import ZONE_STAT_ITEMS, NUMA_STAT_ITEMS, NODE_STAT_ITEMS, THP_ITEMS, VM_EVENT_ITEMS
-from ..machine import PAGE_SIZE
 from .zoneinfo import HPAGE_PMD_NR
 from . import View
-
-VM_DIRTY_RATIO = 20                 # vm.dirty_ratio
-DIRTY_BACKGROUND_RATIO = 10         # vm.dirty_background_ratio
-
-def global_dirtyable_memory(k) -> int:
-    """mm/page-writeback.c: free pages minus totalreserve, plus the file LRU, plus one."""
-    x = k.nr_free_pages
-    x -= min(x, k.totalreserve_pages)
-    x += k.node_stat_total("nr_inactive_file") + k.node_stat_total("nr_active_file")
-    return x + 1
-
-
-def dirty_limits(k) -> tuple[int, int]:
-    """domain_dirty_limits() for a non-RT reader: ratios turned into per-PAGE_SIZE fractions."""
-    available = global_dirtyable_memory(k)
-    thresh = (VM_DIRTY_RATIO * PAGE_SIZE // 100) * available // PAGE_SIZE
-    bg_thresh = (DIRTY_BACKGROUND_RATIO * PAGE_SIZE // 100) * available // PAGE_SIZE
-    if bg_thresh >= thresh:
-        bg_thresh = thresh // 2
-    return thresh, bg_thresh
-
-
-def memmap_boot_pages(k) -> int:
-    """NR_MEMMAP_BOOT_PAGES: the struct page arrays memblock reserved at boot."""
-    return sum(r.end - r.start for r in k.layout.reservations if r.what.startswith("memmap"))
-
 
 def render(k) -> bytes:
     zones = k.zones
@@ -47,9 +20,9 @@ def render(k) -> bytes:
     for item in NODE_STAT_ITEMS:
         v = sum(n.stat[item] for n in k.nodes)
         out.append(f"{item} {v // HPAGE_PMD_NR if item in THP_ITEMS else v}")
-    thresh, bg_thresh = dirty_limits(k)
+    thresh, bg_thresh = k.global_dirty_limits()
     out.append(f"nr_dirty_threshold {thresh}\nnr_dirty_background_threshold {bg_thresh}")
-    out.append(f"nr_memmap_pages 0\nnr_memmap_boot_pages {memmap_boot_pages(k)}")
+    out.append(f"nr_memmap_pages 0\nnr_memmap_boot_pages {k.nr_memmap_boot_pages}")
     ev = k.vm_events
     out += [f"{name} {ev.get(name, 0)}" for name in VM_EVENT_ITEMS]
     out.append("nr_unstable 0\n")

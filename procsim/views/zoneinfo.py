@@ -11,7 +11,6 @@ from ..mm.layout import PAGEBLOCK_NR_PAGES
 from . import View
 
 HPAGE_PMD_NR = PAGEBLOCK_NR_PAGES          # 512: pageblock_order == HPAGE_PMD_ORDER on x86-64
-MAX_RECLAIM_RETRIES = 16
 
 
 def node_stat_lines(stat: dict) -> list[str]:
@@ -58,8 +57,7 @@ def _zone(z, node, first_populated: bool, out: list[str]):
                    f"              high_min: {p.high_min}\n"
                    f"              high_max: {p.high_max}\n"
                    f"  vm stats threshold: {threshold}")
-    unreclaimable = int(getattr(node, "kswapd_failures", 0) >= MAX_RECLAIM_RETRIES)
-    out.append(f"  node_unreclaimable:  {unreclaimable}\n"
+    out.append(f"  node_unreclaimable:  {int(node.unreclaimable)}\n"
                f"  start_pfn:           {z.start_pfn}")
 
 
