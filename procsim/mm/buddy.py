@@ -85,7 +85,7 @@ class PerCpuPages:
 class Zone:
     """struct zone, with its free_area and pagesets."""
 
-    def __init__(self, lay: ZoneLayout, nr_cpus: int):
+    def __init__(self, lay: ZoneLayout, nr_cpus: int, stat_items=ZONE_STAT_ITEMS, numa_items=NUMA_STAT_ITEMS):
         self.node, self.idx, self.name = lay.node, lay.idx, ZONE_NAMES[lay.idx]
         self.start_pfn, self.end_pfn = lay.start_pfn, lay.end_pfn
         self.spanned, self.present, self.managed = lay.spanned, lay.present, lay.managed
@@ -95,8 +95,8 @@ class Zone:
         self._watermark = [0, 0, 0, 0]          # min low high promo, boost excluded
         self.boost = 0
         self.lowmem_reserve = [0] * 5
-        self.stat = dict.fromkeys(ZONE_STAT_ITEMS, 0)
-        self.numa = dict.fromkeys(NUMA_STAT_ITEMS, 0)
+        self.stat = dict.fromkeys(stat_items, 0)
+        self.numa = dict.fromkeys(numa_items, 0)
         self.stat_threshold = 0
         self.below_high = False                  # ZONE_BELOW_HIGH
         self.boosted_wmark = False               # ZONE_BOOSTED_WATERMARK: wake kswapd on the next rmqueue

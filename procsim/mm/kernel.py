@@ -19,6 +19,7 @@ from ..machine import Machine
 from .buddy import Zone
 from .layout import build, Layout, MAX_NR_ZONES
 from .mm_init import MmInit
+from .profile import Profile, DEFAULT
 from .timer import Timers, BOOT_UPTIME_NS
 from .page_alloc import PageAlloc, PAGE_USES, USE_GFP, MAX_RECLAIM_RETRIES  # noqa: F401  (re-exported)
 from .page_writeback import PageWriteback
@@ -33,9 +34,9 @@ VM_EVENTS_DRIVEN = ("pgalloc_dma", "pgalloc_dma32", "pgalloc_normal", "pgalloc_m
 class PgData:
     """pg_data_t: a NUMA node."""
 
-    def __init__(self, nid: int, zones: list[Zone], cpus: tuple[int, ...]):
+    def __init__(self, nid: int, zones: list[Zone], cpus: tuple[int, ...], stat_items=NODE_STAT_ITEMS):
         self.id, self.zones, self.cpus = nid, zones, cpus
-        self.stat = dict.fromkeys(NODE_STAT_ITEMS, 0)
+        self.stat = dict.fromkeys(stat_items, 0)
         self.kswapd_order = 0                     # what the wakers asked kswapd for
         self.kswapd_highest_zoneidx = MAX_NR_ZONES
         self.kswapd_failures = 0
@@ -56,12 +57,14 @@ class PgData:
 
 
 class Kernel(PageAlloc, MmInit, Vmstat, Vmscan, Timers, PageWriteback, ShowMem):
-    def __init__(self, machine: Machine, boot: bool = True, slab: bool = True):
+    def __init__(self, machine: Machine, boot: bool = True, slab: bool = True, profile: Profile = DEFAULT):
         self.machine = machine
+        self.profile = profile                     # the kernel version's rules, fixed at boot
         self.layout: Layout = build(machine)
         self.nr_cpu_ids = machine.nr_cpu_ids
         self.cpu_node = [s for s, _, _ in machine.cpu_topology()]
-        self.nodes = [PgData(n.id, [Zone(z, self.nr_cpu_ids) for z in n.zones], n.cpus)
+        self.nodes = [PgData(n.id, [Zone(z, self.nr_cpu_ids, profile.zone_stat_items, profile.numa_stat_items)
+                              for z in n.zones], n.cpus, profile.node_stat_items)
                       for n in self.layout.nodes]
         self.zones = [z for n in self.nodes for z in n.zones]
         self.vm_events = dict.fromkeys(VM_EVENTS_DRIVEN, 0)

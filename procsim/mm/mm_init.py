@@ -66,12 +66,13 @@ class MmInit:
         self.percpu_pagelist_high_fraction = t.percpu_pagelist_high_fraction
         self.user_min_free_kbytes = -1
         # init_per_zone_wmark_min (postcore_initcall)
-        self.min_free_kbytes = min(max(isqrt(self.nr_free_buffer_pages() * 4 * 16), 128), 262144)
+        self.min_free_kbytes = min(max(isqrt(self.nr_free_buffer_pages() * 4 * 16), 128),
+                                   self.profile.min_free_kbytes_max)
         self.setup_per_zone_wmarks()
         for z in self.zones:
             if z.populated:                      # refresh_zone_stat_thresholds
                 mem = z.managed >> 15
-                z.stat_threshold = min(125, 2 * _fls(self.nr_cpu_ids) * (1 + _fls(mem)))
+                z.stat_threshold = min(self.profile.stat_threshold_max, 2 * _fls(self.nr_cpu_ids) * (1 + _fls(mem)))
         self.setup_per_zone_lowmem_reserve()
         # hugepage_init -> set_recommended_min_free_kbytes (subsys_initcall)
         if t.transparent_hugepage:

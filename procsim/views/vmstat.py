@@ -7,7 +7,7 @@ Counters the model does not drive print 0; the names and their order are the ker
 """
 from __future__ import annotations
 
-from ..mm.vmstat import ZONE_STAT_ITEMS, NUMA_STAT_ITEMS, NODE_STAT_ITEMS, THP_ITEMS, VM_EVENT_ITEMS
+from ..mm.vmstat import THP_ITEMS
 from .zoneinfo import HPAGE_PMD_NR
 from . import View
 
@@ -15,16 +15,16 @@ def render(k) -> bytes:
     zones = k.zones
     out = [f"nr_free_pages {k.nr_free_pages}",
            f"nr_free_pages_blocks {sum(z.nr_free_blocks for z in zones)}"]
-    out += [f"{item} {sum(z.stat[item] for z in zones)}" for item in ZONE_STAT_ITEMS]
-    out += [f"{item} {sum(z.numa[item] for z in zones)}" for item in NUMA_STAT_ITEMS]
-    for item in NODE_STAT_ITEMS:
+    out += [f"{item} {sum(z.stat[item] for z in zones)}" for item in k.profile.zone_stat_items]
+    out += [f"{item} {sum(z.numa[item] for z in zones)}" for item in k.profile.numa_stat_items]
+    for item in k.profile.node_stat_items:
         v = sum(n.stat[item] for n in k.nodes)
         out.append(f"{item} {v // HPAGE_PMD_NR if item in THP_ITEMS else v}")
     thresh, bg_thresh = k.global_dirty_limits()
     out.append(f"nr_dirty_threshold {thresh}\nnr_dirty_background_threshold {bg_thresh}")
     out.append(f"nr_memmap_pages 0\nnr_memmap_boot_pages {k.nr_memmap_boot_pages}")
     ev = k.vm_events
-    out += [f"{name} {ev.get(name, 0)}" for name in VM_EVENT_ITEMS]
+    out += [f"{name} {ev.get(name, 0)}" for name in k.profile.vm_event_items]
     out.append("nr_unstable 0\n")
     return "\n".join(out).encode()
 

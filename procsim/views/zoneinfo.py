@@ -6,7 +6,7 @@ memoryless node shows five bare zones.
 """
 from __future__ import annotations
 
-from ..mm.vmstat import ZONE_STAT_ITEMS, NUMA_STAT_ITEMS, NODE_STAT_ITEMS, THP_ITEMS
+from ..mm.vmstat import THP_ITEMS
 from ..mm.layout import PAGEBLOCK_NR_PAGES
 from . import View
 
@@ -14,10 +14,9 @@ HPAGE_PMD_NR = PAGEBLOCK_NR_PAGES          # 512: pageblock_order == HPAGE_PMD_O
 
 
 def node_stat_lines(stat: dict) -> list[str]:
-    """The ``per-node stats`` lines (also what vmstat's node block is made of)."""
+    """The ``per-node stats`` lines, in the order the profile's node_stat_items made the dict."""
     out = []
-    for item in NODE_STAT_ITEMS:
-        v = stat[item]
+    for item, v in stat.items():
         if item in THP_ITEMS:
             v //= HPAGE_PMD_NR
         out.append(f"      {item:<12} {v}")
@@ -45,8 +44,8 @@ def _zone(z, node, first_populated: bool, out: list[str]):
     out.append(f"      {'nr_free_pages':<12} {z.nr_free}")
     out.append(f"      {'nr_free_pages_blocks':<12} {z.nr_free_blocks}")
     stat, numa = z.stat, z.numa
-    out.extend(f"      {item:<12} {stat[item]}" for item in ZONE_STAT_ITEMS)
-    out.extend(f"      {item:<12} {numa[item]}" for item in NUMA_STAT_ITEMS)
+    out.extend(f"      {item:<12} {v}" for item, v in stat.items())
+    out.extend(f"      {item:<12} {v}" for item, v in numa.items())
     out.append("  pagesets")
     threshold = z.stat_threshold
     for cpu, p in enumerate(z.pcp):
