@@ -47,6 +47,7 @@ class Timers:
         self._work: list[tuple[int, int, object, object, object]] = []   # (due tick, seq, key, fn, arg)
         self._pending: set = set()
         self._seq = 0
+        self._sleep_until = 0                     # where the current sleep ends (periodic work may skip to it)
 
     @property
     def now_ns(self) -> int:
@@ -74,21 +75,15 @@ class Timers:
         """Let ``ns`` nanoseconds pass, running the deferred work that falls due on the way."""
         if not isinstance(ns, int) or isinstance(ns, bool) or ns < 0:
             raise MMError(errno.EINVAL, f"sleep: {ns!r} is not a whole number of nanoseconds >= 0")
-        end = self._now_ns + ns
+        end = self._sleep_until = self._now_ns + ns
         work = self._work
         while work and work[0][0] * TICK_NSEC <= end:
             due, _, key, fn, arg = heapq.heappop(work)
             self._pending.discard(key)
             self._now_ns = max(self._now_ns, due * TICK_NSEC)
             fn(arg)
-            if len(work) == 1:
-                self._fast_forward_idle(work, end)
         self._now_ns = end
         self.generation += 1                       # the clock is state: /proc/uptime moved
-
-    def _fast_forward_idle(self, work: list, end: int):
-        """Called when one item is left: a subsystem whose periodic work would find nothing to
-        do until ``end`` may move it past ``end`` (same result, without the empty runs)."""
 
     def tick(self):
         """The clock cost of one control command (COMMAND_COST_NS)."""

@@ -11,6 +11,8 @@ three intervals.  It runs as deferred work on the simulated clock (procsim/mm/ti
 """
 from __future__ import annotations
 
+import heapq
+
 from .timer import HZ, TICK_NSEC
 
 STAT_INTERVAL = HZ                  # vm.stat_interval: one second, in jiffies
@@ -105,6 +107,7 @@ class Vmstat:
     # expiry in the kernel; the threshold that folds large diffs early is not modelled.
     def start_shepherd_timer(self):
         """start_shepherd_timer(): the first shepherd run one interval after boot."""
+        self._vmstat_idle = [False] * self.nr_cpu_ids
         self.queue_delayed_work("vmstat_shepherd", STAT_INTERVAL, self.vmstat_shepherd)
 
     def need_update(self, cpu: int) -> bool:
@@ -117,6 +120,7 @@ class Vmstat:
             if not self.delayed_work_pending(key) and self.need_update(cpu):
                 self.queue_delayed_work(key, 0, self.vmstat_update, cpu)
         self.queue_delayed_work("vmstat_shepherd", STAT_INTERVAL, self.vmstat_shepherd)
+        self._fast_forward_idle()
 
     def vmstat_update(self, cpu: int):
         """vmstat_update(): fold, and come back in one interval while there was work."""
@@ -127,39 +131,50 @@ class Vmstat:
         """refresh_cpu_vm_stats(do_pagesets=true) on ``cpu``: per populated zone, fold the
         diff (which gives a pageset three more idle intervals), decay_pcp_high(), and drain
         a remote node's pageset whose three intervals ran out (drain_zone_pages())."""
-        changed = False
+        changed = touched = False
         local = self.cpu_node[cpu]
         for z in self.zones:
             if not z.populated:
                 continue
             pcp = z.pcp[cpu]
+            before = (pcp.high, pcp.count, pcp.expire)
             if pcp.stat_diff:                        # fold: "3 seconds idle till flush"
                 pcp.stat_diff = False
                 pcp.expire = 3
-                changed = True
+                changed = touched = True
             if self.decay_pcp_high(z, pcp):
                 changed = True
-            if not pcp.expire or not pcp.count:
-                continue
-            if z.node == local:                      # local pagesets are never drained
-                pcp.expire = 0
-                continue
-            pcp.expire -= 1
-            if pcp.expire:
-                changed = True
-                continue
-            self.drain_zone_pages(z, pcp)
-            changed = True
-        self.generation += 1
+            if pcp.expire and pcp.count:
+                if z.node == local:                  # local pagesets are never drained
+                    pcp.expire = 0
+                else:
+                    pcp.expire -= 1
+                    if not pcp.expire:
+                        self.drain_zone_pages(z, pcp)
+                    changed = True
+            if (pcp.high, pcp.count, pcp.expire) != before:
+                touched = True
+        # A run that changed nothing will change nothing next time either: the kernel
+        # requeues it (decay_pcp_high() keeps saying "todo" when high is stuck a little above
+        # high_min), and _fast_forward_idle() may skip such runs.
+        self._vmstat_idle[cpu] = not touched
+        if touched:
+            self.generation += 1
         return changed
 
-    def _fast_forward_idle(self, work: list, end: int):
-        """Only the shepherd is queued and no cpu has a diff: every shepherd run up to
-        ``end`` would find nothing, so move it to its first run after ``end``."""
-        due, seq, key, fn, arg = work[0]
-        if key != "vmstat_shepherd" or any(self.need_update(c) for c in range(self.nr_cpu_ids)):
+    def _fast_forward_idle(self):
+        """Called by the shepherd: if every queued item is the shepherd or a vmstat_update
+        whose last run changed nothing, and no cpu has a diff, every run up to the end of
+        the current sleep would change nothing.  Move each to its first run after that end,
+        keeping its phase and queue order (same state, without the empty runs)."""
+        work = self._work
+        for _, _, key, _, arg in work:
+            if key != "vmstat_shepherd" and not (key[0] == "vmstat_update" and self._vmstat_idle[arg]):
+                return
+        if any(self.need_update(c) for c in range(self.nr_cpu_ids)):
             return
-        last = end // TICK_NSEC
-        if due <= last:
-            due += (last - due) // STAT_INTERVAL * STAT_INTERVAL + STAT_INTERVAL
-            work[0] = (due, seq, key, fn, arg)
+        last = self._sleep_until // TICK_NSEC
+        for i, (due, seq, key, fn, arg) in enumerate(work):
+            if due <= last:
+                work[i] = (due + (last - due) // STAT_INTERVAL * STAT_INTERVAL + STAT_INTERVAL, seq, key, fn, arg)
+        heapq.heapify(work)
