@@ -279,3 +279,22 @@ def test_slowpath_retries_after_direct_reclaim_made_progress():
     # reclaim made progress: should_reclaim_retry sees the min mark met and the retry succeeds
     assert calls == ["gpff", "wake", "gpff", "wake", "gpff", "reclaim", "compact", "wake", "gpff"]
     assert page.zone is k.zones[1]
+
+
+def test_reclaim_retries_stop_after_max_reclaim_retries_without_progress():
+    k = exhausted_tiny()
+    calls = trace_slowpath(k)
+    k.zone_reclaimable_pages = lambda z: 1 << 20      # reclaim "could" free plenty, never does
+    with pytest.raises(MMError):
+        k.alloc_pages(0, G.GFP_KERNEL, cpu=0)
+    # no_progress_loops goes 1, 2, ... and should_reclaim_retry says no once it passes 16
+    assert calls.count("reclaim") == 17 and calls[-1] == "warn"
+
+
+def test_costly_retry_mayfail_goes_round_the_loop():
+    k = exhausted_tiny()
+    calls = trace_slowpath(k)
+    k.zone_reclaimable_pages = lambda z: 1 << 20
+    with pytest.raises(MMError):
+        k.alloc_pages(4, G.GFP_KERNEL | G.__GFP_RETRY_MAYFAIL, cpu=0)
+    assert calls.count("reclaim") == 17

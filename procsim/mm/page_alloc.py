@@ -189,8 +189,9 @@ class PageAlloc:
             page = self._alloc_pages_direct_compact(gfp, order, flags, plan, cpu)
             if page is not None:
                 return page
-            if costly and gfp & _GFP_NORETRY:
-                return self.warn_alloc(gfp, order, plan.node)
+            if costly and gfp & _GFP_NORETRY:         # compaction skipped: give up
+                self.warn_alloc(gfp, order, plan.node)
+                return None
         no_progress_loops = 0
         while True:                                           # retry:
             if flags & G.ALLOC_KSWAPD:
@@ -206,12 +207,14 @@ class PageAlloc:
             page = self._alloc_pages_direct_compact(gfp, order, flags, plan, cpu)
             if page is not None:
                 return page
-            if gfp & _GFP_NORETRY or (costly and (not gfp & _GFP_RETRY_MAYFAIL or progress)):
+            # costly orders retry only as __GFP_RETRY_MAYFAIL and when they may compact (__GFP_IO)
+            if gfp & _GFP_NORETRY or (costly and (not gfp & _GFP_RETRY_MAYFAIL or not gfp & _GFP_IO)):
                 break
             no_progress_loops = 0 if progress and not costly else no_progress_loops + 1
             if not self._should_reclaim_retry(order, flags, zonelist, highest, no_progress_loops):
                 break
-        return self.warn_alloc(gfp, order, plan.node)
+        self.warn_alloc(gfp, order, plan.node)
+        return None
 
     # The kernel's __alloc_pages_direct_reclaim / __alloc_pages_direct_compact: one leading
     # underscore here, because Python mangles double-underscore names inside a class and a
@@ -610,6 +613,7 @@ _GFP_KSWAPD_RECLAIM = G.__GFP_KSWAPD_RECLAIM
 _GFP_DIRECT_RECLAIM = G.__GFP_DIRECT_RECLAIM
 _GFP_NORETRY = G.__GFP_NORETRY
 _GFP_RETRY_MAYFAIL = G.__GFP_RETRY_MAYFAIL
+_GFP_IO = G.__GFP_IO
 MAX_RECLAIM_RETRIES = 16                 # mm/internal.h
 _ALLOC_RESERVES = G.ALLOC_RESERVES
 # The pcp list of a block by (order, migratetype), or -1 where the pcp is bypassed (orders
