@@ -9,7 +9,7 @@ from procsim.mm import gfp as G
 from procsim.mm.buddy import MIGRATE_UNMOVABLE as U, MIGRATE_MOVABLE as M, MIGRATE_RECLAIMABLE as R
 from procsim.mm.check import check
 from procsim.mm.errors import MMError
-from conftest import boot
+from procsim.testing import boot
 
 GFP_RECLAIMABLE = G.GFP_KERNEL | G.__GFP_RECLAIMABLE
 

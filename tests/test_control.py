@@ -3,7 +3,7 @@ import errno
 
 import pytest
 
-from conftest import FakeKernel
+from procsim.testing import FakeKernel
 from procsim.control import MAX_COUNT, Control
 
 

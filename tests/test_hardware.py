@@ -19,7 +19,7 @@ import pytest
 from procsim import machine
 from procsim.mm.gfp import GFP_KERNEL
 from procsim.views import hardware
-from conftest import boot
+from procsim.testing import boot
 
 NODE_DIR, CPU_DIR = "sys/devices/system/node", "sys/devices/system/cpu"
 
@@ -37,15 +37,11 @@ def expected_node_cpus(m: machine.Machine, node: int) -> list[int]:
 
 def in_namespace(root, script: str) -> str:
     """Run ``script`` with the rendered tree bound over the real paths."""
-    if shutil.which("unshare") is None:
-        pytest.skip("unshare not available")
     binds = (f"mount --bind {root}/{NODE_DIR} /sys/devices/system/node && "
              f"mount --bind {root}/{CPU_DIR} /sys/devices/system/cpu && "
              f"mount --bind {root}/proc/cpuinfo /proc/cpuinfo && ")
     out = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-ec", binds + script],
                          capture_output=True, text=True, timeout=60)
-    if out.returncode != 0 and "Operation not permitted" in out.stderr:
-        pytest.skip("no permission for mount namespaces")
     assert out.returncode == 0, out.stderr
     return out.stdout
 
@@ -68,9 +64,6 @@ def numactl(k, tmp_path) -> dict:
     return res
 
 
-needs = lambda tool: pytest.mark.skipif(shutil.which(tool) is None, reason=f"{tool} not installed")
-
-
 # --- formats -----------------------------------------------------------------------------------
 
 def test_cpumask_and_cpulist_formats_match_the_kernel():
@@ -86,7 +79,6 @@ def test_cpumask_and_cpulist_formats_match_the_kernel():
 
 # --- numactl -------------------------------------------------------------------------------------
 
-@needs("numactl")
 @pytest.mark.parametrize("name", ["seed-server", "big-4s-1t"])
 def test_numactl_hardware_shows_the_yaml(name, tmp_path, request):
     k = request.getfixturevalue("seed_server" if name == "seed-server" else "big")
@@ -105,7 +97,6 @@ def test_numactl_hardware_shows_the_yaml(name, tmp_path, request):
         assert res["cpus"][0] == list(range(0, 12)) + list(range(24, 36))   # seed 000
 
 
-@needs("numactl")
 def test_numactl_free_drops_after_allocating_on_node_1(tmp_path):
     k = boot("seed-server")
     before = numactl(k, tmp_path)
@@ -127,7 +118,6 @@ def test_numactl_free_drops_after_allocating_on_node_1(tmp_path):
     assert numactl(k, tmp_path)["free"][1] == before["free"][1]
 
 
-@needs("numastat")
 def test_numastat_counts_the_allocations(tmp_path):
     k = boot("seed-server")
 
@@ -175,7 +165,6 @@ dimms:
 """
 
 
-@needs("numactl")
 def test_memoryless_node_keeps_its_cpus(tmp_path):
     k = boot(text=MEMORYLESS)
     root = tmp_path / "root"
@@ -192,7 +181,6 @@ def test_memoryless_node_keeps_its_cpus(tmp_path):
 
 # --- lscpu and the cpu tree -----------------------------------------------------------------------
 
-@needs("lscpu")
 @pytest.mark.parametrize("name", ["seed-server", "big-4s-1t"])
 def test_lscpu_reports_the_yaml(name, tmp_path, request):
     k = request.getfixturevalue("seed_server" if name == "seed-server" else "big")
@@ -260,7 +248,6 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@needs("prometheus-node-exporter")
 def test_node_exporter_meminfo_numa(seed_server, tmp_path):
     root = tmp_path / "root"
     hardware.write_tree(seed_server, root)

@@ -14,9 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CONFIGS, boot, needs_kernel
+from procsim.testing import CONFIGS, boot
 
-pytestmark = needs_kernel
 
 REF = Path(__file__).parent / "data" / "linux-6.18-host"     # real 6.18 kernel output (its README)
 ORDERS = range(11)

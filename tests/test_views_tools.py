@@ -5,7 +5,6 @@ the bytes, not the filesystem.
 """
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import socket
@@ -15,10 +14,9 @@ import urllib.request
 
 import pytest
 
-from conftest import boot, needs_kernel
+from procsim.testing import boot
 from test_views import files, parse_buddyinfo, parse_meminfo, parse_slabinfo, parse_zoneinfo
 
-pytestmark = needs_kernel
 
 PROBE = "views_probe"
 PROBE_OBJECTS = 100
@@ -28,8 +26,6 @@ def have(*tools) -> bool:
     return all(shutil.which(t) for t in tools)
 
 
-needs_root_ns = pytest.mark.skipif(os.geteuid() != 0 or not have("unshare", "mount"),
-                                   reason="needs root for a private mount namespace")
 
 
 @pytest.fixture(scope="module")
@@ -61,8 +57,6 @@ def over_proc(d, name: str, cmd: str) -> str:
     return r.stdout
 
 
-@needs_root_ns
-@pytest.mark.skipif(not have("slabtop"), reason="procps slabtop not installed")
 def test_slabtop_reads_the_caches(rendered):
     d, out = rendered
     text = over_proc(d, "slabinfo", "slabtop -o")
@@ -82,8 +76,6 @@ def test_slabtop_reads_the_caches(rendered):
         (100, 100, "100%", "0.20K", 5, 20, "20K")
 
 
-@needs_root_ns
-@pytest.mark.skipif(not have("vmstat"), reason="procps vmstat not installed")
 def test_vmstat_m_reads_the_caches(rendered):
     d, out = rendered
     text = over_proc(d, "slabinfo", "vmstat -m")
@@ -97,8 +89,6 @@ def test_vmstat_m_reads_the_caches(rendered):
     assert rows[PROBE] == [100, 100, 200, 20]
 
 
-@needs_root_ns
-@pytest.mark.skipif(not have("free"), reason="procps free not installed")
 def test_free_reads_meminfo(probed, rendered):
     d, out = rendered
     text = over_proc(d, "meminfo", "free -k")
@@ -126,7 +116,6 @@ def _metrics(text: str) -> dict[str, float]:
     return out
 
 
-@pytest.mark.skipif(not have("prometheus-node-exporter"), reason="node_exporter not installed")
 def test_node_exporter_scrapes_every_file(probed, rendered):
     d, out = rendered
     collectors = ("buddyinfo", "zoneinfo", "slabinfo", "meminfo", "vmstat")
