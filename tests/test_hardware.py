@@ -24,8 +24,6 @@ from procsim.testing import boot
 NODE_DIR, CPU_DIR = "sys/devices/system/node", "sys/devices/system/cpu"
 
 
-
-
 def expected_node_cpus(m: machine.Machine, node: int) -> list[int]:
     """Linux numbering, computed independently: every core's first thread, socket by socket,
     then each further thread level in the same order."""
