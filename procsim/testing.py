@@ -9,10 +9,12 @@
 from __future__ import annotations
 
 import errno
+import multiprocessing
 import os
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 
 from procsim.machine import CONFIGS_DIR as CONFIGS
 from procsim.mm.errors import MMError
@@ -248,3 +250,15 @@ def force_unmount(mp, proc=None):
 def serve_forked(make_session, mp):
     from procsim.fs import serve
     serve(make_session(), str(mp))
+
+
+@contextmanager
+def mounted_session(session, mp):
+    """Serve ``session`` at ``mp`` from a forked child; unmounted, child gone, however it ends."""
+    proc = multiprocessing.get_context("fork").Process(target=serve_forked, args=(lambda: session, mp))
+    proc.start()
+    try:
+        wait_mounted(mp, proc)
+        yield mp
+    finally:
+        force_unmount(mp, proc)

@@ -5,12 +5,12 @@ makes the session fail (``pytest_sessionfinish`` below).
 """
 from __future__ import annotations
 
-import multiprocessing
+import contextlib
 import subprocess
 
 import pytest
 
-from procsim.testing import (CONFIGS, boot, fake_session, force_unmount, procsim_cmd, serve_forked,
+from procsim.testing import (CONFIGS, boot, fake_session, force_unmount, mounted_session, procsim_cmd,
                              wait_mounted)
 
 
@@ -42,20 +42,13 @@ def mp(tmp_path):
 @pytest.fixture
 def mount_session(tmp_path):
     """mount_session(factory) -> mount point, served by a forked child; always unmounted."""
-    started = []
+    with contextlib.ExitStack() as stack:
+        def start(make_session):
+            mp = tmp_path / f"mnt{len(list(tmp_path.glob('mnt*')))}"
+            mp.mkdir()
+            return stack.enter_context(mounted_session(make_session(), mp))
 
-    def start(make_session):
-        mp = tmp_path / f"mnt{len(started)}"
-        mp.mkdir()
-        proc = multiprocessing.get_context("fork").Process(target=serve_forked, args=(make_session, mp))
-        proc.start()
-        started.append((mp, proc))
-        wait_mounted(mp, proc)
-        return mp
-
-    yield start
-    for mp, proc in started:
-        force_unmount(mp, proc)
+        yield start
 
 
 @pytest.fixture
