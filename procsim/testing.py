@@ -11,9 +11,11 @@ from __future__ import annotations
 import errno
 import multiprocessing
 import os
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from contextlib import contextmanager
 
 from procsim.machine import CONFIGS_DIR as CONFIGS
@@ -262,3 +264,40 @@ def mounted_session(session, mp):
         yield mp
     finally:
         force_unmount(mp, proc)
+
+
+# --- clients -------------------------------------------------------------------------------------
+def node_exporter_metrics(collectors, procfs=None, sysfs=None) -> dict[str, float]:
+    """One scrape of the real ``prometheus-node-exporter`` reading ``procfs`` / ``sysfs``
+    with only ``collectors`` on: ``{'name{labels}': value}``.  The exporter always stops."""
+    paths = ([f"--path.procfs={procfs}"] if procfs else []) + ([f"--path.sysfs={sysfs}"] if sysfs else [])
+    err = ""
+    for _ in range(3):                   # a port taken between probe and bind: try another
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        proc = subprocess.Popen(["prometheus-node-exporter", *paths, "--collector.disable-defaults",
+                                 *(f"--collector.{c}" for c in collectors), f"--web.listen-address=127.0.0.1:{port}"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        body = None
+        try:
+            deadline = time.monotonic() + 20
+            while body is None and time.monotonic() < deadline and proc.poll() is None:
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+                        body = r.read().decode()
+                except OSError:
+                    time.sleep(0.05)
+        finally:
+            proc.kill()
+            proc.wait()
+            err = proc.stderr.read().decode()
+            proc.stderr.close()
+        if body is not None:
+            out = {}
+            for line in body.splitlines():
+                if line and not line.startswith("#"):
+                    key, _, value = line.rpartition(" ")
+                    out[key] = float(value)
+            return out
+    raise RuntimeError(f"node_exporter did not answer: {err[-2000:]}")

@@ -6,20 +6,16 @@ values are computed here from the YAML: cpus from cores/threads, distances from 
 """
 from __future__ import annotations
 
-import contextlib
 import re
 import shutil
-import socket
 import subprocess
-import time
-import urllib.request
 
 import pytest
 
 from procsim import machine
 from procsim.mm.gfp import GFP_KERNEL
 from procsim.views import hardware
-from procsim.testing import boot
+from procsim.testing import boot, node_exporter_metrics
 
 NODE_DIR, CPU_DIR = "sys/devices/system/node", "sys/devices/system/cpu"
 
@@ -240,34 +236,12 @@ def test_files_for_lists_every_node_and_cpu(big):
 
 # --- node_exporter --------------------------------------------------------------------------------
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_node_exporter_meminfo_numa(seed_server, tmp_path):
     root = tmp_path / "root"
     hardware.write_tree(seed_server, root)
-    port = _free_port()
-    proc = subprocess.Popen(["prometheus-node-exporter", f"--path.sysfs={root}/sys",
-                             "--collector.disable-defaults", "--collector.meminfo_numa",
-                             f"--web.listen-address=127.0.0.1:{port}"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        body = None
-        for _ in range(100):
-            with contextlib.suppress(OSError):
-                body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-                break
-            time.sleep(0.05)
-        assert body is not None, "node_exporter did not answer"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-    assert 'node_scrape_collector_success{collector="meminfo_numa"} 1' in body
+    m = node_exporter_metrics(["meminfo_numa"], sysfs=root / "sys")
+    assert m['node_scrape_collector_success{collector="meminfo_numa"}'] == 1
     for nid in (0, 1):
         total_kb = sum(z.managed for z in seed_server.nodes[nid].zones) * 4
-        m = re.search(rf'^node_memory_numa_MemTotal{{node="{nid}"}} (\S+)$', body, re.M)
-        assert float(m.group(1)) == total_kb * 1024
-        assert re.search(rf'^node_memory_numa_numa_hit_total{{node="{nid}"}} ', body, re.M)
+        assert m[f'node_memory_numa_MemTotal{{node="{nid}"}}'] == total_kb * 1024
+        assert f'node_memory_numa_numa_hit_total{{node="{nid}"}}' in m

@@ -7,14 +7,11 @@ from __future__ import annotations
 
 import re
 import shutil
-import socket
 import subprocess
-import time
-import urllib.request
 
 import pytest
 
-from procsim.testing import boot
+from procsim.testing import boot, node_exporter_metrics
 from test_views import files, parse_buddyinfo, parse_meminfo, parse_slabinfo, parse_zoneinfo
 
 
@@ -101,48 +98,10 @@ def test_free_reads_meminfo(probed, rendered):
     assert used == total - available          # procps 4: used = MemTotal - MemAvailable
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _metrics(text: str) -> dict[str, float]:
-    out = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            key, _, value = line.rpartition(" ")
-            out[key] = float(value)
-    return out
-
-
 def test_node_exporter_scrapes_every_file(probed, rendered):
     d, out = rendered
     collectors = ("buddyinfo", "zoneinfo", "slabinfo", "meminfo", "vmstat")
-    for attempt in range(3):                    # a port taken between probe and bind: try another
-        port = _free_port()
-        proc = subprocess.Popen(["prometheus-node-exporter", f"--path.procfs={d}", "--collector.disable-defaults",
-                                 *(f"--collector.{c}" for c in collectors), f"--web.listen-address=127.0.0.1:{port}"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        try:
-            body = None
-            deadline = time.monotonic() + 20
-            while time.monotonic() < deadline and proc.poll() is None:
-                try:
-                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
-                        body = r.read().decode()
-                    break
-                except OSError:
-                    time.sleep(0.1)
-        finally:
-            proc.kill()
-            proc.wait()
-            err = proc.stderr.read().decode()
-            proc.stderr.close()
-        if body is not None:
-            break
-    assert body is not None, err
-    m = _metrics(body)
+    m = node_exporter_metrics(collectors, procfs=d)
     for c in collectors:
         assert m[f'node_scrape_collector_success{{collector="{c}"}}'] == 1, c
     mi = parse_meminfo(out["meminfo"])
