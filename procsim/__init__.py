@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING, Iterable
 
 if TYPE_CHECKING:                                    # pragma: no cover
     from procsim.machine import Machine
-    from procsim.session import Session
 
 __version__ = "0.1.0"
 KERNEL = "6.18"                                      # the kernel whose rules and file formats are simulated

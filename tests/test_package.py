@@ -100,13 +100,28 @@ def test_option(procsim_machine):
 '''
 
 
+MYTOOL = '''
+def parse_meminfo(path):
+    return {k: int(v.split()[0]) for k, v in (line.split(":", 1) for line in path.read_text().splitlines())}
+'''
+
+
+def readme_example() -> str:
+    """The README's worked example (its ``# test_meminfo_parser.py`` block), as written there."""
+    text = (ROOT / "README.md").read_text()
+    start = text.index("# test_meminfo_parser.py\n")
+    return text[start:text.index("```", start)]
+
+
 def test_plugin_fixtures_in_a_separate_project(installed, elsewhere):
     (elsewhere / "test_parser.py").write_text(PARSER_PROJECT)
+    (elsewhere / "test_meminfo_parser.py").write_text(readme_example())
+    (elsewhere / "mytool.py").write_text(MYTOOL)
     r = run([installed / "python", "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider",
              "--procsim-machines=tiny,seed-vm"], cwd=elsewhere)
     assert r.returncode == 0, r.stdout + r.stderr
-    # 4 machines x test_tree, 1 live mount, 2 machines x test_option; nothing skipped
-    assert f"{len(MACHINES) + 1 + 2} passed" in r.stdout and "skipped" not in r.stdout, r.stdout
+    # 4 machines x test_tree, 1 live mount, 2 machines x test_option, README: 4 machines; nothing skipped
+    assert f"{len(MACHINES) + 1 + 2 + 4} passed" in r.stdout and "skipped" not in r.stdout, r.stdout
     assert not any("procsim" in line for line in Path("/proc/self/mounts").read_text().splitlines()
                    if str(elsewhere) in line)                  # the FUSE mount is gone
 
