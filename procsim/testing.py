@@ -19,27 +19,29 @@ import urllib.request
 from contextlib import contextmanager
 
 from procsim.machine import CONFIGS_DIR as CONFIGS
+from procsim.mm import gfp as _gfp
 from procsim.mm.errors import MMError
 from procsim.mm.page_types import PAGE_OFFSET
 from procsim.views import View
 
 
 # --- the stand-in core ---------------------------------------------------------------------------
+THISNODE = _gfp.__GFP_THISNODE          # (a class body would mangle the double underscore)
+
+
 class FakeZone:
+    """One Normal zone per node."""
+
     def __init__(self, node, start_pfn, spanned):
         self.node, self.idx, self.name = node, 2, "Normal"
         self.start_pfn, self.spanned = start_pfn, spanned
 
 
 class FakePage:
-    __slots__ = ("pfn", "order", "zone")
+    __slots__ = ("pfn", "order", "zone", "node")
 
     def __init__(self, pfn, order, zone):
-        self.pfn, self.order, self.zone = pfn, order, zone
-
-    @property
-    def node(self):
-        return self.zone.node
+        self.pfn, self.order, self.zone, self.node = pfn, order, zone, zone.node
 
 
 class FakeCache:
@@ -133,31 +135,102 @@ class FakeSlab:
 
 
 class FakeKernel:
-    """nr_pages free pages on one node, pfns handed out from 1000 upwards."""
+    """The one stand-in core: the page allocator API of docs/DESIGN.md with numbers that are
+    easy to predict.  Node n owns pfns ``[start_pfn + (n << 24), + pages_per_node[n])`` cut
+    into aligned power-of-two blocks; ``alloc_pages`` hands out the lowest-addressed block that
+    fits (splitting it, keeping the low half), ``free_pages`` merges buddies back.  Other nodes
+    are tried in distance order unless ``__GFP_THISNODE``.
 
-    def __init__(self, machine=None, nr_pages=4096):
-        self.machine = machine
+    ``slab="fake"`` puts :class:`FakeSlab` on top (objects packed ``objperslab`` to a page:
+    for tests of the shell); ``slab="slub"`` the real :class:`procsim.mm.slub.Slub` (for tests
+    of SLUB alone, with a page allocator that is not the buddy under test)."""
+
+    MAX_ORDER = 10
+
+    def __init__(self, nr_pages=4096, *, cpus_per_node=(2,), pages_per_node=None, start_pfn=1000, slab="fake"):
+        from types import SimpleNamespace
+        pages_per_node = tuple(pages_per_node or (nr_pages,))
+        n = len(pages_per_node)
         self.generation = 0
-        self.nr_cpu_ids = 2
-        self.nodes = [object()]
-        self.zones = [FakeZone(0, 1000, nr_pages)]
-        self.nr_free = nr_pages
-        self._next = 1000
-        self._freed: list[tuple[int, int]] = []
-        self.slab = FakeSlab(self)
+        self.nr_cpu_ids = sum(cpus_per_node)
+        self.nodes, cpu = [], 0
+        for nid, (nc, np_) in enumerate(zip(cpus_per_node, pages_per_node)):
+            self.nodes.append(SimpleNamespace(id=nid, present=np_, cpus=tuple(range(cpu, cpu + nc))))
+            cpu += nc
+        self.machine = SimpleNamespace(distances=tuple(tuple(10 if i == j else 20 + i + j for j in range(n))
+                                                       for i in range(n)))
+        # the topology SLUB reads: the cpu -> node map and each node's zonelist order
+        self.cpu_node = [nid for nid, nc in enumerate(cpus_per_node) for _ in range(nc)]
+        self.node_order = [sorted(range(n), key=lambda m: (self.machine.distances[i][m], m)) for i in range(n)]
+        self.zones, self.free = [], []          # free: per node, per order, the free block heads
+        for nid, np_ in enumerate(pages_per_node):
+            base = start_pfn + (nid << 24)
+            self.zones.append(FakeZone(nid, base, np_))
+            lists = [set() for _ in range(self.MAX_ORDER + 1)]
+            pfn, end = base, base + np_
+            while pfn < end:                    # the largest aligned block that starts here and fits
+                o = min(self.MAX_ORDER, (pfn & -pfn).bit_length() - 1 if pfn else self.MAX_ORDER)
+                while pfn + (1 << o) > end:
+                    o -= 1
+                lists[o].add(pfn)
+                pfn += 1 << o
+            self.free.append(lists)
+        self.allocated: dict[int, FakePage] = {}
+        self.stat = [dict(nr_slab_reclaimable=0, nr_slab_unreclaimable=0) for _ in range(n)]
+        self.calls = []                         # every alloc_pages call: (order, gfp, node, cpu)
+        if slab == "slub":
+            from procsim.mm.slub import Slub
+            self.slab = Slub(self)
+        else:
+            self.slab = FakeSlab(self)
 
     def alloc_pages(self, order, gfp, node=None, cpu=None):
-        if self.nr_free < 1 << order:
-            raise MMError(errno.ENOMEM, f"page allocation failure: order:{order}")
-        self.nr_free -= 1 << order
-        self.generation += 1
-        pfn = self._next
-        self._next += 1 << order
-        return FakePage(pfn, order, self.zones[0])
+        self.calls.append((order, gfp, node, cpu))
+        if node is None:
+            node = self.cpu_node[cpu or 0]
+        for nid in [node] if gfp & THISNODE else self.node_order[node]:
+            lists = self.free[nid]
+            fits = [(min(lists[o]), o) for o in range(order, self.MAX_ORDER + 1) if lists[o]]
+            if fits:
+                pfn, o = min(fits)
+                lists[o].remove(pfn)
+                while o > order:                # split, keep the low half
+                    o -= 1
+                    lists[o].add(pfn + (1 << o))
+                page = self.allocated[pfn] = FakePage(pfn, order, self.zones[nid])
+                self.generation += 1
+                return page
+        raise MMError(errno.ENOMEM, f"fake: no free order-{order} block")
 
     def free_pages(self, page):
-        self.nr_free += 1 << page.order
+        if self.allocated.get(page.pfn) is not page:
+            raise MMError(errno.EINVAL, "fake: double free")
+        del self.allocated[page.pfn]
+        pfn, o, lists = page.pfn, page.order, self.free[page.node]
+        while o < self.MAX_ORDER and (pfn ^ (1 << o)) in lists[o]:
+            lists[o].remove(pfn ^ (1 << o))
+            pfn &= ~(1 << o)
+            o += 1
+        lists[o].add(pfn)
         self.generation += 1
+
+    @property
+    def nr_free(self) -> int:
+        return sum(self.node_free(nid) for nid in range(len(self.nodes)))
+
+    def node_free(self, nid) -> int:
+        return sum(len(s) << o for o, s in enumerate(self.free[nid]))
+
+    def pages_taken(self) -> int:
+        return sum(1 << p.order for p in self.allocated.values())
+
+    def mod_node_stat(self, nid, item, delta):
+        self.stat[nid][item] += delta
+        assert self.stat[nid][item] >= 0
+
+    def slab_pages(self) -> int:
+        """Pages SLUB accounted as slab (nr_slab_reclaimable + nr_slab_unreclaimable)."""
+        return sum(st["nr_slab_reclaimable"] + st["nr_slab_unreclaimable"] for st in self.stat)
 
     def drop_slab(self):
         return sum(self.slab.kmem_cache_shrink(c) for c in list(self.slab.caches))
