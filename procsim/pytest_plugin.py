@@ -99,14 +99,33 @@ def fuse_absent() -> str | None:
 
 @pytest.fixture
 def procsim_mount(procsim_machine, request, tmp_path) -> Path:
-    """The machine served through FUSE at a temporary mount point; always unmounted after."""
+    """The machine served through FUSE at a temporary mount point (a ``procsim mount
+    --foreground`` daemon, as users run it; commands written to its ``control`` file);
+    always unmounted, the daemon gone, afterwards."""
+    import subprocess
     why = fuse_absent()
     if why:
         pytest.skip(why)
-    import procsim
-    from procsim.testing import mounted_session
-    sim = procsim.boot(procsim_machine, _commands(request))
+    from procsim.testing import force_unmount, procsim_cmd, wait_mounted
     mp = tmp_path / "mnt"
     mp.mkdir()
-    with mounted_session(sim.session, mp):
+    proc = subprocess.Popen(procsim_cmd("mount", "--foreground", "--config", procsim_machine, mp),
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        try:
+            wait_mounted(mp, proc)
+        except RuntimeError as e:
+            raise RuntimeError(f"{e}: {proc.stderr.read().decode() if proc.poll() is not None else ''}") from None
+        fd = os.open(mp / "control", os.O_RDWR)
+        try:
+            for line in _commands(request):
+                try:
+                    os.write(fd, (line + "\n").encode())
+                except OSError as e:
+                    raise RuntimeError(f"procsim_commands: {line}: {e.strerror}") from None
+        finally:
+            os.close(fd)
         yield mp
+    finally:
+        force_unmount(mp, proc)
+        proc.stderr.close()
