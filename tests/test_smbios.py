@@ -10,7 +10,7 @@ import subprocess
 from procsim import machine, smbios
 
 CONFIGS = machine.CONFIGS_DIR
-dmidecode = shutil.which("dmidecode")
+dmidecode = shutil.which("dmidecode") or "dmidecode"       # installed by make deps
 
 
 def load(name: str) -> machine.Machine:

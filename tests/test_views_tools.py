@@ -6,7 +6,6 @@ the bytes, not the filesystem.
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 
 import pytest
@@ -17,10 +16,6 @@ from test_views import files, parse_buddyinfo, parse_meminfo, parse_slabinfo, pa
 
 PROBE = "views_probe"
 PROBE_OBJECTS = 100
-
-
-def have(*tools) -> bool:
-    return all(shutil.which(t) for t in tools)
 
 
 
