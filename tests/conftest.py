@@ -81,14 +81,20 @@ def mounted(tmp_path):
 
 
 # --- no skips ----------------------------------------------------------------------------------
+_not_run: list[str] = []
+
+
+def pytest_runtest_logreport(report):
+    if report.skipped:                       # pytest.skip, skipif, xfail (report.wasxfail) alike
+        _not_run.append(report.nodeid)
+
+
 def pytest_sessionfinish(session, exitstatus):
     """Fail the run if any test was skipped or xfailed: a test that did not run proves nothing.
     (Deselecting with -k is not a skip.)  Tools the tests need come from `make deps`."""
-    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is None:
-        return
-    skipped = reporter.stats.get("skipped", []) + reporter.stats.get("xfailed", [])
-    if skipped and session.exitstatus == 0:
-        reporter.write_line(f"procsim: {len(skipped)} test(s) skipped or xfailed; every test must run "
-                            "(see tests/conftest.py)", red=True)
+    if _not_run and session.exitstatus == 0:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(f"procsim: {len(_not_run)} test(s) skipped or xfailed, every test must run "
+                                f"(tests/conftest.py): {', '.join(_not_run[:5])}", red=True)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
