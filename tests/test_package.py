@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -34,7 +35,11 @@ def run(cmd, cwd, **kw) -> subprocess.CompletedProcess:
 def installed(tmp_path_factory) -> Path:
     """The venv's bin directory, with procsim installed from a freshly built wheel (and pytest)."""
     d = tmp_path_factory.mktemp("installed")
-    r = run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", d / "dist", ROOT], cwd=d)
+    # build from a copy: pip builds in the source tree, and a stale build/ there could ship files
+    src = d / "src"
+    shutil.copytree(ROOT, src, symlinks=True, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".pytest_cache", ".hypothesis", "mnt"))
+    r = run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", d / "dist", src], cwd=d)
     assert r.returncode == 0, r.stderr
     assert "Package would be ignored" not in r.stderr, r.stderr      # every package declared
     wheels = list((d / "dist").glob("procsim-*.whl"))
