@@ -137,7 +137,8 @@ class FakeSlab:
 class FakeKernel:
     """The one stand-in core: the page allocator API of docs/DESIGN.md with numbers that are
     easy to predict.  Node n owns pfns ``[start_pfn + (n << 24), + pages_per_node[n])`` cut
-    into aligned power-of-two blocks; ``alloc_pages`` hands out the lowest-addressed block that
+    into aligned power-of-two blocks (start_pfn 1024 is order-10 aligned: 4096 pages are four
+    order-10 blocks); ``alloc_pages`` hands out the lowest-addressed block that
     fits (splitting it, keeping the low half), ``free_pages`` merges buddies back.  Other nodes
     are tried in distance order unless ``__GFP_THISNODE``.
 
@@ -147,7 +148,7 @@ class FakeKernel:
 
     MAX_ORDER = 10
 
-    def __init__(self, nr_pages=4096, *, cpus_per_node=(2,), pages_per_node=None, start_pfn=1000, slab="fake"):
+    def __init__(self, nr_pages=4096, *, cpus_per_node=(2,), pages_per_node=None, start_pfn=1024, slab="fake"):
         from types import SimpleNamespace
         pages_per_node = tuple(pages_per_node or (nr_pages,))
         n = len(pages_per_node)
@@ -183,6 +184,8 @@ class FakeKernel:
             self.slab = Slub(self)
         else:
             self.slab = FakeSlab(self)
+        from procsim.mm.task import Tasks
+        self.tasks = Tasks(self)                # the core's owner of IDs and tags, over this fake
 
     def alloc_pages(self, order, gfp, node=None, cpu=None):
         self.calls.append((order, gfp, node, cpu))
