@@ -244,6 +244,9 @@ def test_jc_parsers_read_the_tree(trees, sims, name):
     # kind of NUMA layout bug these fixture trees are for.  Single-node machines check every zone.
     last = [z for z in shown if z.node == shown[-1].node]
     assert counted == {(z.node, z.name): z.nr_free for z in last}
+    up = parse("uptime")                              # the simulated clock, in hundredths truncated
+    assert up["up_time"] == k.now_ns // 10_000_000 / 100
+    assert up["idle_time"] == k.now_ns * sim.machine.nr_cpu_ids // 10_000_000 / 100   # idle cpus all along
     slabs = {s["name"]: (s["active_objs"], s["num_objs"]) for s in parse("slabinfo")}
     assert slabs == {c.name: c.slabinfo()[:2] for c in k.slab.caches}
     # raw: jc's processed cpuinfo splits the 'bugs' line and fails when it is empty, which the
