@@ -206,19 +206,20 @@ class ProcFS(Operations):
         Python then write the rest again.  So a failing line is never taken: the count stops
         where it starts (or, when it is the request's first line, the request fails with its
         errno), and the handle remembers the line's bytes: the writer's retry, which starts
-        with them, fails at once with the same errno and nothing runs twice.  A write whose
-        bytes do not start with them (a new command after the error) runs normally.
+        with them, fails at once with the same errno and nothing runs twice (so does any later
+        write starting with them).  A write whose bytes do not start with them (a new command
+        after the error) runs normally.
         A request that ends inside a line keeps the fragment pending for the next one.
         At most MAX_COMMANDS lines run per request; the rest is handed back as a short count.
         """
         h = self._handle(fi)
         if h.path != CONTROL:
             raise FuseOSError(errno.EACCES)
-        if h.failed is not None:
+        if h.failed is not None:                    # a retry (Python's close() retries twice)
             code, line = h.failed
-            h.failed = None
             if data.startswith(line) or line.startswith(data):
                 raise FuseOSError(code)
+            h.failed = None
         texts, ends, pos, refusal = [], [], 0, None
         while len(texts) < MAX_COMMANDS:
             nl = data.find(b"\n", pos)
