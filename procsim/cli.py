@@ -115,7 +115,8 @@ def cmd_render(args) -> int:
         except UnicodeDecodeError as e:
             n = data.count(b"\n", 0, e.start) + 1
             _fail(f"{args.commands}:{n}: not UTF-8 text (byte {data[e.start]:#04x})")
-        for n, line in enumerate(text.splitlines(), 1):
+        from procsim.session import split_lines
+        for n, line in enumerate(split_lines(text), 1):
             for r in s.execute([line]):
                 if r.errno:
                     shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in r.line)
