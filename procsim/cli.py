@@ -187,7 +187,19 @@ def _mount_lock(mp: str) -> int:
 
 def cmd_mount(args) -> int:
     mp = os.path.abspath(args.mountpoint)
-    lock = None if args.parent_locked else _mount_lock(mp)
+    lock = [None if args.parent_locked else _mount_lock(mp)]
+
+    def unlock():
+        if lock[0] is not None:
+            os.close(lock[0])
+            lock[0] = None
+    try:
+        return _mount(args, mp, unlock)
+    finally:
+        unlock()
+
+
+def _mount(args, mp: str, unlock) -> int:
     _check_mountpoint(mp)
     if not args.foreground:
         return _daemonize(args, mp)
@@ -196,10 +208,7 @@ def cmd_mount(args) -> int:
     m = s.machine
 
     def ready():
-        nonlocal lock
-        if lock is not None:
-            os.close(lock)
-            lock = None
+        unlock()
         if args.banner:
             print(BANNER.replace("procsim ", _prog() + " ").format(name=m.name, mp=args.mountpoint, nodes=m.nr_nodes, cpus=m.nr_cpu_ids,
                                 size=_size_text(m.total_memory)), flush=True)

@@ -10,8 +10,12 @@ procfs semantics, because that is what procps, libnuma and node_exporter rely on
 * files stay seekable (procps 4.0.2 treats a failing lseek as fatal);
 * st_size is 0 except for binary views that need their exact size (DMI tables).
 
-``control`` (0600) takes commands (procsim.control); a failing command fails the write()
-with its errno, and reading the same handle returns the replies not yet read.
+``control`` (0600) takes commands (procsim.control); every line runs exactly once whatever
+the writer's buffer size and retries, a failing line's errno reaches the writer (see
+ProcFS.write), and reading the same handle returns the replies not yet read.
+
+Memory stays bounded whoever reads: open handles share one snapshot per (file, state) within
+SNAPSHOT_BYTES, unread replies are capped per handle (MAX_REPLY_BYTES).
 """
 from __future__ import annotations
 

@@ -122,27 +122,50 @@ def detach(mountpoint) -> bool:
     return mount_entry(mp) is None
 
 
-def wait_mounted(mountpoint, proc: subprocess.Popen | None = None, timeout: float = 120.0,
-                 pid: int | None = None) -> None:
+def _running(proc) -> bool:
+    """A subprocess.Popen or a multiprocessing.Process still running."""
+    return proc.poll() is None if hasattr(proc, "poll") else proc.is_alive()
+
+
+def _reap(proc, timeout: float) -> None:
+    """Wait for proc (Popen or Process) up to timeout, then kill it."""
+    if hasattr(proc, "poll"):
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    else:
+        proc.join(timeout)
+        if proc.is_alive():
+            proc.kill()
+            proc.join()
+
+
+def wait_mounted(mountpoint, proc=None, timeout: float = 120.0, pid: int | None = None) -> None:
     """Until mountpoint answers (and, given pid, is served by that daemon); RuntimeError if
-    proc exits first or time runs out."""
+    proc (a Popen or a multiprocessing.Process) exits first or time runs out."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if mount_entry(mountpoint) is not None and state(mountpoint) == "alive":
             if pid is None or daemon_pid(mountpoint) == pid:
                 return
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"the daemon for {mountpoint} exited with status {proc.returncode} before mounting")
+        if proc is not None and not _running(proc):
+            code = proc.returncode if hasattr(proc, "poll") else proc.exitcode
+            raise RuntimeError(f"the daemon for {mountpoint} exited with status {code} before mounting")
         time.sleep(0.02)
     raise RuntimeError(f"{mountpoint} not mounted after {timeout:g} s")
 
 
-def force_unmount(mountpoint, proc: subprocess.Popen | None = None, timeout: float = 10.0) -> None:
-    """fusermount -u (lazy as a fallback), then make sure proc is gone (SIGCONT, then SIGKILL
-    after timeout).  Safe to call on anything: nothing mounted, dead, hung."""
+def force_unmount(mountpoint, proc=None, timeout: float = 10.0) -> None:
+    """fusermount -u (lazy as a fallback), then make sure proc (Popen or Process) is gone
+    (SIGCONT, then SIGKILL after timeout).  Safe on anything: nothing mounted, dead, hung."""
     mp = _target(mountpoint)
-    if proc is not None and proc.poll() is None:
-        proc.send_signal(signal.SIGCONT)        # a stopped daemon cannot unmount itself
+    if proc is not None and _running(proc):
+        try:
+            os.kill(proc.pid, signal.SIGCONT)   # a stopped daemon cannot unmount itself
+        except ProcessLookupError:
+            pass
     if mount_entry(mp) is not None:
         try:
             subprocess.run(["fusermount", "-u", mp], capture_output=True, timeout=timeout)
@@ -151,11 +174,7 @@ def force_unmount(mountpoint, proc: subprocess.Popen | None = None, timeout: flo
     if mount_entry(mp) is not None:
         detach(mp)
     if proc is not None:
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        _reap(proc, timeout)
 
 
 def procsim_argv(*args) -> list[str]:
