@@ -179,7 +179,9 @@ class ProcFS(Operations):
         with self._hmutex:
             self._unpin(h)
             pin = self._pins.get(key)
-            if pin is None and self._pinned + len(data) <= SNAPSHOT_BYTES \
+            if pin is not None and pin[0] is not data:     # the log re-rendered under one key
+                pin = None
+            elif pin is None and self._pinned + len(data) <= SNAPSHOT_BYTES \
                     and self._per_file.get(h.path, 0) < SNAPSHOTS_PER_FILE:
                 pin = self._pins[key] = [data, 0]
                 self._pinned += len(data)

@@ -220,7 +220,7 @@ class Session:
             log = self.control.log
             if log:
                 log[-1] += suffix
-            self.control.serial += 1
+            self._cache.pop(LOG, None)          # its key (the command serial) did not move
 
     def close(self) -> None:
         if self.journal is not None:
