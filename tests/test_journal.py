@@ -274,3 +274,24 @@ def test_concurrent_handles_journal_in_apply_order(tmp_path, mount_session):
         assert listing(again) == before
     finally:
         again.close()
+
+
+def test_dd_with_a_failing_line_journals_exactly_what_ran(tmp_path):
+    """The real core with --state: dd writes 1 MiB blocks of a script failing in its third
+    128 KiB request; the journal holds the lines that ran (once each), and a remount from it
+    gives the same allocations, byte for byte."""
+    from procsim.harness import mounted
+    state = tmp_path / "journal"
+    lines = [f"kmalloc 64 tag=k{i}  #" + "x" * 400 for i in range(700)]
+    lines[600] = "kfree 999999"
+    src = tmp_path / "script"
+    src.write_text("".join(l + "\n" for l in lines))
+    with mounted(TINY, state_file=state) as m:
+        r = subprocess.run(["dd", f"if={src}", f"of={m.path}/control", "bs=1M"], capture_output=True,
+                           text=True, timeout=60)
+        assert r.returncode != 0 and "No such file or directory" in r.stderr
+        before = (m.path / "allocations").read_bytes()
+    body = state.read_text().split("\n")[1:-1]
+    assert body == [f"kmalloc 64 tag=k{i}" for i in range(600)]
+    with mounted(TINY, state_file=state) as m:
+        assert (m.path / "allocations").read_bytes() == before
