@@ -4,6 +4,7 @@ daemon's RSS (/proc/PID/status) is measured before and after."""
 from __future__ import annotations
 
 import os
+import tempfile
 
 from conftest import fake_session
 from procsim.harness import PID_XATTR
@@ -22,35 +23,66 @@ def daemon(mp) -> int:
     return int(os.getxattr(mp, PID_XATTR))
 
 
-def test_many_slow_readers_while_the_state_changes(mount_session):
-    """150 handles on an ~8 MB `allocations`, each read by one byte and then left open while
-    the state changes under the next one: every handle would pin its own copy (1.2 GB); the
-    pins are capped, and a handle beyond the cap still reads whole lines of a current state."""
-    mp = mount_session(big_fake)
-    pid = daemon(mp)
-    (mp / "control").write_text("alloc_pages 0 count=100000 tag=bulk\n")
-    size = len((mp / "allocations").read_bytes())
-    assert size > 7 << 20
-    before = rss_kb(pid)
-    ctl = os.open(mp / "control", os.O_WRONLY)
-    fds = []
+READER = r"""
+import os, sys
+fds = []
+for i in range(int(sys.argv[2])):
+    fds.append(os.open(sys.argv[1], os.O_RDONLY))
+    assert os.read(fds[-1], 1) == b" "          # the header's first byte: a snapshot is taken
+    print("read", flush=True)
+    sys.stdin.readline()                        # the state changes before the next handle
+rest = b""
+while chunk := os.read(fds[0], 1 << 20):        # pinned or not, a handle reads to the end
+    rest += chunk
+print("end" if rest.endswith(b"\n") else "torn", flush=True)
+sys.stdin.readline()
+"""
+
+
+def test_an_unprivileged_reader_cannot_inflate_the_daemon(tmp_path):
+    """--allow-other: user nobody keeps 150 handles on an ~8 MB `allocations`, each read by
+    one byte while the owner changes the state before the next: every handle used to pin its
+    own copy (1.2 GB).  Pins are shared and capped; the daemon's RSS stays bounded."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from conftest import CONFIGS
+    from procsim.harness import mounted
+    public = Path(tempfile.mkdtemp(prefix="procsim-mem-"))
     try:
-        for i in range(150):
-            fd = os.open(mp / "allocations", os.O_RDONLY)
-            fds.append(fd)
-            assert os.read(fd, 1) == b" "                       # the header's first byte
-            os.write(ctl, f"alloc_pages 0 tag=s{i}\n".encode())
-        grown = rss_kb(pid) - before
-        assert grown < 100 << 10, f"daemon grew by {grown} kB"
-        for fd in fds[:3] + fds[-3:]:                           # pinned or not, the rest reads
-            rest = b""
-            while chunk := os.read(fd, 1 << 20):
-                rest += chunk
-            assert (b" " + rest).startswith(b"      ID TAG") and rest.endswith(b"\n")
+        public.chmod(0o755)
+        (public / "mnt").mkdir(mode=0o755)
+        with mounted(CONFIGS / "tiny.yaml", public / "mnt", allow_other=True) as m:
+            (m.path / "control").write_text("kmalloc 8 count=100000 tag=bulk\n")
+            assert len((m.path / "allocations").read_bytes()) > 7 << 20
+            before = rss_kb(m.pid)
+            reader = subprocess.Popen(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+                                       sys.executable, "-I", "-c", READER, str(m.path / "allocations"), "150"],
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            try:
+                ctl = os.open(m.path / "control", os.O_WRONLY)
+                try:
+                    for i in range(150):
+                        assert reader.stdout.readline() == "read\n"
+                        os.write(ctl, f"kmalloc 8 tag=s{i}\n".encode())
+                        reader.stdin.write("\n")
+                        reader.stdin.flush()
+                finally:
+                    os.close(ctl)
+                assert reader.stdout.readline() == "end\n"
+                grown = rss_kb(m.pid) - before
+                assert grown < 100 << 10, f"daemon grew by {grown} kB"
+                reader.stdin.write("\n")
+                reader.stdin.flush()
+                assert reader.wait(timeout=30) == 0
+            finally:
+                if reader.poll() is None:
+                    reader.kill()
+                    reader.wait()
     finally:
-        for fd in fds:
-            os.close(fd)
-        os.close(ctl)
+        shutil.rmtree(public, ignore_errors=True)
 
 
 def test_unread_replies_are_bounded_per_handle(mount_session):
