@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from procsim import machine as machine_mod
+from procsim.harness import ANSWER_WAIT      # seconds before a daemon is called hung
 
 EXIT_USAGE = 2
 
@@ -147,7 +148,6 @@ procsim: {name} mounted on {mp}  ({nodes} node(s), {cpus} CPUs, {size})
 """
 
 
-ANSWER_WAIT = 3.0          # seconds a daemon gets to answer the CLI before it is called hung
 MOUNT_WAIT = 120.0         # booting a big machine takes a while
 
 

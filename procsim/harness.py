@@ -22,6 +22,7 @@ from pathlib import Path
 
 PID_XATTR = "user.procsim.pid"
 FSTYPE = "fuse.procsim"
+ANSWER_WAIT = 3.0          # seconds a daemon gets to answer before the CLI calls it hung
 
 
 class Hung(Exception):
@@ -82,7 +83,7 @@ def probe(fn, timeout: float):
     raise value
 
 
-def state(mountpoint, timeout: float = 3.0) -> str:
+def state(mountpoint, timeout: float = ANSWER_WAIT) -> str:
     """'none' (nothing mounted), 'alive', 'dead' (Transport endpoint is not connected) or
     'hung' (the daemon does not answer: stopped or stuck).  statfs always reaches the daemon."""
     if mount_entry(mountpoint) is None:
@@ -96,7 +97,7 @@ def state(mountpoint, timeout: float = 3.0) -> str:
         return "dead"
 
 
-def daemon_pid(mountpoint, timeout: float = 3.0) -> int | None:
+def daemon_pid(mountpoint, timeout: float = ANSWER_WAIT) -> int | None:
     """The pid the procsim daemon serving mountpoint reports (its root's xattr); None if it
     is not a procsim mount or has no answer (Hung propagates)."""
     try:
@@ -105,7 +106,7 @@ def daemon_pid(mountpoint, timeout: float = 3.0) -> int | None:
         return None
 
 
-def is_alive(mountpoint, timeout: float = 3.0) -> bool:
+def is_alive(mountpoint, timeout: float = ANSWER_WAIT) -> bool:
     return state(mountpoint, timeout) == "alive"
 
 

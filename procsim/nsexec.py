@@ -83,14 +83,11 @@ def command(mp: str, cmd: list[str]) -> list[str]:
     return [*ns, "sh", "-ec", script, "procsim-exec", *cmd]
 
 
-ANSWER_WAIT = 3.0
-
-
 def check_mount(mountpoint: str) -> str:
     """The absolute mount point if it is a live procsim FUSE mount (fstype fuse.procsim in
     /proc/self/mounts, and its root answers with the daemon's pid xattr); NsExecError if not,
     including a daemon that does not answer within ANSWER_WAIT seconds (stopped?)."""
-    from procsim.harness import FSTYPE, Hung, daemon_pid, mount_entry, state
+    from procsim.harness import ANSWER_WAIT, FSTYPE, Hung, daemon_pid, mount_entry, state
     mp = os.path.abspath(mountpoint)
     fstype = mount_entry(mp)
     if fstype is None:
@@ -101,20 +98,22 @@ def check_mount(mountpoint: str) -> str:
     if st == "dead":
         raise NsExecError(f"{mp}: the procsim daemon is gone (Transport endpoint is not connected); "
                           f"mount it again")
+    hung = NsExecError(f"{mp}: the procsim daemon does not answer within {ANSWER_WAIT:g} s (stopped?); "
+                       f"procsim umount {mountpoint} detaches it")
+    if st == "hung":
+        raise hung
     try:
-        if st == "hung" or daemon_pid(mp, ANSWER_WAIT) is None:
-            if st != "hung":
-                raise NsExecError(f"{mp} does not say which procsim daemon serves it; not a procsim mount")
-            raise Hung
+        pid = daemon_pid(mp, ANSWER_WAIT)
     except Hung:
-        raise NsExecError(f"{mp}: the procsim daemon does not answer within {ANSWER_WAIT:g} s (stopped?); "
-                          f"procsim umount {mountpoint} detaches it") from None
+        raise hung from None
+    if pid is None:
+        raise NsExecError(f"{mp} does not say which procsim daemon serves it; not a procsim mount")
     return mp
 
 
 def run(mountpoint: str, cmd: list[str]) -> int:
     """Run cmd; its exit status is ours.  NsExecError if M is no live procsim mount."""
-    from procsim.harness import Hung, probe
+    from procsim.harness import ANSWER_WAIT, Hung, probe
     mp = check_mount(mountpoint)
     try:
         argv = probe(lambda: command(mp, cmd), ANSWER_WAIT * 3)
