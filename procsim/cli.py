@@ -167,12 +167,15 @@ def _check_mountpoint(mp: str) -> None:
         _fail(f"{mp}: not a directory")
 
 
-def _mount_lock(mp: str) -> int:
+def _mount_lock(mp: str) -> int | None:
     """Serialise `procsim mount` on one path: an flock on the directory that holds the mount
     point (the mount point itself changes under us once something is mounted there).  Held
     until the mount answers, so racing mounts see it mounted and refuse."""
     import fcntl
-    fd = os.open(os.path.dirname(mp) or "/", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fd = os.open(os.path.dirname(mp) or "/", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return None                   # an unreadable or missing parent: _check_mountpoint says why
     deadline = time.monotonic() + MOUNT_WAIT + 10
     while True:
         try:
