@@ -68,3 +68,9 @@ def test_min_free_kbytes_and_distances_exact(name):
 def test_kmalloc_geometry_exact(name):
     """All kmalloc caches of every family (normal, cgroup, reclaimable, dma) as 6.1 made them."""
     assert_all_ok(name, lambda w: w.startswith("slab ") and "kmalloc" in w)
+
+
+@pytest.mark.parametrize("name", MACHINES)
+def test_dma_first_pageblock_unmovable(name):
+    """pfn 0 is no RAM, so memmap_init never marks DMA's first pageblock Movable: 1 / 7."""
+    assert_all_ok(name, lambda w: w == "node 0 DMA pageblock types")
