@@ -74,3 +74,9 @@ def test_kmalloc_geometry_exact(name):
 def test_dma_first_pageblock_unmovable(name):
     """pfn 0 is no RAM, so memmap_init never marks DMA's first pageblock Movable: 1 / 7."""
     assert_all_ok(name, lambda w: w == "node 0 DMA pageblock types")
+
+
+@pytest.mark.parametrize("name", MACHINES)
+def test_node_meminfo_keys_and_cpus_exact(name):
+    """Node meminfo's lines (no Balloon: drivers/base/node.c never printed one) and widths."""
+    assert_all_ok(name, lambda w: w.startswith("node ") and w.endswith(("meminfo keys", "meminfo widths")))
