@@ -90,6 +90,7 @@ class BootPages:
     node: int | None = None                     # None = spread over nodes with memory
 
 
+CPU_NUMBERINGS = ("interleaved", "by_socket")
 BOOT_PAGE_USES = ("kernel_stack", "page_tables", "pagecache", "anon", "percpu", "vmalloc")
 
 
@@ -110,6 +111,7 @@ class Machine:
     reserved: Reserved = field(default_factory=Reserved)
     boot: Boot = field(default_factory=Boot)
     source: str = "<memory>"
+    cpu_numbering: str = "interleaved"          # one of CPU_NUMBERINGS
 
     # --- derived topology ---------------------------------------------------------------
     @property
@@ -130,10 +132,15 @@ class Machine:
     def cpu_topology(self) -> list[tuple[int, int, int]]:
         """(socket, core, thread) for each logical CPU, indexed by CPU number.
 
-        Linux enumerates the first thread of every core of socket 0, then socket 1, ...,
-        then the second threads (the hyperthread siblings) in the same order, so a dual
-        12-core/24-thread server has node 0 cpus 0-11,24-35.
+        Linux numbers CPUs in the firmware's MADT order.  Intel servers list the first thread
+        of every core of socket 0, then socket 1, ..., then the second threads (the
+        hyperthread siblings) in the same order, so a dual 12-core/24-thread server has node 0
+        cpus 0-11,24-35 (``interleaved``).  qemu lists them socket by socket, a core's threads
+        together (``by_socket``: node 0 = cpus 0-3 on 2 x 2 cores x 2 threads).
         """
+        if self.cpu_numbering == "by_socket":
+            return [(s.id, c, t) for s in self.sockets for c in range(s.cores)
+                    for t in range(s.threads_per_core)]
         out = []
         levels = max(s.threads_per_core for s in self.sockets)
         for t in range(levels):
@@ -279,7 +286,7 @@ def loads(text: str, path: str = "<string>") -> Machine:
     if root is None:
         raise ConfigError(path, 1, "empty machine description")
     top = d.mapping(root, "machine", {"name", "sockets", "dimms", "numa_distances", "tunables",
-                                      "reserved", "boot"}, {"sockets", "dimms"})
+                                      "reserved", "boot", "cpu_numbering"}, {"sockets", "dimms"})
     name = d.string(top["name"], "name") if "name" in top else Path(path).stem
 
     sockets = []
@@ -407,7 +414,13 @@ def loads(text: str, path: str = "<string>") -> Machine:
     if "boot" in top:
         node_mem = [sum(x.size for x in dimms if x.socket == s.id) for s in sockets]
         boot = _load_boot(d, top["boot"], node_mem)
-    return Machine(name, tuple(sockets), tuple(dimms), distances, tun, res, boot, source=path)
+    numbering = "interleaved"
+    if "cpu_numbering" in top:
+        numbering = d.string(top["cpu_numbering"], "cpu_numbering")
+        if numbering not in CPU_NUMBERINGS:
+            d.fail(top["cpu_numbering"], f"cpu_numbering must be one of {', '.join(CPU_NUMBERINGS)}, not {numbering!r}")
+    return Machine(name, tuple(sockets), tuple(dimms), distances, tun, res, boot, source=path,
+                   cpu_numbering=numbering)
 
 
 def _load_boot(d: _Doc, node, node_mem: list[int]) -> Boot:

@@ -78,5 +78,7 @@ def test_dma_first_pageblock_unmovable(name):
 
 @pytest.mark.parametrize("name", MACHINES)
 def test_node_meminfo_keys_and_cpus_exact(name):
-    """Node meminfo's lines (no Balloon: drivers/base/node.c never printed one) and widths."""
-    assert_all_ok(name, lambda w: w.startswith("node ") and w.endswith(("meminfo keys", "meminfo widths")))
+    """Node meminfo's lines (no Balloon: drivers/base/node.c never printed one) and widths; each
+    node's cpulist under qemu's socket-by-socket numbering (``cpu_numbering: by_socket``)."""
+    assert_all_ok(name, lambda w: w.startswith("node ") and w.endswith(("meminfo keys", "meminfo widths",
+                                                                        "cpulist")))
