@@ -6,8 +6,8 @@ For every machine description in ``oracle/machines/*.yaml`` (procsim's own YAML)
 1. boots Debian's 6.1 kernel under qemu (TCG; see /work/shared/reference/oracle.md) with a
    busybox initramfs whose /init (``oracle/init.sh``) prints /proc and /sys memory files on
    the serial console between ``@@@BEGIN name`` / ``@@@END name`` markers and powers off;
-2. caches that capture under ``.oracle-cache/`` (git-ignored), keyed by the machine text, the
-   kernel package and the init script, so a second run boots nothing;
+2. caches that capture under ``.oracle-cache/`` (git-ignored), keyed by qemu's machine arguments,
+   the kernel package and the init script, so a second run boots nothing;
 3. renders the same files with procsim and prints a diff table (``oracle/compare.py``).
 
 ``--save DIR`` copies the captures (real kernel output, i.e. facts) to DIR; the project keeps
@@ -114,8 +114,10 @@ def qemu_args(m) -> list[str]:
     return args
 
 
-def capture_key(m_text: bytes) -> str:
-    h = hashlib.sha256(m_text + KERNEL_PKG.encode() + (HERE / "init.sh").read_bytes())
+def capture_key(m) -> str:
+    """What the guest sees: qemu's machine arguments, the kernel package and the init script
+    (procsim-only keys of the YAML do not force a new boot)."""
+    h = hashlib.sha256(" ".join(qemu_args(m)).encode() + KERNEL_PKG.encode() + (HERE / "init.sh").read_bytes())
     return h.hexdigest()[:16]
 
 
@@ -135,9 +137,8 @@ def parse_capture(text: str) -> dict[str, str]:
 
 def boot(path: Path, force: bool = False) -> str:
     """The capture of one machine: from the cache, or by booting it."""
-    text = path.read_bytes()
     m = machine_mod.load(path)
-    out = CACHE / "captures" / f"{path.stem}-{KERNEL_PKG}-{capture_key(text)}.txt"
+    out = CACHE / "captures" / f"{path.stem}-{KERNEL_PKG}-{capture_key(m)}.txt"
     if out.exists() and not force:
         return out.read_text()
     cmd = ["qemu-system-x86_64", *qemu_args(m), "-kernel", str(kernel_image()),
