@@ -71,6 +71,10 @@ class Reserved:
     kernel_image: int = 32 * MiB                # loaded at 16 MiB (CONFIG_PHYSICAL_START)
     crashkernel: int = 0                        # below 4 GiB, top-down
     pci_hole_start: int = 3 * GiB               # MMIO hole [start, 4 GiB); RAM displaced above 4 GiB
+    e820: tuple[tuple[int, int], ...] = ()      # firmware-reserved [start, end) bytes inside RAM
+    initrd: int = 0                             # initramfs, top of memory below 4 GiB; freed late
+    initmem: int = 0                            # tail of kernel_image freed late (__init, gaps)
+    swiotlb: int | None = None                  # bounce buffer below 4 GiB; None = 64 MiB if RAM > 4 GiB
 
 
 @dataclass(frozen=True)
@@ -392,8 +396,19 @@ def loads(text: str, path: str = "<string>") -> Machine:
 
     res = Reserved()
     if "reserved" in top:
-        m = d.mapping(top["reserved"], "reserved", {"kernel_image", "crashkernel", "pci_hole_start"})
+        m = d.mapping(top["reserved"], "reserved", {"kernel_image", "crashkernel", "pci_hole_start", "e820",
+                                                    "initrd", "initmem", "swiotlb"})
         kw = {}
+        for key in ("initrd", "initmem", "swiotlb"):
+            if key in m:
+                kw[key] = d.size(m[key], key, lo=0, hi=1 * GiB)
+        if "e820" in m:
+            ranges = []
+            for i, rn in enumerate(d.sequence(m["e820"], "reserved.e820")):
+                r = d.mapping(rn, f"reserved.e820[{i}]", {"start", "size"}, {"start", "size"})
+                start = d.integer(r["start"], "start", 0, MAX_MEMORY)
+                ranges.append((start, start + d.size(r["size"], "size", lo=1)))
+            kw["e820"] = tuple(ranges)
         if "kernel_image" in m:
             kw["kernel_image"] = d.size(m["kernel_image"], "kernel_image", lo=MiB, hi=1 * GiB)
         if "crashkernel" in m:
@@ -404,6 +419,8 @@ def loads(text: str, path: str = "<string>") -> Machine:
                 d.fail(m["pci_hole_start"], "pci_hole_start must be a multiple of 128 MiB")
             kw["pci_hole_start"] = v
         res = Reserved(**kw)
+        if res.initmem > res.kernel_image:
+            d.fail(m["initmem"], "initmem is the part of kernel_image freed after boot: it cannot be larger")
     node0 = sum(x.size for x in dimms if x.socket == 0)
     if res.kernel_image + res.crashkernel + 24 * MiB > min(node0, res.pci_hole_start):
         d.fail(top.get("reserved", top["dimms"]),

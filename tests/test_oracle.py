@@ -55,8 +55,18 @@ def test_zone_starts_and_pcp_batch_exact(name):
 
 
 @pytest.mark.parametrize("name", MACHINES)
-def test_dma_zone_layout_exact(name):
-    assert_all_ok(name, lambda w: w.startswith("node 0 DMA ") and w.endswith(("spanned", "present", "managed")))
+def test_zone_layout_and_managed(name):
+    """spanned/present exact (qemu's e820-reserved top 128 KiB is in the YAML); managed within
+    0.05 %: the boot reservations (NODE_DATA, per-cpu first chunk, hash tables, SWIOTLB)."""
+    assert_all_ok(name, lambda w: w.endswith(("spanned", "present", "managed", "MemTotal")))
+
+
+@pytest.mark.parametrize("name", MACHINES)
+def test_watermarks_and_protection(name):
+    """Within 0.1 %: computed, as the kernel does, before the initrd and init memory are freed.
+    (Empty zones differ until the 6.1 profile: 6.18 gives an empty Movable zone 32 pages.)"""
+    assert_all_ok(name, lambda w: " Movable " not in w and w.endswith(("min", "low", "high", "pcp high"))
+                  or "protection[" in w)
 
 
 @pytest.mark.parametrize("name", MACHINES)

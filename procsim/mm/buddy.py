@@ -136,6 +136,7 @@ class Zone:
         self.movable_used: dict[int, int] = {}  # pageblock index -> allocated movable pages
         self.allocated: dict[int, Page] = {}     # head pfn -> Page handed out (pcp pages excluded)
         self._free_ranges = lay.free
+        self._late_ranges = lay.late
 
     def __repr__(self):
         return f"Node {self.node} {self.name}"
@@ -280,6 +281,30 @@ class Zone:
                 pfn += 1 << order
                 total += 1 << order
         self.nr_free = total
+        return total
+
+    def free_late(self) -> int:
+        """free_reserved_area() of the initrd and the kernel's init memory, after the
+        watermarks are set: each page joins the buddy (merging) and managed grows."""
+        total = 0
+        for start, end in self._late_ranges:
+            pfn = start
+            while pfn < end:
+                order = min(MAX_PAGE_ORDER, (pfn & -pfn).bit_length() - 1 if pfn else MAX_PAGE_ORDER)
+                while pfn + (1 << order) > end:
+                    order -= 1
+                self.free_one_page(pfn, order, self.get_pageblock_migratetype(pfn))
+                pfn += 1 << order
+                total += 1 << order
+        self.managed += total
+        merged: list[list[int]] = []
+        for s, e in sorted(self._free_ranges + self._late_ranges):
+            if merged and merged[-1][1] == s:
+                merged[-1][1] = e
+            else:
+                merged.append([s, e])
+        self._free_ranges = tuple((s, e) for s, e in merged)
+        self._late_ranges = ()
         return total
 
     # ---- taking blocks: __rmqueue and friends ---------------------------------------------

@@ -96,6 +96,8 @@ class Kernel:
             self.vm_events["pgfree"] += z.seed()
         self._build_zonelists()
         self._init_watermarks()
+        for z in self.zones:                       # populate_rootfs, free_initmem: after the watermarks
+            self.vm_events["pgfree"] += z.free_late()
         self.slab = None
         if slab:                                   # SLUB sits on top of the page allocator
             from .slub import Slub
