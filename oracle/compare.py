@@ -177,13 +177,7 @@ def cache_flags(c: dict) -> int:
 def recreate(k: Kernel, c: dict):
     """The real cache made again in procsim with its size, align, flags and constructor."""
     name = f"oracle-{c['name'].lstrip(':')}"
-    kw = {"ctor": c["ctor"]} if c["ctor"] and _takes_ctor(k) else {}
-    return k.slab.kmem_cache_create(name, c["object_size"], c["align"], cache_flags(c), **kw)
-
-
-def _takes_ctor(k) -> bool:
-    import inspect
-    return "ctor" in inspect.signature(k.slab.kmem_cache_create).parameters
+    return k.slab.kmem_cache_create(name, c["object_size"], c["align"], cache_flags(c), ctor=c["ctor"])
 
 
 # ---- the comparison ---------------------------------------------------------------------

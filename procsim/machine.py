@@ -85,6 +85,7 @@ class BootCache:
     align: int = 0
     flags: tuple[str, ...] = ()
     node: int | None = None                     # None = spread over nodes with memory
+    ctor: str | None = None                     # constructor name: the free pointer goes after the object
 
 
 @dataclass(frozen=True)
@@ -461,7 +462,8 @@ def _load_boot(d: _Doc, node, node_mem: list[int]) -> Boot:
 
     caches, pages, seen = [], [], set()
     for i, cn in enumerate(d.sequence(m["caches"], "boot.caches") if "caches" in m else ()):
-        c = d.mapping(cn, f"boot.caches[{i}]", {"name", "size", "objects", "align", "flags", "node"}, {"name", "size"})
+        c = d.mapping(cn, f"boot.caches[{i}]", {"name", "size", "objects", "align", "flags", "node", "ctor"},
+                      {"name", "size"})
         name = d.string(c["name"], "cache name", _NAME)
         if name in seen:
             d.fail(c["name"], f"cache {name!r} is listed twice")
@@ -478,7 +480,8 @@ def _load_boot(d: _Doc, node, node_mem: list[int]) -> Boot:
             objects=d.integer(c["objects"], "objects", 0, 1 << 32) if "objects" in c else 0,
             align=d.integer(c["align"], "align", 0, 1 << 20) if "align" in c else 0,
             flags=flags,
-            node=_node_ref(d, c, nsockets)))
+            node=_node_ref(d, c, nsockets),
+            ctor=d.string(c["ctor"], "ctor", r"[A-Za-z_]\w*") if "ctor" in c else None))
         place(caches[-1].node, caches[-1].objects * caches[-1].size, cn)
     for i, pn in enumerate(d.sequence(m["pages"], "boot.pages") if "pages" in m else ()):
         p = d.mapping(pn, f"boot.pages[{i}]", {"use", "size", "node"}, {"use", "size"})

@@ -92,3 +92,10 @@ def test_node_meminfo_keys_and_cpus_exact(name):
     node's cpulist under qemu's socket-by-socket numbering (``cpu_numbering: by_socket``)."""
     assert_all_ok(name, lambda w: w.startswith("node ") and w.endswith(("meminfo keys", "meminfo widths",
                                                                         "cpulist")))
+
+
+@pytest.mark.parametrize("name", MACHINES)
+def test_slub_geometry_of_every_real_cache(name):
+    """Every cache of the real kernel, recreated with its size, align, flags and constructor,
+    has its slab size, objects per slab and order (kmem_cache_node is 6.1's own 64-byte struct)."""
+    assert_all_ok(name, lambda w: w.startswith("slab ") and w != "slab kmem_cache_node")
