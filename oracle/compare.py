@@ -121,6 +121,28 @@ def zone_keys(lines: list[str]) -> list[str]:
     return out
 
 
+def layout_of(text: str, anchor: str) -> list[str]:
+    """Each line with its numbers replaced by where they sit: the column a right-aligned
+    number ends at (``anchor="end"``: meminfo) or a left-aligned one starts at (zoneinfo)."""
+    out = []
+    for line in text.splitlines():
+        runs = list(re.finditer(r"\d+", line))
+        if anchor == "start":                    # a value's column; the protection tuple's inner
+            runs = runs[-1:] if "protection" not in line else runs[:1]   # numbers move with their values
+        cols = [str(m.end() if anchor == "end" else m.start()) for m in runs]
+        out.append(re.sub(r"\s*\d+", " #", line) + " @" + ",".join(cols))
+    return out
+
+
+def same_layout(r: "Report", what: str, real: str, sim: str, anchor: str):
+    a, b = layout_of(real, anchor), layout_of(sim, anchor)
+    bad = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), None)
+    if bad is None and len(a) != len(b):
+        bad = min(len(a), len(b))
+    note = "" if bad is None else f"line {bad + 1}: real {real.splitlines()[bad:bad + 1]} procsim {sim.splitlines()[bad:bad + 1]}"
+    r.rows.append(Row(what, f"{len(a)} lines", f"{len(b)} lines", bad is None, note))
+
+
 def colon_keys(text: str) -> list[str]:
     return [line.split(":")[0].strip() for line in text.splitlines() if ":" in line]
 
@@ -192,6 +214,7 @@ def compare(m, cap: dict[str, str]) -> Report:
 
     # zoneinfo: per zone layout, watermarks, protection, pcp, keys
     real_z, sim_z = zoneinfo_sections(cap["proc/zoneinfo"]), zoneinfo_sections(sim("zoneinfo"))
+    same_layout(r, "zoneinfo layout", cap["proc/zoneinfo"], sim("zoneinfo"), "start")
     r.exact("zoneinfo zones", " ".join(f"{n}/{z}" for n, z in real_z), " ".join(f"{n}/{z}" for n, z in sim_z))
     for key, lines in real_z.items():
         if key not in sim_z:
@@ -222,6 +245,7 @@ def compare(m, cap: dict[str, str]) -> Report:
 
     # meminfo and vmstat: keys and order; MemTotal
     r.keys("meminfo keys", colon_keys(cap["proc/meminfo"]), colon_keys(sim("meminfo")))
+    same_layout(r, "meminfo widths", cap["proc/meminfo"], sim("meminfo"), "end")
     r.near("meminfo MemTotal", kv(cap["proc/meminfo"])["MemTotal"], kv(sim("meminfo"))["MemTotal"], MANAGED_TOL)
     r.keys("vmstat keys", [x.split()[0] for x in cap["proc/vmstat"].splitlines()],
            [x.split()[0] for x in sim("vmstat").splitlines()])
@@ -232,8 +256,7 @@ def compare(m, cap: dict[str, str]) -> Report:
         rm, sm = cap[f"{base}/meminfo"], sim(f"{base}/meminfo")
         r.keys(f"node {node} meminfo keys", node_meminfo_keys(rm), node_meminfo_keys(sm))
         r.near(f"node {node} MemTotal", kv(rm)["MemTotal"], kv(sm)["MemTotal"], MANAGED_TOL)
-        r.exact(f"node {node} meminfo widths", [len(x.split(":")[0]) for x in rm.splitlines()][:3],
-                [len(x.split(":")[0]) for x in sm.splitlines()][:3])
+        same_layout(r, f"node {node} meminfo widths", rm, sm, "end")
         r.exact(f"node {node} cpulist", cap[f"{base}/cpulist"].strip(), sim(f"{base}/cpulist").strip())
         r.exact(f"node {node} distance", cap[f"{base}/distance"].strip(), sim(f"{base}/distance").strip())
 

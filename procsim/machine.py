@@ -117,6 +117,7 @@ class Machine:
     boot: Boot = field(default_factory=Boot)
     source: str = "<memory>"
     cpu_numbering: str = "interleaved"          # one of CPU_NUMBERINGS
+    kernel: str = "6.18"                        # the kernel version whose rules apply (mm/versions.py)
 
     # --- derived topology ---------------------------------------------------------------
     @property
@@ -291,7 +292,7 @@ def loads(text: str, path: str = "<string>") -> Machine:
     if root is None:
         raise ConfigError(path, 1, "empty machine description")
     top = d.mapping(root, "machine", {"name", "sockets", "dimms", "numa_distances", "tunables",
-                                      "reserved", "boot", "cpu_numbering"}, {"sockets", "dimms"})
+                                      "reserved", "boot", "cpu_numbering", "kernel"}, {"sockets", "dimms"})
     name = d.string(top["name"], "name") if "name" in top else Path(path).stem
 
     sockets = []
@@ -437,8 +438,14 @@ def loads(text: str, path: str = "<string>") -> Machine:
         numbering = d.string(top["cpu_numbering"], "cpu_numbering")
         if numbering not in CPU_NUMBERINGS:
             d.fail(top["cpu_numbering"], f"cpu_numbering must be one of {', '.join(CPU_NUMBERINGS)}, not {numbering!r}")
+    kernel = "6.18"
+    if "kernel" in top:
+        from .mm.versions import VERSIONS
+        kernel = d.scalar(top["kernel"], "kernel").value
+        if kernel not in VERSIONS:
+            d.fail(top["kernel"], f"kernel must be one of {', '.join(VERSIONS)} (quote it: \"6.1\"), not {kernel!r}")
     return Machine(name, tuple(sockets), tuple(dimms), distances, tun, res, boot, source=path,
-                   cpu_numbering=numbering)
+                   cpu_numbering=numbering, kernel=kernel)
 
 
 def _load_boot(d: _Doc, node, node_mem: list[int]) -> Boot:

@@ -82,3 +82,12 @@ def test_cpu_numbering_by_socket_and_interleaved():
 def test_cpu_numbering_unknown_is_refused_at_its_line():
     with pytest.raises(ConfigError, match=r"<string>:2: cpu_numbering must be one of"):
         loads("sockets: [{cores: 1}]\ncpu_numbering: qemu\ndimms: [{socket: 0, size: 1GiB}]\n")
+
+
+def test_kernel_version_key():
+    base = "sockets: [{cores: 1}]\ndimms: [{socket: 0, size: 1GiB}]\n"
+    assert loads(base).kernel == "6.18"
+    assert loads('kernel: "6.1"\n' + base).kernel == "6.1"
+    assert loads("kernel: 5.4\n" + base).kernel == "5.4"      # YAML's float keeps its text
+    with pytest.raises(ConfigError, match=r"<string>:1: kernel must be one of 6.18, 6.1, 5.4"):
+        loads('kernel: "4.18"\n' + base)

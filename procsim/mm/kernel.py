@@ -18,6 +18,7 @@ from .buddy import (Zone, Page, PerCpuPages, MIGRATE_MOVABLE, MIGRATE_HIGHATOMIC
                     PAGE_ALLOC_COSTLY_ORDER, PCP_BATCH_SCALE_MAX, pcp_allowed_order, order_to_pindex,
                     pindex_to_order, migratetype_is_mergeable)
 from .errors import MMError
+from .versions import rules
 from .layout import (build, Layout, ZONE_DMA32, ZONE_NORMAL, ZONE_MOVABLE, MAX_NR_ZONES, PAGEBLOCK_ORDER,
                      PAGEBLOCK_NR_PAGES)
 
@@ -82,6 +83,7 @@ class _Plan:
 class Kernel:
     def __init__(self, machine: Machine, boot: bool = True, slab: bool = True):
         self.machine = machine
+        self.rules = rules(self)                   # the kernel version's tables (mm/versions.py)
         self.layout: Layout = build(machine)
         self.nr_cpu_ids = machine.nr_cpu_ids
         self.cpu_node = [s for s, _, _ in machine.cpu_topology()]
@@ -178,7 +180,7 @@ class Kernel:
         lowmem = sum(z.managed for z in self.zones if z.idx != ZONE_MOVABLE)
         for z in self.zones:
             tmp = pages_min * z.managed // lowmem
-            if z.idx == ZONE_MOVABLE:
+            if z.idx == ZONE_MOVABLE and self.rules.movable_wmark_clamp:
                 wmin = min(max(z.managed // 1024, 32), 128)
             else:
                 wmin = tmp

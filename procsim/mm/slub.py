@@ -323,6 +323,9 @@ class Slub:
         self._max_order = SLUB_MAX_ORDER                 # largest slab order in use (for lookups)
         self.nr_cpu_ids = kernel.nr_cpu_ids
         self.nr_node_ids = len(kernel.nodes)
+        # sizeof(struct kmem_cache_node): 72 with 6.18's barn, 64 before (mm/versions.py)
+        rules = getattr(kernel, "rules", None)
+        self.kmem_cache_node_size = rules.kmem_cache_node_size if rules else KMEM_CACHE_NODE_SIZE
         self.slab_nodes = [n.id for n in kernel.nodes if getattr(n, "has_memory", n.present)]  # N_NORMAL_MEMORY
         if not self.slab_nodes:
             raise MMError(errno.ENOMEM, "no node has memory")
@@ -379,7 +382,7 @@ class Slub:
 
     # --- bootstrap (kmem_cache_init + create_kmalloc_caches) --------------------------------
     def _bootstrap(self):
-        kcn = self._new_cache("kmem_cache_node", KMEM_CACHE_NODE_SIZE, ARCH_SLAB_MINALIGN,
+        kcn = self._new_cache("kmem_cache_node", self.kmem_cache_node_size, ARCH_SLAB_MINALIGN,
                               SLAB_HWCACHE_ALIGN | SLAB_NO_OBJ_EXT)
         self.kmem_cache_node = kcn
         # early_kmem_cache_node_alloc(): a fresh slab per node holds that node's own struct.

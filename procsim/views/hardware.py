@@ -18,6 +18,7 @@ from functools import lru_cache
 from .. import smbios
 from ..machine import MAX_CPUS, Machine
 from ..mm.layout import ZONE_NORMAL
+from ..mm.versions import rules
 from . import View
 
 NODE = "sys/devices/system/node"
@@ -239,7 +240,10 @@ def node_meminfo(k, nid: int) -> str:
         ("FileHugePages", _kb(st("nr_file_hugepages", 0))),
         ("FilePmdMapped", _kb(st("nr_file_pmdmapped", 0))),
     ]   # no Balloon line: node_read_meminfo() of 6.18 has none (only /proc/meminfo does)
-    text = "".join(f"Node {nid} {key + ':':<16}{val:8d} kB\n" for key, val in rows)
+    # 6.1's node_read_meminfo() prints "FileHugePages: %8lu" and "FilePmdMapped: %8lu", one
+    # column left of the others (6.18 aligns them)
+    narrow = ("FileHugePages", "FilePmdMapped") if rules(k).version != "6.18" else ()
+    text = "".join(f"Node {nid} {key + ':':<{15 if key in narrow else 16}}{val:8d} kB\n" for key, val in rows)
     # hugetlb_report_node_meminfo(): no hugetlb pools are simulated
     text += "".join(f"Node {nid} {key + ':':<17}{0:5d}\n"
                     for key in ("HugePages_Total", "HugePages_Free", "HugePages_Surp"))

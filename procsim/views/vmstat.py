@@ -11,6 +11,7 @@ from ..mm.buddy import ZONE_STAT_ITEMS, NUMA_STAT_ITEMS
 from ..mm.kernel import NODE_STAT_ITEMS
 from ..machine import PAGE_SIZE
 from .zoneinfo import THP_ITEMS, HPAGE_PMD_NR
+from ..mm.versions import rules
 from . import View
 
 VM_DIRTY_RATIO = 20                 # vm.dirty_ratio
@@ -72,19 +73,22 @@ def memmap_boot_pages(k) -> int:
 
 
 def render(k) -> bytes:
+    r = rules(k)
     zones = k.zones
-    out = [f"nr_free_pages {k.nr_free_pages}",
-           f"nr_free_pages_blocks {sum(z.nr_free_blocks for z in zones)}"]
-    out += [f"{item} {sum(z.stat[item] for z in zones)}" for item in ZONE_STAT_ITEMS]
-    out += [f"{item} {sum(z.numa[item] for z in zones)}" for item in NUMA_STAT_ITEMS]
-    for item in NODE_STAT_ITEMS:
-        v = sum(n.stat[item] for n in k.nodes)
+    out = [f"nr_free_pages {k.nr_free_pages}"]
+    if r.free_pages_blocks:
+        out.append(f"nr_free_pages_blocks {sum(z.nr_free_blocks for z in zones)}")
+    out += [f"{item} {sum(r.stat(z.stat, item) for z in zones)}" for item in r.zone_stat_items or ZONE_STAT_ITEMS]
+    out += [f"{item} {sum(z.numa[item] for z in zones)}" for item in r.numa_stat_items or NUMA_STAT_ITEMS]
+    for item in r.node_stat_items or NODE_STAT_ITEMS:
+        v = sum(r.stat(n.stat, item) for n in k.nodes)
         out.append(f"{item} {v // HPAGE_PMD_NR if item in THP_ITEMS else v}")
     thresh, bg_thresh = dirty_limits(k)
     out.append(f"nr_dirty_threshold {thresh}\nnr_dirty_background_threshold {bg_thresh}")
-    out.append(f"nr_memmap_pages 0\nnr_memmap_boot_pages {memmap_boot_pages(k)}")
+    if r.memmap_pages:
+        out.append(f"nr_memmap_pages 0\nnr_memmap_boot_pages {memmap_boot_pages(k)}")
     ev = k.vm_events
-    out += [f"{name} {ev.get(name, 0)}" for name in VM_EVENT_ITEMS]
+    out += [f"{name} {ev.get(name, 0)}" for name in r.vm_event_items or VM_EVENT_ITEMS]
     out.append("nr_unstable 0\n")
     return "\n".join(out).encode()
 

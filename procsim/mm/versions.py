@@ -1,0 +1,123 @@
+"""What differs between the kernel versions procsim speaks (``kernel:`` in the machine YAML).
+
+One frozen ``KernelRules`` per version, chosen once from ``machine.kernel``; the core and
+the views read its tables instead of asking "which version?" in their code.  Every entry
+names where the version's own source says so (docs/PROFILES.md has the prose):
+
+* the counter names and their order: mm/vmstat.c vmstat_text[] with include/linux/mmzone.h
+  enum zone_stat_item / node_stat_item and include/linux/vm_event_item.h of that version
+  (6.1: checked name for name against Debian's 6.1 under the oracle, tests/data/oracle;
+  5.4: the per-node and per-zone lists of seed 000's zoneinfo, an Ubuntu 5.4 VM);
+* zoneinfo_show_print(): which watermark lines (no boost line in seed 000's 5.4; promo
+  in 6.18, not 6.1), the cma line (not in 5.4), nr_free_pages_blocks (6.18 only), the
+  pageset lines (high_min/high_max since 6.7);
+* pcp high: 5.4 pageset_set_batch() high = 6 * batch; 6.1 zone_highsize() from the low
+  watermark, printed as ``high``; 6.18 high_min/high_max and a dynamic high;
+* __setup_per_zone_wmarks(): 6.18 clamps an empty ZONE_MOVABLE's min to 32 pages
+  (SWAP_CLUSTER_MAX) like highmem; 6.1 and 5.4 give it 0;
+* meminfo: HardwareCorrupted (CONFIG_MEMORY_FAILURE, Debian 6.1), Balloon (6.18);
+* sizeof(struct kmem_cache_node): 64 bytes before 6.18's barn pointer, 72 with it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+_NODE_6_1 = (
+    "nr_inactive_anon", "nr_active_anon", "nr_inactive_file", "nr_active_file", "nr_unevictable",
+    "nr_slab_reclaimable", "nr_slab_unreclaimable", "nr_isolated_anon", "nr_isolated_file",
+    "workingset_nodes", "workingset_refault_anon", "workingset_refault_file", "workingset_activate_anon",
+    "workingset_activate_file", "workingset_restore_anon", "workingset_restore_file",
+    "workingset_nodereclaim", "nr_anon_pages", "nr_mapped", "nr_file_pages", "nr_dirty", "nr_writeback",
+    "nr_writeback_temp", "nr_shmem", "nr_shmem_hugepages", "nr_shmem_pmdmapped", "nr_file_hugepages",
+    "nr_file_pmdmapped", "nr_anon_transparent_hugepages", "nr_vmscan_write", "nr_vmscan_immediate_reclaim",
+    "nr_dirtied", "nr_written", "nr_throttled_written", "nr_kernel_misc_reclaimable", "nr_foll_pin_acquired",
+    "nr_foll_pin_released", "nr_kernel_stack", "nr_page_table_pages", "nr_sec_page_table_pages",
+    "nr_swapcached", "pgpromote_success", "pgpromote_candidate")
+_ZONE_6_1 = ("nr_zone_inactive_anon", "nr_zone_active_anon", "nr_zone_inactive_file", "nr_zone_active_file",
+             "nr_zone_unevictable", "nr_zone_write_pending", "nr_mlock", "nr_bounce", "nr_zspages", "nr_free_cma")
+_NUMA = ("numa_hit", "numa_miss", "numa_foreign", "numa_interleave", "numa_local", "numa_other")
+_EVENTS_6_1 = (
+    "pgpgin", "pgpgout", "pswpin", "pswpout",
+    "pgalloc_dma", "pgalloc_dma32", "pgalloc_normal", "pgalloc_movable", "pgalloc_device",
+    "allocstall_dma", "allocstall_dma32", "allocstall_normal", "allocstall_movable", "allocstall_device",
+    "pgskip_dma", "pgskip_dma32", "pgskip_normal", "pgskip_movable", "pgskip_device",
+    "pgfree", "pgactivate", "pgdeactivate", "pglazyfree", "pgfault", "pgmajfault", "pglazyfreed",
+    "pgrefill", "pgreuse", "pgsteal_kswapd", "pgsteal_direct", "pgdemote_kswapd", "pgdemote_direct",
+    "pgscan_kswapd", "pgscan_direct", "pgscan_direct_throttle", "pgscan_anon", "pgscan_file",
+    "pgsteal_anon", "pgsteal_file", "zone_reclaim_failed", "pginodesteal", "slabs_scanned",
+    "kswapd_inodesteal", "kswapd_low_wmark_hit_quickly", "kswapd_high_wmark_hit_quickly", "pageoutrun",
+    "pgrotated", "drop_pagecache", "drop_slab", "oom_kill",
+    "numa_pte_updates", "numa_huge_pte_updates", "numa_hint_faults", "numa_hint_faults_local",
+    "numa_pages_migrated", "pgmigrate_success", "pgmigrate_fail",
+    "thp_migration_success", "thp_migration_fail", "thp_migration_split",
+    "compact_migrate_scanned", "compact_free_scanned", "compact_isolated", "compact_stall", "compact_fail",
+    "compact_success", "compact_daemon_wake", "compact_daemon_migrate_scanned", "compact_daemon_free_scanned",
+    "htlb_buddy_alloc_success", "htlb_buddy_alloc_fail",
+    "unevictable_pgs_culled", "unevictable_pgs_scanned", "unevictable_pgs_rescued", "unevictable_pgs_mlocked",
+    "unevictable_pgs_munlocked", "unevictable_pgs_cleared", "unevictable_pgs_stranded",
+    "thp_fault_alloc", "thp_fault_fallback", "thp_fault_fallback_charge", "thp_collapse_alloc",
+    "thp_collapse_alloc_failed", "thp_file_alloc", "thp_file_fallback", "thp_file_fallback_charge",
+    "thp_file_mapped", "thp_split_page", "thp_split_page_failed", "thp_deferred_split_page",
+    "thp_split_pmd", "thp_scan_exceed_none_pte", "thp_scan_exceed_swap_pte", "thp_scan_exceed_share_pte",
+    "thp_split_pud", "thp_zero_page_alloc", "thp_zero_page_alloc_failed", "thp_swpout", "thp_swpout_fallback",
+    "balloon_inflate", "balloon_deflate", "balloon_migrate", "swap_ra", "swap_ra_hit",
+    "ksm_swpin_copy", "cow_ksm", "zswpin", "zswpout", "direct_map_level2_splits", "direct_map_level3_splits")
+# 5.4 (seed 000): workingset_* not yet split anon/file (5.9), nr_unstable still a node item
+# (removed 5.8), page tables and kernel stacks still zone items (moved to the node in 5.11)
+_NODE_5_4 = (
+    "nr_inactive_anon", "nr_active_anon", "nr_inactive_file", "nr_active_file", "nr_unevictable",
+    "nr_slab_reclaimable", "nr_slab_unreclaimable", "nr_isolated_anon", "nr_isolated_file",
+    "workingset_nodes", "workingset_refault", "workingset_activate", "workingset_restore",
+    "workingset_nodereclaim", "nr_anon_pages", "nr_mapped", "nr_file_pages", "nr_dirty", "nr_writeback",
+    "nr_writeback_temp", "nr_shmem", "nr_shmem_hugepages", "nr_shmem_pmdmapped", "nr_file_hugepages",
+    "nr_file_pmdmapped", "nr_anon_transparent_hugepages", "nr_unstable", "nr_vmscan_write",
+    "nr_vmscan_immediate_reclaim", "nr_dirtied", "nr_written", "nr_kernel_misc_reclaimable")
+_ZONE_5_4 = ("nr_zone_inactive_anon", "nr_zone_active_anon", "nr_zone_inactive_file", "nr_zone_active_file",
+             "nr_zone_unevictable", "nr_zone_write_pending", "nr_mlock", "nr_page_table_pages",
+             "nr_kernel_stack", "nr_bounce", "nr_zspages", "nr_free_cma")
+# the 5.4 names of 6.x counters procsim keeps (the value is the sum of the split ones)
+_ALIASES_5_4 = {"workingset_refault": ("workingset_refault_anon", "workingset_refault_file"),
+                "workingset_activate": ("workingset_activate_anon", "workingset_activate_file"),
+                "workingset_restore": ("workingset_restore_anon", "workingset_restore_file")}
+
+
+@dataclass(frozen=True)
+class KernelRules:
+    version: str
+    node_stat_items: tuple[str, ...] | None      # None: the 6.18 tables of the core
+    zone_stat_items: tuple[str, ...] | None
+    numa_stat_items: tuple[str, ...] | None
+    vm_event_items: tuple[str, ...] | None
+    wmark_lines: tuple[str, ...]                 # zoneinfo's watermark block
+    zoneinfo_cma: bool                           # "cma" after "managed"
+    free_pages_blocks: bool                      # nr_free_pages_blocks (zoneinfo and vmstat)
+    memmap_pages: bool                           # vmstat nr_memmap_pages / nr_memmap_boot_pages
+    pcp: str                                     # "6.18": high_min/high_max; "zone_highsize"; "6*batch"
+    movable_wmark_clamp: bool                    # empty ZONE_MOVABLE min = SWAP_CLUSTER_MAX
+    hardware_corrupted: bool                     # meminfo HardwareCorrupted
+    balloon: bool                                # meminfo Balloon
+    kmem_cache_node_size: int
+    aliases: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    def stat(self, counters: dict, item: str) -> int:
+        """A counter by this version's name: 0 for one procsim does not keep."""
+        if item in counters:
+            return counters[item]
+        parts = dict(self.aliases).get(item, ())
+        return sum(counters.get(p, 0) for p in parts)
+
+
+LINUX_6_18 = KernelRules("6.18", None, None, None, None, ("boost", "min", "low", "high", "promo"),
+                         True, True, True, "6.18", True, False, True, 72)
+LINUX_6_1 = KernelRules("6.1", _NODE_6_1, _ZONE_6_1, _NUMA, _EVENTS_6_1, ("boost", "min", "low", "high"),
+                        True, False, False, "zone_highsize", False, True, False, 64)
+LINUX_5_4 = KernelRules("5.4", _NODE_5_4, _ZONE_5_4, _NUMA, None, ("min", "low", "high"),
+                        False, False, False, "6*batch", False, True, False, 64,
+                        tuple(_ALIASES_5_4.items()))
+VERSIONS = {r.version: r for r in (LINUX_6_18, LINUX_6_1, LINUX_5_4)}
+DEFAULT_VERSION = "6.18"
+
+
+def rules(k) -> KernelRules:
+    """The rules of a kernel object's machine (``kernel:``; 6.18 when absent)."""
+    return VERSIONS[getattr(k.machine, "kernel", DEFAULT_VERSION)]
