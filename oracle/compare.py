@@ -264,6 +264,11 @@ def compare(m, cap: dict[str, str]) -> Report:
     rb, sb = pageblock_counts(cap["proc/pagetypeinfo"]), pageblock_counts(sim("pagetypeinfo"))
     if (0, "DMA") in rb:
         r.exact("node 0 DMA pageblock types", rb[(0, "DMA")], sb.get((0, "DMA")))
+    real_names = [x.split()[0] for x in cap["proc/slabinfo"].splitlines()[2:]]
+    ours = {x.split()[0] for x in sim("slabinfo").splitlines()[2:]}
+    r.exact("slabinfo kmalloc order", " ".join(n for n in real_names if n in ours),
+            " ".join(x.split()[0] for x in sim("slabinfo").splitlines()[2:] if x.split()[0] in set(real_names)),
+            "creation order of the caches procsim makes")
     r.exact("slabinfo header", cap["proc/slabinfo"].splitlines()[:2], sim("slabinfo").splitlines()[:2])
 
     # SLUB geometry: every real cache recreated with its size, align, flags, ctor

@@ -43,3 +43,31 @@ def test_seed_vm_5_4_zone_layout_and_pagesets_match_seed_000():
 def test_6_18_is_the_default_and_keeps_its_own_lines():
     z = zoneinfo("seed-vm.yaml")
     assert "high_min:" in z and "        promo    " in z and "nr_unstable" not in z
+
+
+SEED_3_10 = (ROOT / "tests" / "data" / "seeds" / "002_slabinfo_3.10.txt").read_text()
+# seed 002's CentOS 7 machine: its geometry fits nr_cpu_ids = 128 (min_objects 4 * (8 + 1) = 36:
+# kmalloc-256 needs more than 32 per slab, kmalloc-96 at most 42)
+MACHINE_3_10 = 'kernel: "3.10"\nsockets: [{cores: 64, threads: 128}]\ndimms: [{socket: 0, size: 8GiB}]\n'
+
+
+def test_3_10_slab_geometry_of_every_cache_of_seed_002():
+    """objsize / objperslab / pagesperslab of all 91 caches seed 002 lists: its kmalloc-N and
+    dma-kmalloc-N caches as 3.10 names them, the others created with their object size, on
+    128 CPUs (calculate_order's min_objects = 4 * (fls(128) + 1) = 36)."""
+    k = Kernel(M.loads(MACHINE_3_10), boot=False)
+    rows = [line.split() for line in SEED_3_10.splitlines()[2:]]
+    assert len(rows) == 91
+    for p in rows:
+        c = k.slab.find(p[0]) or k.slab.kmem_cache_create(p[0], int(p[3]))
+        assert (c.size, c.objects, 1 << c.order) == (int(p[3]), int(p[4]), int(p[5])), p[0]
+
+
+def test_3_10_kmalloc_names_and_creation_order():
+    """kmalloc-1024, not kmalloc-1k; only the normal and DMA families; slabinfo (newest first)
+    lists the DMA family as made from kmalloc_caches[]: 8192 ... 8, then 192 and 96."""
+    k = Kernel(M.loads(MACHINE_3_10), boot=False)
+    names = [c.name for c in k.slab.caches]
+    seed = [p.split()[0] for p in SEED_3_10.splitlines()[2:] if "kmalloc" in p.split()[0]]
+    assert [n for n in names if "kmalloc" in n][:len(seed)] == seed
+    assert not any(n.startswith(("kmalloc-cg-", "kmalloc-rcl-")) or n.endswith("k") for n in names)

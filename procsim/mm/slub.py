@@ -200,9 +200,21 @@ def kmalloc_index(size: int) -> int:
     return (size - 1).bit_length()
 
 
-def kmalloc_cache_name(kind: int, idx: int) -> str:
+def kmalloc_cache_name(kind: int, idx: int, k_names: bool = True) -> str:
+    """kmalloc_info[]: "kmalloc-1k" since 4.20 (KMALLOC_INFO_SHORT_NAME), "kmalloc-1024" before."""
     size = _KMALLOC_SIZES[idx]
-    return _KMALLOC_PREFIX[kind] + (f"{size >> 10}k" if size >= 1024 else str(size))
+    return _KMALLOC_PREFIX[kind] + (f"{size >> 10}k" if size >= 1024 and k_names else str(size))
+
+
+def kmalloc_sequence(kinds, idxs) -> tuple[tuple[int, int], ...]:
+    """create_kmalloc_caches()'s order: family by family, each family's sizes in ``idxs``."""
+    return tuple((kind, idx) for kind in kinds for idx in idxs)
+
+
+KMALLOC_IDX_ARRAY_ORDER = (1, 2, *range(KMALLOC_SHIFT_LOW, KMALLOC_SHIFT_HIGH + 1))   # 96, 192, 8 ... 8192
+# 96 right after 64, 192 right after 128 (create_kmalloc_caches: "if (i == 6) ... if (i == 7)")
+KMALLOC_IDX_POW2_ORDER = (3, 4, 5, 6, 1, 7, 2, *range(8, KMALLOC_SHIFT_HIGH + 1))
+_KMALLOC_SEQUENCE = kmalloc_sequence(_KMALLOC_TYPES, KMALLOC_IDX_ARRAY_ORDER)   # 6.18
 
 
 def kmalloc_type(gfp: int) -> int:
@@ -398,14 +410,18 @@ class Slub:
         for s in (kc, kcn):                                       # bootstrap(): copy into a real object
             s.self_obj = self._alloc(kc, GFP_NOWAIT, None, 0)
             self._publish(s)
-        for kind in _KMALLOC_TYPES:
-            for idx in (1, 2, *range(KMALLOC_SHIFT_LOW, KMALLOC_SHIFT_HIGH + 1)):
-                size = _KMALLOC_SIZES[idx]
-                align = max(ARCH_SLAB_MINALIGN, size & -size)      # largest power of two dividing size
-                s = self._create(kmalloc_cache_name(kind, idx), size, align,
-                                 _KMALLOC_FLAGS[kind] | SLAB_KMALLOC, GFP_NOWAIT)
-                self._kmalloc[kind][idx] = s
-        self._create("kmalloc_buckets", KMEM_BUCKETS_SIZE, 0, SLAB_NO_MERGE, GFP_KERNEL)
+        rules = getattr(self.k, "rules", None)
+        for kind, idx in (rules.kmalloc_sequence if rules else None) or _KMALLOC_SEQUENCE:
+            size = _KMALLOC_SIZES[idx]
+            align = max(ARCH_SLAB_MINALIGN, size & -size)          # largest power of two dividing size
+            name = kmalloc_cache_name(kind, idx, rules.kmalloc_k_names if rules else True)
+            s = self._create(name, size, align, _KMALLOC_FLAGS[kind] | SLAB_KMALLOC, GFP_NOWAIT)
+            self._kmalloc[kind][idx] = s
+        for kind in _KMALLOC_TYPES:                                # a family the version lacks: kmalloc_type()
+            if self._kmalloc[kind][KMALLOC_SHIFT_LOW] is None:     # falls back to the normal caches
+                self._kmalloc[kind] = self._kmalloc[KMALLOC_NORMAL]
+        if not rules or rules.kmalloc_buckets:
+            self._create("kmalloc_buckets", KMEM_BUCKETS_SIZE, 0, SLAB_NO_MERGE, GFP_KERNEL)
 
     def _new_cache(self, name, object_size, align, flags, ctor=None, freeptr_offset=None) -> KmemCache:
         align = calculate_alignment(flags, align, object_size)

@@ -22,6 +22,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .slub import (KMALLOC_NORMAL, KMALLOC_RECLAIM, KMALLOC_DMA, KMALLOC_CGROUP, KMALLOC_IDX_POW2_ORDER,
+                   KMALLOC_IDX_ARRAY_ORDER, kmalloc_sequence)
+
 _NODE_6_1 = (
     "nr_inactive_anon", "nr_active_anon", "nr_inactive_file", "nr_active_file", "nr_unevictable",
     "nr_slab_reclaimable", "nr_slab_unreclaimable", "nr_isolated_anon", "nr_isolated_file",
@@ -98,6 +101,13 @@ class KernelRules:
     balloon: bool                                # meminfo Balloon
     kmem_cache_node_size: int
     aliases: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    # SLUB: create_kmalloc_caches() order (None: 6.18's) and names.  calculate_order() needs
+    # no version: 3.10's (min_objects lowered one by one, leftover 1/16..1/4) and 6.18's
+    # (leftover 1/16..1/2 at min_objects) choose the same order for every size 8..8184 at 2
+    # and at 128 CPUs (checked when 3.10 was added)
+    kmalloc_sequence: tuple[tuple[int, int], ...] | None = None
+    kmalloc_k_names: bool = True                 # "kmalloc-1k" (4.20+) or "kmalloc-1024"
+    kmalloc_buckets: bool = True                 # 6.11's kmem_buckets cache
 
     def stat(self, counters: dict, item: str) -> int:
         """A counter by this version's name: 0 for one procsim does not keep."""
@@ -109,12 +119,27 @@ class KernelRules:
 
 LINUX_6_18 = KernelRules("6.18", None, None, None, None, ("boost", "min", "low", "high", "promo"),
                          True, True, True, "6.18", True, False, True, 72)
+_DMA_IDX = KMALLOC_IDX_ARRAY_ORDER     # the DMA family is made by walking kmalloc_caches[]: 96, 192, 8, ...
 LINUX_6_1 = KernelRules("6.1", _NODE_6_1, _ZONE_6_1, _NUMA, _EVENTS_6_1, ("boost", "min", "low", "high"),
-                        True, False, False, "zone_highsize", False, True, False, 64)
+                        True, False, False, "zone_highsize", False, True, False, 64,
+                        kmalloc_sequence=kmalloc_sequence((KMALLOC_NORMAL, KMALLOC_CGROUP, KMALLOC_RECLAIM,
+                                                           KMALLOC_DMA), KMALLOC_IDX_POW2_ORDER),
+                        kmalloc_buckets=False)
 LINUX_5_4 = KernelRules("5.4", _NODE_5_4, _ZONE_5_4, _NUMA, None, ("min", "low", "high"),
                         False, False, False, "6*batch", False, True, False, 64,
-                        tuple(_ALIASES_5_4.items()))
-VERSIONS = {r.version: r for r in (LINUX_6_18, LINUX_6_1, LINUX_5_4)}
+                        tuple(_ALIASES_5_4.items()),
+                        kmalloc_sequence=kmalloc_sequence((KMALLOC_NORMAL, KMALLOC_RECLAIM), KMALLOC_IDX_POW2_ORDER)
+                        + kmalloc_sequence((KMALLOC_DMA,), _DMA_IDX),
+                        kmalloc_buckets=False)
+# 3.10 (seed 002, a CentOS 7 SLUB): only the file formats SLUB shows differ here; the memory
+# files keep 5.4's shapes until a 3.10 seed of them exists
+LINUX_3_10 = KernelRules("3.10", _NODE_5_4, _ZONE_5_4, _NUMA, None, ("min", "low", "high"),
+                         False, False, False, "6*batch", False, True, False, 64,
+                         tuple(_ALIASES_5_4.items()),
+                         kmalloc_sequence=kmalloc_sequence((KMALLOC_NORMAL,), KMALLOC_IDX_POW2_ORDER)
+                         + kmalloc_sequence((KMALLOC_DMA,), _DMA_IDX),
+                         kmalloc_k_names=False, kmalloc_buckets=False)
+VERSIONS = {r.version: r for r in (LINUX_6_18, LINUX_6_1, LINUX_5_4, LINUX_3_10)}
 DEFAULT_VERSION = "6.18"
 
 
