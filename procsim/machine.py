@@ -117,7 +117,7 @@ class Machine:
     boot: Boot = field(default_factory=Boot)
     source: str = "<memory>"
     cpu_numbering: str = "interleaved"          # one of CPU_NUMBERINGS
-    kernel: str = "6.18"                        # the kernel version whose rules apply (mm/versions.py)
+    kernel: str = "6.18"                        # the kernel version whose rules apply (mm/profile.py)
 
     # --- derived topology ---------------------------------------------------------------
     @property
@@ -440,10 +440,10 @@ def loads(text: str, path: str = "<string>") -> Machine:
             d.fail(top["cpu_numbering"], f"cpu_numbering must be one of {', '.join(CPU_NUMBERINGS)}, not {numbering!r}")
     kernel = "6.18"
     if "kernel" in top:
-        from .mm.versions import VERSIONS
+        from .mm.profile import PROFILES
         kernel = d.scalar(top["kernel"], "kernel").value
-        if kernel not in VERSIONS:
-            d.fail(top["kernel"], f"kernel must be one of {', '.join(VERSIONS)} (quote it: \"6.1\"), not {kernel!r}")
+        if kernel not in PROFILES:
+            d.fail(top["kernel"], f"kernel must be one of {', '.join(PROFILES)} (quote it: \"6.1\"), not {kernel!r}")
     return Machine(name, tuple(sockets), tuple(dimms), distances, tun, res, boot, source=path,
                    cpu_numbering=numbering, kernel=kernel)
 

@@ -17,8 +17,6 @@ from functools import lru_cache
 
 from .. import smbios
 from ..machine import MAX_CPUS, Machine
-from ..mm.layout import ZONE_NORMAL
-from ..mm.versions import rules
 from . import View
 
 NODE = "sys/devices/system/node"
@@ -174,21 +172,8 @@ def _all_cpus(k) -> bytes:
 # --------------------------------------------------------------------------------------------
 # NUMA nodes
 
-def _node_states(k) -> dict[str, list[int]]:
-    """node_states[]: which nodes are possible/online/have memory/normal memory/cpus."""
-    nodes = k.nodes
-    ids = [n.id for n in nodes]
-    return {
-        "possible": ids, "online": ids,
-        "has_normal_memory": [n.id for n in nodes if any(z.populated for z in n.zones[:ZONE_NORMAL + 1])],
-        "has_memory": [n.id for n in nodes if any(z.populated for z in n.zones)],
-        "has_cpu": [n.id for n in nodes if n.cpus],
-        "has_generic_initiator": [],
-    }
-
-
 def _state_file(name: str) -> View:
-    return View(0o444, lambda k: f"{cpulist(_node_states(k)[name])}\n".encode())
+    return View(0o444, lambda k: f"{cpulist(k.node_states[name])}\n".encode())
 
 
 def _kb(pages: int) -> int:
@@ -242,7 +227,7 @@ def node_meminfo(k, nid: int) -> str:
     ]   # no Balloon line: node_read_meminfo() of 6.18 has none (only /proc/meminfo does)
     # 6.1's node_read_meminfo() prints "FileHugePages: %8lu" and "FilePmdMapped: %8lu", one
     # column left of the others (6.18 aligns them)
-    narrow = ("FileHugePages", "FilePmdMapped") if rules(k).version != "6.18" else ()
+    narrow = k.profile.node_meminfo_narrow
     text = "".join(f"Node {nid} {key + ':':<{15 if key in narrow else 16}}{val:8d} kB\n" for key, val in rows)
     # hugetlb_report_node_meminfo(): no hugetlb pools are simulated
     text += "".join(f"Node {nid} {key + ':':<17}{0:5d}\n"

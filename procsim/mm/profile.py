@@ -1,8 +1,11 @@
-"""What differs between the kernel versions procsim speaks (``kernel:`` in the machine YAML).
+"""Kernel-version profiles: the rules and formats that differ between kernel releases,
+chosen once at boot (``k.profile``, from the machine's ``kernel:``).
 
-One frozen ``KernelRules`` per version, chosen once from ``machine.kernel``; the core and
-the views read its tables instead of asking "which version?" in their code.  Every entry
-names where the version's own source says so (docs/PROFILES.md has the prose):
+A profile is a frozen value.  The core reads it while booting (tables, limits, which
+deferred work exists) and binds what it needs then; views read its tables to print.  A
+version that computes something differently gets a different value or function *bound at
+boot* -- never an ``if version`` inside alloc_pages / free_pages or any other hot path.
+docs/PROFILES.md says, per profile, what differs and how it is checked.  Sources:
 
 * the counter names and their order: mm/vmstat.c vmstat_text[] with include/linux/mmzone.h
   enum zone_stat_item / node_stat_item and include/linux/vm_event_item.h of that version
@@ -24,6 +27,7 @@ from dataclasses import dataclass
 
 from .slub import (KMALLOC_NORMAL, KMALLOC_RECLAIM, KMALLOC_DMA, KMALLOC_CGROUP, KMALLOC_IDX_POW2_ORDER,
                    KMALLOC_IDX_ARRAY_ORDER, kmalloc_sequence)
+from .vmstat import NODE_STAT_ITEMS, ZONE_STAT_ITEMS, NUMA_STAT_ITEMS, VM_EVENT_ITEMS
 
 _NODE_6_1 = (
     "nr_inactive_anon", "nr_active_anon", "nr_inactive_file", "nr_active_file", "nr_unevictable",
@@ -84,23 +88,32 @@ _ALIASES_5_4 = {"workingset_refault": ("workingset_refault_anon", "workingset_re
                 "workingset_restore": ("workingset_restore_anon", "workingset_restore_file")}
 
 
+
+
 @dataclass(frozen=True)
-class KernelRules:
+class Profile:
     version: str
-    node_stat_items: tuple[str, ...] | None      # None: the 6.18 tables of the core
-    zone_stat_items: tuple[str, ...] | None
-    numa_stat_items: tuple[str, ...] | None
-    vm_event_items: tuple[str, ...] | None
-    wmark_lines: tuple[str, ...]                 # zoneinfo's watermark block
-    zoneinfo_cma: bool                           # "cma" after "managed"
-    free_pages_blocks: bool                      # nr_free_pages_blocks (zoneinfo and vmstat)
-    memmap_pages: bool                           # vmstat nr_memmap_pages / nr_memmap_boot_pages
-    pcp: str                                     # "6.18": high_min/high_max; "zone_highsize"; "6*batch"
-    movable_wmark_clamp: bool                    # empty ZONE_MOVABLE min = SWAP_CLUSTER_MAX
-    hardware_corrupted: bool                     # meminfo HardwareCorrupted
-    balloon: bool                                # meminfo Balloon
-    kmem_cache_node_size: int
-    aliases: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    # vmstat_text[]: the counter names, in the order /proc/vmstat and zoneinfo print them
+    node_stat_items: tuple[str, ...]
+    zone_stat_items: tuple[str, ...]
+    numa_stat_items: tuple[str, ...]
+    vm_event_items: tuple[str, ...]
+    # init_per_zone_wmark_min(): the ceiling of the computed min_free_kbytes
+    min_free_kbytes_max: int = 262144
+    # calculate_normal_threshold(): the ceiling of a zone's stat_threshold
+    stat_threshold_max: int = 125
+    # zoneinfo_show_print(): the watermark block, the cma line, nr_free_pages_blocks
+    wmark_lines: tuple[str, ...] = ("boost", "min", "low", "high", "promo")
+    zoneinfo_cma: bool = True
+    free_pages_blocks: bool = True               # also in vmstat
+    memmap_pages: bool = True                    # vmstat nr_memmap_pages / nr_memmap_boot_pages
+    pcp: str = "6.18"                            # "6.18": high_min/high_max; "zone_highsize"; "6*batch"
+    movable_wmark_clamp: bool = True             # an empty ZONE_MOVABLE's min is SWAP_CLUSTER_MAX
+    hardware_corrupted: bool = False             # meminfo HardwareCorrupted (CONFIG_MEMORY_FAILURE)
+    balloon: bool = True                         # meminfo Balloon
+    node_meminfo_narrow: tuple[str, ...] = ()    # node meminfo labels printed one column left
+    kmem_cache_node_size: int = 72               # sizeof(struct kmem_cache_node)
+    aliases: tuple[tuple[str, tuple[str, ...]], ...] = ()    # old name -> the counters it sums
     # SLUB: create_kmalloc_caches() order (None: 6.18's) and names.  calculate_order() needs
     # no version: 3.10's (min_objects lowered one by one, leftover 1/16..1/4) and 6.18's
     # (leftover 1/16..1/2 at min_objects) choose the same order for every size 8..8184 at 2
@@ -113,36 +126,41 @@ class KernelRules:
         """A counter by this version's name: 0 for one procsim does not keep."""
         if item in counters:
             return counters[item]
-        parts = dict(self.aliases).get(item, ())
-        return sum(counters.get(p, 0) for p in parts)
+        return sum(counters.get(p, 0) for p in dict(self.aliases).get(item, ()))
 
 
-LINUX_6_18 = KernelRules("6.18", None, None, None, None, ("boost", "min", "low", "high", "promo"),
-                         True, True, True, "6.18", True, False, True, 72)
+LINUX_6_18 = Profile("6.18", NODE_STAT_ITEMS, ZONE_STAT_ITEMS, NUMA_STAT_ITEMS, VM_EVENT_ITEMS)
 _DMA_IDX = KMALLOC_IDX_ARRAY_ORDER     # the DMA family is made by walking kmalloc_caches[]: 96, 192, 8, ...
-LINUX_6_1 = KernelRules("6.1", _NODE_6_1, _ZONE_6_1, _NUMA, _EVENTS_6_1, ("boost", "min", "low", "high"),
-                        True, False, False, "zone_highsize", False, True, False, 64,
-                        kmalloc_sequence=kmalloc_sequence((KMALLOC_NORMAL, KMALLOC_CGROUP, KMALLOC_RECLAIM,
-                                                           KMALLOC_DMA), KMALLOC_IDX_POW2_ORDER),
-                        kmalloc_buckets=False)
-LINUX_5_4 = KernelRules("5.4", _NODE_5_4, _ZONE_5_4, _NUMA, None, ("min", "low", "high"),
-                        False, False, False, "6*batch", False, True, False, 64,
-                        tuple(_ALIASES_5_4.items()),
-                        kmalloc_sequence=kmalloc_sequence((KMALLOC_NORMAL, KMALLOC_RECLAIM), KMALLOC_IDX_POW2_ORDER)
-                        + kmalloc_sequence((KMALLOC_DMA,), _DMA_IDX),
-                        kmalloc_buckets=False)
-# 3.10 (seed 002, a CentOS 7 SLUB): only the file formats SLUB shows differ here; the memory
-# files keep 5.4's shapes until a 3.10 seed of them exists
-LINUX_3_10 = KernelRules("3.10", _NODE_5_4, _ZONE_5_4, _NUMA, None, ("min", "low", "high"),
-                         False, False, False, "6*batch", False, True, False, 64,
-                         tuple(_ALIASES_5_4.items()),
-                         kmalloc_sequence=kmalloc_sequence((KMALLOC_NORMAL,), KMALLOC_IDX_POW2_ORDER)
-                         + kmalloc_sequence((KMALLOC_DMA,), _DMA_IDX),
-                         kmalloc_k_names=False, kmalloc_buckets=False)
-VERSIONS = {r.version: r for r in (LINUX_6_18, LINUX_6_1, LINUX_5_4, LINUX_3_10)}
-DEFAULT_VERSION = "6.18"
+LINUX_6_1 = Profile("6.1", _NODE_6_1, _ZONE_6_1, _NUMA, _EVENTS_6_1, wmark_lines=("boost", "min", "low", "high"),
+                    free_pages_blocks=False, memmap_pages=False, pcp="zone_highsize", movable_wmark_clamp=False,
+                    hardware_corrupted=True, balloon=False, node_meminfo_narrow=("FileHugePages", "FilePmdMapped"),
+                    kmem_cache_node_size=64,
+                    kmalloc_sequence=kmalloc_sequence((KMALLOC_NORMAL, KMALLOC_CGROUP, KMALLOC_RECLAIM, KMALLOC_DMA),
+                                                      KMALLOC_IDX_POW2_ORDER),
+                    kmalloc_buckets=False)
+LINUX_5_4 = Profile("5.4", _NODE_5_4, _ZONE_5_4, _NUMA, VM_EVENT_ITEMS, wmark_lines=("min", "low", "high"),
+                    zoneinfo_cma=False, free_pages_blocks=False, memmap_pages=False, pcp="6*batch",
+                    movable_wmark_clamp=False, hardware_corrupted=True, balloon=False,
+                    node_meminfo_narrow=("FileHugePages", "FilePmdMapped"), kmem_cache_node_size=64,
+                    aliases=tuple(_ALIASES_5_4.items()),
+                    kmalloc_sequence=kmalloc_sequence((KMALLOC_NORMAL, KMALLOC_RECLAIM), KMALLOC_IDX_POW2_ORDER)
+                    + kmalloc_sequence((KMALLOC_DMA,), _DMA_IDX),
+                    kmalloc_buckets=False)
+# 3.10 (seed 002, a CentOS 7 SLUB): only what SLUB shows differs from 5.4 here; the memory
+# files keep 5.4's shapes until a 3.10 capture of them exists
+LINUX_3_10 = Profile("3.10", _NODE_5_4, _ZONE_5_4, _NUMA, VM_EVENT_ITEMS, wmark_lines=("min", "low", "high"),
+                     zoneinfo_cma=False, free_pages_blocks=False, memmap_pages=False, pcp="6*batch",
+                     movable_wmark_clamp=False, hardware_corrupted=True, balloon=False,
+                     node_meminfo_narrow=("FileHugePages", "FilePmdMapped"), kmem_cache_node_size=64,
+                     aliases=tuple(_ALIASES_5_4.items()),
+                     kmalloc_sequence=kmalloc_sequence((KMALLOC_NORMAL,), KMALLOC_IDX_POW2_ORDER)
+                     + kmalloc_sequence((KMALLOC_DMA,), _DMA_IDX),
+                     kmalloc_k_names=False, kmalloc_buckets=False)
+
+PROFILES = {p.version: p for p in (LINUX_6_18, LINUX_6_1, LINUX_5_4, LINUX_3_10)}
+DEFAULT = LINUX_6_18
 
 
-def rules(k) -> KernelRules:
-    """The rules of a kernel object's machine (``kernel:``; 6.18 when absent)."""
-    return VERSIONS[getattr(k.machine, "kernel", DEFAULT_VERSION)]
+def for_machine(machine) -> Profile:
+    """The profile the machine's ``kernel:`` names (6.18 when absent)."""
+    return PROFILES[getattr(machine, "kernel", DEFAULT.version)]
