@@ -82,6 +82,15 @@ class PerCpuPages:
         self.stat_diff = False
 
 
+def largest_block(pfn: int, end: int) -> int:
+    """The order of the largest naturally aligned block at pfn that ends by end (at most
+    MAX_PAGE_ORDER): how memblock_free_all and free_reserved_area hand ranges over."""
+    order = min(MAX_PAGE_ORDER, (pfn & -pfn).bit_length() - 1 if pfn else MAX_PAGE_ORDER)
+    while pfn + (1 << order) > end:
+        order -= 1
+    return order
+
+
 def _blocks_starting_in_holes(ram, order: int) -> list[int]:
     """Indexes of the 2^order blocks that hold RAM but whose first pfn is not RAM.
 
@@ -265,9 +274,7 @@ class Zone:
         for start, end in self._free_ranges:
             pfn = start
             while pfn < end:
-                order = min(MAX_PAGE_ORDER, (pfn & -pfn).bit_length() - 1 if pfn else MAX_PAGE_ORDER)
-                while pfn + (1 << order) > end:
-                    order -= 1
+                order = largest_block(pfn, end)
                 mt = self.get_pageblock_migratetype(pfn)     # __free_pages_ok: the block's type
                 if order == MAX_PAGE_ORDER and mt == MIGRATE_MOVABLE:
                     n = (end - pfn) >> MAX_PAGE_ORDER
@@ -293,9 +300,7 @@ class Zone:
         for start, end in self._late_ranges:
             pfn = start
             while pfn < end:
-                order = min(MAX_PAGE_ORDER, (pfn & -pfn).bit_length() - 1 if pfn else MAX_PAGE_ORDER)
-                while pfn + (1 << order) > end:
-                    order -= 1
+                order = largest_block(pfn, end)
                 self.free_one_page(pfn, order, self.get_pageblock_migratetype(pfn))
                 pfn += 1 << order
                 total += 1 << order

@@ -23,52 +23,36 @@ docs/PROFILES.md says, per profile, what differs and how it is checked.  Sources
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .slub import (KMALLOC_NORMAL, KMALLOC_RECLAIM, KMALLOC_DMA, KMALLOC_CGROUP, KMALLOC_IDX_POW2_ORDER,
                    KMALLOC_IDX_ARRAY_ORDER, kmalloc_sequence)
 from .vmstat import NODE_STAT_ITEMS, ZONE_STAT_ITEMS, NUMA_STAT_ITEMS, VM_EVENT_ITEMS
 
-_NODE_6_1 = (
-    "nr_inactive_anon", "nr_active_anon", "nr_inactive_file", "nr_active_file", "nr_unevictable",
-    "nr_slab_reclaimable", "nr_slab_unreclaimable", "nr_isolated_anon", "nr_isolated_file",
-    "workingset_nodes", "workingset_refault_anon", "workingset_refault_file", "workingset_activate_anon",
-    "workingset_activate_file", "workingset_restore_anon", "workingset_restore_file",
-    "workingset_nodereclaim", "nr_anon_pages", "nr_mapped", "nr_file_pages", "nr_dirty", "nr_writeback",
-    "nr_writeback_temp", "nr_shmem", "nr_shmem_hugepages", "nr_shmem_pmdmapped", "nr_file_hugepages",
-    "nr_file_pmdmapped", "nr_anon_transparent_hugepages", "nr_vmscan_write", "nr_vmscan_immediate_reclaim",
-    "nr_dirtied", "nr_written", "nr_throttled_written", "nr_kernel_misc_reclaimable", "nr_foll_pin_acquired",
-    "nr_foll_pin_released", "nr_kernel_stack", "nr_page_table_pages", "nr_sec_page_table_pages",
-    "nr_swapcached", "pgpromote_success", "pgpromote_candidate")
+def _edit(items, drop=(), after=()):
+    """A 6.18 table edited into an older version's: ``drop`` names removed, each
+    (anchor, names) of ``after`` inserted after its anchor."""
+    out = [x for x in items if x not in drop]
+    for anchor, names in after:
+        i = out.index(anchor) + 1
+        out[i:i] = names
+    return tuple(out)
+
+
+# 6.1: nr_writeback_temp is a node counter (6.18 has none); no IOMMU, hugetlb, balloon,
+# kernel-file counters, no pgpromote_candidate_nrl; pgdemote_* were events
+_NODE_6_1 = _edit(NODE_STAT_ITEMS, ("nr_iommu_pages", "pgpromote_candidate_nrl", "pgdemote_kswapd",
+                                    "pgdemote_direct", "pgdemote_khugepaged", "pgdemote_proactive", "nr_hugetlb",
+                                    "nr_balloon_pages", "nr_kernel_file_pages"),
+                  (("nr_writeback", ("nr_writeback_temp",)),))
 _ZONE_6_1 = ("nr_zone_inactive_anon", "nr_zone_active_anon", "nr_zone_inactive_file", "nr_zone_active_file",
              "nr_zone_unevictable", "nr_zone_write_pending", "nr_mlock", "nr_bounce", "nr_zspages", "nr_free_cma")
 _NUMA = ("numa_hit", "numa_miss", "numa_foreign", "numa_interleave", "numa_local", "numa_other")
-_EVENTS_6_1 = (
-    "pgpgin", "pgpgout", "pswpin", "pswpout",
-    "pgalloc_dma", "pgalloc_dma32", "pgalloc_normal", "pgalloc_movable", "pgalloc_device",
-    "allocstall_dma", "allocstall_dma32", "allocstall_normal", "allocstall_movable", "allocstall_device",
-    "pgskip_dma", "pgskip_dma32", "pgskip_normal", "pgskip_movable", "pgskip_device",
-    "pgfree", "pgactivate", "pgdeactivate", "pglazyfree", "pgfault", "pgmajfault", "pglazyfreed",
-    "pgrefill", "pgreuse", "pgsteal_kswapd", "pgsteal_direct", "pgdemote_kswapd", "pgdemote_direct",
-    "pgscan_kswapd", "pgscan_direct", "pgscan_direct_throttle", "pgscan_anon", "pgscan_file",
-    "pgsteal_anon", "pgsteal_file", "zone_reclaim_failed", "pginodesteal", "slabs_scanned",
-    "kswapd_inodesteal", "kswapd_low_wmark_hit_quickly", "kswapd_high_wmark_hit_quickly", "pageoutrun",
-    "pgrotated", "drop_pagecache", "drop_slab", "oom_kill",
-    "numa_pte_updates", "numa_huge_pte_updates", "numa_hint_faults", "numa_hint_faults_local",
-    "numa_pages_migrated", "pgmigrate_success", "pgmigrate_fail",
-    "thp_migration_success", "thp_migration_fail", "thp_migration_split",
-    "compact_migrate_scanned", "compact_free_scanned", "compact_isolated", "compact_stall", "compact_fail",
-    "compact_success", "compact_daemon_wake", "compact_daemon_migrate_scanned", "compact_daemon_free_scanned",
-    "htlb_buddy_alloc_success", "htlb_buddy_alloc_fail",
-    "unevictable_pgs_culled", "unevictable_pgs_scanned", "unevictable_pgs_rescued", "unevictable_pgs_mlocked",
-    "unevictable_pgs_munlocked", "unevictable_pgs_cleared", "unevictable_pgs_stranded",
-    "thp_fault_alloc", "thp_fault_fallback", "thp_fault_fallback_charge", "thp_collapse_alloc",
-    "thp_collapse_alloc_failed", "thp_file_alloc", "thp_file_fallback", "thp_file_fallback_charge",
-    "thp_file_mapped", "thp_split_page", "thp_split_page_failed", "thp_deferred_split_page",
-    "thp_split_pmd", "thp_scan_exceed_none_pte", "thp_scan_exceed_swap_pte", "thp_scan_exceed_share_pte",
-    "thp_split_pud", "thp_zero_page_alloc", "thp_zero_page_alloc_failed", "thp_swpout", "thp_swpout_fallback",
-    "balloon_inflate", "balloon_deflate", "balloon_migrate", "swap_ra", "swap_ra_hit",
-    "ksm_swpin_copy", "cow_ksm", "zswpin", "zswpout", "direct_map_level2_splits", "direct_map_level3_splits")
+_EVENTS_6_1 = _edit(VM_EVENT_ITEMS, ("pgsteal_khugepaged", "pgsteal_proactive", "pgscan_khugepaged",
+                                     "pgscan_proactive", "zone_reclaim_success", "thp_underused_split_page",
+                                     "swpin_zero", "swpout_zero", "zswpwb", "direct_map_level2_collapses",
+                                     "direct_map_level3_collapses"),
+                    (("pgsteal_direct", ("pgdemote_kswapd", "pgdemote_direct")),))
 # 5.4 (seed 000): workingset_* not yet split anon/file (5.9), nr_unstable still a node item
 # (removed 5.8), page tables and kernel stacks still zone items (moved to the node in 5.11)
 _NODE_5_4 = (
@@ -148,14 +132,9 @@ LINUX_5_4 = Profile("5.4", _NODE_5_4, _ZONE_5_4, _NUMA, VM_EVENT_ITEMS, wmark_li
                     kmalloc_buckets=False)
 # 3.10 (seed 002, a CentOS 7 SLUB): only what SLUB shows differs from 5.4 here; the memory
 # files keep 5.4's shapes until a 3.10 capture of them exists
-LINUX_3_10 = Profile("3.10", _NODE_5_4, _ZONE_5_4, _NUMA, VM_EVENT_ITEMS, wmark_lines=("min", "low", "high"),
-                     zoneinfo_cma=False, free_pages_blocks=False, memmap_pages=False, pcp="6*batch",
-                     movable_wmark_clamp=False, hardware_corrupted=True, balloon=False,
-                     node_meminfo_narrow=("FileHugePages", "FilePmdMapped"), kmem_cache_node_size=64,
-                     aliases=tuple(_ALIASES_5_4.items()),
+LINUX_3_10 = replace(LINUX_5_4, version="3.10", kmalloc_k_names=False,
                      kmalloc_sequence=kmalloc_sequence((KMALLOC_NORMAL,), KMALLOC_IDX_POW2_ORDER)
-                     + kmalloc_sequence((KMALLOC_DMA,), _DMA_IDX),
-                     kmalloc_k_names=False, kmalloc_buckets=False)
+                     + kmalloc_sequence((KMALLOC_DMA,), _DMA_IDX))
 
 PROFILES = {p.version: p for p in (LINUX_6_18, LINUX_6_1, LINUX_5_4, LINUX_3_10)}
 DEFAULT = LINUX_6_18
