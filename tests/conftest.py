@@ -160,6 +160,13 @@ class FakeKernel:
         self._freed: list[tuple[int, int]] = []
         self.slab = FakeSlab(self)
         self.tasks = Tasks(self)
+        self.now_ns = 0
+
+    def tick(self):                     # a command's jiffy, as Kernel.tick (procsim.mm.timer)
+        self.now_ns += 4_000_000
+
+    def sleep(self, ns):
+        self.now_ns += ns
 
     def alloc_pages(self, order, gfp, node=None, cpu=None):
         if self.nr_free < 1 << order:
