@@ -269,6 +269,12 @@ def compare(m, cap: dict[str, str]) -> Report:
     r.exact("slabinfo kmalloc order", " ".join(n for n in real_names if n in ours),
             " ".join(x.split()[0] for x in sim("slabinfo").splitlines()[2:] if x.split()[0] in set(real_names)),
             "creation order of the caches procsim makes")
+    same_layout(r, "pagetypeinfo widths", cap["proc/pagetypeinfo"], sim("pagetypeinfo"), "end")
+    same_layout(r, "buddyinfo widths", cap["proc/buddyinfo"], sim("buddyinfo"), "end")
+    real_lines = {x.split()[0]: x for x in cap["proc/slabinfo"].splitlines()[2:]}
+    sim_lines = [x for x in sim("slabinfo").splitlines()[2:] if x.split()[0] in real_lines]
+    same_layout(r, "slabinfo widths", "\n".join(real_lines[x.split()[0]] for x in sim_lines),
+                "\n".join(sim_lines), "end")
     r.exact("slabinfo header", cap["proc/slabinfo"].splitlines()[:2], sim("slabinfo").splitlines()[:2])
 
     # SLUB geometry: every real cache recreated with its size, align, flags, ctor
