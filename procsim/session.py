@@ -40,7 +40,6 @@ from procsim.control import MAX_LINE, Control, Reply
 
 # Files the shell adds beside the views.
 CONTROL, LOG, ALLOCATIONS = "control", "log", "allocations"
-PROFILE = "6.18"                     # the kernel rules the core follows (journal header)
 
 
 def split_lines(text: str) -> list[str]:
@@ -254,7 +253,7 @@ def machine_digest(machine) -> str:
 def journal_header(machine) -> str:
     name = getattr(machine, "name", None) or "-"
     digest = machine_digest(machine) if machine is not None else "-"
-    return f"{JOURNAL_MAGIC} machine={name} sha256={digest} profile={PROFILE}\n"
+    return f"{JOURNAL_MAGIC} machine={name} sha256={digest} profile={getattr(machine, 'kernel', '-')}\n"
 
 
 _KINDS = {stat.S_IFDIR: "a directory", stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
