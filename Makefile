@@ -2,7 +2,8 @@
 SHELL := /bin/bash
 VENV  := .venv
 PY    := $(VENV)/bin/python
-APT_PKGS := fuse3 libfuse2 procps numactl dmidecode util-linux prometheus-node-exporter
+APT_PKGS := fuse3 libfuse2 procps numactl dmidecode util-linux prometheus-node-exporter \
+            chromium linux-source-6.1 gcc libc6-dev make xz-utils
 MNT   ?= mnt
 
 .PHONY: run test bench setup deps venv clean

@@ -573,6 +573,10 @@ class Slub:
         cache.refcount = 0
         self.k.generation += 1
 
+    def slab_pfns(self):
+        """Head pfn of every slab (for views that draw memory)."""
+        return self._slab_of.keys()
+
     def slab_pages(self) -> dict[tuple[int, str], int]:
         """Pages held per (node, stat item): what the node counters must contain from us."""
         out: dict[tuple[int, str], int] = {}

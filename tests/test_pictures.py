@@ -1,0 +1,160 @@
+"""pictures/: SVG views checked as XML, against the state they draw, and in a real browser.
+
+The browser tests screenshot with headless Chromium (installed by ``make deps``) and read the
+PNG's pixels: the map must change colour exactly in the pageblocks a scripted fragmentation
+changed, and nowhere else.
+"""
+from __future__ import annotations
+
+import re
+import shutil
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from conftest import CONFIGS, ROOT, boot
+from browser import screenshot
+from procsim.machine import load
+from procsim.mm.page_types import PAGEBLOCK_NR_PAGES
+from procsim.session import Session
+from procsim.views import pictures as P
+
+SVG = "{http://www.w3.org/2000/svg}"
+DOCS = ROOT / "docs"
+
+# examples/fragmentation.sh in miniature, plus a cache whose slabs end up partial and empty.
+FRAGMENT = (["alloc_pages 0 tag=keep\nalloc_pages 0 tag=drop"] * 3000 + ["free_pages tag=drop"]
+            + ["kmem_cache_create demo 700"]
+            + ["kmem_cache_alloc demo count=20 tag=a\nkmem_cache_alloc demo count=12 tag=b"] * 40
+            + ["kmem_cache_free demo tag=b"])
+
+
+def session(config="seed-vm") -> Session:
+    return Session(load(CONFIGS / f"{config}.yaml"))
+
+
+def fragment(s: Session):
+    for r in s.execute_text("\n".join(FRAGMENT)):
+        assert not r.errno, r.text
+
+
+def texts(svg: bytes) -> list[str]:
+    return [t.text for t in ET.fromstring(svg).iter(f"{SVG}text")]
+
+
+def test_every_picture_is_listed_valid_svg_and_in_the_index():
+    s = session()
+    names = [p for p in s.paths() if p.startswith("pictures/")]
+    assert "pictures/map-node0-DMA32.svg" in names and "pictures/map-node0-DMA.svg" in names
+    index = s.render("pictures/index.html").decode()
+    for p in names:
+        if p.endswith(".svg"):
+            root = ET.fromstring(s.render(p))
+            assert root.tag == f"{SVG}svg"
+            assert f'src="{p.split("/")[1]}"' in index
+    assert 'http-equiv="refresh" content="1"' in index and "setInterval" in index
+
+
+def test_pictures_are_deterministic_and_follow_the_state():
+    a, b = session(), session()
+    for s in (a, b):
+        fragment(s)
+    for p in a.paths():
+        if p.startswith("pictures/"):
+            assert a.render(p) == b.render(p), p
+    assert a.render("pictures/map-node0-DMA32.svg") != session().render("pictures/map-node0-DMA32.svg")
+
+
+def test_map_cells_count_the_pages_the_buddy_and_pcp_lists_hold(seed_vm):
+    """Σ over cells of the free layer is NR_FREE_PAGES; the pcp layer is the pcp count (in 64ths)."""
+    z = seed_vm.nodes[0].zones[1]
+    cells = P.pageblock_cells(seed_vm, z)
+    assert len(cells) == (z.end_pfn - 1) // PAGEBLOCK_NR_PAGES - z.start_pfn // PAGEBLOCK_NR_PAGES + 1
+    unit = PAGEBLOCK_NR_PAGES // P.QUANT
+    free = sum(c[2][0] for c in cells) * unit
+    pcp = sum(c[2][1 + P.LAYERS.index(P.PCP)] for c in cells) * unit
+    assert abs(free - z.nr_free) <= len(cells) * unit // 2          # each cell rounds to 8 pages
+    assert abs(pcp - z.pcp_count()) <= len(cells) * unit // 2
+    assert [c[0] for c in cells] == list(z.pageblock_mt)
+
+
+def test_legend_names_what_the_readme_says():
+    readme = (ROOT / "README.md").read_text()
+    line = re.search(r"Legend: (.*?)\.\n", readme, re.S).group(1)
+    names = [n.strip() for n in line.replace("\n", " ").split(",")]
+    expanded = []
+    for n in names:
+        if "…" in n:                                # "free order 0 … free order 10"
+            lo, hi = (int(x) for x in re.findall(r"\d+", n))
+            expanded += [f"free order {o}" for o in range(lo, hi + 1)]
+        else:
+            expanded.append(n)
+    shown = texts(session().render("pictures/map-node0-DMA32.svg"))
+    assert sorted(expanded) == sorted(t for t in shown if t in expanded)
+    assert len(expanded) == len(P.map_legend())
+    for name in expanded:
+        assert name in shown, name
+
+
+def test_big_machine_map_stays_small(big):
+    """A 1 TiB zone of untouched memory: 131072 pageblocks, runs drawn as single rectangles."""
+    z = big.nodes[1].zones[2]
+    svg = P.render_map(big, 1, 2)
+    ET.fromstring(svg)
+    assert len(z.pageblock_mt) == 131072
+    assert len(svg) < 200_000
+
+
+# --- in the browser ----------------------------------------------------------------------------
+def _changed_cells(before, after):
+    return [i for i, (x, y) in enumerate(zip(before, after)) if x != y]
+
+
+def test_browser_map_changes_colour_where_the_state_changed(tmp_path):
+    s = session()
+    k = s.kernel
+    z = k.nodes[0].zones[1]
+    before_cells = P.pageblock_cells(k, z)
+    (tmp_path / "before.svg").write_bytes(s.render("pictures/map-node0-DMA32.svg"))
+    fragment(s)
+    after_cells = P.pageblock_cells(k, z)
+    svg = s.render("pictures/map-node0-DMA32.svg")
+    (tmp_path / "after.svg").write_bytes(svg)
+    size = (900, 420)
+    a = screenshot((tmp_path / "before.svg").as_uri(), tmp_path / "before.png", size)
+    b = screenshot((tmp_path / "after.svg").as_uri(), tmp_path / "after.png", size)
+    changed = set(_changed_cells(before_cells, after_cells))
+    assert changed, "the fragmentation changed no pageblock"
+    cols, c = P._grid(len(after_cells))
+    left, top = 92, 52                                   # render_map's origin
+
+    def cell_pixels(png, i):
+        r, col = divmod(i, cols)
+        return [png.pixel(left + col * c + dx, top + r * c + dy) for dx in (2, 6, 9) for dy in (4, 7, 10)]
+
+    for i in range(len(after_cells)):
+        same = cell_pixels(a, i) == cell_pixels(b, i)
+        assert same != (i in changed), f"pageblock {i}: changed={i in changed} but pixels same={same}"
+
+
+def test_browser_screenshots_are_not_blank_and_go_to_docs(tmp_path):
+    s = session()
+    fragment(s)
+    for name, size in (("map-node0-DMA32", (900, 380)), ("zones", (840, 470)), ("slabs", (840, 760)),
+                       ("nodes", (840, 130))):
+        svg = tmp_path / f"{name}.svg"
+        svg.write_bytes(s.render(f"pictures/{name}.svg"))
+        png = screenshot(svg.as_uri(), tmp_path / f"{name}.png", size)
+        assert png.width == size[0]
+        assert len(png.colours()) >= 8, name
+        assert png.non_white() > 0.05, name
+        shutil.copyfile(tmp_path / f"{name}.png", DOCS / f"{name}.png")   # the README shows these
+
+
+def test_browser_index_page_from_the_mount(mounted, tmp_path):
+    """index.html opened as a file straight from the FUSE mount shows every picture."""
+    mp = mounted("tiny")
+    png = screenshot((mp / "pictures" / "index.html").as_uri(), tmp_path / "index.png", (900, 1400))
+    assert png.non_white() > 0.2
+    # the zones picture's green NR_FREE_PAGES bar is somewhere on the page: it was loaded
+    assert any(abs(r - 0x2c) < 8 and abs(g - 0xa0) < 8 and abs(b_ - 0x2c) < 8 for r, g, b_ in png.colours())
