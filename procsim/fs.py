@@ -91,7 +91,10 @@ class ProcFS(Operations):
     def readdir(self, path, fh):
         if path not in self._dirs:
             raise FuseOSError(errno.ENOTDIR)
-        return [".", ".."] + self._dirs[path]
+        # With a type for each entry (d_type): tools such as slabinfo skip DT_UNKNOWN entries.
+        base = path.rstrip("/") + "/"
+        return [".", ".."] + [(n, {"st_mode": stat.S_IFDIR if base + n in self._dirs else stat.S_IFREG}, 0)
+                              for n in self._dirs[path]]
 
     def getxattr(self, path, name, position=0):
         if path == "/" and name == PID_XATTR:       # how `procsim umount` finds the daemon
