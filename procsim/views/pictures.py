@@ -53,7 +53,6 @@ USE_COLOURS = {
     RESERVED: "#111111",
 }
 LAYERS = tuple(USE_COLOURS)
-QUANT = 64                                    # a cell's body is drawn in 64ths of a pageblock
 
 
 def map_legend() -> list[tuple[str, str]]:
@@ -70,10 +69,10 @@ def _slab_pfns(k) -> set:
 
 
 def pageblock_cells(k, z) -> list[tuple]:
-    """One tuple per pageblock of z: (migratetype, largest free order or -1, layer heights).
+    """One tuple per pageblock of z: (migratetype, largest free order or -1, pages per layer).
 
-    Layer heights are in 64ths of the block, free first, then LAYERS; the reserved layer
-    takes what is left, so pages outside the zone's span read as reserved too.
+    Layers are free (buddy lists) first, then LAYERS; the reserved layer takes what is
+    left, so pages outside the zone's span read as reserved too.
     """
     n = len(z.pageblock_mt)
     base = z.start_pfn >> PAGEBLOCK_ORDER
@@ -108,27 +107,35 @@ def pageblock_cells(k, z) -> list[tuple]:
     empty = {}
     for b in range(n):
         d = used.get(b, empty)
-        layers = [round(free[b] * QUANT / PAGEBLOCK_NR_PAGES)]
-        layers += [round(d.get(name, 0) * QUANT / PAGEBLOCK_NR_PAGES) for name in LAYERS[:-1]]
-        layers.append(max(0, QUANT - sum(layers)))
+        layers = [free[b]] + [d.get(name, 0) for name in LAYERS[:-1]]
+        layers.append(PAGEBLOCK_NR_PAGES - sum(layers))
         cells.append((z.pageblock_mt[b], top[b], tuple(layers)))
     return cells
 
 
-def _grid(nblocks: int) -> tuple[int, int]:
-    """(columns, cell size): small zones big cells, 1 TiB zones 256 columns of 6 px."""
-    if nblocks <= 64:
-        return max(nblocks, 1), 24
-    if nblocks <= 4096:
-        return 64, 12
-    return 256, 6
+def cell_look(cell: tuple, body: int) -> tuple:
+    """What a cell shows: its layers in whole pixels of a body this tall (boundaries rounded,
+    so the heights sum to body), and the free shade only when the free layer is visible."""
+    mt, order, layers = cell
+    edges, acc = [0], 0
+    for n in layers:
+        acc += n
+        edges.append(round(acc * body / PAGEBLOCK_NR_PAGES))
+    heights = tuple(b - a for a, b in zip(edges, edges[1:]))
+    return mt, order if heights[0] else -1, heights
+
+
+def grid(nblocks: int) -> tuple[int, int, int]:
+    """(columns, cell size, band): small zones big cells, 1 TiB zones 256 columns of 6 px;
+    the top band (migratetype) is a quarter of the cell, the body the rest."""
+    cols, c = (max(nblocks, 1), 24) if nblocks <= 64 else (64, 12) if nblocks <= 4096 else (256, 6)
+    return cols, c, max(2, c // 4)
 
 
 def render_map(k, nid: int, zidx: int) -> bytes:
     z = k.nodes[nid].zones[zidx]
     cells = pageblock_cells(k, z)
-    cols, c = _grid(len(cells))
-    band = max(2, c // 4)
+    cols, c, band = grid(len(cells))
     body = c - band
     left, top = 92, 52
     rows = -(-len(cells) // cols)
@@ -146,16 +153,14 @@ def render_map(k, nid: int, zidx: int) -> bytes:
     for r, c0, length, mt in row_runs(mts, cols):
         out.append(rect(left + c0 * c, top + r * c, length * c, band, MIGRATETYPE_COLOURS[mt]))
     colours = (None,) + tuple(USE_COLOURS[name] for name in LAYERS)
-    for r, c0, length, (_mt, order, layers) in row_runs(cells, cols):
+    looks = [cell_look(cell, body) for cell in cells]
+    for r, c0, length, (_mt, order, heights) in row_runs(looks, cols):
         y = top + r * c + band
         x, w = left + c0 * c, length * c
-        for i, h in enumerate(layers):
-            if not h:
-                continue
-            hh = body * h / QUANT
-            colour = colours[i] if i else FREE_COLOURS[max(order, 0)]
-            out.append(rect(x, y, w, hh, colour))
-            y += hh
+        for i, h in enumerate(heights):
+            if h:
+                out.append(rect(x, y, w, h, colours[i] if i else FREE_COLOURS[order]))
+                y += h
     if c >= 12:                                  # cell borders, one pattern for the whole map
         out.insert(0, f'<defs><pattern id="cell" width="{c}" height="{c}" patternUnits="userSpaceOnUse">'
                       f'<rect width="{c}" height="{c}" fill="none" stroke="#ffffff" stroke-width="1"/>'
@@ -268,8 +273,8 @@ def _slab_caches_shown(k) -> list:
     frees and refills happen), SLAB_CACHES_SHOWN in all: [(cache, slab_cells)]."""
     caches = k.slab.caches if k.slab is not None else []
     cells = {s.name: slab_cells(k, s) for s in caches}
-    big = sorted(caches, key=lambda s: (-s.pages, s.name))[:SLAB_CACHES_SHOWN // 2]
-    partial = sorted((s for s in caches if s not in big),
+    big = [s for s in sorted(caches, key=lambda s: (-s.pages, s.name))[:SLAB_CACHES_SHOWN // 2] if s.nr_slabs]
+    partial = sorted((s for s in caches if s not in big and s.nr_slabs),
                      key=lambda s: (-sum(st != 4 for st, _ in cells[s.name]), -s.pages, s.name))
     return [(s, cells[s.name]) for s in big + partial[:SLAB_CACHES_SHOWN - len(big)]]
 
