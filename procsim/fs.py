@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from fuse import FUSE, FuseOSError, Operations
 
 from procsim.control import MAX_COMMANDS, MAX_LINE
+from procsim.mm.errors import MMError
 from procsim.session import CONTROL, Session
 
 MAX_REPLIES = 10000          # unread replies kept per control handle
@@ -105,7 +106,8 @@ class ProcFS(Operations):
         return [PID_XATTR] if path == "/" else []
 
     def truncate(self, path, length, fh=None):
-        if self._files.get(path) == CONTROL:        # `echo cmd > control` opens with O_TRUNC
+        name = self._files.get(path)
+        if name == CONTROL or self._writable(name):  # `echo cmd > control` opens with O_TRUNC
             return 0
         raise FuseOSError(errno.EACCES)
 
@@ -114,13 +116,17 @@ class ProcFS(Operations):
         name = self._files.get(path)
         if name is None:
             raise FuseOSError(errno.EISDIR if path in self._dirs else errno.ENOENT)
-        if fi.flags & os.O_ACCMODE != os.O_RDONLY and name != CONTROL:
+        if fi.flags & os.O_ACCMODE != os.O_RDONLY and name != CONTROL and not self._writable(name):
             raise FuseOSError(errno.EACCES)
         fi.direct_io = 1
         with self._hmutex:
             fi.fh = next(self._ids)
             self._handles[fi.fh] = Handle(name)
         return 0
+
+    def _writable(self, name) -> bool:
+        view = self.session.views.get(name)
+        return view is not None and view.write is not None
 
     def _handle(self, fi) -> Handle:
         h = self._handles.get(fi.fh)
@@ -153,7 +159,13 @@ class ProcFS(Operations):
     def write(self, path, data, offset, fi):
         h = self._handle(fi)
         if h.path != CONTROL:
-            raise FuseOSError(errno.EACCES)
+            if not self._writable(h.path):
+                raise FuseOSError(errno.EACCES)
+            try:                                    # tracefs knobs: the whole write is the value
+                self.session.write_view(h.path, bytes(data))
+            except MMError as e:
+                raise FuseOSError(e.errno)
+            return len(data)
         h.pending += data
         cut = h.pending.rfind(b"\n") + 1
         text = bytes(h.pending[:cut])

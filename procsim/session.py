@@ -72,6 +72,10 @@ class Session:
             hit = self._cache.get(path)
             if hit and hit[0] == key:
                 return hit[1]
+            view = self.views.get(path)
+            if view is not None and view.volatile:      # tracefs: never cached (trace_pipe consumes)
+                data = view.render(c.kernel)
+                return data if isinstance(data, bytes) else data.encode()
             if path == LOG:
                 data = c.render_log()
             elif path == ALLOCATIONS:
@@ -82,6 +86,11 @@ class Session:
                     data = data.encode()
             self._cache[path] = (key, data)
             return data
+
+    def write_view(self, path: str, data: bytes) -> None:
+        """A write to a writable view (tracefs knobs); MMError for a bad value, nothing changed."""
+        with self._mutex:
+            self.views[path].write(self.control.kernel, data)
 
     # --- commands ------------------------------------------------------------------------
     def execute(self, lines: list[str]) -> list[Reply]:

@@ -18,6 +18,7 @@ from .buddy import (Zone, Page, PerCpuPages, MIGRATE_MOVABLE, MIGRATE_HIGHATOMIC
                     PAGE_ALLOC_COSTLY_ORDER, PCP_BATCH_SCALE_MAX, pcp_allowed_order, order_to_pindex,
                     pindex_to_order, migratetype_is_mergeable)
 from .errors import MMError
+from .trace import Trace
 from .layout import (build, Layout, ZONE_DMA32, ZONE_NORMAL, ZONE_MOVABLE, MAX_NR_ZONES, PAGEBLOCK_ORDER,
                      PAGEBLOCK_NR_PAGES)
 
@@ -88,6 +89,9 @@ class Kernel:
         self.nodes = [PgData(n.id, [Zone(z, self.nr_cpu_ids) for z in n.zones], n.cpus)
                       for n in self.layout.nodes]
         self.zones = [z for n in self.nodes for z in n.zones]
+        self.trace = Trace(self)                   # kmem trace events, off until enabled
+        for z in self.zones:
+            z.trace = self.trace
         self.vm_events = dict.fromkeys(VM_EVENTS_DRIVEN, 0)
         self.generation = 0
         self.percpu_pages = 0
@@ -252,6 +256,9 @@ class Kernel:
                 node = self.cpu_node[cpu]
             plan = self._plans.get((node, gfp)) or self._plan(node, gfp)
             local = "numa_local" if plan.zone.node == self.cpu_node[cpu] else "numa_other"
+        tr = self.trace
+        if tr.active:
+            tr.cpu = cpu
         # Fast path, the case boot, count=K loops and SLUB refills hit millions of times:
         # the preferred zone is above its high watermark and this cpu's pcp list has a
         # block.  It decides exactly what _get_page_from_freelist would (first zone, high
@@ -285,6 +292,8 @@ class Kernel:
             page = self._get_page_from_freelist(zonelist, order, flags, mt, cpu) or \
                 self._get_page_from_freelist(zonelist, order, G.gfp_to_alloc_flags(gfp, order), mt, cpu)
             if page is None:
+                if tr.active:
+                    tr.emit("mm_page_alloc", cpu, -1, order, mt, gfp)
                 raise MMError(errno.ENOMEM, f"alloc_pages(order={order}, {G.format_gfp(gfp)}, node={plan.node}) "
                                             "failed: every zone of the zonelist is below its watermark")
             z = page.zone
@@ -293,6 +302,8 @@ class Kernel:
         if use:
             page.use = use
             self._account_use(page, +1)
+        if tr.active:
+            tr.emit("mm_page_alloc", cpu, page.pfn, order, mt, gfp)
         self.generation += 1
         return page
 
@@ -576,6 +587,10 @@ class Kernel:
             self._movable_used(z, pfn, order, -1)
         if page.use:
             self._account_use(page, -1)
+        tr = self.trace
+        if tr.active:
+            tr.cpu = page.cpu
+            tr.emit("mm_page_free", page.cpu, pfn, order)
         nr = 1 << order
         self.vm_events["pgfree"] += nr
         self.generation += 1
@@ -653,7 +668,10 @@ class Kernel:
                 pfn = lst.pop()
                 count -= n
                 pcp.count -= n
-                z.free_one_page(pfn, order, z.get_pageblock_migratetype(pfn))
+                mt = z.get_pageblock_migratetype(pfn)
+                if z.trace.active:
+                    z.trace.emit("mm_page_pcpu_drain", z.trace.cpu, pfn, order, mt)
+                z.free_one_page(pfn, order, mt)
 
     def drop_slab(self) -> int:
         """The slab half of vm.drop_caches: shrink every cache; returns the pages freed."""

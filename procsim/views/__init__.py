@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 # Modules that contribute files, in the order their files are listed at the mount point.
-MODULES = ("zoneinfo", "pagetypeinfo", "buddyinfo", "slabinfo", "meminfo", "vmstat", "hardware", "slab_sysfs", "pictures")
+MODULES = ("zoneinfo", "pagetypeinfo", "buddyinfo", "slabinfo", "meminfo", "vmstat", "hardware", "slab_sysfs", "tracefs", "pictures")
 
 
 @dataclass(frozen=True)
@@ -19,6 +19,8 @@ class View:
     mode: int                                   # permission bits, as the kernel's file has them
     render: Callable[[object], bytes]           # kernel -> content
     exact_size: bool = False                    # binary files (DMI) need st_size = len(content)
+    volatile: bool = False                      # content is not a function of the allocation state (tracefs)
+    write: Callable[[object, bytes], None] | None = None   # tracefs knobs: kernel, bytes written
 
 
 def files(machine=None) -> dict[str, View]:
