@@ -19,7 +19,9 @@ import re
 import struct
 from dataclasses import dataclass
 
-from .machine import GiB, MiB, KiB, Machine
+from .machine import MiB, KiB, Machine
+from .mm.layout import place_dimms
+from .mm.page_types import PAGE_SHIFT
 
 SMBIOS_MAJOR, SMBIOS_MINOR, SMBIOS_DOCREV = 3, 0, 0
 EP_LENGTH = 0x18                    # SMBIOS 3.0 64-bit entry point
@@ -220,24 +222,9 @@ def _memory_device(m: Machine, j: int, handle: int, array_handle: int) -> bytes:
 
 
 def mapped_ranges(m: Machine) -> list[tuple[int, int, int]]:
-    """(socket, start, end) byte ranges each memory controller decodes, as procsim's layout
-    places the DIMMs: node 0 from 0 up to the PCI hole and the rest above 4 GiB, further
-    nodes contiguously after it (procsim.mm.layout.build)."""
-    hole = m.reserved.pci_hole_start
-    out, cursor = [], 0
-    for sock in m.sockets:
-        size = m.node_memory(sock.id)
-        if not size:
-            continue
-        if sock.id == 0:
-            out.append((0, 0, min(size, hole)))
-            if size > hole:
-                out.append((0, 4 * GiB, 4 * GiB + size - hole))
-        else:
-            start = max(cursor, 4 * GiB)
-            out.append((sock.id, start, start + size))
-        cursor = out[-1][2]
-    return out
+    """(socket, start, end) byte ranges each memory controller decodes: the layout's DIMM
+    placement (procsim.mm.layout.place_dimms), never worked out again here."""
+    return [(nid, s << PAGE_SHIFT, e << PAGE_SHIFT) for nid, ranges in enumerate(place_dimms(m)) for s, e in ranges]
 
 
 def _mapped_address(start: int, end: int, handle: int, array_handle: int, width: int) -> bytes:

@@ -54,7 +54,7 @@ HOSTILE = [
     ("kmem_cache_create onlyname", E.EINVAL, "expected NAME SIZE"),
     ("kmem_cache_free alpha", E.EINVAL, "expected NAME ID"),
     ("drop_caches now", E.EINVAL, "expected no arguments"),
-    ("help me", E.EINVAL, "usage: drop_caches | reset | help"),
+    ("help me", E.EINVAL, "usage: drop_caches | drain_pages | reset | help"),
     ("reset 1", E.EINVAL, "expected no arguments"),
     ("alloc_pages 11", E.EINVAL, "0..10"),
     ("alloc_pages -1", E.EINVAL, "0..10"),

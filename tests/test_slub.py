@@ -48,6 +48,9 @@ class FakeKernel:
         self.machine = SimpleNamespace(distances=tuple(tuple(10 if i == j else 20 + i + j for j in range(n))
                                                        for i in range(n)))
         self.zones = [FakeZone(nid) for nid in range(n)]
+        # what Slub reads of the kernel's topology: the cpu -> node map and the zonelist node order
+        self.cpu_node = [nid for nid, nc in enumerate(cpus_per_node) for _ in range(nc)]
+        self.node_order = [sorted(range(n), key=lambda m: (self.machine.distances[i][m], m)) for i in range(n)]
         self.free = []                       # per node: list of sets of free head pfns per order
         for nid, np_ in enumerate(pages_per_node):
             lists = [set() for _ in range(self.MAX_ORDER + 1)]
@@ -61,18 +64,14 @@ class FakeKernel:
         self.calls = []
         self.slab = Slub(self)
 
-    def cpu_node(self, cpu):
-        return next(n.id for n in self.nodes if cpu in n.cpus)
-
     def nr_free(self, nid):
         return sum(len(s) << o for o, s in enumerate(self.free[nid]))
 
     def alloc_pages(self, order, gfp, node=None, cpu=None):
         self.calls.append((order, gfp, node, cpu))
         if node is None:
-            node = self.cpu_node(cpu or 0)
-        order_nodes = [node] if gfp & THISNODE else \
-            sorted(range(len(self.nodes)), key=lambda m: (self.machine.distances[node][m], m))
+            node = self.cpu_node[cpu or 0]
+        order_nodes = [node] if gfp & THISNODE else self.node_order[node]
         for nid in order_nodes:
             lists = self.free[nid]
             for o in range(order, self.MAX_ORDER + 1):

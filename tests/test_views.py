@@ -451,7 +451,7 @@ def test_seed_server_direct_map(seed_server):
 
 
 def test_direct_map_splits_unaligned_ranges():
-    from procsim.views.meminfo import direct_map
+    from procsim.mm.x86_init import direct_map
     M, G = 1 << 20, 1 << 30
     # usable 4K..636K, 1M..(1G + 5M + 12K): 1G frame not all RAM -> 2M up to 1G, then 2M body, 4k tail
     e820 = ((0, 4096, "reserved"), (4096, 0x9f000, "usable"), (M, G + 5 * M + 12 * 1024, "usable"))

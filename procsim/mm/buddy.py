@@ -12,6 +12,7 @@ from collections import deque
 
 from .layout import ZONE_NAMES, ZoneLayout
 from .trace import Trace
+from .vmstat import ZONE_STAT_ITEMS, NUMA_STAT_ITEMS
 from .page_types import PAGEBLOCK_ORDER, PAGEBLOCK_NR_PAGES, MAX_PAGE_ORDER, NR_PAGE_ORDERS  # noqa: F401
 
 MIGRATE_UNMOVABLE, MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE, MIGRATE_HIGHATOMIC, MIGRATE_ISOLATE = range(5)
@@ -25,10 +26,7 @@ NR_PCP_LISTS = NR_LOWORDER_PCP_LISTS + 2
 FALLBACKS = ((MIGRATE_RECLAIMABLE, MIGRATE_MOVABLE),     # Unmovable
              (MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE),   # Movable
              (MIGRATE_UNMOVABLE, MIGRATE_MOVABLE))       # Reclaimable
-ZONE_STAT_ITEMS = ("nr_zone_inactive_anon", "nr_zone_active_anon", "nr_zone_inactive_file",
-                   "nr_zone_active_file", "nr_zone_unevictable", "nr_zone_write_pending", "nr_mlock",
-                   "nr_zspages", "nr_free_cma")
-NUMA_STAT_ITEMS = ("numa_hit", "numa_miss", "numa_foreign", "numa_interleave", "numa_local", "numa_other")
+
 
 
 def pcp_allowed_order(order: int) -> bool:
@@ -72,13 +70,17 @@ class Page:
 class PerCpuPages:
     """struct per_cpu_pages: 14 lists (orders 0-3 x 3 types, THP movable/other)."""
     __slots__ = ("lists", "count", "high", "batch", "high_min", "high_max", "alloc_factor", "free_count",
-                 "prev_free_high_order")
+                 "prev_free_high_order", "expire", "stat_diff")
 
     def __init__(self):
         self.lists = [deque() for _ in range(NR_PCP_LISTS)]
         self.count = self.high = self.alloc_factor = self.free_count = 0
         self.batch, self.high_min, self.high_max = 1, 0, 0
         self.prev_free_high_order = False
+        self.expire = 0                          # vmstat intervals left before a remote pcp is drained
+        # This cpu moved pages between the zone's free lists and itself since the vmstat
+        # worker last looked: its per-cpu NR_FREE_PAGES diff is nonzero (need_update()).
+        self.stat_diff = False
 
 
 class Zone:
@@ -86,7 +88,7 @@ class Zone:
 
     trace = Trace()                              # the Kernel gives each zone its own (k.trace)
 
-    def __init__(self, lay: ZoneLayout, nr_cpus: int):
+    def __init__(self, lay: ZoneLayout, nr_cpus: int, stat_items=ZONE_STAT_ITEMS, numa_items=NUMA_STAT_ITEMS):
         self.node, self.idx, self.name = lay.node, lay.idx, ZONE_NAMES[lay.idx]
         self.start_pfn, self.end_pfn = lay.start_pfn, lay.end_pfn
         self.spanned, self.present, self.managed = lay.spanned, lay.present, lay.managed
@@ -96,10 +98,11 @@ class Zone:
         self._watermark = [0, 0, 0, 0]          # min low high promo, boost excluded
         self.boost = 0
         self.lowmem_reserve = [0] * 5
-        self.stat = dict.fromkeys(ZONE_STAT_ITEMS, 0)
-        self.numa = dict.fromkeys(NUMA_STAT_ITEMS, 0)
+        self.stat = dict.fromkeys(stat_items, 0)
+        self.numa = dict.fromkeys(numa_items, 0)
         self.stat_threshold = 0
         self.below_high = False                  # ZONE_BELOW_HIGH
+        self.boosted_wmark = False               # ZONE_BOOSTED_WATERMARK: wake kswapd on the next rmqueue
         self.nr_free = 0                         # NR_FREE_PAGES
         self.nr_free_highatomic = 0
         self.nr_reserved_highatomic = 0
@@ -327,7 +330,8 @@ class Zone:
             self.change_pageblock_range(pfn, current_order, start_type)
             self.account_freepages(self.expand(pfn, order, current_order, start_type), start_type)
             return pfn
-        self.boost_watermark(boost_factor)
+        if self.boost_watermark(boost_factor) and kswapd:
+            self.boosted_wmark = True
         start = pfn & ~(PAGEBLOCK_NR_PAGES - 1)
         if start < self.start_pfn or start + PAGEBLOCK_NR_PAGES > self.end_pfn:
             return -1                            # prep_move_freepages_block: block crosses the zone

@@ -122,25 +122,34 @@ def _alloc_top_down(ranges, taken, size, limit, align):
     return None
 
 
-def build(m: Machine) -> Layout:
+def place_dimms(m: Machine) -> list[tuple[Range, ...]]:
+    """Per socket, the pfn ranges its DIMMs are decoded at: node 0 from 0 up to the PCI hole
+    and the rest above 4 GiB, further nodes contiguously after it.  The one placement rule:
+    build() takes node RAM from it, procsim.smbios the type 19 mapped addresses."""
     hole = m.reserved.pci_hole_start >> PAGE_SHIFT
-    node_ram: list[tuple[Range, ...]] = []
+    placed: list[tuple[Range, ...]] = []
     cursor = 0
     for s in m.sockets:
         pages = m.node_memory(s.id) >> PAGE_SHIFT
         if pages == 0:
-            node_ram.append(())
+            placed.append(())
             continue
         if s.id == 0:
-            low = min(pages, hole)
-            ram = [(1, LOW_HOLE[0]), (LOW_HOLE[1], low)]
+            ranges = [(0, min(pages, hole))]
             if pages > hole:
-                ram.append((MAX_DMA32_PFN, MAX_DMA32_PFN + pages - hole))
+                ranges.append((MAX_DMA32_PFN, MAX_DMA32_PFN + pages - hole))
         else:
             start = max(cursor, MAX_DMA32_PFN)
-            ram = [(start, start + pages)]
-        node_ram.append(tuple(ram))
-        cursor = ram[-1][1]
+            ranges = [(start, start + pages)]
+        placed.append(tuple(ranges))
+        cursor = ranges[-1][1]
+    return placed
+
+
+def build(m: Machine) -> Layout:
+    placed = place_dimms(m)
+    # RAM the kernel sees: the DIMMs less pfn 0 (trim_bios_range) and the legacy hole
+    node_ram = [tuple(_subtract(r, [(0, 1), LOW_HOLE])) for r in placed]
 
     # memblock reservations, in setup_arch() order
     all_ram = tuple(r for rs in node_ram for r in rs)

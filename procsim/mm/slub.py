@@ -323,7 +323,8 @@ class Slub:
         if not self.slab_nodes:
             raise MMError(errno.ENOMEM, "no node has memory")
         self._cpu_node, self._node_cpu = self._topology()
-        self._mem_node = [self._nearest_mem_node(self._cpu_node[c]) for c in range(self.nr_cpu_ids)]
+        self._node_order = self._zonelist_node_order()
+        self._mem_node = [self._node_order[self._cpu_node[c]][0] for c in range(self.nr_cpu_ids)]
         # num_present_cpus(), or nr_cpu_ids when that is <= 1: all our CPUs are present.
         self.nr_cpus_for_order = self.nr_cpu_ids
         self._kmalloc = [[None] * (KMALLOC_SHIFT_HIGH + 1) for _ in _KMALLOC_TYPES]
@@ -335,26 +336,17 @@ class Slub:
 
     # --- topology -------------------------------------------------------------------------
     def _topology(self):
-        cpu_node = [0] * self.nr_cpu_ids
-        node_cpu = {}
-        for n in self.k.nodes:
-            cpus = tuple(getattr(n, "cpus", ()))
-            for c in cpus:
-                cpu_node[c] = n.id
-            if cpus:
-                node_cpu[n.id] = min(cpus)
-        return cpu_node, node_cpu
+        """The kernel's own CPU -> node map and each node's first CPU (never re-derived here)."""
+        k = self.k
+        return list(k.cpu_node), {n.id: n.cpus[0] for n in k.nodes if n.cpus}
 
-    def _distance(self, a: int, b: int) -> int:
-        d = getattr(self.k.machine, "distances", None)
-        return d[a][b] if d else (10 if a == b else 20)
-
-    def _nearest_mem_node(self, nid: int) -> int:
-        """numa_mem_id(): a memoryless node allocates from the nearest node with memory."""
-        return min(self.slab_nodes, key=lambda m: (self._distance(nid, m), m))
-
-    def _zonelist_nodes(self, nid: int) -> list[int]:
-        return sorted(self.slab_nodes, key=lambda m: (self._distance(nid, m), m))
+    def _zonelist_node_order(self) -> list[list[int]]:
+        """Per node, the nodes with slab memory in the order the kernel's fallback zonelist
+        visits them (``k.node_order``, built once by build_zonelists()): the order
+        get_any_partial() walks, and whose head is local_memory_node(), the numa_mem_id()
+        of a memoryless node's cpus.  SLUB reads it; it never sorts distances itself."""
+        mem = set(self.slab_nodes)
+        return [[n for n in order if n in mem] for order in self.k.node_order]
 
     def _pick_cpu(self, node, cpu) -> int:
         """The allocating CPU: as given, else the first CPU of the asked-for node, else 0."""
@@ -746,7 +738,7 @@ class Slub:
     def _any_partial_node(self, s: KmemCache, search: int) -> KmemCacheNode | None:
         """get_any_partial(): other nodes in zonelist order, only where the partial list is
         longer than min_partial (remote_node_defrag_ratio is taken as always passing)."""
-        for nid in self._zonelist_nodes(search):
+        for nid in self._node_order[search]:
             n = s.node[nid]
             if nid != search and n is not None and len(n.partial) > s.min_partial:
                 return n

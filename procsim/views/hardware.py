@@ -17,7 +17,6 @@ from functools import lru_cache
 
 from .. import smbios
 from ..machine import MAX_CPUS, Machine
-from ..mm.layout import ZONE_NORMAL
 from . import View
 
 NODE = "sys/devices/system/node"
@@ -173,21 +172,8 @@ def _all_cpus(k) -> bytes:
 # --------------------------------------------------------------------------------------------
 # NUMA nodes
 
-def _node_states(k) -> dict[str, list[int]]:
-    """node_states[]: which nodes are possible/online/have memory/normal memory/cpus."""
-    nodes = k.nodes
-    ids = [n.id for n in nodes]
-    return {
-        "possible": ids, "online": ids,
-        "has_normal_memory": [n.id for n in nodes if any(z.populated for z in n.zones[:ZONE_NORMAL + 1])],
-        "has_memory": [n.id for n in nodes if any(z.populated for z in n.zones)],
-        "has_cpu": [n.id for n in nodes if n.cpus],
-        "has_generic_initiator": [],
-    }
-
-
 def _state_file(name: str) -> View:
-    return View(0o444, lambda k: f"{cpulist(_node_states(k)[name])}\n".encode())
+    return View(0o444, lambda k: f"{cpulist(k.node_states[name])}\n".encode())
 
 
 def _kb(pages: int) -> int:

@@ -1,106 +1,18 @@
 """/proc/meminfo as fs/proc/meminfo.c prints it in 6.18, with the lines the reference host shows.
 
-MemTotal is Σ managed, MemFree Σ NR_FREE_PAGES (pages on pcp lists are not free),
-MemAvailable is si_mem_available().  Lines nothing in the model drives (swap, zswap,
-hugetlb, ...) are 0.  The DirectMap lines follow from the e820 RAM ranges the way
-init_mem_mapping() maps them.
+MemTotal is Σ managed, MemFree Σ NR_FREE_PAGES (pages on pcp lists are not free).
+Lines nothing in the model drives (swap, zswap, hugetlb, ...) are 0.  The derived
+figures are the core's (MemAvailable: k.si_mem_available(), CommitLimit, DirectMap*:
+k.direct_map); this file only prints.
 """
 from __future__ import annotations
 
-from ..machine import PAGE_SIZE
+from ..mm.page_types import PAGE_SIZE
 from . import View
 
 KB = PAGE_SIZE // 1024
-OVERCOMMIT_RATIO = 50                       # vm.overcommit_ratio default
 VMALLOC_TOTAL_KB = ((32 << 40) - 1) >> 10   # VMALLOC_SIZE_TB 32 (4-level paging), VMALLOC_END inclusive
-HPAGE_PMD_NR = 512
 HPAGE_SIZE_KB = 2048
-ISA_END = 1 << 20
-PMD_SIZE, PUD_SIZE = 2 << 20, 1 << 30
-
-
-def si_mem_available(k, free: int, file_lru: int, sreclaimable: int) -> int:
-    """mm/show_mem.c si_mem_available(): free minus reserves, plus what reclaim could free."""
-    wmark_low = sum(z.wmark_low for z in k.zones)
-    available = free - k.totalreserve_pages
-    available += file_lru - min(file_lru // 2, wmark_low)
-    reclaimable = sreclaimable + k.node_stat_total("nr_kernel_misc_reclaimable")
-    available += reclaimable - min(reclaimable // 2, wmark_low)
-    return max(available, 0)
-
-
-def _ram_ranges(e820) -> list[tuple[int, int]]:
-    """memblock.memory: the usable e820 ranges, adjacent ones merged (memblock_add merges)."""
-    out: list[list[int]] = []
-    for s, e, kind in sorted(e820):
-        if kind != "usable":
-            continue
-        if out and out[-1][1] == s:
-            out[-1][1] = e
-        else:
-            out.append([s, e])
-    return [(s, e) for s, e in out]
-
-
-def _up(x, a): return -(-x // a) * a
-def _down(x, a): return x // a * a
-
-
-def _split_mem_range(start: int, end: int):
-    """arch/x86/mm/init.c split_mem_range() for 64-bit: 4k head up to 2M alignment, 2M up to 1G
-    alignment, 1G body, 2M and 4k tails.  Yields (start, end, page size)."""
-    pos = start
-    e = min(_up(pos, PMD_SIZE), end)
-    if pos < e:
-        yield pos, e, 4096
-        pos = e
-    s, e = _up(pos, PMD_SIZE), min(_up(pos, PUD_SIZE), _down(end, PMD_SIZE))
-    if s < e:
-        yield s, e, PMD_SIZE
-        pos = e
-    s, e = _up(pos, PUD_SIZE), _down(end, PUD_SIZE)
-    if s < e:
-        yield s, e, PUD_SIZE
-        pos = e
-    s, e = _up(pos, PMD_SIZE), _down(end, PMD_SIZE)
-    if s < e:
-        yield s, e, PMD_SIZE
-        pos = e
-    if pos < end:
-        yield pos, end, 4096
-
-
-def direct_map(e820) -> dict[int, int]:
-    """Bytes of the direct map per page size.  The first MiB is mapped with 4k pages as a
-    whole (init_memory_mapping(0, ISA_END_ADDRESS)); then each RAM range is split, and a
-    piece whose enclosing 2M or 1G frame is all RAM is mapped with the larger page
-    (adjust_range_page_size_mask()); a larger page is counted once however many pieces
-    fall in it.  GB pages are assumed (X86_FEATURE_GBPAGES)."""
-    ram = _ram_ranges(e820)
-
-    def is_memory(s, e):
-        return any(rs <= s and e <= re for rs, re in ram)
-
-    sizes = {4096: 0, PMD_SIZE: 0, PUD_SIZE: 0}
-    big: set[tuple[int, int]] = set()              # (page size, frame start) already mapped
-    pieces = [(0, ISA_END, 4096)] if ram else []
-    for s, e in ram:
-        s = max(s, ISA_END)
-        if s < e:
-            pieces.extend(_split_mem_range(s, e))
-    for s, e, size in pieces:
-        if size < PUD_SIZE and s >= ISA_END and is_memory(_down(s, PUD_SIZE), _up(e, PUD_SIZE)):
-            size = PUD_SIZE
-        elif size < PMD_SIZE and s >= ISA_END and is_memory(_down(s, PMD_SIZE), _up(e, PMD_SIZE)):
-            size = PMD_SIZE
-        if size == 4096:
-            sizes[4096] += e - s
-            continue
-        for frame in range(_down(s, size), e, size):
-            if (size, frame) not in big:
-                big.add((size, frame))
-                sizes[size] += size
-    return sizes
 
 
 def _lines(k) -> list[tuple[str, int]]:
@@ -112,13 +24,8 @@ def _lines(k) -> list[tuple[str, int]]:
     sreclaimable, sunreclaim = st("nr_slab_reclaimable"), st("nr_slab_unreclaimable")
     buffers = swapcached = 0                      # no block devices, no swap
     cached = max(st("nr_file_pages") - swapcached - buffers, 0)
-    totalram = k.managed_pages
-    hugetlb_pages = 0
-    commit_limit = (totalram - hugetlb_pages) * OVERCOMMIT_RATIO // 100
-    committed = st("nr_anon_pages") + st("nr_shmem")   # what vm_committed_as charges that we model
     pages = [
-        ("MemTotal", totalram), ("MemFree", free),
-        ("MemAvailable", si_mem_available(k, free, active_file + inactive_file, sreclaimable)),
+        ("MemTotal", k.managed_pages), ("MemFree", free), ("MemAvailable", k.si_mem_available()),
         ("Buffers", buffers), ("Cached", cached), ("SwapCached", swapcached),
         ("Active", active_anon + active_file), ("Inactive", inactive_anon + inactive_file),
         ("Active(anon)", active_anon), ("Inactive(anon)", inactive_anon),
@@ -135,7 +42,7 @@ def _lines(k) -> list[tuple[str, int]]:
     pages = [
         ("PageTables", st("nr_page_table_pages")), ("SecPageTables", st("nr_sec_page_table_pages")),
         ("NFS_Unstable", 0), ("Bounce", 0), ("WritebackTmp", 0),
-        ("CommitLimit", commit_limit), ("Committed_AS", committed),
+        ("CommitLimit", k.vm_commit_limit()), ("Committed_AS", k.vm_committed_as()),
     ]
     out += [(label, v * KB) for label, v in pages]
     out.append(("VmallocTotal", VMALLOC_TOTAL_KB))
@@ -153,10 +60,7 @@ def render(k) -> bytes:
     out = [f"{label + ':':<16}{kb:8d} kB\n" for label, kb in _lines(k)]
     out.append("HugePages_Total:   %5d\nHugePages_Free:    %5d\nHugePages_Rsvd:    %5d\nHugePages_Surp:    %5d\n"
                "Hugepagesize:   %8d kB\nHugetlb:        %8d kB\n" % (0, 0, 0, 0, HPAGE_SIZE_KB, 0))
-    dm = direct_map(k.layout.e820)
-    out.append(f"DirectMap4k:    {dm[4096] >> 10:8d} kB\n"
-               f"DirectMap2M:    {dm[PMD_SIZE] >> 10:8d} kB\n"
-               f"DirectMap1G:    {dm[PUD_SIZE] >> 10:8d} kB\n")
+    out.extend(f"DirectMap{label}:    {size >> 10:8d} kB\n" for label, size in zip(("4k", "2M", "1G"), k.direct_map.values()))
     return "".join(out).encode()
 
 

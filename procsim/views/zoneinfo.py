@@ -6,23 +6,17 @@ memoryless node shows five bare zones.
 """
 from __future__ import annotations
 
-from ..mm.buddy import ZONE_STAT_ITEMS, NUMA_STAT_ITEMS
-from ..mm.kernel import NODE_STAT_ITEMS
+from ..mm.vmstat import THP_ITEMS
 from ..mm.layout import PAGEBLOCK_NR_PAGES
 from . import View
 
 HPAGE_PMD_NR = PAGEBLOCK_NR_PAGES          # 512: pageblock_order == HPAGE_PMD_ORDER on x86-64
-# vmstat_item_print_in_thp(): stored in pages, printed in huge pages
-THP_ITEMS = frozenset(("nr_anon_transparent_hugepages", "nr_shmem_hugepages", "nr_shmem_pmdmapped",
-                       "nr_file_hugepages", "nr_file_pmdmapped"))
-MAX_RECLAIM_RETRIES = 16
 
 
 def node_stat_lines(stat: dict) -> list[str]:
-    """The ``per-node stats`` lines (also what vmstat's node block is made of)."""
+    """The ``per-node stats`` lines, in the order the profile's node_stat_items made the dict."""
     out = []
-    for item in NODE_STAT_ITEMS:
-        v = stat[item]
+    for item, v in stat.items():
         if item in THP_ITEMS:
             v //= HPAGE_PMD_NR
         out.append(f"      {item:<12} {v}")
@@ -50,8 +44,8 @@ def _zone(z, node, first_populated: bool, out: list[str]):
     out.append(f"      {'nr_free_pages':<12} {z.nr_free}")
     out.append(f"      {'nr_free_pages_blocks':<12} {z.nr_free_blocks}")
     stat, numa = z.stat, z.numa
-    out.extend(f"      {item:<12} {stat[item]}" for item in ZONE_STAT_ITEMS)
-    out.extend(f"      {item:<12} {numa[item]}" for item in NUMA_STAT_ITEMS)
+    out.extend(f"      {item:<12} {v}" for item, v in stat.items())
+    out.extend(f"      {item:<12} {v}" for item, v in numa.items())
     out.append("  pagesets")
     threshold = z.stat_threshold
     for cpu, p in enumerate(z.pcp):
@@ -62,8 +56,7 @@ def _zone(z, node, first_populated: bool, out: list[str]):
                    f"              high_min: {p.high_min}\n"
                    f"              high_max: {p.high_max}\n"
                    f"  vm stats threshold: {threshold}")
-    unreclaimable = int(getattr(node, "kswapd_failures", 0) >= MAX_RECLAIM_RETRIES)
-    out.append(f"  node_unreclaimable:  {unreclaimable}\n"
+    out.append(f"  node_unreclaimable:  {int(node.unreclaimable)}\n"
                f"  start_pfn:           {z.start_pfn}")
 
 

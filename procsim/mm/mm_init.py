@@ -1,0 +1,171 @@
+"""Boot-time setup of the page allocator (mm/mm_init.c and the init half of mm/page_alloc.c).
+
+build_zonelists() / find_next_best_node(), init_per_zone_wmark_min() and
+setup_per_zone_wmarks(), setup_per_zone_lowmem_reserve(), calculate_totalreserve_pages(),
+zone_set_pageset_high_and_batch(), refresh_zone_stat_thresholds(), and the ``boot:``
+workload that makes the files look like a machine that has been running.
+"""
+from __future__ import annotations
+
+from math import isqrt
+
+from .page_types import PAGE_SIZE
+from .buddy import Zone, MIGRATE_PCPTYPES
+from .layout import ZONE_NORMAL, ZONE_MOVABLE, MAX_NR_ZONES, PAGEBLOCK_NR_PAGES
+from .page_alloc import USE_GFP, _Plan
+from .x86_init import direct_map
+
+
+class MmInit:
+    """Kernel mixin: zonelists, watermarks, reserves, pageset sizes, boot workload."""
+
+    # ---- zonelists: build_zonelists(), find_next_best_node() ------------------------------
+    def _build_zonelists(self):
+        dist = self.machine.distances
+        mem_nodes = [n.id for n in self.nodes if n.has_memory]
+        self.node_order = []
+        for local in range(len(self.nodes)):
+            used, order, load, prev = {local}, [local], [0] * len(self.nodes), local
+            while True:
+                best, best_val = -1, None
+                for n in mem_nodes:
+                    if n in used:
+                        continue
+                    val = dist[local][n] + (n < local)
+                    if self.nodes[n].cpus:
+                        val += 1                  # PENALTY_FOR_NODE_WITH_CPUS
+                    val = val * 1024 + load[n]
+                    if best_val is None or val < best_val:
+                        best, best_val = n, val
+                if best < 0:
+                    break
+                used.add(best)
+                if dist[local][best] != dist[local][prev]:
+                    load[best] += 1
+                order.append(best)
+                prev = best
+            self.node_order.append(order)
+        self.zonelists = [[z for n in order for z in reversed(self.nodes[n].zones) if z.managed]
+                          for order in self.node_order]
+        self._plans: dict[tuple[int, int], _Plan] = {}
+        self._plans0: dict[int, _Plan] = {}       # gfp -> plan, for calls that name no node or cpu
+        self.zonelists_thisnode = [[z for z in reversed(self.nodes[n].zones) if z.managed]
+                                   for n in range(len(self.nodes))]
+
+    # ---- watermarks, reserves, pagesets -----------------------------------------------------
+    def nr_free_buffer_pages(self) -> int:
+        """Σ max(0, managed - high) over the GFP_USER zonelist of node 0's CPU 0."""
+        node = self.cpu_node[0]
+        return sum(max(0, z.managed - z.wmark_high) for z in self.zonelists[node] if z.idx <= ZONE_NORMAL)
+
+    def _init_watermarks(self):
+        t = self.machine.tunables
+        self.watermark_scale_factor = t.watermark_scale_factor
+        self.watermark_boost_factor = t.watermark_boost_factor
+        self.lowmem_reserve_ratio = list(t.lowmem_reserve_ratio)
+        self.percpu_pagelist_high_fraction = t.percpu_pagelist_high_fraction
+        self.user_min_free_kbytes = -1
+        # init_per_zone_wmark_min (postcore_initcall)
+        self.min_free_kbytes = min(max(isqrt(self.nr_free_buffer_pages() * 4 * 16), 128),
+                                   self.profile.min_free_kbytes_max)
+        self.setup_per_zone_wmarks()
+        for z in self.zones:
+            if z.populated:                      # refresh_zone_stat_thresholds
+                mem = z.managed >> 15
+                z.stat_threshold = min(self.profile.stat_threshold_max, 2 * _fls(self.nr_cpu_ids) * (1 + _fls(mem)))
+        self.setup_per_zone_lowmem_reserve()
+        # hugepage_init -> set_recommended_min_free_kbytes (subsys_initcall)
+        if t.transparent_hugepage:
+            nr_zones = sum(1 for z in self.zones if z.populated and z.idx <= ZONE_NORMAL)
+            rec = PAGEBLOCK_NR_PAGES * nr_zones * 2 + PAGEBLOCK_NR_PAGES * nr_zones * MIGRATE_PCPTYPES ** 2
+            rec = min(rec, self.nr_free_buffer_pages() // 20) * 4
+            if rec > self.min_free_kbytes:
+                self.min_free_kbytes = rec
+            self.setup_per_zone_wmarks()
+        if t.min_free_kbytes is not None:         # sysctl vm.min_free_kbytes after boot
+            self.min_free_kbytes = self.user_min_free_kbytes = t.min_free_kbytes
+            self.setup_per_zone_wmarks()
+
+    def setup_per_zone_wmarks(self):
+        pages_min = self.min_free_kbytes // 4
+        lowmem = sum(z.managed for z in self.zones if z.idx != ZONE_MOVABLE)
+        for z in self.zones:
+            tmp = pages_min * z.managed // lowmem
+            if z.idx == ZONE_MOVABLE:
+                wmin = min(max(z.managed // 1024, 32), 128)
+            else:
+                wmin = tmp
+            step = max(tmp >> 2, z.managed * self.watermark_scale_factor // 10000)
+            z.boost = 0
+            z._watermark = [wmin, wmin + step, wmin + 2 * step, wmin + 3 * step]
+        for z in self.zones:
+            self.zone_pcp_update(z)
+        self.calculate_totalreserve_pages()
+
+    def setup_per_zone_lowmem_reserve(self):
+        for node in self.nodes:
+            for i in range(MAX_NR_ZONES - 1):
+                z = node.zones[i]
+                ratio = self.lowmem_reserve_ratio[i]
+                clear = not ratio or not z.managed
+                managed = 0
+                for j in range(i + 1, MAX_NR_ZONES):
+                    managed += node.zones[j].managed
+                    z.lowmem_reserve[j] = 0 if clear else managed // ratio
+        self.calculate_totalreserve_pages()
+
+    def calculate_totalreserve_pages(self):
+        self.totalreserve_pages = sum(min(z.managed, max(z.lowmem_reserve) + z.wmark_high) for z in self.zones)
+
+    def zone_pcp_update(self, z: Zone):
+        """zone_set_pageset_high_and_batch(): batch from managed, high_min/max from low wmark."""
+        batch = min(z.managed >> 10, (1 << 20) // PAGE_SIZE) // 4
+        batch = max(batch, 1)
+        batch = max(1, (1 << ((batch + batch // 2).bit_length() - 1)) - 1)
+        ncpus = len(self.nodes[z.node].cpus) or self.nr_cpu_ids
+        if self.percpu_pagelist_high_fraction:
+            high_min = high_max = max(z.managed // self.percpu_pagelist_high_fraction // ncpus, batch << 2)
+        else:
+            high_min = max(z.wmark_low // ncpus, batch << 2)
+            high_max = max(z.managed // 8 // ncpus, batch << 2)
+        for pcp in z.pcp:
+            pcp.batch, pcp.high_min, pcp.high_max = batch, high_min, high_max
+
+
+    def _init_node_states(self):
+        """node_states[] (N_POSSIBLE, N_ONLINE, N_NORMAL_MEMORY, N_MEMORY, N_CPU,
+        N_GENERIC_INITIATOR) by the names sysfs gives them, as node lists."""
+        nodes = self.nodes
+        ids = [n.id for n in nodes]
+        self.node_states = {
+            "possible": ids, "online": ids,
+            "has_normal_memory": [n.id for n in nodes if any(z.populated for z in n.zones[:ZONE_NORMAL + 1])],
+            "has_memory": [n.id for n in nodes if any(z.populated for z in n.zones)],
+            "has_cpu": [n.id for n in nodes if n.cpus],
+            "has_generic_initiator": [],
+        }
+        # NR_MEMMAP_BOOT_PAGES: the struct page arrays memblock reserved at boot
+        self.nr_memmap_boot_pages = sum(r.end - r.start for r in self.layout.reservations
+                                        if r.what.startswith("memmap"))
+        self.direct_map = direct_map(self.layout.e820)   # {4k, 2M, 1G: bytes}, init_mem_mapping()
+
+    # ---- boot workload --------------------------------------------------------------------
+    def _boot_pages(self):
+        """boot.pages: kernel stacks, page tables, page cache, anon... in YAML order, split over
+        the nodes with memory in proportion to their size when no node is named."""
+        mem_nodes = [n for n in self.nodes if n.has_memory]
+        total = sum(n.managed for n in mem_nodes)
+        for bp in self.machine.boot.pages:
+            pages = -(-bp.size // PAGE_SIZE)
+            targets = [(self.nodes[bp.node], pages)] if bp.node is not None else \
+                [(n, pages * n.managed // total) for n in mem_nodes]
+            gfp = USE_GFP[bp.use]
+            # stacks are 16 KiB; gigabytes of page cache or anon come as large folios (128 KiB)
+            order = 2 if bp.use == "kernel_stack" else (5 if bp.use in ("pagecache", "anon") and pages >= 1 << 16 else 0)
+            for node, n in targets:
+                self.alloc_pages_bulk(order, gfp, n >> order, node=node.id, use=bp.use)
+
+
+
+def _fls(x: int) -> int:
+    return x.bit_length()

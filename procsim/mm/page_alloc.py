@@ -1,0 +1,638 @@
+"""The page allocator proper (mm/page_alloc.c): alloc and free, per-cpu lists, rmqueue,
+the watermark checks and the slow path.
+
+The hot paths are written for few Python steps (see docs/DESIGN.md "fast paths");
+``benchmarks/determinism.py --check`` proves each such change leaves every pfn as it was.
+"""
+from __future__ import annotations
+
+import errno
+
+from .page_types import PAGE_SIZE
+from . import gfp as G
+from .buddy import (Zone, Page, PerCpuPages, MIGRATE_MOVABLE, MIGRATE_HIGHATOMIC, MIGRATE_ISOLATE, MIGRATE_PCPTYPES,
+                    MAX_PAGE_ORDER, NR_PAGE_ORDERS, NR_PCP_LISTS,
+                    PAGE_ALLOC_COSTLY_ORDER, PCP_BATCH_SCALE_MAX, pcp_allowed_order, order_to_pindex,
+                    pindex_to_order, migratetype_is_mergeable)
+from .errors import MMError
+from .layout import ZONE_DMA32, ZONE_NORMAL, ZONE_MOVABLE, PAGEBLOCK_ORDER, PAGEBLOCK_NR_PAGES
+
+# What a page allocation is for: node counters it feeds (per page; the stack counter is in kB),
+# and the zone LRU counter, so meminfo/zoneinfo follow what the workload allocated.
+PAGE_USES = {
+    "anon": (("nr_anon_pages", "nr_inactive_anon"), "nr_zone_inactive_anon", 1),
+    "pagecache": (("nr_file_pages", "nr_inactive_file"), "nr_zone_inactive_file", 1),
+    "kernel_stack": (("nr_kernel_stack",), None, PAGE_SIZE // 1024),
+    "page_tables": (("nr_page_table_pages",), None, 1),
+    "percpu": ((), None, 1),
+    "vmalloc": ((), None, 1),
+}
+USE_GFP = {"anon": G.GFP_HIGHUSER_MOVABLE, "pagecache": G.GFP_HIGHUSER_MOVABLE, "kernel_stack": G.GFP_KERNEL,
+           "page_tables": G.GFP_KERNEL_ACCOUNT, "percpu": G.GFP_KERNEL, "vmalloc": G.GFP_KERNEL}
+
+class _Plan:
+    """A (node, gfp) request worked out once: the zonelist and what the fast path reads."""
+    __slots__ = ("node", "zonelist", "mt", "flags", "zone", "pgalloc", "local0")
+
+    def __init__(self, node: int, zonelist: list[Zone], mt: int, flags: int, cpu0_node: int):
+        self.node, self.zonelist, self.mt, self.flags = node, zonelist, mt, flags
+        self.zone = zonelist[0]                   # the preferred zone
+        self.pgalloc = _PGALLOC[self.zone.idx]
+        self.local0 = "numa_local" if self.zone.node == cpu0_node else "numa_other"   # for cpu 0
+
+
+
+class PageAlloc:
+    """Kernel mixin: the allocator's entry points and everything under them."""
+
+    def default_cpu(self, node: int | None) -> int:
+        if node is None:
+            return 0
+        cpus = self.nodes[node].cpus
+        return cpus[0] if cpus else 0
+
+    def _check_args(self, order, node, cpu):
+        if not isinstance(order, int) or not 0 <= order <= MAX_PAGE_ORDER:
+            raise MMError(errno.EINVAL, f"order {order} out of range 0..{MAX_PAGE_ORDER}")
+        if node is not None and not 0 <= node < len(self.nodes):
+            raise MMError(errno.EINVAL, f"node {node} does not exist (nodes 0..{len(self.nodes) - 1})")
+        if cpu is not None and not 0 <= cpu < self.nr_cpu_ids:
+            raise MMError(errno.EINVAL, f"cpu {cpu} does not exist (cpus 0..{self.nr_cpu_ids - 1})")
+
+    def alloc_pages(self, order: int, gfp: int = G.GFP_KERNEL, node: int | None = None,
+                    cpu: int | None = None, use: str | None = None) -> Page:
+        """__alloc_pages(): fast path at the low watermark, then the slow path at min.
+
+        There is no reclaim or compaction: when even the slow path fails the request fails
+        with ENOMEM and nothing has changed.
+        """
+        if node is None and cpu is None and use is None and order.__class__ is int and 0 <= order <= MAX_PAGE_ORDER:
+            cpu = 0                                # the common call: cpu 0, its own node, no use
+            plan = self._plans0.get(gfp) or self._plan(self.cpu_node[0], gfp, cpu0=True)
+            local = plan.local0
+        else:
+            self._check_args(order, node, cpu)
+            if use is not None and use not in PAGE_USES:
+                raise MMError(errno.EINVAL, f"unknown page use {use!r} (one of {', '.join(PAGE_USES)})")
+            if cpu is None:
+                cpu = self.default_cpu(node) if node is not None else 0
+            if node is None:
+                node = self.cpu_node[cpu]
+            plan = self._plans.get((node, gfp)) or self._plan(node, gfp)
+            local = "numa_local" if plan.zone.node == self.cpu_node[cpu] else "numa_other"
+        tr = self.trace
+        if tr.active:
+            tr.cpu = cpu
+        # Fast path, the case boot, count=K loops and SLUB refills hit millions of times:
+        # the preferred zone is above its high watermark and this cpu's pcp list has a
+        # block.  It decides exactly what _get_page_from_freelist would (first zone, high
+        # mark, pcp head) without its loop; anything else goes there, nothing changed yet.
+        z, mt = plan.zone, plan.mt
+        page = None
+        pindex = _PCP_LIST[order][mt]
+        if pindex >= 0 and not z.below_high:
+            pcp = z.pcp[cpu]
+            lst = pcp.lists[pindex]
+            if lst and self._watermark_fast(z, order, z._watermark[2] + z.boost, z.idx, plan.flags):
+                nr = 1 << order
+                pcp.free_count >>= 1
+                pcp.count -= nr
+                pfn = lst.popleft()
+                # _prep_new_page() for the preferred zone, spelled out: no numa_miss, no HighAtomic
+                self.vm_events[plan.pgalloc] += nr
+                numa = z.numa
+                numa["numa_hit"] += 1
+                numa[local] += 1
+                page = Page()
+                page.pfn = pfn; page.order = order; page.zone = z; page.migratetype = mt
+                page.cpu = cpu; page.use = None
+                z.allocated[pfn] = page
+                if mt == MIGRATE_MOVABLE:
+                    self._movable_used(z, pfn, order, +1)
+        if page is None:
+            page = self._get_page_from_freelist(plan.zonelist, order, plan.flags, mt, cpu) or \
+                self._alloc_pages_slowpath(gfp, order, plan, cpu)
+            if page is None:
+                if tr.active:
+                    tr.emit("mm_page_alloc", cpu, -1, order, mt, gfp)
+                raise MMError(errno.ENOMEM, f"alloc_pages(order={order}, {G.format_gfp(gfp)}, node={plan.node}) "
+                                            "failed: every zone of the zonelist is below its watermark")
+        if use:
+            page.use = use
+            self._account_use(page, +1)
+        if tr.active:
+            tr.emit("mm_page_alloc", cpu, page.pfn, order, mt, gfp)
+        self.generation += 1
+        return page
+
+    def alloc_pages_bulk(self, order: int, gfp: int, nr: int, node: int | None = None,
+                         cpu: int | None = None, use: str | None = None) -> list[Page]:
+        """alloc_pages_bulk(): nr blocks of one kind in one call, all or nothing (ENOMEM frees
+        what was taken).  The per-request work is done once, which is what makes booting a
+        machine with gigabytes of page cache quick."""
+        if nr <= 0:
+            return []
+        first = self.alloc_pages(order, gfp, node, cpu, use)
+        cpu, node = first.cpu, first.zone.node if node is None else node
+        plan = self._plans.get((node, gfp)) or self._plan(node, gfp)
+        zonelist, mt, flags = plan.zonelist, plan.mt, plan.flags
+        pages = [first]
+        get, slowpath = self._get_page_from_freelist, self._alloc_pages_slowpath
+        for _ in range(nr - 1):
+            page = get(zonelist, order, flags, mt, cpu) or slowpath(gfp, order, plan, cpu)
+            if page is None:
+                for p in reversed(pages):
+                    self.free_pages(p)
+                raise MMError(errno.ENOMEM, f"alloc_pages_bulk: only {len(pages)} of {nr} order-{order} blocks "
+                                            f"({G.format_gfp(gfp)}) on node {node}")
+            pages.append(page)
+        if use:                                   # the counters once per zone, not once per page
+            per_zone: dict[Zone, int] = {}
+            for page in pages[1:]:
+                page.use = use
+                per_zone[page.zone] = per_zone.get(page.zone, 0) + 1
+            for z, n in per_zone.items():
+                self._account_use_pages(use, z, n << order)
+        self.generation += 1
+        return pages
+
+    def _plan(self, node: int, gfp: int, cpu0: bool = False) -> "_Plan":
+        """What a (node, gfp) request needs, worked out once: the zonelist cut at the highest
+        allowed zone, the migratetype, the fast path's alloc flags (ALLOC_NOFRAGMENT rule)."""
+        highest = G.gfp_zone(gfp)
+        full = self.zonelists_thisnode[node] if gfp & _GFP_THISNODE else self.zonelists[node]
+        zonelist = [z for z in full if z.idx <= highest]
+        if not zonelist:
+            raise MMError(errno.ENOMEM, f"no zone on node {node} satisfies {G.format_gfp(gfp)}")
+        preferred = zonelist[0]
+        flags = G.ALLOC_WMARK_LOW | (gfp & _GFP_KSWAPD_RECLAIM)
+        if preferred.idx == ZONE_NORMAL and (len(self.nodes) == 1
+                                             or self.nodes[preferred.node].zones[ZONE_DMA32].populated):
+            flags |= G.ALLOC_NOFRAGMENT
+        plan = self._plans[(node, gfp)] = _Plan(node, zonelist, G.gfp_migratetype(gfp), flags, self.cpu_node[0])
+        if cpu0:
+            self._plans0[gfp] = plan
+        return plan
+
+    # ---- the slow path: __alloc_pages_slowpath() -------------------------------------------
+    def _alloc_pages_slowpath(self, gfp: int, order: int, plan: _Plan, cpu: int) -> Page | None:
+        """__alloc_pages_slowpath(): the fast path failed at the low mark.  Wake kswapd, retry
+        at the min mark with the reserves the gfp allows, then direct compaction and reclaim
+        while should_reclaim_retry() sees a chance; give up with warn_alloc().  Reclaim and
+        compaction make no progress yet, so a request that fails here fails for good (the
+        OOM killer is not modelled)."""
+        flags = G.gfp_to_alloc_flags(gfp, order)
+        zonelist, mt = plan.zonelist, plan.mt
+        highest = G.gfp_zone(gfp)
+        costly = order > PAGE_ALLOC_COSTLY_ORDER
+        if flags & G.ALLOC_KSWAPD:
+            self.wake_all_kswapds(order, gfp, zonelist, highest)
+        page = self._get_page_from_freelist(zonelist, order, flags, mt, cpu)
+        if page is not None:
+            return page
+        can_direct_reclaim = gfp & _GFP_DIRECT_RECLAIM
+        if can_direct_reclaim and (costly or (order and mt != MIGRATE_MOVABLE)) \
+                and not flags & G.ALLOC_NO_WATERMARKS:
+            page = self._alloc_pages_direct_compact(gfp, order, flags, plan, cpu)
+            if page is not None:
+                return page
+            if costly and gfp & _GFP_NORETRY:         # compaction skipped: give up
+                self.warn_alloc(gfp, order, plan.node)
+                return None
+        no_progress_loops = 0
+        while True:                                           # retry:
+            if flags & G.ALLOC_KSWAPD:
+                self.wake_all_kswapds(order, gfp, zonelist, highest)
+            page = self._get_page_from_freelist(zonelist, order, flags, mt, cpu)
+            if page is not None:
+                return page
+            if not can_direct_reclaim:
+                break
+            page, progress = self._alloc_pages_direct_reclaim(gfp, order, flags, plan, cpu)
+            if page is not None:
+                return page
+            page = self._alloc_pages_direct_compact(gfp, order, flags, plan, cpu)
+            if page is not None:
+                return page
+            # costly orders retry only as __GFP_RETRY_MAYFAIL and when they may compact (__GFP_IO)
+            if gfp & _GFP_NORETRY or (costly and (not gfp & _GFP_RETRY_MAYFAIL or not gfp & _GFP_IO)):
+                break
+            no_progress_loops = 0 if progress and not costly else no_progress_loops + 1
+            if not self._should_reclaim_retry(order, flags, zonelist, highest, no_progress_loops):
+                break
+        self.warn_alloc(gfp, order, plan.node)
+        return None
+
+    # The kernel's __alloc_pages_direct_reclaim / __alloc_pages_direct_compact: one leading
+    # underscore here, because Python mangles double-underscore names inside a class and a
+    # later mixin (vmscan, compaction) must be able to override them.
+    def _alloc_pages_direct_reclaim(self, gfp: int, order: int, flags: int, plan: _Plan, cpu: int):
+        """__alloc_pages_direct_reclaim() -> (page or None, pages reclaimed).  Reclaim is not
+        modelled yet: no progress (the reclaim issue fills this in, with the kernel's
+        unreserve_highatomic_pageblock() and drain_all_pages() on failure)."""
+        return None, 0
+
+    def _alloc_pages_direct_compact(self, gfp: int, order: int, flags: int, plan: _Plan, cpu: int):
+        """__alloc_pages_direct_compact(): order-0 requests never compact; compaction is not
+        modelled yet, so nothing is freed up (the compaction issue fills this in)."""
+        return None
+
+    def _should_reclaim_retry(self, order: int, flags: int, zonelist, highest: int, no_progress_loops: int) -> bool:
+        """should_reclaim_retry(): retry while some zone would pass its min mark if every page
+        reclaim could free were free (zone_reclaimable_pages(): 0 until reclaim exists),
+        at most MAX_RECLAIM_RETRIES times without progress."""
+        if no_progress_loops > MAX_RECLAIM_RETRIES:
+            return False
+        for z in zonelist:
+            if z.idx <= highest and self._watermark_ok(z, order, z.wmark_min, highest, flags,
+                                                       z.nr_free + self.zone_reclaimable_pages(z)):
+                return True
+        return False
+
+    def zone_reclaimable_pages(self, z: Zone) -> int:
+        """Pages reclaim could free in the zone: none until reclaim is modelled."""
+        return 0
+
+    def warn_alloc(self, gfp: int, order: int, node: int) -> None:
+        """warn_alloc(): "page allocation failure: order:%u, mode:%#x(%pGg)".  A hook for the
+        kernel log (__GFP_NOWARN silences it); the failure itself is the caller's ENOMEM."""
+        return None
+
+    def _get_page_from_freelist(self, zonelist, order, flags, mt, cpu):
+        preferred = zonelist[0]
+        multi = len(self.nodes) > 1
+        while True:
+            nofrag = flags & G.ALLOC_NOFRAGMENT
+            retry = False
+            for z in zonelist:
+                if nofrag and multi and z.node != preferred.node:
+                    flags &= ~G.ALLOC_NOFRAGMENT         # locality beats fragmentation avoidance
+                    retry = True
+                    break
+                if not z.below_high:
+                    if self._watermark_fast(z, order, z._watermark[2] + z.boost, preferred.idx, flags):
+                        page = self._rmqueue(preferred, z, order, flags, mt, cpu)
+                        if page is not None:
+                            return page
+                        continue
+                    z.below_high = True
+                if flags & G.ALLOC_NO_WATERMARKS or self._watermark_fast(
+                        z, order, z.wmark(flags & G.ALLOC_WMARK_MASK), preferred.idx, flags):
+                    page = self._rmqueue(preferred, z, order, flags, mt, cpu)
+                    if page is not None:
+                        return page
+            if retry:
+                continue
+            if nofrag:
+                flags &= ~G.ALLOC_NOFRAGMENT
+                continue
+            return None
+
+    # ---- the watermark rule: __zone_watermark_ok() and zone_watermark_fast() ----------------
+    # Every watermark decision goes through these two, as in the kernel: _watermark_ok is
+    # the rule, _watermark_fast its order-0 shortcut (the same comparison before the
+    # reserves lower the mark).  The allocator's fast path calls _watermark_fast too.
+    def _watermark_ok(self, z: Zone, order, mark, highest, flags, free: int | None = None) -> bool:
+        """__zone_watermark_ok(): usable free pages against the mark lowered by the reserves
+        the request may use, then (order > 0) a free block of at least that order.  ``free``
+        is the zone's free pages unless the caller counts more (should_reclaim_retry)."""
+        # __zone_watermark_unusable_free(): the rest of the block, and the HighAtomic
+        # reserve unless the request may dip into reserves
+        free = (z.nr_free if free is None else free) - ((1 << order) - 1)
+        if not flags & _ALLOC_RESERVES:
+            free -= z.nr_free_highatomic
+        m = mark
+        if flags & _ALLOC_RESERVES:
+            if flags & G.ALLOC_MIN_RESERVE:
+                m -= m // 2
+                if flags & G.ALLOC_NON_BLOCK:
+                    m -= m // 4
+            if flags & G.ALLOC_OOM:
+                m -= m // 2
+        if free <= m + z.lowmem_reserve[highest]:
+            return False
+        if not order:
+            return True
+        for nr in z._nr[order:]:
+            if nr[0] or nr[1] or nr[2]:
+                return True
+            if flags & (G.ALLOC_HIGHATOMIC | G.ALLOC_OOM) and nr[MIGRATE_HIGHATOMIC]:
+                return True
+        return False
+
+    def _watermark_fast(self, z: Zone, order, mark, highest, flags) -> bool:
+        """zone_watermark_fast(): order 0 passes on the plain comparison; otherwise the full
+        rule, and a boosted zone lets ALLOC_MIN_RESERVE order-0 requests use the unboosted min."""
+        if not order:                            # the unusable free pages at order 0: HighAtomic only
+            if z.nr_free - (0 if flags & _ALLOC_RESERVES else z.nr_free_highatomic) > mark + z.lowmem_reserve[highest]:
+                return True
+        if self._watermark_ok(z, order, mark, highest, flags):
+            return True
+        if not order and flags & G.ALLOC_MIN_RESERVE and z.boost and (flags & G.ALLOC_WMARK_MASK) == G.ALLOC_WMARK_MIN:
+            return self._watermark_ok(z, order, z._watermark[0], highest, flags)
+        return False
+
+    def _rmqueue(self, preferred: Zone, z: Zone, order, flags, mt, cpu) -> Page | None:
+        pfn = -1
+        pindex = _PCP_LIST[order][mt]
+        if pindex >= 0:
+            pcp = z.pcp[cpu]
+            lst = pcp.lists[pindex]
+            if lst:                              # the common case: the pcp list has a page
+                pcp.free_count >>= 1
+                pcp.count -= 1 << order
+                pfn = lst.popleft()
+            else:
+                pfn = self._rmqueue_pcplist(z, order, mt, flags, cpu)
+        if pfn < 0:
+            pfn = self._rmqueue_buddy(z, order, mt, flags)
+            if pfn < 0:
+                return None
+            z.pcp[cpu].stat_diff = True
+        page = self._prep_new_page(preferred, z, pfn, order, flags, mt, cpu)
+        if z.boosted_wmark and flags & G.ALLOC_KSWAPD:
+            z.boosted_wmark = False              # a fallback boosted the zone: kswapd resets it
+            self.wakeup_kswapd(z, 0, 0, z.idx)
+        return page
+
+    def _prep_new_page(self, preferred: Zone, z: Zone, pfn, order, flags, mt, cpu) -> Page:
+        """The block at pfn is taken: count the event (zone_statistics) and hand out its Page."""
+        self.vm_events[_PGALLOC[z.idx]] += 1 << order
+        numa = z.numa
+        if z.node == preferred.node:
+            numa["numa_hit"] += 1
+        else:
+            numa["numa_miss"] += 1
+            preferred.numa["numa_foreign"] += 1
+        numa["numa_local" if z.node == self.cpu_node[cpu] else "numa_other"] += 1
+        page = Page()
+        page.pfn = pfn; page.order = order; page.zone = z; page.migratetype = mt; page.cpu = cpu; page.use = None
+        z.allocated[pfn] = page
+        if mt == MIGRATE_MOVABLE:
+            self._movable_used(z, pfn, order, +1)
+        if flags & G.ALLOC_HIGHATOMIC:
+            self._reserve_highatomic_pageblock(z, pfn, order)
+        return page
+
+    def _rmqueue_pcplist(self, z: Zone, order, mt, flags, cpu) -> int:
+        pcp = z.pcp[cpu]
+        pcp.free_count >>= 1
+        lst = pcp.lists[_PCP_LIST[order][mt]]
+        if not lst:
+            batch = self._nr_pcp_alloc(pcp, z, order)
+            mode = [0]
+            for _ in range(batch):
+                pfn = self._rmqueue_typed(z, order, mt, flags, mode)
+                if pfn < 0:
+                    break
+                lst.append(pfn)
+                pcp.count += 1 << order
+            if not lst:
+                return -1
+            pcp.stat_diff = True
+        pcp.count -= 1 << order
+        return lst.popleft()
+
+    def _nr_pcp_alloc(self, pcp: PerCpuPages, z: Zone, order: int) -> int:
+        base = pcp.batch
+        high = pcp.high = min(max(pcp.high, pcp.high_min), pcp.high_max)
+        if high < base:
+            return 1
+        batch = base if order else base << pcp.alloc_factor
+        if pcp.high_min != pcp.high_max and not z.below_high:
+            high = pcp.high = min(high + batch, pcp.high_max)
+        if not order:
+            max_nr = max(high - pcp.count - base, base)
+            if batch <= max_nr and pcp.alloc_factor < PCP_BATCH_SCALE_MAX:
+                pcp.alloc_factor += 1
+            batch = min(batch, max_nr)
+        if batch > 1:
+            batch = max(batch >> order, 2)
+        return batch
+
+    def _rmqueue_buddy(self, z: Zone, order, mt, flags) -> int:
+        pfn = -1
+        if flags & G.ALLOC_HIGHATOMIC:
+            pfn = z.rmqueue_smallest(order, MIGRATE_HIGHATOMIC)
+        if pfn < 0:
+            pfn = self._rmqueue_typed(z, order, mt, flags, [0])
+            if pfn < 0 and flags & (G.ALLOC_OOM | G.ALLOC_NON_BLOCK):
+                pfn = z.rmqueue_smallest(order, MIGRATE_HIGHATOMIC)
+        return pfn
+
+    def _rmqueue_typed(self, z: Zone, order, mt, flags, mode) -> int:
+        """__rmqueue(): own type, then claim a pageblock, then steal; mode persists over a bulk refill."""
+        if mode[0] == 0:
+            pfn = z.rmqueue_smallest(order, mt)
+            if pfn >= 0:
+                return pfn
+        if mode[0] <= 1:
+            pfn = z.rmqueue_claim(order, mt, flags & G.ALLOC_NOFRAGMENT, self.watermark_boost_factor,
+                                  flags & G.ALLOC_KSWAPD)
+            if pfn >= 0:
+                mode[0] = 0
+                return pfn
+        if not flags & G.ALLOC_NOFRAGMENT:
+            pfn = z.rmqueue_steal(order, mt)
+            if pfn >= 0:
+                mode[0] = 2
+                return pfn
+        return -1
+
+    def _reserve_highatomic_pageblock(self, z: Zone, pfn: int, order: int):
+        limit = z.managed // 100
+        if limit < PAGEBLOCK_NR_PAGES:
+            return
+        limit = -(-limit // PAGEBLOCK_NR_PAGES) * PAGEBLOCK_NR_PAGES
+        if z.nr_reserved_highatomic >= limit:
+            return
+        mt = z.get_pageblock_migratetype(pfn)
+        if not migratetype_is_mergeable(mt):
+            return
+        if order < PAGEBLOCK_ORDER:
+            start = pfn & ~(PAGEBLOCK_NR_PAGES - 1)
+            if start < z.start_pfn or start + PAGEBLOCK_NR_PAGES > z.end_pfn:
+                return
+            z.move_freepages_block(start, mt, MIGRATE_HIGHATOMIC)
+            z.set_pageblock_migratetype(start, MIGRATE_HIGHATOMIC)
+            z.nr_reserved_highatomic += PAGEBLOCK_NR_PAGES
+        else:
+            z.change_pageblock_range(pfn, order, MIGRATE_HIGHATOMIC)
+            z.nr_reserved_highatomic += 1 << order
+
+    @staticmethod
+    def _movable_used(z: Zone, pfn: int, order: int, sign: int):
+        if order < PAGEBLOCK_ORDER:              # the common case: inside one pageblock
+            b = pfn >> PAGEBLOCK_ORDER
+            z.movable_used[b] = z.movable_used.get(b, 0) + (sign << order)
+            return
+        n = 1 << order
+        for b in range(pfn >> PAGEBLOCK_ORDER, ((pfn + n - 1) >> PAGEBLOCK_ORDER) + 1):
+            z.movable_used[b] = z.movable_used.get(b, 0) + sign * min(n, PAGEBLOCK_NR_PAGES)
+
+    def _account_use(self, page: Page, sign: int):
+        self._account_use_pages(page.use, page.zone, sign * (1 << page.order))
+
+    def _account_use_pages(self, use: str, zone: Zone, n: int):
+        """n pages of zone (negative: freed) start or stop being used for use."""
+        items, zone_item, unit = PAGE_USES[use]
+        stat = self.nodes[zone.node].stat
+        for it in items:
+            stat[it] += n * unit
+        if zone_item:
+            zone.stat[zone_item] += n
+        if use == "percpu":
+            self.percpu_pages += n
+        elif use == "vmalloc":
+            self.vmalloc_pages += n
+
+    def free_pages(self, page: Page):
+        """__free_pages(): pcp-sized orders through the cpu's pageset, the rest straight to the buddy."""
+        z, pfn, order = page.zone, page.pfn, page.order
+        other = z.allocated.pop(pfn, None)
+        if other is not page:
+            if other is not None:
+                z.allocated[pfn] = other
+            raise MMError(errno.EINVAL, f"free_pages: pfn {pfn:#x} order {order} is not allocated (double free?)")
+        if page.migratetype == MIGRATE_MOVABLE:
+            self._movable_used(z, pfn, order, -1)
+        if page.use:
+            self._account_use(page, -1)
+        tr = self.trace
+        if tr.active:
+            tr.cpu = page.cpu
+            tr.emit("mm_page_free", page.cpu, pfn, order)
+        nr = 1 << order
+        self.vm_events["pgfree"] += nr
+        self.generation += 1
+        mt = z.pageblock_mt[(pfn >> PAGEBLOCK_ORDER) - z._pb_base]
+        pindex = _PCP_LIST[order][mt]
+        if pindex < 0:                           # not a pcp order, or an Isolate pageblock
+            z.free_one_page(pfn, order, mt)
+            z.pcp[page.cpu].stat_diff = True
+            return
+        # free_frozen_page_commit(): onto the list head, then tune high and maybe free a batch
+        pcp = z.pcp[page.cpu]
+        pcp.alloc_factor >>= 1
+        pcp.lists[pindex].appendleft(pfn)
+        pcp.count = count = pcp.count + nr
+        batch = pcp.batch
+        free_high = False
+        if order and order <= PAGE_ALLOC_COSTLY_ORDER:
+            free_high = pcp.free_count >= batch + pcp.high_min // 2 and pcp.prev_free_high_order
+            pcp.prev_free_high_order = True
+        else:
+            pcp.prev_free_high_order = False
+        if pcp.free_count < batch << PCP_BATCH_SCALE_MAX:
+            pcp.free_count += nr
+        high = pcp.high
+        # _nr_pcp_high() returns pcp.high untouched when it is already within [high_min,
+        # high_max] and the zone is above its high mark with room left on the pcp: the
+        # common free, so skip the call.
+        if free_high or z.below_high or count >= high or not pcp.high_min <= high <= pcp.high_max:
+            high = self._nr_pcp_high(pcp, z, batch, free_high)
+        if count >= high:
+            self._free_pcppages_bulk(z, self._nr_pcp_free(pcp, batch, high, free_high), pcp, pindex)
+            if z.below_high and self._watermark_ok(z, 0, z.wmark_high, ZONE_MOVABLE, 0):
+                z.below_high = False
+
+    @staticmethod
+    def _nr_pcp_high(pcp: PerCpuPages, z: Zone, batch, free_high) -> int:
+        high = pcp.high = min(max(pcp.high, pcp.high_min), pcp.high_max)
+        if not high:
+            return 0
+        if free_high:
+            pcp.high = max(high - (batch << PCP_BATCH_SCALE_MAX), pcp.high_min)
+            return 0
+        if pcp.high_min == pcp.high_max:
+            return high
+        if z.below_high:
+            pcp.high = max(high - max(pcp.free_count, batch), pcp.high_min)
+            high = max(pcp.count, pcp.high_min)
+        elif pcp.count >= high:
+            need = pcp.free_count + batch
+            if pcp.high < need:
+                pcp.high = min(max(need, pcp.high_min), pcp.high_max)
+        return high
+
+    @staticmethod
+    def _nr_pcp_free(pcp: PerCpuPages, batch, high, free_high) -> int:
+        if free_high:
+            return min(pcp.count, batch << PCP_BATCH_SCALE_MAX)
+        if high < batch:
+            return 1
+        return min(max(pcp.free_count, batch), max(high - batch, batch))
+
+    @staticmethod
+    def _free_pcppages_bulk(z: Zone, count: int, pcp: PerCpuPages, pindex: int):
+        """Round-robin over the lists from the one just freed to, taking from the tails."""
+        count = min(count, pcp.count)
+        if count > 0:
+            pcp.stat_diff = True                 # NR_FREE_PAGES moved on this cpu
+        pindex -= 1
+        while count > 0:
+            while True:
+                pindex = pindex + 1 if pindex < NR_PCP_LISTS - 1 else 0
+                lst = pcp.lists[pindex]
+                if lst:
+                    break
+            order = pindex_to_order(pindex)
+            n = 1 << order
+            while count > 0 and lst:
+                pfn = lst.pop()
+                count -= n
+                pcp.count -= n
+                mt = z.get_pageblock_migratetype(pfn)
+                if z.trace.active:
+                    z.trace.emit("mm_page_pcpu_drain", z.trace.cpu, pfn, order, mt)
+                z.free_one_page(pfn, order, mt)
+
+
+    def drain_all_pages(self):
+        """drain_all_pages(): every pcp list back to the buddy (memory pressure, drop_caches)."""
+        for z in self.zones:
+            for pcp in z.pcp:
+                if pcp.count:
+                    self._free_pcppages_bulk(z, pcp.count, pcp, 0)
+        self.generation += 1
+
+
+    @staticmethod
+    def decay_pcp_high(z: Zone, pcp: PerCpuPages) -> bool:
+        """decay_pcp_high() (6.18), from the vmstat worker once a second: high falls by 1/8
+        (never below high_min, nor more than batch << 5 under count) and whatever the list
+        holds above the new high goes back to the buddy.  True while there is more to do."""
+        todo = False
+        high_min = pcp.high_min
+        if pcp.high > high_min:
+            pcp.high = max(pcp.count - (pcp.batch << PCP_BATCH_SCALE_MAX), pcp.high - (pcp.high >> 3), high_min)
+            todo = pcp.high > high_min
+        to_drain = pcp.count - pcp.high
+        if to_drain > 0:
+            PageAlloc._free_pcppages_bulk(z, to_drain, pcp, 0)
+            todo = True
+        return todo
+
+    @staticmethod
+    def drain_zone_pages(z: Zone, pcp: PerCpuPages):
+        """drain_zone_pages(): a remote node's expired pageset gives back up to one batch."""
+        to_drain = min(pcp.count, pcp.batch)
+        if to_drain > 0:
+            PageAlloc._free_pcppages_bulk(z, to_drain, pcp, 0)
+
+
+# Names with two leading underscores would be mangled inside the class body.
+_GFP_THISNODE = G.__GFP_THISNODE
+_GFP_KSWAPD_RECLAIM = G.__GFP_KSWAPD_RECLAIM
+_GFP_DIRECT_RECLAIM = G.__GFP_DIRECT_RECLAIM
+_GFP_NORETRY = G.__GFP_NORETRY
+_GFP_RETRY_MAYFAIL = G.__GFP_RETRY_MAYFAIL
+_GFP_IO = G.__GFP_IO
+MAX_RECLAIM_RETRIES = 16                 # mm/internal.h
+_ALLOC_RESERVES = G.ALLOC_RESERVES
+# The pcp list of a block by (order, migratetype), or -1 where the pcp is bypassed (orders
+# without a list, Isolate pageblocks); freed HighAtomic blocks go to the Movable list.
+_PCP_LIST = tuple(tuple(order_to_pindex(mt if mt < MIGRATE_PCPTYPES else MIGRATE_MOVABLE, o)
+                        if pcp_allowed_order(o) and mt != MIGRATE_ISOLATE else -1 for mt in range(5))
+                  for o in range(NR_PAGE_ORDERS))
+_PGALLOC = ("pgalloc_dma", "pgalloc_dma32", "pgalloc_normal", "pgalloc_movable", "pgalloc_device")
