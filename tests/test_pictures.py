@@ -74,6 +74,24 @@ def test_map_cells_count_the_pages_the_buddy_and_pcp_lists_hold(seed_vm):
     assert sum(c[2][1 + P.LAYERS.index(P.PCP)] for c in cells) == z.pcp_count()
     assert all(sum(c[2]) == PAGEBLOCK_NR_PAGES and min(c[2]) >= 0 for c in cells)
     assert [c[0] for c in cells] == list(z.pageblock_mt)
+    assert all(c[3] == 0 for c in cells)                      # boot memory belongs to no task
+
+
+def test_a_tagged_block_is_marked_with_its_owner():
+    """alloc_pages 9 (one whole pageblock) for tag=mine: that cell, and only it, carries
+    mine's pid, and the legend names the task."""
+    s = session()
+    run = s.execute_text("alloc_pages 9 tag=mine\nalloc_pages 0 count=3")    # untagged: no owner
+    assert not any(r.errno for r in run)
+    k = s.kernel
+    task = k.tasks.find_task("mine")
+    pfn = next(b for b in k.tasks.batches(task)).entries().__next__()[1]
+    z = next(z for z in k.zones if z.start_pfn <= pfn < z.end_pfn)
+    cells = P.pageblock_cells(k, z)
+    owned = [i for i, c in enumerate(cells) if c[3]]
+    assert owned == [(pfn >> 9) - (z.start_pfn >> 9)] and cells[owned[0]][3] == task.pid
+    svg = s.render(f"pictures/map-node{z.node}-{z.name}.svg")
+    assert f"owner mine (pid {task.pid})" in texts(svg)
 
 
 def test_legend_names_what_the_readme_says():

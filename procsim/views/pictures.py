@@ -53,6 +53,9 @@ USE_COLOURS = {
     RESERVED: "#111111",
 }
 LAYERS = tuple(USE_COLOURS)
+# Owners: the tagged task (control's tag=) holding most of a pageblock's page allocations
+# gets a corner mark in the cell, one colour per task (by pid).
+OWNER_COLOURS = ("#e41a1c", "#377eb8", "#4daf4a", "#984ea3", "#ff7f00", "#a65628", "#f781bf", "#000000")
 
 
 def map_legend() -> list[tuple[str, str]]:
@@ -68,8 +71,32 @@ def _slab_pfns(k) -> set:
     return set(k.slab.slab_pfns()) if k.slab is not None else set()
 
 
+def owner_colour(pid: int) -> str:
+    return OWNER_COLOURS[pid % len(OWNER_COLOURS)]
+
+
+def block_owners(k, z) -> dict[int, int]:
+    """Pageblock index -> pid of the tagged task owning most of its page allocations."""
+    tasks = getattr(k, "tasks", None)
+    if tasks is None:
+        return {}
+    base = z.start_pfn >> PAGEBLOCK_ORDER
+    pages: dict[int, dict[int, int]] = {}
+    for b in tasks.batches():
+        if b.kind != "pages" or b.task.tag is None:
+            continue
+        n = 1 << b.what
+        for _, pfn in b.entries():
+            if z.start_pfn <= pfn < z.end_pfn:
+                for i in range(max(1, n >> PAGEBLOCK_ORDER)):
+                    d = pages.setdefault((pfn >> PAGEBLOCK_ORDER) - base + i, {})
+                    d[b.task.pid] = d.get(b.task.pid, 0) + min(n, PAGEBLOCK_NR_PAGES)
+    return {blk: min(d, key=lambda pid: (-d[pid], pid)) for blk, d in pages.items()}
+
+
 def pageblock_cells(k, z) -> list[tuple]:
-    """One tuple per pageblock of z: (migratetype, largest free order or -1, pages per layer).
+    """One tuple per pageblock of z: (migratetype, largest free order or -1, pages per layer,
+    owner pid or 0).
 
     Layers are free (buddy lists) first, then LAYERS; the reserved layer takes what is
     left, so pages outside the zone's span read as reserved too.
@@ -105,24 +132,25 @@ def pageblock_cells(k, z) -> list[tuple]:
         add(pfn, page.order, page.use or (SLAB if pfn in slabs else KERNEL))
     cells = []
     empty = {}
+    owners = block_owners(k, z)
     for b in range(n):
         d = used.get(b, empty)
         layers = [free[b]] + [d.get(name, 0) for name in LAYERS[:-1]]
         layers.append(PAGEBLOCK_NR_PAGES - sum(layers))
-        cells.append((z.pageblock_mt[b], top[b], tuple(layers)))
+        cells.append((z.pageblock_mt[b], top[b], tuple(layers), owners.get(b, 0)))
     return cells
 
 
 def cell_look(cell: tuple, body: int) -> tuple:
     """What a cell shows: its layers in whole pixels of a body this tall (boundaries rounded,
     so the heights sum to body), and the free shade only when the free layer is visible."""
-    mt, order, layers = cell
+    mt, order, layers, owner = cell
     edges, acc = [0], 0
     for n in layers:
         acc += n
         edges.append(round(acc * body / PAGEBLOCK_NR_PAGES))
     heights = tuple(b - a for a, b in zip(edges, edges[1:]))
-    return mt, order if heights[0] else -1, heights
+    return mt, order if heights[0] else -1, heights, owner
 
 
 def grid(nblocks: int) -> tuple[int, int, int]:
@@ -154,13 +182,19 @@ def render_map(k, nid: int, zidx: int) -> bytes:
         out.append(rect(left + c0 * c, top + r * c, length * c, band, MIGRATETYPE_COLOURS[mt]))
     colours = (None,) + tuple(USE_COLOURS[name] for name in LAYERS)
     looks = [cell_look(cell, body) for cell in cells]
-    for r, c0, length, (_mt, order, heights) in row_runs(looks, cols):
+    marks = []
+    for r, c0, length, (_mt, order, heights, owner) in row_runs(looks, cols):
         y = top + r * c + band
         x, w = left + c0 * c, length * c
         for i, h in enumerate(heights):
             if h:
                 out.append(rect(x, y, w, h, colours[i] if i else FREE_COLOURS[order]))
                 y += h
+        if owner:                                # a corner square per owned cell
+            s = max(2, c // 3)
+            marks += [rect(x + j * c + c - s - 1, top + r * c + c - s - 1, s, s, owner_colour(owner),
+                           ' stroke="#ffffff" stroke-width="0.5"') for j in range(length)]
+    out += marks
     if c >= 12:                                  # cell borders, one pattern for the whole map
         out.insert(0, f'<defs><pattern id="cell" width="{c}" height="{c}" patternUnits="userSpaceOnUse">'
                       f'<rect width="{c}" height="{c}" fill="none" stroke="#ffffff" stroke-width="1"/>'
@@ -168,6 +202,13 @@ def render_map(k, nid: int, zidx: int) -> bytes:
         out.append(rect(left, top, cols * c, rows * c, "url(#cell)"))
     y = top + rows * c + 16
     parts, h = legend(10, y, map_legend(), width - 20)
+    owners = sorted({cell[3] for cell in cells if cell[3]})
+    if owners:                                   # the tasks whose marks are on the map
+        names = {t.pid: t.comm for t in k.tasks}
+        more, h2 = legend(10, y + h, [(f"owner {names.get(pid, pid)} (pid {pid})", owner_colour(pid))
+                                      for pid in owners], width - 20)
+        parts += more
+        h += h2
     return document(width, y + h + 6, out + parts, title)
 
 
