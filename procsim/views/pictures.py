@@ -67,8 +67,8 @@ def map_legend() -> list[tuple[str, str]]:
 
 
 # --- the memory map ------------------------------------------------------------------------
-def _slab_pfns(k) -> set:
-    return set(k.slab.slab_pfns()) if k.slab is not None else set()
+def _slab_pfns(k):
+    return k.slab.slab_pfns() if k.slab is not None else ()
 
 
 def owner_colour(pid: int) -> str:
@@ -131,13 +131,23 @@ def pageblock_cells(k, z) -> list[tuple]:
     for pfn, page in z.allocated.items():
         add(pfn, page.order, page.use or (SLAB if pfn in slabs else KERNEL))
     cells = []
-    empty = {}
     owners = block_owners(k, z)
-    for b in range(n):
-        d = used.get(b, empty)
-        layers = [free[b]] + [d.get(name, 0) for name in LAYERS[:-1]]
+    plain: dict[tuple, tuple] = {}              # blocks holding only free and reserved pages
+    rest = (0,) * (len(LAYERS) - 1)
+    mts = z.pageblock_mt
+    append = cells.append
+    for b, key in enumerate(zip(mts, top, free)):
+        if b not in used and b not in owners:
+            cell = plain.get(key)
+            if cell is None:
+                mt, t, f = key
+                cell = plain[key] = (mt, t, (f,) + rest + (PAGEBLOCK_NR_PAGES - f,), 0)
+            append(cell)
+            continue
+        d = used.get(b, {})
+        layers = [key[2]] + [d.get(name, 0) for name in LAYERS[:-1]]
         layers.append(PAGEBLOCK_NR_PAGES - sum(layers))
-        cells.append((z.pageblock_mt[b], top[b], tuple(layers), owners.get(b, 0)))
+        append((key[0], key[1], tuple(layers), owners.get(b, 0)))
     return cells
 
 
@@ -181,7 +191,8 @@ def render_map(k, nid: int, zidx: int) -> bytes:
     for r, c0, length, mt in row_runs(mts, cols):
         out.append(rect(left + c0 * c, top + r * c, length * c, band, MIGRATETYPE_COLOURS[mt]))
     colours = (None,) + tuple(USE_COLOURS[name] for name in LAYERS)
-    looks = [cell_look(cell, body) for cell in cells]
+    memo: dict[tuple, tuple] = {}
+    looks = [memo.get(cell) or memo.setdefault(cell, cell_look(cell, body)) for cell in cells]
     marks = []
     for r, c0, length, (_mt, order, heights, owner) in row_runs(looks, cols):
         y = top + r * c + band
