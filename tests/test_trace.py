@@ -120,6 +120,18 @@ def test_one_event_per_operation_in_the_kernels_formats():
     assert len(parse(s.render(f"{T}/trace").decode())) == len(events)   # the snapshot keeps them
 
 
+def test_task_pid_column_names_the_tag_and_time_is_the_simulated_clock():
+    s = session()
+    s.write_view(f"{T}/events/kmem/kmalloc/enable", b"1")
+    s.write_view(f"{T}/events/kmem/kfree/enable", b"1")
+    run(s, "kmalloc 64 tag=first\nkmalloc 64 tag=second\nkmalloc 64\nkfree tag=first")
+    lines = [LINE.fullmatch(ln) for ln in s.render(f"{T}/trace").decode().splitlines() if not ln.startswith("#")]
+    assert [(m["task"], m["pid"], m["event"]) for m in lines] == [
+        ("first", "2", "kmalloc"), ("second", "3", "kmalloc"), ("init", "1", "kmalloc"), ("first", "2", "kfree")]
+    now = s.kernel.now_ns
+    assert now > 0 and all(m["ts"] == f"{now // 10**9}.{now % 10**9 // 1000:06d}" for m in lines)
+
+
 def test_per_event_enable_tracing_on_and_clear():
     s = session()
     s.write_view(f"{T}/events/kmem/kmalloc/enable", b"1")

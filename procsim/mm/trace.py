@@ -31,7 +31,7 @@ VMEMMAP_BASE = 0xffffea0000000000      # x86-64 vmemmap without KASLR: struct pa
 STRUCT_PAGE_SIZE = 64
 NUMA_NO_NODE = -1
 CALL_SITE = "procsim_control+0x0/0x0"  # %pS of the caller: the control file stands in for it
-TASK, PID = "procsim", 1               # the writer of control, as ftrace's TASK-PID column
+INIT = ("init", 1)                     # untagged control commands run for init (mm/task.py)
 
 
 def page_ptr(pfn: int) -> str:
@@ -81,10 +81,11 @@ class Trace:
         self.tracing_on = True                        # tracing_on reads 1 at boot; no event is enabled
         self.enabled = dict.fromkeys(EVENTS, False)
         self.active = False                           # the hooks' one test
-        self.ring: deque = deque(maxlen=RING_ENTRIES)  # (seq, ts_ns, cpu, event, args)
+        self.ring: deque = deque(maxlen=RING_ENTRIES)  # (seq, ts_ns, cpu, event, args, (comm, pid))
         self.written = 0                              # entries ever written (entries-written)
         self.consumed = 0                             # seq of the last entry trace_pipe handed out
         self.cpu = 0                                  # smp_processor_id() of the operation running
+        self.current = INIT                           # (comm, pid) of the task it runs for
 
     # --- control, as the tracefs files set it --------------------------------------------
     def _update(self):
@@ -111,15 +112,15 @@ class Trace:
     def emit(self, event: str, cpu: int, *args):
         if self.enabled[event]:
             self.written += 1
-            self.ring.append((self.written, getattr(self.k, "now_ns", 0), cpu, event, args))
+            self.ring.append((self.written, getattr(self.k, "now_ns", 0), cpu, event, args, self.current))
 
     # --- reading -------------------------------------------------------------------------
     @staticmethod
     def line(entry) -> str:
         """One entry as ftrace's default output prints it (trace_print_context + the event)."""
-        _, ts, cpu, event, args = entry
+        _, ts, cpu, event, args, (comm, pid) = entry
         secs, ns = divmod(ts, 1_000_000_000)
-        return (f"{TASK:>16}-{PID:<7d} [{cpu:03d}] ..... {secs:5d}.{ns // 1000:06d}: "
+        return (f"{comm:>16}-{pid:<7d} [{cpu:03d}] ..... {secs:5d}.{ns // 1000:06d}: "
                 f"{event}: {FORMATS[event](*args)}\n")
 
     def entries(self) -> int:
