@@ -94,6 +94,25 @@ def test_a_tagged_block_is_marked_with_its_owner():
     assert f"owner mine (pid {task.pid})" in texts(svg)
 
 
+def test_slab_cells_follow_slubs_lists():
+    """The hand-worked scenario of test_slab_sysfs: 12 half-full slabs of dma-kmalloc-256 are
+    1 cpu slab, 4 on cpu 0's partial list, 7 on the node partial list; none full."""
+    s = session()
+    run = s.execute_text("\n".join(["kmalloc 256 gfp=GFP_DMA count=8 tag=a\nkmalloc 256 gfp=GFP_DMA count=8 tag=b"]
+                                   * 12 + ["kfree tag=b"]))
+    assert not any(r.errno for r in run)
+    cells = P.slab_cells(s.kernel, s.kernel.slab.find("dma-kmalloc-256"))
+    assert cells == [(0, 8)] + [(1, 8)] * 4 + [(2, 8)] * 7
+    assert "dma-kmalloc-256" in [c.name for c, _ in P._slab_caches_shown(s.kernel)]
+
+
+def test_node_uses_add_up_to_present_pages(seed_vm):
+    node = seed_vm.nodes[0]
+    parts = P.node_uses(seed_vm, node)
+    assert sum(parts) == node.present and min(parts) >= 0
+    assert parts[0] == node.nr_free
+
+
 def test_legend_names_what_the_readme_says():
     readme = (ROOT / "README.md").read_text()
     line = re.search(r"Legend: (.*?)\.\n", readme, re.S).group(1)

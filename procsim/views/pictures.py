@@ -338,7 +338,7 @@ def render_slabs(k) -> bytes:
                         "filled to objects in use", 14, weight="bold")]
     y = 36
     for s, cells in _slab_caches_shown(k):
-        active, total, slabs, _ = s.slabinfo()
+        _, total, slabs, _ = s.slabinfo()
         out.append(text(10, y + 12, f"{s.name}: {s.inuse} of {total} objects in use, {slabs} slabs of "
                                     f"{s.objects} x {s.size} B (order {s.order}), {human(s.pages)}", 12,
                         weight="bold"))
