@@ -32,6 +32,9 @@ FORMATS = {
     "kmem_cache_alloc": "call_site=%pS ptr=%p name=%s bytes_req=%zu bytes_alloc=%zu gfp_flags=%s node=%d "
                         "accounted=%s",
     "kmem_cache_free": "call_site=%pS ptr=%p name=%s",
+    "mm_vmscan_wakeup_kswapd": "nid=%d order=%d gfp_flags=%s",
+    "mm_vmscan_kswapd_wake": "nid=%d order=%d",
+    "mm_vmscan_kswapd_sleep": "nid=%d",
 }
 CONV = {"%pS": r"\S+", "%p": r"[0-9a-f]{16}|\(null\)", "%lx": r"[0-9a-f]+", "%d": r"-?\d+", "%u": r"\d+",
         "%zu": r"\d+", "%s": r"\S+"}
@@ -167,6 +170,27 @@ def test_fallback_steal_prints_extfrag(tmp_path):
         assert f["alloc_migratetype"] == "0" and f["fallback_migratetype"] in ("1", "2")
         assert f["pageblock_order"] == "9"
         assert f["fragmenting"] == str(int(int(f["fallback_order"]) < 9))
+
+
+def test_vmscan_events_follow_kswapd():
+    """A boosted zone wakes kswapd (mm_vmscan_wakeup_kswapd, in the caller's context); when the
+    clock moves kswapd0 runs: mm_vmscan_kswapd_wake, balance, mm_vmscan_kswapd_sleep."""
+    from conftest import boot
+    from procsim.mm import gfp as G
+    from procsim.views.tracefs import render_trace
+    k = boot("tiny")
+    k.trace.enable(("mm_vmscan_wakeup_kswapd", "mm_vmscan_kswapd_wake", "mm_vmscan_kswapd_sleep"), True)
+    z = k.zones[1]
+    z.boost = 512
+    k.wakeup_kswapd(z, G.GFP_KERNEL, 2, 1)
+    k.tick()
+    lines = [LINE.fullmatch(ln) for ln in render_trace(k).decode().splitlines() if not ln.startswith("#")]
+    assert [(m["task"], m["event"], m["fields"]) for m in lines] == [
+        ("init", "mm_vmscan_wakeup_kswapd", "nid=0 order=2 gfp_flags=GFP_KERNEL"),
+        ("kswapd0", "mm_vmscan_kswapd_wake", "nid=0 order=2"),
+        ("kswapd0", "mm_vmscan_kswapd_sleep", "nid=0")]
+    parse(render_trace(k).decode())
+    assert z.boost == 0
 
 
 def test_trace_pipe_through_the_mount_loses_nothing_under_8_writers(mounted):

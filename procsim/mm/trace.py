@@ -22,10 +22,13 @@ from .errors import MMError
 from .gfp import format_gfp
 from .page_types import PAGEBLOCK_ORDER
 
-SUBSYSTEM = "kmem"
-# The events of include/trace/events/kmem.h that the simulation drives (the file's order).
-EVENTS = ("kmalloc", "kfree", "kmem_cache_alloc", "kmem_cache_free", "mm_page_free", "mm_page_free_batched",
-          "mm_page_alloc", "mm_page_alloc_zone_locked", "mm_page_pcpu_drain", "mm_page_alloc_extfrag")
+# Subsystem -> its events, in the order of include/trace/events/<subsystem>.h.
+SUBSYSTEMS = {
+    "kmem": ("kmalloc", "kfree", "kmem_cache_alloc", "kmem_cache_free", "mm_page_free", "mm_page_free_batched",
+             "mm_page_alloc", "mm_page_alloc_zone_locked", "mm_page_pcpu_drain", "mm_page_alloc_extfrag"),
+    "vmscan": ("mm_vmscan_kswapd_sleep", "mm_vmscan_kswapd_wake", "mm_vmscan_wakeup_kswapd"),
+}
+EVENTS = tuple(e for events in SUBSYSTEMS.values() for e in events)
 RING_ENTRIES = 1 << 16                 # oldest entries are overwritten, like the ring buffer
 VMEMMAP_BASE = 0xffffea0000000000      # x86-64 vmemmap without KASLR: struct page of pfn N
 STRUCT_PAGE_SIZE = 64
@@ -70,6 +73,9 @@ FORMATS = {
         f"page={page_ptr(pfn)} pfn={pfn:#x} alloc_order={alloc_order} fallback_order={fallback_order} "
         f"pageblock_order={PAGEBLOCK_ORDER} alloc_migratetype={alloc_mt} fallback_migratetype={fallback_mt} "
         f"fragmenting={int(fallback_order < PAGEBLOCK_ORDER)} change_ownership={int(claimed)}",
+    "mm_vmscan_kswapd_sleep": lambda nid: f"nid={nid}",
+    "mm_vmscan_kswapd_wake": lambda nid, order: f"nid={nid} order={order}",
+    "mm_vmscan_wakeup_kswapd": lambda nid, order, gfp: f"nid={nid} order={order} gfp_flags={gfp_str(gfp)}",
 }
 
 
@@ -95,11 +101,14 @@ class Trace:
         self.tracing_on = bool(on)
         self._update()
 
-    def enable(self, event: str | None, on: bool):
-        """events/kmem/<event>/enable (event given) or events/kmem/enable (None: all)."""
-        if event is not None and event not in self.enabled:
-            raise MMError(errno.ENOENT, f"no trace event {event!r}")
-        for name in (EVENTS if event is None else (event,)):
+    def enable(self, events, on: bool):
+        """events/<subsystem>/<event>/enable (one name), events/<subsystem>/enable (its
+        events) or events/enable (all: EVENTS)."""
+        events = (events,) if isinstance(events, str) else events
+        unknown = [e for e in events if e not in self.enabled]
+        if unknown:
+            raise MMError(errno.ENOENT, f"no trace event {unknown[0]!r}")
+        for name in events:
             self.enabled[name] = bool(on)
         self._update()
 

@@ -1,8 +1,8 @@
-"""sys/kernel/tracing/: the kmem trace events as tracefs shows them (kernel/trace/trace.c).
+"""sys/kernel/tracing/: the kmem and vmscan trace events as tracefs shows them (kernel/trace/trace.c).
 
 ``trace`` is a snapshot with ftrace's header; ``trace_pipe`` hands each entry to one read
-only; ``tracing_on``, ``events/enable``, ``events/kmem/enable`` and
-``events/kmem/<event>/enable`` take ``0`` or ``1`` as in the kernel (a subsystem's enable
+only; ``tracing_on``, ``events/enable``, ``events/<subsystem>/enable`` and
+``events/<subsystem>/<event>/enable`` take ``0`` or ``1`` as in the kernel (a subsystem's enable
 reads ``X`` when its events are mixed).  ``procsim exec`` binds the directory over
 /sys/kernel/tracing, so ``cat /sys/kernel/tracing/trace_pipe`` works unchanged.
 
@@ -17,7 +17,7 @@ from __future__ import annotations
 import errno
 
 from ..mm.errors import MMError
-from ..mm.trace import EVENTS, SUBSYSTEM, Trace
+from ..mm.trace import EVENTS, SUBSYSTEMS, Trace
 from . import View
 
 DIR = "sys/kernel/tracing"
@@ -65,9 +65,10 @@ def _event_view(event) -> View:
                 write=lambda k, data: k.trace.enable(event, _bit(data)))
 
 
-def _all_view() -> View:
-    return View(0o644, lambda k: _state(k.trace.enabled.values()).encode(), volatile=True,
-                write=lambda k, data: k.trace.enable(None, _bit(data)))
+def _group_view(events) -> View:
+    """A subsystem's (or all events') enable: 0, 1, or X when mixed."""
+    return View(0o644, lambda k: _state(k.trace.enabled[e] for e in events).encode(), volatile=True,
+                write=lambda k, data: k.trace.enable(events, _bit(data)))
 
 
 def _clear(k, data: bytes) -> None:
@@ -79,7 +80,7 @@ FILES = {
     f"{DIR}/trace_pipe": View(0o444, render_pipe, volatile=True),
     f"{DIR}/tracing_on": View(0o644, lambda k: f"{int(k.trace.tracing_on)}\n".encode(), volatile=True,
                               write=lambda k, data: k.trace.set_tracing_on(_bit(data))),
-    f"{DIR}/events/enable": _all_view(),          # only the kmem subsystem exists here
-    f"{DIR}/events/{SUBSYSTEM}/enable": _all_view(),
-    **{f"{DIR}/events/{SUBSYSTEM}/{e}/enable": _event_view(e) for e in EVENTS},
+    f"{DIR}/events/enable": _group_view(EVENTS),
+    **{f"{DIR}/events/{sub}/enable": _group_view(events) for sub, events in SUBSYSTEMS.items()},
+    **{f"{DIR}/events/{sub}/{e}/enable": _event_view(e) for sub, events in SUBSYSTEMS.items() for e in events},
 }
