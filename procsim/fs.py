@@ -56,9 +56,13 @@ class ProcFS(Operations):
         self._hmutex = threading.Lock()             # guards _handles only
         self._uid, self._gid = os.getuid(), os.getgid()
         self._time = time.time_ns()
-        self._files = {"/" + p: p for p in session.paths()}
+        self._paths_key = session.paths_key()
+        self._build(session.paths())
+
+    def _build(self, paths: list[str]) -> None:
+        self._files = {"/" + p: p for p in paths}
         self._dirs: dict[str, list[str]] = {"/": []}
-        for p in session.paths():
+        for p in paths:
             parts = p.split("/")
             for depth in range(len(parts)):
                 parent = "/" + "/".join(parts[:depth])
@@ -69,6 +73,13 @@ class ProcFS(Operations):
                 if depth < len(parts) - 1:
                     self._dirs.setdefault("/" + "/".join(parts[:depth + 1]), [])
 
+    def _sync(self) -> None:
+        """The tree follows the views whose files come and go (a directory per slab cache)."""
+        key = self.session.paths_key()
+        if key != self._paths_key:
+            self._paths_key = key
+            self._build(self.session.paths())
+
     def init(self, path):
         """Called by libfuse once the mount is up: the moment to say so (--banner)."""
         if self._on_ready is not None:
@@ -76,6 +87,7 @@ class ProcFS(Operations):
 
     # --- metadata ------------------------------------------------------------------------
     def getattr(self, path, fh=None):
+        self._sync()
         t = self._time
         base = dict(st_uid=self._uid, st_gid=self._gid, st_atime=t, st_mtime=t, st_ctime=t)
         if path in self._dirs:
@@ -90,6 +102,7 @@ class ProcFS(Operations):
         return dict(base, st_mode=stat.S_IFREG | self.session.mode(name), st_nlink=1, st_size=size)
 
     def readdir(self, path, fh):
+        self._sync()
         if path not in self._dirs:
             raise FuseOSError(errno.ENOTDIR)
         # With a type for each entry (d_type): tools such as slabinfo skip DT_UNKNOWN entries.
@@ -113,6 +126,7 @@ class ProcFS(Operations):
 
     # --- open / read / write ---------------------------------------------------------------
     def open(self, path, fi):
+        self._sync()
         name = self._files.get(path)
         if name is None:
             raise FuseOSError(errno.EISDIR if path in self._dirs else errno.ENOENT)

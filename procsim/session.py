@@ -34,7 +34,10 @@ def default_boot(machine):
 class Session:
     def __init__(self, machine, boot=None, views: dict | None = None, state: str | Path | None = None):
         self.machine = machine
-        self.views = load_views(machine) if views is None else dict(views)
+        self._static = load_views(machine) if views is None else dict(views)
+        self._dynamic = views is None               # view modules whose files follow the state
+        self.views = dict(self._static)
+        self._views_key = None
         self.control = Control(boot or default_boot(machine))
         self._mutex = threading.Lock()
         self._cache: dict[str, tuple[tuple, bytes]] = {}
@@ -50,20 +53,40 @@ class Session:
         return self.control.kernel
 
     # --- files -------------------------------------------------------------------------
+    def _sync_views(self) -> tuple | None:
+        """Add or drop the files of the dynamic views (a /sys/kernel/slab directory per cache)
+        when the state they follow changed; returns the key the file list is for."""
+        if self._dynamic:
+            from procsim import views
+            k = self.control.kernel
+            key = (self.control.boots, views.dynamic_key(k))
+            if key != self._views_key:
+                self.views = {**self._static, **views.dynamic_files(k)}
+                self._views_key = key
+        return self._views_key
+
+    def paths_key(self) -> tuple | None:
+        """Changes whenever paths() does (the FUSE shell rebuilds its tree then)."""
+        with self._mutex:
+            return self._sync_views()
+
     def mode(self, path: str) -> int | None:
         if path == CONTROL:
             return 0o600
         if path in (LOG, ALLOCATIONS):
             return 0o444
+        self.paths_key()
         v = self.views.get(path)
         return v.mode if v else None
 
     def paths(self) -> list[str]:
+        self.paths_key()
         return list(self.views) + [CONTROL, LOG, ALLOCATIONS]
 
     def render(self, path: str) -> bytes:
         """The file's current bytes; rendered at most once per state."""
         with self._mutex:
+            self._sync_views()
             c = self.control
             if path in (LOG, ALLOCATIONS):
                 key = (c.boots, c.serial)

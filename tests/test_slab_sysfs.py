@@ -46,6 +46,23 @@ def test_attributes_in_the_kernels_formats():
     assert s.render("sys/kernel/slab/kmalloc-64/usersize") == b"64\n"
 
 
+def test_directories_follow_kmem_cache_create_and_destroy():
+    s = Session(load(CONFIGS / "tiny.yaml"))
+    assert "sys/kernel/slab/my_obj/objects" not in s.paths()
+    run = s.execute_text("kmem_cache_create my_obj 200 flags=SLAB_HWCACHE_ALIGN\nkmem_cache_alloc my_obj count=5 tag=o")
+    assert not any(r.errno for r in run)
+    # one order-0 slab of 4096 / 256 = 16 objects (16 >= min_objects 4 * (fls(2 cpus) + 1) = 12);
+    # it is the cpu slab, so its 11 free objects count as in use
+    assert s.render("sys/kernel/slab/my_obj/objects") == b"16 N0=16\n"
+    assert s.render("sys/kernel/slab/my_obj/objs_per_slab") == b"16\n"
+    assert s.render("sys/kernel/slab/my_obj/hwcache_align") == b"1\n"
+    assert s.render("sys/kernel/slab/my_obj/object_size") == b"200\n"
+    assert s.render("sys/kernel/slab/my_obj/slab_size") == b"256\n"          # 200 rounded to a cache line multiple
+    run = s.execute_text("kmem_cache_free my_obj tag=o\nkmem_cache_destroy my_obj")
+    assert not any(r.errno for r in run)
+    assert not any(p.startswith("sys/kernel/slab/my_obj/") for p in s.paths())
+
+
 def test_per_node_suffixes_on_a_numa_machine():
     """seed-server has two nodes: boot objects are spread over both, each reported as N<node>=."""
     s = Session(load(CONFIGS / "seed-server.yaml"))
@@ -66,7 +83,8 @@ def test_kernel_slabinfo_tool_reads_the_simulated_caches(mounted):
     tool = _slabinfo()
     mp = mounted("seed-vm")
     with open(mp / "control", "w") as f:
-        f.write("\n".join(SCRIPT) + "\n")
+        f.write("\n".join(SCRIPT) + "\nkmem_cache_create my_obj 200\nkmem_cache_alloc my_obj count=3\n")
+    assert "my_obj" in os.listdir(mp / "sys/kernel/slab")
     env = dict(os.environ, COLUMNS="200")
 
     def slabinfo(*args):
@@ -79,10 +97,13 @@ def test_kernel_slabinfo_tool_reads_the_simulated_caches(mounted):
     line = next(ln for ln in listing.splitlines() if ln.startswith(CACHE + " "))
     name, objects, objsize, space, spc, ops, order, fr, ef, *flags = line.split()
     assert (objects, objsize, ops, order) == ("136", "256", "16", "0")
-    assert spc.split("/")[1:] == ["7", "5"]      # Slabs/Part/Cpu: 7 partial, 5 cpu slabs
+    assert spc == "7/7/5"                       # slabinfo prints slabs - cpu_slabs (12 - 5), partial, cpu
     assert fr == str(7 * 100 // 12)             # %Fr: partial slabs of all slabs
     assert flags == ["d"]                       # SLAB_CACHE_DMA
     assert "dentry " in listing and "kmalloc-64 " in listing
+    # a cache made after mounting: its one slab is the cpu slab, so all its objects read as in use
+    mine = next(ln.split() for ln in listing.splitlines() if ln.startswith("my_obj "))
+    assert mine[2] == "200" and mine[1] == mine[5] and mine[4] == "0/0/1"   # slabinfo: slabs - cpu slabs
     report = slabinfo("-r", CACHE)
     assert re.search(r"Total\s*:\s*12\b", report) and re.search(r"Partial:\s*7\b", report)
     assert re.search(r"CpuSlab:\s*5\b", report) and re.search(r"Objects: 136\b", report)

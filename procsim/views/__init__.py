@@ -24,6 +24,22 @@ class View:
     write: Callable[[object, bytes], None] | None = None   # tracefs knobs: kernel, bytes written
 
 
+# Modules whose files follow the kernel's state (a directory per slab cache): they export
+# key(k), cheap and changing whenever the file list changes, and files_now(k).
+DYNAMIC = ("slab_sysfs",)
+
+
+def dynamic_key(k) -> tuple:
+    return tuple(importlib.import_module(f"{__name__}.{name}").key(k) for name in DYNAMIC)
+
+
+def dynamic_files(k) -> dict[str, View]:
+    out: dict[str, View] = {}
+    for name in DYNAMIC:
+        out.update(importlib.import_module(f"{__name__}.{name}").files_now(k))
+    return out
+
+
 def files(machine=None) -> dict[str, View]:
     """Every file of the mount, for this machine (only the fixed ones without a machine)."""
     out: dict[str, View] = {}

@@ -14,9 +14,8 @@ show_slab_objects(): a total, then `` N<node>=<count>`` for every node with a no
   total minus the free objects on the partial lists, so free objects of cpu-owned slabs
   read as in use, as in the kernel.
 
-The directory holds the caches that exist at mount time (SLUB's own and kmalloc caches, and
-the machine description's boot caches); a cache made later by ``kmem_cache_create`` has no
-directory (the mount's file list is fixed when it is mounted), and a destroyed one reads empty.
+The directory follows the caches as they are created and destroyed (``key`` changes
+whenever the list of caches does, and the shell asks for ``files_now`` again).
 """
 from __future__ import annotations
 
@@ -115,20 +114,16 @@ def _view(name: str, mode: int, show) -> View:
     return View(mode, render)
 
 
-def cache_names(machine) -> list[str]:
-    """The caches that exist after boot: SLUB's own and kmalloc's (a kernel booted without
-    the workload has them all), then the machine description's boot caches."""
-    from ..mm.kernel import Kernel
-    names = [s.name for s in Kernel(machine, boot=False).slab.caches]
-    for bc in machine.boot.caches:
-        if bc.name not in names:
-            names.append(bc.name)
-    return names
+def key(k) -> tuple:
+    """Changes whenever a cache is created (caches are listed newest first) or destroyed."""
+    caches = k.slab.caches if k.slab is not None else ()
+    return len(caches), caches[0].name if caches else None
 
 
-def files_for(machine) -> dict[str, View]:
-    return {f"{DIR}/{name}/{attr}": _view(name, mode, show)
-            for name in cache_names(machine) for attr, (mode, show) in ATTRS.items()}
+def files_now(k) -> dict[str, View]:
+    """A directory per cache (sorted by name)."""
+    names = sorted(s.name for s in k.slab.caches) if k.slab is not None else ()
+    return {f"{DIR}/{name}/{attr}": _view(name, mode, show) for name in names for attr, (mode, show) in ATTRS.items()}
 
 
 FILES: dict[str, View] = {}
