@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 VENV  := .venv
 PY    := $(VENV)/bin/python
-APT_PKGS := fuse3 libfuse2 procps numactl dmidecode util-linux prometheus-node-exporter \
+APT_PKGS := fuse3 libfuse2 procps numactl dmidecode util-linux prometheus-node-exporter python3-venv \
             chromium fonts-dejavu-core linux-source-6.1 gcc libc6-dev make xz-utils
 MNT   ?= mnt
 # The kernel's own slabinfo tool (tools/vm/slabinfo.c in 6.1), run by the tests against the

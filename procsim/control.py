@@ -11,6 +11,7 @@ One command per line (``#`` comments and blank lines are ignored)::
     kmem_cache_destroy NAME
     kmalloc SIZE [gfp=FLAGS] [node=N] [cpu=C] [count=K] [tag=NAME]
     kfree ID | kfree tag=NAME
+    sleep DURATION
     drop_caches | drain_pages | reset | help
 
 An ID may also be a range ``A-B`` (as printed in the ``ok A-B`` reply).
@@ -23,7 +24,13 @@ a NUMBER is ASCII decimal digits without sign or leading zero (``0``, ``17``; ``
 refused rather than read as 8 or 10).  A SIZE (kmalloc, kmem_cache_create, align) is a NUMBER
 of bytes, optionally followed by ``K``, ``M`` or ``G`` (binary: ×1024, ``KiB`` spelling too;
 ``2.5k`` is refused).  Only in FLAGS may a part be hexadecimal, ``0x`` and hex digits, as flag
-bits are written in the kernel (``gfp=0xcc0`` is GFP_KERNEL).
+bits are written in the kernel (``gfp=0xcc0`` is GFP_KERNEL).  A DURATION (sleep) is a NUMBER
+of seconds, or a NUMBER followed by ``ms``, ``us`` or ``ns`` (``sleep 2``, ``sleep 250ms``).
+
+Time is simulated (procsim.mm.timer): ``sleep`` lets the machine idle, running the kernel's
+deferred work (the vmstat worker's pcp decay and drains, kswapd) as it falls due, and every
+other command that succeeds costs one jiffy (``Kernel.tick``), so kswapd woken by one command
+has run before the next.  A command that fails leaves the clock where it was.
 
 Every line is atomic: it either succeeds completely or leaves the allocation state as it
 was (a ``count=K`` that runs out of memory half way frees what it got, in reverse order).
@@ -160,6 +167,26 @@ def _align(v, verb): return size(v, "align", 0, 1 << 20)
 def _word(v, verb): return v
 
 
+_DURATION_RE = re.compile(rf"({_NUMBER})(s|ms|us|ns)?", re.ASCII)
+_DURATION_NS = {None: 10 ** 9, "s": 10 ** 9, "ms": 10 ** 6, "us": 10 ** 3, "ns": 1}
+MAX_SLEEP_NS = 30 * 86400 * 10 ** 9            # a month of idling in one command
+
+
+def _duration(v, verb) -> int:
+    """A DURATION -> nanoseconds."""
+    m = _DURATION_RE.fullmatch(v)
+    if not m:
+        raise ControlError(E.EINVAL, f"{verb}: not a duration: {_q(v)} (a NUMBER of seconds, or with ms, us, ns)")
+    ns = int(m.group(1)) * _DURATION_NS[m.group(2)]
+    if ns > MAX_SLEEP_NS:
+        raise ControlError(E.EINVAL, f"{verb}: at most 30 days at once, not {_q(v)}")
+    return ns
+
+
+def _show_duration(ns):
+    return f"{ns}ns"
+
+
 def _tag(v, verb):
     if not _TAG.fullmatch(v):
         raise ControlError(E.EINVAL, f"bad tag {_q(v)} (letters, digits, _.:+-, at most 64)")
@@ -255,6 +282,7 @@ def command(verb: str):
 
 class Command:
     verb: ClassVar[str]
+    ticks: ClassVar[bool] = True            # costs one jiffy when it succeeds (Kernel.tick)
     spec: ClassVar[tuple]                   # the fields: positional arguments first, then options
     parsers: ClassVar[tuple]                # (field, parse(value, verb)) in that order
     options: ClassVar[frozenset]            # the keys of key=VALUE
@@ -422,16 +450,31 @@ class DrainPages(Command):
         return "ok"
 
 
+@command("sleep")
+class Sleep(Command):
+    """Let the machine idle: the clock moves and due deferred work runs (Kernel.sleep)."""
+    ticks = False
+    ns: int = arg("DURATION", _duration, show=_show_duration)
+
+    def apply(self, k):
+        k.sleep(self.ns)
+        return "ok"
+
+
 @command("reset")
 class Reset(Command):
     """Boot the machine again: Control.run swaps the kernel (build first: a failed boot keeps
     the old state)."""
+    ticks = False                           # the new kernel's clock starts at boot
+
     def apply(self, k):
         return "ok"
 
 
 @command("help")
 class Help(Command):
+    ticks = False                           # changes nothing (and is not journaled)
+
     def apply(self, k):
         return "ok\n" + "\n".join("  " + l for l in HELP.splitlines())
 
@@ -525,7 +568,10 @@ class Control:
             self.kernel = kernel
             self.boots += 1
             self._rows = {}
-        return cmd.apply(self.kernel)
+        reply = cmd.apply(self.kernel)
+        if cmd.ticks:
+            self.kernel.tick()
+        return reply
 
     def note(self, text: str, reply: str) -> None:
         """One log entry; the shell also logs what it refuses before a line exists (not UTF-8,
