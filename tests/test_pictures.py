@@ -10,15 +10,16 @@ import os
 import re
 import shutil
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
-import pytest
-
-from conftest import CONFIGS, ROOT, boot
 from browser import screenshot
 from procsim.machine import load
 from procsim.mm.page_types import PAGEBLOCK_NR_PAGES
 from procsim.session import Session
+from procsim.testing import CONFIGS
 from procsim.views import pictures as P
+
+ROOT = Path(__file__).resolve().parent.parent
 
 SVG = "{http://www.w3.org/2000/svg}"
 DOCS = ROOT / "docs"

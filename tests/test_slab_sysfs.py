@@ -15,10 +15,13 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+from pathlib import Path
 
-from conftest import CONFIGS, ROOT, procsim_cmd
+from procsim.testing import CONFIGS, procsim_cmd
 from procsim.machine import load
 from procsim.session import Session
+
+ROOT = Path(__file__).resolve().parent.parent
 
 CACHE = "dma-kmalloc-256"
 SCRIPT = ["kmalloc 256 gfp=GFP_DMA count=8 tag=a\nkmalloc 256 gfp=GFP_DMA count=8 tag=b"] * 12 + ["kfree tag=b"]
