@@ -36,7 +36,7 @@ class Session:
         self.machine = machine
         self._static = load_views(machine) if views is None else dict(views)
         self._dynamic = views is None               # view modules whose files follow the state
-        self.views = dict(self._static)
+        self._views = dict(self._static)
         self._views_key = None
         self.control = Control(boot or default_boot(machine))
         self._mutex = threading.Lock()
@@ -61,9 +61,15 @@ class Session:
             k = self.control.kernel
             key = (self.control.boots, views.dynamic_key(k))
             if key != self._views_key:
-                self.views = {**self._static, **views.dynamic_files(k)}
+                self._views = {**self._static, **views.dynamic_files(k)}
                 self._views_key = key
         return self._views_key
+
+    @property
+    def views(self) -> dict:
+        """path -> View, the dynamic views' files included as the state has them now."""
+        self._sync_views()
+        return self._views
 
     def paths_key(self) -> tuple | None:
         """Changes whenever paths() does (the FUSE shell rebuilds its tree then)."""
@@ -75,12 +81,10 @@ class Session:
             return 0o600
         if path in (LOG, ALLOCATIONS):
             return 0o444
-        self.paths_key()
         v = self.views.get(path)
         return v.mode if v else None
 
     def paths(self) -> list[str]:
-        self.paths_key()
         return list(self.views) + [CONTROL, LOG, ALLOCATIONS]
 
     def render(self, path: str) -> bytes:
