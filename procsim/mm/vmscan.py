@@ -38,6 +38,8 @@ class Vmscan:
                 self.pgdat_balanced(pgdat, order, highest) and not self.pgdat_watermark_boosted(pgdat, highest)):
             return
         self.kswapd_wakeups += 1
+        if self.trace.active:
+            self.trace.emit("mm_vmscan_wakeup_kswapd", self.trace.cpu, pgdat.id, order, gfp)
         self.queue_delayed_work(("kswapd", pgdat.id), 0, self.kswapd, pgdat.id)
 
     def pgdat_balanced(self, pgdat, order: int, highest: int) -> bool:
@@ -60,7 +62,15 @@ class Vmscan:
         pgdat = self.nodes[nid]
         order, highest = pgdat.kswapd_order, pgdat.kswapd_highest_zoneidx
         pgdat.kswapd_order, pgdat.kswapd_highest_zoneidx = 0, MAX_NR_ZONES
+        tr = self.trace
+        traced, woken_for = tr.active, tr.current
+        if traced:                                   # kswapd runs as its own kernel thread
+            tr.current = (f"kswapd{nid}", 0)
+            tr.emit("mm_vmscan_kswapd_wake", tr.cpu, nid, order)
         self.balance_pgdat(pgdat, order, MAX_NR_ZONES - 1 if highest == MAX_NR_ZONES else highest)
+        if traced:
+            tr.emit("mm_vmscan_kswapd_sleep", tr.cpu, nid)
+            tr.current = woken_for
 
     def balance_pgdat(self, pgdat, order: int, highest: int):
         """balance_pgdat(), without reclaim for now: the boost the zones had when kswapd
