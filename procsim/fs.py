@@ -42,6 +42,7 @@ class Handle:
     snapshot: bytes | None = None
     pending: bytearray = field(default_factory=bytearray)     # control: a partial line
     replies: deque = field(default_factory=lambda: deque(maxlen=MAX_REPLIES))
+    cursor: object = None                                      # stream views (kmsg): next record
 
 
 class ProcFS(Operations):
@@ -143,6 +144,13 @@ class ProcFS(Operations):
                 out, rest = first[:size], first[size:]
                 h.replies.appendleft(rest)
             return bytes(out)
+        if h.path in self.session.streams:          # kmsg: one record per read, offset unused
+            try:
+                data, h.cursor = self.session.read_stream(h.path, h.cursor, size)
+            except OSError as e:                    # EPIPE: overwritten, go on at the oldest
+                h.cursor = None if e.errno == errno.EPIPE else h.cursor
+                raise FuseOSError(e.errno)
+            return data
         if offset == 0 or h.snapshot is None:
             h.snapshot = self._render(h.path)
         return h.snapshot[offset:offset + size]

@@ -14,7 +14,8 @@ import subprocess
 
 from procsim.session import ALLOCATIONS, CONTROL, LOG
 
-SHELL_FILES = {CONTROL, LOG, ALLOCATIONS}
+KMSG = "kmsg"
+SHELL_FILES = {CONTROL, LOG, ALLOCATIONS, KMSG}
 SYS_DIRS = ("sys/devices/system/node", "sys/devices/system/cpu")
 DMI_TABLES = "sys/firmware/dmi/tables"
 
@@ -23,7 +24,7 @@ class NsExecError(Exception):
     pass
 
 
-def bind_script(mp: str, proc: str = "/proc", sys_root: str = "/sys") -> list[str]:
+def bind_script(mp: str, proc: str = "/proc", sys_root: str = "/sys", kmsg_dev: str = "/dev/kmsg") -> list[str]:
     """The shell lines that put M's files in place of the host's (run inside the namespace)."""
     q = shlex.quote
     lines = []
@@ -39,6 +40,9 @@ def bind_script(mp: str, proc: str = "/proc", sys_root: str = "/sys") -> list[st
         dst = os.path.join(sys_root, rel.split("/", 1)[1])
         if os.path.isdir(src):
             lines.append(f"mount --bind {q(src)} {q(dst)}")
+    src = os.path.join(mp, KMSG)
+    if os.path.isfile(src) and os.path.lexists(kmsg_dev):  # the real dmesg reads /dev/kmsg
+        lines.append(f"mount --bind {q(src)} {q(kmsg_dev)}")
     src = os.path.join(mp, DMI_TABLES)
     if os.path.isdir(src):
         dst = os.path.join(sys_root, DMI_TABLES.split("/", 1)[1])

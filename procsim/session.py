@@ -35,6 +35,7 @@ class Session:
     def __init__(self, machine, boot=None, views: dict | None = None, state: str | Path | None = None):
         self.machine = machine
         self.views = load_views(machine) if views is None else dict(views)
+        self.streams = {p for p, v in self.views.items() if getattr(v, "stream", None)}
         self.control = Control(boot or default_boot(machine))
         self._mutex = threading.Lock()
         self._cache: dict[str, tuple[tuple, bytes]] = {}
@@ -82,6 +83,15 @@ class Session:
                     data = data.encode()
             self._cache[path] = (key, data)
             return data
+
+    def read_stream(self, path: str, cursor, size: int):
+        """One read() of a stream view (kmsg): (bytes, next cursor); OSError(errno) on failure."""
+        with self._mutex:
+            try:
+                return self.views[path].stream(self.control.kernel, cursor, size)
+            except Exception as e:
+                code = getattr(e, "errno", None)
+                raise OSError(code if isinstance(code, int) and code > 0 else errno.EIO, str(e)) from None
 
     # --- commands ------------------------------------------------------------------------
     def execute(self, lines: list[str]) -> list[Reply]:

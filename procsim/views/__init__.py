@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 # Modules that contribute files, in the order their files are listed at the mount point.
-MODULES = ("zoneinfo", "pagetypeinfo", "buddyinfo", "slabinfo", "meminfo", "vmstat", "hardware")
+MODULES = ("zoneinfo", "pagetypeinfo", "buddyinfo", "slabinfo", "meminfo", "vmstat", "hardware", "kmsg")
 
 
 @dataclass(frozen=True)
@@ -19,6 +19,9 @@ class View:
     mode: int                                   # permission bits, as the kernel's file has them
     render: Callable[[object], bytes]           # kernel -> content
     exact_size: bool = False                    # binary files (DMI) need st_size = len(content)
+    # A record stream (kmsg): (kernel, cursor, size) -> (bytes, next cursor), one record per
+    # read() whatever the offset; cursor None is the start.  MMError(EPIPE/EINVAL) fails the read.
+    stream: Callable[[object, object, int], tuple[bytes, object]] | None = None
 
 
 def files(machine=None) -> dict[str, View]:
