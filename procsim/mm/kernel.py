@@ -18,6 +18,7 @@ from .buddy import (Zone, Page, PerCpuPages, MIGRATE_MOVABLE, MIGRATE_HIGHATOMIC
                     PAGE_ALLOC_COSTLY_ORDER, PCP_BATCH_SCALE_MAX, pcp_allowed_order, order_to_pindex,
                     pindex_to_order, migratetype_is_mergeable)
 from .errors import MMError
+from .show_mem import warn_alloc
 from .layout import (build, Layout, ZONE_DMA32, ZONE_NORMAL, ZONE_MOVABLE, MAX_NR_ZONES, PAGEBLOCK_ORDER,
                      PAGEBLOCK_NR_PAGES)
 
@@ -285,6 +286,7 @@ class Kernel:
             page = self._get_page_from_freelist(zonelist, order, flags, mt, cpu) or \
                 self._get_page_from_freelist(zonelist, order, G.gfp_to_alloc_flags(gfp, order), mt, cpu)
             if page is None:
+                warn_alloc(self, gfp, order, cpu=cpu)
                 raise MMError(errno.ENOMEM, f"alloc_pages(order={order}, {G.format_gfp(gfp)}, node={plan.node}) "
                                             "failed: every zone of the zonelist is below its watermark")
             z = page.zone

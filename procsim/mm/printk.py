@@ -130,3 +130,39 @@ def devkmsg_read(k, seq: int | None, size: int) -> tuple[bytes, int]:
         raise MMError(errno.EINVAL, f"kmsg: record {seq} needs {len(data)} bytes, the read asked for {size}")
     return data, seq + 1
 
+
+
+def bitmap_list(items) -> str:
+    """vsprintf's ``%*pbl``: ranges ``0-11,24-35``; an empty set prints nothing."""
+    out, run = [], None
+    for x in sorted(set(items)):
+        if run and x == run[1] + 1:
+            run[1] = x
+        else:
+            run = [x, x]
+            out.append(run)
+    return ",".join(f"{a}" if a == b else f"{a}-{b}" for a, b in out)
+
+
+def format_gfp_flags(gfp: int) -> str:
+    """vsprintf's ``%pGg``: the names of include/trace/events/mmflags.h (6.15+) in their order,
+    a matching compound mask first; bits without a name as a hex tail; nothing for 0."""
+    from . import gfp as G
+    parts = []
+    for name in _GFP_NAMES:
+        mask = G.NAMES[name]
+        if gfp and gfp & mask == mask:
+            parts.append(name)
+            gfp &= ~mask
+    if gfp:
+        parts.append(f"{gfp:#x}")
+    return "|".join(parts)
+
+
+_GFP_NAMES = ("GFP_TRANSHUGE", "GFP_TRANSHUGE_LIGHT", "GFP_HIGHUSER_MOVABLE", "GFP_HIGHUSER", "GFP_USER",
+              "GFP_KERNEL_ACCOUNT", "GFP_KERNEL", "GFP_NOFS", "GFP_ATOMIC", "GFP_NOIO", "GFP_NOWAIT", "GFP_DMA",
+              "GFP_DMA32", "__GFP_RECLAIM",
+              *(f"__GFP_{b}" for b in ("DMA", "HIGHMEM", "DMA32", "MOVABLE", "RECLAIMABLE", "HIGH", "IO", "FS",
+                                       "ZERO", "DIRECT_RECLAIM", "KSWAPD_RECLAIM", "WRITE", "NOWARN",
+                                       "RETRY_MAYFAIL", "NOFAIL", "NORETRY", "MEMALLOC", "COMP", "NOMEMALLOC",
+                                       "HARDWALL", "THISNODE", "ACCOUNT", "ZEROTAGS")))
