@@ -102,8 +102,12 @@ class ProcFS(Operations):
     def listxattr(self, path):
         return [PID_XATTR] if path == "/" else []
 
+    def _writable(self, name) -> bool:
+        view = self.session.views.get(name)
+        return name == CONTROL or (view is not None and view.write is not None)
+
     def truncate(self, path, length, fh=None):
-        if self._files.get(path) == CONTROL:        # `echo cmd > control` opens with O_TRUNC
+        if self._writable(self._files.get(path)):   # `echo cmd > control` opens with O_TRUNC
             return 0
         raise FuseOSError(errno.EACCES)
 
@@ -112,7 +116,10 @@ class ProcFS(Operations):
         name = self._files.get(path)
         if name is None:
             raise FuseOSError(errno.EISDIR if path in self._dirs else errno.ENOENT)
-        if fi.flags & os.O_ACCMODE != os.O_RDONLY and name != CONTROL:
+        acc = fi.flags & os.O_ACCMODE
+        if acc != os.O_RDONLY and not self._writable(name):
+            raise FuseOSError(errno.EACCES)
+        if acc != os.O_WRONLY and not self.session.mode(name) & 0o444:   # drop_caches: 0200
             raise FuseOSError(errno.EACCES)
         fi.direct_io = 1
         with self._hmutex:
@@ -158,7 +165,15 @@ class ProcFS(Operations):
     def write(self, path, data, offset, fi):
         h = self._handle(fi)
         if h.path != CONTROL:
-            raise FuseOSError(errno.EACCES)
+            if not self._writable(h.path):
+                raise FuseOSError(errno.EACCES)
+            if offset:                              # sysctl_writes_strict: a write past 0 is ignored
+                return len(data)
+            try:
+                self.session.write_view(h.path, data)
+            except OSError as e:
+                raise FuseOSError(e.errno)
+            return len(data)
         h.pending += data
         cut = h.pending.rfind(b"\n") + 1
         text = bytes(h.pending[:cut])

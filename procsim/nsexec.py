@@ -14,7 +14,7 @@ import subprocess
 
 from procsim.session import ALLOCATIONS, CONTROL, LOG
 
-KMSG = "kmsg"
+KMSG, SYSCTL_VM = "kmsg", "sysctl/vm"
 SHELL_FILES = {CONTROL, LOG, ALLOCATIONS, KMSG}
 SYS_DIRS = ("sys/devices/system/node", "sys/devices/system/cpu")
 DMI_TABLES = "sys/firmware/dmi/tables"
@@ -40,6 +40,9 @@ def bind_script(mp: str, proc: str = "/proc", sys_root: str = "/sys", kmsg_dev: 
         dst = os.path.join(sys_root, rel.split("/", 1)[1])
         if os.path.isdir(src):
             lines.append(f"mount --bind {q(src)} {q(dst)}")
+    src = os.path.join(mp, SYSCTL_VM)
+    if os.path.isdir(src):                               # procps sysctl reads and writes here
+        lines.append(f"mount --bind {q(src)} {q(os.path.join(proc, 'sys', 'vm'))}")
     src = os.path.join(mp, KMSG)
     if os.path.isfile(src) and os.path.lexists(kmsg_dev):  # the real dmesg reads /dev/kmsg
         lines.append(f"mount --bind {q(src)} {q(kmsg_dev)}")

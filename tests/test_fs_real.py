@@ -33,8 +33,11 @@ def test_cat_every_file(mounted):
     assert len(files) > 20
     for f in files:
         r = subprocess.run(["cat", f], capture_output=True)
+        if not os.stat(f).st_mode & 0o444:                        # vm.drop_caches: write only
+            assert b"Permission denied" in r.stderr, f
+            continue
         assert r.returncode == 0, (f, r.stderr)
-        assert r.stdout or f.endswith(("/log", "/control")), f     # nothing written or replied yet
+        assert r.stdout or f.endswith(("/log", "/control", "/kmsg")), f     # nothing written or logged yet
 
 
 def test_allocations_move_memfree_and_an_open_handle_sees_it(mounted):

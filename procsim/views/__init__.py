@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 # Modules that contribute files, in the order their files are listed at the mount point.
-MODULES = ("zoneinfo", "pagetypeinfo", "buddyinfo", "slabinfo", "meminfo", "vmstat", "hardware", "kmsg")
+MODULES = ("zoneinfo", "pagetypeinfo", "buddyinfo", "slabinfo", "meminfo", "vmstat", "hardware", "kmsg", "sysctl")
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,9 @@ class View:
     # A record stream (kmsg): (kernel, cursor, size) -> (bytes, next cursor), one record per
     # read() whatever the offset; cursor None is the start.  MMError(EPIPE/EINVAL) fails the read.
     stream: Callable[[object, object, int], tuple[bytes, object]] | None = None
+    # A writable file (sysctl): (kernel, data) -> the control line that replays the write;
+    # raises MMError (EINVAL ...) and changes nothing when the value is refused.
+    write: Callable[[object, bytes], str] | None = None
 
 
 def files(machine=None) -> dict[str, View]:
