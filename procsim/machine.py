@@ -17,6 +17,7 @@ from .mm.page_types import PAGE_SIZE
 
 # The largest machine we accept: x86-64 with 4-level paging maps 64 TiB of RAM.
 MAX_MEMORY = 64 * TiB
+MIN_SWAP, MAX_SWAP = 10 * PAGE_SIZE, 64 * TiB      # mkswap: at least 10 pages
 MAX_CPUS = 8192                      # CONFIG_NR_CPUS of distro kernels
 MAX_CONFIG_BYTES = 4 << 20           # a description is a few KiB; refuse to slurp a device
 DEFAULT_LOWMEM_RESERVE_RATIO = (256, 256, 32, 0, 0)   # DMA DMA32 Normal Movable Device
@@ -110,6 +111,7 @@ class Machine:
     reserved: Reserved = field(default_factory=Reserved)
     boot: Boot = field(default_factory=Boot)
     source: str = "<memory>"
+    swap: int = 0                               # bytes of the swap file swapon'd at boot (0: none)
 
     # --- derived topology ---------------------------------------------------------------
     @property
@@ -279,7 +281,7 @@ def loads(text: str, path: str = "<string>") -> Machine:
     if root is None:
         raise ConfigError(path, 1, "empty machine description")
     top = d.mapping(root, "machine", {"name", "sockets", "dimms", "numa_distances", "tunables",
-                                      "reserved", "boot"}, {"sockets", "dimms"})
+                                      "reserved", "boot", "swap"}, {"sockets", "dimms"})
     name = d.string(top["name"], "name") if "name" in top else Path(path).stem
 
     sockets = []
@@ -407,7 +409,12 @@ def loads(text: str, path: str = "<string>") -> Machine:
     if "boot" in top:
         node_mem = [sum(x.size for x in dimms if x.socket == s.id) for s in sockets]
         boot = _load_boot(d, top["boot"], node_mem)
-    return Machine(name, tuple(sockets), tuple(dimms), distances, tun, res, boot, source=path)
+    swap = 0
+    if "swap" in top:                           # mkswap needs 10 pages; the header page is one of them
+        swap = d.size(top["swap"], "swap", lo=MIN_SWAP, hi=MAX_SWAP)
+        if swap % PAGE_SIZE:
+            d.fail(top["swap"], f"swap must be a whole number of {PAGE_SIZE}-byte pages")
+    return Machine(name, tuple(sockets), tuple(dimms), distances, tun, res, boot, source=path, swap=swap)
 
 
 def _load_boot(d: _Doc, node, node_mem: list[int]) -> Boot:
