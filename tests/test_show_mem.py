@@ -10,6 +10,7 @@ import pytest
 from conftest import boot, procsim_cmd
 from procsim.mm import gfp as G
 from procsim.mm import printk, show_mem
+from procsim.mm.errors import MMError
 from procsim.views import buddyinfo, pagetypeinfo, zoneinfo
 
 
@@ -139,3 +140,38 @@ def test_failed_allocation_shows_in_the_real_dmesg(mounted):
     assert out[3].startswith("                active_file:")         # one record, continued lines
     assert any(re.fullmatch(r"\[    0\.000000\] Node 0 DMA: (\d+\*\d+kB (\(\w+\) )?)+= \d+kB", x) for x in out)
     assert out[-1] == "[    0.000000] 0 pages hwpoisoned"
+
+
+def _zoneinfo_numbers(k, zone) -> dict:
+    block = zoneinfo.render(k).decode().split(f"Node 0, zone {zone:>8}")[1].split("Node ")[0]
+    val = dict(re.findall(r"^\s+(free|min)\s+(\d+)$", block.replace("pages free", "free"), re.M))
+    val["protection"] = [int(x) for x in re.search(r"protection: \((.*)\)", block)[1].split(", ")]
+    return {k_: v if k_ == "protection" else int(v) for k_, v in val.items()}
+
+
+def test_enomem_says_fragmentation(tiny):
+    k = tiny
+    with pytest.raises(MMError) as e:
+        for _ in range(10):
+            k.alloc_pages(10, G.GFP_DMA)
+    dma = _zoneinfo_numbers(k, "DMA")
+    largest = max(o for o, n in enumerate(_buddyinfo(k)[(0, "DMA")]) if n)
+    assert largest < 10 and dma["free"] > dma["min"]
+    assert e.value.errno == errno.ENOMEM
+    assert str(e.value.message) == (
+        f"alloc_pages(order=10, __GFP_DMA, node=0) failed: DMA {dma['free']} free pages above min {dma['min']} "
+        f"+ lowmem_reserve 0, but the largest free block is order {largest} (fragmentation)")
+
+
+def test_enomem_says_watermark_with_the_reserve(tiny):
+    k = tiny
+    with pytest.raises(MMError) as e:
+        while True:
+            k.alloc_pages(0, G.GFP_KERNEL)
+    dma32, dma = _zoneinfo_numbers(k, "DMA32"), _zoneinfo_numbers(k, "DMA")
+    assert e.value.message == (
+        f"alloc_pages(order=0, GFP_KERNEL, node=0) failed: "
+        f"DMA32 {dma32['free']} free pages, not above min {dma32['min']} + lowmem_reserve 0 (watermark); "
+        f"DMA {dma['free']} free pages, not above min {dma['min']} + lowmem_reserve {dma['protection'][1]} "
+        f"(watermark)")
+    assert dma["free"] <= dma["min"] + dma["protection"][1] and dma32["free"] <= dma32["min"]

@@ -18,7 +18,7 @@ from .buddy import (Zone, Page, PerCpuPages, MIGRATE_MOVABLE, MIGRATE_HIGHATOMIC
                     PAGE_ALLOC_COSTLY_ORDER, PCP_BATCH_SCALE_MAX, pcp_allowed_order, order_to_pindex,
                     pindex_to_order, migratetype_is_mergeable)
 from .errors import MMError
-from .show_mem import warn_alloc
+from .show_mem import explain_nopage, warn_alloc
 from .layout import (build, Layout, ZONE_DMA32, ZONE_NORMAL, ZONE_MOVABLE, MAX_NR_ZONES, PAGEBLOCK_ORDER,
                      PAGEBLOCK_NR_PAGES)
 
@@ -287,8 +287,7 @@ class Kernel:
                 self._get_page_from_freelist(zonelist, order, G.gfp_to_alloc_flags(gfp, order), mt, cpu)
             if page is None:
                 warn_alloc(self, gfp, order, cpu=cpu)
-                raise MMError(errno.ENOMEM, f"alloc_pages(order={order}, {G.format_gfp(gfp)}, node={plan.node}) "
-                                            "failed: every zone of the zonelist is below its watermark")
+                raise MMError(errno.ENOMEM, explain_nopage(self, plan.zonelist, order, gfp, plan.node))
             z = page.zone
         if z.boost:                               # kswapd has run and reset the boost
             z.boost = 0

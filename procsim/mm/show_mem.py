@@ -183,3 +183,26 @@ def warn_alloc(k, gfp: int, order: int, comm: str = "procsim", nodemask=None, cp
     filt = SHOW_MEM_FILTER_NODES if gfp & G.__GFP_DIRECT_RECLAIM else 0
     show_mem(k, filt, nodemask, G.gfp_zone(gfp), cpu)
     return True
+
+
+def explain_nopage(k, zonelist, order: int, gfp: int, node: int) -> str:
+    """Why the slow path found nothing, zone by zone, for the ENOMEM reply: the free pages
+    against min + lowmem_reserve (the watermark), or enough free pages but no block of the
+    order (fragmentation)."""
+    flags = G.gfp_to_alloc_flags(gfp, order)
+    highest = zonelist[0].idx
+    parts = []
+    for z in zonelist:
+        reserve = z.lowmem_reserve[highest]
+        head = f"{'Node %d ' % z.node if len(k.nodes) > 1 else ''}{z.name} {z.nr_free} free pages"
+        if not k._watermark_ok(z, 0, z.wmark_min, highest, flags):
+            parts.append(f"{head}, not above min {z.wmark_min} + lowmem_reserve {reserve} (watermark)")
+            continue
+        largest = max((o for o in range(NR_PAGE_ORDERS) if z.nr_free_order(o)), default=-1)
+        if largest < order:
+            parts.append(f"{head} above min {z.wmark_min} + lowmem_reserve {reserve}, but the largest free "
+                         f"block is order {largest} (fragmentation)")
+        else:
+            parts.append(f"{head} above min + lowmem_reserve, but no order-{order} block of a type this "
+                         f"request may take (fragmentation)")
+    return (f"alloc_pages(order={order}, {G.format_gfp(gfp)}, node={node}) failed: " + "; ".join(parts))
