@@ -58,7 +58,11 @@ def test_failed_count_leaves_the_state_as_it_was(mounted):
     r = subprocess.run(["bash", "-c", f"echo 'alloc_pages 10 count=1000' > {m}/control"],  # 4 GiB > 2 GiB
                        capture_output=True, text=True)
     assert r.returncode != 0 and "Cannot allocate memory" in r.stderr
-    assert (m / NODE0).read_text() == before
+    # nothing stays allocated; the attempt woke kswapd, which may only have freed page cache
+    mem = lambda text, key: int(re.search(rf"{key}:\s+(\d+) kB", text).group(1))
+    after = (m / NODE0).read_text()
+    assert mem(after, "MemFree") >= mem(before, "MemFree")
+    assert mem(after, "AnonPages") == mem(before, "AnonPages") and mem(after, "FilePages") <= mem(before, "FilePages")
     assert (m / "allocations").read_text().count("\n") == 1          # header only
 
 

@@ -18,7 +18,9 @@ from .buddy import (Zone, Page, PerCpuPages, MIGRATE_MOVABLE, MIGRATE_HIGHATOMIC
                     PAGE_ALLOC_COSTLY_ORDER, PCP_BATCH_SCALE_MAX, pcp_allowed_order, order_to_pindex,
                     pindex_to_order, migratetype_is_mergeable)
 from .errors import MMError
-from .show_mem import explain_nopage, warn_alloc
+from .show_mem import explain_nopage
+from .slowpath import alloc_pages_slowpath
+from .vmscan import LRU_OF_USE, lru_add, lru_del, note_boot_slabs, run_kswapd
 from .layout import (build, Layout, ZONE_DMA32, ZONE_NORMAL, ZONE_MOVABLE, MAX_NR_ZONES, PAGEBLOCK_ORDER,
                      PAGEBLOCK_NR_PAGES)
 
@@ -90,6 +92,7 @@ class Kernel:
                       for n in self.layout.nodes]
         self.zones = [z for n in self.nodes for z in n.zones]
         self.vm_events = dict.fromkeys(VM_EVENTS_DRIVEN, 0)
+        self.kswapd_pending: dict[int, tuple[int, int]] = {}   # node -> (order, highest zone) woken
         self.generation = 0
         self.percpu_pages = 0
         self.vmalloc_pages = 0
@@ -105,6 +108,8 @@ class Kernel:
             self.slab.apply_boot(machine.boot.caches)
             self._boot_pages()
         self.vmstat_settle()
+        self.booted = True                         # pages allocated from now on are a user's
+        note_boot_slabs(self)
 
     # ---- zonelists: build_zonelists(), find_next_best_node() ------------------------------
     def _build_zonelists(self):
@@ -284,9 +289,9 @@ class Kernel:
         if page is None:
             zonelist, flags = plan.zonelist, plan.flags
             page = self._get_page_from_freelist(zonelist, order, flags, mt, cpu) or \
-                self._get_page_from_freelist(zonelist, order, G.gfp_to_alloc_flags(gfp, order), mt, cpu)
+                alloc_pages_slowpath(self, zonelist, order, gfp, mt, cpu, plan.node)
             if page is None:
-                warn_alloc(self, gfp, order, cpu=cpu)
+                run_kswapd(self)
                 raise MMError(errno.ENOMEM, explain_nopage(self, plan.zonelist, order, gfp, plan.node))
             z = page.zone
         if z.boost:                               # kswapd has run and reset the boost
@@ -294,7 +299,11 @@ class Kernel:
         if use:
             page.use = use
             self._account_use(page, +1)
+            if use in LRU_OF_USE:
+                lru_add(self, page)
         self.generation += 1
+        if self.kswapd_pending:                   # woken by the slow path: runs as we return
+            run_kswapd(self)
         return page
 
     def alloc_pages_bulk(self, order: int, gfp: int, nr: int, node: int | None = None,
@@ -325,6 +334,8 @@ class Kernel:
             for page in pages[1:]:
                 page.use = use
                 per_zone[page.zone] = per_zone.get(page.zone, 0) + 1
+                if use in LRU_OF_USE:
+                    lru_add(self, page)
             for z, n in per_zone.items():
                 self._account_use_pages(use, z, n << order)
         self.generation += 1
@@ -576,6 +587,8 @@ class Kernel:
         if page.migratetype == MIGRATE_MOVABLE:
             self._movable_used(z, pfn, order, -1)
         if page.use:
+            if page.use in LRU_OF_USE:
+                lru_del(self, page)
             self._account_use(page, -1)
         nr = 1 << order
         self.vm_events["pgfree"] += nr

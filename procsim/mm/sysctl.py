@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from .errors import MMError
+from . import vmscan
 from .printk import pr_info
 
 INT_MAX = (1 << 31) - 1
@@ -78,15 +79,13 @@ def _plain(name):
 
 def _drop_caches(k, v):
     """drop_caches_sysctl_handler(): 1 page cache, 2 reclaimable slab, 3 both; 4 silences the
-    message it prints once per ... (here: once per boot, like its static stfu)."""
+    message it prints until a write with 4 (its static stfu; here per boot)."""
     value = v[0]
     if value & 1:
-        drop = getattr(k, "drop_pagecache", None)
-        if drop is not None:
-            drop()
+        vmscan.drop_pagecache(k)
         k.vm_events["drop_pagecache"] = k.vm_events.get("drop_pagecache", 0) + 1
     if value & 2:
-        k.drop_slab()                                 # counts drop_slab itself
+        vmscan.drop_slab(k)
     if not getattr(k, "drop_caches_stfu", False):
         pr_info(k, f"{getattr(k, 'current_comm', 'procsim')} ({getattr(k, 'current_pid', 1)}): "
                    f"drop_caches: {value}")
