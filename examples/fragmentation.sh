@@ -29,4 +29,6 @@ else
 fi
 
 echo 'free_pages tag=keep' > "$C"
-echo "== all freed: the buddies merge again"; cat "$M/buddyinfo"
+echo "== all freed: most buddies merge, but freed order-0 pages wait on the per-cpu lists"; cat "$M/buddyinfo"
+echo 'drain_pages' > "$C"
+echo "== after drain_pages (drain_all_pages): every buddy is back and merged"; cat "$M/buddyinfo"

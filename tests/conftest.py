@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from procsim.mm.errors import MMError
+from procsim.mm.task import Tasks
 from procsim.views import View
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -158,6 +159,7 @@ class FakeKernel:
         self._next = 1000
         self._freed: list[tuple[int, int]] = []
         self.slab = FakeSlab(self)
+        self.tasks = Tasks(self)
 
     def alloc_pages(self, order, gfp, node=None, cpu=None):
         if self.nr_free < 1 << order:

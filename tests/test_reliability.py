@@ -196,6 +196,11 @@ class ControlMachine(RuleBasedStateMachine):
     def drop_caches(self):
         assert self.run("drop_caches").text.startswith("ok freed")
 
+    @rule()
+    def drain_pages(self):
+        assert self.run("drain_pages").text == "ok"
+        assert all(pcp.count == 0 for z in self.ctl.kernel.zones for pcp in z.pcp)
+
     @rule(line=st.sampled_from(["help", "# comment", "bogus 1", "alloc_pages", "alloc_pages 11",
                                 "kmalloc 0", "kfree 0-", "free_pages tag=nosuchtag", "kmem_cache_free nosuch 1"]))
     def odd_line(self, line):

@@ -20,6 +20,8 @@ def check(kernel) -> None:
     if kernel.slab is not None and hasattr(kernel.slab, "check"):
         kernel.slab.check()
     check_counters(kernel)
+    if getattr(kernel, "tasks", None) is not None:
+        kernel.tasks.check()
 
 
 # node_stat items a page allocation's ``use`` feeds, per page (the stack counter is in kB)
@@ -106,6 +108,12 @@ def state_digest(kernel) -> str:
     for n in kernel.nodes:
         put("node", n.id, sorted(n.stat.items()))
     put("vm_events", sorted(kernel.vm_events.items()))
+    tasks = getattr(kernel, "tasks", None)
+    if tasks is not None:                      # who owns what: IDs, tags, counters
+        put("tasks", tasks.next_id, [(t.pid, t.tag, t.oom_score_adj, t.rss, t.pgtables_bytes, t.kernel_pages,
+                                      t.objects) for t in tasks])
+        for b in tasks.batches():
+            put("batch", b.first, b.last, b.task.pid, b.kind, b.what, b.use, b.live, list(b.entries()))
     slab = kernel.slab
     if slab is not None:
         put("large", sorted((p, pg.order) for p, pg in slab._large.items()), list(slab.large_pages))

@@ -20,6 +20,7 @@ from .buddy import (Zone, Page, PerCpuPages, MIGRATE_MOVABLE, MIGRATE_HIGHATOMIC
 from .errors import MMError
 from .show_mem import explain_nopage
 from .slowpath import alloc_pages_slowpath
+from .task import Tasks
 from .vmscan import LRU_OF_USE, lru_add, lru_del, note_boot_slabs, run_kswapd
 from .layout import (build, Layout, ZONE_DMA32, ZONE_NORMAL, ZONE_MOVABLE, MAX_NR_ZONES, PAGEBLOCK_ORDER,
                      PAGEBLOCK_NR_PAGES)
@@ -94,6 +95,7 @@ class Kernel:
         self.vm_events = dict.fromkeys(VM_EVENTS_DRIVEN, 0)
         self.kswapd_pending: dict[int, tuple[int, int]] = {}   # node -> (order, highest zone) woken
         self.generation = 0
+        self.tasks = Tasks(self)                   # who owns what the control file allocates (mm/task.py)
         self.percpu_pages = 0
         self.vmalloc_pages = 0
         for z in self.zones:                       # memblock_free_all: pgfree starts near managed
