@@ -94,34 +94,11 @@ class Session:
                 raise OSError(code if isinstance(code, int) and code > 0 else errno.EIO, str(e)) from None
 
     def write_view(self, path: str, data: bytes) -> None:
-        """A write to a writable view (sysctl): applied under the lock, logged, and journaled
-        as the control line the view returns, so --state replays it.  OSError(errno) when
-        the value is refused (nothing changed)."""
-        with self._mutex:
-            c = self.control
-            c.serial += 1
-            try:
-                line = self.views[path].write(c.kernel, data)
-            except Exception as e:
-                code = getattr(e, "errno", None)
-                code = code if isinstance(code, int) and code > 0 else errno.EIO
-                c.note(f"write {path}", f"error {errno.errorcode.get(code, code)}: {e}")
-                raise OSError(code, str(e)) from None
-            c.note(line, "ok")
-            if self._journal is not None:
-                self._journal.write(line + "\n")
-                self._journal.flush()
-                os.fsync(self._journal.fileno())
-
-    def _replay_view_write(self, line: str):
-        """A journaled ``sysctl vm.NAME=VALUE``: the same write again (None if not one)."""
-        if not line.startswith("sysctl "):
-            return None
-        name, _, value = line[len("sysctl "):].partition("=")
-        path = "sysctl/" + name.strip().replace(".", "/")
-        if path not in self.views or self.views[path].write is None:
-            raise StateError(f"{line}: no such sysctl")
-        return self.views[path].write(self.control.kernel, value.encode())
+        """A write to a writable view (sysctl) runs as the control line the view makes of it;
+        OSError(errno) when the command fails (nothing changed)."""
+        replies = self.execute([self.views[path].write(data)])
+        if replies and replies[-1].errno:
+            raise OSError(replies[-1].errno, replies[-1].text)
 
     # --- commands ------------------------------------------------------------------------
     def execute(self, lines: list[str]) -> list[Reply]:
@@ -189,11 +166,6 @@ class Session:
         except UnicodeDecodeError as e:
             raise StateError(f"{path}: not a procsim journal (not UTF-8 text at byte {e.start})") from None
         for n, line in enumerate(text.splitlines(), 1):
-            try:
-                if self._replay_view_write(line) is not None:
-                    continue
-            except Exception as e:
-                raise StateError(f"{path}:{n}: {line}: {e}") from None
             r = self.control.run(line)
             if r is None:
                 continue

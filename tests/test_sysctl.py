@@ -135,7 +135,7 @@ def test_procps_sysctl_reads_and_writes(mounted, tmp_path):
     r = _exec(m, "cat", "/proc/sys/vm/drop_caches")
     assert r.returncode != 0 and "Permission denied" in r.stderr
     assert _exec(m, "sysctl", "-q", "-w", "vm.drop_caches=2").returncode == 0
-    assert "sysctl vm.min_free_kbytes=8192\n" in state.read_text()
+    assert "sysctl vm.min_free_kbytes 8192\n" in state.read_text()
     # the journal replays the write: a daemon started on the same state sees it
     m2 = mounted("tiny", "--state", state)
     assert (m2 / "sysctl/vm/min_free_kbytes").read_text() == "8192\n"

@@ -169,3 +169,59 @@ def _oom_rs(k) -> show_mem.RatelimitState:
     if rs is None:
         rs = k.oom_rs = show_mem.RatelimitState("oom_kill_process")
     return rs
+
+
+# ---- the task registry's tasks (procsim.mm.task) ----------------------------------------------
+class TaskMm:
+    """A task of ``k.tasks`` as the OOM killer reads it: its mm counters, plus the blocks the
+    command running for it has made so far (they are in its mm already in the kernel)."""
+    uid = 0
+
+    def __init__(self, task, inflight=None):
+        from .task import MM_ANONPAGES, MM_FILEPAGES, MM_SHMEMPAGES, MM_SWAPENTS
+        self.task, self.pid, self.comm, self.oom_score_adj = task, task.pid, task.comm, task.oom_score_adj
+        self.rss_anon, self.rss_file = task.rss[MM_ANONPAGES], task.rss[MM_FILEPAGES]
+        self.rss_shmem, self.swapents = task.rss[MM_SHMEMPAGES], task.rss[MM_SWAPENTS]
+        self.pgtables_bytes = task.pgtables_bytes
+        kernel = task.kernel_pages
+        if inflight is not None:
+            n = len(inflight.got) << inflight.order
+            if inflight.use == "anon":
+                self.rss_anon += n
+            elif inflight.use == "pagecache":
+                self.rss_file += n
+            elif inflight.use == "page_tables":
+                self.pgtables_bytes += n * PAGE_SIZE
+            else:
+                kernel += n
+        self.total_vm = get_mm_rss(self) + self.swapents + kernel    # everything mapped for it
+
+    @property
+    def tgid(self) -> int:
+        return self.pid
+
+
+def oom_kill_tasks(k, gfp: int, order: int):
+    """out_of_memory() over ``k.tasks``: the victim's allocations are all freed (exit_mmap).
+    Returns the victim's TaskMm, None if nothing could be killed; MMError(ENOMEM) naming the
+    victim when it is the task the failing allocation is for (it dies; its command fails)."""
+    import errno
+    from .errors import MMError
+    tasks, cur = k.tasks, getattr(k, "current", None)
+    cur_task = cur.task if cur is not None else tasks.default
+    # a task that owns nothing any more has exited (find_lock_task_mm() finds no mm)
+    views = [TaskMm(t, cur if t is cur_task else None) for t in tasks
+             if t is tasks.default or t is cur_task or next(t.batches(), None) is not None]
+    if all(v.task is not cur_task for v in views):           # its first allocation, still in flight
+        views.append(TaskMm(cur_task, cur))
+    current = next(v for v in views if v.task is cur_task)
+
+    def kill(v):
+        if tasks.find_task(v.task.tag) is v.task:
+            tasks.free(tasks.select_task(v.task))
+
+    victim = out_of_memory(k, views, gfp, order, current=current, kill=kill)
+    if victim is current:
+        raise MMError(errno.ENOMEM, f"Out of memory: the OOM killer killed process {victim.pid} ({victim.comm}), "
+                                    f"the task this allocation is for; its allocations are freed")
+    return victim

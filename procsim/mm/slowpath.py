@@ -70,7 +70,7 @@ def alloc_pages_slowpath(k, zonelist, order: int, gfp: int, mt: int, cpu: int, n
             break
         if should_reclaim_retry(k, zonelist, order, alloc_flags, progress, loops):
             continue
-        if oom_kill.may_oom(gfp, order, zonelist[0].idx) and _may_oom(k, gfp, order):
+        if oom_kill.may_oom(gfp, order, G.gfp_zone(gfp)) and _may_oom(k, gfp, order):
             loops[0] = 0
             page = get(zonelist, order, alloc_flags, mt, cpu)
             if page is not None:

@@ -22,9 +22,9 @@ class View:
     # A record stream (kmsg): (kernel, cursor, size) -> (bytes, next cursor), one record per
     # read() whatever the offset; cursor None is the start.  MMError(EPIPE/EINVAL) fails the read.
     stream: Callable[[object, object, int], tuple[bytes, object]] | None = None
-    # A writable file (sysctl): (kernel, data) -> the control line that replays the write;
-    # raises MMError (EINVAL ...) and changes nothing when the value is refused.
-    write: Callable[[object, bytes], str] | None = None
+    # A writable file (sysctl): data written -> the control line that applies it (the session
+    # runs it as a command, so it is logged and journaled; its errno fails the write).
+    write: Callable[[bytes], str] | None = None
 
 
 def files(machine=None) -> dict[str, View]:
