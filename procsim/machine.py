@@ -89,6 +89,7 @@ class BootPages:
     use: str                                    # one of BOOT_PAGE_USES
     size: int                                   # bytes
     node: int | None = None                     # None = spread over nodes with memory
+    active: int = 0                             # bytes of it on the active LRU list (anon, pagecache)
 
 
 BOOT_PAGE_USES = ("kernel_stack", "page_tables", "pagecache", "anon", "percpu", "vmalloc")
@@ -458,11 +459,19 @@ def _load_boot(d: _Doc, node, node_mem: list[int]) -> Boot:
             node=_node_ref(d, c, nsockets)))
         place(caches[-1].node, caches[-1].objects * caches[-1].size, cn)
     for i, pn in enumerate(d.sequence(m["pages"], "boot.pages") if "pages" in m else ()):
-        p = d.mapping(pn, f"boot.pages[{i}]", {"use", "size", "node"}, {"use", "size"})
+        p = d.mapping(pn, f"boot.pages[{i}]", {"use", "size", "node", "active"}, {"use", "size"})
         use = d.string(p["use"], "use")
         if use not in BOOT_PAGE_USES:
             d.fail(p["use"], f"unknown page use {use!r} (one of {', '.join(BOOT_PAGE_USES)})")
-        pages.append(BootPages(use, d.size(p["size"], "size", lo=PAGE_SIZE), _node_ref(d, p, nsockets)))
+        size = d.size(p["size"], "size", lo=PAGE_SIZE)
+        active = 0
+        if "active" in p:                       # how much of it was used again: the active LRU list
+            if use not in ("anon", "pagecache"):
+                d.fail(p["active"], f"active: only anon and pagecache pages are on the LRU lists, not {use}")
+            active = d.size(p["active"], "active", lo=0)
+            if active > size:
+                d.fail(p["active"], f"active ({_mib(active)}) is more than size ({_mib(size)})")
+        pages.append(BootPages(use, size, _node_ref(d, p, nsockets), active))
         place(pages[-1].node, pages[-1].size, pn)
     return Boot(tuple(caches), tuple(pages), line=node.start_mark.line + 1)
 

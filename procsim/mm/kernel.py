@@ -21,7 +21,7 @@ from .errors import MMError
 from .show_mem import explain_nopage
 from .slowpath import alloc_pages_slowpath
 from .task import Tasks
-from .vmscan import LRU_OF_USE, lru_add, lru_del, note_boot_slabs, run_kswapd
+from .vmscan import LRU_OF_USE, activate_boot, lru_add, lru_del, note_boot_slabs, run_kswapd
 from .layout import (build, Layout, ZONE_DMA32, ZONE_NORMAL, ZONE_MOVABLE, MAX_NR_ZONES, PAGEBLOCK_ORDER,
                      PAGEBLOCK_NR_PAGES)
 
@@ -719,7 +719,9 @@ class Kernel:
             # stacks are 16 KiB; gigabytes of page cache or anon come as large folios (128 KiB)
             order = 2 if bp.use == "kernel_stack" else (5 if bp.use in ("pagecache", "anon") and pages >= 1 << 16 else 0)
             for node, n in targets:
-                self.alloc_pages_bulk(order, gfp, n >> order, node=node.id, use=bp.use)
+                blocks = self.alloc_pages_bulk(order, gfp, n >> order, node=node.id, use=bp.use)
+                if bp.active:                     # the share used twice since: on the active list
+                    activate_boot(self, blocks, len(blocks) * bp.active // bp.size)
 
     # ---- totals the views need ------------------------------------------------------------
     @property

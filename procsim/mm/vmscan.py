@@ -123,6 +123,13 @@ def activate(k, page) -> None:
     _count(k, "pgactivate", 1 << page.order)
 
 
+def activate_boot(k, blocks, n: int) -> None:
+    """The boot workload's oldest n blocks were accessed again: active, as mark_page_accessed
+    would have made them (pgactivate counts them, as it would on the machine)."""
+    for page in blocks[:n]:
+        activate(k, page)
+
+
 def mark_page_accessed(k, page) -> None:
     """folio_mark_accessed(): the first access sets PG_referenced, the second activates an
     inactive folio (and clears the flag)."""
