@@ -6,6 +6,7 @@ trivial to predict, so the control and FUSE tests check the shell, not the buddy
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import multiprocessing
 import os
@@ -341,3 +342,19 @@ def mounted(tmp_path):
         force_unmount(mp, proc)
         if proc.stderr:
             proc.stderr.close()
+
+
+@contextlib.contextmanager
+def mounted_yaml(tmp_path, text: str):
+    """`procsim mount --foreground` of a machine given as YAML text; always unmounted."""
+    cfg = tmp_path / "machine.yaml"
+    cfg.write_text(text)
+    mp = tmp_path / "m-yaml"
+    mp.mkdir()
+    proc = subprocess.Popen(procsim_cmd("mount", "--foreground", "--config", cfg, mp),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_mounted(mp, proc)
+        yield mp
+    finally:
+        force_unmount(mp, proc)

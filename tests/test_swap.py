@@ -4,7 +4,7 @@ import subprocess
 
 import pytest
 
-from conftest import CONFIGS, boot, force_unmount, procsim_cmd, wait_mounted
+from conftest import CONFIGS, boot, mounted_yaml, procsim_cmd
 from procsim.machine import ConfigError, loads
 from procsim.mm import show_mem
 from procsim.views import meminfo, swaps
@@ -47,14 +47,7 @@ def test_no_swap_no_lines():
 
 
 def test_real_free_and_swapon_see_the_swap(tmp_path):
-    cfg = tmp_path / "vm-swap.yaml"
-    cfg.write_text(with_swap("1GiB"))
-    mp = tmp_path / "m"
-    mp.mkdir()
-    proc = subprocess.Popen(procsim_cmd("mount", "--foreground", "--config", cfg, mp),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_mounted(mp, proc)
+    with mounted_yaml(tmp_path, with_swap("1GiB")) as mp:
         r = subprocess.run(procsim_cmd("exec", mp, "--", "free", "-k"), capture_output=True, text=True)
         assert r.returncode == 0, r.stderr
         swap_row = r.stdout.splitlines()[2].split()
@@ -64,5 +57,3 @@ def test_real_free_and_swapon_see_the_swap(tmp_path):
         assert r.returncode == 0, r.stderr
         assert r.stdout.split() == ["NAME", "TYPE", "SIZE", "USED", "PRIO",
                                     "/swapfile", "file", str(1048572 * 1024), "0", "-2"]
-    finally:
-        force_unmount(mp, proc)

@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from conftest import CONFIGS, boot, force_unmount, procsim_cmd, wait_mounted
+from conftest import CONFIGS, boot, mounted_yaml, procsim_cmd
 from procsim.mm import gfp as G
 from procsim.mm import sysctl, vmscan
 from procsim.mm.errors import MMError
@@ -139,14 +139,7 @@ def test_users_page_cache_is_not_taken_before_the_task_registry():
 
 
 def test_real_free_and_vmstat_see_reclaim(tmp_path):
-    cfg = tmp_path / "vm.yaml"
-    cfg.write_text(VM)
-    mp = tmp_path / "m"
-    mp.mkdir()
-    proc = subprocess.Popen(procsim_cmd("mount", "--foreground", "--config", cfg, mp),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_mounted(mp, proc)
+    with mounted_yaml(tmp_path, VM) as mp:
         free = lambda: subprocess.run(procsim_cmd("exec", mp, "--", "free", "-k"), capture_output=True,
                                       text=True).stdout.splitlines()[1].split()
         before = free()
@@ -155,5 +148,3 @@ def test_real_free_and_vmstat_see_reclaim(tmp_path):
         assert int(after[5]) < int(before[5])               # buff/cache shrank
         vmstat = dict(line.split() for line in (mp / "vmstat").read_text().splitlines())
         assert int(vmstat["pgsteal_kswapd"]) > 0 and int(vmstat["pageoutrun"]) > 0
-    finally:
-        force_unmount(mp, proc)
