@@ -235,6 +235,52 @@ print(dt)
 """
 
 
+PRESSURE = r"""
+import sys, time
+from procsim import machine as M
+from procsim.mm.kernel import Kernel
+from procsim.mm import gfp as G
+text = open(sys.argv[1]).read()
+text = text.replace("size: 2GiB", "size: 4GiB").replace("{use: pagecache, size: 626MiB}", "{use: pagecache, size: 1536MiB}")
+k = Kernel(M.loads(text))
+cache = k.node_stat_total("nr_file_pages")
+n = k.nr_free_pages + (1 << 18)                # past the free memory by 1 GiB
+t = time.process_time()
+k.tasks.alloc_pages("anon", 0, G.GFP_HIGHUSER_MOVABLE, n, use="anon")
+reclaim = time.process_time() - t
+stolen = cache - k.node_stat_total("nr_file_pages")
+assert stolen >= 1 << 18, stolen
+from procsim.mm import oom_kill
+spent = []
+def timed(*a, _run=oom_kill.out_of_memory, **kw):   # the OOM killer alone: report, choice, kill
+    t = time.process_time()
+    try:
+        return _run(*a, **kw)
+    finally:
+        spent.append(time.process_time() - t)
+oom_kill.out_of_memory = timed
+try:                                          # it takes the 1 GiB-plus task
+    k.tasks.alloc_pages("second", 0, G.GFP_HIGHUSER_MOVABLE, k.nr_free_pages + cache, use="anon")
+except Exception:
+    pass
+assert k.vm_events["oom_kill"] >= 1
+oom = spent[0]
+print(reclaim, stolen, n, oom)
+"""
+
+
+def bench_pressure():
+    """Issue 15: reclaim of 1 GiB of page cache under anon pressure; an OOM kill."""
+    print("pressure: reclaim and the OOM killer", flush=True)
+    out = subprocess.run([PY, "-c", PRESSURE, str(ROOT / "configs/seed-vm.yaml")], capture_output=True, text=True,
+                         check=True, cwd=TREE, env=ENV).stdout.split()
+    reclaim, stolen, n, oom = float(out[0]), int(out[1]), int(out[2]), float(out[3])
+    row(f"allocate {n * 4 >> 20} MiB of anon past the free memory: kswapd/direct reclaim of "
+        f"{stolen * 4 >> 20} MiB page cache (in process)", f"{reclaim:.2f} s", "—", "≤ 10 s", reclaim <= 10)
+    row(f"the OOM killer: report, choice and the kill (freeing) of a {n * 4 >> 20} MiB task (in process)",
+        f"{oom:.2f} s", "—", "≤ 3 s", oom <= 3)
+
+
 def replay_time(n: int) -> float:
     out = subprocess.run([PY, "-c", REPLAY, str(ROOT / "configs/seed-server.yaml"), str(n)], capture_output=True,
                          text=True, check=True, cwd=TREE, env=ENV).stdout
@@ -530,6 +576,7 @@ def main() -> int:
     bench_objects()
     bench_mount()
     bench_frees()
+    bench_pressure()
     pace = f"{pace} at the start, {python_pace()} at the end"
     info["Python pace (a fixed 1 M-iteration loop, per iteration)"] = pace
     tbl = table()

@@ -12,6 +12,9 @@ One command per line (``#`` comments and blank lines are ignored)::
     kmalloc SIZE [gfp=FLAGS] [node=N] [cpu=C] [count=K] [tag=NAME]
     kfree ID | kfree tag=NAME
     sleep DURATION
+    touch ID | touch tag=NAME
+    oom_score_adj ADJ tag=NAME
+    sysctl vm.NAME VALUE
     drop_caches | drain_pages | reset | help
 
 An ID may also be a range ``A-B`` (as printed in the ``ok A-B`` reply).
@@ -433,6 +436,69 @@ class KmemCacheDestroy(Command):
     def apply(self, k):
         k.slab.kmem_cache_destroy(_cache(k, self.cache))
         return "ok"
+
+
+@command("touch")
+class Touch(Command):
+    """mark_page_accessed() on page allocations (by ID or tag): the first touch sets
+    PG_referenced, the second moves an inactive anon/page-cache folio to the active list."""
+    ids: tuple[int, int] | None = arg("ID", _ids, show=_show_ids)
+    tag: str | None = opt(_tag)
+
+    def apply(self, k):
+        from procsim.mm.vmscan import LRU_OF_USE, mark_page_accessed
+        tasks = k.tasks
+        sel = tasks.select_ids(*self.ids, "pages") if self.ids is not None else \
+            tasks.select_task(tasks.find_task(self.tag), "pages")
+        if not sel:
+            raise ControlError(E.ENOENT, f"no live page allocations tagged {_q(self.tag)}")
+        n = 0
+        for b, idx in sel:
+            if b.use in LRU_OF_USE:
+                for i in idx:
+                    mark_page_accessed(k, b._pages[i])
+                    n += 1
+        return f"ok touched {n}"
+
+
+def _adj(v, verb):
+    neg = v.startswith("-")
+    n = number(v[1:] if neg else v, "oom_score_adj", 0, 1000)
+    return -n if neg else n
+
+
+@command("oom_score_adj")
+class OomScoreAdj(Command):
+    """/proc/PID/oom_score_adj of the tag's task (-1000 never killed .. 1000 killed first)."""
+    adj: int = arg("ADJ", _adj)
+    tag: str = opt(_tag)
+
+    def apply(self, k):
+        if self.tag is None:
+            raise ControlError(E.EINVAL, "oom_score_adj: tag= names the task")
+        k.tasks.task(self.tag).oom_score_adj = self.adj
+        k.generation += 1
+        return "ok"
+
+
+def _sysctl_name(v, verb):
+    from procsim.mm import sysctl
+    try:
+        return "vm." + sysctl.lookup(v).name
+    except MMError as e:
+        raise _as_control_error(e) from None
+
+
+@command("sysctl")
+class Sysctl(Command):
+    """Write a vm sysctl as /proc/sys/vm/NAME takes it (values of a vector joined by commas);
+    writes to M/sysctl/vm/NAME are journaled as this command."""
+    name: str = arg("NAME", _sysctl_name)
+    value: str = arg("VALUE", _word, at=1)
+
+    def apply(self, k):
+        from procsim.mm import sysctl
+        return "ok " + sysctl.write(k, self.name, self.value.replace(",", " ")).replace(" ", ",")
 
 
 @command("drop_caches")

@@ -52,6 +52,7 @@ class Handle:
     replies: deque = field(default_factory=deque)
     reply_bytes: int = 0
     failed: tuple[int, bytes] | None = None      # control: (errno, the failing line's bytes) for the retry
+    cursor: object = None                       # stream views (kmsg): the next record
 
 
 class ProcFS(Operations):
@@ -130,6 +131,10 @@ class ProcFS(Operations):
     def listxattr(self, path):
         return [PID_XATTR] if path == "/" else []
 
+    def _writable(self, name) -> bool:
+        view = self.session.views.get(name)
+        return name == CONTROL or (view is not None and view.write is not None)
+
     def truncate(self, path, length, fh=None):
         name = self._files.get(path)
         if name == CONTROL or self._writable(name):  # `echo cmd > control` opens with O_TRUNC
@@ -142,7 +147,10 @@ class ProcFS(Operations):
         name = self._files.get(path)
         if name is None:
             raise FuseOSError(errno.EISDIR if path in self._dirs else errno.ENOENT)
-        if fi.flags & os.O_ACCMODE != os.O_RDONLY and name != CONTROL and not self._writable(name):
+        acc = fi.flags & os.O_ACCMODE
+        if acc != os.O_RDONLY and name != CONTROL and not self._writable(name):
+            raise FuseOSError(errno.EACCES)
+        if acc != os.O_WRONLY and not self.session.mode(name) & 0o444:   # drop_caches: 0200
             raise FuseOSError(errno.EACCES)
         fi.direct_io = 1
         with self._hmutex:
@@ -179,6 +187,13 @@ class ProcFS(Operations):
                 h.replies.appendleft(rest)
             h.reply_bytes -= len(out)
             return bytes(out)
+        if h.path in self.session.streams:          # kmsg: one record per read, offset unused
+            try:
+                data, h.cursor = self.session.read_stream(h.path, h.cursor, size)
+            except OSError as e:                    # EPIPE: overwritten, go on at the oldest
+                h.cursor = None if e.errno == errno.EPIPE else h.cursor
+                raise FuseOSError(e.errno)
+            return data
         if offset == 0 or h.snapshot is None:
             data = self._take_snapshot(h)
         else:
@@ -245,7 +260,9 @@ class ProcFS(Operations):
         if h.path != CONTROL:
             if not self._writable(h.path):
                 raise FuseOSError(errno.EACCES)
-            try:                                    # tracefs knobs: the whole write is the value
+            if offset:                              # sysctl_writes_strict: a write past 0 is ignored
+                return len(data)
+            try:                                    # the whole write is the value (tracefs, sysctl)
                 self.session.write_view(h.path, bytes(data))
             except MMError as e:
                 raise FuseOSError(e.errno)

@@ -17,6 +17,7 @@ from .mm.page_types import PAGE_SIZE
 
 # The largest machine we accept: x86-64 with 4-level paging maps 64 TiB of RAM.
 MAX_MEMORY = 64 * TiB
+MIN_SWAP, MAX_SWAP = 10 * PAGE_SIZE, 64 * TiB      # mkswap: at least 10 pages
 MAX_CPUS = 8192                      # CONFIG_NR_CPUS of distro kernels
 MAX_CONFIG_BYTES = 4 << 20           # a description is a few KiB; refuse to slurp a device
 DEFAULT_LOWMEM_RESERVE_RATIO = (256, 256, 32, 0, 0)   # DMA DMA32 Normal Movable Device
@@ -93,6 +94,7 @@ class BootPages:
     use: str                                    # one of BOOT_PAGE_USES
     size: int                                   # bytes
     node: int | None = None                     # None = spread over nodes with memory
+    active: int = 0                             # bytes of it on the active LRU list (anon, pagecache)
 
 
 CPU_NUMBERINGS = ("interleaved", "by_socket")
@@ -118,6 +120,7 @@ class Machine:
     source: str = "<memory>"
     cpu_numbering: str = "interleaved"          # one of CPU_NUMBERINGS
     kernel: str = "6.18"                        # the kernel version whose rules apply (mm/profile.py)
+    swap: int = 0                               # bytes of the swap file swapon'd at boot (0: none)
 
     # --- derived topology ---------------------------------------------------------------
     @property
@@ -309,7 +312,8 @@ def loads(text: str, path: str = "<string>") -> Machine:
     if root is None:
         raise ConfigError(path, 1, "empty machine description")
     top = d.mapping(root, "machine", {"name", "sockets", "dimms", "numa_distances", "tunables",
-                                      "reserved", "boot", "cpu_numbering", "kernel"}, {"sockets", "dimms"})
+                                      "reserved", "boot", "cpu_numbering", "kernel", "swap"},
+                      {"sockets", "dimms"})
     name = d.string(top["name"], "name") if "name" in top else Path(path).stem
 
     sockets = []
@@ -461,8 +465,13 @@ def loads(text: str, path: str = "<string>") -> Machine:
         kernel = d.scalar(top["kernel"], "kernel").value
         if kernel not in PROFILES:
             d.fail(top["kernel"], f"kernel must be one of {', '.join(PROFILES)} (quote it: \"6.1\"), not {kernel!r}")
+    swap = 0
+    if "swap" in top:                           # mkswap needs 10 pages; the header page is one of them
+        swap = d.size(top["swap"], "swap", lo=MIN_SWAP, hi=MAX_SWAP)
+        if swap % PAGE_SIZE:
+            d.fail(top["swap"], f"swap must be a whole number of {PAGE_SIZE}-byte pages")
     return Machine(name, tuple(sockets), tuple(dimms), distances, tun, res, boot, source=path,
-                   cpu_numbering=numbering, kernel=kernel)
+                   cpu_numbering=numbering, kernel=kernel, swap=swap)
 
 
 def _load_boot(d: _Doc, node, node_mem: list[int]) -> Boot:
@@ -508,11 +517,19 @@ def _load_boot(d: _Doc, node, node_mem: list[int]) -> Boot:
             ctor=d.string(c["ctor"], "ctor", r"[A-Za-z_]\w*") if "ctor" in c else None))
         place(caches[-1].node, caches[-1].objects * caches[-1].size, cn)
     for i, pn in enumerate(d.sequence(m["pages"], "boot.pages") if "pages" in m else ()):
-        p = d.mapping(pn, f"boot.pages[{i}]", {"use", "size", "node"}, {"use", "size"})
+        p = d.mapping(pn, f"boot.pages[{i}]", {"use", "size", "node", "active"}, {"use", "size"})
         use = d.string(p["use"], "use")
         if use not in BOOT_PAGE_USES:
             d.fail(p["use"], f"unknown page use {use!r} (one of {', '.join(BOOT_PAGE_USES)})")
-        pages.append(BootPages(use, d.size(p["size"], "size", lo=PAGE_SIZE), _node_ref(d, p, nsockets)))
+        size = d.size(p["size"], "size", lo=PAGE_SIZE)
+        active = 0
+        if "active" in p:                       # how much of it was used again: the active LRU list
+            if use not in ("anon", "pagecache"):
+                d.fail(p["active"], f"active: only anon and pagecache pages are on the LRU lists, not {use}")
+            active = d.size(p["active"], "active", lo=0)
+            if active > size:
+                d.fail(p["active"], f"active ({_mib(active)}) is more than size ({_mib(size)})")
+        pages.append(BootPages(use, size, _node_ref(d, p, nsockets), active))
         place(pages[-1].node, pages[-1].size, pn)
     return Boot(tuple(caches), tuple(pages), line=node.start_mark.line + 1)
 

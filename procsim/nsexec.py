@@ -15,7 +15,8 @@ import subprocess
 
 from procsim.session import ALLOCATIONS, CONTROL, LOG
 
-SHELL_FILES = {CONTROL, LOG, ALLOCATIONS}
+KMSG, SYSCTL_VM = "kmsg", "sysctl/vm"
+SHELL_FILES = {CONTROL, LOG, ALLOCATIONS, KMSG}
 SYS_DIRS = ("sys/devices/system/node", "sys/devices/system/cpu", "sys/kernel/slab", "sys/kernel/tracing")
 DMI_TABLES = "sys/firmware/dmi/tables"
 
@@ -40,7 +41,7 @@ def _kind(path: str) -> str | None:
     raise NsExecError(f"{path} is neither a file nor a directory; refusing to bind it")
 
 
-def bind_script(mp: str, proc: str = "/proc", sys_root: str = "/sys") -> list[str]:
+def bind_script(mp: str, proc: str = "/proc", sys_root: str = "/sys", kmsg_dev: str = "/dev/kmsg") -> list[str]:
     """The shell lines that put M's files in place of the host's (run inside the namespace)."""
     q = shlex.quote
     lines = []
@@ -56,6 +57,12 @@ def bind_script(mp: str, proc: str = "/proc", sys_root: str = "/sys") -> list[st
         dst = os.path.join(sys_root, rel.split("/", 1)[1])
         if _kind(src) == "dir":
             lines.append(f"mount --bind {q(src)} {q(dst)}")
+    src = os.path.join(mp, SYSCTL_VM)
+    if _kind(src) == "dir":                              # procps sysctl reads and writes here
+        lines.append(f"mount --bind {q(src)} {q(os.path.join(proc, 'sys', 'vm'))}")
+    src = os.path.join(mp, KMSG)
+    if _kind(src) == "file" and os.path.lexists(kmsg_dev):   # the real dmesg reads /dev/kmsg
+        lines.append(f"mount --bind {q(src)} {q(kmsg_dev)}")
     src = os.path.join(mp, DMI_TABLES)
     if _kind(src) == "dir":
         for name in os.listdir(src):

@@ -37,6 +37,7 @@ import threading
 from pathlib import Path
 
 from procsim.control import MAX_LINE, Control, Reply
+from procsim.mm.errors import MMError
 
 # Files the shell adds beside the views.
 CONTROL, LOG, ALLOCATIONS = "control", "log", "allocations"
@@ -76,6 +77,7 @@ class Session:
         self._views = dict(self._static)
         self._views_key = None
         self._volatile = 0                          # renders of volatile views (their snapshot keys)
+        self.streams = {p for p, v in self._static.items() if v.stream is not None}   # kmsg
         self._mutex = threading.Lock()
         self._cache: dict[str, tuple[tuple, bytes]] = {}
         self.state = Path(state) if state else None
@@ -160,10 +162,26 @@ class Session:
         """The file's current bytes; rendered at most once per state."""
         return self.snapshot(path)[1]
 
-    def write_view(self, path: str, data: bytes) -> None:
-        """A write to a writable view (tracefs knobs); MMError for a bad value, nothing changed."""
+    def read_stream(self, path: str, cursor, size: int):
+        """One read() of a stream view (kmsg): (bytes, next cursor); OSError(errno) on failure."""
         with self._mutex:
-            self.views[path].write(self.control.kernel, data)
+            try:
+                return self.views[path].stream(self.control.kernel, cursor, size)
+            except Exception as e:
+                code = getattr(e, "errno", None)
+                raise OSError(code if isinstance(code, int) and code > 0 else errno.EIO, str(e)) from None
+
+    def write_view(self, path: str, data: bytes) -> None:
+        """A write to a writable view.  Its ``write(kernel, data)`` either applies it (tracefs
+        knobs: trace state, not journaled) or returns the control line that does (sysctl:
+        ``sysctl vm.NAME VALUE``), which runs as any command does, journal first.  MMError
+        (errno, text) for a bad value or a failing command; nothing changed then."""
+        with self._mutex:
+            line = self.views[path].write(self.control.kernel, data)
+        if line is not None:
+            replies = self.execute([line])
+            if replies and replies[-1].errno:
+                raise MMError(replies[-1].errno, replies[-1].text)
 
     # --- commands ------------------------------------------------------------------------
     def execute(self, lines: list[str]) -> list[Reply]:

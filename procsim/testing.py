@@ -322,6 +322,22 @@ def mounted_session(make_session, mp):
         force_unmount(mp, proc)
 
 
+@contextmanager
+def mounted_yaml(tmp_path, text: str):
+    """`procsim mount --foreground` of a machine given as YAML text; always unmounted."""
+    cfg = tmp_path / "machine.yaml"
+    cfg.write_text(text)
+    mp = tmp_path / "m-yaml"
+    mp.mkdir()
+    proc = subprocess.Popen(procsim_cmd("mount", "--foreground", "--config", cfg, mp),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_mounted(mp, proc)
+        yield mp
+    finally:
+        force_unmount(mp, proc)
+
+
 # --- clients -------------------------------------------------------------------------------------
 def node_exporter_metrics(collectors, procfs=None, sysfs=None) -> dict[str, float]:
     """One scrape of the real ``prometheus-node-exporter`` reading ``procfs`` / ``sysfs``

@@ -251,7 +251,8 @@ def digest(k):
                     tuple(tuple(r) for rs in z._runs for r in rs), bytes(z.pageblock_mt),
                     tuple(sorted(z.numa.items())), tuple((p.count, tuple(map(tuple, p.lists))) for p in z.pcp),
                     tuple(sorted(z.allocated))))
-    return out, tuple(sorted(k.vm_events.items()))
+    # the allocator's own events; reclaim's (allocstall, pageoutrun, pgscan) may move on a failure
+    return out, tuple(sorted((e, v) for e, v in k.vm_events.items() if e.startswith("pgalloc") or e == "pgfree"))
 
 
 def test_enomem_at_the_watermark_leaves_state_unchanged_and_atomic_dips_below():

@@ -25,10 +25,14 @@ def test_cat_every_file(mounted):
     assert len(files) > 20
     for f in files:
         r = subprocess.run(["cat", f], capture_output=True)
+        if not os.stat(f).st_mode & 0o444:                        # vm.drop_caches: write only
+            assert b"Permission denied" in r.stderr, f
+            continue
         assert r.returncode == 0, (f, r.stderr)
-        # nothing written or replied yet; SLUB's ctor (no constructor), shrink and validate read empty;
-        # trace_pipe has nothing while tracing is off
-        assert r.stdout or f.endswith(("/log", "/control", "/ctor", "/shrink", "/validate", "/trace_pipe")), f
+        # nothing written, replied or logged yet; SLUB's ctor (no constructor), shrink and validate read
+        # empty; trace_pipe has nothing while tracing is off
+        assert r.stdout or f.endswith(("/log", "/control", "/kmsg", "/ctor", "/shrink", "/validate",
+                                       "/trace_pipe")), f
 
 
 def test_allocations_move_memfree_and_an_open_handle_sees_it(mounted):
@@ -49,7 +53,11 @@ def test_failed_count_leaves_the_state_as_it_was(mounted):
     r = subprocess.run(["bash", "-c", f"echo 'alloc_pages 10 count=1000' > {m}/control"],  # 4 GiB > 2 GiB
                        capture_output=True, text=True)
     assert r.returncode != 0 and "Cannot allocate memory" in r.stderr
-    assert (m / NODE0).read_text() == before
+    # nothing stays allocated; the attempt woke kswapd, which may only have freed page cache
+    mem = lambda text, key: int(re.search(rf"{key}:\s+(\d+) kB", text).group(1))
+    after = (m / NODE0).read_text()
+    assert mem(after, "MemFree") >= mem(before, "MemFree")
+    assert mem(after, "AnonPages") == mem(before, "AnonPages") and mem(after, "FilePages") <= mem(before, "FilePages")
     assert (m / "allocations").read_text().count("\n") == 1          # header only
 
 

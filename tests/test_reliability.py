@@ -87,6 +87,7 @@ class ControlMachine(RuleBasedStateMachine):
         return r
 
     def record(self, r, kind, tag, cache=None):
+        self.resync()               # any allocation may have made kswapd reclaim a tag's page cache
         if r.errno:
             return
         m = re.fullmatch(r"ok (\d+)(?:-(\d+))?", r.text)
@@ -194,6 +195,42 @@ class ControlMachine(RuleBasedStateMachine):
     @rule()
     def drop_caches(self):
         assert self.run("drop_caches").text.startswith("ok freed")
+
+    # --- memory pressure: reclaim and the OOM killer may take allocations away ---------------
+    def resync(self):
+        """IDs reclaim dropped (page cache: RECLAIMED) or the OOM killer freed (a victim's
+        everything) leave the book; nothing else may have gone."""
+        from procsim.mm.task import LIVE, RECLAIMED
+        k = self.ctl.kernel
+        for i in sorted(self.live):
+            a = k.tasks.lookup(i)
+            if a.state == LIVE:
+                continue
+            kind, tag, _ = self.live[i]
+            assert (a.state == RECLAIMED and kind == "pages") or (tag and k.vm_events.get("oom_kill")), \
+                f"ID {i} ({kind}, tag {tag}) is {a.state} with no reclaim or OOM kill to explain it"
+            del self.live[i]
+
+    @rule(data=st.data(), tag=st.sampled_from(TAGS), use=st.sampled_from(["anon", "pagecache"]))
+    def pressure(self, data, tag, use):
+        """More than the free memory: kswapd, direct reclaim, maybe the OOM killer."""
+        k = self.ctl.kernel
+        count = (k.nr_free_pages + data.draw(st.integers(-200, 2000))) // 2    # order 1: fewer IDs to list
+        self.record(self.run(f"alloc_pages 1 gfp=GFP_HIGHUSER_MOVABLE use={use} count={max(count, 1)} tag={tag}"),
+                    "pages", tag)
+
+    @precondition(lambda self: self.live)
+    @rule(data=st.data())
+    def touch(self, data):
+        i = data.draw(st.sampled_from(sorted(self.live)))
+        if self.live[i][0] == "pages":
+            assert self.run(f"touch {i}").text.startswith("ok touched")
+
+    @rule(value=st.sampled_from(["1", "2", "3", "0", "5"]))
+    def sysctl_drop_caches(self, value):
+        r = self.run(f"sysctl vm.drop_caches {value}")
+        assert (r.errno == 0) == (value in "123"), r.text
+        self.resync()
 
     @rule()
     def drain_pages(self):

@@ -54,9 +54,10 @@ def check_counters(kernel) -> None:
                     expect[z.node, it] = expect.get((z.node, it), 0) + (unit << page.order)
                 if zitem:
                     zone_expect[zi, zitem] = zone_expect.get((zi, zitem), 0) + (1 << page.order)
-        for item in ("nr_zone_inactive_anon", "nr_zone_inactive_file"):
-            assert z.stat[item] == zone_expect.get((zi, item), 0), \
-                f"{z!r}: {item} {z.stat[item]} but {zone_expect.get((zi, item), 0)} pages allocated for it"
+        for item in ("nr_zone_inactive_anon", "nr_zone_inactive_file"):      # inactive + active: the LRU
+            lru = z.stat[item] + z.stat[item.replace("inactive", "active")]
+            assert lru == zone_expect.get((zi, item), 0), \
+                f"{z!r}: {item} (+ active) {lru} but {zone_expect.get((zi, item), 0)} pages allocated for it"
     slab = kernel.slab
     if slab is not None and hasattr(slab, "slab_pages"):
         for key, pages in slab.slab_pages().items():
@@ -69,8 +70,38 @@ def check_counters(kernel) -> None:
     for n in kernel.nodes:
         for item in ("nr_slab_reclaimable", "nr_slab_unreclaimable", "nr_anon_pages", "nr_inactive_anon",
                      "nr_file_pages", "nr_inactive_file", "nr_kernel_stack", "nr_page_table_pages"):
-            assert n.stat[item] == expect.get((n.id, item), 0), \
-                f"node {n.id}: {item} {n.stat[item]} but the pages say {expect.get((n.id, item), 0)}"
+            got = n.stat[item] + n.stat.get(item.replace("inactive", "active"), 0) * ("inactive" in item)
+            assert got == expect.get((n.id, item), 0), \
+                f"node {n.id}: {item} {got} but the pages say {expect.get((n.id, item), 0)}"
+    check_lru(kernel)
+
+
+def check_lru(kernel) -> None:
+    """Every anon and page-cache block is on exactly one LRU list of its node, of its type;
+    the lists add up to the LRU counters; an owner ID names a live allocation of that page."""
+    from .task import LIVE
+    from .vmscan import LRU_NAMES, LRU_OF_USE, PINNED, lruvec
+    for n in kernel.nodes:
+        vec = lruvec(kernel, n.id)
+        seen = set()
+        for lru, lst in enumerate(vec.lists):
+            assert sum(1 << p.order for p in lst) == n.stat["nr_" + LRU_NAMES[lru]], \
+                f"node {n.id}: {LRU_NAMES[lru]} list does not add up to its counter"
+            for page, owner in lst.items():
+                assert page.zone.node == n.id and page.zone.allocated.get(page.pfn) is page, \
+                    f"LRU page {page.pfn:#x} is not allocated on node {n.id}"
+                assert LRU_OF_USE[page.use] == lru & ~1, f"LRU page {page.pfn:#x} ({page.use}) on {LRU_NAMES[lru]}"
+                assert page not in seen, f"LRU page {page.pfn:#x} on two lists"
+                seen.add(page)
+                if owner is not None and owner != PINNED:
+                    a = kernel.tasks.lookup(owner)
+                    assert a is not None and a.state == LIVE and a.page is page, \
+                        f"LRU page {page.pfn:#x}: owner ID {owner} is not this live page"
+        assert vec.referenced <= seen, f"node {n.id}: PG_referenced on a page off the LRU"
+        for z in n.zones:
+            for page in z.allocated.values():
+                if getattr(page, "use", None) in LRU_OF_USE:
+                    assert page in seen, f"{page.use} page {page.pfn:#x} is on no LRU list"
 
 
 def state_digest(kernel) -> str:
@@ -106,7 +137,23 @@ def state_digest(kernel) -> str:
         put("allocated", sorted((p, pg.order, pg.migratetype, pg.cpu, getattr(pg, "use", None))
                                 for p, pg in z.allocated.items()))
     for n in kernel.nodes:
-        put("node", n.id, sorted(n.stat.items()))
+        put("node", n.id, sorted(n.stat.items()), getattr(n, "kswapd_failures", 0))
+    # (lruvec, swap_info and the printk ring are made on first use: ask for them, so a state
+    # that has not needed one yet digests like one that has)
+    from .printk import ring
+    from .swapfile import swap_info
+    from .vmscan import lruvec
+    for n in kernel.nodes:                     # LRU order and owners steer what reclaim takes next
+        vec = lruvec(kernel, n.id)
+        put("lru", n.id, [[(p.pfn, o) for p, o in lst.items()] for lst in vec.lists],
+            sorted(p.pfn for p in vec.referenced))
+    put("swap", [(si.pages, si.inuse_pages) for si in swap_info(kernel)],
+        sorted((name, len(objs)) for name, objs in (getattr(kernel, "shrinkable", None) or {}).items()),
+        sorted((a, getattr(kernel, a, None)) for a in ("min_free_kbytes", "watermark_scale_factor",
+                                                     "percpu_pagelist_high_fraction", "swappiness",
+                                                     "vfs_cache_pressure")))
+    log = ring(kernel)
+    put("printk", log.next_seq, [(r.seq, r.level, r.ts_usec, r.text) for r in log.records])
     put("vm_events", sorted(kernel.vm_events.items()))
     tasks = getattr(kernel, "tasks", None)
     if tasks is not None:                      # who owns what: IDs, tags, counters

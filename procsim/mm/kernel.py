@@ -9,8 +9,9 @@ pfns, byte for byte.
 
 The work itself lives in modules named after the kernel's files, composed here as mixins:
 ``mm_init`` (boot setup), ``page_alloc`` (alloc/free, the slow path), ``vmstat`` (counters,
-the vmstat worker), ``vmscan`` (kswapd, drop_slab), ``timer`` (the clock, deferred work),
-``page_writeback`` (dirty limits), ``show_mem`` (MemAvailable, overcommit), and
+the vmstat worker), ``vmscan`` (LRU, kswapd, direct reclaim, shrinkers), ``timer`` (the clock,
+deferred work), ``page_writeback`` (dirty limits), ``show_mem`` (MemAvailable, overcommit,
+show_mem, warn_alloc), and
 ``x86_init`` (the direct map's page sizes).
 """
 from __future__ import annotations
@@ -24,7 +25,7 @@ from .timer import Timers, BOOT_UPTIME_NS
 from .page_alloc import PageAlloc, PAGE_USES, USE_GFP, MAX_RECLAIM_RETRIES  # noqa: F401  (re-exported)
 from .page_writeback import PageWriteback
 from .show_mem import ShowMem
-from .vmscan import Vmscan
+from .vmscan import Vmscan, note_boot_slabs
 from .vmstat import Vmstat, NODE_STAT_ITEMS, ZONE_STAT_ITEMS, NUMA_STAT_ITEMS
 
 from .task import Tasks
@@ -42,6 +43,7 @@ class PgData:
         self.kswapd_order = 0                     # what the wakers asked kswapd for
         self.kswapd_highest_zoneidx = MAX_NR_ZONES
         self.kswapd_failures = 0
+        self.kswapd_nap_until = 0                 # kswapd_try_to_sleep's HZ/10 nap ends (now_ns)
 
     @property
     def unreclaimable(self) -> bool:
@@ -80,6 +82,8 @@ class Kernel(PageAlloc, MmInit, Vmstat, Vmscan, Timers, PageWriteback, ShowMem):
             z.trace = self.trace
         self.vm_events = dict.fromkeys(VM_EVENTS_DRIVEN, 0)
         self.generation = 0
+        self.booted = False
+        self.current = None                        # the allocation a command is making (task.InFlight)
         self.tasks = Tasks(self)                   # who owns what the control file allocates (mm/task.py)
         self.percpu_pages = 0
         self.vmalloc_pages = 0
@@ -100,6 +104,8 @@ class Kernel(PageAlloc, MmInit, Vmstat, Vmscan, Timers, PageWriteback, ShowMem):
         if boot and slab:
             self.slab.apply_boot(machine.boot.caches)
             self._boot_pages()
+        self.booted = True                         # LRU pages allocated from now on are a user's
+        note_boot_slabs(self)                      # what the dentry/inode shrinker may free
         # The rest of boot is time: the vmstat worker trims the pagesets the boot workload
         # filled, kswapd takes back the boosts its fallbacks raised.
         self.sleep(BOOT_UPTIME_NS)

@@ -13,6 +13,7 @@ from .page_types import PAGE_SIZE
 from .buddy import Zone, MIGRATE_PCPTYPES
 from .layout import ZONE_NORMAL, ZONE_MOVABLE, MAX_NR_ZONES, PAGEBLOCK_NR_PAGES
 from .page_alloc import USE_GFP, _Plan
+from .vmscan import activate_boot
 from .x86_init import direct_map
 
 
@@ -163,7 +164,9 @@ class MmInit:
             # stacks are 16 KiB; gigabytes of page cache or anon come as large folios (128 KiB)
             order = 2 if bp.use == "kernel_stack" else (5 if bp.use in ("pagecache", "anon") and pages >= 1 << 16 else 0)
             for node, n in targets:
-                self.alloc_pages_bulk(order, gfp, n >> order, node=node.id, use=bp.use)
+                blocks = self.alloc_pages_bulk(order, gfp, n >> order, node=node.id, use=bp.use)
+                if bp.active:                     # the share used twice since: on the active list
+                    activate_boot(self, blocks, len(blocks) * bp.active // bp.size)
 
 
 

@@ -15,6 +15,9 @@ from .buddy import (Zone, Page, PerCpuPages, MIGRATE_MOVABLE, MIGRATE_HIGHATOMIC
                     PAGE_ALLOC_COSTLY_ORDER, PCP_BATCH_SCALE_MAX, pcp_allowed_order, order_to_pindex,
                     pindex_to_order, migratetype_is_mergeable)
 from .errors import MMError
+from . import oom_kill
+from .show_mem import explain_nopage
+from .vmscan import LRU_OF_USE, MAX_RECLAIM_RETRIES, lru_add, lru_del
 from .layout import ZONE_DMA32, ZONE_NORMAL, ZONE_MOVABLE, PAGEBLOCK_ORDER, PAGEBLOCK_NR_PAGES
 
 # What a page allocation is for: node counters it feeds (per page; the stack counter is in kB),
@@ -61,11 +64,10 @@ class PageAlloc:
 
     def alloc_pages(self, order: int, gfp: int = G.GFP_KERNEL, node: int | None = None,
                     cpu: int | None = None, use: str | None = None) -> Page:
-        """__alloc_pages(): fast path at the low watermark, then the slow path at min.
-
-        There is no reclaim or compaction: when even the slow path fails the request fails
-        with ENOMEM and nothing has changed.
-        """
+        """__alloc_pages(): fast path at the low watermark, then the slow path at min (kswapd,
+        direct reclaim, the OOM killer).  When even the slow path fails the request fails with
+        ENOMEM saying why, zone by zone; the allocation state is as it was, apart from what
+        reclaim freed and the log warn_alloc wrote."""
         if node is None and cpu is None and use is None and order.__class__ is int and 0 <= order <= MAX_PAGE_ORDER:
             cpu = 0                                # the common call: cpu 0, its own node, no use
             plan = self._plans0.get(gfp) or self._plan(self.cpu_node[0], gfp, cpu0=True)
@@ -115,11 +117,12 @@ class PageAlloc:
             if page is None:
                 if tr.active:
                     tr.emit("mm_page_alloc", cpu, -1, order, mt, gfp)
-                raise MMError(errno.ENOMEM, f"alloc_pages(order={order}, {G.format_gfp(gfp)}, node={plan.node}) "
-                                            "failed: every zone of the zonelist is below its watermark")
+                raise MMError(errno.ENOMEM, explain_nopage(self, plan.zonelist, order, gfp, plan.node))
         if use:
             page.use = use
             self._account_use(page, +1)
+            if use in LRU_OF_USE:
+                lru_add(self, page)
         if tr.active:
             tr.emit("mm_page_alloc", cpu, page.pfn, order, mt, gfp)
         self.generation += 1
@@ -151,6 +154,8 @@ class PageAlloc:
             for page in pages[1:]:
                 page.use = use
                 per_zone[page.zone] = per_zone.get(page.zone, 0) + 1
+                if use in LRU_OF_USE:
+                    lru_add(self, page)
             for z, n in per_zone.items():
                 self._account_use_pages(use, z, n << order)
         self.generation += 1
@@ -178,9 +183,9 @@ class PageAlloc:
     def _alloc_pages_slowpath(self, gfp: int, order: int, plan: _Plan, cpu: int) -> Page | None:
         """__alloc_pages_slowpath(): the fast path failed at the low mark.  Wake kswapd, retry
         at the min mark with the reserves the gfp allows, then direct compaction and reclaim
-        while should_reclaim_retry() sees a chance; give up with warn_alloc().  Reclaim and
-        compaction make no progress yet, so a request that fails here fails for good (the
-        OOM killer is not modelled)."""
+        while should_reclaim_retry() sees a chance, then the OOM killer for a request that may
+        not fail (__alloc_pages_may_oom: a kill resets the no-progress count); give up with
+        warn_alloc()."""
         flags = G.gfp_to_alloc_flags(gfp, order)
         zonelist, mt = plan.zonelist, plan.mt
         highest = G.gfp_zone(gfp)
@@ -197,7 +202,7 @@ class PageAlloc:
             if page is not None:
                 return page
             if costly and gfp & _GFP_NORETRY:         # compaction skipped: give up
-                self.warn_alloc(gfp, order, plan.node)
+                self.warn_alloc(gfp, order, plan.node, cpu)
                 return None
         no_progress_loops = 0
         while True:                                           # retry:
@@ -218,19 +223,30 @@ class PageAlloc:
             if gfp & _GFP_NORETRY or (costly and (not gfp & _GFP_RETRY_MAYFAIL or not gfp & _GFP_IO)):
                 break
             no_progress_loops = 0 if progress and not costly else no_progress_loops + 1
-            if not self._should_reclaim_retry(order, flags, zonelist, highest, no_progress_loops):
-                break
-        self.warn_alloc(gfp, order, plan.node)
+            if self._should_reclaim_retry(order, flags, zonelist, highest, no_progress_loops):
+                continue
+            if oom_kill.may_oom(gfp, order, highest) and oom_kill.oom_kill_tasks(self, gfp, order) is not None:
+                no_progress_loops = 0
+                continue
+            break
+        self.warn_alloc(gfp, order, plan.node, cpu)
         return None
 
     # The kernel's __alloc_pages_direct_reclaim / __alloc_pages_direct_compact: one leading
     # underscore here, because Python mangles double-underscore names inside a class and a
     # later mixin (vmscan, compaction) must be able to override them.
     def _alloc_pages_direct_reclaim(self, gfp: int, order: int, flags: int, plan: _Plan, cpu: int):
-        """__alloc_pages_direct_reclaim() -> (page or None, pages reclaimed).  Reclaim is not
-        modelled yet: no progress (the reclaim issue fills this in, with the kernel's
-        unreserve_highatomic_pageblock() and drain_all_pages() on failure)."""
-        return None, 0
+        """__alloc_pages_direct_reclaim() -> (page or None, pages reclaimed): try_to_free_pages(),
+        then the freelists again, once more after drain_all_pages() (the freed pages may sit
+        on pcp lists)."""
+        progress = self.try_to_free_pages(plan.zonelist, order, gfp)
+        if not progress:
+            return None, 0
+        page = self._get_page_from_freelist(plan.zonelist, order, flags, plan.mt, cpu)
+        if page is None:
+            self.drain_all_pages()
+            page = self._get_page_from_freelist(plan.zonelist, order, flags, plan.mt, cpu)
+        return page, progress
 
     def _alloc_pages_direct_compact(self, gfp: int, order: int, flags: int, plan: _Plan, cpu: int):
         """__alloc_pages_direct_compact(): order-0 requests never compact; compaction is not
@@ -239,8 +255,8 @@ class PageAlloc:
 
     def _should_reclaim_retry(self, order: int, flags: int, zonelist, highest: int, no_progress_loops: int) -> bool:
         """should_reclaim_retry(): retry while some zone would pass its min mark if every page
-        reclaim could free were free (zone_reclaimable_pages(): 0 until reclaim exists),
-        at most MAX_RECLAIM_RETRIES times without progress."""
+        reclaim could free were free (zone_reclaimable_pages(), vmscan), at most
+        MAX_RECLAIM_RETRIES times without progress."""
         if no_progress_loops > MAX_RECLAIM_RETRIES:
             return False
         for z in zonelist:
@@ -248,15 +264,6 @@ class PageAlloc:
                                                        z.nr_free + self.zone_reclaimable_pages(z)):
                 return True
         return False
-
-    def zone_reclaimable_pages(self, z: Zone) -> int:
-        """Pages reclaim could free in the zone: none until reclaim is modelled."""
-        return 0
-
-    def warn_alloc(self, gfp: int, order: int, node: int) -> None:
-        """warn_alloc(): "page allocation failure: order:%u, mode:%#x(%pGg)".  A hook for the
-        kernel log (__GFP_NOWARN silences it); the failure itself is the caller's ENOMEM."""
-        return None
 
     def _get_page_from_freelist(self, zonelist, order, flags, mt, cpu):
         preferred = zonelist[0]
@@ -497,6 +504,8 @@ class PageAlloc:
         if page.migratetype == MIGRATE_MOVABLE:
             self._movable_used(z, pfn, order, -1)
         if page.use:
+            if page.use in LRU_OF_USE:
+                lru_del(self, page)
             self._account_use(page, -1)
         tr = self.trace
         if tr.active:
@@ -628,7 +637,6 @@ _GFP_DIRECT_RECLAIM = G.__GFP_DIRECT_RECLAIM
 _GFP_NORETRY = G.__GFP_NORETRY
 _GFP_RETRY_MAYFAIL = G.__GFP_RETRY_MAYFAIL
 _GFP_IO = G.__GFP_IO
-MAX_RECLAIM_RETRIES = 16                 # mm/internal.h
 _ALLOC_RESERVES = G.ALLOC_RESERVES
 # The pcp list of a block by (order, migratetype), or -1 where the pcp is bypassed (orders
 # without a list, Isolate pageblocks); freed HighAtomic blocks go to the Movable list.

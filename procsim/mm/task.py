@@ -39,6 +39,7 @@ from functools import partial
 from typing import Iterator
 
 from .errors import MMError
+from .vmscan import set_owner
 from .page_types import PAGE_SIZE
 
 # include/linux/mm_types_task.h: enum rss stat items
@@ -129,6 +130,20 @@ class Batch:
             t.kernel_pages += pages
 
 
+class InFlight:
+    """The allocation a command is making (``k.current``): the task it will belong to and
+    the blocks made so far, which the OOM killer counts as that task's (current->mm)."""
+    __slots__ = ("tasks", "tag", "order", "use", "got")
+
+    def __init__(self, tasks, tag, order, use, got):
+        self.tasks, self.tag, self.order, self.use, self.got = tasks, tag, order, use, got
+
+    @property
+    def task(self) -> "Task":
+        """The tag's task, or the one it would become (the next pid)."""
+        return self.tasks.find_task(self.tag) or Task(self.tasks._next_pid, self.tag)
+
+
 @dataclass(frozen=True)
 class Allocation:
     """What lookup(ID) knows.  For FREED only ``id`` and ``state`` are meaningful when the
@@ -183,8 +198,17 @@ class Tasks:
         if use is not None:
             where["use"] = use
         self._trace_current(tag)
-        pages = self._run(count, lambda: k.alloc_pages(order, gfp, **where), k.free_pages)
-        return self._add(tag, PAGES, order, use, array("Q", [p.pfn for p in pages]), pages)
+        got: list = []
+        k.current = InFlight(self, tag, order, use, got)       # who the OOM killer sees allocating
+        try:
+            pages = self._run(count, lambda: k.alloc_pages(order, gfp, **where), k.free_pages, got)
+        finally:
+            k.current = None
+        ids = self._add(tag, PAGES, order, use, array("Q", [p.pfn for p in pages]), pages)
+        if use == "pagecache":                  # reclaim drops these through their IDs
+            for id_, page in zip(ids, pages):
+                set_owner(k, page, id_)
+        return ids
 
     def kmalloc(self, tag: str | None, size: int, gfp: int, count: int = 1, node=None, cpu=None) -> range:
         slab, where = self.k.slab, _where(node, cpu)
@@ -207,9 +231,9 @@ class Tasks:
             tr.current = (task.comm, task.pid) if task else ((tag or "init")[:TASK_COMM_LEN - 1], self._next_pid)
 
     @staticmethod
-    def _run(count: int, alloc, free) -> list:
+    def _run(count: int, alloc, free, got: list | None = None) -> list:
         """alloc() count times; on a failure free what was made, newest first, and re-raise."""
-        got = []
+        got = [] if got is None else got
         try:
             for _ in range(count):
                 got.append(alloc())

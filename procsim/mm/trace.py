@@ -26,7 +26,8 @@ from .page_types import PAGEBLOCK_ORDER
 SUBSYSTEMS = {
     "kmem": ("kmalloc", "kfree", "kmem_cache_alloc", "kmem_cache_free", "mm_page_free", "mm_page_free_batched",
              "mm_page_alloc", "mm_page_alloc_zone_locked", "mm_page_pcpu_drain", "mm_page_alloc_extfrag"),
-    "vmscan": ("mm_vmscan_kswapd_sleep", "mm_vmscan_kswapd_wake", "mm_vmscan_wakeup_kswapd"),
+    "vmscan": ("mm_vmscan_direct_reclaim_begin", "mm_vmscan_direct_reclaim_end", "mm_vmscan_kswapd_sleep",
+               "mm_vmscan_kswapd_wake", "mm_vmscan_wakeup_kswapd"),
 }
 EVENTS = tuple(e for events in SUBSYSTEMS.values() for e in events)
 RING_ENTRIES = 1 << 16                 # oldest entries are overwritten, like the ring buffer
@@ -73,6 +74,8 @@ FORMATS = {
         f"page={page_ptr(pfn)} pfn={pfn:#x} alloc_order={alloc_order} fallback_order={fallback_order} "
         f"pageblock_order={PAGEBLOCK_ORDER} alloc_migratetype={alloc_mt} fallback_migratetype={fallback_mt} "
         f"fragmenting={int(fallback_order < PAGEBLOCK_ORDER)} change_ownership={int(claimed)}",
+    "mm_vmscan_direct_reclaim_begin": lambda order, gfp: f"order={order} gfp_flags={gfp_str(gfp)}",
+    "mm_vmscan_direct_reclaim_end": lambda nr: f"nr_reclaimed={nr}",
     "mm_vmscan_kswapd_sleep": lambda nid: f"nid={nid}",
     "mm_vmscan_kswapd_wake": lambda nid, order: f"nid={nid} order={order}",
     "mm_vmscan_wakeup_kswapd": lambda nid, order, gfp: f"nid={nid} order={order} gfp_flags={gfp_str(gfp)}",

@@ -17,6 +17,7 @@ from functools import lru_cache
 
 from .. import smbios
 from ..machine import MAX_CPUS, Machine
+from ..mm.printk import bitmap_list
 from . import View
 
 NODE = "sys/devices/system/node"
@@ -42,16 +43,7 @@ def cpumask(cpus, nbits: int) -> str:
     return ",".join(chunks)
 
 
-def cpulist(items) -> str:
-    """``%*pbl``: ranges ``0-11,24-35``; empty set prints nothing."""
-    out, run = [], None
-    for x in sorted(set(items)):
-        if run and x == run[1] + 1:
-            run[1] = x
-        else:
-            run = [x, x]
-            out.append(run)
-    return ",".join(f"{a}" if a == b else f"{a}-{b}" for a, b in out)
+cpulist = bitmap_list          # ``%*pbl``
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,12 +1,13 @@
 """/proc/meminfo as fs/proc/meminfo.c prints it in 6.18, with the lines the reference host shows.
 
 MemTotal is Σ managed, MemFree Σ NR_FREE_PAGES (pages on pcp lists are not free).
-Lines nothing in the model drives (swap, zswap, hugetlb, ...) are 0.  The derived
-figures are the core's (MemAvailable: k.si_mem_available(), CommitLimit, DirectMap*:
-k.direct_map); this file only prints.
+Swap follows procsim.mm.swapfile.  Lines nothing in the model drives (zswap, hugetlb, ...)
+are 0.  The derived figures are the core's (MemAvailable: k.si_mem_available(), CommitLimit,
+DirectMap*: k.direct_map); this file only prints.
 """
 from __future__ import annotations
 
+from ..mm import swapfile
 from ..mm.page_types import PAGE_SIZE
 from . import View
 
@@ -22,8 +23,10 @@ def _lines(k) -> list[tuple[str, int]]:
     active_file, inactive_file = st("nr_active_file"), st("nr_inactive_file")
     active_anon, inactive_anon = st("nr_active_anon"), st("nr_inactive_anon")
     sreclaimable, sunreclaim = st("nr_slab_reclaimable"), st("nr_slab_unreclaimable")
-    buffers = swapcached = 0                      # no block devices, no swap
+    buffers = 0                                   # no block devices
+    swapcached = swapfile.total_swapcache_pages(k)
     cached = max(st("nr_file_pages") - swapcached - buffers, 0)
+    total_swap = swapfile.total_swap_pages(k)
     pages = [
         ("MemTotal", k.managed_pages), ("MemFree", free), ("MemAvailable", k.si_mem_available()),
         ("Buffers", buffers), ("Cached", cached), ("SwapCached", swapcached),
@@ -31,7 +34,7 @@ def _lines(k) -> list[tuple[str, int]]:
         ("Active(anon)", active_anon), ("Inactive(anon)", inactive_anon),
         ("Active(file)", active_file), ("Inactive(file)", inactive_file),
         ("Unevictable", st("nr_unevictable")), ("Mlocked", k.zone_stat_total("nr_mlock")),
-        ("SwapTotal", 0), ("SwapFree", 0), ("Zswap", 0), ("Zswapped", 0),
+        ("SwapTotal", total_swap), ("SwapFree", swapfile.get_nr_swap_pages(k)), ("Zswap", 0), ("Zswapped", 0),
         ("Dirty", st("nr_dirty")), ("Writeback", st("nr_writeback")),
         ("AnonPages", st("nr_anon_pages")), ("Mapped", st("nr_mapped")), ("Shmem", st("nr_shmem")),
         ("KReclaimable", sreclaimable + st("nr_kernel_misc_reclaimable")),
