@@ -35,8 +35,10 @@ FORMATS = {
     "mm_vmscan_wakeup_kswapd": "nid=%d order=%d gfp_flags=%s",
     "mm_vmscan_kswapd_wake": "nid=%d order=%d",
     "mm_vmscan_kswapd_sleep": "nid=%d",
+    "mm_vmscan_direct_reclaim_begin": "order=%d gfp_flags=%s",    # include/trace/events/vmscan.h
+    "mm_vmscan_direct_reclaim_end": "nr_reclaimed=%lu",
 }
-CONV = {"%pS": r"\S+", "%p": r"[0-9a-f]{16}|\(null\)", "%lx": r"[0-9a-f]+", "%d": r"-?\d+", "%u": r"\d+",
+CONV = {"%pS": r"\S+", "%p": r"[0-9a-f]{16}|\(null\)", "%lx": r"[0-9a-f]+", "%lu": r"\d+", "%d": r"-?\d+", "%u": r"\d+",
         "%zu": r"\d+", "%s": r"\S+"}
 # ftrace's context: TASK-PID [CPU] flags TIMESTAMP: event: fields
 LINE = re.compile(r" *(?P<task>\S+)-(?P<pid>\d+) +\[(?P<cpu>\d{3})\] (?P<flags>.{5}) +(?P<ts>\d+\.\d{6}): "
@@ -46,7 +48,7 @@ LINE = re.compile(r" *(?P<task>\S+)-(?P<pid>\d+) +\[(?P<cpu>\d{3})\] (?P<flags>.
 def field_regex(fmt: str) -> re.Pattern:
     out, i = "", 0
     while i < len(fmt):
-        for conv in ("%pS", "%p", "%lx", "%zu", "%d", "%u", "%s"):
+        for conv in ("%pS", "%p", "%lx", "%lu", "%zu", "%d", "%u", "%s"):
             if fmt.startswith(conv, i):
                 name = re.findall(r"(\w+)=(?:0x)?$", fmt[:i])[-1]
                 out += f"(?P<{name}>{CONV[conv]})"
@@ -195,6 +197,29 @@ def test_vmscan_events_follow_kswapd():
         ("kswapd0", "mm_vmscan_kswapd_sleep", "nid=0")]
     parse(render_trace(k).decode())
     assert z.boost == 0
+
+
+def test_direct_reclaim_events_bracket_the_pages_it_stole():
+    """An allocation below min reclaims in its own context: mm_vmscan_direct_reclaim_begin with
+    its order and gfp, end with nr_reclaimed: the LRU pages pgsteal_direct counted, plus any
+    slab pages the shrinkers freed (reclaim_state)."""
+    from procsim.testing import boot
+    from procsim.mm import gfp as G
+    from procsim.views.tracefs import render_trace
+    k = boot("seed-vm")
+    z = max(k.zones, key=lambda z: z.managed)
+    while z.nr_free > z.wmark_min // 2:                    # __GFP_HIGH digs below min
+        k.alloc_pages(0, G.__GFP_HIGH)
+    k.trace.enable(("mm_vmscan_direct_reclaim_begin", "mm_vmscan_direct_reclaim_end"), True)
+    k.alloc_pages(0, G.GFP_KERNEL)
+    text = render_trace(k).decode()
+    lines = [LINE.fullmatch(ln) for ln in text.splitlines() if not ln.startswith("#")]
+    events = [(m["event"], m["fields"]) for m in lines]
+    assert events[0] == ("mm_vmscan_direct_reclaim_begin", "order=0 gfp_flags=GFP_KERNEL")
+    assert [e for e, _ in events] == ["mm_vmscan_direct_reclaim_begin", "mm_vmscan_direct_reclaim_end"] * (len(events) // 2)
+    stolen = sum(int(f.split("=")[1]) for e, f in events if e == "mm_vmscan_direct_reclaim_end")
+    assert stolen >= k.vm_events["pgsteal_direct"] >= 32   # SWAP_CLUSTER_MAX at least
+    parse(text)
 
 
 def test_trace_pipe_through_the_mount_loses_nothing_under_8_writers(mounted):
