@@ -153,3 +153,30 @@ def test_real_free_and_vmstat_see_reclaim(tmp_path):
         assert int(after[5]) < int(before[5])               # buff/cache shrank
         vmstat = dict(line.split() for line in (mp / "vmstat").read_text().splitlines())
         assert int(vmstat["pgsteal_kswapd"]) > 0 and int(vmstat["pageoutrun"]) > 0
+
+
+def test_kswapd_hit_quickly_counters():
+    """kswapd_try_to_sleep(): a node left unbalanced counts kswapd_high_wmark_hit_quickly; a
+    balanced one naps HZ/10 (100 ms) first, and a wake-up inside the nap counts
+    kswapd_low_wmark_hit_quickly (none after it)."""
+    k = boot("tiny")
+    z = max(k.zones, key=lambda z: z.managed)
+    z.boost = 64                                           # balanced but boosted: kswapd wakes
+    k.wakeup_kswapd(z, G.GFP_KERNEL, 0, z.idx)
+    k.tick()
+    assert z.boost == 0 and ev(k, "pageoutrun") == 1 and ev(k, "kswapd_high_wmark_hit_quickly") == 0
+    z.boost = 64
+    k.wakeup_kswapd(z, G.GFP_KERNEL, 0, z.idx)             # 4 ms later: inside the nap
+    assert ev(k, "kswapd_low_wmark_hit_quickly") == 1
+    k.tick()
+    k.sleep(10**9)
+    z.boost = 64
+    k.wakeup_kswapd(z, G.GFP_KERNEL, 0, z.idx)             # a second later: a fresh wake-up
+    assert ev(k, "kswapd_low_wmark_hit_quickly") == 1
+    k.tick()
+    sysctl.write(k, "drop_caches", "3")                    # nothing reclaimable left to find
+    while z.nr_free > z.wmark_min // 2:                    # unmovable kernel memory, below min
+        k.alloc_pages(0, G.__GFP_HIGH)
+    k.wakeup_kswapd(z, G.GFP_KERNEL, 0, z.idx)
+    k.tick()
+    assert ev(k, "kswapd_high_wmark_hit_quickly") == 1 and not k.pgdat_balanced(k.nodes[z.node], 0, z.idx)
