@@ -233,8 +233,8 @@ class PageAlloc:
         return None
 
     # The kernel's __alloc_pages_direct_reclaim / __alloc_pages_direct_compact: one leading
-    # underscore here, because Python mangles double-underscore names inside a class and a
-    # later mixin (vmscan, compaction) must be able to override them.
+    # underscore here, because Python mangles double-underscore names inside a class.  They
+    # call into the rooms that do the work (vmscan: try_to_free_pages; compaction later).
     def _alloc_pages_direct_reclaim(self, gfp: int, order: int, flags: int, plan: _Plan, cpu: int):
         """__alloc_pages_direct_reclaim() -> (page or None, pages reclaimed): try_to_free_pages(),
         then the freelists again, once more after drain_all_pages() (the freed pages may sit
