@@ -241,7 +241,7 @@ from procsim import machine as M
 from procsim.mm.kernel import Kernel
 from procsim.mm import gfp as G
 text = open(sys.argv[1]).read()
-text = text.replace("size: 2GiB", "size: 4GiB").replace("{use: pagecache, size: 626MiB}", "{use: pagecache, size: 1536MiB}")
+text = text.replace("size: 2GiB", "size: 4GiB").replace("{use: pagecache, size: 626MiB", "{use: pagecache, size: 1536MiB")
 k = Kernel(M.loads(text))
 cache = k.node_stat_total("nr_file_pages")
 n = k.nr_free_pages + (1 << 18)                # past the free memory by 1 GiB
