@@ -291,6 +291,54 @@ class Zone:
             return pfn
         return -1
 
+    def rmqueue_smallest_run(self, mt: int, want: int) -> tuple[int, int]:
+        """Up to ``want`` successive rmqueue_smallest(0, mt) calls at once: (first pfn, pages).
+
+        The smallest non-empty order q of mt is the one rmqueue_smallest() splits; every list
+        below q is empty, so the next calls take exactly the halves expand() put back, in
+        ascending pfn order, until the block is used up.  What is left of it after n pages,
+        [pfn+n, pfn+2^q), is the halves' aligned split, each block alone on its list.  So
+        the pages, the lists and the counters are those of n single calls."""
+        nr = self._nr
+        for q in range(NR_PAGE_ORDERS):
+            if nr[q][mt]:
+                break
+        else:
+            return -1, 0
+        pfn = self._first(q, mt)
+        self._take(pfn, q, mt)
+        n = min(1 << q, want)
+        r, size = n, 1 << q
+        while r < size:                          # the rest of the block: blocks of lowbit(r) pages
+            o = (r & -r).bit_length() - 1
+            self._add(pfn + r, o, mt)
+            r += 1 << o
+        self.account_freepages(-n, mt)
+        return pfn, n
+
+    def free_range(self, lo: int, hi: int, descending: bool = False):
+        """free_one_page() for every page of [lo, hi), one at a time, in ascending (or
+        descending) pfn order, each with its pageblock's migratetype.
+
+        Freed one by one, the pages of an aligned block B of the range reach outside B only
+        when B's last page merges the whole of B: until then every buddy they meet lies in B.
+        So freeing the range page by page is freeing its aligned blocks (cut at pageblock
+        boundaries, where the migratetype may change) as whole blocks, in the same order:
+        same merges, same list positions, same counters."""
+        blocks = []
+        p = lo
+        while p < hi:
+            o = min((p & -p).bit_length() - 1 if p else PAGEBLOCK_ORDER, PAGEBLOCK_ORDER)
+            while p + (1 << o) > hi:
+                o -= 1
+            blocks.append((p, o))
+            p += 1 << o
+        if descending:
+            blocks.reverse()
+        get_mt, free_one = self.get_pageblock_migratetype, self.free_one_page
+        for p, o in blocks:
+            free_one(p, o, get_mt(p))
+
     def find_suitable_fallback(self, order: int, mt: int, claimable: bool) -> int:
         if claimable and not (order >= PAGEBLOCK_ORDER or order >= PAGEBLOCK_ORDER // 2
                               or mt in (MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE)):
