@@ -58,8 +58,10 @@ class PgData:
 
 
 class Kernel(PageAlloc, MmInit, Vmstat, Vmscan, Timers, PageWriteback, ShowMem):
-    def __init__(self, machine: Machine, boot: bool = True, slab: bool = True, profile: Profile = DEFAULT):
+    def __init__(self, machine: Machine, boot: bool = True, slab: bool = True, profile: Profile = DEFAULT,
+                 page_runs: bool = True):
         self.machine = machine
+        self.page_runs = page_runs                 # False: order-0 bulk work page by page (the reference)
         self.profile = profile                     # the kernel version's rules, fixed at boot
         self.layout: Layout = build(machine)
         self.nr_cpu_ids = machine.nr_cpu_ids

@@ -654,7 +654,7 @@ class PageAlloc:
         """rmqueue_bulk(): batch blocks from the buddy onto the tail of an empty pcp list.
 
         Order 0 takes whole stretches of rmqueue_smallest() calls at once
-        (Zone.rmqueue_smallest_run) unless ``page_runs`` is off (the per-page reference);
+        (Zone.rmqueue_runs) unless ``page_runs`` is off (the per-page reference);
         fallbacks (claim, steal) go one block at a time as __rmqueue() does.  The list's
         content is left in ``_refilled`` as runs [lst, [pfn, n]...] for alloc_pages_runs."""
         mode = [0]
@@ -662,24 +662,20 @@ class PageAlloc:
         left = batch
         while left:
             if not order and not mode[0] and self.page_runs:
-                pfn, n = z.rmqueue_smallest_run(mt, left)
+                n = z.rmqueue_runs(mt, left, runs)
                 if n:
-                    lst.extend(range(pfn, pfn + n))
-                    if runs and runs[-1][0] + runs[-1][1] == pfn:
-                        runs[-1][1] += n
-                    else:
-                        runs.append([pfn, n])
                     left -= n
                     continue
             pfn = self._rmqueue_typed(z, order, mt, flags, mode)
             if pfn < 0:
                 break
-            lst.append(pfn)
             if runs and runs[-1][0] + runs[-1][1] == pfn and not order:
                 runs[-1][1] += 1
             else:
                 runs.append([pfn, 1])
             left -= 1
+        for pfn, n in runs:                      # the list was empty: it is the runs, in order
+            lst.extend(range(pfn, pfn + n))
         pcp.count += (batch - left) << order
         self._refilled = (lst, runs)
 
