@@ -179,3 +179,23 @@ def test_allocations_view_is_bounded_with_millions_of_ids():
     assert len(out) == allocations.MAX_LISTED + 2
     assert out[-1] == f"# {3000000 - allocations.MAX_LISTED} more live allocations not listed" \
                       f" (at most {allocations.MAX_LISTED} lines)"
+
+
+def test_pcp_high_tuning_during_bulk_frees():
+    """seed-server's pagesets start with high (1157) under free_count + batch (up to 2079), so
+    the frees that fill a pcp list re-tune high on the way (nr_pcp_high): the run path must
+    stop its quiet stretches exactly where the per-page path calls it."""
+    m, runs, pages = pair("seed-server")
+    same(runs, pages, "alloc_pages 0 gfp=GFP_HIGHUSER_MOVABLE count=60000 use=anon tag=a")
+    same(runs, pages, "alloc_pages 0 gfp=GFP_KERNEL count=20000 cpu=3 tag=b")
+    same(runs, pages, "sleep 60s")          # the refills raised high; decay_pcp_high takes it back
+    pcp = runs.kernel.nodes[0].zones[2].pcp[0]
+    assert pcp.high < pcp.batch << 5, pcp.high
+    same(runs, pages, "free_pages tag=a")
+    assert pcp.high > pcp.high_min                     # the frees re-tuned it
+    same(runs, pages, "free_pages 61000-75000")
+    same(runs, pages, "alloc_pages 0 gfp=GFP_HIGHUSER_MOVABLE count=30000 tag=a")
+    same(runs, pages, "sleep 60s")
+    same(runs, pages, "free_pages tag=b")
+    same(runs, pages, "free_pages tag=a")
+    check(runs.kernel)

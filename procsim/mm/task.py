@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import errno
 from array import array
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from functools import partial
 from typing import Iterator
@@ -177,7 +177,14 @@ class Batch:
     def live_ranges(self) -> list[tuple[int, int]]:
         """The live members as index ranges [lo, hi)."""
         if self._addrs is None:
-            return [(i, i + n) for i, p, n, _ in self.segments() if p < _RECLAIMED]
+            out: list = []
+            for i, p, n, _ in self.segments():
+                if p < _RECLAIMED:
+                    if out and out[-1][1] == i:
+                        out[-1] = (out[-1][0], i + n)
+                    else:
+                        out.append((i, i + n))
+            return out
         out, lo = [], None
         for i, a in enumerate(self._addrs):
             if a < _RECLAIMED:
@@ -457,9 +464,10 @@ class Tasks:
         for b, ranges in sel:
             done = 0
             try:
+                handles = sorted(b._pages) if b._pages else []
                 for lo, hi in ranges:
                     if b.kind == PAGES:
-                        self._free_pages(b, lo, hi)
+                        self._free_pages(b, lo, hi, handles)
                         b._set(lo, hi, _DEAD, None)
                         done += hi - lo
                         continue
@@ -474,16 +482,20 @@ class Tasks:
             total += done
         return total
 
-    def _free_pages(self, b: Batch, lo: int, hi: int) -> None:
+    def _free_pages(self, b: Batch, lo: int, hi: int, handles: list | None = None) -> None:
         """Free live page members lo..hi-1 of b in index order: runs through free_pages_run(),
-        members with a Page through free_pages()."""
+        members with a Page through free_pages().  ``handles``: b's Page members, sorted."""
         k = self.k
-        handles = sorted(i for i in b._pages if lo <= i < hi) if b._pages else ()
-        for i, pfn, n, z in list(b.segments()):
+        if handles is None:
+            handles = sorted(b._pages) if b._pages else []
+        j = b._seg(lo)
+        segs = [(b._idx[t], b._pfn[t], b._end(t) - b._idx[t], b._zone[t])
+                for t in range(j, bisect_left(b._idx, hi))]
+        for i, pfn, n, z in segs:
             s, e = max(lo, i), min(hi, i + n)
             if s >= e:
                 continue
-            for h in [h for h in handles if s <= h < e] if handles else ():
+            for h in handles[bisect_left(handles, s):bisect_left(handles, e)]:
                 if h > s:
                     k.free_pages_run(z, pfn + (s - i), h - s, b.cpu, b.mt, b.use)
                 k.free_pages(b._pages.pop(h))
@@ -538,11 +550,12 @@ class Tasks:
         for b in self._batches.values():
             if b.kind != PAGES:
                 continue
+            handles = sorted(b._pages)
             for i, p, n, z in b.segments():
                 if p >= _RECLAIMED:
                     continue
                 s = i
-                for h in sorted(h for h in b._pages if i <= h < i + n):
+                for h in handles[bisect_left(handles, i):bisect_left(handles, i + n)]:
                     if h > s:
                         yield z, p + ((s - i) << b.what), (h - s) << b.what, b
                     s = h + 1
