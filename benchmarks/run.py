@@ -516,7 +516,7 @@ def bench_scale():
         "≤ 5 s, ≤ 300 MB", ta <= 5 and big["hwm"] <= 300e6)
     row("scale: free that allocation by tag", f"{tf:.2f} s",
         f"per page: {rf / ref_n * 1e6:.1f} µs → {rf / ref_n * n:.0f} s at {n // 1_000_000} M", "≤ 2 s", tf <= 2)
-    fill = f"fill alloc_pages 0 {gfp} count={1 << 26} tag=fill"
+    fill = f"fill alloc_pages 0 {gfp} count={1 << 22} tag=fill"        # 16 GiB a line
     big = scale_run("big-4s-1t", True, [fill, "free_pages tag=fill"])
     ref = scale_run("big-4s-1t", False, [f"alloc_pages 0 {gfp} count={ref_n} tag=fill", "free_pages tag=fill"])
     (_, tfill, err, _), (_, tfree, freed, _) = big["steps"]
