@@ -298,7 +298,10 @@ class Tasks:
         ``page_runs`` is off, which makes this the per-page reference."""
         k = self.k
         if order == 0 and getattr(k, "page_runs", False):
-            runs, cpu_used, err = k.alloc_pages_runs(gfp, count, node, cpu, use)
+            try:
+                runs, cpu_used, err = k.alloc_pages_runs(gfp, count, node, cpu, use)
+            except MMError as e:                             # refused before a page moved
+                raise _failed(e, count, 0) from None
             if err is not None:
                 mt = G.gfp_migratetype(gfp)
                 for z, pfn, n in reversed(runs):            # newest first, as one by one
