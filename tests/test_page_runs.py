@@ -199,3 +199,35 @@ def test_pcp_high_tuning_during_bulk_frees():
     same(runs, pages, "free_pages tag=b")
     same(runs, pages, "free_pages tag=a")
     check(runs.kernel)
+
+
+DUO = """name: duo
+sockets:
+  - {model: "procsim teaching CPU", cores: 1, threads: 2}
+  - {model: "procsim teaching CPU", cores: 1, threads: 2}
+dimms:
+  - {socket: 0, size: 3584MiB, locator: "DIMM 0"}
+  - {socket: 1, size: 256MiB, locator: "DIMM 1"}
+reserved:
+  kernel_image: 4MiB
+"""
+
+
+def test_fills_across_zones_and_nodes():
+    """Two nodes, node 0 with DMA32 and Normal: a fill from cpu 0 runs Normal down to its low
+    mark, falls back to DMA32 (ALLOC_NOFRAGMENT), meets node 1 (the flag dropped, the
+    zonelist walked again: numa_miss/numa_foreign), then the slow path at the min marks,
+    ENOMEM, and the undo (numa_foreign says node 0 was preferred and node 1 gave); then
+    allocations on both nodes and frees."""
+    m = M.loads(DUO)
+    runs, pages = Control(lambda: Kernel(m)), Control(lambda: Kernel(m, page_runs=False))
+    assert [z.name for z in runs.kernel._plan(0, G.GFP_HIGHUSER_MOVABLE).zonelist] == \
+        ["Normal", "DMA32", "DMA", "Normal"]
+    text = same(runs, pages, "alloc_pages 0 gfp=GFP_HIGHUSER_MOVABLE count=1200000 use=anon tag=a")
+    assert text.startswith("error ENOMEM")
+    assert runs.kernel.nodes[1].zones[2].numa["numa_foreign"] == 0 < runs.kernel.nodes[0].zones[2].numa["numa_foreign"]
+    same(runs, pages, "alloc_pages 0 gfp=GFP_HIGHUSER_MOVABLE count=300000 use=anon tag=a")
+    same(runs, pages, "alloc_pages 0 gfp=GFP_KERNEL count=2000 cpu=2 tag=b")
+    same(runs, pages, "free_pages 100000-150000")
+    same(runs, pages, "free_pages tag=a")
+    check(runs.kernel)
