@@ -433,6 +433,74 @@ def bench_objects():
         f"{1e6 / dt / 1e3:.0f} k kmem_cache_alloc/s", "< 100 MB", rss < 100e6)
 
 
+SCALE = r"""
+import json, sys, time
+from procsim import machine as M
+from procsim.mm.kernel import Kernel
+from procsim.control import Control
+
+def rss(field="VmRSS"):
+    return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith(field)) * 1024
+
+m = M.load(sys.argv[1])
+ctl = Control(lambda: Kernel(m, page_runs=sys.argv[2] == "runs"))
+ctl.run("drain_pages")                          # boots the machine
+out = {"boot_rss": rss(), "steps": []}
+for line in sys.argv[3:]:
+    t = time.process_time()
+    if line.startswith("fill "):                # fill LINE: repeat LINE until its first error
+        n = 0
+        while True:
+            n += 1
+            r = ctl.run(line[5:])
+            if r.errno:
+                break
+    else:
+        r = ctl.run(line)
+    out["steps"].append([line, time.process_time() - t, r.text[:200], rss()])
+out["hwm"] = rss("VmHWM")
+print(json.dumps(out))
+"""
+
+
+def scale_run(config: str, runs: bool, lines: list[str]) -> dict:
+    argv = [PY, "-c", SCALE, str(ROOT / "configs" / f"{config}.yaml"), "runs" if runs else "pages"] + lines
+    return json.loads(subprocess.run(argv, capture_output=True, text=True, check=True, cwd=TREE, env=ENV).stdout)
+
+
+def bench_scale():
+    """Order-0 bulk work in runs, beside the per-page path (page_runs=False) measured in the
+    same run on a smaller count and scaled to the same pages (it grows with pages)."""
+    print("scale", flush=True)
+    gfp = "gfp=GFP_HIGHUSER_MOVABLE use=anon"
+    n, ref_n = 28_000_000, 200_000 if QUICK else 1_000_000
+    big = scale_run("seed-server", True, [f"alloc_pages 0 {gfp} count={n} tag=big", "free_pages tag=big"])
+    ref = scale_run("seed-server", False, [f"alloc_pages 0 {gfp} count={ref_n} tag=big", "free_pages tag=big"])
+    (_, ta, _, rss_a), (_, tf, reply, _) = big["steps"]
+    (_, ra, _, ref_rss), (_, rf, _, _) = ref["steps"]
+    assert reply == f"ok freed {n}", reply
+    per = (rss_a - big["boot_rss"]) / n
+    ref_per = (ref_rss - ref["boot_rss"]) / ref_n
+    row(f"scale: seed-server alloc_pages 0 count={n // 1_000_000} M (107 GiB anon)",
+        f"{ta:.2f} s, RSS {mb(big['hwm'])} ({per:.2f} bytes per live page)",
+        f"per page: {ra / ref_n * 1e6:.1f} µs, {ref_per:.0f} bytes a page ({ref_n // 1000} k pages) "
+        f"→ {ra / ref_n * n:.0f} s, {mb(ref['boot_rss'] + ref_per * n)} at {n // 1_000_000} M",
+        "≤ 5 s, ≤ 300 MB", ta <= 5 and big["hwm"] <= 300e6)
+    row("scale: free that allocation by tag", f"{tf:.2f} s",
+        f"per page: {rf / ref_n * 1e6:.1f} µs → {rf / ref_n * n:.0f} s at {n // 1_000_000} M", "≤ 2 s", tf <= 2)
+    fill = f"fill alloc_pages 0 {gfp} count={1 << 22} tag=fill"        # 16 GiB a line
+    big = scale_run("big-4s-1t", True, [fill, "free_pages tag=fill"])
+    ref = scale_run("big-4s-1t", False, [f"alloc_pages 0 {gfp} count={ref_n} tag=fill", "free_pages tag=fill"])
+    (_, tfill, err, _), (_, tfree, freed, _) = big["steps"]
+    assert err.startswith("error ENOMEM"), err
+    pages = int(freed.split()[-1])
+    ref_t = sum(t for _, t, _, _ in ref["steps"]) / ref_n
+    row(f"scale: big-4s-1t anon fill to the first ENOMEM ({pages / 2 ** 18:.0f} GiB), then free by tag",
+        f"{tfill + tfree:.1f} s (fill {tfill:.1f} s, free {tfree:.1f} s), RSS {mb(big['hwm'])}",
+        f"per page: {ref_t * 1e6:.1f} µs alloc+free → {ref_t * pages / 60:.0f} min",
+        "≤ 30 s, ≤ 1 GB", tfill + tfree <= 30 and big["hwm"] <= 1e9)
+
+
 # --- the machine and the report ---------------------------------------------------------------------
 def machine_info() -> dict:
     cpu = "unknown"
@@ -530,6 +598,7 @@ def main() -> int:
     bench_objects()
     bench_mount()
     bench_frees()
+    bench_scale()
     pace = f"{pace} at the start, {python_pace()} at the end"
     info["Python pace (a fixed 1 M-iteration loop, per iteration)"] = pace
     tbl = table()

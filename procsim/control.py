@@ -43,7 +43,9 @@ A line is parsed into a small frozen command value (``parse``), which is applied
 
 Limits, so that a runaway script cannot exhaust the daemon's memory:
 ``MAX_LINE`` bytes per line (an overlong line fails its write; the next write starts afresh),
-``MAX_COMMANDS`` lines per write(), ``MAX_COUNT`` per command, ``LOG_LINES`` entries of at
+``MAX_COMMANDS`` lines per write(), ``MAX_COUNT`` per command (``MAX_PAGE_COUNT`` for
+``alloc_pages 0`` and page ID ranges: order-0 pages are kept as runs, a few bytes per run, so a
+whole 1 TiB machine fits), ``LOG_LINES`` entries of at
 most ``LOGGED_CHARS`` characters (and a reply of ``LOGGED_CHARS``) in the log ring,
 ``MAX_LISTED`` lines in ``allocations``; an error quotes at most ``QUOTED`` characters of input.
 """
@@ -65,6 +67,7 @@ from procsim.views.allocations import MAX_LISTED  # noqa: F401  (a documented li
 MAX_LINE = 4096
 MAX_COMMANDS = 10000
 MAX_COUNT = 1 << 22
+MAX_PAGE_COUNT = 1 << 28       # 1 TiB of 4 KiB pages
 LOG_LINES = 1000
 LOGGED_CHARS = 200             # a logged line (and its reply) is cut here: the log ring stays small
 QUOTED = 64                    # an error message quotes at most this much of the input
@@ -161,7 +164,7 @@ def _in_range(v: int, what: str, lo: int, hi: int) -> int:
 def _order(v, verb): return number(v, "order", 0, MAX_ORDER)
 def _node(v, verb): return number(v, "node", 0, 1 << 16)
 def _cpu(v, verb): return number(v, "cpu", 0, 1 << 16)
-def _count(v, verb): return number(v, "count", 1, MAX_COUNT)
+def _count(v, verb): return number(v, "count", 1, MAX_PAGE_COUNT if verb == "alloc_pages" else MAX_COUNT)
 def _size(v, verb): return size(v, "size", 1, 1 << 30)
 def _align(v, verb): return size(v, "align", 0, 1 << 20)
 def _word(v, verb): return v
@@ -231,7 +234,7 @@ def _ids(v, verb) -> tuple[int, int]:
         raise ControlError(E.EINVAL, f"{verb}: bad ID {_q(v)} (a number or A-B: decimal, no sign or leading zero)")
     lo = int(m.group(1))
     hi = int(m.group(2) or lo)
-    if hi < lo or hi - lo >= MAX_COUNT:
+    if hi < lo or hi - lo >= (MAX_PAGE_COUNT if verb == "free_pages" else MAX_COUNT):
         raise ControlError(E.EINVAL, f"{verb}: bad ID range {v}")
     return lo, hi
 
@@ -341,6 +344,8 @@ class AllocPages(_Allocate):
     use: str | None = opt(_use)
 
     def apply(self, k):
+        if self.order and self.count > MAX_COUNT:     # only order 0 comes as runs
+            raise ControlError(E.EINVAL, f"count must be in 1..{MAX_COUNT} for order {self.order}, not {self.count}")
         return _ok_ids(k.tasks.alloc_pages(self.tag, self.order, self.gfp, self.count, use=self.use,
                                            **self._where(k)))
 

@@ -226,3 +226,21 @@ def test_trace_pipe_through_the_mount_loses_nothing_under_8_writers(mounted):
                        capture_output=True, text=True, timeout=60, env=dict(os.environ))
     assert r.returncode == 0, r.stderr
     assert [e for e, _ in parse(r.stdout)] == ["kmalloc"]
+
+
+def test_bulk_order0_work_is_traced_page_by_page():
+    """count=K order-0 work is done in runs of pages (docs/DESIGN.md); while events are on it
+    runs page by page, so every page has its mm_page_alloc and mm_page_free line, and the pfns
+    are those an untraced machine hands out."""
+    traced, plain = session(), session()
+    traced.write_view(f"{T}/events/kmem/mm_page_alloc/enable", b"1")
+    traced.write_view(f"{T}/events/kmem/mm_page_free/enable", b"1")
+    for s in (traced, plain):
+        run(s, "alloc_pages 0 gfp=GFP_HIGHUSER_MOVABLE count=3000 tag=bulk")
+    events = parse(traced.render(f"{T}/trace").decode())
+    allocs = [f for name, f in events if name == "mm_page_alloc"]
+    assert len(allocs) == 3000
+    assert traced.render("allocations") == plain.render("allocations")
+    run(traced, "free_pages tag=bulk")
+    frees = [f for name, f in parse(traced.render(f"{T}/trace").decode()) if name == "mm_page_free"]
+    assert len(frees) == 3000

@@ -59,8 +59,10 @@ class PgData:
 
 
 class Kernel(PageAlloc, MmInit, Vmstat, Vmscan, Timers, PageWriteback, ShowMem):
-    def __init__(self, machine: Machine, boot: bool = True, slab: bool = True, profile: Profile | None = None):
+    def __init__(self, machine: Machine, boot: bool = True, slab: bool = True, profile: Profile | None = None,
+                 page_runs: bool = True):
         self.machine = machine
+        self.page_runs = page_runs                 # False: order-0 bulk work page by page (the reference)
         # the kernel version's rules, fixed at boot: the machine's kernel: unless given
         self.profile = profile = profile or for_machine(machine)
         self.layout: Layout = build(machine)
