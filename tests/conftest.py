@@ -46,7 +46,7 @@ class FakeZone:
 
 
 class FakePage:
-    __slots__ = ("pfn", "order", "zone")
+    __slots__ = ("pfn", "order", "zone", "id")      # id: as the core's Page, set by Tasks
 
     def __init__(self, pfn, order, zone):
         self.pfn, self.order, self.zone = pfn, order, zone

@@ -111,7 +111,7 @@ class PageAlloc:
                 self._alloc_pages_slowpath(gfp, order, plan, cpu)
             if page is None:
                 raise MMError(errno.ENOMEM, f"alloc_pages(order={order}, {G.format_gfp(gfp)}, node={plan.node}) "
-                                            "failed: every zone of the zonelist is below its watermark")
+                                            f"failed: {self._alloc_failure_reason(plan, order, gfp)}")
         if use:
             page.use = use
             self._account_use(page, +1)
@@ -189,7 +189,9 @@ class PageAlloc:
             page = self._alloc_pages_direct_compact(gfp, order, flags, plan, cpu)
             if page is not None:
                 return page
-            if costly and gfp & _GFP_NORETRY:         # compaction skipped: give up
+            # costly __GFP_NORETRY: give up when compaction was skipped or deferred, else
+            # one more pass of the retry loop, at async priority
+            if costly and gfp & _GFP_NORETRY and getattr(self, "last_compact_result", 1) <= 2:
                 self.warn_alloc(gfp, order, plan.node)
                 return None
         no_progress_loops = 0
@@ -215,6 +217,16 @@ class PageAlloc:
                 break
         self.warn_alloc(gfp, order, plan.node)
         return None
+
+    def _alloc_failure_reason(self, plan: _Plan, order: int, gfp: int) -> str:
+        """Why the slow path gave up: below the watermark, or -- some zone has the free pages
+        at its min mark but no free block of the order -- external fragmentation."""
+        highest = G.gfp_zone(gfp)
+        for z in plan.zonelist:
+            if order and z.idx <= highest and self._watermark_ok(z, 0, z.wmark_min + (1 << order) - 1, highest, 0):
+                return (f"fragmentation: {z!r} has {z.nr_free} free pages, above its min watermark, "
+                        f"but no free block of order {order} or more (compaction could not make one)")
+        return "every zone of the zonelist is below its watermark"
 
     # The kernel's __alloc_pages_direct_reclaim / __alloc_pages_direct_compact: one leading
     # underscore here, because Python mangles double-underscore names inside a class and a
@@ -574,6 +586,40 @@ class PageAlloc:
                 z.free_one_page(pfn, order, z.get_pageblock_migratetype(pfn))
 
 
+    # ---- exact-size allocations: alloc_pages_exact(), split_page() -----------------------
+    def alloc_pages_exact(self, size: int, gfp: int = G.GFP_KERNEL, node: int | None = None,
+                          cpu: int | None = None) -> list[Page]:
+        """alloc_pages_exact(): the covering order (get_order(size)) without __GFP_COMP, split
+        into order-0 pages, the tail beyond PAGE_ALIGN(size) freed (make_alloc_exact()).
+        Returns the pages kept, lowest pfn first."""
+        if not isinstance(size, int) or size <= 0:
+            raise MMError(errno.EINVAL, f"alloc_pages_exact: size {size!r} must be a positive number of bytes")
+        nr = -(-size // PAGE_SIZE)
+        order = (nr - 1).bit_length()
+        if order > MAX_PAGE_ORDER:
+            raise MMError(errno.EINVAL, f"alloc_pages_exact: {size} bytes need order {order} > {MAX_PAGE_ORDER}")
+        pages = self.split_page(self.alloc_pages(order, gfp & ~_GFP_COMP, node, cpu))
+        for p in pages[nr:]:
+            self.free_pages(p)
+        return pages[:nr]
+
+    def split_page(self, page: Page) -> list[Page]:
+        """split_page(): a non-compound 2^order block becomes 2^order order-0 pages."""
+        z = page.zone
+        if z.allocated.get(page.pfn) is not page:
+            raise MMError(errno.EINVAL, f"split_page: pfn {page.pfn:#x} is not allocated")
+        out = []
+        for pfn in range(page.pfn, page.pfn + (1 << page.order)):
+            p = Page()
+            p.pfn, p.order, p.zone, p.migratetype, p.cpu, p.use = pfn, 0, z, page.migratetype, page.cpu, None
+            z.allocated[pfn] = p
+            out.append(p)
+        if page.use:                              # the use moves to the pieces, counted once
+            for p in out:
+                p.use = page.use
+        self.generation += 1
+        return out
+
     def drain_all_pages(self):
         """drain_all_pages(): every pcp list back to the buddy (memory pressure, drop_caches)."""
         for z in self.zones:
@@ -614,6 +660,7 @@ _GFP_DIRECT_RECLAIM = G.__GFP_DIRECT_RECLAIM
 _GFP_NORETRY = G.__GFP_NORETRY
 _GFP_RETRY_MAYFAIL = G.__GFP_RETRY_MAYFAIL
 _GFP_IO = G.__GFP_IO
+_GFP_COMP = G.__GFP_COMP
 MAX_RECLAIM_RETRIES = 16                 # mm/internal.h
 _ALLOC_RESERVES = G.ALLOC_RESERVES
 # The pcp list of a block by (order, migratetype), or -1 where the pcp is bypassed (orders

@@ -183,6 +183,16 @@ class Tasks:
         if use is not None:
             where["use"] = use
         pages = self._run(count, lambda: k.alloc_pages(order, gfp, **where), k.free_pages)
+        return self._add_pages(tag, order, use, pages)
+
+    def alloc_pages_exact(self, tag: str | None, size: int, gfp: int, node=None, cpu=None) -> range:
+        """alloc_pages_exact(): the order-0 pages of the covering block that size needs (the
+        kernel frees the tail); one ID per page kept."""
+        return self._add_pages(tag, 0, None, self.k.alloc_pages_exact(size, gfp, **_where(node, cpu)))
+
+    def _add_pages(self, tag, order, use, pages) -> range:
+        for i, p in enumerate(pages, self.next_id):
+            p.id = i                               # migration moves the ID with the page
         return self._add(tag, PAGES, order, use, array("Q", [p.pfn for p in pages]), pages)
 
     def kmalloc(self, tag: str | None, size: int, gfp: int, count: int = 1, node=None, cpu=None) -> range:

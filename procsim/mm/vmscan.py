@@ -60,7 +60,12 @@ class Vmscan:
         pgdat = self.nodes[nid]
         order, highest = pgdat.kswapd_order, pgdat.kswapd_highest_zoneidx
         pgdat.kswapd_order, pgdat.kswapd_highest_zoneidx = 0, MAX_NR_ZONES
-        self.balance_pgdat(pgdat, order, MAX_NR_ZONES - 1 if highest == MAX_NR_ZONES else highest)
+        highest = MAX_NR_ZONES - 1 if highest == MAX_NR_ZONES else highest
+        self.balance_pgdat(pgdat, order, highest)
+        # kswapd_try_to_sleep(): balanced at order 0 (a high order kswapd leaves to
+        # compaction), it wakes kcompactd for the order it was asked for
+        if order and self.pgdat_balanced(pgdat, 0, highest):
+            self.wakeup_kcompactd(pgdat, order, highest)
 
     def balance_pgdat(self, pgdat, order: int, highest: int):
         """balance_pgdat(), without reclaim for now: the boost the zones had when kswapd
