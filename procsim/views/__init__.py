@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from typing import Callable
 
 # Modules that contribute files, in the order their files are listed at the mount point.
-MODULES = ("zoneinfo", "pagetypeinfo", "buddyinfo", "slabinfo", "meminfo", "vmstat", "uptime", "hardware")
+MODULES = ("zoneinfo", "pagetypeinfo", "buddyinfo", "slabinfo", "meminfo", "vmstat", "uptime", "hardware",
+           "extfrag")
 
 
 @dataclass(frozen=True)
