@@ -237,6 +237,13 @@ class Compaction:
                         return MAX_PAGE_ORDER
         return -1
 
+    def _inside_free_block(self, z, start: int) -> bool:
+        """The pageblock at start is the upper half of a free max-order block: no page of it
+        is a buddy head (the kernel's loops visit each of its pfns and find nothing), so
+        the scanners count it scanned in one step."""
+        head = start & ~((1 << MAX_PAGE_ORDER) - 1)
+        return head != start and self._buddy_order(z, head) == MAX_PAGE_ORDER
+
     def isolate_migratepages(self, cc) -> bool:
         """isolate_migratepages(): from cc.migrate_pfn, the next pageblock that is a suitable
         source (async direct compaction: only blocks of the request's kind), then
@@ -269,6 +276,8 @@ class Compaction:
         free, allocated = z._free, z.allocated
         scanned = isolated = 0
         pfn = low
+        if not pfn & (PAGEBLOCK_NR_PAGES - 1) and self._inside_free_block(z, pfn):
+            scanned, pfn = end - pfn, end
         while pfn < end:
             page = allocated.get(pfn)
             if page is not None:
@@ -328,7 +337,9 @@ class Compaction:
         want = cc.order if cc.order > 0 else PAGEBLOCK_ORDER
         while block_start >= low:
             first = max(block_start, z.start_pfn)
-            if self._buddy_order(z, first) < want and z.get_pageblock_migratetype(first) == MIGRATE_MOVABLE:
+            if self._inside_free_block(z, first):
+                cc.total_free_scanned += block_end - max(isolate_start, first)
+            elif self._buddy_order(z, first) < want and z.get_pageblock_migratetype(first) == MIGRATE_MOVABLE:
                 isolate_start, _ = self._isolate_freepages_block(cc, max(isolate_start, first), block_end, stride)
                 if isolate_start == block_end and block_start < z.compact_cached_free_pfn:
                     z.compact_cached_free_pfn = block_start      # update_pageblock_skip()
@@ -564,14 +575,16 @@ class Compaction:
         wmark_low = max(100 - proactiveness, 5)
         return wmark_low if low else min(wmark_low + 10, 100)
 
-    def fragmentation_score_zone(self, z) -> int:
-        """fragmentation_score_zone_weighted(): the zone's extfrag at the huge page order,
-        weighted by its share of the node's present pages."""
-        present = sum(x.present for x in self.nodes[z.node].zones)
-        return extfrag_for_order(z, COMPACTION_HPAGE_ORDER) * z.present // (present + 1)
+    @staticmethod
+    def fragmentation_score_zone(z) -> int:
+        """fragmentation_score_zone(): the zone's extfrag at the huge page order."""
+        return extfrag_for_order(z, COMPACTION_HPAGE_ORDER)
 
     def fragmentation_score_node(self, pgdat) -> int:
-        return sum(self.fragmentation_score_zone(z) for z in pgdat.zones if z.populated)
+        """fragmentation_score_node(): the zones' scores weighted by their share of the
+        node's present pages (fragmentation_score_zone_weighted())."""
+        present = sum(z.present for z in pgdat.zones)
+        return sum(self.fragmentation_score_zone(z) * z.present // (present + 1) for z in pgdat.zones if z.populated)
 
     def should_proactive_compact_node(self, pgdat) -> bool:
         if not self.sysctl_compaction_proactiveness or self.delayed_work_pending(("kswapd", pgdat.id)):

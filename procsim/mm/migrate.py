@@ -8,9 +8,9 @@ source is freed the way a migrated folio is (``folio_put``: through the cpu's pc
 orders), counted in pgfree; successes and failures are counted in pages
 (pgmigrate_success / pgmigrate_fail, thp_migration_* for PMD-sized blocks).
 
-Not modelled: splitting a large folio that finds no destination (try_split_folio()): an ID
-names a whole block, so such a block fails and stays where it is; migration of the rest
-goes on.
+A large block that finds no destination is split (try_split_folio()) and its pages migrate
+one by one -- unless the control file gave it an ID: an ID names a whole block, so such a
+block fails and stays where it is while migration of the rest goes on.
 """
 from __future__ import annotations
 
@@ -28,15 +28,21 @@ def migrate_pages(k, cc) -> int:
     succeeded = failed = thp_ok = thp_fail = 0
     rc = 0
     tasks = getattr(k, "tasks", None)
-    pages, cc.migratepages = cc.migratepages, []
-    for src in pages:
+    work, cc.migratepages = cc.migratepages[::-1], []           # a stack: list order
+    while work:
+        src = work.pop()
         n = 1 << src.order
         dst_pfn = k.compaction_alloc(cc, src.order)
         if dst_pfn < 0:
+            if src.order and not getattr(src, "id", 0):
+                # -ENOMEM for a large folio: try_split_folio(), its pages migrate one by one
+                k.count_vm_events("thp_migration_split", src.order == HPAGE_PMD_ORDER)
+                work += k.split_page(src)[::-1]
+                continue
             failed += n
             thp_fail += src.order == HPAGE_PMD_ORDER
-            if src.order:                    # the kernel splits a large folio and retries its
-                continue                     # pieces; IDs name whole blocks here: it stays put
+            if src.order:                    # an ID names the whole block: it stays put
+                continue
             rc = -errno.ENOMEM
             break
         move_page(k, tasks, src, dst_pfn, cc.cpu)

@@ -20,9 +20,11 @@ DIR = "debug/extfrag"
 
 
 def _thousandths(index: int, width: str) -> str:
-    """C's index / 1000 and index % 1000 (both truncate toward zero: -1000 -> "-1.000")."""
-    q = abs(index) // 1000 * (1 if index >= 0 else -1)
-    return f"{q:{width}d}.{abs(index) % 1000:03d} "
+    """printf("%d.%03d", index / 1000, index % 1000) with C's int division (toward zero, the
+    remainder keeps the dividend's sign): -1000 -> "-1.000", and an index of -500 (one
+    free block, too small, and the formula goes below 0) -> "0.-500" as the kernel prints it."""
+    q = -(-index // 1000) if index < 0 else index // 1000
+    return f"{q:{width}d}.{index - q * 1000:03d} "
 
 
 def _render(k, index, width: str) -> bytes:
