@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 VENV  := .venv
 PY    := $(VENV)/bin/python
-APT_PKGS := fuse3 libfuse2 procps numactl dmidecode util-linux prometheus-node-exporter
+APT_PKGS := fuse3 libfuse2 procps numactl dmidecode util-linux prometheus-node-exporter python3-venv
 MNT   ?= mnt
 
 .PHONY: run test bench setup deps venv clean

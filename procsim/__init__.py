@@ -1,0 +1,128 @@
+"""procsim as a library: simulated Linux machines whose /proc and /sys files you can render.
+
+    >>> import procsim
+    >>> procsim.machines()
+    ['big-4s-1t', 'seed-server', 'seed-vm', 'tiny']
+    >>> sim = procsim.boot("seed-vm")
+    >>> sim.run("kmem_cache_create my_obj 200", "kmem_cache_alloc my_obj count=1000")
+    ['ok my_obj objsize=200 objperslab=20 pagesperslab=1', 'ok 1-1000']
+    >>> sim.render("slabinfo")[:23]
+    b'slabinfo - version: 2.1'
+    >>> sim.write_tree("/tmp/fixture")        # /tmp/fixture/proc/zoneinfo, /tmp/fixture/sys/devices/...
+
+A machine is named (one shipped inside the package, :func:`machines`) or given as the path of
+a YAML description (README "Machine description").  The simulation is deterministic: the same
+machine and the same commands give the same bytes, on any host.  The CLI (``procsim render``,
+``procsim fixtures``), the FUSE daemon and the pytest plugin (:mod:`procsim.pytest_plugin`)
+all stand on the same :class:`~procsim.session.Session` this wraps.
+
+Everything here imports lazily: pytest loads the plugin, and with it this module, in every
+project where procsim is installed.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterable
+
+if TYPE_CHECKING:                                    # pragma: no cover
+    from procsim.machine import Machine
+
+__version__ = "0.1.0"
+KERNEL = "6.18"                                      # the kernel whose rules and file formats are simulated
+DEFAULT_MACHINE = "seed-server"
+
+__all__ = ["KERNEL", "DEFAULT_MACHINE", "CommandError", "Simulation", "boot", "load", "machines", "tree_path"]
+
+
+def machines() -> list[str]:
+    """Names of the machines shipped with procsim, e.g. ``['big-4s-1t', 'seed-server', ...]``."""
+    from procsim.machine import shipped
+    return shipped()
+
+
+def load(machine: str | Path) -> "Machine":
+    """The validated description of a shipped machine (by name) or of a YAML file (by path).
+
+    Raises :class:`procsim.machine.ConfigError` (``str(e)`` is ``FILE:LINE: what``)."""
+    from procsim import machine as machine_mod
+    return machine_mod.load(machine)
+
+
+def boot(machine: "str | Path | Machine" = DEFAULT_MACHINE, commands: Iterable[str] = ()) -> "Simulation":
+    """Boot a machine (name, path or loaded description), then apply control ``commands``."""
+    sim = Simulation(machine)
+    sim.run(*commands)
+    return sim
+
+
+def tree_path(view: str) -> str:
+    """Where a view lives on a real system, relative to ``/``: ``zoneinfo`` -> ``proc/zoneinfo``,
+    ``sys/devices/system/node/node0/meminfo`` stays as it is."""
+    view = view.strip("/")
+    return view if view.startswith("sys/") else f"proc/{view}"
+
+
+class CommandError(Exception):
+    """A control command that failed; the state is as before that line (earlier lines stay applied)."""
+
+    def __init__(self, line: str, errno: int, reply: str):
+        super().__init__(f"{line}: {reply}")
+        self.line, self.errno, self.reply = line, errno, reply
+
+
+class Simulation:
+    """One booted machine: run control commands, render its files.
+
+    ``machine`` is a name, a path or a :class:`~procsim.machine.Machine`; ``state`` is a
+    ``--state`` journal (replayed if it exists, appended to by every command)."""
+
+    def __init__(self, machine: "str | Path | Machine" = DEFAULT_MACHINE, *, state: str | Path | None = None):
+        from procsim.machine import Machine
+        from procsim.session import Session
+        self.session: Session = Session(machine if isinstance(machine, Machine) else load(machine), state=state)
+
+    @property
+    def machine(self) -> "Machine":
+        return self.session.machine
+
+    @property
+    def kernel(self):
+        """The simulated kernel (``procsim.mm``): read it, change it only through :meth:`run`."""
+        return self.session.kernel
+
+    def run(self, *lines: str) -> list[str]:
+        """Apply control-file lines in order (README "The control language"); return their
+        replies (``ok ...``).  Raises :class:`CommandError` at the first failing line."""
+        out = []
+        for line in lines:
+            for r in self.session.execute([line]):
+                if r.errno:
+                    raise CommandError(r.line, r.errno, r.text)
+                out.append(r.text)
+        return out
+
+    def views(self) -> list[str]:
+        """Every file the machine has, as named below the mount point (``zoneinfo``,
+        ``sys/devices/system/node/node0/meminfo``, ...), in the mount's order."""
+        return list(self.session.views)
+
+    def render(self, view: str) -> bytes:
+        """The current bytes of one view; KeyError names the views if it does not exist."""
+        name = view.strip("/")
+        if name not in self.session.views:
+            raise KeyError(f"no view {view!r} (views: {', '.join(sorted(self.session.views))})")
+        return self.session.render(name)
+
+    def write_tree(self, root: str | Path, views: Iterable[str] | None = None) -> Path:
+        """Render views (all by default) below ``root``, laid out like the real system
+        (:func:`tree_path`): point ``node_exporter --path.procfs=ROOT/proc --path.sysfs=ROOT/sys``
+        or ``psutil.PROCFS_PATH = ROOT/proc`` at it.  Returns ``root``."""
+        root = Path(root)
+        for view in self.views() if views is None else views:
+            dest = root / tree_path(view)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_bytes(self.render(view))
+        return root
+
+    def __repr__(self) -> str:
+        return f"<procsim.Simulation {self.machine.name} ({len(self.kernel.nodes)} nodes)>"

@@ -250,6 +250,34 @@ def cmd_exec(args) -> int:
         _fail(str(e))
 
 
+def cmd_fixtures(args) -> int:
+    """Every file of each machine (all shipped ones by default) as trees, or a tar, with a manifest."""
+    import procsim
+    from procsim import fixtures
+    commands, source = [], None
+    if args.commands:
+        source = args.commands
+        try:
+            text = Path(source).read_bytes().decode()
+            commands = text.split("\n")[:-1] if text.endswith("\n") else text.split("\n")
+        except OSError as e:
+            _fail(f"{source}: {e.strerror}")
+        except UnicodeDecodeError as e:
+            _fail(f"{source}: not UTF-8 text (byte {e.start})")
+    try:
+        manifest, files = fixtures.build(args.config or procsim.machines(), commands, source)
+        out = Path(args.out)
+        (fixtures.write_tar if args.tar else fixtures.write_dir)(out, files)
+    except machine_mod.ConfigError as e:
+        _fail(str(e), EXIT_USAGE)
+    except procsim.CommandError as e:
+        _fail(f"{source}:{e.index}: {e.line}: {e.reply}")
+    except (fixtures.FixturesError, OSError) as e:
+        _fail(str(e))
+    print(f"procsim: wrote {', '.join(manifest['machines'])} to {args.out}")
+    return 0
+
+
 # --- argument parsing ------------------------------------------------------------------------
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="procsim", description=(
@@ -280,6 +308,14 @@ def parser() -> argparse.ArgumentParser:
     u = sub.add_parser("umount", help="unmount and wait for the daemon to exit")
     u.add_argument("mountpoint", metavar="MOUNTPOINT")
     u.set_defaults(func=cmd_umount)
+
+    f = sub.add_parser("fixtures", help="write every file of some machines as trees (or a tar) with a manifest")
+    f.add_argument("--config", "-c", action="append", metavar="C",
+                   help="a machine name or YAML file; repeat for more (default: every shipped machine)")
+    f.add_argument("--commands", metavar="FILE", help="apply these control-file commands to each machine first")
+    f.add_argument("--tar", action="store_true", help="write OUT as a tar file (.tar.gz/.tgz: compressed)")
+    f.add_argument("out", metavar="OUT")
+    f.set_defaults(func=cmd_fixtures)
 
     e = sub.add_parser("exec", help="run CMD with /proc and /sys files replaced by MOUNTPOINT's")
     e.add_argument("mountpoint", metavar="MOUNTPOINT")

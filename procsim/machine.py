@@ -249,14 +249,31 @@ class _Doc:
 _NAME = r"[^\s:]{1,64}"
 
 
+def shipped() -> list[str]:
+    """Names of the machines shipped inside the package (``procsim/configs/NAME.yaml``)."""
+    return sorted(p.stem for p in CONFIGS_DIR.glob("*.yaml"))
+
+
+def find(name_or_path: str | Path) -> Path:
+    """A description's file: an existing path as given, else a shipped machine by name
+    (``seed-vm``), so the installed package finds its machines from any directory."""
+    p = Path(name_or_path)
+    if p.exists() or p.suffix or len(p.parts) != 1:
+        return p
+    named = CONFIGS_DIR / f"{p}.yaml"
+    return named if named.exists() else p
+
+
 def load(path: str | Path) -> Machine:
-    """Read and validate a machine description; raise ConfigError(FILE:LINE) on any problem."""
-    path = str(path)
+    """Read and validate a machine description, by path or by shipped name (:func:`find`);
+    raise ConfigError(FILE:LINE) on any problem."""
+    path = str(find(path))
     try:
         with open(path, "rb") as f:
             data = f.read(MAX_CONFIG_BYTES + 1)     # /dev/zero is not a machine
     except OSError as e:
-        raise ConfigError(path, 0, f"cannot read: {e.strerror}") from None
+        hint = "" if "/" in path or path.endswith(".yaml") else f" (shipped machines: {', '.join(shipped())})"
+        raise ConfigError(path, 0, f"cannot read: {e.strerror}{hint}") from None
     if len(data) > MAX_CONFIG_BYTES:
         raise ConfigError(path, 0, f"larger than {MAX_CONFIG_BYTES >> 20} MiB: not a machine description")
     try:

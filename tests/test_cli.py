@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from conftest import CONFIGS, procsim_cmd
+from procsim.testing import CONFIGS, procsim_cmd
 from procsim import nsexec
 
 

@@ -7,9 +7,8 @@ import time
 
 import pytest
 
-from conftest import CONFIGS, force_unmount, mounts, needs_kernel, procsim_cmd, wait_mounted
+from procsim.testing import CONFIGS, force_unmount, mounts, procsim_cmd, wait_mounted
 
-pytestmark = needs_kernel
 TINY = CONFIGS / "tiny.yaml"
 
 

@@ -9,7 +9,7 @@ from procsim.mm import gfp as G
 from procsim.mm.buddy import MIGRATE_MOVABLE as M, MIGRATE_UNMOVABLE as U
 from procsim.mm.errors import MMError
 from procsim.views import uptime
-from conftest import boot
+from procsim.testing import boot
 
 SEC = 1_000_000_000
 

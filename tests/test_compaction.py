@@ -14,15 +14,7 @@ import re
 
 import pytest
 
-from conftest import CONFIGS, needs_kernel
-
-pytestmark = needs_kernel
-
-
-def boot(name):
-    from procsim.machine import load
-    from procsim.mm.kernel import Kernel
-    return Kernel(load(CONFIGS / f"{name}.yaml"))
+from procsim.testing import boot
 
 
 def control(name):

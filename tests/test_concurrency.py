@@ -10,9 +10,8 @@ import re
 import subprocess
 import threading
 
-from conftest import CONFIGS, needs_kernel
+from procsim.testing import CONFIGS
 
-pytestmark = needs_kernel
 SCRIPTS, BLOCKS = 8, 100          # 100 blocks of 10 commands = 1000 commands per script
 READERS = 4
 VIEWS = ["zoneinfo", "buddyinfo", "pagetypeinfo", "slabinfo", "meminfo", "vmstat",

@@ -3,7 +3,7 @@ import errno
 
 import pytest
 
-from conftest import FakeKernel
+from procsim.testing import FakeKernel
 from procsim.control import MAX_COUNT, Control
 
 
@@ -122,9 +122,9 @@ def test_log_ring_and_allocations_listing(ctl):
     assert log[2].startswith("3 alloc_pages 9 -> error ENOMEM:")
     rows = [l.split() for l in ctl.render_allocations().decode().splitlines()[1:]]
     # ID TAG KIND CACHE/ORDER(2 words for pages) NODE ZONE PFN BYTES
-    assert rows[0] == ["1", "big", "pages", "order", "2", "0", "Normal", "1000", str(4 * 4096)]
+    assert rows[0] == ["1", "big", "pages", "order", "2", "0", "Normal", "1024", str(4 * 4096)]
     assert rows[1][:4] == ["2", "-", "kmalloc", "kmalloc-64"] and rows[1][-1] == "64"
-    assert rows[1][-2] == rows[2][-2] == "1004"              # both objects on the slab page after the block
+    assert rows[1][-2] == rows[2][-2] == "1028"              # both objects on the slab page after the block
     assert len(rows) == 3
 
 
@@ -250,7 +250,7 @@ def test_error_replies_and_log_entries_are_bounded(ctl, line):
 def test_drain_pages_returns_every_pcp_page_to_the_buddy():
     """drain_all_pages: after freeing everything and draining, nr_free is what it was at boot
     with the pcp lists empty (before the drain some freed pages sit on cpu 0's lists)."""
-    from conftest import boot
+    from procsim.testing import boot
     k0 = boot("tiny")
     ctl = Control(lambda: k0)
     k = ctl.kernel

@@ -6,7 +6,7 @@ import pytest
 
 from procsim.control import Control, ControlError, parse
 from procsim.views import uptime
-from conftest import boot
+from procsim.testing import boot
 
 SEC = 1_000_000_000
 JIFFY = SEC // 250                     # CONFIG_HZ=250

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from conftest import fake_session, fake_views, FakeKernel
+from procsim.testing import fake_views, FakeKernel
 
 
 def test_layout_modes_and_sizes(fake_mounted):

@@ -4,23 +4,15 @@ import os
 import re
 import subprocess
 
-import pytest
-
-from conftest import CONFIGS, needs_kernel, procsim_cmd
+from procsim.testing import CONFIGS, procsim_cmd
 from procsim.machine import load
 from procsim.mm.layout import build
 
-pytestmark = needs_kernel
 NODE0 = "sys/devices/system/node/node0/meminfo"
 
 
 def memfree_kb(path):
     return int(re.search(r"MemFree:\s+(\d+) kB", path.read_text()).group(1))
-
-
-def need(m, name):
-    if not (m / name).exists():
-        pytest.skip(f"view {name} not registered yet")
 
 
 def exec_(m, *cmd):
@@ -90,7 +82,6 @@ def test_hundred_reads_never_empty(mounted):
 
 def test_free_through_exec_shows_memtotal(mounted):
     m = mounted()
-    need(m, "meminfo")
     r = exec_(m, "free", "-k")
     assert r.returncode == 0, r.stderr
     total = int(next(l for l in r.stdout.splitlines() if l.startswith("Mem:")).split()[1])
@@ -100,7 +91,6 @@ def test_free_through_exec_shows_memtotal(mounted):
 
 def test_slabtop_through_exec_follows_control(mounted):
     m = mounted()
-    need(m, "slabinfo")
     (m / "control").write_text("kmem_cache_create procsim_demo 256\n")
 
     def row():

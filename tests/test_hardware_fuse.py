@@ -2,18 +2,12 @@
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 
-import pytest
-
-from conftest import needs_kernel, procsim_cmd
+from procsim.testing import procsim_cmd
 from procsim import machine
 from procsim.views import hardware
 
-pytestmark = [needs_kernel,
-              pytest.mark.skipif(not all(shutil.which(t) for t in ("numactl", "dmidecode", "lscpu", "unshare")),
-                                 reason="needs numactl, dmidecode, lscpu, unshare")]
 
 
 def seed_session():

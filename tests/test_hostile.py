@@ -15,9 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import CONFIGS, needs_kernel
+from procsim.testing import CONFIGS
 
-pytestmark = needs_kernel
 
 
 @pytest.fixture(scope="module")

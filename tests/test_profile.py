@@ -5,7 +5,7 @@ from dataclasses import replace
 from procsim.mm.kernel import Kernel
 from procsim.mm.profile import DEFAULT, LINUX_6_18, PROFILES
 from procsim.views import vmstat, zoneinfo
-from conftest import boot
+from procsim.testing import boot
 
 
 def test_6_18_is_the_default_profile():

@@ -14,9 +14,8 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from conftest import CONFIGS, needs_kernel
+from procsim.testing import CONFIGS
 
-pytestmark = needs_kernel
 
 GFPS = ["GFP_KERNEL", "GFP_ATOMIC", "GFP_HIGHUSER_MOVABLE", "GFP_DMA32", "GFP_KERNEL|__GFP_RECLAIMABLE",
         "GFP_NOWAIT", "GFP_DMA"]

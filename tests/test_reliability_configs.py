@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import mounts, needs_kernel, procsim_cmd
+from procsim.testing import mounts, procsim_cmd
 
-pytestmark = needs_kernel
 CORPUS = sorted((Path(__file__).parent / "bad_configs").glob("*.yaml"))
 
 

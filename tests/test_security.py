@@ -13,11 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import force_unmount, needs_kernel
+from procsim.testing import force_unmount
 
-pytestmark = [needs_kernel,
-              pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"),
-                                 reason="needs root (to mount with allow_other) and setpriv")]
 
 KERNEL_MODES = {"zoneinfo": 0o444, "buddyinfo": 0o444, "vmstat": 0o444, "meminfo": 0o444, "cpuinfo": 0o444,
                 "pagetypeinfo": 0o400, "slabinfo": 0o400,            # 0400 in 6.x (no SLAB: no tuning writes)
@@ -57,7 +54,7 @@ def test_modes_match_the_kernel_with_allow_other(mounted):
 def test_other_user_reads_public_views_and_is_refused_the_rest(tmp_path, public_dir):
     import subprocess as sp
 
-    from conftest import CONFIGS, procsim_cmd, wait_mounted
+    from procsim.testing import CONFIGS, procsim_cmd, wait_mounted
     mp = public_dir
     p = sp.Popen(procsim_cmd("mount", "--foreground", "--allow-other", "--config", CONFIGS / "tiny.yaml", mp),
                  stdout=sp.DEVNULL, stderr=sp.DEVNULL)
@@ -84,7 +81,7 @@ def test_other_user_reads_public_views_and_is_refused_the_rest(tmp_path, public_
 def test_without_allow_other_other_users_see_nothing(public_dir):
     import subprocess as sp
 
-    from conftest import CONFIGS, procsim_cmd, wait_mounted
+    from procsim.testing import CONFIGS, procsim_cmd, wait_mounted
     mp = public_dir
     p = sp.Popen(procsim_cmd("mount", "--foreground", "--config", CONFIGS / "tiny.yaml", mp),
                  stdout=sp.DEVNULL, stderr=sp.DEVNULL)

@@ -6,7 +6,6 @@ from real /proc/slabinfo lines of a 6.18 host, never from the code under test.
 from __future__ import annotations
 
 import errno
-from types import SimpleNamespace
 
 import pytest
 
@@ -14,99 +13,8 @@ from procsim import machine as M
 from procsim.mm import gfp as G
 from procsim.mm.errors import MMError
 from procsim.mm.slub import (CPU_PARTIAL, FROZEN, FULL, NODE_PARTIAL, PAGE_OFFSET, SLAB_HWCACHE_ALIGN,
-                             SLAB_RECLAIM_ACCOUNT, SLAB_TYPESAFE_BY_RCU, Slub, parse_slab_flags)
-
-
-# --------------------------------------------------------------------------------------------
-# A small page allocator standing in for the buddy: aligned power-of-two blocks per node.
-THISNODE = G.__GFP_THISNODE          # (class bodies would mangle the double underscore)
-
-class FakeZone:
-    def __init__(self, node):
-        self.node, self.idx, self.name = node, 2, "Normal"
-
-
-class FakePage:
-    __slots__ = ("pfn", "order", "node", "zone")
-
-    def __init__(self, pfn, order, zone):
-        self.pfn, self.order, self.zone, self.node = pfn, order, zone, zone.node
-
-
-class FakeKernel:
-    """alloc_pages/free_pages/mod_node_stat over per-node binary buddies."""
-
-    MAX_ORDER = 10
-
-    def __init__(self, cpus_per_node=(2,), pages_per_node=(1 << 14,)):
-        self.nr_cpu_ids = sum(cpus_per_node)
-        self.nodes, cpu = [], 0
-        for nid, (nc, np_) in enumerate(zip(cpus_per_node, pages_per_node)):
-            self.nodes.append(SimpleNamespace(id=nid, present=np_, cpus=tuple(range(cpu, cpu + nc))))
-            cpu += nc
-        n = len(self.nodes)
-        self.machine = SimpleNamespace(distances=tuple(tuple(10 if i == j else 20 + i + j for j in range(n))
-                                                       for i in range(n)))
-        self.zones = [FakeZone(nid) for nid in range(n)]
-        # what Slub reads of the kernel's topology: the cpu -> node map and the zonelist node order
-        self.cpu_node = [nid for nid, nc in enumerate(cpus_per_node) for _ in range(nc)]
-        self.node_order = [sorted(range(n), key=lambda m: (self.machine.distances[i][m], m)) for i in range(n)]
-        self.free = []                       # per node: list of sets of free head pfns per order
-        for nid, np_ in enumerate(pages_per_node):
-            lists = [set() for _ in range(self.MAX_ORDER + 1)]
-            base = (nid + 1) << 24
-            for pfn in range(base, base + np_, 1 << self.MAX_ORDER):
-                lists[self.MAX_ORDER].add(pfn)
-            self.free.append(lists)
-        self.allocated: dict[int, FakePage] = {}
-        self.stat = [dict(nr_slab_reclaimable=0, nr_slab_unreclaimable=0) for _ in range(n)]
-        self.generation = 0
-        self.calls = []
-        self.slab = Slub(self)
-
-    def nr_free(self, nid):
-        return sum(len(s) << o for o, s in enumerate(self.free[nid]))
-
-    def alloc_pages(self, order, gfp, node=None, cpu=None):
-        self.calls.append((order, gfp, node, cpu))
-        if node is None:
-            node = self.cpu_node[cpu or 0]
-        order_nodes = [node] if gfp & THISNODE else self.node_order[node]
-        for nid in order_nodes:
-            lists = self.free[nid]
-            for o in range(order, self.MAX_ORDER + 1):
-                if lists[o]:
-                    pfn = min(lists[o])
-                    lists[o].remove(pfn)
-                    while o > order:             # split, keep the low half
-                        o -= 1
-                        lists[o].add(pfn + (1 << o))
-                    page = FakePage(pfn, order, self.zones[nid])
-                    self.allocated[pfn] = page
-                    return page
-        raise MMError(errno.ENOMEM, f"fake: no order-{order} block")
-
-    def free_pages(self, page):
-        if self.allocated.get(page.pfn) is not page:
-            raise MMError(errno.EINVAL, "fake: double free")
-        del self.allocated[page.pfn]
-        pfn, o, lists = page.pfn, page.order, self.free[page.node]
-        while o < self.MAX_ORDER and (pfn ^ (1 << o)) in lists[o]:
-            lists[o].remove(pfn ^ (1 << o))
-            pfn &= ~(1 << o)
-            o += 1
-        lists[o].add(pfn)
-
-    def mod_node_stat(self, nid, item, delta):
-        self.stat[nid][item] += delta
-        assert self.stat[nid][item] >= 0
-
-    def pages_taken(self):
-        return sum(1 << p.order for p in self.allocated.values())
-
-
-def slab_pages_stat(k):
-    return sum(st["nr_slab_reclaimable"] + st["nr_slab_unreclaimable"] for st in k.stat)
+                             SLAB_RECLAIM_ACCOUNT, SLAB_TYPESAFE_BY_RCU, parse_slab_flags)
+from procsim.testing import FakeKernel
 
 
 # --------------------------------------------------------------------------------------------
@@ -135,7 +43,7 @@ KMALLOC_GEOMETRY = {
 
 @pytest.mark.parametrize("ncpus", sorted(KMALLOC_GEOMETRY))
 def test_kmalloc_geometry(ncpus):
-    k = FakeKernel(cpus_per_node=(ncpus,))
+    k = FakeKernel(slab="slub", cpus_per_node=(ncpus,))
     for suffix, (objs, pages) in KMALLOC_GEOMETRY[ncpus].items():
         for prefix in ("kmalloc-", "kmalloc-rcl-", "dma-kmalloc-", "kmalloc-cg-"):
             s = k.slab.find(prefix + suffix)
@@ -155,7 +63,7 @@ HOST_618 = [("task_struct", 4288, 7, 8), ("TCPv6", 2496, 13, 8), ("kvm_vcpu", 51
 
 
 def test_geometry_matches_a_real_618_host():
-    k = FakeKernel(cpus_per_node=(2,))
+    k = FakeKernel(slab="slub", cpus_per_node=(2,))
     for name, size, objs, pages in HOST_618:
         s = k.slab.kmem_cache_create(name, size)
         assert (s.size, s.objects, 1 << s.order) == (size, objs, pages), name
@@ -164,7 +72,7 @@ def test_geometry_matches_a_real_618_host():
 def test_2304_byte_objects_and_tcp():
     # 2304: order 2 holds only 7 < min_objects, order 3 holds 14 with 512 left (<= 32768/16).
     for ncpus in (1, 2, 48, 256):
-        k = FakeKernel(cpus_per_node=(ncpus,))
+        k = FakeKernel(slab="slub", cpus_per_node=(ncpus,))
         s = k.slab.kmem_cache_create("obj2304", 2304)
         assert (s.size, s.objects, 1 << s.order) == (2304, 14, 8)
         # TCP: free pointer after the object (2312), cache-line aligned -> 2368; 32768/2368 = 13.
@@ -173,7 +81,7 @@ def test_2304_byte_objects_and_tcp():
 
 
 def test_alignment_and_partial_tunables():
-    k = FakeKernel(cpus_per_node=(2,))
+    k = FakeKernel(slab="slub", cpus_per_node=(2,))
     small = k.slab.kmem_cache_create("small", 20, flags=SLAB_HWCACHE_ALIGN)   # line halves to 32
     assert small.size == 32
     odd = k.slab.kmem_cache_create("odd", 13)                                  # word aligned
@@ -191,7 +99,7 @@ def test_alignment_and_partial_tunables():
 
 
 def test_bootstrap_order_matches_the_618_tail():
-    k = FakeKernel(cpus_per_node=(2,))
+    k = FakeKernel(slab="slub", cpus_per_node=(2,))
     sizes = ["8k", "4k", "2k", "1k", "512", "256", "128", "64", "32", "16", "8", "192", "96"]
     expected = ["kmalloc_buckets"]
     for prefix in ("kmalloc-cg-", "dma-kmalloc-", "kmalloc-rcl-", "kmalloc-"):
@@ -209,7 +117,7 @@ def test_bootstrap_order_matches_the_618_tail():
 
 
 def test_kmem_cache_node_grows_per_node():
-    k = FakeKernel(cpus_per_node=(2, 2), pages_per_node=(1 << 13, 1 << 13))
+    k = FakeKernel(slab="slub", cpus_per_node=(2, 2), pages_per_node=(1 << 13, 1 << 13))
     n = len(k.slab.caches)
     assert k.slab.find("kmem_cache_node").inuse == 2 * n
     k.slab.kmem_cache_create("x", 64)
@@ -225,16 +133,16 @@ def state(k, addr):
 
 
 def test_partial_full_partial_empty():
-    k = FakeKernel(cpus_per_node=(2,))
+    k = FakeKernel(slab="slub", cpus_per_node=(2,))
     sl = k.slab
     s = sl.kmem_cache_create("t512", 512)                  # 16 objects, 2 pages, min_partial 5
-    base_stat = slab_pages_stat(k)
+    base_stat = k.slab_pages()
     a = [sl.kmem_cache_alloc(s, cpu=0) for _ in range(16)]
     assert s.slabinfo() == (16, 16, 1, 1) and state(k, a[0]) == FROZEN
     b = sl.kmem_cache_alloc(s, cpu=0)                      # S1 full -> no list, S2 is the cpu slab
     assert state(k, a[0]) == FULL and state(k, b) == FROZEN
     assert s.slabinfo() == (32, 32, 2, 2)                  # cpu-owned free objects count as active
-    assert slab_pages_stat(k) - base_stat == 4
+    assert k.slab_pages() - base_stat == 4
     sl.kmem_cache_free(s, a[3])                            # full -> the freeing cpu's partial list
     assert state(k, a[0]) == CPU_PARTIAL
     assert s.slabinfo() == (32, 32, 2, 2)
@@ -253,12 +161,12 @@ def test_partial_full_partial_empty():
     assert s.inuse == 0
     assert sl.kmem_cache_shrink(s) == 4                     # both empty slabs, 2 pages each
     assert s.slabinfo() == (0, 0, 0, 0)
-    assert slab_pages_stat(k) == base_stat
+    assert k.slab_pages() == base_stat
     sl.check()
 
 
 def test_empty_slabs_kept_up_to_min_partial_then_freed():
-    k = FakeKernel(cpus_per_node=(2,))
+    k = FakeKernel(slab="slub", cpus_per_node=(2,))
     sl = k.slab
     s = sl.kmem_cache_create("t512", 512)                  # min_partial 5, cpu_partial_slabs 7
     objs = [sl.kmem_cache_alloc(s, cpu=0) for _ in range(16 * 7)]
@@ -267,17 +175,17 @@ def test_empty_slabs_kept_up_to_min_partial_then_freed():
         sl.kfree(x, cpu=0)
     assert s.nr_slabs == 7 and k.pages_taken() == taken
     assert s.slabinfo() == (112, 112, 7, 7)
-    node_free = k.nr_free(0)
+    node_free = k.node_free(0)
     # flush: cpu slab to node (1 on list), then cpu partials S6..S3 (2..5 on list), S2 and S1
     # are discarded because the node already keeps min_partial; shrink drops the other 5.
     assert sl.kmem_cache_shrink(s) == 14
-    assert k.nr_free(0) - node_free == 14
+    assert k.node_free(0) - node_free == 14
     assert k.pages_taken() == taken - 14
     sl.check()
 
 
 def test_free_into_node_partial_discards_when_enough_kept():
-    k = FakeKernel(cpus_per_node=(2,))
+    k = FakeKernel(slab="slub", cpus_per_node=(2,))
     sl = k.slab
     s = sl.kmem_cache_create("t2k", 2048)                   # 16 objs/8 pages, min_partial 5,
     objs = [sl.kmem_cache_alloc(s, cpu=0) for _ in range(16 * 8)]     # cpu_partial_slabs 3
@@ -298,7 +206,7 @@ def test_free_into_node_partial_discards_when_enough_kept():
 
 
 def test_destroy_refused_while_objects_live():
-    k = FakeKernel(cpus_per_node=(2,))
+    k = FakeKernel(slab="slub", cpus_per_node=(2,))
     sl = k.slab
     s = sl.kmem_cache_create("victim", 100)
     x = sl.kmem_cache_alloc(s)
@@ -323,7 +231,7 @@ def test_destroy_refused_while_objects_live():
 
 
 def test_free_errors_leave_state_alone():
-    k = FakeKernel(cpus_per_node=(2,))
+    k = FakeKernel(slab="slub", cpus_per_node=(2,))
     sl = k.slab
     s = sl.kmem_cache_create("c1", 64)
     t = sl.kmem_cache_create("c2", 64)
@@ -342,7 +250,7 @@ def test_free_errors_leave_state_alone():
 
 
 def test_create_validation():
-    k = FakeKernel(cpus_per_node=(2,))
+    k = FakeKernel(slab="slub", cpus_per_node=(2,))
     sl = k.slab
     sl.kmem_cache_create("ok", 8)
     cases = [("ok", 8, 0, 0, errno.EEXIST), ("kmalloc-64", 64, 0, 0, errno.EEXIST),
@@ -364,7 +272,7 @@ def test_create_validation():
 
 
 def test_reclaimable_cache_accounting():
-    k = FakeKernel(cpus_per_node=(2,))
+    k = FakeKernel(slab="slub", cpus_per_node=(2,))
     sl = k.slab
     s = sl.kmem_cache_create("dentry", 192, flags=SLAB_RECLAIM_ACCOUNT)
     before = dict(k.stat[0])
@@ -385,7 +293,7 @@ def test_reclaimable_cache_accounting():
                                        (193, "kmalloc-256"), (1000, "kmalloc-1k"), (4097, "kmalloc-8k"),
                                        (8192, "kmalloc-8k")])
 def test_kmalloc_size_classes(size, name):
-    k = FakeKernel(cpus_per_node=(2,))
+    k = FakeKernel(slab="slub", cpus_per_node=(2,))
     x = k.slab.kmalloc(size)
     assert k.slab.cache_of(x).name == name
     k.slab.kfree(x)
@@ -394,7 +302,7 @@ def test_kmalloc_size_classes(size, name):
 
 @pytest.mark.parametrize("size,order", [(8193, 2), (16384, 2), (16385, 3), (100000, 5), (4 << 20, 10)])
 def test_kmalloc_large_goes_to_the_buddy(size, order):
-    k = FakeKernel(cpus_per_node=(2,))
+    k = FakeKernel(slab="slub", cpus_per_node=(2,))
     before = k.stat[0]["nr_slab_unreclaimable"]
     infos = {s.name: s.slabinfo() for s in k.slab.caches}
     x = k.slab.kmalloc(size)
@@ -413,7 +321,7 @@ def test_kmalloc_large_goes_to_the_buddy(size, order):
 
 
 def test_kmalloc_families_by_gfp():
-    k = FakeKernel(cpus_per_node=(2,))
+    k = FakeKernel(slab="slub", cpus_per_node=(2,))
     sl = k.slab
     cases = [(G.GFP_KERNEL, "kmalloc-64"), (G.GFP_KERNEL | G.__GFP_RECLAIMABLE, "kmalloc-rcl-64"),
              (G.GFP_KERNEL | G.GFP_DMA, "dma-kmalloc-64"), (G.GFP_KERNEL_ACCOUNT, "kmalloc-cg-64"),
@@ -428,7 +336,7 @@ def test_kmalloc_families_by_gfp():
 
 
 def test_kmalloc_bad_sizes():
-    k = FakeKernel(cpus_per_node=(2,))
+    k = FakeKernel(slab="slub", cpus_per_node=(2,))
     for size in (0, -1, (4 << 20) + 1):
         with pytest.raises(MMError) as e:
             k.slab.kmalloc(size)
@@ -439,7 +347,7 @@ def test_kmalloc_bad_sizes():
 
 
 def test_addresses_are_page_offset_based():
-    k = FakeKernel(cpus_per_node=(2,))
+    k = FakeKernel(slab="slub", cpus_per_node=(2,))
     s = k.slab.kmem_cache_create("addr", 1000)               # s->size 1000, 16 per order-2 slab
     xs = [k.slab.kmem_cache_alloc(s) for _ in range(5)]
     slab = k.slab._slab_lookup(xs[0])
@@ -452,7 +360,7 @@ def test_addresses_are_page_offset_based():
 # Node placement
 
 def test_node_placement():
-    k = FakeKernel(cpus_per_node=(2, 2), pages_per_node=(1 << 13, 1 << 13))
+    k = FakeKernel(slab="slub", cpus_per_node=(2, 2), pages_per_node=(1 << 13, 1 << 13))
     sl = k.slab
     s = sl.kmem_cache_create("numa", 256)
     x = sl.kmem_cache_alloc(s, node=1)                      # cpu defaults to node 1's first (2)
@@ -471,7 +379,7 @@ def test_node_placement():
 
 
 def test_memoryless_node_uses_the_nearest_node():
-    k = FakeKernel(cpus_per_node=(2, 2), pages_per_node=(1 << 13, 0))
+    k = FakeKernel(slab="slub", cpus_per_node=(2, 2), pages_per_node=(1 << 13, 0))
     sl = k.slab
     assert sl.slab_nodes == [0]
     s = sl.kmem_cache_create("ml", 64)
@@ -487,7 +395,7 @@ def test_memoryless_node_uses_the_nearest_node():
 
 
 def test_enomem_leaves_state_unchanged():
-    k = FakeKernel(cpus_per_node=(2,), pages_per_node=(1 << 11,))
+    k = FakeKernel(slab="slub", cpus_per_node=(2,), pages_per_node=(1 << 11,))
     sl = k.slab
     s = sl.kmem_cache_create("hog", 4096)                   # 8 objects per order-3 slab
     got = []
@@ -511,7 +419,7 @@ def test_enomem_leaves_state_unchanged():
 # Boot profile
 
 def test_apply_boot_spreads_objects():
-    k = FakeKernel(cpus_per_node=(2, 2), pages_per_node=(1 << 14, 1 << 14))
+    k = FakeKernel(slab="slub", cpus_per_node=(2, 2), pages_per_node=(1 << 14, 1 << 14))
     sl = k.slab
     caches = (M.BootCache("dentry", 192, objects=1000, flags=("SLAB_RECLAIM_ACCOUNT",)),
               M.BootCache("kmalloc-64", 64, objects=101),

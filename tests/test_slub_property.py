@@ -15,7 +15,7 @@ from procsim.mm import gfp as G
 from procsim.mm.errors import MMError
 from procsim.mm.slub import SLAB_HWCACHE_ALIGN, SLAB_RECLAIM_ACCOUNT, SLAB_TYPESAFE_BY_RCU
 
-from test_slub import FakeKernel, slab_pages_stat
+from procsim.testing import FakeKernel
 
 FLAGS = st.sampled_from([0, SLAB_HWCACHE_ALIGN, SLAB_RECLAIM_ACCOUNT, SLAB_TYPESAFE_BY_RCU | SLAB_HWCACHE_ALIGN])
 GFPS = st.sampled_from([G.GFP_KERNEL, G.GFP_ATOMIC, G.GFP_KERNEL | G.__GFP_RECLAIMABLE,
@@ -34,7 +34,7 @@ OPS = st.lists(st.one_of(
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(OPS)
 def test_random_sequences_keep_books_balanced(ops):
-    k = FakeKernel(cpus_per_node=(2, 2), pages_per_node=(1 << 12, 1 << 11))
+    k = FakeKernel(slab="slub", cpus_per_node=(2, 2), pages_per_node=(1 << 12, 1 << 11))
     sl = k.slab
     made = []                                 # caches this test created (may be destroyed)
     live: dict[int, object] = {}              # address -> cache (None for large kmalloc)
@@ -84,7 +84,7 @@ def test_random_sequences_keep_books_balanced(ops):
                 assert s.inuse == sum(1 for c in live.values() if c is s)
             active, num, aslabs, nslabs = s.slabinfo()
             assert aslabs == nslabs == s.nr_slabs and 0 <= s.inuse <= active <= num
-        assert k.pages_taken() == slab_pages_stat(k) == \
+        assert k.pages_taken() == k.slab_pages() == \
             sum(1 << x.order for x in sl._slab_of.values()) + sum(sl.large_pages)
     for x in list(live):
         sl.kfree(x)

@@ -7,7 +7,7 @@ import errno
 
 import pytest
 
-from conftest import CONFIGS, FakeKernel
+from procsim.testing import CONFIGS, FakeKernel
 from procsim.control import Control
 from procsim.mm import gfp as G
 from procsim.mm.errors import MMError
@@ -76,11 +76,11 @@ def test_counters_follow_use_and_free(real):
 
 def test_lookup_says_live_freed_or_never(fake):
     tasks = fake.kernel.tasks
-    ok(fake, "alloc_pages 1 count=3 tag=p")                       # IDs 1-3, pfns 1000, 1002, 1004
+    ok(fake, "alloc_pages 1 count=3 tag=p")                       # IDs 1-3, pfns 1024, 1026, 1028
     ok(fake, "kmalloc 64")                                        # ID 4
     assert tasks.lookup(0) is None and tasks.lookup(5) is None
     a = tasks.lookup(2)
-    assert (a.state, a.kind, a.what, a.value, a.page.pfn, a.task.tag) == (LIVE, "pages", 1, 1002, 1002, "p")
+    assert (a.state, a.kind, a.what, a.value, a.page.pfn, a.task.tag) == (LIVE, "pages", 1, 1026, 1026, "p")
     ok(fake, "free_pages 2")
     assert tasks.lookup(2).state == FREED and tasks.lookup(2).task.tag == "p"   # its batch still lives
     ok(fake, "free_pages 1")

@@ -2,7 +2,7 @@
 build_zonelists() made, and SMBIOS reads the layout's DIMM placement."""
 from procsim.mm import gfp as G
 from procsim.mm.page_types import PAGE_OFFSET, PAGE_SHIFT
-from conftest import boot
+from procsim.testing import boot
 
 
 def node_of_addr(k, addr):

@@ -5,31 +5,19 @@ the bytes, not the filesystem.
 """
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import socket
 import subprocess
-import time
-import urllib.request
 
 import pytest
 
-from conftest import boot, needs_kernel
+from procsim.testing import boot, node_exporter_metrics
 from test_views import files, parse_buddyinfo, parse_meminfo, parse_slabinfo, parse_zoneinfo
 
-pytestmark = needs_kernel
 
 PROBE = "views_probe"
 PROBE_OBJECTS = 100
 
 
-def have(*tools) -> bool:
-    return all(shutil.which(t) for t in tools)
-
-
-needs_root_ns = pytest.mark.skipif(os.geteuid() != 0 or not have("unshare", "mount"),
-                                   reason="needs root for a private mount namespace")
 
 
 @pytest.fixture(scope="module")
@@ -61,8 +49,6 @@ def over_proc(d, name: str, cmd: str) -> str:
     return r.stdout
 
 
-@needs_root_ns
-@pytest.mark.skipif(not have("slabtop"), reason="procps slabtop not installed")
 def test_slabtop_reads_the_caches(rendered):
     d, out = rendered
     text = over_proc(d, "slabinfo", "slabtop -o")
@@ -82,8 +68,6 @@ def test_slabtop_reads_the_caches(rendered):
         (100, 100, "100%", "0.20K", 5, 20, "20K")
 
 
-@needs_root_ns
-@pytest.mark.skipif(not have("vmstat"), reason="procps vmstat not installed")
 def test_vmstat_m_reads_the_caches(rendered):
     d, out = rendered
     text = over_proc(d, "slabinfo", "vmstat -m")
@@ -97,8 +81,6 @@ def test_vmstat_m_reads_the_caches(rendered):
     assert rows[PROBE] == [100, 100, 200, 20]
 
 
-@needs_root_ns
-@pytest.mark.skipif(not have("free"), reason="procps free not installed")
 def test_free_reads_meminfo(probed, rendered):
     d, out = rendered
     text = over_proc(d, "meminfo", "free -k")
@@ -111,49 +93,10 @@ def test_free_reads_meminfo(probed, rendered):
     assert used == total - available          # procps 4: used = MemTotal - MemAvailable
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _metrics(text: str) -> dict[str, float]:
-    out = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            key, _, value = line.rpartition(" ")
-            out[key] = float(value)
-    return out
-
-
-@pytest.mark.skipif(not have("prometheus-node-exporter"), reason="node_exporter not installed")
 def test_node_exporter_scrapes_every_file(probed, rendered):
     d, out = rendered
     collectors = ("buddyinfo", "zoneinfo", "slabinfo", "meminfo", "vmstat")
-    for attempt in range(3):                    # a port taken between probe and bind: try another
-        port = _free_port()
-        proc = subprocess.Popen(["prometheus-node-exporter", f"--path.procfs={d}", "--collector.disable-defaults",
-                                 *(f"--collector.{c}" for c in collectors), f"--web.listen-address=127.0.0.1:{port}"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        try:
-            body = None
-            deadline = time.monotonic() + 20
-            while time.monotonic() < deadline and proc.poll() is None:
-                try:
-                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
-                        body = r.read().decode()
-                    break
-                except OSError:
-                    time.sleep(0.1)
-        finally:
-            proc.kill()
-            proc.wait()
-            err = proc.stderr.read().decode()
-            proc.stderr.close()
-        if body is not None:
-            break
-    assert body is not None, err
-    m = _metrics(body)
+    m = node_exporter_metrics(collectors, procfs=d)
     for c in collectors:
         assert m[f'node_scrape_collector_success{{collector="{c}"}}'] == 1, c
     mi = parse_meminfo(out["meminfo"])
