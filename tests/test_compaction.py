@@ -328,3 +328,34 @@ def test_nothing_compacts_on_an_idle_or_unfragmented_machine():
     k.sleep(60 * 10 ** 9)
     assert all(v == 0 for v in events(k, *COUNTERS).values())
     assert not any(n.startswith(("compact_", "pgmigrate")) for n in k.vm_events)
+
+
+def test_slow_path_compacts_by_the_gfp_rules():
+    """Unmovable pages everywhere: compaction can do nothing.  A costly request compacts once
+    before the retry loop and once in it (no __GFP_RETRY_MAYFAIL: no more); __GFP_NORETRY the
+    same (its first result was neither skipped nor deferred); a request that cannot direct
+    reclaim (GFP_NOWAIT) never compacts; nor does order 0."""
+    ctl = control("tiny")
+    k = ctl.kernel
+    fragment(ctl, "GFP_KERNEL")
+    for gfp, stalls in (("GFP_HIGHUSER_MOVABLE", 2), ("GFP_HIGHUSER_MOVABLE|__GFP_NORETRY", 2),
+                        ("GFP_NOWAIT|__GFP_MOVABLE", 0)):
+        c0 = events(k, "compact_stall", "compact_fail")
+        assert ctl.run(f"alloc_pages 10 gfp={gfp}").errno == errno.ENOMEM
+        c1 = events(k, "compact_stall", "compact_fail")
+        assert c1["compact_stall"] - c0["compact_stall"] == stalls, gfp
+        assert c1["compact_fail"] - c0["compact_fail"] == stalls, gfp
+
+
+def test_compaction_is_skipped_without_room_to_migrate_into():
+    """compaction_suitable(): below min + compact_gap(order) free pages, no stall."""
+    from procsim.mm.compaction import COMPACT_SKIPPED, compact_gap
+    k = boot("tiny")
+    z = k.zones[1]
+    assert compact_gap(10) == 2048
+    assert k.compaction_suitable(z, 10, z.wmark_min, 3)
+    while z.nr_free > z.wmark_min + 2048:
+        k.alloc_pages(0, 0x04 | 0xcc0)                    # GFP_KERNEL|__GFP_DMA32
+    assert not k.compaction_suitable(z, 10, z.wmark_min, 3)
+    if not z.nr_free_order(10):                           # the order's mark fails too: skipped
+        assert k.compaction_suit_allocation_order(z, 10, 3, 0) == COMPACT_SKIPPED

@@ -149,6 +149,7 @@ class Compaction:
         """The zones' compaction state (struct zone's compact_* fields) and each node's kcompactd."""
         self.sysctl_compaction_proactiveness = SYSCTL_COMPACTION_PROACTIVENESS
         self.sysctl_extfrag_threshold = SYSCTL_EXTFRAG_THRESHOLD
+        self.last_compact_result = COMPACT_SKIPPED      # of the last direct compaction (the slow path reads it)
         for z in self.zones:
             z.compact_considered = z.compact_defer_shift = z.compact_order_failed = 0
             self.reset_cached_positions(z)
@@ -564,8 +565,7 @@ class Compaction:
                 self.count_vm_events("compact_daemon_free_scanned", cc.total_free_scanned)
 
     def compact_nodes(self) -> None:
-        """compact_nodes(): vm.compact_memory -- every node, drained first as
-        sysctl_compaction_handler() does (lru_add_drain_all())."""
+        """compact_nodes(): vm.compact_memory -- every node in turn."""
         for nid in range(len(self.nodes)):
             self.compact_node(nid)
 

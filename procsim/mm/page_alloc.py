@@ -14,6 +14,7 @@ from .buddy import (Zone, Page, PerCpuPages, MIGRATE_MOVABLE, MIGRATE_HIGHATOMIC
                     MAX_PAGE_ORDER, NR_PAGE_ORDERS, NR_PCP_LISTS,
                     PAGE_ALLOC_COSTLY_ORDER, PCP_BATCH_SCALE_MAX, pcp_allowed_order, order_to_pindex,
                     pindex_to_order, migratetype_is_mergeable)
+from .compaction import COMPACT_DEFERRED
 from .errors import MMError
 from .layout import ZONE_DMA32, ZONE_NORMAL, ZONE_MOVABLE, PAGEBLOCK_ORDER, PAGEBLOCK_NR_PAGES
 
@@ -61,10 +62,10 @@ class PageAlloc:
 
     def alloc_pages(self, order: int, gfp: int = G.GFP_KERNEL, node: int | None = None,
                     cpu: int | None = None, use: str | None = None) -> Page:
-        """__alloc_pages(): fast path at the low watermark, then the slow path at min.
-
-        There is no reclaim or compaction: when even the slow path fails the request fails
-        with ENOMEM and nothing has changed.
+        """__alloc_pages(): fast path at the low watermark, then the slow path at min (with
+        direct compaction; reclaim is not modelled).  When even the slow path fails the
+        request fails with ENOMEM and no allocation has changed (compaction may have moved
+        movable ones, as in the kernel).
         """
         if node is None and cpu is None and use is None and order.__class__ is int and 0 <= order <= MAX_PAGE_ORDER:
             cpu = 0                                # the common call: cpu 0, its own node, no use
@@ -171,9 +172,10 @@ class PageAlloc:
     def _alloc_pages_slowpath(self, gfp: int, order: int, plan: _Plan, cpu: int) -> Page | None:
         """__alloc_pages_slowpath(): the fast path failed at the low mark.  Wake kswapd, retry
         at the min mark with the reserves the gfp allows, then direct compaction and reclaim
-        while should_reclaim_retry() sees a chance; give up with warn_alloc().  Reclaim and
-        compaction make no progress yet, so a request that fails here fails for good (the
-        OOM killer is not modelled)."""
+        while should_reclaim_retry() sees a chance; give up with warn_alloc().  Reclaim makes
+        no progress yet, so compaction's priority never escalates (should_compact_retry()
+        needs reclaim progress) and a request that fails here fails for good (the OOM killer
+        is not modelled)."""
         flags = G.gfp_to_alloc_flags(gfp, order)
         zonelist, mt = plan.zonelist, plan.mt
         highest = G.gfp_zone(gfp)
@@ -191,7 +193,7 @@ class PageAlloc:
                 return page
             # costly __GFP_NORETRY: give up when compaction was skipped or deferred, else
             # one more pass of the retry loop, at async priority
-            if costly and gfp & _GFP_NORETRY and getattr(self, "last_compact_result", 1) <= 2:
+            if costly and gfp & _GFP_NORETRY and self.last_compact_result <= COMPACT_DEFERRED:
                 self.warn_alloc(gfp, order, plan.node)
                 return None
         no_progress_loops = 0
@@ -238,8 +240,7 @@ class PageAlloc:
         return None, 0
 
     def _alloc_pages_direct_compact(self, gfp: int, order: int, flags: int, plan: _Plan, cpu: int):
-        """__alloc_pages_direct_compact(): order-0 requests never compact; compaction is not
-        modelled yet, so nothing is freed up (the compaction issue fills this in)."""
+        """__alloc_pages_direct_compact(): the Compaction mixin (compaction.py) overrides this."""
         return None
 
     def _should_reclaim_retry(self, order: int, flags: int, zonelist, highest: int, no_progress_loops: int) -> bool:
