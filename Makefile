@@ -4,19 +4,29 @@ VENV  := .venv
 PY    := $(VENV)/bin/python
 APT_PKGS := fuse3 libfuse2 procps numactl dmidecode util-linux prometheus-node-exporter python3-venv
 MNT   ?= mnt
+ORACLE_APT_PKGS := qemu-system-x86 busybox-static cpio
 
-.PHONY: run test bench setup deps venv clean
+.PHONY: run test bench setup deps venv clean oracle oracle-deps
 
 setup: deps venv
 
 # System packages: only what is missing, only as root (CI and fresh machines run as root).
-deps:
-	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+# $(call apt_install,PACKAGES)
+define apt_install
+	@missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" != 0 ]; then echo "missing packages:$$missing (run as root or apt-get install them)"; exit 1; fi; \
 	  echo "apt-get install$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
+endef
+
+deps:
+	$(call apt_install,$(APT_PKGS))
+
+# The oracle boots Debian's 6.1 kernel in qemu (oracle/run.py fetches the kernel package).
+oracle-deps:
+	$(call apt_install,$(ORACLE_APT_PKGS))
 
 venv: $(VENV)/.installed
 
@@ -36,5 +46,10 @@ test: setup
 bench: setup
 	$(PY) benchmarks/run.py
 
+# Boot the machines of oracle/machines in qemu (captures cached in .oracle-cache/) and print
+# how procsim's files differ from the real kernel's.  ORACLE_ARGS: machine names, --boot, -v.
+oracle: setup oracle-deps
+	$(PY) oracle/run.py $(ORACLE_ARGS)
+
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache .oracle-cache

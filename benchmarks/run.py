@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -94,75 +95,20 @@ def interleaved(fns: list, n: int = REPEAT) -> list[float]:
 
 
 # --- mounts ---------------------------------------------------------------------------------------
-def mounted(mp: str) -> bool:
-    from procsim.fs import mount_entry
-    return mount_entry(mp) is not None
-
-
-def wait_mounted(mp: str, proc: subprocess.Popen | None = None, timeout: float = 120):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if mounted(mp):
-            try:
-                os.statvfs(mp)
-                return
-            except OSError:
-                pass
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"daemon for {mp} exited with {proc.returncode}")
-        time.sleep(0.02)
-    raise RuntimeError(f"{mp} not mounted after {timeout} s")
-
-
-def unmount(mp: str, proc: subprocess.Popen | None = None):
-    if mounted(mp):
-        subprocess.run(["fusermount", "-u", mp], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    if mounted(mp):
-        subprocess.run(["fusermount", "-uz", mp], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    if proc is not None:
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-class Mount:
-    """A foreground daemon on a temp mount point: procsim (default machine) or the floor."""
-
-    def __init__(self, argv_for_mp):
-        self.argv_for_mp = argv_for_mp
-
-    def __enter__(self):
-        self.dir = tempfile.mkdtemp(prefix="procsim-bench-")
-        self.proc = subprocess.Popen(self.argv_for_mp(self.dir), cwd=ROOT, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.DEVNULL)
-        try:
-            wait_mounted(self.dir, self.proc)
-        except BaseException:
-            self.__exit__()
-            raise
-        return self.dir
-
-    def __exit__(self, *exc):
-        try:
-            unmount(self.dir, self.proc)
-        finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
-                self.proc.wait()
-            try:
-                os.rmdir(self.dir)
-            except OSError:
-                pass
+@contextmanager
+def _mount(argv_for_mp):
+    """A foreground daemon on a temp mount point (procsim.harness: always unmounted, reaped)."""
+    from procsim.harness import mounted
+    with mounted(argv=argv_for_mp, cwd=ROOT, stderr=None) as m:
+        yield str(m.path)
 
 
 def procsim_mount():
-    return Mount(lambda mp: [*PROCSIM, "mount", "--foreground", mp])
+    return _mount(lambda mp: [*PROCSIM, "mount", "--foreground", mp])
 
 
 def floor_mount(src: str):
-    return Mount(lambda mp: [PY, str(HERE / "fusepy_floor.py"), src, mp])
+    return _mount(lambda mp: [PY, str(HERE / "fusepy_floor.py"), src, mp])
 
 
 def control(mp: str, text: str) -> tuple[float, bytes]:

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from procsim import machine as machine_mod
+from procsim.harness import ANSWER_WAIT      # seconds before a daemon is called hung
 
 EXIT_USAGE = 2
 
@@ -54,7 +55,7 @@ def _session(args, state=None):
     try:
         return Session(m, state=state)
     except StateError as e:
-        _fail(f"cannot restore --state: {e}")
+        _fail(f"cannot use --state: {e}", EXIT_USAGE)
     except Exception as e:
         _boot_failed(m, e)
 
@@ -115,7 +116,8 @@ def cmd_render(args) -> int:
         except UnicodeDecodeError as e:
             n = data.count(b"\n", 0, e.start) + 1
             _fail(f"{args.commands}:{n}: not UTF-8 text (byte {data[e.start]:#04x})")
-        for n, line in enumerate(text.splitlines(), 1):
+        from procsim.session import split_lines
+        for n, line in enumerate(split_lines(text), 1):
             for r in s.execute([line]):
                 if r.errno:
                     shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in r.line)
@@ -146,20 +148,61 @@ procsim: {name} mounted on {mp}  ({nodes} node(s), {cpus} CPUs, {size})
 """
 
 
+MOUNT_WAIT = 120.0         # booting a big machine takes a while
+
+
 def _check_mountpoint(mp: str) -> None:
-    from procsim.fs import is_alive, mount_entry, recover_dead_mount
-    if mount_entry(mp) is not None:
-        if is_alive(mp):
-            _fail(f"{mp} is already a mount point (procsim umount {mp} first)")
-        if not recover_dead_mount(mp):
+    from procsim.harness import detach, state
+    st = state(mp, ANSWER_WAIT)
+    if st == "alive":
+        _fail(f"{mp} is already a mount point (procsim umount {mp} first)")
+    if st == "hung":
+        _fail(f"{mp} is mounted, but its daemon does not answer within {ANSWER_WAIT:g} s (stopped?); "
+              f"procsim umount {mp} detaches it")
+    if st == "dead":
+        if not detach(mp):
             _fail(f"{mp}: a dead mount is left there and fusermount -uz / umount -l could not remove it")
         print(f"procsim: removed a dead mount left on {mp}", file=sys.stderr)
     if not os.path.isdir(mp):
         _fail(f"{mp}: not a directory")
 
 
+def _mount_lock(mp: str) -> int | None:
+    """Serialise `procsim mount` on one path: an flock on the directory that holds the mount
+    point (the mount point itself changes under us once something is mounted there).  Held
+    until the mount answers, so racing mounts see it mounted and refuse."""
+    import fcntl
+    try:
+        fd = os.open(os.path.dirname(mp) or "/", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return None                   # an unreadable or missing parent: _check_mountpoint says why
+    deadline = time.monotonic() + MOUNT_WAIT + 10
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                os.close(fd)
+                _fail(f"another procsim mount on {mp} has not finished within {MOUNT_WAIT:g} s")
+            time.sleep(0.05)
+
+
 def cmd_mount(args) -> int:
     mp = os.path.abspath(args.mountpoint)
+    lock = [None if args.parent_locked else _mount_lock(mp)]
+
+    def unlock():
+        if lock[0] is not None:
+            os.close(lock[0])
+            lock[0] = None
+    try:
+        return _mount(args, mp, unlock)
+    finally:
+        unlock()
+
+
+def _mount(args, mp: str, unlock) -> int:
     _check_mountpoint(mp)
     if not args.foreground:
         return _daemonize(args, mp)
@@ -168,6 +211,7 @@ def cmd_mount(args) -> int:
     m = s.machine
 
     def ready():
+        unlock()
         if args.banner:
             print(BANNER.replace("procsim ", _prog() + " ").format(name=m.name, mp=args.mountpoint, nodes=m.nr_nodes, cpus=m.nr_cpu_ids,
                                 size=_size_text(m.total_memory)), flush=True)
@@ -175,53 +219,76 @@ def cmd_mount(args) -> int:
         serve(s, mp, allow_other=args.allow_other, on_ready=ready)
     except RuntimeError as e:
         _fail(f"mounting {mp} failed ({e}); see the fuse message above")
+    finally:
+        s.close()
     return 0
 
 
 def _daemonize(args, mp: str) -> int:
-    """Start `mount --foreground` in its own session; return once the mount answers."""
-    cmd = [sys.executable, "-m", "procsim.cli", "mount", "--foreground", mp]
+    """Start `mount --foreground` in its own session; return once the mount answers and is
+    served by that very daemon (racing mounts stack on one path; a daemon that died after
+    mounting must not be reported as mounted)."""
+    cmd = [sys.executable, "-m", "procsim.cli", "mount", "--foreground", "--parent-locked", mp]
     if args.config:
         cmd[4:4] = ["--config", os.path.abspath(args.config)]
     if args.state:
         cmd[4:4] = ["--state", os.path.abspath(args.state)]
     if args.allow_other:
         cmd[4:4] = ["--allow-other"]
-    from procsim.fs import is_alive, mount_entry
+    from procsim.harness import wait_mounted
     with tempfile.TemporaryFile() as err:
         p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
                              start_new_session=True, cwd="/")
-        deadline = time.monotonic() + 120          # booting a big machine takes a while
-        while time.monotonic() < deadline:
+        try:
+            wait_mounted(mp, p, MOUNT_WAIT, pid=p.pid)
+        except RuntimeError:
             if p.poll() is not None:
                 err.seek(0)
                 sys.stderr.write(err.read().decode(errors="replace"))
                 return p.returncode or 1
-            if mount_entry(mp) is not None and is_alive(mp):
-                print(f"procsim: mounted on {mp} (daemon pid {p.pid})")
-                return 0
-            time.sleep(0.05)
-        p.terminate()
-        _fail(f"the daemon did not mount {mp} within 120 s")
+            p.terminate()
+            _fail(f"the daemon did not mount {mp} within {MOUNT_WAIT:g} s")
+        print(f"procsim: mounted on {mp} (daemon pid {p.pid})")
+        return 0
 
 
 def cmd_umount(args) -> int:
-    from procsim.fs import PID_XATTR, mount_entry, recover_dead_mount
+    """Unmount and wait for the daemon.  A daemon that does not answer (SIGSTOPped, stuck) is
+    detached lazily (the kernel aborts its connection; it exits once it runs again)."""
+    from procsim.harness import Hung, daemon_pid, detach, mount_entry, state
     mp = os.path.abspath(args.mountpoint)
     if mount_entry(mp) is None:
         _fail(f"{mp} is not mounted")
+    st = state(mp, ANSWER_WAIT)
     pid = None
-    try:
-        pid = int(os.getxattr(mp, PID_XATTR))
-    except (OSError, ValueError):
-        pass
-    if pid is None and recover_dead_mount(mp):
+    if st == "alive":
+        try:
+            pid = daemon_pid(mp, ANSWER_WAIT)
+        except Hung:
+            st = "hung"
+    if st == "dead":
+        if detach(mp):
+            return 0
+        _fail(f"{mp}: the daemon is gone and the dead mount could not be removed")
+    if st == "hung":
+        print(f"procsim: the daemon of {mp} does not answer within {ANSWER_WAIT:g} s (stopped?); "
+              f"detaching the mount lazily", file=sys.stderr)
+        if not detach(mp):
+            _fail(f"cannot detach {mp}")
         return 0
-    r = subprocess.run(["fusermount", "-u", mp], capture_output=True, text=True)
-    if r.returncode != 0 and mount_entry(mp) is not None:
-        r2 = subprocess.run(["umount", mp], capture_output=True, text=True)
-        if r2.returncode != 0:
-            _fail(f"cannot unmount {mp}: {(r.stderr or r2.stderr).strip()}")
+    try:
+        r = subprocess.run(["fusermount", "-u", mp], capture_output=True, text=True, timeout=10)
+        failed, why = r.returncode != 0, r.stderr
+    except subprocess.TimeoutExpired:
+        failed, why = True, "fusermount -u did not return within 10 s"
+    if failed and mount_entry(mp) is not None:
+        try:
+            r2 = subprocess.run(["umount", mp], capture_output=True, text=True, timeout=10)
+            if r2.returncode != 0:
+                _fail(f"cannot unmount {mp}: {(why or r2.stderr).strip()}")
+        except subprocess.TimeoutExpired:
+            print(f"procsim: unmounting {mp} does not finish; detaching it lazily", file=sys.stderr)
+            detach(mp)
     deadline = time.monotonic() + 15
     while pid is not None and _running(pid):
         if time.monotonic() > deadline:
@@ -302,6 +369,7 @@ def parser() -> argparse.ArgumentParser:
     m.add_argument("--allow-other", action="store_true", help="let other users read the files")
     m.add_argument("--state", metavar="FILE",
                    help="replay FILE's commands at start and append every successful command to it")
+    m.add_argument("--parent-locked", action="store_true", help=argparse.SUPPRESS)   # set by _daemonize
     m.add_argument("mountpoint", metavar="MOUNTPOINT")
     m.set_defaults(func=cmd_mount)
 

@@ -10,8 +10,12 @@ procfs semantics, because that is what procps, libnuma and node_exporter rely on
 * files stay seekable (procps 4.0.2 treats a failing lseek as fatal);
 * st_size is 0 except for binary views that need their exact size (DMI tables).
 
-``control`` (0600) takes commands (procsim.control); a failing command fails the write()
-with its errno, and reading the same handle returns the replies not yet read.
+``control`` (0600) takes commands (procsim.control); every line runs exactly once whatever
+the writer's buffer size and retries, a failing line's errno reaches the writer (see
+ProcFS.write), and reading the same handle returns the replies not yet read.
+
+Memory stays bounded whoever reads: open handles share one snapshot per (file, state) within
+SNAPSHOT_BYTES, unread replies are capped per handle (MAX_REPLY_BYTES).
 """
 from __future__ import annotations
 
@@ -19,7 +23,6 @@ import errno
 import itertools
 import os
 import stat
-import subprocess
 import sys
 import threading
 import time
@@ -30,18 +33,24 @@ from dataclasses import dataclass, field
 from fuse import FUSE, FuseOSError, Operations
 
 from procsim.control import MAX_COMMANDS, MAX_LINE
+from procsim.harness import PID_XATTR, detach, is_alive, mount_entry, state  # noqa: F401
 from procsim.session import CONTROL, Session
 
-MAX_REPLIES = 10000          # unread replies kept per control handle
-PID_XATTR = "user.procsim.pid"
+MAX_REPLY_BYTES = 256 << 10  # unread replies kept per control handle (oldest dropped first)
+SNAPSHOT_BYTES = 64 << 20    # snapshots pinned by open handles, all files together
+SNAPSHOTS_PER_FILE = 4       # states of one file pinned at once
+AT_CLOSE = "(ran at close: the last line had no newline, so its error could not reach the writer)"
 
 
 @dataclass
 class Handle:
     path: str
-    snapshot: bytes | None = None
+    snapshot: bytes | None = None       # a shared pin (ProcFS._pins) or None: re-render on read
+    pin: tuple | None = None
     pending: bytearray = field(default_factory=bytearray)     # control: a partial line
-    replies: deque = field(default_factory=lambda: deque(maxlen=MAX_REPLIES))
+    replies: deque = field(default_factory=deque)
+    reply_bytes: int = 0
+    failed: tuple[int, bytes] | None = None      # control: (errno, the failing line's bytes) for the retry
 
 
 class ProcFS(Operations):
@@ -52,7 +61,10 @@ class ProcFS(Operations):
         self._on_ready = on_ready
         self._handles: dict[int, Handle] = {}
         self._ids = itertools.count(1)
-        self._hmutex = threading.Lock()             # guards _handles only
+        self._hmutex = threading.Lock()             # guards _handles and the pins
+        self._pins: dict[tuple, list] = {}          # (path, state) -> [bytes, handles]
+        self._pinned = 0                            # bytes in _pins
+        self._per_file: dict[str, int] = {}         # path -> pins
         self._uid, self._gid = os.getuid(), os.getgid()
         self._time = time.time_ns()
         self._files = {"/" + p: p for p in session.paths()}
@@ -142,121 +154,162 @@ class ProcFS(Operations):
                 first = h.replies.popleft()
                 out, rest = first[:size], first[size:]
                 h.replies.appendleft(rest)
+            h.reply_bytes -= len(out)
             return bytes(out)
         if offset == 0 or h.snapshot is None:
-            h.snapshot = self._render(h.path)
-        return h.snapshot[offset:offset + size]
+            data = self._take_snapshot(h)
+        else:
+            data = h.snapshot
+        return data[offset:offset + size]
 
+    # --- snapshots: seq_file-like, bounded ---------------------------------------------------
+    def _take_snapshot(self, h: Handle) -> bytes:
+        """The file now, pinned for this handle's later offsets when the budget allows.
+
+        Handles share one pin per (path, state); the pins together hold at most SNAPSHOT_BYTES
+        and SNAPSHOTS_PER_FILE states of one file.  Beyond that the handle keeps nothing and a
+        read at a later offset renders the current state again (the kernel's seq_file does the
+        same: it never keeps a whole copy per reader, and a reader that spans a change sees it).
+        """
+        try:
+            key, data = self.session.snapshot(h.path)
+        except Exception:
+            traceback.print_exc(file=sys.stderr)
+            raise FuseOSError(errno.EIO)
+        with self._hmutex:
+            self._unpin(h)
+            pin = self._pins.get(key)
+            if pin is not None and pin[0] is not data:     # the log re-rendered under one key
+                pin = None
+            elif pin is None and self._pinned + len(data) <= SNAPSHOT_BYTES \
+                    and self._per_file.get(h.path, 0) < SNAPSHOTS_PER_FILE:
+                pin = self._pins[key] = [data, 0]
+                self._pinned += len(data)
+                self._per_file[h.path] = self._per_file.get(h.path, 0) + 1
+            if pin is not None:
+                pin[1] += 1
+                h.pin, h.snapshot = key, pin[0]
+        return data
+
+    def _unpin(self, h: Handle) -> None:
+        """Drop h's pin (caller holds _hmutex); the last handle of a pin frees it."""
+        key, h.pin, h.snapshot = h.pin, None, None
+        if key is None:
+            return
+        pin = self._pins[key]
+        pin[1] -= 1
+        if pin[1] == 0:
+            del self._pins[key]
+            self._pinned -= len(pin[0])
+            self._per_file[key[0]] -= 1
+
+    # --- control -------------------------------------------------------------------------------
     def write(self, path, data, offset, fi):
+        """Run the complete lines of one FUSE write request; return how many bytes were taken.
+
+        The kernel splits one write(2) into requests of at most 128 KiB and, when a request
+        takes fewer bytes than it was given, stops and returns the short count; dd, stdio and
+        Python then write the rest again.  So a failing line is never taken: the count stops
+        where it starts (or, when it is the request's first line, the request fails with its
+        errno), and the handle remembers the line's bytes: the writer's retry, which starts
+        with them, fails at once with the same errno and nothing runs twice (so does any later
+        write starting with them).  A write whose bytes do not start with them (a new command
+        after the error) runs normally.
+        A request that ends inside a line keeps the fragment pending for the next one.
+        At most MAX_COMMANDS lines run per request; the rest is handed back as a short count.
+        """
         h = self._handle(fi)
         if h.path != CONTROL:
             raise FuseOSError(errno.EACCES)
-        h.pending += data
-        cut = h.pending.rfind(b"\n") + 1
-        text = bytes(h.pending[:cut])
-        del h.pending[:cut]
-        overlong = len(h.pending) > MAX_LINE
-        if overlong:                # never buffer more than a line; the next write starts afresh
-            head = bytes(h.pending[:80]).decode(errors="replace")
-            h.pending.clear()
-        if text:
-            self._apply(h, text)
-        if overlong:
-            self._refuse(h, head, f"line longer than {MAX_LINE} bytes")
-        return len(data)
+        if h.failed is not None:                    # a retry (Python's close() retries twice)
+            code, line = h.failed
+            if data.startswith(line) or line.startswith(data):
+                raise FuseOSError(code)
+            h.failed = None
+        texts, ends, pos, refusal = [], [], 0, None
+        while len(texts) < MAX_COMMANDS:
+            nl = data.find(b"\n", pos)
+            if nl < 0:
+                break
+            raw = bytes(h.pending) + data[pos:nl] if h.pending and not texts else data[pos:nl]
+            if len(raw) > MAX_LINE:
+                refusal = (raw, f"line longer than {MAX_LINE} bytes")
+                break
+            try:
+                texts.append(raw.decode())
+            except UnicodeDecodeError as e:
+                refusal = (raw, f"not UTF-8 text (byte {e.start})")
+                break
+            ends.append(nl + 1)
+            pos = nl + 1
+        full = refusal is None and len(texts) < MAX_COMMANDS       # every line of the request taken
+        if full and len(h.pending if not texts else b"") + len(data) - pos > MAX_LINE:
+            refusal = (bytes(h.pending if not texts else b"") + data[pos:], f"line longer than {MAX_LINE} bytes")
+        replies, done = self.session.run_lines(texts) if texts else ([], 0)
+        for r in replies:
+            self._reply(h, r.text)
+        if done == len(texts) and refusal is not None:
+            raw, why = refusal
+            shown = raw[:80].decode(errors="replace")
+            self._reply(h, f"error EINVAL: {why}")
+            self.session.note(shown, f"error EINVAL: {why}")
+            code = errno.EINVAL
+        elif done < len(texts):
+            code = replies[-1].errno
+        else:                                       # all taken: keep the fragment, if any
+            if texts:
+                h.pending.clear()
+            if full:
+                h.pending += data[pos:]
+                return len(data)
+            return pos
+        start = ends[done - 1] if done else 0
+        stop = data.find(b"\n", start)
+        h.failed = (code, data[start:stop + 1 if stop >= 0 else len(data)])
+        h.pending.clear()
+        if start:
+            return start
+        raise FuseOSError(code)
 
     def _reply(self, h: Handle, text: str) -> None:
-        h.replies.append((text + "\n").encode())
-
-    def _refuse(self, h: Handle, line: str, message: str):
-        """A write refused before it became lines: reply, log, EINVAL."""
-        reply = f"error EINVAL: {message}"
-        self._reply(h, reply)
-        self.session.note(line, reply)
-        raise FuseOSError(errno.EINVAL)
-
-    def _apply(self, h: Handle, text: bytes) -> None:
-        """Run complete lines; raise the first failure's errno (the rest are dropped)."""
-        try:
-            lines = text.decode().splitlines()
-        except UnicodeDecodeError as e:
-            h.pending.clear()
-            self._refuse(h, text[:80].decode(errors="replace"), f"not UTF-8 text (byte {e.start})")
-        if len(lines) > MAX_COMMANDS:
-            h.pending.clear()
-            self._refuse(h, lines[0], f"more than {MAX_COMMANDS} lines in one write")
-        for r in self.session.execute(lines):
-            self._reply(h, r.text)
-            if r.errno:
-                h.pending.clear()
-                raise FuseOSError(r.errno)
+        """Queue a reply; past MAX_REPLY_BYTES unread on this handle the oldest are dropped."""
+        b = (text + "\n").encode()
+        h.replies.append(b)
+        h.reply_bytes += len(b)
+        while h.reply_bytes > MAX_REPLY_BYTES and len(h.replies) > 1:
+            h.reply_bytes -= len(h.replies.popleft())
 
     def flush(self, path, fi):
-        """A last line without a newline runs at close, and its error reaches close()."""
-        h = self._handles.get(fi.fh)
-        if h is not None and h.path == CONTROL and h.pending:
-            text = bytes(h.pending)
-            h.pending.clear()
-            self._apply(h, text + b"\n")
+        """Called at every close of every copy of the descriptor (a forked child's exit, an
+        exec closing it): nothing runs here.  A last line without a newline runs at release."""
         return 0
 
     def release(self, path, fi):
-        try:
-            self.flush(path, fi)
-        except FuseOSError:
-            pass
-        finally:
-            with self._hmutex:
-                self._handles.pop(fi.fh, None)
+        """The final close: a pending last line without a newline runs now.  Its error cannot
+        reach the writer (close(2) has returned), so the log says it ran at close."""
+        with self._hmutex:
+            h = self._handles.pop(fi.fh, None)
+            if h is not None:
+                self._unpin(h)
+        if h is not None and h.path == CONTROL and h.pending:
+            try:
+                text = bytes(h.pending).decode()
+            except UnicodeDecodeError as e:
+                self.session.note(bytes(h.pending[:80]).decode(errors="replace"),
+                                  f"error EINVAL: not UTF-8 text (byte {e.start}) {AT_CLOSE}")
+                return 0
+            replies, done = self.session.run_lines([text])
+            if done == 0 and replies:
+                self.session.annotate_last(" " + AT_CLOSE)
         return 0
 
 
-# --- mount helpers ---------------------------------------------------------------------------
-def _unescape(field: str) -> str:
-    """/proc/self/mounts escapes space, tab, newline and backslash as octal."""
-    return field.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
-
-
-def mount_entry(mountpoint: str) -> str | None:
-    """The fs type of whatever is mounted at mountpoint (by /proc/self/mounts), or None.
-
-    ``mountpoint -q`` says "not a mountpoint" for a dead FUSE mount; the table does not lie.
-    """
-    target = os.path.realpath(mountpoint)
-    try:
-        with open("/proc/self/mounts") as f:
-            lines = f.read().splitlines()
-    except OSError:
-        return None
-    found = None
-    for line in lines:
-        parts = line.split()
-        if len(parts) >= 3 and _unescape(parts[1]) == target:
-            found = parts[2]
-    return found
-
-
-def is_alive(mountpoint: str) -> bool:
-    """statfs always reaches the daemon; stat may be answered from the attribute cache."""
-    try:
-        os.statvfs(mountpoint)
-        return True
-    except OSError:
-        return False
-
-
+# --- mount helpers (procsim.harness has them; these names stay for the callers) ------------------
 def recover_dead_mount(mountpoint: str) -> bool:
     """Lazily unmount a FUSE mount whose daemon died ("Transport endpoint is not connected")."""
-    if mount_entry(mountpoint) is None or is_alive(mountpoint):
+    if state(mountpoint) != "dead":
         return False
-    for cmd in (["fusermount", "-uz", mountpoint], ["umount", "-l", mountpoint]):
-        try:
-            subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
-        except FileNotFoundError:
-            continue
-        if mount_entry(mountpoint) is None:
-            return True
-    return mount_entry(mountpoint) is None
+    return detach(mountpoint)
 
 
 def serve(session: Session, mountpoint: str, allow_other: bool = False, on_ready=None) -> None:

@@ -71,6 +71,10 @@ class Reserved:
     kernel_image: int = 32 * MiB                # loaded at 16 MiB (CONFIG_PHYSICAL_START)
     crashkernel: int = 0                        # below 4 GiB, top-down
     pci_hole_start: int = 3 * GiB               # MMIO hole [start, 4 GiB); RAM displaced above 4 GiB
+    e820: tuple[tuple[int, int], ...] = ()      # firmware-reserved [start, end) bytes inside RAM
+    initrd: int = 0                             # initramfs, top of memory below 4 GiB; freed late
+    initmem: int = 0                            # tail of kernel_image freed late (__init, gaps)
+    swiotlb: int | None = None                  # bounce buffer below 4 GiB; None = 64 MiB if RAM > 4 GiB
 
 
 @dataclass(frozen=True)
@@ -81,6 +85,7 @@ class BootCache:
     align: int = 0
     flags: tuple[str, ...] = ()
     node: int | None = None                     # None = spread over nodes with memory
+    ctor: str | None = None                     # constructor name: the free pointer goes after the object
 
 
 @dataclass(frozen=True)
@@ -90,6 +95,7 @@ class BootPages:
     node: int | None = None                     # None = spread over nodes with memory
 
 
+CPU_NUMBERINGS = ("interleaved", "by_socket")
 BOOT_PAGE_USES = ("kernel_stack", "page_tables", "pagecache", "anon", "percpu", "vmalloc")
 
 
@@ -110,6 +116,8 @@ class Machine:
     reserved: Reserved = field(default_factory=Reserved)
     boot: Boot = field(default_factory=Boot)
     source: str = "<memory>"
+    cpu_numbering: str = "interleaved"          # one of CPU_NUMBERINGS
+    kernel: str = "6.18"                        # the kernel version whose rules apply (mm/profile.py)
 
     # --- derived topology ---------------------------------------------------------------
     @property
@@ -130,10 +138,15 @@ class Machine:
     def cpu_topology(self) -> list[tuple[int, int, int]]:
         """(socket, core, thread) for each logical CPU, indexed by CPU number.
 
-        Linux enumerates the first thread of every core of socket 0, then socket 1, ...,
-        then the second threads (the hyperthread siblings) in the same order, so a dual
-        12-core/24-thread server has node 0 cpus 0-11,24-35.
+        Linux numbers CPUs in the firmware's MADT order.  Intel servers list the first thread
+        of every core of socket 0, then socket 1, ..., then the second threads (the
+        hyperthread siblings) in the same order, so a dual 12-core/24-thread server has node 0
+        cpus 0-11,24-35 (``interleaved``).  qemu lists them socket by socket, a core's threads
+        together (``by_socket``: node 0 = cpus 0-3 on 2 x 2 cores x 2 threads).
         """
+        if self.cpu_numbering == "by_socket":
+            return [(s.id, c, t) for s in self.sockets for c in range(s.cores)
+                    for t in range(s.threads_per_core)]
         out = []
         levels = max(s.threads_per_core for s in self.sockets)
         for t in range(levels):
@@ -258,7 +271,7 @@ def find(name_or_path: str | Path) -> Path:
     """A description's file: an existing path as given, else a shipped machine by name
     (``seed-vm``), so the installed package finds its machines from any directory."""
     p = Path(name_or_path)
-    if p.exists() or p.suffix or len(p.parts) != 1:
+    if p.exists() or len(p.parts) != 1:             # a name may hold a dot: seed-vm-5.4
         return p
     named = CONFIGS_DIR / f"{p}.yaml"
     return named if named.exists() else p
@@ -296,7 +309,7 @@ def loads(text: str, path: str = "<string>") -> Machine:
     if root is None:
         raise ConfigError(path, 1, "empty machine description")
     top = d.mapping(root, "machine", {"name", "sockets", "dimms", "numa_distances", "tunables",
-                                      "reserved", "boot"}, {"sockets", "dimms"})
+                                      "reserved", "boot", "cpu_numbering", "kernel"}, {"sockets", "dimms"})
     name = d.string(top["name"], "name") if "name" in top else Path(path).stem
 
     sockets = []
@@ -402,8 +415,19 @@ def loads(text: str, path: str = "<string>") -> Machine:
 
     res = Reserved()
     if "reserved" in top:
-        m = d.mapping(top["reserved"], "reserved", {"kernel_image", "crashkernel", "pci_hole_start"})
+        m = d.mapping(top["reserved"], "reserved", {"kernel_image", "crashkernel", "pci_hole_start", "e820",
+                                                    "initrd", "initmem", "swiotlb"})
         kw = {}
+        for key in ("initrd", "initmem", "swiotlb"):
+            if key in m:
+                kw[key] = d.size(m[key], key, lo=0, hi=1 * GiB)
+        if "e820" in m:
+            ranges = []
+            for i, rn in enumerate(d.sequence(m["e820"], "reserved.e820")):
+                r = d.mapping(rn, f"reserved.e820[{i}]", {"start", "size"}, {"start", "size"})
+                start = d.integer(r["start"], "start", 0, MAX_MEMORY)
+                ranges.append((start, start + d.size(r["size"], "size", lo=1)))
+            kw["e820"] = tuple(ranges)
         if "kernel_image" in m:
             kw["kernel_image"] = d.size(m["kernel_image"], "kernel_image", lo=MiB, hi=1 * GiB)
         if "crashkernel" in m:
@@ -414,6 +438,8 @@ def loads(text: str, path: str = "<string>") -> Machine:
                 d.fail(m["pci_hole_start"], "pci_hole_start must be a multiple of 128 MiB")
             kw["pci_hole_start"] = v
         res = Reserved(**kw)
+        if res.initmem > res.kernel_image:
+            d.fail(m["initmem"], "initmem is the part of kernel_image freed after boot: it cannot be larger")
     node0 = sum(x.size for x in dimms if x.socket == 0)
     if res.kernel_image + res.crashkernel + 24 * MiB > min(node0, res.pci_hole_start):
         d.fail(top.get("reserved", top["dimms"]),
@@ -424,7 +450,19 @@ def loads(text: str, path: str = "<string>") -> Machine:
     if "boot" in top:
         node_mem = [sum(x.size for x in dimms if x.socket == s.id) for s in sockets]
         boot = _load_boot(d, top["boot"], node_mem)
-    return Machine(name, tuple(sockets), tuple(dimms), distances, tun, res, boot, source=path)
+    numbering = "interleaved"
+    if "cpu_numbering" in top:
+        numbering = d.string(top["cpu_numbering"], "cpu_numbering")
+        if numbering not in CPU_NUMBERINGS:
+            d.fail(top["cpu_numbering"], f"cpu_numbering must be one of {', '.join(CPU_NUMBERINGS)}, not {numbering!r}")
+    kernel = "6.18"
+    if "kernel" in top:
+        from .mm.profile import PROFILES
+        kernel = d.scalar(top["kernel"], "kernel").value
+        if kernel not in PROFILES:
+            d.fail(top["kernel"], f"kernel must be one of {', '.join(PROFILES)} (quote it: \"6.1\"), not {kernel!r}")
+    return Machine(name, tuple(sockets), tuple(dimms), distances, tun, res, boot, source=path,
+                   cpu_numbering=numbering, kernel=kernel)
 
 
 def _load_boot(d: _Doc, node, node_mem: list[int]) -> Boot:
@@ -448,7 +486,8 @@ def _load_boot(d: _Doc, node, node_mem: list[int]) -> Boot:
 
     caches, pages, seen = [], [], set()
     for i, cn in enumerate(d.sequence(m["caches"], "boot.caches") if "caches" in m else ()):
-        c = d.mapping(cn, f"boot.caches[{i}]", {"name", "size", "objects", "align", "flags", "node"}, {"name", "size"})
+        c = d.mapping(cn, f"boot.caches[{i}]", {"name", "size", "objects", "align", "flags", "node", "ctor"},
+                      {"name", "size"})
         name = d.string(c["name"], "cache name", _NAME)
         if name in seen:
             d.fail(c["name"], f"cache {name!r} is listed twice")
@@ -465,7 +504,8 @@ def _load_boot(d: _Doc, node, node_mem: list[int]) -> Boot:
             objects=d.integer(c["objects"], "objects", 0, 1 << 32) if "objects" in c else 0,
             align=d.integer(c["align"], "align", 0, 1 << 20) if "align" in c else 0,
             flags=flags,
-            node=_node_ref(d, c, nsockets)))
+            node=_node_ref(d, c, nsockets),
+            ctor=d.string(c["ctor"], "ctor", r"[A-Za-z_]\w*") if "ctor" in c else None))
         place(caches[-1].node, caches[-1].objects * caches[-1].size, cn)
     for i, pn in enumerate(d.sequence(m["pages"], "boot.pages") if "pages" in m else ()):
         p = d.mapping(pn, f"boot.pages[{i}]", {"use", "size", "node"}, {"use", "size"})

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
+import stat
 import subprocess
 
 from procsim.session import ALLOCATIONS, CONTROL, LOG
@@ -25,13 +26,29 @@ class NsExecError(Exception):
     pass
 
 
+def _kind(path: str) -> str | None:
+    """'file', 'dir' or None (missing), never following a symlink; NsExecError for a symlink
+    (a bind would follow it to whatever it names) or anything else."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    if stat.S_ISLNK(st.st_mode):
+        raise NsExecError(f"{path} is a symlink; procsim files never are, refusing to bind it")
+    if stat.S_ISREG(st.st_mode):
+        return "file"
+    if stat.S_ISDIR(st.st_mode):
+        return "dir"
+    raise NsExecError(f"{path} is neither a file nor a directory; refusing to bind it")
+
+
 def bind_script(mp: str, proc: str = "/proc", sys_root: str = "/sys") -> list[str]:
     """The shell lines that put M's files in place of the host's (run inside the namespace)."""
     q = shlex.quote
     lines = []
     for name in sorted(os.listdir(mp)):
         src = os.path.join(mp, name)
-        if name in SHELL_FILES or not os.path.isfile(src):
+        if name in SHELL_FILES or _kind(src) != "file":
             continue
         dst = os.path.join(proc, name)
         if os.path.lexists(dst):                     # only files the real /proc has
@@ -39,10 +56,12 @@ def bind_script(mp: str, proc: str = "/proc", sys_root: str = "/sys") -> list[st
     for rel in SYS_DIRS:
         src = os.path.join(mp, rel)
         dst = os.path.join(sys_root, rel.split("/", 1)[1])
-        if os.path.isdir(src):
+        if _kind(src) == "dir":
             lines.append(f"mount --bind {q(src)} {q(dst)}")
     src = os.path.join(mp, DMI_TABLES)
-    if os.path.isdir(src):
+    if _kind(src) == "dir":
+        for name in os.listdir(src):
+            _kind(os.path.join(src, name))
         dst = os.path.join(sys_root, DMI_TABLES.split("/", 1)[1])
         if not os.path.isdir(dst):                   # VMs often have no DMI: make a place for it
             fw = os.path.join(sys_root, "firmware")
@@ -79,18 +98,43 @@ def command(mp: str, cmd: list[str]) -> list[str]:
     return [*ns, "sh", "-ec", script, "procsim-exec", *cmd]
 
 
-def run(mountpoint: str, cmd: list[str]) -> int:
-    """Run cmd; its exit status is ours.  NsExecError if M is no live procsim mount."""
-    from procsim.fs import is_alive, mount_entry
+def check_mount(mountpoint: str) -> str:
+    """The absolute mount point if it is a live procsim FUSE mount (fstype fuse.procsim in
+    /proc/self/mounts, and its root answers with the daemon's pid xattr); NsExecError if not,
+    including a daemon that does not answer within ANSWER_WAIT seconds (stopped?)."""
+    from procsim.harness import ANSWER_WAIT, FSTYPE, Hung, daemon_pid, mount_entry, state
     mp = os.path.abspath(mountpoint)
-    if mount_entry(mp) is None:
+    fstype = mount_entry(mp)
+    if fstype is None:
         raise NsExecError(f"{mp} is not mounted (procsim mount {mountpoint} first)")
-    if not is_alive(mp):
+    if fstype != FSTYPE:
+        raise NsExecError(f"{mp} is a {fstype} mount, not a procsim mount")
+    st = state(mp, ANSWER_WAIT)
+    if st == "dead":
         raise NsExecError(f"{mp}: the procsim daemon is gone (Transport endpoint is not connected); "
                           f"mount it again")
-    if not os.path.isfile(os.path.join(mp, CONTROL)):
-        raise NsExecError(f"{mp} is not a procsim mount")
+    hung = NsExecError(f"{mp}: the procsim daemon does not answer within {ANSWER_WAIT:g} s (stopped?); "
+                       f"procsim umount {mountpoint} detaches it")
+    if st == "hung":
+        raise hung
     try:
-        return subprocess.call(command(mp, cmd))
+        pid = daemon_pid(mp, ANSWER_WAIT)
+    except Hung:
+        raise hung from None
+    if pid is None:
+        raise NsExecError(f"{mp} does not say which procsim daemon serves it; not a procsim mount")
+    return mp
+
+
+def run(mountpoint: str, cmd: list[str]) -> int:
+    """Run cmd; its exit status is ours.  NsExecError if M is no live procsim mount."""
+    from procsim.harness import ANSWER_WAIT, Hung, probe
+    mp = check_mount(mountpoint)
+    try:
+        argv = probe(lambda: command(mp, cmd), ANSWER_WAIT * 3)
+    except Hung:
+        raise NsExecError(f"{mp}: the procsim daemon stopped answering (stopped?)") from None
+    try:
+        return subprocess.call(argv)
     except KeyboardInterrupt:
         return 130

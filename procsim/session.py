@@ -5,18 +5,51 @@ nothing here counts on it: every render and every command runs under ``Session._
 (never called ``lock``: fusepy would take it for the FUSE op).
 Rendered files are cached by (path, boot, generation), so the 100 reads a refreshing
 slabtop makes of an unchanged state render once.
+
+The ``--state`` journal (``Journal``) is written *before* a command runs, then applied:
+
+1. the command lines of a batch are appended to the journal and fsynced (the intent);
+   if that fails (ENOSPC, EIO, ...) the journal is cut back to where it was and nothing is
+   applied: the first line fails with that errno;
+2. the lines are applied in order; at the first failing line the journal is cut back to
+   just after it when the failure moved the state (a ``count=K`` undone half way leaves pages
+   on other pcp lists; any ENOMEM may flag a zone ZONE_BELOW_HIGH), else to just before it,
+   and the lines after it (never applied) go too;
+3. only then is the write acknowledged.
+
+The core is deterministic, so replaying the journal on the same machine reproduces every
+outcome, failures included: what is replayed is exactly what was acknowledged (plus, after
+a crash between 1 and 3, the batch in flight, which the writer never saw acknowledged and
+which ran or would have run the same way).  A journal starts with a header naming the
+machine (a digest of its validated description) and the kernel profile it was written for,
+is locked (flock) while a daemon uses it, is read line by line with a bounded line length,
+and must be a regular file.
 """
 from __future__ import annotations
 
+import dataclasses
 import errno
+import fcntl
+import hashlib
 import os
+import stat
 import threading
 from pathlib import Path
 
-from procsim.control import Control, Reply
+from procsim.control import MAX_LINE, Control, Reply
 
 # Files the shell adds beside the views.
 CONTROL, LOG, ALLOCATIONS = "control", "log", "allocations"
+
+
+def split_lines(text: str) -> list[str]:
+    """Lines of control text: "\\n" only (str.splitlines would also split at \\r, \\x1c, U+2028,
+    ... and run each fragment).  procsim.control.split_lines when the control room has it."""
+    try:
+        from procsim.control import split_lines as split
+    except ImportError:
+        return text.split("\n")
+    return split(text)
 
 
 def load_views(machine) -> dict:
@@ -31,19 +64,28 @@ def default_boot(machine):
     return boot
 
 
+def _command_text(line: str) -> str:
+    return line.split("#", 1)[0].strip()
+
+
 class Session:
     def __init__(self, machine, boot=None, views: dict | None = None, state: str | Path | None = None):
         self.machine = machine
         self.views = load_views(machine) if views is None else dict(views)
-        self.control = Control(boot or default_boot(machine))
         self._mutex = threading.Lock()
         self._cache: dict[str, tuple[tuple, bytes]] = {}
         self.state = Path(state) if state else None
-        self._journal = None                    # the --state file, open for appending
-        if self.state is not None:
-            if self.state.exists():
-                self._replay(self.state)
-            self._journal = open(self.state, "a", encoding="utf-8")
+        self.journal = None
+        self._broken = None                     # why commands are refused (journal unusable)
+        if self.state is not None:               # locked and checked before the core boots
+            self.journal = Journal(self.state, journal_header(machine))
+        try:
+            self.control = Control(boot or default_boot(machine))
+            if self.journal is not None:
+                self.journal.replay(self.control)
+        except BaseException:
+            self.close()
+            raise
 
     @property
     def kernel(self):
@@ -61,17 +103,15 @@ class Session:
     def paths(self) -> list[str]:
         return list(self.views) + [CONTROL, LOG, ALLOCATIONS]
 
-    def render(self, path: str) -> bytes:
-        """The file's current bytes; rendered at most once per state."""
+    def snapshot(self, path: str) -> tuple[tuple, bytes]:
+        """(key, bytes) of the file now; the key names the state it was rendered from, so
+        open handles can share one snapshot per (path, state)."""
         with self._mutex:
             c = self.control
-            if path in (LOG, ALLOCATIONS):
-                key = (c.boots, c.serial)
-            else:
-                key = (c.boots, c.kernel.generation)
+            key = (path, c.boots, c.serial if path in (LOG, ALLOCATIONS) else c.kernel.generation)
             hit = self._cache.get(path)
             if hit and hit[0] == key:
-                return hit[1]
+                return hit
             if path == LOG:
                 data = c.render_log()
             elif path == ALLOCATIONS:
@@ -81,29 +121,91 @@ class Session:
                 if isinstance(data, str):
                     data = data.encode()
             self._cache[path] = (key, data)
-            return data
+            return key, data
+
+    def render(self, path: str) -> bytes:
+        """The file's current bytes; rendered at most once per state."""
+        return self.snapshot(path)[1]
 
     # --- commands ------------------------------------------------------------------------
     def execute(self, lines: list[str]) -> list[Reply]:
         """Apply lines in order; stop at the first failure (its reply is the last one)."""
-        replies = []
-        journaled = False
-        try:
-            for line in lines:
-                with self._mutex:
-                    gen = (self.control.boots, self.control.kernel.generation)
-                    r = self.control.run(line)
-                    if r is not None and self._journal is not None:
-                        journaled |= self._record(r, gen != (self.control.boots, self.control.kernel.generation))
-                if r is None:
-                    continue
-                replies.append(r)
-                if r.errno:
+        return self.run_lines(lines)[0]
+
+    def execute_text(self, text: str) -> list[Reply]:
+        return self.execute(split_lines(text))
+
+    def run_lines(self, lines: list[str]) -> tuple[list[Reply], int]:
+        """Apply lines in order, journaling first (see the module docstring).  Returns the
+        replies and how many lines were done; when that is less than len(lines), the line at
+        that index failed (its reply is the last) and nothing after it ran."""
+        replies: list[Reply] = []
+        done = 0
+        while done < len(lines):
+            end = done                         # a batch ends after a reset (it empties the journal)
+            while end < len(lines):
+                end += 1
+                if _command_text(lines[end - 1]) == "reset":
                     break
-        finally:
-            if journaled:               # on disk before the write() that sent them returns
-                os.fsync(self._journal.fileno())
-        return replies
+            with self._mutex:
+                ok = self._run_batch(lines, done, end, replies)
+            done += ok
+            if done < end:
+                break
+        return replies, done
+
+    def _run_batch(self, lines, start, end, replies) -> int:
+        j = self.journal
+        kept = [(i, _command_text(lines[i])) for i in range(start, end)]
+        kept = [(i, t) for i, t in kept if t and t != "help"]
+        marks = None
+        if kept and j is not None:
+            refusal = self._broken
+            if refusal is None:
+                try:
+                    marks = j.append([t for _, t in kept])
+                except OSError as e:
+                    refusal = (e.errno or errno.EIO,
+                               f"--state {j.path}: {e.strerror or e}; the command was not applied")
+            if refusal is not None:             # the first command fails; blank lines and help before it run
+                first = kept[0][0]
+                for i in range(start, first):
+                    r = self.control.run(lines[i])
+                    if r is not None:
+                        replies.append(r)
+                code, why = refusal
+                text = f"error {errno.errorcode.get(code, code)}: {why}"
+                self.control.serial += 1
+                self.control.note(kept[0][1], text)
+                replies.append(Reply(kept[0][1], text, code))
+                return first - start
+        ends = dict(zip((i for i, _ in kept), marks or ()))
+        for i in range(start, end):
+            c = self.control
+            before = (c.boots, c.kernel.generation)
+            r = c.run(lines[i])
+            if r is None:
+                continue
+            replies.append(r)
+            if r.errno:
+                if j is not None and i in ends:
+                    changed = before != (c.boots, c.kernel.generation) or r.errno == errno.ENOMEM
+                    self._cut(ends[i][1] if changed else ends[i][0])
+                return i - start
+            if j is not None and _command_text(lines[i]) == "reset":
+                self._cut(j.header_end, compact=True)
+        return end - start
+
+    def _cut(self, offset: int, compact: bool = False) -> None:
+        try:
+            self.journal.cut(offset)
+        except OSError as e:
+            if compact:                         # the journal still replays (reset included)
+                return
+            self._broken = (errno.EIO, f"--state {self.journal.path} could not be cut back after "
+                                       f"a failed command ({e.strerror or e}); restart the daemon")
+            import sys
+            print(f"procsim: {self._broken[1]}", file=sys.stderr)
 
     def note(self, line: str, reply: str) -> None:
         """Log a write the shell refused before it became lines (not UTF-8, overlong)."""
@@ -111,59 +213,180 @@ class Session:
             self.control.serial += 1
             self.control.note(line, reply)
 
-    def execute_text(self, text: str) -> list[Reply]:
-        return self.execute(text.splitlines())
-
-    # --- persistence -------------------------------------------------------------------
-    def _record(self, r: Reply, changed: bool) -> bool:
-        """--state: the journal of the commands since the last reset; replaying them on the
-        deterministic core rebuilds exactly this state (same IDs, same pfns) after a restart.
-
-        A failed command that still moved the state (a ``count=K`` undone half way leaves
-        its pages on other pcp lists; any ENOMEM may set a zone's ZONE_BELOW_HIGH flag without
-        a generation bump) is kept too, marked ``# error``, so replay repeats it.
-        Returns whether the journal was written (the caller fsyncs once per write()).
-        """
-        j = self._journal
-        if r.line == "reset" and not r.errno:
-            j.seek(0)
-            j.truncate()
-        elif r.line == "help" or (r.errno and not changed and r.errno != errno.ENOMEM):
-            return False
-        else:
-            j.write(r.line + (f"  # {_ERROR_MARK}\n" if r.errno else "\n"))
-        j.flush()
-        return True
-
-    def _replay(self, path: Path) -> None:
-        """Run the journal again.  A last line without its newline was torn by a crash before
-        it was acknowledged: it is dropped (and cut from the file) rather than run."""
-        data = path.read_bytes()
-        end = data.rfind(b"\n") + 1
-        if end < len(data):
-            with open(path, "r+b") as f:
-                f.truncate(end)
-                os.fsync(f.fileno())
-        try:
-            text = data[:end].decode()
-        except UnicodeDecodeError as e:
-            raise StateError(f"{path}: not a procsim journal (not UTF-8 text at byte {e.start})") from None
-        for n, line in enumerate(text.splitlines(), 1):
-            r = self.control.run(line)
-            if r is None:
-                continue
-            if bool(r.errno) != line.rstrip().endswith(f"# {_ERROR_MARK}"):
-                raise StateError(f"{path}:{n}: {line.split('#')[0].strip()}: {r.text}"
-                                 + (" (it failed when it was written, but not now)" if not r.errno else ""))
+    def annotate_last(self, suffix: str) -> None:
+        """Add to the newest log entry (e.g. that its line ran at close)."""
+        with self._mutex:
+            log = self.control.log
+            if log:
+                log[-1] += suffix
+            self._cache.pop(LOG, None)          # its key (the command serial) did not move
 
     def close(self) -> None:
-        if self._journal is not None:
-            self._journal.close()
-            self._journal = None
-
-
-_ERROR_MARK = "error: failed, but changed the state"
+        if self.journal is not None:
+            self.journal.close()
+            self.journal = None
 
 
 class StateError(Exception):
     pass
+
+
+# --- the journal ----------------------------------------------------------------------------
+JOURNAL_MAGIC = "# procsim journal 2"
+MAX_JOURNAL_LINE = 4 * MAX_LINE             # bytes; a journaled command is at most MAX_LINE chars
+
+
+def machine_digest(machine) -> str:
+    """sha256 of the validated description (every field that compares, not the file's path)."""
+    def canon(x):
+        if dataclasses.is_dataclass(x):
+            return (type(x).__name__,) + tuple((f.name, canon(getattr(x, f.name)))
+                                               for f in dataclasses.fields(x) if f.compare and f.name != "source")
+        if isinstance(x, (tuple, list)):
+            return tuple(canon(v) for v in x)
+        if isinstance(x, dict):
+            return tuple(sorted((k, canon(v)) for k, v in x.items()))
+        return x
+    return hashlib.sha256(repr(canon(machine)).encode()).hexdigest()[:16]
+
+
+def journal_header(machine) -> str:
+    name = getattr(machine, "name", None) or "-"
+    digest = machine_digest(machine) if machine is not None else "-"
+    return f"{JOURNAL_MAGIC} machine={name} sha256={digest} profile={getattr(machine, 'kernel', '-')}\n"
+
+
+_KINDS = {stat.S_IFDIR: "a directory", stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
+          stat.S_IFIFO: "a FIFO", stat.S_IFSOCK: "a socket"}
+
+
+class Journal:
+    """The --state file, open, locked and checked: see the module docstring."""
+
+    def __init__(self, path: Path, header: str):
+        self.path = path
+        self.header = header
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            st = None
+        except OSError as e:
+            raise StateError(f"{path}: {e.strerror}") from None
+        if st is not None and not stat.S_ISREG(st.st_mode):
+            raise StateError(f"{path}: not a regular file ({_KINDS.get(stat.S_IFMT(st.st_mode), 'special')});"
+                             " --state needs a regular file")
+        try:               # O_NONBLOCK: a FIFO swapped in after the stat must not hang the open
+            self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC, 0o644)
+        except OSError as e:
+            raise StateError(f"{path}: {e.strerror}"
+                             + (" (immutable or append-only?)" if e.errno == errno.EPERM else "")) from None
+        try:
+            st = os.fstat(self.fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise StateError(f"{path}: not a regular file; --state needs a regular file")
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise StateError(f"{path}: in use by another procsim daemon (the journal is locked)") from None
+            os.set_blocking(self.fd, True)
+            self.end = st.st_size
+            self.header_end = 0
+        except BaseException:
+            os.close(self.fd)
+            raise
+
+    def _lines(self):
+        """(line number, start offset, bytes without the newline or None if torn) per line."""
+        with os.fdopen(os.dup(self.fd), "rb") as f:
+            f.seek(0)
+            start, n = 0, 0
+            while True:
+                raw = f.readline(MAX_JOURNAL_LINE + 1)
+                if not raw:
+                    return
+                n += 1
+                if not raw.endswith(b"\n"):
+                    if len(raw) > MAX_JOURNAL_LINE:
+                        raise StateError(f"{self.path}:{n}: line longer than {MAX_JOURNAL_LINE} bytes"
+                                         " (not a procsim journal)")
+                    yield n, start, None
+                    return
+                yield n, start, raw[:-1]
+                start += len(raw)
+
+    def replay(self, control: Control) -> None:
+        """Check the header and run the journal again.  A last line without its newline was
+        torn by a crash before it was acknowledged: it is cut off rather than run."""
+        p = self.path
+        end = 0
+        for n, start, raw in self._lines():
+            if raw is None:                      # torn: never acknowledged
+                break
+            end = start + len(raw) + 1
+            try:
+                line = raw.decode()
+            except UnicodeDecodeError as e:
+                raise StateError(f"{p}:{n}: not a procsim journal (not UTF-8 text at byte {e.start})") from None
+            if n == 1:
+                self._check_header(line)
+                self.header_end = end
+                continue
+            before = (control.boots, control.kernel.generation)
+            r = control.run(line)
+            if r is None or not r.errno:
+                continue
+            changed = before != (control.boots, control.kernel.generation)
+            if not changed and r.errno != errno.ENOMEM:
+                raise StateError(f"{p}:{n}: {_command_text(line)}: {r.text} (a journal keeps no command"
+                                 " that failed without changing the state)")
+        if end < self.end or self.header_end == 0:
+            self.cut(end)
+        if self.header_end == 0:
+            self.header_end = self.append([self.header.rstrip("\n")])[0][1]
+
+    def _check_header(self, line: str) -> None:
+        if not line.startswith(JOURNAL_MAGIC + " "):
+            raise StateError(f"{self.path}:1: not a procsim journal (its first line is not "
+                             f"'{JOURNAL_MAGIC} machine=... sha256=... profile=...')")
+        if line + "\n" != self.header:
+            got = dict(w.split("=", 1) for w in line[len(JOURNAL_MAGIC):].split() if "=" in w)
+            want = dict(w.split("=", 1) for w in self.header[len(JOURNAL_MAGIC):].split())
+            raise StateError(f"{self.path}:1: written for machine {got.get('machine')} "
+                             f"(sha256={got.get('sha256')}, profile {got.get('profile')}), not for "
+                             f"{want['machine']} (sha256={want['sha256']}, profile {want['profile']})")
+
+    def append(self, lines: list[str]) -> list[tuple[int, int]]:
+        """Write lines at the end and fsync; (start, end) offset of each.  On any error the
+        file is cut back to where it was and OSError is raised."""
+        data = "".join(l + "\n" for l in lines).encode()
+        start = self.end
+        try:
+            view = memoryview(data)
+            off = start
+            while view:
+                n = os.pwrite(self.fd, view, off)
+                view, off = view[n:], off + n
+            os.fsync(self.fd)
+        except OSError:
+            try:
+                self.cut(start)
+            except OSError:
+                pass
+            raise
+        self.end = start + len(data)
+        out, pos = [], start
+        for l in lines:
+            n = len(l.encode()) + 1
+            out.append((pos, pos + n))
+            pos += n
+        return out
+
+    def cut(self, offset: int) -> None:
+        os.ftruncate(self.fd, offset)
+        os.fsync(self.fd)
+        self.end = offset
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)               # drops the flock
+            self.fd = -1

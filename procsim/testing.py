@@ -293,43 +293,14 @@ def mounts(mp) -> bool:
 
 
 def wait_mounted(mp, proc=None, timeout=60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if mounts(mp):
-            try:
-                os.stat(mp)
-                return
-            except OSError:
-                pass
-        if proc is not None and not _alive(proc):
-            raise RuntimeError("the FUSE daemon exited before mounting")
-        time.sleep(0.05)
-    raise RuntimeError(f"{mp} not mounted after {timeout} s")
-
-
-def _alive(proc) -> bool:
-    if isinstance(proc, subprocess.Popen):
-        return proc.poll() is None
-    return proc.is_alive()
+    from procsim.harness import wait_mounted as wait
+    wait(mp, proc, timeout)
 
 
 def force_unmount(mp, proc=None):
-    """fusermount -u (lazy as a fallback), then make sure the daemon is gone."""
-    if mounts(mp):
-        subprocess.run(["fusermount", "-u", str(mp)], capture_output=True)
-    if mounts(mp):
-        subprocess.run(["fusermount", "-uz", str(mp)], capture_output=True)
-        subprocess.run(["umount", "-l", str(mp)], capture_output=True)
-    if proc is not None:
-        deadline = time.monotonic() + 10
-        while _alive(proc) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if _alive(proc):
-            proc.kill()
-        if isinstance(proc, subprocess.Popen):
-            proc.wait()
-        else:
-            proc.join()
+    """fusermount -u (lazy as a fallback), then make sure the daemon is gone (procsim.harness)."""
+    from procsim.harness import force_unmount as unmount
+    unmount(mp, proc)
 
 
 def serve_forked(make_session, mp):
@@ -338,9 +309,11 @@ def serve_forked(make_session, mp):
 
 
 @contextmanager
-def mounted_session(session, mp):
-    """Serve ``session`` at ``mp`` from a forked child; unmounted, child gone, however it ends."""
-    proc = multiprocessing.get_context("fork").Process(target=serve_forked, args=(lambda: session, mp))
+def mounted_session(make_session, mp):
+    """Serve ``make_session()`` at ``mp`` from a forked child; unmounted, child gone, however it
+    ends.  The session is made in the child: a --state journal's lock then dies with the daemon
+    (made in the parent, the parent's copy of the locked file would keep holding it)."""
+    proc = multiprocessing.get_context("fork").Process(target=serve_forked, args=(make_session, mp))
     proc.start()
     try:
         wait_mounted(mp, proc)

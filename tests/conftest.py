@@ -46,7 +46,7 @@ def mount_session(tmp_path):
         def start(make_session):
             mp = tmp_path / f"mnt{len(list(tmp_path.glob('mnt*')))}"
             mp.mkdir()
-            return stack.enter_context(mounted_session(make_session(), mp))
+            return stack.enter_context(mounted_session(make_session, mp))
 
         yield start
 

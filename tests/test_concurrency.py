@@ -147,7 +147,10 @@ def test_eight_writers_four_readers(mounted, tmp_path):
     assert int(log[-1].split()[0]) == SCRIPTS * BLOCKS * 10 and all(" -> ok" in l for l in log)
 
     # the journal, applied in lock order, rebuilds the same kernel: invariants hold there
-    again = Session(machine.load(CONFIGS / "tiny.yaml"), state=state)
+    # (a copy: the daemon still holds the journal's lock)
+    copy = tmp_path / "journal-copy"
+    copy.write_bytes(state.read_bytes())
+    again = Session(machine.load(CONFIGS / "tiny.yaml"), state=copy)
     try:
         check(again.kernel)
         assert again.render("allocations") == (mp / "allocations").read_bytes()

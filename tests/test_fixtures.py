@@ -49,7 +49,7 @@ def test_rerun_replaces_its_own_trees_and_refuses_other_directories(tmp_path):
 
 
 @pytest.mark.parametrize("args,code,message", [
-    (["-c", "no-such-machine"], 2, "shipped machines: big-4s-1t, seed-server, seed-vm, tiny"),
+    (["-c", "no-such-machine"], 2, "shipped machines: big-4s-1t, seed-server, seed-vm, seed-vm-5.4, tiny"),
     (["-c", "tiny", "-c", "tiny"], 1, "machine 'tiny' given twice"),
     (["-c", "tiny", "--commands", "CMDS"], 1, "CMDS:2: kfree 99: error ENOENT"),
 ])

@@ -1,5 +1,7 @@
 """Physical layout: zone spans, present and managed pages checked by independent arithmetic."""
-from procsim.machine import load, loads, CONFIGS_DIR, GiB, MiB
+import pytest
+
+from procsim.machine import ConfigError, load, loads, CONFIGS_DIR, GiB, MiB
 from procsim.mm.layout import build
 
 P = 4096
@@ -25,7 +27,10 @@ def test_seed_vm_dma32_and_reservations():
     assert (dma32.start_pfn, dma32.spanned, dma32.present) == (4096, end - 4096, end - 4096)
     kernel = 28 * MiB // P                      # reserved.kernel_image of seed-vm.yaml
     memmap = 16 * (2 * MiB) // P                # 16 sections of 128 MiB, 2 MiB of struct page each
-    assert dma32.managed == dma32.present - kernel - memmap
+    node_data, percpu = 43, 2 * 62              # pg_data_t; 62 first-chunk pages for each of 2 CPUs
+    # one node: dentry hash 2^18 x 8 bytes, inode hash 2^17 x 8 bytes (present - memmap ~ 2^19 pages)
+    hashes = (1 << 18) * 8 // P + (1 << 17) * 8 // P
+    assert dma32.managed == dma32.present - kernel - memmap - node_data - percpu - hashes
     assert (0, "Normal") not in z
 
 
@@ -42,9 +47,14 @@ def test_seed_server_pci_hole_and_second_node():
     n1 = z[(1, "Normal")]
     assert n1.start_pfn == (1 << 20) + node_pages - hole and n1.present == node_pages
     memmap = node_pages * 64 // P
-    assert n1.managed == node_pages - memmap
-    assert n0.managed == n0.present - memmap
-    assert dma32.managed == dma32.present - 32 * MiB // P   # default kernel image at 16 MiB
+    node_data, percpu = 43, 24 * 62             # per node: pg_data_t, 62 per-cpu pages x 24 CPUs
+    slots = (64 * MiB >> 11) * 24 // P          # SWIOTLB's io_tlb_slot array, top of memory (node 1)
+    assert n1.managed == node_pages - memmap - node_data - percpu - slots
+    assert n0.managed == n0.present - memmap - node_data - percpu
+    # default kernel image at 16 MiB, and the 64 MiB SWIOTLB bounce buffer below 4 GiB
+    assert dma32.managed == dma32.present - 32 * MiB // P - 64 * MiB // P
+    res = {r.what: (r.start, r.end) for r in build(m).reservations}
+    assert res["swiotlb"][1] <= hole and res["swiotlb"][1] - res["swiotlb"][0] == 64 * MiB // P
 
 
 def test_big_machine_layout_is_cheap_and_exact():
@@ -75,3 +85,47 @@ tunables: {movablecore: 4GiB}
     assert mv1.start_pfn == expect and n1.end_pfn == expect
     assert mv1.end_pfn == n1.start_pfn + 8 * GiB // P
     assert (0, "Movable") in z
+
+
+ONE_GIB = """
+sockets: [{cores: 1, threads: 1}]
+dimms: [{socket: 0, size: 1GiB}]
+reserved:
+  kernel_image: 16MiB
+"""
+
+
+def test_e820_reserved_range_is_no_ram():
+    """qemu/SeaBIOS reserve the top 128 KiB of RAM below the hole: 32 pages leave the zone."""
+    lay = build(loads(ONE_GIB + "  e820: [{start: 0x3ffe0000, size: 128KiB}]\n"))
+    dma32 = zones(lay)[(0, "DMA32")]
+    assert (dma32.spanned, dma32.present) == (262144 - 4096 - 32, 262144 - 4096 - 32)
+    assert (0x3ffe0000, 0x40000000, "reserved") in lay.e820
+
+
+def test_swiotlb_only_above_4g_and_off_with_zero():
+    assert "swiotlb" not in {r.what for r in build(loads(ONE_GIB)).reservations}
+    big = "sockets: [{cores: 1}]\ndimms: [{socket: 0, size: 6GiB}]\n"
+    assert "swiotlb" in {r.what for r in build(loads(big)).reservations}
+    assert "swiotlb" not in {r.what for r in build(loads(big + "reserved: {swiotlb: 0}\n")).reservations}
+
+
+def test_initmem_larger_than_the_image_is_refused():
+    with pytest.raises(ConfigError, match="initmem is the part of kernel_image"):
+        loads(ONE_GIB + "  initmem: 32MiB\n")
+
+
+def test_watermarks_are_set_before_initrd_and_initmem_are_freed():
+    """init_per_zone_wmark_min runs before populate_rootfs and free_initmem: the watermarks
+    follow managed without the 4 MiB initrd and 2 MiB of init memory, which join later."""
+    from procsim.mm.kernel import Kernel
+    plain = Kernel(loads(ONE_GIB), boot=False, slab=False)
+    late = Kernel(loads(ONE_GIB.replace("16MiB", "18MiB") + "  initrd: 4MiB\n  initmem: 2MiB\n"),
+                  boot=False, slab=False)                # 16 MiB of the 18 MiB image stay
+    d0, d1 = plain.zones[1], late.zones[1]
+    assert d1.managed == d0.managed                      # the same memory in the end ...
+    assert d1.nr_free == d0.nr_free
+    early = d0.managed - 1536                            # ... but 1024 + 512 pages fewer when it counted
+    lowmem = 3840 + early
+    pages_min = late.min_free_kbytes // 4
+    assert d1.wmark_min == pages_min * early // lowmem < d0.wmark_min

@@ -64,3 +64,30 @@ def test_broken_descriptions_name_file_and_line(text, line, words):
         loads(text, "m.yaml")
     assert str(e.value).startswith(f"m.yaml:{line}: "), str(e.value)
     assert words in str(e.value)
+
+
+def test_cpu_numbering_by_socket_and_interleaved():
+    """2 sockets x 2 cores x 2 threads: Intel firmware numbers the first threads first
+    (node 0 = 0,1,4,5); qemu numbers socket by socket (node 0 = 0-3), as the real kernel
+    under qemu shows in tests/data/oracle/two-node.txt."""
+    base = ("sockets:\n  - {cores: 2, threads: 4}\n  - {cores: 2, threads: 4}\n"
+            "dimms:\n  - {socket: 0, size: 1GiB}\n  - {socket: 1, size: 1GiB}\n")
+    m = loads(base)
+    assert (m.node_cpus(0), m.node_cpus(1)) == ([0, 1, 4, 5], [2, 3, 6, 7])
+    m = loads("cpu_numbering: by_socket\n" + base)
+    assert (m.node_cpus(0), m.node_cpus(1)) == ([0, 1, 2, 3], [4, 5, 6, 7])
+    assert m.cpu_topology()[:4] == [(0, 0, 0), (0, 0, 1), (0, 1, 0), (0, 1, 1)]
+
+
+def test_cpu_numbering_unknown_is_refused_at_its_line():
+    with pytest.raises(ConfigError, match=r"<string>:2: cpu_numbering must be one of"):
+        loads("sockets: [{cores: 1}]\ncpu_numbering: qemu\ndimms: [{socket: 0, size: 1GiB}]\n")
+
+
+def test_kernel_version_key():
+    base = "sockets: [{cores: 1}]\ndimms: [{socket: 0, size: 1GiB}]\n"
+    assert loads(base).kernel == "6.18"
+    assert loads('kernel: "6.1"\n' + base).kernel == "6.1"
+    assert loads("kernel: 5.4\n" + base).kernel == "5.4"      # YAML's float keeps its text
+    with pytest.raises(ConfigError, match=r"<string>:1: kernel must be one of 6.18, 6.1, 5.4"):
+        loads('kernel: "4.18"\n' + base)

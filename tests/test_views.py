@@ -364,16 +364,18 @@ def test_seed_vm_zone_geometry(seed_vm):
     # DMA: pfn 1..4095; RAM 1..158 and 256..4095; the whole first MiB reserved
     assert (z["DMA"]["spanned"], z["DMA"]["present"], z["DMA"]["managed"], z["DMA"]["start_pfn"]) == \
         (4095, 3998, 3840, 1)
-    # DMA32: pfn 4096..524288 (2 GiB); minus the 28 MiB kernel image and 16 sections x 2 MiB of memmap
+    # DMA32: pfn 4096..524288 (2 GiB); minus the 28 MiB kernel image, 16 sections x 2 MiB of memmap,
+    # NODE_DATA (43 pages), 62 per-cpu pages per CPU, and the dentry (2^18 x 8 bytes) and inode
+    # (2^17 x 8 bytes) hash tables memblock holds on a single node
     assert (z["DMA32"]["spanned"], z["DMA32"]["present"], z["DMA32"]["start_pfn"]) == (520192, 520192, 4096)
-    assert z["DMA32"]["managed"] == 520192 - 28 * 256 - 16 * 512 == 504832
+    assert z["DMA32"]["managed"] == 520192 - 28 * 256 - 16 * 512 - 43 - 2 * 62 - 512 - 256 == 503897
     for name in ("Normal", "Movable", "Device"):
         assert (z[name]["spanned"], z[name]["present"], z[name]["managed"]) == (0, 0, 0)
 
 
 def test_seed_vm_watermarks_protection_pagesets(seed_vm):
     z = {x["zone"]: x for x in parse_zoneinfo(files(seed_vm)["zoneinfo"])}
-    managed = {"DMA": 3840, "DMA32": 504832}
+    managed = {"DMA": 3840, "DMA32": 503897}
     lowmem = sum(managed.values())
     # min_free_kbytes: THP raise, 2 populated zones -> 5632 * 2 pages (the 5% cap is ~25k pages)
     pages_min = 5632 * 2
@@ -399,9 +401,9 @@ def test_seed_vm_watermarks_protection_pagesets(seed_vm):
     assert [(p["batch"], p["high_min"], p["high_max"], p["threshold"]) for p in z["DMA"]["pagesets"]] == \
         [(1, 53, 240, 4)] * 2
     assert [(p["batch"], p["high_min"], p["high_max"], p["threshold"]) for p in z["DMA32"]["pagesets"]] == \
-        [(63, 6986, 31552, 20)] * 2
+        [(63, 6986, 31493, 20)] * 2
     # lowmem_reserve: ratio 256 over the managed pages above; nothing above DMA32
-    assert z["DMA"]["protection"] == (0, 1972, 1972, 1972, 1972)
+    assert z["DMA"]["protection"] == (0, 1968, 1968, 1968, 1968)         # 503897 // 256
     assert z["DMA32"]["protection"] == (0, 0, 0, 0, 0)
     # empty zones: Movable clamps to SWAP_CLUSTER_MAX, Normal/Device stay 0
     assert [z["Movable"][w] for w in ("min", "low", "high", "promo")] == [32] * 4
@@ -411,19 +413,23 @@ def test_seed_vm_watermarks_protection_pagesets(seed_vm):
 def test_seed_server_two_nodes_by_hand(seed_server):
     """2 x 64 GiB, 48 CPUs (24 per node), PCI hole at 2 GiB."""
     z = {(x["node"], x["zone"]): x for x in parse_zoneinfo(files(seed_server)["zoneinfo"])}
-    managed = {(0, "DMA"): 3840, (0, "DMA32"): 512000, (0, "Normal"): 15990784, (1, "Normal"): 16515072}
+    # RAM above 4 GiB and no IOMMU: the 64 MiB SWIOTLB buffer in DMA32 (16384 pages) and its slot
+    # array (32768 x 24 bytes = 192 pages) at the top of memory; NODE_DATA (43 pages) and 24 CPUs x
+    # 62 per-cpu pages on each node
+    managed = {(0, "DMA"): 3840, (0, "DMA32"): 512000 - 16384, (0, "Normal"): 15990784 - 43 - 24 * 62,
+               (1, "Normal"): 16515072 - 43 - 24 * 62 - 192}
     assert {key: z[key]["managed"] for key in managed} == managed
     # THP raise: 4 populated zones <= Normal -> 5632 * 4 pages (90112 kB) beats 4*sqrt(lowmem kB) ~ 45972 kB
     pages_min, lowmem = 5632 * 4, sum(managed.values())
     assert [z[key]["min"] for key in managed] == [pages_min * m // lowmem for m in managed.values()] == \
-        [2, 349, 10909, 11266]
-    assert z[0, "DMA"]["protection"] == (0, 512000 // 256, (512000 + 15990784) // 256, 64464, 64464) == \
-        (0, 2000, 64464, 64464, 64464)
-    assert z[0, "DMA32"]["protection"] == (0, 0, 62464, 62464, 62464)
+        [2, 338, 10914, 11272]
+    assert z[0, "DMA"]["protection"] == (0, 495616 // 256, (495616 + 15989253) // 256, 64394, 64394) == \
+        (0, 1936, 64394, 64394, 64394)
+    assert z[0, "DMA32"]["protection"] == (0, 0, 62458, 62458, 62458)
     assert all(z[key]["protection"] == (0, 0, 0, 0, 0) for key in z if key not in ((0, "DMA"), (0, "DMA32")))
     # thresholds: 2 * fls(48) * (1 + fls(managed >> 15)); high_min: low / 24 cpus of the node, >= 4*batch
     assert [z[key]["pagesets"][0]["threshold"] for key in managed] == [12, 60, 120, 120]
-    assert [z[key]["pagesets"][47]["high_min"] for key in managed] == [4, 252, 26899 // 24, 27781 // 24]
+    assert [z[key]["pagesets"][47]["high_min"] for key in managed] == [4, 252, 26903 // 24, 27785 // 24]
     assert [len(z[key]["pagesets"]) for key in managed] == [48] * 4
     # node 1 has no DMA/DMA32: its stats sit under Normal
     assert zone_kind(z[1, "Normal"]) == "first" and zone_kind(z[1, "DMA"]) == "empty"
@@ -431,8 +437,8 @@ def test_seed_server_two_nodes_by_hand(seed_server):
 
 def test_seed_vm_meminfo_totals_and_direct_map(seed_vm):
     mi = parse_meminfo(files(seed_vm)["meminfo"])
-    assert mi["MemTotal"] == (3840 + 504832) * 4
-    assert mi["CommitLimit"] == (3840 + 504832) // 2 * 4
+    assert mi["MemTotal"] == (3840 + 503897) * 4
+    assert mi["CommitLimit"] == (3840 + 503897) // 2 * 4
     assert mi["VmallocTotal"] == 34359738367
     assert mi["Hugepagesize"] == 2048 and mi["HugePages_Total"] == 0
     # RAM 4K..636K and 1M..2G: the first MiB in 4k pages, 1M..2M in 4k, 2M..1G in 2M, 1G..2G in 1G
@@ -463,7 +469,8 @@ def test_vmstat_memmap_and_dirty_thresholds(seed_vm):
     assert vs["nr_memmap_boot_pages"] == 16 * 512 and vs["nr_memmap_pages"] == 0
     zones = parse_zoneinfo(files(seed_vm)["zoneinfo"])
     free = sum(z["pages free"] for z in zones)
-    reserve = sum(min(z["managed"], z["high"] + max(z["protection"])) for z in zones)
+    # totalreserve_pages is computed with the marks, not a later watermark boost (printed in high)
+    reserve = sum(min(z["managed"], z["high"] - z["boost"] + max(z["protection"])) for z in zones)
     dirtyable = free - min(free, reserve) + vs["nr_inactive_file"] + vs["nr_active_file"] + 1
     assert vs["nr_dirty_threshold"] == 819 * dirtyable // 4096            # 20% as 819/4096
     assert vs["nr_dirty_background_threshold"] == 409 * dirtyable // 4096  # 10% as 409/4096
@@ -542,7 +549,8 @@ def check_consistent(k, large_pages: int):
     for c in slabs:
         assert c["active_objs"] <= c["num_objs"] <= c["num_slabs"] * c["objperslab"]
     # MemAvailable = si_mem_available(), from the other files' numbers
-    reserve = sum(min(z["managed"], z["high"] + max(z["protection"])) for z in zones)
+    # totalreserve_pages is computed with the marks, not a later watermark boost (printed in high)
+    reserve = sum(min(z["managed"], z["high"] - z["boost"] + max(z["protection"])) for z in zones)
     low = sum(z["low"] for z in zones)
     pagecache = vs["nr_active_file"] + vs["nr_inactive_file"]
     reclaimable = vs["nr_slab_reclaimable"] + vs["nr_kernel_misc_reclaimable"]

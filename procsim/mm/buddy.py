@@ -84,6 +84,30 @@ class PerCpuPages:
         self.stat_diff = False
 
 
+def largest_block(pfn: int, end: int) -> int:
+    """The order of the largest naturally aligned block at pfn that ends by end (at most
+    MAX_PAGE_ORDER): how memblock_free_all and free_reserved_area hand ranges over."""
+    order = min(MAX_PAGE_ORDER, (pfn & -pfn).bit_length() - 1 if pfn else MAX_PAGE_ORDER)
+    while pfn + (1 << order) > end:
+        order -= 1
+    return order
+
+
+def _blocks_starting_in_holes(ram, order: int) -> list[int]:
+    """Indexes of the 2^order blocks that hold RAM but whose first pfn is not RAM.
+
+    memmap_init_range() marks a pageblock MIGRATE_MOVABLE when it initialises the block's
+    first page as memory; a block starting in a hole (the DMA zone's pfn 0, or one cut by an
+    e820-reserved range) keeps the zeroed bitmap's MIGRATE_UNMOVABLE (mm/mm_init.c, 6.1 and
+    6.18 alike): real kernels show DMA as 1 Unmovable / 7 Movable."""
+    out = []
+    for s, e in ram:
+        b = s >> order
+        if b << order != s and not any(rs <= b << order < re for rs, re in ram):
+            out.append(b)
+    return out
+
+
 class Zone:
     """struct zone, with its free_area and pagesets."""
 
@@ -120,10 +144,13 @@ class Zone:
         nblocks = ((self.end_pfn - 1) >> PAGEBLOCK_ORDER) - self._pb_base + 1 if self.spanned else 0
         self.pageblock_mt = bytearray([MIGRATE_MOVABLE]) * nblocks
         self._pb_counts = [0, self.valid_pageblocks, 0, 0, 0]
+        for pb in _blocks_starting_in_holes(lay.ram, PAGEBLOCK_ORDER):
+            self.set_pageblock_migratetype(pb << PAGEBLOCK_ORDER, MIGRATE_UNMOVABLE)
         self._pb_valid = None                    # pageblock indexes without RAM (rare: holes of whole sections)
         self.movable_used: dict[int, int] = {}  # pageblock index -> allocated movable pages
         self.allocated: dict[int, Page] = {}     # head pfn -> Page handed out (pcp pages excluded)
         self._free_ranges = lay.free
+        self._late_ranges = lay.late
 
     def __repr__(self):
         return f"Node {self.node} {self.name}"
@@ -249,10 +276,9 @@ class Zone:
         for start, end in self._free_ranges:
             pfn = start
             while pfn < end:
-                order = min(MAX_PAGE_ORDER, (pfn & -pfn).bit_length() - 1 if pfn else MAX_PAGE_ORDER)
-                while pfn + (1 << order) > end:
-                    order -= 1
-                if order == MAX_PAGE_ORDER:
+                order = largest_block(pfn, end)
+                mt = self.get_pageblock_migratetype(pfn)     # __free_pages_ok: the block's type
+                if order == MAX_PAGE_ORDER and mt == MIGRATE_MOVABLE:
                     n = (end - pfn) >> MAX_PAGE_ORDER
                     runs = self._runs[MIGRATE_MOVABLE]
                     if runs and runs[-1][0] + (runs[-1][1] << MAX_PAGE_ORDER) == pfn:
@@ -263,10 +289,32 @@ class Zone:
                     pfn += n << MAX_PAGE_ORDER
                     total += n << MAX_PAGE_ORDER
                     continue
-                self._add(pfn, order, MIGRATE_MOVABLE, tail=True)
+                self._add(pfn, order, mt, tail=True)
                 pfn += 1 << order
                 total += 1 << order
         self.nr_free = total
+        return total
+
+    def free_late(self) -> int:
+        """free_reserved_area() of the initrd and the kernel's init memory, after the
+        watermarks are set: each page joins the buddy (merging) and managed grows."""
+        total = 0
+        for start, end in self._late_ranges:
+            pfn = start
+            while pfn < end:
+                order = largest_block(pfn, end)
+                self.free_one_page(pfn, order, self.get_pageblock_migratetype(pfn))
+                pfn += 1 << order
+                total += 1 << order
+        self.managed += total
+        merged: list[list[int]] = []
+        for s, e in sorted(self._free_ranges + self._late_ranges):
+            if merged and merged[-1][1] == s:
+                merged[-1][1] = e
+            else:
+                merged.append([s, e])
+        self._free_ranges = tuple((s, e) for s, e in merged)
+        self._late_ranges = ()
         return total
 
     # ---- taking blocks: __rmqueue and friends ---------------------------------------------

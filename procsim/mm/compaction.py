@@ -57,7 +57,6 @@ MIGRATE_ASYNC, MIGRATE_SYNC_LIGHT, MIGRATE_SYNC = range(3)
 COMPACT_MAX_DEFER_SHIFT = 6
 COMPACT_CLUSTER_MAX = 32                      # SWAP_CLUSTER_MAX: pages isolated per migrate batch
 COMPACTION_HPAGE_ORDER = PAGEBLOCK_ORDER      # HPAGE_PMD_ORDER on x86-64
-SYSCTL_COMPACTION_PROACTIVENESS = 20          # vm.compaction_proactiveness default
 SYSCTL_EXTFRAG_THRESHOLD = 500                # vm.extfrag_threshold default
 _ALLOC_CMA = G.ALLOC_CMA
 _GFP_IO = G.__GFP_IO
@@ -147,7 +146,8 @@ class Compaction:
 
     def _init_compaction(self):
         """The zones' compaction state (struct zone's compact_* fields) and each node's kcompactd."""
-        self.sysctl_compaction_proactiveness = SYSCTL_COMPACTION_PROACTIVENESS
+        proactiveness = self.profile.compaction_proactiveness      # None: the version has none
+        self.sysctl_compaction_proactiveness = proactiveness or 0
         self.sysctl_extfrag_threshold = SYSCTL_EXTFRAG_THRESHOLD
         self.last_compact_result = COMPACT_SKIPPED      # of the last direct compaction (the slow path reads it)
         for z in self.zones:
@@ -157,7 +157,7 @@ class Compaction:
         for pgdat in self.nodes:
             pgdat.kcompactd_max_order = 0
             pgdat.kcompactd_highest_zoneidx = MAX_NR_ZONES - 1
-            if pgdat.has_memory:
+            if pgdat.has_memory and proactiveness is not None:
                 self._kcompactd_idle[pgdat.id] = False
                 self.queue_delayed_work(("kcompactd", pgdat.id), KCOMPACTD_INTERVAL, self.kcompactd, pgdat.id)
 
@@ -570,9 +570,9 @@ class Compaction:
             self.compact_node(nid)
 
     # ---- kcompactd ----------------------------------------------------------------------------
-    @staticmethod
-    def fragmentation_score_wmark(low: bool, proactiveness: int = SYSCTL_COMPACTION_PROACTIVENESS) -> int:
-        wmark_low = max(100 - proactiveness, 5)
+    def fragmentation_score_wmark(self, low: bool) -> int:
+        """fragmentation_score_wmark(): max(100 - proactiveness, 5), the high mark 10 above."""
+        wmark_low = max(100 - self.sysctl_compaction_proactiveness, 5)
         return wmark_low if low else min(wmark_low + 10, 100)
 
     @staticmethod
@@ -589,7 +589,7 @@ class Compaction:
     def should_proactive_compact_node(self, pgdat) -> bool:
         if not self.sysctl_compaction_proactiveness or self.delayed_work_pending(("kswapd", pgdat.id)):
             return False
-        wmark_high = self.fragmentation_score_wmark(False, self.sysctl_compaction_proactiveness)
+        wmark_high = self.fragmentation_score_wmark(False)
         return self.fragmentation_score_node(pgdat) > wmark_high
 
     def kcompactd_node_suitable(self, pgdat) -> bool:

@@ -19,13 +19,13 @@ from ..machine import Machine
 from .buddy import Zone
 from .layout import build, Layout, MAX_NR_ZONES
 from .mm_init import MmInit
-from .profile import Profile, DEFAULT
+from .profile import Profile, for_machine
 from .timer import Timers, BOOT_UPTIME_NS
 from .page_alloc import PageAlloc, PAGE_USES, USE_GFP, MAX_RECLAIM_RETRIES  # noqa: F401  (re-exported)
 from .page_writeback import PageWriteback
 from .show_mem import ShowMem
 from .vmscan import Vmscan
-from .vmstat import Vmstat, NODE_STAT_ITEMS
+from .vmstat import Vmstat, NODE_STAT_ITEMS, ZONE_STAT_ITEMS, NUMA_STAT_ITEMS
 
 from .task import Tasks
 from .compaction import Compaction
@@ -59,14 +59,20 @@ class PgData:
 
 
 class Kernel(Compaction, PageAlloc, MmInit, Vmstat, Vmscan, Timers, PageWriteback, ShowMem):
-    def __init__(self, machine: Machine, boot: bool = True, slab: bool = True, profile: Profile = DEFAULT):
+    def __init__(self, machine: Machine, boot: bool = True, slab: bool = True, profile: Profile | None = None):
         self.machine = machine
-        self.profile = profile                     # the kernel version's rules, fixed at boot
+        # the kernel version's rules, fixed at boot: the machine's kernel: unless given
+        self.profile = profile = profile or for_machine(machine)
         self.layout: Layout = build(machine)
         self.nr_cpu_ids = machine.nr_cpu_ids
         self.cpu_node = [s for s, _, _ in machine.cpu_topology()]
-        self.nodes = [PgData(n.id, [Zone(z, self.nr_cpu_ids, profile.zone_stat_items, profile.numa_stat_items)
-                              for z in n.zones], n.cpus, profile.node_stat_items)
+        # the counters kept are 6.18's (what the core drives), then an older version's own
+        # names; the views print the profile's names in its order (Profile.stat)
+        zone_items, numa_items, node_items = (tuple(dict.fromkeys(a + b)) for a, b in (
+            (ZONE_STAT_ITEMS, profile.zone_stat_items), (NUMA_STAT_ITEMS, profile.numa_stat_items),
+            (NODE_STAT_ITEMS, profile.node_stat_items)))
+        self.nodes = [PgData(n.id, [Zone(z, self.nr_cpu_ids, zone_items, numa_items)
+                              for z in n.zones], n.cpus, node_items)
                       for n in self.layout.nodes]
         self.zones = [z for n in self.nodes for z in n.zones]
         self.vm_events = dict.fromkeys(VM_EVENTS_DRIVEN, 0)
@@ -81,6 +87,8 @@ class Kernel(Compaction, PageAlloc, MmInit, Vmstat, Vmscan, Timers, PageWritebac
         self._build_zonelists()
         self._init_node_states()
         self._init_watermarks()
+        for z in self.zones:                       # populate_rootfs, free_initmem: after the watermarks
+            self.vm_events["pgfree"] += z.free_late()
         self.start_shepherd_timer()
         self._init_compaction()                    # zones' compact_* state, kcompactd per node
         self.slab = None

@@ -11,9 +11,11 @@ mm/mm_init.c):
   socket order.
 * Zones: DMA [.., 16 MiB), DMA32 [16 MiB, 4 GiB), Normal above; Movable is carved from the
   top of each node's Normal memory when kernelcore/movablecore ask; Device is always empty.
-* managed = present - memblock reservations: the low MiB, the kernel image at 16 MiB,
-  crashkernel (top-down below 4 GiB) and the memmap (64 bytes per page, 2 MiB per 128 MiB
-  section, allocated top-down on its own node).
+* Firmware-reserved e820 ranges (``reserved.e820``) are no RAM: they shrink spanned/present.
+* managed = present - memblock reservations (``_memblock_reserve`` lists them in boot order:
+  the low MiB, the kernel image, initrd, NODE_DATA, crashkernel, memmap, the per-cpu first
+  chunk, the single-node hash tables, SWIOTLB).  The initrd and the kernel's init memory are
+  ``late``: freed after the watermarks are set (ZoneLayout.late).
 """
 from __future__ import annotations
 
@@ -31,6 +33,12 @@ PAGES_PER_SECTION = (128 * MiB) >> PAGE_SHIFT   # SECTION_SIZE_BITS 27
 STRUCT_PAGE_SIZE = 64
 KERNEL_LOAD_PFN = (16 * MiB) >> PAGE_SHIFT      # CONFIG_PHYSICAL_START
 LOW_HOLE = (0x9F, 0x100)                        # e820 RAM ends at 0x9fc00: pfns 159..255 are no RAM
+NODE_DATA_PAGES = 43                            # sizeof(pg_data_t) with NR_CPUS 8192, MAX_NUMNODES 1024
+PCPU_FIRST_CHUNK_PAGES = 62                     # 6.1 "percpu: Embedded 62 pages/cpu" (Debian config)
+HASH_BUCKET_SIZE = 8                            # struct hlist_bl_head / hlist_head
+SWIOTLB_DEFAULT = 64 << 20                      # IO_TLB_DEFAULT_SIZE
+IO_TLB_SHIFT = 11                               # 2 KiB slabs
+IO_TLB_SLOT_SIZE = 24                           # struct io_tlb_slot
 
 Range = tuple[int, int]                          # [start, end) in pfns
 
@@ -44,6 +52,7 @@ class ZoneLayout:
     ram: tuple[Range, ...]          # RAM inside the zone span
     free: tuple[Range, ...]         # RAM minus memblock reservations: what the buddy gets
     valid_pageblocks: int           # pageblocks pagetypeinfo counts (their section has RAM)
+    late: tuple[Range, ...] = ()    # reserved at boot, freed after the watermarks are set (initrd, initmem)
 
     @property
     def name(self) -> str:
@@ -81,6 +90,7 @@ class Reservation:
     start: int
     end: int
     what: str
+    late: bool = False              # freed to the buddy after init_per_zone_wmark_min (free_initmem, initrd)
 
 
 @dataclass(frozen=True)
@@ -148,29 +158,13 @@ def place_dimms(m: Machine) -> list[tuple[Range, ...]]:
 
 def build(m: Machine) -> Layout:
     placed = place_dimms(m)
-    # RAM the kernel sees: the DIMMs less pfn 0 (trim_bios_range) and the legacy hole
-    node_ram = [tuple(_subtract(r, [(0, 1), LOW_HOLE])) for r in placed]
+    # RAM the kernel sees: the DIMMs less pfn 0 (trim_bios_range), the legacy hole and the
+    # firmware-reserved e820 ranges
+    node_ram = [tuple(_subtract(r, [(0, 1), LOW_HOLE, *_e820_reserved_pfns(m)])) for r in placed]
 
-    # memblock reservations, in setup_arch() order
-    all_ram = tuple(r for rs in node_ram for r in rs)
-    res: list[Reservation] = [Reservation(0, 256, "low 1 MiB (real mode)")]
-    k = m.reserved.kernel_image >> PAGE_SHIFT
-    res.append(Reservation(KERNEL_LOAD_PFN, KERNEL_LOAD_PFN + k, "kernel image"))
-    if m.reserved.crashkernel:
-        c = -(-m.reserved.crashkernel >> PAGE_SHIFT)
-        r = _alloc_top_down(all_ram, [(x.start, x.end) for x in res], c, MAX_DMA32_PFN, 4096)
-        if r:
-            res.append(Reservation(*r, "crashkernel"))
-    for nid, ram in enumerate(node_ram):
-        if not ram:
-            continue
-        sections = {x for s, e in ram for x in range(s // PAGES_PER_SECTION, (e - 1) // PAGES_PER_SECTION + 1)}
-        memmap = len(sections) * PAGES_PER_SECTION * STRUCT_PAGE_SIZE // PAGE_SIZE
-        r = _alloc_top_down(ram, [(x.start, x.end) for x in res], memmap, ram[-1][1], 512)
-        if r is None:
-            raise ValueError(f"node {nid}: no room for its memmap")
-        res.append(Reservation(*r, f"memmap node {nid}"))
-    taken = [(x.start, x.end) for x in res]
+    reservations = _memblock_reserve(m, node_ram)
+    taken = [(x.start, x.end) for x in reservations]
+    late = [(x.start, x.end) for x in reservations if x.late]
 
     movable_start = _zone_movable_pfns(m, node_ram)
     nodes = []
@@ -197,14 +191,156 @@ def build(m: Machine) -> Layout:
             for sec in sorted({x for s, e in zram for x in range(s // PAGES_PER_SECTION, (e - 1) // PAGES_PER_SECTION + 1)}):
                 lo, hi = max(zs, sec * PAGES_PER_SECTION), min(ze, (sec + 1) * PAGES_PER_SECTION)
                 nblocks += ((hi - 1) >> PAGEBLOCK_ORDER) - (lo >> PAGEBLOCK_ORDER) + 1
-            zones.append(ZoneLayout(nid, idx, zs, ze, zram, zfree, nblocks))
+            zones.append(ZoneLayout(nid, idx, zs, ze, zram, zfree, nblocks,
+                                    tuple(r for s, e in late for r in _clip(zram, s, e))))
         nodes.append(NodeLayout(nid, nstart, nend, ram, tuple(zones), cpus))
 
-    e820 = []
-    for s, e in sorted(all_ram):
-        e820.append((s << PAGE_SHIFT, e << PAGE_SHIFT, "usable"))
+    all_ram = tuple(r for rs in node_ram for r in rs)
+    e820 = [(s << PAGE_SHIFT, e << PAGE_SHIFT, "usable") for s, e in sorted(all_ram)]
     e820.insert(0, (0, 1 << PAGE_SHIFT, "reserved"))
-    return Layout(tuple(nodes), tuple(sorted(e820)), tuple(res))
+    e820 += [(s, e, "reserved") for s, e in m.reserved.e820]
+    return Layout(tuple(nodes), tuple(sorted(e820)), tuple(reservations))
+
+
+def _e820_reserved_pfns(m: Machine) -> list[Range]:
+    """Firmware-reserved e820 ranges as pfns: a page they touch is no RAM (memblock keeps whole
+    pages of the usable ranges only)."""
+    return [(s >> PAGE_SHIFT, -(-e >> PAGE_SHIFT)) for s, e in m.reserved.e820]
+
+
+class _Memblock:
+    """memblock.reserved as a list of Reservations, with top-down allocation."""
+
+    def __init__(self, node_ram):
+        self.all_ram = tuple(x for rs in node_ram for x in rs)
+        self.res: list[Reservation] = []
+
+    def taken(self):
+        return [(x.start, x.end) for x in self.res]
+
+    def alloc(self, pages, what, ranges=None, limit=1 << 62, align=1, late=False) -> Range:
+        """memblock_alloc_try_nid(): top-down in ``ranges`` (a node), then anywhere."""
+        got = _alloc_top_down(ranges or self.all_ram, self.taken(), pages, limit, align)
+        if got is None and ranges:
+            got = _alloc_top_down(self.all_ram, self.taken(), pages, limit, align)
+        if got is None:
+            raise ValueError(f"no room for {what} ({pages} pages)")
+        self.res.append(Reservation(*got, what, late))
+        return got
+
+    def free(self, start: int, end: int):
+        """memblock_free(): give [start, end) of a reservation back."""
+        for i, x in enumerate(self.res):
+            if x.start <= start and end <= x.end:
+                parts = [Reservation(a, b, x.what, x.late) for a, b in ((x.start, start), (end, x.end)) if b > a]
+                self.res[i:i + 1] = parts
+                return
+        raise ValueError(f"[{start:#x}, {end:#x}) is not reserved")
+
+
+def _memblock_reserve(m: Machine, node_ram) -> list[Reservation]:
+    """memblock reservations, in the order start_kernel() makes them (6.1 and 6.18 alike).
+
+    setup_arch(): the low 1 MiB (reserve_real_mode), the kernel image at 16 MiB, the initrd at
+    the top of memory below 4 GiB (the boot loader put it there; populate_rootfs frees it),
+    NODE_DATA of each node on the node (alloc_node_data), crashkernel (top-down below 4 GiB),
+    each node's memmap (sparse_init), NODE_DATA of memoryless nodes (free_area_init);
+    setup_per_cpu_areas(): the per-CPU first chunk, per node (pcpu_embed_first_chunk);
+    vfs_caches_init_early(): the dentry and inode hash tables when one node has memory
+    (alloc_large_system_hash with hashdist off); mem_init(): the 64 MiB SWIOTLB bounce buffer
+    below 4 GiB and its slot array when RAM reaches above 4 GiB and no IOMMU remaps DMA.
+    Everything is allocated top-down, as memblock does once the kernel is mapped.
+    """
+    r = m.reserved
+    mb = _Memblock(node_ram)
+    mb.res.append(Reservation(0, 256, "low 1 MiB (real mode)"))
+    k, init = r.kernel_image >> PAGE_SHIFT, r.initmem >> PAGE_SHIFT
+    mb.res.append(Reservation(KERNEL_LOAD_PFN, KERNEL_LOAD_PFN + k - init, "kernel image"))
+    if init:
+        mb.res.append(Reservation(KERNEL_LOAD_PFN + k - init, KERNEL_LOAD_PFN + k, "kernel initmem", late=True))
+    if r.initrd:
+        mb.alloc(-(-r.initrd >> PAGE_SHIFT), "initrd", limit=MAX_DMA32_PFN, late=True)
+    for nid, ram in enumerate(node_ram):
+        if ram:
+            mb.alloc(NODE_DATA_PAGES, f"NODE_DATA({nid})", ram)
+    if r.crashkernel:
+        c = -(-r.crashkernel >> PAGE_SHIFT)
+        got = _alloc_top_down(mb.all_ram, mb.taken(), c, MAX_DMA32_PFN, 4096)
+        if got:
+            mb.res.append(Reservation(*got, "crashkernel"))
+    for nid, ram in enumerate(node_ram):
+        if not ram:
+            continue
+        sections = {x for s, e in ram for x in range(s // PAGES_PER_SECTION, (e - 1) // PAGES_PER_SECTION + 1)}
+        memmap = len(sections) * PAGES_PER_SECTION * STRUCT_PAGE_SIZE // PAGE_SIZE
+        got = _alloc_top_down(ram, mb.taken(), memmap, ram[-1][1], 512)
+        if got is None:
+            raise ValueError(f"node {nid}: no room for its memmap")
+        mb.res.append(Reservation(*got, f"memmap node {nid}"))
+    for nid, ram in enumerate(node_ram):
+        if not ram:
+            mb.alloc(NODE_DATA_PAGES, f"NODE_DATA({nid})")
+    _percpu_first_chunk(m, node_ram, mb)
+    if sum(1 for ram in node_ram if ram) == 1:
+        for what, scale in (("dentry hash", 13), ("inode hash", 14)):
+            mb.alloc(_early_hash_pages(node_ram, scale), what)
+    swiotlb = r.swiotlb
+    if swiotlb is None:
+        swiotlb = SWIOTLB_DEFAULT if max(e for _, e in mb.all_ram) > MAX_DMA32_PFN else 0
+    if swiotlb:
+        mb.alloc(swiotlb >> PAGE_SHIFT, "swiotlb", limit=MAX_DMA32_PFN)
+        slots = (swiotlb >> IO_TLB_SHIFT) * IO_TLB_SLOT_SIZE           # a struct io_tlb_slot per 2 KiB
+        mb.alloc(-(-slots >> PAGE_SHIFT), "swiotlb slots")
+    return mb.res
+
+
+def _percpu_first_chunk(m: Machine, node_ram, mb: _Memblock):
+    """pcpu_embed_first_chunk(): one group per node; pcpu_build_alloc_info() fits ``upa`` units
+    in a 2 MiB atom, the most that waste at most a third of the CPUs without more allocations;
+    each group is allocated top-down on its node, 2 MiB aligned, and every unit keeps its
+    first PCPU_FIRST_CHUNK_PAGES (static + reserved + dynamic) and gives the rest back."""
+    groups = [m.node_cpus(nid) for nid in range(m.nr_nodes) if m.node_cpus(nid)]
+    atom, ncpus = PAGEBLOCK_NR_PAGES, m.nr_cpu_ids
+    best, last = 0, None
+    for upa in range(atom // PCPU_FIRST_CHUNK_PAGES, 0, -1):
+        if atom % upa:
+            continue
+        allocs = sum(-(-len(g) // upa) for g in groups)
+        wasted = allocs * upa - ncpus
+        if wasted > ncpus // 3:
+            continue
+        if last is not None and allocs > last:
+            break
+        best, last = upa, allocs
+    unit = atom // best
+    for g in groups:
+        nid = m.cpu_node(g[0])
+        units = -(-len(g) // best) * best
+        start, end = mb.alloc(units * unit, f"percpu node {nid}", node_ram[nid], align=atom)
+        for u in range(units):
+            lo = start + u * unit + (PCPU_FIRST_CHUNK_PAGES if u < len(g) else 0)
+            mb.free(lo, start + (u + 1) * unit)
+
+
+def _early_hash_pages(node_ram, scale: int) -> int:
+    """alloc_large_system_hash(): one 8-byte bucket per 2^scale bytes of kernel memory (the
+    zones' present pages less their memmap, rounded up to a MiB), rounded up to a power of
+    two, at most 1/16 of memory."""
+    kernel = 0
+    for ram in node_ram:
+        for lo, hi in ((0, MAX_DMA_PFN), (MAX_DMA_PFN, MAX_DMA32_PFN), (MAX_DMA32_PFN, 1 << 62)):
+            z = _clip(ram, lo, hi)
+            if z:
+                present = sum(e - s for s, e in z)
+                spanned = z[-1][1] - z[0][0]
+                pages = spanned if spanned <= present + (present >> 4) else present
+                kernel += present - (-(-pages * STRUCT_PAGE_SIZE // PAGE_SIZE))
+    entries = -(-kernel // 256) * 256 >> (scale - PAGE_SHIFT)
+    entries = 1 << (entries - 1).bit_length()
+    total = sum(e - s for ram in node_ram for s, e in ram)
+    entries = min(entries, (total << PAGE_SHIFT >> 4) // HASH_BUCKET_SIZE, 1 << 31)
+    entries = 1 << (entries.bit_length() - 1)
+    return max(1, entries * HASH_BUCKET_SIZE >> PAGE_SHIFT)
 
 
 def _zone_movable_pfns(m: Machine, node_ram) -> dict[int, int]:

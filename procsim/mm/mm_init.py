@@ -91,7 +91,7 @@ class MmInit:
         lowmem = sum(z.managed for z in self.zones if z.idx != ZONE_MOVABLE)
         for z in self.zones:
             tmp = pages_min * z.managed // lowmem
-            if z.idx == ZONE_MOVABLE:
+            if z.idx == ZONE_MOVABLE and self.profile.movable_wmark_clamp:
                 wmin = min(max(z.managed // 1024, 32), 128)
             else:
                 wmin = tmp

@@ -1,19 +1,77 @@
 """Kernel-version profiles: the rules and formats that differ between kernel releases,
-chosen once at boot (``k.profile``).
+chosen once at boot (``k.profile``, from the machine's ``kernel:``).
 
 A profile is a frozen value.  The core reads it while booting (tables, limits, which
 deferred work exists) and binds what it needs then; views read its tables to print.  A
-later profile ("6.1", "5.4", "3.10") is a new ``Profile`` here plus, where a version
-computes something differently, a different function *bound at boot* -- never an
-``if version`` inside alloc_pages / free_pages or any other hot path.
+version that computes something differently gets a different value or function *bound at
+boot* -- never an ``if version`` inside alloc_pages / free_pages or any other hot path.
+docs/PROFILES.md says, per profile, what differs and how it is checked.  Sources:
 
-Only 6.18, the reference host's kernel, exists today.
+* the counter names and their order: mm/vmstat.c vmstat_text[] with include/linux/mmzone.h
+  enum zone_stat_item / node_stat_item and include/linux/vm_event_item.h of that version
+  (6.1: checked name for name against Debian's 6.1 under the oracle, tests/data/oracle;
+  5.4: the per-node and per-zone lists of seed 000's zoneinfo, an Ubuntu 5.4 VM);
+* zoneinfo_show_print(): which watermark lines (no boost line in seed 000's 5.4; promo
+  in 6.18, not 6.1), the cma line (not in 5.4), nr_free_pages_blocks (6.18 only), the
+  pageset lines (high_min/high_max since 6.7);
+* pcp high: 5.4 pageset_set_batch() high = 6 * batch; 6.1 zone_highsize() from the low
+  watermark, printed as ``high``; 6.18 high_min/high_max and a dynamic high;
+* __setup_per_zone_wmarks(): 6.18 clamps an empty ZONE_MOVABLE's min to 32 pages
+  (SWAP_CLUSTER_MAX) like highmem; 6.1 and 5.4 give it 0;
+* meminfo: HardwareCorrupted (CONFIG_MEMORY_FAILURE, Debian 6.1), Balloon (6.18);
+* sizeof(struct kmem_cache_node): 64 bytes before 6.18's barn pointer, 72 with it.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from .slub import (KMALLOC_NORMAL, KMALLOC_RECLAIM, KMALLOC_DMA, KMALLOC_CGROUP, KMALLOC_IDX_POW2_ORDER,
+                   KMALLOC_IDX_ARRAY_ORDER, kmalloc_sequence)
 from .vmstat import NODE_STAT_ITEMS, ZONE_STAT_ITEMS, NUMA_STAT_ITEMS, VM_EVENT_ITEMS
+
+def _edit(items, drop=(), after=()):
+    """A 6.18 table edited into an older version's: ``drop`` names removed, each
+    (anchor, names) of ``after`` inserted after its anchor."""
+    out = [x for x in items if x not in drop]
+    for anchor, names in after:
+        i = out.index(anchor) + 1
+        out[i:i] = names
+    return tuple(out)
+
+
+# 6.1: nr_writeback_temp is a node counter (6.18 has none); no IOMMU, hugetlb, balloon,
+# kernel-file counters, no pgpromote_candidate_nrl; pgdemote_* were events
+_NODE_6_1 = _edit(NODE_STAT_ITEMS, ("nr_iommu_pages", "pgpromote_candidate_nrl", "pgdemote_kswapd",
+                                    "pgdemote_direct", "pgdemote_khugepaged", "pgdemote_proactive", "nr_hugetlb",
+                                    "nr_balloon_pages", "nr_kernel_file_pages"),
+                  (("nr_writeback", ("nr_writeback_temp",)),))
+_ZONE_6_1 = ("nr_zone_inactive_anon", "nr_zone_active_anon", "nr_zone_inactive_file", "nr_zone_active_file",
+             "nr_zone_unevictable", "nr_zone_write_pending", "nr_mlock", "nr_bounce", "nr_zspages", "nr_free_cma")
+_NUMA = ("numa_hit", "numa_miss", "numa_foreign", "numa_interleave", "numa_local", "numa_other")
+_EVENTS_6_1 = _edit(VM_EVENT_ITEMS, ("pgsteal_khugepaged", "pgsteal_proactive", "pgscan_khugepaged",
+                                     "pgscan_proactive", "zone_reclaim_success", "thp_underused_split_page",
+                                     "swpin_zero", "swpout_zero", "zswpwb", "direct_map_level2_collapses",
+                                     "direct_map_level3_collapses"),
+                    (("pgsteal_direct", ("pgdemote_kswapd", "pgdemote_direct")),))
+# 5.4 (seed 000): workingset_* not yet split anon/file (5.9), nr_unstable still a node item
+# (removed 5.8), page tables and kernel stacks still zone items (moved to the node in 5.11)
+_NODE_5_4 = (
+    "nr_inactive_anon", "nr_active_anon", "nr_inactive_file", "nr_active_file", "nr_unevictable",
+    "nr_slab_reclaimable", "nr_slab_unreclaimable", "nr_isolated_anon", "nr_isolated_file",
+    "workingset_nodes", "workingset_refault", "workingset_activate", "workingset_restore",
+    "workingset_nodereclaim", "nr_anon_pages", "nr_mapped", "nr_file_pages", "nr_dirty", "nr_writeback",
+    "nr_writeback_temp", "nr_shmem", "nr_shmem_hugepages", "nr_shmem_pmdmapped", "nr_file_hugepages",
+    "nr_file_pmdmapped", "nr_anon_transparent_hugepages", "nr_unstable", "nr_vmscan_write",
+    "nr_vmscan_immediate_reclaim", "nr_dirtied", "nr_written", "nr_kernel_misc_reclaimable")
+_ZONE_5_4 = ("nr_zone_inactive_anon", "nr_zone_active_anon", "nr_zone_inactive_file", "nr_zone_active_file",
+             "nr_zone_unevictable", "nr_zone_write_pending", "nr_mlock", "nr_page_table_pages",
+             "nr_kernel_stack", "nr_bounce", "nr_zspages", "nr_free_cma")
+# the 5.4 names of 6.x counters procsim keeps (the value is the sum of the split ones)
+_ALIASES_5_4 = {"workingset_refault": ("workingset_refault_anon", "workingset_refault_file"),
+                "workingset_activate": ("workingset_activate_anon", "workingset_activate_file"),
+                "workingset_restore": ("workingset_restore_anon", "workingset_restore_file")}
+
+
 
 
 @dataclass(frozen=True)
@@ -25,20 +83,66 @@ class Profile:
     numa_stat_items: tuple[str, ...]
     vm_event_items: tuple[str, ...]
     # init_per_zone_wmark_min(): the ceiling of the computed min_free_kbytes
-    min_free_kbytes_max: int
+    min_free_kbytes_max: int = 262144
     # calculate_normal_threshold(): the ceiling of a zone's stat_threshold
-    stat_threshold_max: int
+    stat_threshold_max: int = 125
+    # zoneinfo_show_print(): the watermark block, the cma line, nr_free_pages_blocks
+    wmark_lines: tuple[str, ...] = ("boost", "min", "low", "high", "promo")
+    zoneinfo_cma: bool = True
+    free_pages_blocks: bool = True               # also in vmstat
+    memmap_pages: bool = True                    # vmstat nr_memmap_pages / nr_memmap_boot_pages
+    pcp: str = "6.18"                            # "6.18": high_min/high_max; "zone_highsize"; "6*batch"
+    movable_wmark_clamp: bool = True             # an empty ZONE_MOVABLE's min is SWAP_CLUSTER_MAX
+    hardware_corrupted: bool = False             # meminfo HardwareCorrupted (CONFIG_MEMORY_FAILURE)
+    balloon: bool = True                         # meminfo Balloon
+    node_meminfo_narrow: tuple[str, ...] = ()    # node meminfo labels printed one column left
+    kmem_cache_node_size: int = 72               # sizeof(struct kmem_cache_node)
+    aliases: tuple[tuple[str, tuple[str, ...]], ...] = ()    # old name -> the counters it sums
+    # SLUB: create_kmalloc_caches() order (None: 6.18's) and names.  calculate_order() needs
+    # no version: 3.10's (min_objects lowered one by one, leftover 1/16..1/4) and 6.18's
+    # (leftover 1/16..1/2 at min_objects) choose the same order for every size 8..8184 at 2
+    # and at 128 CPUs (checked when 3.10 was added)
+    kmalloc_sequence: tuple[tuple[int, int], ...] | None = None
+    kmalloc_k_names: bool = True                 # "kmalloc-1k" (4.20+) or "kmalloc-1024"
+    kmalloc_buckets: bool = True                 # 6.11's kmem_buckets cache
+    # vm.compaction_proactiveness's default; None: no proactive compaction (before 5.9), so
+    # kcompactd only runs when woken
+    compaction_proactiveness: int | None = 20
+
+    def stat(self, counters: dict, item: str) -> int:
+        """A counter by this version's name: 0 for one procsim does not keep."""
+        if item in counters:
+            return counters[item]
+        return sum(counters.get(p, 0) for p in dict(self.aliases).get(item, ()))
 
 
-LINUX_6_18 = Profile(
-    version="6.18",
-    node_stat_items=NODE_STAT_ITEMS,
-    zone_stat_items=ZONE_STAT_ITEMS,
-    numa_stat_items=NUMA_STAT_ITEMS,
-    vm_event_items=VM_EVENT_ITEMS,
-    min_free_kbytes_max=262144,
-    stat_threshold_max=125,
-)
+LINUX_6_18 = Profile("6.18", NODE_STAT_ITEMS, ZONE_STAT_ITEMS, NUMA_STAT_ITEMS, VM_EVENT_ITEMS)
+_DMA_IDX = KMALLOC_IDX_ARRAY_ORDER     # the DMA family is made by walking kmalloc_caches[]: 96, 192, 8, ...
+LINUX_6_1 = Profile("6.1", _NODE_6_1, _ZONE_6_1, _NUMA, _EVENTS_6_1, wmark_lines=("boost", "min", "low", "high"),
+                    free_pages_blocks=False, memmap_pages=False, pcp="zone_highsize", movable_wmark_clamp=False,
+                    hardware_corrupted=True, balloon=False, node_meminfo_narrow=("FileHugePages", "FilePmdMapped"),
+                    kmem_cache_node_size=64,
+                    kmalloc_sequence=kmalloc_sequence((KMALLOC_NORMAL, KMALLOC_CGROUP, KMALLOC_RECLAIM, KMALLOC_DMA),
+                                                      KMALLOC_IDX_POW2_ORDER),
+                    kmalloc_buckets=False)
+LINUX_5_4 = Profile("5.4", _NODE_5_4, _ZONE_5_4, _NUMA, VM_EVENT_ITEMS, wmark_lines=("min", "low", "high"),
+                    zoneinfo_cma=False, free_pages_blocks=False, memmap_pages=False, pcp="6*batch",
+                    movable_wmark_clamp=False, hardware_corrupted=True, balloon=False,
+                    node_meminfo_narrow=("FileHugePages", "FilePmdMapped"), kmem_cache_node_size=64,
+                    aliases=tuple(_ALIASES_5_4.items()),
+                    kmalloc_sequence=kmalloc_sequence((KMALLOC_NORMAL, KMALLOC_RECLAIM), KMALLOC_IDX_POW2_ORDER)
+                    + kmalloc_sequence((KMALLOC_DMA,), _DMA_IDX),
+                    kmalloc_buckets=False, compaction_proactiveness=None)
+# 3.10 (seed 002, a CentOS 7 SLUB): only what SLUB shows differs from 5.4 here; the memory
+# files keep 5.4's shapes until a 3.10 capture of them exists
+LINUX_3_10 = replace(LINUX_5_4, version="3.10", kmalloc_k_names=False,
+                     kmalloc_sequence=kmalloc_sequence((KMALLOC_NORMAL,), KMALLOC_IDX_POW2_ORDER)
+                     + kmalloc_sequence((KMALLOC_DMA,), _DMA_IDX))
 
-PROFILES = {p.version: p for p in (LINUX_6_18,)}
+PROFILES = {p.version: p for p in (LINUX_6_18, LINUX_6_1, LINUX_5_4, LINUX_3_10)}
 DEFAULT = LINUX_6_18
+
+
+def for_machine(machine) -> Profile:
+    """The profile the machine's ``kernel:`` names (6.18 when absent)."""
+    return PROFILES[getattr(machine, "kernel", DEFAULT.version)]

@@ -146,11 +146,17 @@ def calculate_alignment(flags: int, align: int, size: int) -> int:
     return (align + 7) & ~7
 
 
-def calculate_size(object_size: int, align: int, flags: int) -> tuple[int, int]:
+def calculate_size(object_size: int, align: int, flags: int, ctor: str | None = None,
+                   freeptr_offset: int | None = None) -> tuple[int, int]:
     """calculate_sizes(): (s->size, s->offset).  The free pointer lives in the middle of the
-    object, or after it when the object must stay intact after free (TYPESAFE_BY_RCU)."""
+    object, or after it when the object must stay intact while free: TYPESAFE_BY_RCU, or a
+    constructor (its initialised state survives kmem_cache_free).  6.18's explicit
+    freeptr_offset (a TYPESAFE_BY_RCU cache naming a word of its object, vm_area_struct)
+    keeps it inside."""
     size = (object_size + 7) & ~7
-    if flags & SLAB_TYPESAFE_BY_RCU:
+    if flags & SLAB_TYPESAFE_BY_RCU and freeptr_offset is not None:
+        offset = freeptr_offset
+    elif flags & SLAB_TYPESAFE_BY_RCU or ctor:
         offset = size
         size += 8
     else:
@@ -194,9 +200,21 @@ def kmalloc_index(size: int) -> int:
     return (size - 1).bit_length()
 
 
-def kmalloc_cache_name(kind: int, idx: int) -> str:
+def kmalloc_cache_name(kind: int, idx: int, k_names: bool = True) -> str:
+    """kmalloc_info[]: "kmalloc-1k" since 4.20 (KMALLOC_INFO_SHORT_NAME), "kmalloc-1024" before."""
     size = _KMALLOC_SIZES[idx]
-    return _KMALLOC_PREFIX[kind] + (f"{size >> 10}k" if size >= 1024 else str(size))
+    return _KMALLOC_PREFIX[kind] + (f"{size >> 10}k" if size >= 1024 and k_names else str(size))
+
+
+def kmalloc_sequence(kinds, idxs) -> tuple[tuple[int, int], ...]:
+    """create_kmalloc_caches()'s order: family by family, each family's sizes in ``idxs``."""
+    return tuple((kind, idx) for kind in kinds for idx in idxs)
+
+
+KMALLOC_IDX_ARRAY_ORDER = (1, 2, *range(KMALLOC_SHIFT_LOW, KMALLOC_SHIFT_HIGH + 1))   # 96, 192, 8 ... 8192
+# 96 right after 64, 192 right after 128 (create_kmalloc_caches: "if (i == 6) ... if (i == 7)")
+KMALLOC_IDX_POW2_ORDER = (3, 4, 5, 6, 1, 7, 2, *range(8, KMALLOC_SHIFT_HIGH + 1))
+_KMALLOC_SEQUENCE = kmalloc_sequence(_KMALLOC_TYPES, KMALLOC_IDX_ARRAY_ORDER)   # 6.18
 
 
 def kmalloc_type(gfp: int) -> int:
@@ -287,6 +305,7 @@ class KmemCache:
         self.pages = 0
         self.refcount = 1
         self.kmalloc = bool(flags & SLAB_KMALLOC)
+        self.ctor: str | None = None                               # the constructor's name
         self.self_obj: int | None = None                           # our struct in kmem_cache
         self.node_objs: dict[int, int] = {}                        # our kmem_cache_node structs
 
@@ -316,6 +335,9 @@ class Slub:
         self._max_order = SLUB_MAX_ORDER                 # largest slab order in use (for lookups)
         self.nr_cpu_ids = kernel.nr_cpu_ids
         self.nr_node_ids = len(kernel.nodes)
+        # sizeof(struct kmem_cache_node): 72 with 6.18's barn, 64 before (mm/profile.py)
+        profile = getattr(kernel, "profile", None)
+        self.kmem_cache_node_size = profile.kmem_cache_node_size if profile else KMEM_CACHE_NODE_SIZE
         self.slab_nodes = [n.id for n in kernel.nodes if getattr(n, "has_memory", n.present)]  # N_NORMAL_MEMORY
         if not self.slab_nodes:
             raise MMError(errno.ENOMEM, "no node has memory")
@@ -364,7 +386,7 @@ class Slub:
 
     # --- bootstrap (kmem_cache_init + create_kmalloc_caches) --------------------------------
     def _bootstrap(self):
-        kcn = self._new_cache("kmem_cache_node", KMEM_CACHE_NODE_SIZE, ARCH_SLAB_MINALIGN,
+        kcn = self._new_cache("kmem_cache_node", self.kmem_cache_node_size, ARCH_SLAB_MINALIGN,
                               SLAB_HWCACHE_ALIGN | SLAB_NO_OBJ_EXT)
         self.kmem_cache_node = kcn
         # early_kmem_cache_node_alloc(): a fresh slab per node holds that node's own struct.
@@ -380,29 +402,35 @@ class Slub:
         for s in (kc, kcn):                                       # bootstrap(): copy into a real object
             s.self_obj = self._alloc(kc, GFP_NOWAIT, None, 0)
             self._publish(s)
-        for kind in _KMALLOC_TYPES:
-            for idx in (1, 2, *range(KMALLOC_SHIFT_LOW, KMALLOC_SHIFT_HIGH + 1)):
-                size = _KMALLOC_SIZES[idx]
-                align = max(ARCH_SLAB_MINALIGN, size & -size)      # largest power of two dividing size
-                s = self._create(kmalloc_cache_name(kind, idx), size, align,
-                                 _KMALLOC_FLAGS[kind] | SLAB_KMALLOC, GFP_NOWAIT)
-                self._kmalloc[kind][idx] = s
-        self._create("kmalloc_buckets", KMEM_BUCKETS_SIZE, 0, SLAB_NO_MERGE, GFP_KERNEL)
+        rules = getattr(self.k, "profile", None)
+        for kind, idx in (rules.kmalloc_sequence if rules else None) or _KMALLOC_SEQUENCE:
+            size = _KMALLOC_SIZES[idx]
+            align = max(ARCH_SLAB_MINALIGN, size & -size)          # largest power of two dividing size
+            name = kmalloc_cache_name(kind, idx, rules.kmalloc_k_names if rules else True)
+            s = self._create(name, size, align, _KMALLOC_FLAGS[kind] | SLAB_KMALLOC, GFP_NOWAIT)
+            self._kmalloc[kind][idx] = s
+        for kind in _KMALLOC_TYPES:                                # a family the version lacks: kmalloc_type()
+            if self._kmalloc[kind][KMALLOC_SHIFT_LOW] is None:     # falls back to the normal caches
+                self._kmalloc[kind] = self._kmalloc[KMALLOC_NORMAL]
+        if not rules or rules.kmalloc_buckets:
+            self._create("kmalloc_buckets", KMEM_BUCKETS_SIZE, 0, SLAB_NO_MERGE, GFP_KERNEL)
 
-    def _new_cache(self, name, object_size, align, flags) -> KmemCache:
+    def _new_cache(self, name, object_size, align, flags, ctor=None, freeptr_offset=None) -> KmemCache:
         align = calculate_alignment(flags, align, object_size)
-        size, offset = calculate_size(object_size, align, flags)
+        size, offset = calculate_size(object_size, align, flags, ctor, freeptr_offset)
         order = calculate_order(size, self.nr_cpus_for_order)
-        return KmemCache(name, object_size, size, align, flags, offset, order, self.nr_node_ids, self.slab_nodes)
+        s = KmemCache(name, object_size, size, align, flags, offset, order, self.nr_node_ids, self.slab_nodes)
+        s.ctor = ctor
+        return s
 
     def _publish(self, s: KmemCache):
         self.caches.insert(0, s)
         self._by_name[s.name] = s
         self._max_order = max(self._max_order, s.order)
 
-    def _create(self, name, object_size, align, flags, gfp) -> KmemCache:
+    def _create(self, name, object_size, align, flags, gfp, ctor=None, freeptr_offset=None) -> KmemCache:
         """create_cache(): a kmem_cache object, a kmem_cache_node per node, then list_add."""
-        s = self._new_cache(name, object_size, align, flags)
+        s = self._new_cache(name, object_size, align, flags, ctor, freeptr_offset)
         taken = []
         try:
             s.self_obj = self._alloc(self.kmem_cache, gfp, None, 0)
@@ -421,7 +449,10 @@ class Slub:
     def find(self, name: str) -> KmemCache | None:
         return self._by_name.get(name)
 
-    def kmem_cache_create(self, name: str, size: int, align: int = 0, flags: int = 0) -> KmemCache:
+    def kmem_cache_create(self, name: str, size: int, align: int = 0, flags: int = 0,
+                          ctor: str | None = None, freeptr_offset: int | None = None) -> KmemCache:
+        """ctor names the constructor (procsim runs none; it moves the free pointer out of the
+        object); freeptr_offset is 6.18's kmem_cache_args.freeptr_offset (TYPESAFE_BY_RCU only)."""
         if not isinstance(name, str) or not name:
             raise _einval("a cache needs a name")
         if len(name) > NAME_MAX:
@@ -440,7 +471,14 @@ class Slub:
             raise _einval(f"unknown slab flag bits {flags & ~SLAB_USER_FLAGS:#x}")
         if flags & SLAB_CACHE_DMA and flags & SLAB_CACHE_DMA32:
             raise _einval("SLAB_CACHE_DMA and SLAB_CACHE_DMA32 exclude each other")
-        s = self._create(name, size, align, flags, GFP_KERNEL)
+        if ctor is not None and (not isinstance(ctor, str) or not ctor.isidentifier()):
+            raise _einval(f"ctor must be a function name, not {ctor!r}")
+        if freeptr_offset is not None:
+            if not flags & SLAB_TYPESAFE_BY_RCU:
+                raise _einval("freeptr_offset needs SLAB_TYPESAFE_BY_RCU")
+            if not isinstance(freeptr_offset, int) or freeptr_offset % 8 or not 0 <= freeptr_offset <= size - 8:
+                raise _einval(f"freeptr_offset must be a word-aligned offset inside the object, not {freeptr_offset}")
+        s = self._create(name, size, align, flags, GFP_KERNEL, ctor, freeptr_offset)
         self.k.generation += 1
         return s
 
@@ -588,7 +626,7 @@ class Slub:
                 flags = 0
                 for f in bc.flags:
                     flags |= parse_slab_flags(f)
-                s = self.kmem_cache_create(bc.name, bc.size, bc.align, flags)
+                s = self.kmem_cache_create(bc.name, bc.size, bc.align, flags, bc.ctor)
             elif s in (self.kmem_cache, self.kmem_cache_node):
                 raise _einval(f"boot cache {bc.name}: its objects follow from the caches created")
             elif bc.size not in (s.object_size, s.size):

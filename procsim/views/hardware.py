@@ -224,9 +224,11 @@ def node_meminfo(k, nid: int) -> str:
         ("ShmemPmdMapped", _kb(st("nr_shmem_pmdmapped", 0))),
         ("FileHugePages", _kb(st("nr_file_hugepages", 0))),
         ("FilePmdMapped", _kb(st("nr_file_pmdmapped", 0))),
-        ("Balloon", _kb(st("nr_balloon_pages", 0))),
-    ]
-    text = "".join(f"Node {nid} {key + ':':<16}{val:8d} kB\n" for key, val in rows)
+    ]   # no Balloon line: node_read_meminfo() of 6.18 has none (only /proc/meminfo does)
+    # 6.1's node_read_meminfo() prints "FileHugePages: %8lu" and "FilePmdMapped: %8lu", one
+    # column left of the others (6.18 aligns them)
+    narrow = k.profile.node_meminfo_narrow
+    text = "".join(f"Node {nid} {key + ':':<{15 if key in narrow else 16}}{val:8d} kB\n" for key, val in rows)
     # hugetlb_report_node_meminfo(): no hugetlb pools are simulated
     text += "".join(f"Node {nid} {key + ':':<17}{0:5d}\n"
                     for key in ("HugePages_Total", "HugePages_Free", "HugePages_Surp"))

@@ -52,12 +52,19 @@ def _lines(k) -> list[tuple[str, int]]:
         ("ShmemPmdMapped", st("nr_shmem_pmdmapped")), ("FileHugePages", st("nr_file_hugepages")),
         ("FilePmdMapped", st("nr_file_pmdmapped")), ("Balloon", st("nr_balloon_pages")),
     ]
+    r = k.profile
+    if r.hardware_corrupted:                 # CONFIG_MEMORY_FAILURE: num_poisoned_pages, after Percpu
+        pages.insert(3, ("HardwareCorrupted", 0))
+    if not r.balloon:
+        pages = [p for p in pages if p[0] != "Balloon"]
     out += [(label, v * KB) for label, v in pages]
     return out
 
 
 def render(k) -> bytes:
-    out = [f"{label + ':':<16}{kb:8d} kB\n" for label, kb in _lines(k)]
+    # arch/x86 / fs/proc/meminfo.c: "HardwareCorrupted: %5lu kB" is the one line of its own width
+    out = [f"{label}: {kb:5d} kB\n" if label == "HardwareCorrupted" else f"{label + ':':<16}{kb:8d} kB\n"
+           for label, kb in _lines(k)]
     out.append("HugePages_Total:   %5d\nHugePages_Free:    %5d\nHugePages_Rsvd:    %5d\nHugePages_Surp:    %5d\n"
                "Hugepagesize:   %8d kB\nHugetlb:        %8d kB\n" % (0, 0, 0, 0, HPAGE_SIZE_KB, 0))
     out.extend(f"DirectMap{label}:    {size >> 10:8d} kB\n" for label, size in zip(("4k", "2M", "1G"), k.direct_map.values()))

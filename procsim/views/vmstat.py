@@ -1,4 +1,4 @@
-"""/proc/vmstat as mm/vmstat.c vmstat_show() prints it in 6.18: zone counters summed over
+"""/proc/vmstat as mm/vmstat.c vmstat_show() prints it in 6.18 (older versions: k.profile): zone counters summed over
 all zones, NUMA events, node counters, the dirty thresholds, the memmap counters, then
 the event counters, and the fake ``nr_unstable 0`` that 6.x appends for old tools.
 
@@ -12,19 +12,22 @@ from .zoneinfo import HPAGE_PMD_NR
 from . import View
 
 def render(k) -> bytes:
+    p = k.profile
     zones = k.zones
-    out = [f"nr_free_pages {k.nr_free_pages}",
-           f"nr_free_pages_blocks {sum(z.nr_free_blocks for z in zones)}"]
-    out += [f"{item} {sum(z.stat[item] for z in zones)}" for item in k.profile.zone_stat_items]
-    out += [f"{item} {sum(z.numa[item] for z in zones)}" for item in k.profile.numa_stat_items]
-    for item in k.profile.node_stat_items:
-        v = sum(n.stat[item] for n in k.nodes)
+    out = [f"nr_free_pages {k.nr_free_pages}"]
+    if p.free_pages_blocks:
+        out.append(f"nr_free_pages_blocks {sum(z.nr_free_blocks for z in zones)}")
+    out += [f"{item} {sum(p.stat(z.stat, item) for z in zones)}" for item in p.zone_stat_items]
+    out += [f"{item} {sum(z.numa[item] for z in zones)}" for item in p.numa_stat_items]
+    for item in p.node_stat_items:
+        v = sum(p.stat(n.stat, item) for n in k.nodes)
         out.append(f"{item} {v // HPAGE_PMD_NR if item in THP_ITEMS else v}")
     thresh, bg_thresh = k.global_dirty_limits()
     out.append(f"nr_dirty_threshold {thresh}\nnr_dirty_background_threshold {bg_thresh}")
-    out.append(f"nr_memmap_pages 0\nnr_memmap_boot_pages {k.nr_memmap_boot_pages}")
+    if p.memmap_pages:
+        out.append(f"nr_memmap_pages 0\nnr_memmap_boot_pages {k.nr_memmap_boot_pages}")
     ev = k.vm_events
-    out += [f"{name} {ev.get(name, 0)}" for name in k.profile.vm_event_items]
+    out += [f"{name} {ev.get(name, 0)}" for name in p.vm_event_items]
     out.append("nr_unstable 0\n")
     return "\n".join(out).encode()
 

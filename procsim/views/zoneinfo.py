@@ -1,4 +1,5 @@
-"""/proc/zoneinfo as mm/vmstat.c zoneinfo_show_print() prints it in 6.18.
+"""/proc/zoneinfo as mm/vmstat.c zoneinfo_show_print() prints it in 6.18 (6.1, 5.4 and 3.10 by
+k.profile: which lines, which counters, which pageset fields).
 
 Every zone of every node is printed, empty ones too; an empty zone stops after its
 ``protection:`` line.  The node's counters go under its first populated zone, so a
@@ -8,54 +9,72 @@ from __future__ import annotations
 
 from ..mm.vmstat import THP_ITEMS
 from ..mm.layout import PAGEBLOCK_NR_PAGES
+from ..mm.profile import LINUX_6_18
 from . import View
 
 HPAGE_PMD_NR = PAGEBLOCK_NR_PAGES          # 512: pageblock_order == HPAGE_PMD_ORDER on x86-64
 
 
-def node_stat_lines(stat: dict) -> list[str]:
-    """The ``per-node stats`` lines, in the order the profile's node_stat_items made the dict."""
+def node_stat_lines(stat: dict, p=LINUX_6_18) -> list[str]:
+    """The ``per-node stats`` lines (also what vmstat's node block is made of), in the
+    profile's order."""
     out = []
-    for item, v in stat.items():
+    for item in p.node_stat_items:
+        v = p.stat(stat, item)
         if item in THP_ITEMS:
             v //= HPAGE_PMD_NR
         out.append(f"      {item:<12} {v}")
     return out
 
 
-def _zone(z, node, first_populated: bool, out: list[str]):
+def pcp_high(z, pcp, p) -> int:
+    """The pageset's ``high`` of this version: 5.4 pageset_set_batch() sets 6 * batch (before
+    batch is clamped to 1); 6.1 zone_highsize() gives what 6.18 calls high_min."""
+    if p.pcp == "6*batch":
+        b = max(min(z.managed >> 10, 256) // 4, 1)
+        return 6 * ((1 << ((b + b // 2).bit_length() - 1)) - 1)
+    return pcp.high_min if p.pcp == "zone_highsize" else pcp.high
+
+
+def _zone(z, node, first_populated: bool, out: list[str], p=LINUX_6_18):
     out.append(f"Node {z.node}, zone {z.name:>8}")
     if first_populated:
         out.append("  per-node stats")
-        out.extend(node_stat_lines(node.stat))
-    out.append(f"  pages free     {z.nr_free}\n"
-               f"        boost    {z.boost}\n"
-               f"        min      {z.wmark_min}\n"
-               f"        low      {z.wmark_low}\n"
-               f"        high     {z.wmark_high}\n"
-               f"        promo    {z.wmark_promo}\n"
-               f"        spanned  {z.spanned}\n"
+        out.extend(node_stat_lines(node.stat, p))
+    marks = {"boost": z.boost, "min": z.wmark_min, "low": z.wmark_low, "high": z.wmark_high,
+             "promo": z.wmark_promo}
+    out.append(f"  pages free     {z.nr_free}")
+    out.extend(f"        {w:<8} {marks[w]}" for w in p.wmark_lines)
+    out.append(f"        spanned  {z.spanned}\n"
                f"        present  {z.present}\n"
-               f"        managed  {z.managed}\n"
-               f"        cma      {z.cma}\n"
-               f"        protection: ({', '.join(map(str, z.lowmem_reserve))})")
+               f"        managed  {z.managed}")
+    if p.zoneinfo_cma:
+        out.append(f"        cma      {z.cma}")
+    out.append(f"        protection: ({', '.join(map(str, z.lowmem_reserve))})")
     if not z.populated:
         return
     out.append(f"      {'nr_free_pages':<12} {z.nr_free}")
-    out.append(f"      {'nr_free_pages_blocks':<12} {z.nr_free_blocks}")
-    stat, numa = z.stat, z.numa
-    out.extend(f"      {item:<12} {v}" for item, v in stat.items())
-    out.extend(f"      {item:<12} {v}" for item, v in numa.items())
+    if p.free_pages_blocks:
+        out.append(f"      {'nr_free_pages_blocks':<12} {z.nr_free_blocks}")
+    out.extend(f"      {item:<12} {p.stat(z.stat, item)}" for item in p.zone_stat_items)
+    out.extend(f"      {item:<12} {z.numa[item]}" for item in p.numa_stat_items)
     out.append("  pagesets")
     threshold = z.stat_threshold
-    for cpu, p in enumerate(z.pcp):
-        out.append(f"    cpu: {cpu}\n"
-                   f"              count:    {p.count}\n"
-                   f"              high:     {p.high}\n"
-                   f"              batch:    {p.batch}\n"
-                   f"              high_min: {p.high_min}\n"
-                   f"              high_max: {p.high_max}\n"
-                   f"  vm stats threshold: {threshold}")
+    for cpu, pcp in enumerate(z.pcp):
+        if p.pcp == "6.18":
+            out.append(f"    cpu: {cpu}\n"
+                       f"              count:    {pcp.count}\n"
+                       f"              high:     {pcp.high}\n"
+                       f"              batch:    {pcp.batch}\n"
+                       f"              high_min: {pcp.high_min}\n"
+                       f"              high_max: {pcp.high_max}\n"
+                       f"  vm stats threshold: {threshold}")
+        else:
+            out.append(f"    cpu: {cpu}\n"
+                       f"              count: {pcp.count}\n"
+                       f"              high:  {pcp_high(z, pcp, p)}\n"
+                       f"              batch: {pcp.batch}\n"
+                       f"  vm stats threshold: {threshold}")
     out.append(f"  node_unreclaimable:  {int(node.unreclaimable)}\n"
                f"  start_pfn:           {z.start_pfn}")
 
@@ -65,7 +84,7 @@ def render(k) -> bytes:
     for node in k.nodes:
         first = next((z for z in node.zones if z.populated), None)
         for z in node.zones:
-            _zone(z, node, z is first, out)
+            _zone(z, node, z is first, out, k.profile)
     out.append("")
     return "\n".join(out).encode()
 

@@ -1,0 +1,1 @@
+"""The oracle: procsim checked against a real kernel booted in qemu (see oracle/run.py)."""
