@@ -3,8 +3,8 @@ pages merge into high-order blocks.
 
 Two scanners walk a zone from both ends, a pageblock at a time, as ``compact_zone()`` does:
 the **migrate scanner** (``isolate_migratepages``) from the zone's start upward isolates
-movable allocations -- only allocations made with a movable gfp (their ``Page.migratetype``
-is MIGRATE_MOVABLE) move; unmovable and reclaimable ones pin their pageblocks -- and the
+movable allocations -- only user memory made with a movable gfp moves (``page_movable``);
+unmovable and reclaimable allocations, slab and other kernel pages pin their pageblocks -- and the
 **free scanner** (``isolate_freepages``) from the end downward takes free blocks out of the
 buddy lists of MOVABLE pageblocks.  ``migrate_pages()`` (procsim/mm/migrate.py) then copies
 each isolated allocation into a free block: its ID (procsim/mm/task.py) names the new pfns,
@@ -114,6 +114,19 @@ def extfrag_for_order(z, order: int) -> int:
     if not free_pages:
         return 0
     return (free_pages - (suitable << order)) * 100 // free_pages
+
+
+LRU_USES = ("anon", "pagecache")
+
+
+def page_movable(page) -> bool:
+    """PageLRU() / __PageMovable(): what migration can move -- user memory made with a
+    movable gfp: the boot workload's anon and page cache, and the control file's page
+    allocations (they have an ID).  Slab pages, large kmalloc, kernel stacks, page tables,
+    percpu and vmalloc pages never move, whatever their gfp said."""
+    if page.migratetype != MIGRATE_MOVABLE:
+        return False
+    return page.use in LRU_USES or (page.use is None and getattr(page, "id", 0) > 0)
 
 
 def skip_isolation_on_order(order: int, target_order: int) -> bool:
@@ -284,7 +297,7 @@ class Compaction:
             if page is not None:
                 n = 1 << page.order
                 scanned += min(n, end - pfn)
-                if page.migratetype == MIGRATE_MOVABLE and not skip_isolation_on_order(page.order, cc.order):
+                if page_movable(page) and not skip_isolation_on_order(page.order, cc.order):
                     cc.migratepages.append(page)
                     isolated += n
                     cc.nr_migratepages += n

@@ -226,8 +226,7 @@ class PageAlloc:
         highest = G.gfp_zone(gfp)
         for z in plan.zonelist:
             if order and z.idx <= highest and self._watermark_ok(z, 0, z.wmark_min + (1 << order) - 1, highest, 0):
-                return (f"fragmentation: {z!r} has {z.nr_free} free pages, above its min watermark, "
-                        f"but no free block of order {order} or more (compaction could not make one)")
+                return f"fragmentation: {z!r} has {z.nr_free} free pages but no free block of order {order} or more"
         return "every zone of the zonelist is below its watermark"
 
     # The kernel's __alloc_pages_direct_reclaim / __alloc_pages_direct_compact: one leading
