@@ -2,13 +2,18 @@
 SHELL := /bin/bash
 VENV  := .venv
 PY    := $(VENV)/bin/python
-APT_PKGS := fuse3 libfuse2 procps numactl dmidecode util-linux prometheus-node-exporter python3-venv
+APT_PKGS := fuse3 libfuse2 procps numactl dmidecode util-linux prometheus-node-exporter python3-venv \
+            chromium fonts-dejavu-core linux-source-6.1 gcc libc6-dev make xz-utils
 MNT   ?= mnt
 ORACLE_APT_PKGS := qemu-system-x86 busybox-static cpio
+# The kernel's own slabinfo tool (tools/vm/slabinfo.c in 6.1), run by the tests against the
+# simulated /sys/kernel/slab.
+KSRC  := /usr/src/linux-source-6.1.tar.xz
+SLABINFO := build/slabinfo
 
 .PHONY: run test bench setup deps venv clean oracle oracle-deps
 
-setup: deps venv
+setup: deps venv $(SLABINFO)
 
 # System packages: only what is missing, only as root (CI and fresh machines run as root).
 # $(call apt_install,PACKAGES)
@@ -35,6 +40,11 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q --upgrade pip >/dev/null
 	$(PY) -m pip install -q -e '.[test]'
 	@touch $@
+
+$(SLABINFO): | deps
+	@mkdir -p build/src
+	tar -xJf $(KSRC) -C build/src --strip-components=1 linux-source-6.1/tools/vm/slabinfo.c
+	gcc -O2 -Wall -o $@ build/src/tools/vm/slabinfo.c
 
 run: setup
 	@mkdir -p $(MNT)

@@ -398,6 +398,32 @@ def bench_render():
     row(f"render slabinfo, {n} caches (in process)", ms(si), "—", "≤ 5 ms", si <= 5e-3)
 
 
+PICTURE = """
+import sys, time, statistics
+from procsim import machine as M
+from procsim.mm.kernel import Kernel
+from procsim.views.pictures import render_map
+k = Kernel(M.load(sys.argv[1]))
+pages = [k.alloc_pages(0) for _ in range(40000)]      # fragment: free every other page
+for p in pages[::2]:
+    k.free_pages(p)
+def t(n=5):
+    s = time.process_time()
+    for _ in range(n): render_map(k, 0, 2)
+    return (time.process_time() - s) / n
+print(statistics.median(t() for _ in range(3)), len(k.nodes[0].zones[2].pageblock_mt))
+"""
+
+
+def bench_pictures():
+    print("pictures", flush=True)
+    out = subprocess.run([PY, "-c", PICTURE, str(ROOT / "configs/big-4s-1t.yaml")], capture_output=True,
+                         text=True, check=True, cwd=TREE, env=ENV).stdout.split()
+    dt, n = float(out[0]), int(out[1])
+    row(f"render pictures/map-node0-Normal.svg, 1 TiB machine ({n} pageblocks, in process)", ms(dt), "—",
+        "≤ 1 s", dt <= 1.0)
+
+
 def bench_objects():
     print("1 M objects", flush=True)
     cfg = str(ROOT / "configs/seed-server.yaml")
@@ -555,6 +581,7 @@ def main() -> int:
     t = time.perf_counter()
     bench_engine()
     bench_render()
+    bench_pictures()
     bench_startup()
     bench_scaling()
     bench_objects()

@@ -34,6 +34,7 @@ from fuse import FUSE, FuseOSError, Operations
 
 from procsim.control import MAX_COMMANDS, MAX_LINE
 from procsim.harness import PID_XATTR, detach, is_alive, mount_entry, state  # noqa: F401
+from procsim.mm.errors import MMError
 from procsim.session import CONTROL, Session
 
 MAX_REPLY_BYTES = 256 << 10  # unread replies kept per control handle (oldest dropped first)
@@ -67,9 +68,13 @@ class ProcFS(Operations):
         self._per_file: dict[str, int] = {}         # path -> pins
         self._uid, self._gid = os.getuid(), os.getgid()
         self._time = time.time_ns()
-        self._files = {"/" + p: p for p in session.paths()}
+        self._paths_key = session.paths_key()
+        self._build(session.paths())
+
+    def _build(self, paths: list[str]) -> None:
+        self._files = {"/" + p: p for p in paths}
         self._dirs: dict[str, list[str]] = {"/": []}
-        for p in session.paths():
+        for p in paths:
             parts = p.split("/")
             for depth in range(len(parts)):
                 parent = "/" + "/".join(parts[:depth])
@@ -80,6 +85,13 @@ class ProcFS(Operations):
                 if depth < len(parts) - 1:
                     self._dirs.setdefault("/" + "/".join(parts[:depth + 1]), [])
 
+    def _sync(self) -> None:
+        """The tree follows the views whose files come and go (a directory per slab cache)."""
+        key = self.session.paths_key()
+        if key != self._paths_key:
+            self._paths_key = key
+            self._build(self.session.paths())
+
     def init(self, path):
         """Called by libfuse once the mount is up: the moment to say so (--banner)."""
         if self._on_ready is not None:
@@ -87,6 +99,7 @@ class ProcFS(Operations):
 
     # --- metadata ------------------------------------------------------------------------
     def getattr(self, path, fh=None):
+        self._sync()
         t = self._time
         base = dict(st_uid=self._uid, st_gid=self._gid, st_atime=t, st_mtime=t, st_ctime=t)
         if path in self._dirs:
@@ -101,9 +114,13 @@ class ProcFS(Operations):
         return dict(base, st_mode=stat.S_IFREG | self.session.mode(name), st_nlink=1, st_size=size)
 
     def readdir(self, path, fh):
+        self._sync()
         if path not in self._dirs:
             raise FuseOSError(errno.ENOTDIR)
-        return [".", ".."] + self._dirs[path]
+        # With a type for each entry (d_type): tools such as slabinfo skip DT_UNKNOWN entries.
+        base = path.rstrip("/") + "/"
+        return [".", ".."] + [(n, {"st_mode": stat.S_IFDIR if base + n in self._dirs else stat.S_IFREG}, 0)
+                              for n in self._dirs[path]]
 
     def getxattr(self, path, name, position=0):
         if path == "/" and name == PID_XATTR:       # how `procsim umount` finds the daemon
@@ -114,22 +131,28 @@ class ProcFS(Operations):
         return [PID_XATTR] if path == "/" else []
 
     def truncate(self, path, length, fh=None):
-        if self._files.get(path) == CONTROL:        # `echo cmd > control` opens with O_TRUNC
+        name = self._files.get(path)
+        if name == CONTROL or self._writable(name):  # `echo cmd > control` opens with O_TRUNC
             return 0
         raise FuseOSError(errno.EACCES)
 
     # --- open / read / write ---------------------------------------------------------------
     def open(self, path, fi):
+        self._sync()
         name = self._files.get(path)
         if name is None:
             raise FuseOSError(errno.EISDIR if path in self._dirs else errno.ENOENT)
-        if fi.flags & os.O_ACCMODE != os.O_RDONLY and name != CONTROL:
+        if fi.flags & os.O_ACCMODE != os.O_RDONLY and name != CONTROL and not self._writable(name):
             raise FuseOSError(errno.EACCES)
         fi.direct_io = 1
         with self._hmutex:
             fi.fh = next(self._ids)
             self._handles[fi.fh] = Handle(name)
         return 0
+
+    def _writable(self, name) -> bool:
+        view = self.session.views.get(name)
+        return view is not None and view.write is not None
 
     def _handle(self, fi) -> Handle:
         h = self._handles.get(fi.fh)
@@ -220,7 +243,13 @@ class ProcFS(Operations):
         """
         h = self._handle(fi)
         if h.path != CONTROL:
-            raise FuseOSError(errno.EACCES)
+            if not self._writable(h.path):
+                raise FuseOSError(errno.EACCES)
+            try:                                    # tracefs knobs: the whole write is the value
+                self.session.write_view(h.path, bytes(data))
+            except MMError as e:
+                raise FuseOSError(e.errno)
+            return len(data)
         if h.failed is not None:                    # a retry (Python's close() retries twice)
             code, line = h.failed
             if data.startswith(line) or line.startswith(data):

@@ -16,7 +16,7 @@ import subprocess
 from procsim.session import ALLOCATIONS, CONTROL, LOG
 
 SHELL_FILES = {CONTROL, LOG, ALLOCATIONS}
-SYS_DIRS = ("sys/devices/system/node", "sys/devices/system/cpu")
+SYS_DIRS = ("sys/devices/system/node", "sys/devices/system/cpu", "sys/kernel/slab", "sys/kernel/tracing")
 DMI_TABLES = "sys/firmware/dmi/tables"
 # debugfs directories M has, and where the kernel's debugfs puts them below /sys/kernel/debug
 DEBUG_DIRS = ("debug/extfrag",)

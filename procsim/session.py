@@ -71,7 +71,11 @@ def _command_text(line: str) -> str:
 class Session:
     def __init__(self, machine, boot=None, views: dict | None = None, state: str | Path | None = None):
         self.machine = machine
-        self.views = load_views(machine) if views is None else dict(views)
+        self._static = load_views(machine) if views is None else dict(views)
+        self._dynamic = views is None               # view modules whose files follow the state
+        self._views = dict(self._static)
+        self._views_key = None
+        self._volatile = 0                          # renders of volatile views (their snapshot keys)
         self._mutex = threading.Lock()
         self._cache: dict[str, tuple[tuple, bytes]] = {}
         self.state = Path(state) if state else None
@@ -92,6 +96,29 @@ class Session:
         return self.control.kernel
 
     # --- files -------------------------------------------------------------------------
+    def _sync_views(self) -> tuple | None:
+        """Add or drop the files of the dynamic views (a /sys/kernel/slab directory per cache)
+        when the state they follow changed; returns the key the file list is for."""
+        if self._dynamic:
+            from procsim import views
+            k = self.control.kernel
+            key = (self.control.boots, views.dynamic_key(k))
+            if key != self._views_key:
+                self._views = {**self._static, **views.dynamic_files(k)}
+                self._views_key = key
+        return self._views_key
+
+    @property
+    def views(self) -> dict:
+        """path -> View, the dynamic views' files included as the state has them now."""
+        self._sync_views()
+        return self._views
+
+    def paths_key(self) -> tuple | None:
+        """Changes whenever paths() does (the FUSE shell rebuilds its tree then)."""
+        with self._mutex:
+            return self._sync_views()
+
     def mode(self, path: str) -> int | None:
         if path == CONTROL:
             return 0o600
@@ -107,7 +134,13 @@ class Session:
         """(key, bytes) of the file now; the key names the state it was rendered from, so
         open handles can share one snapshot per (path, state)."""
         with self._mutex:
+            self._sync_views()
             c = self.control
+            view = self._views.get(path)
+            if view is not None and view.volatile:      # tracefs: never cached (trace_pipe consumes)
+                self._volatile += 1
+                data = view.render(c.kernel)
+                return (path, "volatile", self._volatile), data if isinstance(data, bytes) else data.encode()
             key = (path, c.boots, c.serial if path in (LOG, ALLOCATIONS) else c.kernel.generation)
             hit = self._cache.get(path)
             if hit and hit[0] == key:
@@ -126,6 +159,11 @@ class Session:
     def render(self, path: str) -> bytes:
         """The file's current bytes; rendered at most once per state."""
         return self.snapshot(path)[1]
+
+    def write_view(self, path: str, data: bytes) -> None:
+        """A write to a writable view (tracefs knobs); MMError for a bad value, nothing changed."""
+        with self._mutex:
+            self.views[path].write(self.control.kernel, data)
 
     # --- commands ------------------------------------------------------------------------
     def execute(self, lines: list[str]) -> list[Reply]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import deque
 
 from .layout import ZONE_NAMES, ZoneLayout
+from .trace import Trace
 from .vmstat import ZONE_STAT_ITEMS, NUMA_STAT_ITEMS
 from .page_types import PAGEBLOCK_ORDER, PAGEBLOCK_NR_PAGES, MAX_PAGE_ORDER, NR_PAGE_ORDERS  # noqa: F401
 
@@ -110,6 +111,8 @@ def _blocks_starting_in_holes(ram, order: int) -> list[int]:
 
 class Zone:
     """struct zone, with its free_area and pagesets."""
+
+    trace = Trace()                              # the Kernel gives each zone its own (k.trace)
 
     def __init__(self, lay: ZoneLayout, nr_cpus: int, stat_items=ZONE_STAT_ITEMS, numa_items=NUMA_STAT_ITEMS):
         self.node, self.idx, self.name = lay.node, lay.idx, ZONE_NAMES[lay.idx]
@@ -338,6 +341,9 @@ class Zone:
             self._take(pfn, q, mt)
             # one account_freepages() for "take 2^q, give back the split-off halves"
             self.account_freepages(self.expand(pfn, order, q, mt) - (1 << q), mt)
+            if self.trace.active:
+                self.trace.emit("mm_page_alloc_zone_locked", self.trace.cpu, pfn, order, mt,
+                                pcp_allowed_order(order) and mt < MIGRATE_PCPTYPES)
             return pfn
         return -1
 
@@ -362,6 +368,8 @@ class Zone:
             pfn = self._first(q, fmt)
             got = self.try_to_claim_block(pfn, q, order, mt, fmt, boost_factor, kswapd)
             if got >= 0:
+                if self.trace.active:
+                    self._trace_extfrag(got, order, q, mt, fmt)
                 return got
         return -1
 
@@ -420,8 +428,15 @@ class Zone:
             self._take(pfn, q, fmt)
             self.account_freepages(-(1 << q), fmt)
             self.account_freepages(self.expand(pfn, order, q, fmt), fmt)
+            if self.trace.active:
+                self._trace_extfrag(pfn, order, q, mt, fmt)
             return pfn
         return -1
+
+    def _trace_extfrag(self, pfn, order, fallback_order, mt, fallback_mt):
+        """mm_page_alloc_extfrag: change_ownership says whether the pageblock is now ours."""
+        self.trace.emit("mm_page_alloc_extfrag", self.trace.cpu, pfn, order, fallback_order, mt, fallback_mt,
+                        self.get_pageblock_migratetype(pfn) == mt)
 
     def boost_watermark(self, factor: int) -> bool:
         """Fallbacks below pageblock order raise the watermarks (kswapd resets them)."""

@@ -29,6 +29,7 @@ from .vmstat import Vmstat, NODE_STAT_ITEMS, ZONE_STAT_ITEMS, NUMA_STAT_ITEMS
 
 from .task import Tasks
 from .compaction import Compaction
+from .trace import Trace
 VM_EVENTS_DRIVEN = ("pgalloc_dma", "pgalloc_dma32", "pgalloc_normal", "pgalloc_movable", "pgalloc_device",
                     "pgfree", "drop_slab")
 
@@ -75,6 +76,9 @@ class Kernel(Compaction, PageAlloc, MmInit, Vmstat, Vmscan, Timers, PageWritebac
                               for z in n.zones], n.cpus, node_items)
                       for n in self.layout.nodes]
         self.zones = [z for n in self.nodes for z in n.zones]
+        self.trace = Trace(self)                   # kmem trace events, off until enabled (mm/trace.py)
+        for z in self.zones:
+            z.trace = self.trace
         self.vm_events = dict.fromkeys(VM_EVENTS_DRIVEN, 0)
         self.generation = 0
         self.tasks = Tasks(self)                   # who owns what the control file allocates (mm/task.py)

@@ -81,6 +81,9 @@ class PageAlloc:
                 node = self.cpu_node[cpu]
             plan = self._plans.get((node, gfp)) or self._plan(node, gfp)
             local = "numa_local" if plan.zone.node == self.cpu_node[cpu] else "numa_other"
+        tr = self.trace
+        if tr.active:
+            tr.cpu = cpu
         # Fast path, the case boot, count=K loops and SLUB refills hit millions of times:
         # the preferred zone is above its high watermark and this cpu's pcp list has a
         # block.  It decides exactly what _get_page_from_freelist would (first zone, high
@@ -111,11 +114,15 @@ class PageAlloc:
             page = self._get_page_from_freelist(plan.zonelist, order, plan.flags, mt, cpu) or \
                 self._alloc_pages_slowpath(gfp, order, plan, cpu)
             if page is None:
+                if tr.active:
+                    tr.emit("mm_page_alloc", cpu, -1, order, mt, gfp)
                 raise MMError(errno.ENOMEM, f"alloc_pages(order={order}, {G.format_gfp(gfp)}, node={plan.node}) "
                                             f"failed: {self._alloc_failure_reason(plan, order, gfp)}")
         if use:
             page.use = use
             self._account_use(page, +1)
+        if tr.active:
+            tr.emit("mm_page_alloc", cpu, page.pfn, order, mt, gfp)
         self.generation += 1
         return page
 
@@ -503,6 +510,10 @@ class PageAlloc:
             self._movable_used(z, pfn, order, -1)
         if page.use:
             self._account_use(page, -1)
+        tr = self.trace
+        if tr.active:
+            tr.cpu = page.cpu
+            tr.emit("mm_page_free", page.cpu, pfn, order)
         nr = 1 << order
         self.vm_events["pgfree"] += nr
         self.generation += 1
@@ -583,7 +594,10 @@ class PageAlloc:
                 pfn = lst.pop()
                 count -= n
                 pcp.count -= n
-                z.free_one_page(pfn, order, z.get_pageblock_migratetype(pfn))
+                mt = z.get_pageblock_migratetype(pfn)
+                if z.trace.active:
+                    z.trace.emit("mm_page_pcpu_drain", z.trace.cpu, pfn, order, mt)
+                z.free_one_page(pfn, order, mt)
 
 
     # ---- exact-size allocations: alloc_pages_exact(), split_page() -----------------------

@@ -26,12 +26,14 @@ import errno
 from collections import OrderedDict
 
 from .errors import MMError
+from .trace import Trace
 from .gfp import (GFP_DMA, GFP_DMA32, GFP_KERNEL, GFP_NOWAIT, __GFP_ACCOUNT, __GFP_COMP, __GFP_DMA,
                   __GFP_DMA32, __GFP_HARDWALL, __GFP_HIGH, __GFP_IO, __GFP_FS, __GFP_MEMALLOC,
                   __GFP_NOFAIL, __GFP_NOMEMALLOC, __GFP_NORETRY, __GFP_NOWARN, __GFP_RECLAIM,
                   __GFP_RECLAIMABLE, __GFP_RETRY_MAYFAIL, __GFP_THISNODE)
 
 from .page_types import PAGE_SHIFT, PAGE_SIZE, PAGE_OFFSET, MAX_PAGE_ORDER  # noqa: F401
+NUMA_NO_NODE = -1
 SLUB_MAX_ORDER = 3                          # PAGE_ALLOC_COSTLY_ORDER
 SLUB_MIN_ORDER = 0
 MAX_OBJS_PER_PAGE = 32767
@@ -328,6 +330,7 @@ class Slub:
 
     def __init__(self, kernel):
         self.k = kernel
+        self.trace = getattr(kernel, "trace", None) or Trace()   # the kernel's kmem events
         self.caches: list[KmemCache] = []                # slab_caches: newest first
         self._by_name: dict[str, KmemCache] = {}
         self._slab_of: dict[int, Slab] = {}              # head pfn -> slab
@@ -485,7 +488,13 @@ class Slub:
     def kmem_cache_alloc(self, cache: KmemCache, gfp: int = GFP_KERNEL, node=None, cpu=None) -> int:
         self._check_cache(cache)
         cpu = self._pick_cpu(node, cpu)
+        tr = self.trace
+        if tr.active:
+            tr.cpu = cpu
         addr = self._alloc(cache, gfp, self._check_node(node), cpu)
+        if tr.active:
+            tr.emit("kmem_cache_alloc", cpu, addr, cache.name, cache.object_size, cache.size, gfp,
+                    NUMA_NO_NODE if node is None else node, gfp & _GFP_ACCOUNT or cache.flags & SLAB_ACCOUNT)
         self.k.generation += 1
         return addr
 
@@ -497,6 +506,8 @@ class Slub:
             raise _einval(f"{addr:#x} {owner}, not to {cache.name}" if isinstance(addr, int)
                           else "kmem_cache_free needs an address")
         self._free(slab, addr, self._pick_cpu(None, cpu) if cpu is not None else None)
+        if self.trace.active:
+            self.trace.emit("kmem_cache_free", self.trace.cpu if cpu is None else cpu, addr, cache.name)
         self.k.generation += 1
 
     def kmalloc(self, size: int, gfp: int = GFP_KERNEL, node=None, cpu=None) -> int:
@@ -508,11 +519,19 @@ class Slub:
         else:
             cpu = self._pick_cpu(node, cpu)
             node = self._check_node(node)
+        tr = self.trace
+        if tr.active:
+            tr.cpu = cpu
         if size > KMALLOC_MAX_CACHE_SIZE:
             addr = self._kmalloc_large(size, gfp, node, cpu)
+            alloc = PAGE_SIZE << get_order(size)
         else:
             caches = self._kmalloc_by_gfp.get(gfp) or self._kmalloc_by_gfp.setdefault(gfp, self._kmalloc[kmalloc_type(gfp)])
-            addr = self._alloc(caches[kmalloc_index(size)], gfp, node, cpu)
+            s = caches[kmalloc_index(size)]
+            addr = self._alloc(s, gfp, node, cpu)
+            alloc = s.size
+        if tr.active:
+            tr.emit("kmalloc", cpu, addr, size, alloc, gfp, NUMA_NO_NODE if node is None else node, gfp & _GFP_ACCOUNT)
         self.k.generation += 1
         return addr
 
@@ -540,6 +559,8 @@ class Slub:
             self.k.free_pages(page)
             self.k.mod_node_stat(page.node, "nr_slab_unreclaimable", -(1 << page.order))
             self.large_pages[page.node] -= 1 << page.order
+        if self.trace.active:
+            self.trace.emit("kfree", self.trace.cpu if cpu is None else cpu, addr)
         self.k.generation += 1
 
     def cache_of(self, addr: int) -> KmemCache | None:
@@ -602,6 +623,10 @@ class Slub:
         self._free(self._slab_lookup(cache.self_obj), cache.self_obj, None)
         cache.refcount = 0
         self.k.generation += 1
+
+    def slab_pfns(self):
+        """Head pfn of every slab (for views that draw memory)."""
+        return self._slab_of.keys()
 
     def slab_pages(self) -> dict[tuple[int, str], int]:
         """Pages held per (node, stat item): what the node counters must contain from us."""

@@ -182,6 +182,7 @@ class Tasks:
         where = _where(node, cpu)
         if use is not None:
             where["use"] = use
+        self._trace_current(tag)
         pages = self._run(count, lambda: k.alloc_pages(order, gfp, **where), k.free_pages)
         return self._add_pages(tag, order, use, pages)
 
@@ -197,14 +198,23 @@ class Tasks:
 
     def kmalloc(self, tag: str | None, size: int, gfp: int, count: int = 1, node=None, cpu=None) -> range:
         slab, where = self.k.slab, _where(node, cpu)
+        self._trace_current(tag)
         addrs = self._run(count, lambda: slab.kmalloc(size, gfp, **where), slab.kfree)
         return self._add(tag, KMALLOC, size, None, array("Q", addrs), None)
 
     def kmem_cache_alloc(self, tag: str | None, cache, gfp: int, count: int = 1, node=None, cpu=None) -> range:
         slab, where = self.k.slab, _where(node, cpu)
+        self._trace_current(tag)
         addrs = self._run(count, lambda: slab.kmem_cache_alloc(cache, gfp, **where),
                           lambda a: slab.kmem_cache_free(cache, a))
         return self._add(tag, SLAB, cache.name, None, array("Q", addrs), None, cache)
+
+    def _trace_current(self, tag, task: Task | None = None) -> None:
+        """Trace lines name the task an operation runs for (ftrace's TASK-PID column)."""
+        tr = getattr(self.k, "trace", None)
+        if tr is not None and tr.active:
+            task = task or self._by_tag.get(tag)
+            tr.current = (task.comm, task.pid) if task else ((tag or "init")[:TASK_COMM_LEN - 1], self._next_pid)
 
     @staticmethod
     def _run(count: int, alloc, free) -> list:
@@ -304,6 +314,7 @@ class Tasks:
         k = self.k
         total = 0
         for b, idx in sel:
+            self._trace_current(None, b.task)
             addrs, pages, done = b._addrs, b._pages, 0
             try:
                 if b.kind == PAGES:

@@ -38,6 +38,8 @@ class Vmscan:
                 self.pgdat_balanced(pgdat, order, highest) and not self.pgdat_watermark_boosted(pgdat, highest)):
             return
         self.kswapd_wakeups += 1
+        if self.trace.active:
+            self.trace.emit("mm_vmscan_wakeup_kswapd", self.trace.cpu, pgdat.id, order, gfp)
         self.queue_delayed_work(("kswapd", pgdat.id), 0, self.kswapd, pgdat.id)
 
     def pgdat_balanced(self, pgdat, order: int, highest: int) -> bool:
@@ -60,8 +62,16 @@ class Vmscan:
         pgdat = self.nodes[nid]
         order, highest = pgdat.kswapd_order, pgdat.kswapd_highest_zoneidx
         pgdat.kswapd_order, pgdat.kswapd_highest_zoneidx = 0, MAX_NR_ZONES
+        tr = self.trace
+        traced, woken_for = tr.active, tr.current
+        if traced:                                   # kswapd runs as its own kernel thread
+            tr.current = (f"kswapd{nid}", 0)
+            tr.emit("mm_vmscan_kswapd_wake", tr.cpu, nid, order)
         highest = MAX_NR_ZONES - 1 if highest == MAX_NR_ZONES else highest
         self.balance_pgdat(pgdat, order, highest)
+        if traced:
+            tr.emit("mm_vmscan_kswapd_sleep", tr.cpu, nid)
+            tr.current = woken_for
         # kswapd_try_to_sleep(): balanced at order 0 (a high order kswapd leaves to
         # compaction), it wakes kcompactd for the order it was asked for
         if order and self.pgdat_balanced(pgdat, 0, highest):

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from typing import Callable
 
 # Modules that contribute files, in the order their files are listed at the mount point.
-MODULES = ("zoneinfo", "pagetypeinfo", "buddyinfo", "slabinfo", "meminfo", "vmstat", "uptime", "hardware",
-           "extfrag")
+MODULES = ("zoneinfo", "pagetypeinfo", "buddyinfo", "slabinfo", "meminfo", "vmstat", "uptime", "hardware", "slab_sysfs",
+           "tracefs", "pictures", "extfrag")
 
 
 @dataclass(frozen=True)
@@ -20,6 +20,24 @@ class View:
     mode: int                                   # permission bits, as the kernel's file has them
     render: Callable[[object], bytes]           # kernel -> content
     exact_size: bool = False                    # binary files (DMI) need st_size = len(content)
+    volatile: bool = False                      # content is not a function of the allocation state (tracefs)
+    write: Callable[[object, bytes], None] | None = None   # tracefs knobs: kernel, bytes written
+
+
+# Modules whose files follow the kernel's state (a directory per slab cache): they export
+# key(k), cheap and changing whenever the file list changes, and files_now(k).
+DYNAMIC = ("slab_sysfs",)
+
+
+def dynamic_key(k) -> tuple:
+    return tuple(importlib.import_module(f"{__name__}.{name}").key(k) for name in DYNAMIC)
+
+
+def dynamic_files(k) -> dict[str, View]:
+    out: dict[str, View] = {}
+    for name in DYNAMIC:
+        out.update(importlib.import_module(f"{__name__}.{name}").files_now(k))
+    return out
 
 
 def files(machine=None) -> dict[str, View]:

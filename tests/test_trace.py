@@ -1,0 +1,228 @@
+"""The kmem trace events: off by default, one event per operation, lines in the kernel's formats.
+
+FORMATS below are the ``print fmt`` strings of a running 6.18 kernel's
+/sys/kernel/tracing/events/kmem/*/format, turned into regular expressions by hand-written
+rules (%p: 16 hex digits or (null), %lx: hex, %d: signed, %u/%zu: unsigned, %s and %pS:
+a word), so a line the simulator prints must parse the way the kernel's would.
+"""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import threading
+
+import pytest
+
+from procsim.testing import CONFIGS, procsim_cmd
+from procsim.machine import load
+from procsim.session import Session
+
+T = "sys/kernel/tracing"
+FORMATS = {
+    "mm_page_alloc": "page=%p pfn=0x%lx order=%d migratetype=%d gfp_flags=%s",
+    "mm_page_alloc_zone_locked": "page=%p pfn=0x%lx order=%u migratetype=%d percpu_refill=%d",
+    "mm_page_free": "page=%p pfn=0x%lx order=%d",
+    "mm_page_free_batched": "page=%p pfn=0x%lx order=0",
+    "mm_page_pcpu_drain": "page=%p pfn=0x%lx order=%d migratetype=%d",
+    "mm_page_alloc_extfrag": "page=%p pfn=0x%lx alloc_order=%d fallback_order=%d pageblock_order=%d "
+                             "alloc_migratetype=%d fallback_migratetype=%d fragmenting=%d change_ownership=%d",
+    "kmalloc": "call_site=%pS ptr=%p bytes_req=%zu bytes_alloc=%zu gfp_flags=%s node=%d accounted=%s",
+    "kfree": "call_site=%pS ptr=%p",
+    "kmem_cache_alloc": "call_site=%pS ptr=%p name=%s bytes_req=%zu bytes_alloc=%zu gfp_flags=%s node=%d "
+                        "accounted=%s",
+    "kmem_cache_free": "call_site=%pS ptr=%p name=%s",
+    "mm_vmscan_wakeup_kswapd": "nid=%d order=%d gfp_flags=%s",
+    "mm_vmscan_kswapd_wake": "nid=%d order=%d",
+    "mm_vmscan_kswapd_sleep": "nid=%d",
+}
+CONV = {"%pS": r"\S+", "%p": r"[0-9a-f]{16}|\(null\)", "%lx": r"[0-9a-f]+", "%d": r"-?\d+", "%u": r"\d+",
+        "%zu": r"\d+", "%s": r"\S+"}
+# ftrace's context: TASK-PID [CPU] flags TIMESTAMP: event: fields
+LINE = re.compile(r" *(?P<task>\S+)-(?P<pid>\d+) +\[(?P<cpu>\d{3})\] (?P<flags>.{5}) +(?P<ts>\d+\.\d{6}): "
+                  r"(?P<event>\w+): (?P<fields>.*)")
+
+
+def field_regex(fmt: str) -> re.Pattern:
+    out, i = "", 0
+    while i < len(fmt):
+        for conv in ("%pS", "%p", "%lx", "%zu", "%d", "%u", "%s"):
+            if fmt.startswith(conv, i):
+                name = re.findall(r"(\w+)=(?:0x)?$", fmt[:i])[-1]
+                out += f"(?P<{name}>{CONV[conv]})"
+                i += len(conv)
+                break
+        else:
+            out += re.escape(fmt[i])
+            i += 1
+    return re.compile(out)
+
+
+REGEX = {e: field_regex(f) for e, f in FORMATS.items()}
+
+
+def parse(text: str) -> list[tuple[str, dict]]:
+    """Every line as (event, fields); fails on a line the kernel's formats do not describe."""
+    out = []
+    for line in text.splitlines():
+        if line.startswith("#"):
+            continue
+        m = LINE.fullmatch(line)
+        assert m, line
+        f = REGEX[m["event"]].fullmatch(m["fields"])
+        assert f, line
+        out.append((m["event"], f.groupdict()))
+    return out
+
+
+def session() -> Session:
+    return Session(load(CONFIGS / "tiny.yaml"))
+
+
+def run(s: Session, text: str):
+    replies = s.execute_text(text)
+    for r in replies:
+        assert not r.errno, r.text
+    return replies
+
+
+def test_off_by_default_records_nothing():
+    s = session()
+    assert s.render(f"{T}/tracing_on") == b"1\n"
+    assert s.render(f"{T}/events/kmem/enable") == b"0\n"
+    run(s, "alloc_pages 0 count=50\nkmalloc 64 count=50")
+    assert not s.kernel.trace.active and s.kernel.trace.written == 0
+    assert s.render(f"{T}/trace_pipe") == b""
+    assert "entries-in-buffer/entries-written: 0/0   #P:2" in s.render(f"{T}/trace").decode()
+
+
+def test_one_event_per_operation_in_the_kernels_formats():
+    s = session()
+    s.write_view(f"{T}/events/kmem/enable", b"1\n")
+    run(s, "alloc_pages 0 gfp=GFP_HIGHUSER_MOVABLE count=5 tag=p\nalloc_pages 3 tag=big\n"
+           "kmalloc 100 count=7 tag=k\nkmem_cache_create things 200\nkmem_cache_alloc things count=3 tag=t")
+    row = next(ln.split() for ln in s.render("allocations").decode().splitlines() if " big " in ln)
+    run(s, "kfree tag=k\nkmem_cache_free things tag=t\nfree_pages tag=p\nfree_pages tag=big")
+    events = parse(s.render(f"{T}/trace_pipe").decode())
+    count = {}
+    for e, _ in events:
+        count[e] = count.get(e, 0) + 1
+    assert count["kmalloc"] == 7 and count["kfree"] == 7
+    assert count["kmem_cache_alloc"] == 3 and count["kmem_cache_free"] == 3
+    assert count["mm_page_free"] == 6
+    movable = [f for e, f in events if e == "mm_page_alloc" and f["gfp_flags"] == "GFP_HIGHUSER_MOVABLE"]
+    assert len(movable) == 5 and all(f["migratetype"] == "1" and f["order"] == "0" for f in movable)
+    # the order-3 block: its pfn is the one the allocations file shows, and page= is its struct page
+    big = next(f for e, f in events if e == "mm_page_alloc" and f["order"] == "3")
+    assert int(big["pfn"], 16) == int(row[-2])
+    assert int(big["page"], 16) == 0xffffea0000000000 + 64 * int(row[-2])
+    things = [f for e, f in events if e == "kmem_cache_alloc"]
+    assert {(f["name"], f["bytes_req"], f["node"], f["accounted"]) for f in things} == {("things", "200", "-1", "false")}
+    assert [f["ptr"] for e, f in events if e == "kmem_cache_free"] == [f["ptr"] for f in things]
+    assert s.render(f"{T}/trace_pipe") == b""                 # consumed
+    assert len(parse(s.render(f"{T}/trace").decode())) == len(events)   # the snapshot keeps them
+
+
+def test_task_pid_column_names_the_tag_and_time_is_the_simulated_clock():
+    s = session()
+    s.write_view(f"{T}/events/kmem/kmalloc/enable", b"1")
+    s.write_view(f"{T}/events/kmem/kfree/enable", b"1")
+    clock = [s.kernel.now_ns]
+    for cmd in ("kmalloc 64 tag=first", "kmalloc 64 tag=second", "kmalloc 64", "kfree tag=first"):
+        run(s, cmd)
+        clock.append(s.kernel.now_ns)
+    lines = [LINE.fullmatch(ln) for ln in s.render(f"{T}/trace").decode().splitlines() if not ln.startswith("#")]
+    assert [(m["task"], m["pid"], m["event"]) for m in lines] == [
+        ("first", "2", "kmalloc"), ("second", "3", "kmalloc"), ("init", "1", "kmalloc"), ("first", "2", "kfree")]
+    for m, before, after in zip(lines, clock, clock[1:]):     # stamped while its command ran
+        secs, usecs = (int(x) for x in m["ts"].split("."))
+        assert before // 1000 <= secs * 10**6 + usecs <= after // 1000
+
+
+def test_per_event_enable_tracing_on_and_clear():
+    s = session()
+    s.write_view(f"{T}/events/kmem/kmalloc/enable", b"1")
+    assert s.render(f"{T}/events/kmem/enable") == b"X\n"
+    run(s, "kmalloc 32 count=4\nalloc_pages 0 count=2")
+    assert [e for e, _ in parse(s.render(f"{T}/trace").decode())] == ["kmalloc"] * 4
+    s.write_view(f"{T}/tracing_on", b"0\n")
+    run(s, "kmalloc 32 count=4")
+    assert s.kernel.trace.written == 4
+    s.write_view(f"{T}/trace", b"\n")                         # echo > trace
+    assert parse(s.render(f"{T}/trace").decode()) == []
+
+
+@pytest.mark.parametrize("value", [b"2\n", b"yes", b""])
+def test_bad_values_are_einval_and_change_nothing(value):
+    from procsim.mm.errors import MMError
+    s = session()
+    with pytest.raises(MMError) as e:
+        s.write_view(f"{T}/events/kmem/enable", value)
+    assert e.value.errno == 22
+    assert s.render(f"{T}/events/kmem/enable") == b"0\n" and not s.kernel.trace.active
+
+
+def test_fallback_steal_prints_extfrag(tmp_path):
+    """Unmovable allocations that exhaust their own pageblocks take from Movable ones:
+    mm_page_alloc_extfrag says which order and type it fell back to."""
+    s = session()
+    s.write_view(f"{T}/events/kmem/mm_page_alloc_extfrag/enable", b"1")
+    run(s, "alloc_pages 0 count=4000 tag=u")
+    frags = [f for _, f in parse(s.render(f"{T}/trace").decode())]
+    assert frags
+    for f in frags:
+        assert f["alloc_migratetype"] == "0" and f["fallback_migratetype"] in ("1", "2")
+        assert f["pageblock_order"] == "9"
+        assert f["fragmenting"] == str(int(int(f["fallback_order"]) < 9))
+
+
+def test_vmscan_events_follow_kswapd():
+    """A boosted zone wakes kswapd (mm_vmscan_wakeup_kswapd, in the caller's context); when the
+    clock moves kswapd0 runs: mm_vmscan_kswapd_wake, balance, mm_vmscan_kswapd_sleep."""
+    from procsim.testing import boot
+    from procsim.mm import gfp as G
+    from procsim.views.tracefs import render_trace
+    k = boot("tiny")
+    k.trace.enable(("mm_vmscan_wakeup_kswapd", "mm_vmscan_kswapd_wake", "mm_vmscan_kswapd_sleep"), True)
+    z = k.zones[1]
+    z.boost = 512
+    k.wakeup_kswapd(z, G.GFP_KERNEL, 2, 1)
+    k.tick()
+    lines = [LINE.fullmatch(ln) for ln in render_trace(k).decode().splitlines() if not ln.startswith("#")]
+    assert [(m["task"], m["event"], m["fields"]) for m in lines] == [
+        ("init", "mm_vmscan_wakeup_kswapd", "nid=0 order=2 gfp_flags=GFP_KERNEL"),
+        ("kswapd0", "mm_vmscan_kswapd_wake", "nid=0 order=2"),
+        ("kswapd0", "mm_vmscan_kswapd_sleep", "nid=0")]
+    parse(render_trace(k).decode())
+    assert z.boost == 0
+
+
+def test_trace_pipe_through_the_mount_loses_nothing_under_8_writers(mounted):
+    mp = mounted("tiny")
+    tdir = mp / T
+    (tdir / "events/kmem/kmalloc/enable").write_text("1\n")
+    per_writer = 50
+    seen: list = []
+
+    def writer(i):
+        with open(mp / "control", "w") as f:
+            for _ in range(per_writer):
+                f.write(f"kmalloc 64 tag=w{i}\n")
+                f.flush()
+
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    while any(t.is_alive() for t in threads):
+        seen += parse((tdir / "trace_pipe").read_text())
+    for t in threads:
+        t.join()
+    seen += parse((tdir / "trace_pipe").read_text())
+    ptrs = [f["ptr"] for e, f in seen]
+    assert len(ptrs) == 8 * per_writer and len(set(ptrs)) == len(ptrs)
+    # and a real reader through procsim exec, at the kernel's path
+    (mp / "control").write_text("kmalloc 64 tag=x\n")
+    r = subprocess.run(procsim_cmd("exec", mp, "--", "cat", "/sys/kernel/tracing/trace_pipe"),
+                       capture_output=True, text=True, timeout=60, env=dict(os.environ))
+    assert r.returncode == 0, r.stderr
+    assert [e for e, _ in parse(r.stdout)] == ["kmalloc"]
