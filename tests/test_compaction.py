@@ -385,3 +385,19 @@ def test_thp_requests_count_as_thp_faults():
     assert events(k, *names) == {"thp_fault_alloc": 2, "thp_fault_fallback": 0}
     assert ctl.run("alloc_pages 9 count=100 gfp=GFP_TRANSHUGE_LIGHT").errno == errno.ENOMEM
     assert events(k, *names) == {"thp_fault_alloc": 2, "thp_fault_fallback": 1}
+
+
+def test_examples_fragmentation_sh_ends_with_compaction_making_the_request_succeed(mounted):
+    """The example, run as a user would against a real mount of tiny: the GFP_KERNEL order-10
+    request fails saying fragmentation, compact_memory raises the order-10 count, the same
+    request then succeeds."""
+    import subprocess
+    from pathlib import Path
+    mp = mounted("tiny")
+    script = Path(__file__).resolve().parent.parent / "examples/fragmentation.sh"
+    out = subprocess.run(["bash", str(script), str(mp)], capture_output=True,
+                         text=True, timeout=300, check=True).stdout
+    assert "fragmentation: Node 0 DMA32 has" in out and "no free block of order 10" in out
+    after = out.split("== after compact_memory")[1]
+    assert re.search(r"^pgmigrate_success [1-9]", after, re.M)
+    assert re.search(r"the same request now succeeds: .* -> ok \d+-\d+", out)
