@@ -11,6 +11,8 @@ One command per line (``#`` comments and blank lines are ignored)::
     kmem_cache_destroy NAME
     kmalloc SIZE [gfp=FLAGS] [node=N] [cpu=C] [count=K] [tag=NAME]
     kfree ID | kfree tag=NAME
+    alloc_pages_exact SIZE [gfp=FLAGS] [node=N] [cpu=C] [tag=NAME]
+    compact_memory | compact node=N
     sleep DURATION
     drop_caches | drain_pages | reset | help
 
@@ -60,6 +62,7 @@ from typing import Callable, ClassVar
 
 from procsim.mm import gfp as G
 from procsim.mm.errors import MMError
+from procsim.mm.huge_memory import count_thp_fault
 from procsim.mm.page_types import MAX_PAGE_ORDER as MAX_ORDER
 from procsim.views import allocations as _allocations
 from procsim.views.allocations import MAX_LISTED  # noqa: F401  (a documented limit)
@@ -346,8 +349,47 @@ class AllocPages(_Allocate):
     def apply(self, k):
         if self.order and self.count > MAX_COUNT:     # only order 0 comes as runs
             raise ControlError(E.EINVAL, f"count must be in 1..{MAX_COUNT} for order {self.order}, not {self.count}")
-        return _ok_ids(k.tasks.alloc_pages(self.tag, self.order, self.gfp, self.count, use=self.use,
-                                           **self._where(k)))
+        try:
+            ids = k.tasks.alloc_pages(self.tag, self.order, self.gfp, self.count, use=self.use, **self._where(k))
+        except MMError:
+            count_thp_fault(k, self.order, self.gfp, 0, True)
+            raise
+        count_thp_fault(k, self.order, self.gfp, len(ids), False)
+        return _ok_ids(ids)
+
+
+@command("alloc_pages_exact")
+class AllocPagesExact(Command):
+    """alloc_pages_exact(): the covering power-of-two block, split, its tail pages freed;
+    replies the IDs of the order-0 pages kept ("ask for 3 pages: take 4, give one back")."""
+    size: int = arg("SIZE", _size)
+    gfp: int = opt(_gfp, G.GFP_KERNEL, show=_show_gfp)
+    node: int | None = opt(_node)
+    cpu: int | None = opt(_cpu)
+    tag: str | None = opt(_tag)
+
+    def apply(self, k):
+        return _ok_ids(k.tasks.alloc_pages_exact(self.tag, self.size, self.gfp, **_Allocate._where(self, k)))
+
+
+@command("compact_memory")
+class CompactMemory(Command):
+    """vm.compact_memory: compact every zone of every node (compact_nodes())."""
+    def apply(self, k):
+        k.compact_nodes()
+        return "ok"
+
+
+@command("compact")
+class CompactNode(Command):
+    """/sys/devices/system/node/nodeN/compact: compact every zone of node N (compact_node())."""
+    node: int | None = opt(_node)
+
+    def apply(self, k):
+        if self.node is None:
+            raise ControlError(E.EINVAL, "compact: node=N is required (compact_memory compacts every node)")
+        k.compact_node(_in_range(self.node, "node", 0, len(k.nodes) - 1))
+        return "ok"
 
 
 @command("kmem_cache_alloc")

@@ -53,7 +53,9 @@ class Page:
     The allocator fills the fields one by one after ``Page()``: a class without ``__init__``
     is the cheapest object CPython makes, and one is made per allocation.
     """
-    __slots__ = ("pfn", "order", "zone", "migratetype", "cpu", "use")
+    # ``id``: the control file's ID of the allocation, set by Tasks only (compaction's
+    # migration reads it to move the ID along; unset on the kernel's own pages)
+    __slots__ = ("pfn", "order", "zone", "migratetype", "cpu", "use", "id")
 
     @property
     def node(self) -> int:

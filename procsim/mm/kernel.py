@@ -10,7 +10,7 @@ pfns, byte for byte.
 The work itself lives in modules named after the kernel's files, composed here as mixins:
 ``mm_init`` (boot setup), ``page_alloc`` (alloc/free, the slow path), ``vmstat`` (counters,
 the vmstat worker), ``vmscan`` (kswapd, drop_slab), ``timer`` (the clock, deferred work),
-``page_writeback`` (dirty limits), ``show_mem`` (MemAvailable, overcommit), and
+``compaction`` and ``migrate`` (compaction, kcompactd), ``page_writeback`` (dirty limits), ``show_mem`` (MemAvailable, overcommit), and
 ``x86_init`` (the direct map's page sizes).
 """
 from __future__ import annotations
@@ -28,6 +28,7 @@ from .vmscan import Vmscan
 from .vmstat import Vmstat, NODE_STAT_ITEMS, ZONE_STAT_ITEMS, NUMA_STAT_ITEMS
 
 from .task import Tasks
+from .compaction import Compaction
 from .trace import Trace
 VM_EVENTS_DRIVEN = ("pgalloc_dma", "pgalloc_dma32", "pgalloc_normal", "pgalloc_movable", "pgalloc_device",
                     "pgfree", "drop_slab")
@@ -58,7 +59,7 @@ class PgData:
     def has_memory(self): return any(z.managed for z in self.zones)
 
 
-class Kernel(PageAlloc, MmInit, Vmstat, Vmscan, Timers, PageWriteback, ShowMem):
+class Kernel(Compaction, PageAlloc, MmInit, Vmstat, Vmscan, Timers, PageWriteback, ShowMem):
     def __init__(self, machine: Machine, boot: bool = True, slab: bool = True, profile: Profile | None = None,
                  page_runs: bool = True):
         self.machine = machine
@@ -95,6 +96,7 @@ class Kernel(PageAlloc, MmInit, Vmstat, Vmscan, Timers, PageWriteback, ShowMem):
         for z in self.zones:                       # populate_rootfs, free_initmem: after the watermarks
             self.vm_events["pgfree"] += z.free_late()
         self.start_shepherd_timer()
+        self._init_compaction()                    # zones' compact_* state, kcompactd per node
         self.slab = None
         if slab:                                   # SLUB sits on top of the page allocator
             from .slub import Slub

@@ -15,6 +15,7 @@ from .buddy import (Zone, Page, PerCpuPages, MIGRATE_MOVABLE, MIGRATE_HIGHATOMIC
                     MAX_PAGE_ORDER, NR_PAGE_ORDERS, NR_PCP_LISTS,
                     PAGE_ALLOC_COSTLY_ORDER, PCP_BATCH_SCALE_MAX, pcp_allowed_order, order_to_pindex,
                     pindex_to_order, migratetype_is_mergeable)
+from .compaction import COMPACT_DEFERRED
 from .errors import MMError
 from .layout import ZONE_DMA32, ZONE_NORMAL, ZONE_MOVABLE, PAGEBLOCK_ORDER, PAGEBLOCK_NR_PAGES
 
@@ -67,10 +68,10 @@ class PageAlloc:
 
     def alloc_pages(self, order: int, gfp: int = G.GFP_KERNEL, node: int | None = None,
                     cpu: int | None = None, use: str | None = None) -> Page:
-        """__alloc_pages(): fast path at the low watermark, then the slow path at min.
-
-        There is no reclaim or compaction: when even the slow path fails the request fails
-        with ENOMEM and nothing has changed.
+        """__alloc_pages(): fast path at the low watermark, then the slow path at min (with
+        direct compaction; reclaim is not modelled).  When even the slow path fails the
+        request fails with ENOMEM and no allocation has changed (compaction may have moved
+        movable ones, as in the kernel).
         """
         if node is None and cpu is None and use is None and order.__class__ is int and 0 <= order <= MAX_PAGE_ORDER:
             cpu = 0                                # the common call: cpu 0, its own node, no use
@@ -122,7 +123,7 @@ class PageAlloc:
                 if tr.active:
                     tr.emit("mm_page_alloc", cpu, -1, order, mt, gfp)
                 raise MMError(errno.ENOMEM, f"alloc_pages(order={order}, {G.format_gfp(gfp)}, node={plan.node}) "
-                                            "failed: every zone of the zonelist is below its watermark")
+                                            f"failed: {self._alloc_failure_reason(plan, order, gfp)}")
         if use:
             page.use = use
             self._account_use(page, +1)
@@ -449,9 +450,10 @@ class PageAlloc:
     def _alloc_pages_slowpath(self, gfp: int, order: int, plan: _Plan, cpu: int) -> Page | None:
         """__alloc_pages_slowpath(): the fast path failed at the low mark.  Wake kswapd, retry
         at the min mark with the reserves the gfp allows, then direct compaction and reclaim
-        while should_reclaim_retry() sees a chance; give up with warn_alloc().  Reclaim and
-        compaction make no progress yet, so a request that fails here fails for good (the
-        OOM killer is not modelled)."""
+        while should_reclaim_retry() sees a chance; give up with warn_alloc().  Reclaim makes
+        no progress yet, so compaction's priority never escalates (should_compact_retry()
+        needs reclaim progress) and a request that fails here fails for good (the OOM killer
+        is not modelled)."""
         flags = G.gfp_to_alloc_flags(gfp, order)
         zonelist, mt = plan.zonelist, plan.mt
         highest = G.gfp_zone(gfp)
@@ -467,7 +469,9 @@ class PageAlloc:
             page = self._alloc_pages_direct_compact(gfp, order, flags, plan, cpu)
             if page is not None:
                 return page
-            if costly and gfp & _GFP_NORETRY:         # compaction skipped: give up
+            # costly __GFP_NORETRY: give up when compaction was skipped or deferred, else
+            # one more pass of the retry loop, at async priority
+            if costly and gfp & _GFP_NORETRY and self.last_compact_result <= COMPACT_DEFERRED:
                 self.warn_alloc(gfp, order, plan.node)
                 return None
         no_progress_loops = 0
@@ -494,6 +498,15 @@ class PageAlloc:
         self.warn_alloc(gfp, order, plan.node)
         return None
 
+    def _alloc_failure_reason(self, plan: _Plan, order: int, gfp: int) -> str:
+        """Why the slow path gave up: below the watermark, or -- some zone has the free pages
+        at its min mark but no free block of the order -- external fragmentation."""
+        highest = G.gfp_zone(gfp)
+        for z in plan.zonelist:
+            if order and z.idx <= highest and self._watermark_ok(z, 0, z.wmark_min + (1 << order) - 1, highest, 0):
+                return f"fragmentation: {z!r} has {z.nr_free} free pages but no free block of order {order} or more"
+        return "every zone of the zonelist is below its watermark"
+
     # The kernel's __alloc_pages_direct_reclaim / __alloc_pages_direct_compact: one leading
     # underscore here, because Python mangles double-underscore names inside a class and a
     # later mixin (vmscan, compaction) must be able to override them.
@@ -504,8 +517,7 @@ class PageAlloc:
         return None, 0
 
     def _alloc_pages_direct_compact(self, gfp: int, order: int, flags: int, plan: _Plan, cpu: int):
-        """__alloc_pages_direct_compact(): order-0 requests never compact; compaction is not
-        modelled yet, so nothing is freed up (the compaction issue fills this in)."""
+        """__alloc_pages_direct_compact(): the Compaction mixin (compaction.py) overrides this."""
         return None
 
     def _should_reclaim_retry(self, order: int, flags: int, zonelist, highest: int, no_progress_loops: int) -> bool:
@@ -881,6 +893,40 @@ class PageAlloc:
                 z.free_one_page(pfn, order, mt)
 
 
+    # ---- exact-size allocations: alloc_pages_exact(), split_page() -----------------------
+    def alloc_pages_exact(self, size: int, gfp: int = G.GFP_KERNEL, node: int | None = None,
+                          cpu: int | None = None) -> list[Page]:
+        """alloc_pages_exact(): the covering order (get_order(size)) without __GFP_COMP, split
+        into order-0 pages, the tail beyond PAGE_ALIGN(size) freed (make_alloc_exact()).
+        Returns the pages kept, lowest pfn first."""
+        if not isinstance(size, int) or size <= 0:
+            raise MMError(errno.EINVAL, f"alloc_pages_exact: size {size!r} must be a positive number of bytes")
+        nr = -(-size // PAGE_SIZE)
+        order = (nr - 1).bit_length()
+        if order > MAX_PAGE_ORDER:
+            raise MMError(errno.EINVAL, f"alloc_pages_exact: {size} bytes need order {order} > {MAX_PAGE_ORDER}")
+        pages = self.split_page(self.alloc_pages(order, gfp & ~_GFP_COMP, node, cpu))
+        for p in pages[nr:]:
+            self.free_pages(p)
+        return pages[:nr]
+
+    def split_page(self, page: Page) -> list[Page]:
+        """split_page(): a non-compound 2^order block becomes 2^order order-0 pages."""
+        z = page.zone
+        if z.allocated.get(page.pfn) is not page:
+            raise MMError(errno.EINVAL, f"split_page: pfn {page.pfn:#x} is not allocated")
+        out = []
+        for pfn in range(page.pfn, page.pfn + (1 << page.order)):
+            p = Page()
+            p.pfn, p.order, p.zone, p.migratetype, p.cpu, p.use = pfn, 0, z, page.migratetype, page.cpu, None
+            z.allocated[pfn] = p
+            out.append(p)
+        if page.use:                              # the use moves to the pieces, counted once
+            for p in out:
+                p.use = page.use
+        self.generation += 1
+        return out
+
     def drain_all_pages(self):
         """drain_all_pages(): every pcp list back to the buddy (memory pressure, drop_caches)."""
         for z in self.zones:
@@ -921,6 +967,7 @@ _GFP_DIRECT_RECLAIM = G.__GFP_DIRECT_RECLAIM
 _GFP_NORETRY = G.__GFP_NORETRY
 _GFP_RETRY_MAYFAIL = G.__GFP_RETRY_MAYFAIL
 _GFP_IO = G.__GFP_IO
+_GFP_COMP = G.__GFP_COMP
 MAX_RECLAIM_RETRIES = 16                 # mm/internal.h
 _ALLOC_RESERVES = G.ALLOC_RESERVES
 # The pcp list of a block by (order, migratetype), or -1 where the pcp is bypassed (orders

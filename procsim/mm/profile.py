@@ -105,6 +105,9 @@ class Profile:
     kmalloc_sequence: tuple[tuple[int, int], ...] | None = None
     kmalloc_k_names: bool = True                 # "kmalloc-1k" (4.20+) or "kmalloc-1024"
     kmalloc_buckets: bool = True                 # 6.11's kmem_buckets cache
+    # vm.compaction_proactiveness's default; None: no proactive compaction (before 5.9), so
+    # kcompactd only runs when woken
+    compaction_proactiveness: int | None = 20
 
     def stat(self, counters: dict, item: str) -> int:
         """A counter by this version's name: 0 for one procsim does not keep."""
@@ -129,7 +132,7 @@ LINUX_5_4 = Profile("5.4", _NODE_5_4, _ZONE_5_4, _NUMA, VM_EVENT_ITEMS, wmark_li
                     aliases=tuple(_ALIASES_5_4.items()),
                     kmalloc_sequence=kmalloc_sequence((KMALLOC_NORMAL, KMALLOC_RECLAIM), KMALLOC_IDX_POW2_ORDER)
                     + kmalloc_sequence((KMALLOC_DMA,), _DMA_IDX),
-                    kmalloc_buckets=False)
+                    kmalloc_buckets=False, compaction_proactiveness=None)
 # 3.10 (seed 002, a CentOS 7 SLUB): only what SLUB shows differs from 5.4 here; the memory
 # files keep 5.4's shapes until a 3.10 capture of them exists
 LINUX_3_10 = replace(LINUX_5_4, version="3.10", kmalloc_k_names=False,

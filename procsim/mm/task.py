@@ -320,9 +320,19 @@ class Tasks:
             where["use"] = use
         self._trace_current(tag)
         pages = self._run(count, lambda: k.alloc_pages(order, gfp, **where), k.free_pages)
-        b = self._new(tag, PAGES, order, use, count)
+        return self._add_pages(tag, order, use, pages)
+
+    def alloc_pages_exact(self, tag: str | None, size: int, gfp: int, node=None, cpu=None) -> range:
+        """alloc_pages_exact(): the order-0 pages of the covering block that size needs (the
+        kernel frees the tail); one ID per page kept."""
+        return self._add_pages(tag, 0, None, self.k.alloc_pages_exact(size, gfp, **_where(node, cpu)))
+
+    def _add_pages(self, tag, order, use, pages) -> range:
+        """A batch of pages made one by one, each with its Page."""
+        b = self._new(tag, PAGES, order, use, len(pages))
         b.cpu, b.mt = getattr(pages[0], "cpu", None), getattr(pages[0], "migratetype", None)
         for i, page in enumerate(pages):
+            page.id = b.first + i                   # migration moves the ID with the page
             b._append(i, page.zone, page.pfn)
             b._pages[i] = page
         return self._file(b)
@@ -410,6 +420,7 @@ class Tasks:
             page = Page()
             page.pfn = b.value(i); page.order = b.what; page.zone = b._zone[j]
             page.migratetype = b.mt; page.cpu = b.cpu; page.use = b.use
+            page.id = b.first + i                  # migration moves the ID with the page
             page.zone.allocated[page.pfn] = page
             b._pages[i] = page
         return page
@@ -562,6 +573,11 @@ class Tasks:
     def run_pages(self):
         """Live page members without a Page handle, as (zone, first pfn, pages, batch): the
         allocations the zones' ``allocated`` maps do not hold (procsim.mm.check)."""
+        for z, pfn, npages, b, _ in self._run_members():
+            yield z, pfn, npages, b
+
+    def _run_members(self):
+        """run_pages() with each run's first member index."""
         for b in self._batches.values():
             if b.kind != PAGES:
                 continue
@@ -572,10 +588,31 @@ class Tasks:
                 s = i
                 for h in handles[bisect_left(handles, i):bisect_left(handles, i + n)]:
                     if h > s:
-                        yield z, p + ((s - i) << b.what), (h - s) << b.what, b
+                        yield z, p + ((s - i) << b.what), (h - s) << b.what, b, s
                     s = h + 1
                 if s < i + n:
-                    yield z, p + ((s - i) << b.what), (i + n - s) << b.what, b
+                    yield z, p + ((s - i) << b.what), (i + n - s) << b.what, b, s
+
+    def run_page_finder(self, zone):
+        """pfn -> the Page of the live run member at pfn in zone (made on demand, as page()
+        does), or None: how compaction's migrate scanner sees allocations kept as runs.
+        Built in O(runs of the zone); each question is one bisect."""
+        starts, runs = [], []
+        for pfn, n, b, i in sorted((p, n, b, i) for z, p, n, b, i in self._run_members() if z is zone):
+            starts.append(pfn)
+            runs.append((pfn + n, b, i))
+
+        def find(pfn):
+            j = bisect_right(starts, pfn) - 1
+            if j < 0 or pfn >= runs[j][0]:
+                return None
+            end, b, i = runs[j]
+            off = pfn - starts[j]
+            if off & ((1 << b.what) - 1):        # not the head of a block
+                return None
+            i += off >> b.what
+            return self.page(b, i) if b.value(i) == pfn else None   # moved away meanwhile: no
+        return find
 
     # ---- invariants (procsim.mm.check) -----------------------------------------------------
     def check(self) -> None:

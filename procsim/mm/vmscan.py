@@ -67,10 +67,15 @@ class Vmscan:
         if traced:                                   # kswapd runs as its own kernel thread
             tr.current = (f"kswapd{nid}", 0)
             tr.emit("mm_vmscan_kswapd_wake", tr.cpu, nid, order)
-        self.balance_pgdat(pgdat, order, MAX_NR_ZONES - 1 if highest == MAX_NR_ZONES else highest)
+        highest = MAX_NR_ZONES - 1 if highest == MAX_NR_ZONES else highest
+        self.balance_pgdat(pgdat, order, highest)
         if traced:
             tr.emit("mm_vmscan_kswapd_sleep", tr.cpu, nid)
             tr.current = woken_for
+        # kswapd_try_to_sleep(): balanced at order 0 (a high order kswapd leaves to
+        # compaction), it wakes kcompactd for the order it was asked for
+        if order and self.pgdat_balanced(pgdat, 0, highest):
+            self.wakeup_kcompactd(pgdat, order, highest)
 
     def balance_pgdat(self, pgdat, order: int, highest: int):
         """balance_pgdat(), without reclaim for now: the boost the zones had when kswapd
