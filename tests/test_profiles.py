@@ -71,3 +71,44 @@ def test_3_10_kmalloc_names_and_creation_order():
     seed = [p.split()[0] for p in SEED_3_10.splitlines()[2:] if "kmalloc" in p.split()[0]]
     assert [n for n in names if "kmalloc" in n][:len(seed)] == seed
     assert not any(n.startswith(("kmalloc-cg-", "kmalloc-rcl-")) or n.endswith("k") for n in names)
+
+
+TINY = (ROOT / "configs" / "tiny.yaml").read_text()
+
+
+def _pcp_after_frees_and_sleep(kernel: str):
+    """tiny (DMA32 holds the memory) after 3000 pages freed through cpu 0's pageset and a
+    40 s sleep: (zoneinfo's DMA32 cpu-0 ``high`` right after the frees, after the sleep,
+    and the pageset)."""
+    from procsim.control import Control
+    from procsim.testing import boot
+    ctl = Control(lambda: boot(text=f'kernel: "{kernel}"\n' + TINY))
+    k = ctl.kernel
+    zoneinfo_high = lambda: fields(files(k.machine)["zoneinfo"].render(k).decode(), "high:")[2]
+    assert ctl.run("alloc_pages 0 count=3000 tag=t").errno == 0
+    assert ctl.run("free_pages tag=t").errno == 0
+    after_frees = zoneinfo_high()
+    assert ctl.run("sleep 40").text == "ok"
+    return after_frees, zoneinfo_high(), k.zones[1].pcp[0]
+
+
+def test_6_1_pcp_high_is_static_through_frees_and_sleeps():
+    """6.1 has no dynamic high: zone_highsize() = max(low / nr_cpus_of_node, 4 * batch).  tiny:
+    DMA32 managed and its low watermark give max(low // 2, 4 * batch); the frees must not raise
+    it nor the vmstat worker lower it."""
+    after_frees, after_sleep, pcp = _pcp_after_frees_and_sleep("6.1")
+    from procsim.testing import boot
+    z = boot(text='kernel: "6.1"\n' + TINY).zones[1]
+    static = max(z.wmark_low // 2, 4 * z.pcp[0].batch)
+    assert after_frees == after_sleep == pcp.high == static
+    assert pcp.count <= static
+
+
+def test_6_18_pcp_high_moves_with_the_same_workload():
+    after_frees, after_sleep, pcp = _pcp_after_frees_and_sleep("6.18")
+    assert after_frees > after_sleep == pcp.high_min
+
+
+def test_5_4_pcp_high_is_six_batches_through_frees_and_sleeps():
+    after_frees, after_sleep, pcp = _pcp_after_frees_and_sleep("5.4")
+    assert after_frees == after_sleep == pcp.high == 6 * pcp.batch
