@@ -206,3 +206,62 @@ def test_5_4_meminfo_keys_order_and_widths():
         elif line.endswith(" kB"):                        # "%-16s%8lu kB"
             label, value = line[:16], line[16:-3]
             assert label == f"{line.split(':')[0] + ':':<16}" and len(value) == max(8, len(value.strip())), line
+
+
+# ---- 3.10 (kernel.org v3.10; read in AndreiLux/ref-3.10, a 3.10 tree, leaving out its vendor
+# additions nr_inuse, pgfmfault, InUse) --------------------------------------------------------
+# mm/vmstat.c vmstat_text[]: enum zone_stat_item (NUMA items inside it, then THP and CMA), the two
+# writeback items, then vm_event_item for CentOS 7's x86-64 config (NUMA, NUMA_BALANCING,
+# MIGRATION, COMPACTION, HUGETLB_PAGE, TRANSPARENT_HUGEPAGE); no fake counter at the end
+VMSTAT_3_10 = (
+    "nr_free_pages nr_inactive_anon nr_active_anon nr_inactive_file nr_active_file nr_unevictable nr_mlock "
+    "nr_anon_pages nr_mapped nr_file_pages nr_dirty nr_writeback nr_slab_reclaimable nr_slab_unreclaimable "
+    "nr_page_table_pages nr_kernel_stack nr_unstable nr_bounce nr_vmscan_write nr_vmscan_immediate_reclaim "
+    "nr_writeback_temp nr_isolated_anon nr_isolated_file nr_shmem nr_dirtied nr_written numa_hit numa_miss "
+    "numa_foreign numa_interleave numa_local numa_other nr_anon_transparent_hugepages nr_free_cma "
+    "nr_dirty_threshold nr_dirty_background_threshold pgpgin pgpgout pswpin pswpout").split() + _z("pgalloc") + (
+    "pgfree pgactivate pgdeactivate pgfault pgmajfault").split() + _z("pgrefill") + _z("pgsteal_kswapd") + \
+    _z("pgsteal_direct") + _z("pgscan_kswapd") + _z("pgscan_direct") + (
+    "pgscan_direct_throttle zone_reclaim_failed pginodesteal slabs_scanned kswapd_inodesteal "
+    "kswapd_low_wmark_hit_quickly kswapd_high_wmark_hit_quickly pageoutrun allocstall pgrotated "
+    "numa_pte_updates numa_hint_faults numa_hint_faults_local numa_pages_migrated pgmigrate_success "
+    "pgmigrate_fail compact_migrate_scanned compact_free_scanned compact_isolated compact_stall compact_fail "
+    "compact_success htlb_buddy_alloc_success htlb_buddy_alloc_fail unevictable_pgs_culled "
+    "unevictable_pgs_scanned unevictable_pgs_rescued unevictable_pgs_mlocked unevictable_pgs_munlocked "
+    "unevictable_pgs_cleared unevictable_pgs_stranded thp_fault_alloc thp_fault_fallback thp_collapse_alloc "
+    "thp_collapse_alloc_failed thp_split thp_zero_page_alloc thp_zero_page_alloc_failed").split()
+
+# fs/proc/meminfo.c meminfo_proc_show(): one seq_printf (MEMORY_FAILURE, TRANSPARENT_HUGEPAGE,
+# no HIGHMEM, QUICKLIST); hugetlb_report_meminfo() without 4.16's Hugetlb line; x86 DirectMap*
+MEMINFO_3_10 = (
+    "MemTotal MemFree Buffers Cached SwapCached Active Inactive Active(anon) Inactive(anon) Active(file) "
+    "Inactive(file) Unevictable Mlocked SwapTotal SwapFree Dirty Writeback AnonPages Mapped Shmem Slab "
+    "SReclaimable SUnreclaim KernelStack PageTables NFS_Unstable Bounce WritebackTmp CommitLimit Committed_AS "
+    "VmallocTotal VmallocUsed VmallocChunk HardwareCorrupted AnonHugePages HugePages_Total HugePages_Free "
+    "HugePages_Rsvd HugePages_Surp Hugepagesize DirectMap4k DirectMap2M DirectMap1G").split()
+
+
+def _seed_vm_3_10():
+    """seed-vm-5.4.yaml's machine (its boot workload has kernel stacks) as a 3.10."""
+    text = (ROOT / "configs" / "seed-vm-5.4.yaml").read_text().replace('kernel: "5.4"', 'kernel: "3.10"')
+    m = M.loads(text)
+    assert m.kernel == "3.10"
+    return m, Kernel(m)
+
+
+def test_3_10_vmstat_keys_and_order_are_3_10s_vmstat_text():
+    m, k = _seed_vm_3_10()
+    text = files(m)["vmstat"].render(k).decode()
+    assert [line.split()[0] for line in text.splitlines()] == VMSTAT_3_10
+    vs = {a: int(b) for a, b in (line.split() for line in text.splitlines())}
+    # the node-kept counters reach 3.10's zone counters; NR_KERNEL_STACK counts stacks
+    assert vs["nr_free_pages"] == k.nr_free_pages
+    assert vs["nr_slab_unreclaimable"] == k.node_stat_total("nr_slab_unreclaimable") > 0
+    assert vs["nr_kernel_stack"] * 16 == k.node_stat_total("nr_kernel_stack") > 0
+
+
+def test_3_10_meminfo_keys_and_order():
+    m, k = _seed_vm_3_10()
+    lines = files(m)["meminfo"].render(k).decode().splitlines()
+    assert [line.split(":")[0] for line in lines] == MEMINFO_3_10
+    assert "HardwareCorrupted:     0 kB" in lines

@@ -92,6 +92,29 @@ _EVENTS_5_4 = (
        "thp_deferred_split_page", "thp_split_pmd", "thp_split_pud", "thp_zero_page_alloc",
        "thp_zero_page_alloc_failed", "thp_swpout", "thp_swpout_fallback", "balloon_inflate", "balloon_deflate",
        "balloon_migrate", "swap_ra", "swap_ra_hit"))
+# 3.10 (kernel.org v3.10): every counter is a zone counter (enum zone_stat_item; nodes got their
+# own in 4.8), vmstat_text[] for CentOS 7's x86-64 config (NUMA, NUMA_BALANCING, MIGRATION,
+# COMPACTION, HUGETLB_PAGE, TRANSPARENT_HUGEPAGE).  RHEL 7's backports are not in it.
+_VMSTAT_3_10 = (
+    "nr_free_pages", "nr_inactive_anon", "nr_active_anon", "nr_inactive_file", "nr_active_file",
+    "nr_unevictable", "nr_mlock", "nr_anon_pages", "nr_mapped", "nr_file_pages", "nr_dirty", "nr_writeback",
+    "nr_slab_reclaimable", "nr_slab_unreclaimable", "nr_page_table_pages", "nr_kernel_stack", "nr_unstable",
+    "nr_bounce", "nr_vmscan_write", "nr_vmscan_immediate_reclaim", "nr_writeback_temp", "nr_isolated_anon",
+    "nr_isolated_file", "nr_shmem", "nr_dirtied", "nr_written") + _NUMA + (
+    "nr_anon_transparent_hugepages", "nr_free_cma")
+_EVENTS_3_10 = (
+    ("pgpgin", "pgpgout", "pswpin", "pswpout") + _zones("pgalloc")
+    + ("pgfree", "pgactivate", "pgdeactivate", "pgfault", "pgmajfault") + _zones("pgrefill")
+    + _zones("pgsteal_kswapd") + _zones("pgsteal_direct") + _zones("pgscan_kswapd") + _zones("pgscan_direct")
+    + ("pgscan_direct_throttle", "zone_reclaim_failed", "pginodesteal", "slabs_scanned", "kswapd_inodesteal",
+       "kswapd_low_wmark_hit_quickly", "kswapd_high_wmark_hit_quickly", "pageoutrun", "allocstall", "pgrotated",
+       "numa_pte_updates", "numa_hint_faults", "numa_hint_faults_local", "numa_pages_migrated",
+       "pgmigrate_success", "pgmigrate_fail", "compact_migrate_scanned", "compact_free_scanned",
+       "compact_isolated", "compact_stall", "compact_fail", "compact_success", "htlb_buddy_alloc_success",
+       "htlb_buddy_alloc_fail", "unevictable_pgs_culled", "unevictable_pgs_scanned", "unevictable_pgs_rescued",
+       "unevictable_pgs_mlocked", "unevictable_pgs_munlocked", "unevictable_pgs_cleared",
+       "unevictable_pgs_stranded", "thp_fault_alloc", "thp_fault_fallback", "thp_collapse_alloc",
+       "thp_collapse_alloc_failed", "thp_split", "thp_zero_page_alloc", "thp_zero_page_alloc_failed"))
 # fs/proc/meminfo.c meminfo_proc_show(): the kB lines before hugetlb_report_meminfo(), in
 # order.  6.18 for the reference host; 6.1 Debian (CONFIG_MEMORY_FAILURE: HardwareCorrupted,
 # no Balloon yet); 5.4 Ubuntu (no Zswap lines before 5.19, no SecPageTables before 6.0;
@@ -106,6 +129,10 @@ _MEMINFO_6_18 = (
     "FilePmdMapped", "Balloon")
 _MEMINFO_6_1 = _edit(_MEMINFO_6_18, ("Balloon",), (("Percpu", ("HardwareCorrupted",)),))
 _MEMINFO_5_4 = _edit(_MEMINFO_6_1, ("Zswap", "Zswapped", "SecPageTables"), (("FilePmdMapped", ("CmaTotal", "CmaFree")),))
+# 3.10: one seq_printf; no MemAvailable (3.14), KReclaimable (4.20), Percpu (4.7), shmem/file
+# THP lines (4.8, 5.4), CMA lines (4.1)
+_MEMINFO_3_10 = _edit(_MEMINFO_5_4, ("MemAvailable", "KReclaimable", "Percpu", "ShmemHugePages", "ShmemPmdMapped",
+                                     "FileHugePages", "FilePmdMapped", "CmaTotal", "CmaFree"))
 # the 5.4 names of 6.x counters procsim keeps (the value is the sum of the split ones)
 _ALIASES_5_4 = {"workingset_refault": ("workingset_refault_anon", "workingset_refault_file"),
                 "workingset_activate": ("workingset_activate_anon", "workingset_activate_file"),
@@ -135,6 +162,11 @@ class Profile:
     movable_wmark_clamp: bool = True             # an empty ZONE_MOVABLE's min is SWAP_CLUSTER_MAX
     meminfo_lines: tuple[str, ...] = _MEMINFO_6_18   # /proc/meminfo's kB lines before the hugetlb block
     vmstat_nr_unstable: bool = True              # the fake "nr_unstable 0" vmstat_show() ends with (5.8+)
+    # /proc/vmstat's counters before the dirty thresholds when the version does not print
+    # zone, NUMA, node blocks (3.10: all zone counters); None: built from the three tables
+    vmstat_counters: tuple[str, ...] | None = None
+    kernel_stack_kb: int = 1                     # nr_kernel_stack's unit: kB, or (3.10) one THREAD_SIZE stack
+    meminfo_hugetlb: bool = True                 # hugetlb_report_meminfo()'s "Hugetlb:" line (4.16+)
     node_meminfo_narrow: tuple[str, ...] = ()    # node meminfo labels printed one column left
     kmem_cache_node_size: int = 72               # sizeof(struct kmem_cache_node)
     aliases: tuple[tuple[str, tuple[str, ...]], ...] = ()    # old name -> the counters it sums
@@ -170,9 +202,11 @@ LINUX_5_4 = Profile("5.4", _NODE_5_4, _ZONE_5_4, _NUMA, _EVENTS_5_4, wmark_lines
                     kmalloc_sequence=kmalloc_sequence((KMALLOC_NORMAL, KMALLOC_RECLAIM), KMALLOC_IDX_POW2_ORDER)
                     + kmalloc_sequence((KMALLOC_DMA,), _DMA_IDX),
                     kmalloc_buckets=False)
-# 3.10 (seed 002, a CentOS 7 SLUB): only what SLUB shows differs from 5.4 here; the memory
-# files keep 5.4's shapes until a 3.10 capture of them exists
-LINUX_3_10 = replace(LINUX_5_4, version="3.10", kmalloc_k_names=False,
+# 3.10 (seed 002, a CentOS 7 SLUB): SLUB, /proc/vmstat and /proc/meminfo are 3.10's; zoneinfo,
+# node meminfo, pagetypeinfo keep 5.4's shapes
+LINUX_3_10 = replace(LINUX_5_4, version="3.10", kmalloc_k_names=False, vmstat_counters=_VMSTAT_3_10,
+                     vm_event_items=_EVENTS_3_10, kernel_stack_kb=16, meminfo_lines=_MEMINFO_3_10,
+                     meminfo_hugetlb=False,
                      kmalloc_sequence=kmalloc_sequence((KMALLOC_NORMAL,), KMALLOC_IDX_POW2_ORDER)
                      + kmalloc_sequence((KMALLOC_DMA,), _DMA_IDX))
 

@@ -64,7 +64,9 @@ def render(k) -> bytes:
     out = [f"{label}: {kb:5d} kB\n" if label == "HardwareCorrupted" else f"{label + ':':<16}{kb:8d} kB\n"
            for label, kb in _lines(k)]
     out.append("HugePages_Total:   %5d\nHugePages_Free:    %5d\nHugePages_Rsvd:    %5d\nHugePages_Surp:    %5d\n"
-               "Hugepagesize:   %8d kB\nHugetlb:        %8d kB\n" % (0, 0, 0, 0, HPAGE_SIZE_KB, 0))
+               "Hugepagesize:   %8d kB\n" % (0, 0, 0, 0, HPAGE_SIZE_KB))
+    if k.profile.meminfo_hugetlb:
+        out.append("Hugetlb:        %8d kB\n" % 0)
     out.extend(f"DirectMap{label}:    {size >> 10:8d} kB\n" for label, size in zip(("4k", "2M", "1G"), k.direct_map.values()))
     return "".join(out).encode()
 

@@ -16,7 +16,41 @@ from . import View
 _PER_NODE = frozenset(NODE_STAT_ITEMS) - frozenset(ZONE_STAT_ITEMS)
 
 
+def _counter(k, item: str) -> int:
+    """The global value of a counter by an older version's name, wherever procsim keeps it:
+    the zones, the NUMA events, else the nodes (THP counters in huge pages)."""
+    p = k.profile
+    if item == "nr_free_pages":
+        return k.nr_free_pages
+    if item in p.numa_stat_items:
+        return sum(z.numa[item] for z in k.zones)
+    if item not in _PER_NODE and item in k.zones[0].stat:
+        return sum(p.stat(z.stat, item) for z in k.zones)
+    v = sum(p.stat(n.stat, item) for n in k.nodes)
+    if item == "nr_kernel_stack":
+        return v // p.kernel_stack_kb
+    return v // HPAGE_PMD_NR if item in THP_ITEMS else v
+
+
 def render(k) -> bytes:
+    p = k.profile
+    if p.vmstat_counters is not None:            # 3.10: one list of zone counters
+        out = [f"{item} {_counter(k, item)}" for item in p.vmstat_counters]
+    else:
+        out = _blocks(k)
+    thresh, bg_thresh = k.global_dirty_limits()
+    out.append(f"nr_dirty_threshold {thresh}\nnr_dirty_background_threshold {bg_thresh}")
+    if p.memmap_pages:
+        out.append(f"nr_memmap_pages 0\nnr_memmap_boot_pages {k.nr_memmap_boot_pages}")
+    ev = k.vm_events
+    out += [f"{name} {ev.get(name, 0)}" for name in p.vm_event_items]
+    if p.vmstat_nr_unstable:
+        out.append("nr_unstable 0")
+    return ("\n".join(out) + "\n").encode()
+
+
+def _blocks(k) -> list[str]:
+    """4.8+: the zone counters, the NUMA events, the node counters."""
     p = k.profile
     zones = k.zones
     out = [f"nr_free_pages {k.nr_free_pages}"]
@@ -28,15 +62,7 @@ def render(k) -> bytes:
     for item in p.node_stat_items:
         v = sum(p.stat(n.stat, item) for n in k.nodes)
         out.append(f"{item} {v // HPAGE_PMD_NR if item in THP_ITEMS else v}")
-    thresh, bg_thresh = k.global_dirty_limits()
-    out.append(f"nr_dirty_threshold {thresh}\nnr_dirty_background_threshold {bg_thresh}")
-    if p.memmap_pages:
-        out.append(f"nr_memmap_pages 0\nnr_memmap_boot_pages {k.nr_memmap_boot_pages}")
-    ev = k.vm_events
-    out += [f"{name} {ev.get(name, 0)}" for name in p.vm_event_items]
-    if p.vmstat_nr_unstable:
-        out.append("nr_unstable 0")
-    return ("\n".join(out) + "\n").encode()
+    return out
 
 
 FILES = {"vmstat": View(0o444, render)}
