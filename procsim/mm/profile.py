@@ -10,12 +10,14 @@ docs/PROFILES.md says, per profile, what differs and how it is checked.  Sources
 * the counter names and their order: mm/vmstat.c vmstat_text[] with include/linux/mmzone.h
   enum zone_stat_item / node_stat_item and include/linux/vm_event_item.h of that version
   (6.1: checked name for name against Debian's 6.1 under the oracle, tests/data/oracle;
-  5.4: the per-node and per-zone lists of seed 000's zoneinfo, an Ubuntu 5.4 VM);
+  5.4: the per-node and per-zone lists of seed 000's zoneinfo, an Ubuntu 5.4 VM, and 5.4's
+  vmstat_text[]; 3.10: v3.10's vmstat_text[], all zone counters);
 * zoneinfo_show_print(): which watermark lines (no boost line in seed 000's 5.4; promo
   in 6.18, not 6.1), the cma line (not in 5.4), nr_free_pages_blocks (6.18 only), the
   pageset lines (high_min/high_max since 6.7);
 * pcp high: 5.4 pageset_set_batch() high = 6 * batch; 6.1 zone_highsize() from the low
-  watermark, printed as ``high``; 6.18 high_min/high_max and a dynamic high;
+  watermark -- both static, pinned at boot as high_min == high_max (mm_init.zone_pcp_update);
+  6.18 high_min/high_max and a dynamic high;
 * __setup_per_zone_wmarks(): 6.18 clamps an empty ZONE_MOVABLE's min to 32 pages
   (SWAP_CLUSTER_MAX) like highmem; 6.1 and 5.4 give it 0;
 * meminfo: fs/proc/meminfo.c meminfo_proc_show() of the version, with the distribution's
@@ -128,7 +130,8 @@ _MEMINFO_6_18 = (
     "VmallocChunk", "Percpu", "AnonHugePages", "ShmemHugePages", "ShmemPmdMapped", "FileHugePages",
     "FilePmdMapped", "Balloon")
 _MEMINFO_6_1 = _edit(_MEMINFO_6_18, ("Balloon",), (("Percpu", ("HardwareCorrupted",)),))
-_MEMINFO_5_4 = _edit(_MEMINFO_6_1, ("Zswap", "Zswapped", "SecPageTables"), (("FilePmdMapped", ("CmaTotal", "CmaFree")),))
+_MEMINFO_5_4 = _edit(_MEMINFO_6_1, ("Zswap", "Zswapped", "SecPageTables"),
+                     (("FilePmdMapped", ("CmaTotal", "CmaFree")),))
 # 3.10: one seq_printf; no MemAvailable (3.14), KReclaimable (4.20), Percpu (4.7), shmem/file
 # THP lines (4.8, 5.4), CMA lines (4.1)
 _MEMINFO_3_10 = _edit(_MEMINFO_5_4, ("MemAvailable", "KReclaimable", "Percpu", "ShmemHugePages", "ShmemPmdMapped",
@@ -165,7 +168,7 @@ class Profile:
     # /proc/vmstat's counters before the dirty thresholds when the version does not print
     # zone, NUMA, node blocks (3.10: all zone counters); None: built from the three tables
     vmstat_counters: tuple[str, ...] | None = None
-    kernel_stack_kb: int = 1                     # nr_kernel_stack's unit: kB, or (3.10) one THREAD_SIZE stack
+    kernel_stack_kb: int = 1                     # nr_kernel_stack in kB; 3.10 counts stacks (procsim's are 16 KiB)
     meminfo_hugetlb: bool = True                 # hugetlb_report_meminfo()'s "Hugetlb:" line (4.16+)
     node_meminfo_narrow: tuple[str, ...] = ()    # node meminfo labels printed one column left
     kmem_cache_node_size: int = 72               # sizeof(struct kmem_cache_node)
