@@ -83,6 +83,7 @@ class Handle:
     replies: deque = field(default_factory=deque)
     reply_bytes: int = 0
     failed: tuple[int, bytes] | None = None      # control: (errno, the failing line's bytes) for the retry
+    pipe: bool = False                  # trace_pipe: a consuming read that blocks
     lock: threading.Lock = field(default_factory=threading.Lock)   # control, trace_pipe: one request at a time
 
 
@@ -125,6 +126,7 @@ class ProcFS(Operations):
                     kids.append(child)
                 if depth < len(parts) - 1:
                     dirs.setdefault("/" + "/".join(parts[:depth + 1]), [])
+        self._pipes = frozenset(n for n, v in self.session.views.items() if v.pipe is not None)
         self._files, self._dirs = files, dirs
 
     def _sync(self) -> None:
@@ -190,7 +192,7 @@ class ProcFS(Operations):
         fi.direct_io = 1
         with self._hmutex:
             fi.fh = next(self._ids)
-            self._handles[fi.fh] = Handle(name)
+            self._handles[fi.fh] = Handle(name, pipe=name in self._pipes)
         return 0
 
     def _writable(self, name) -> bool:
@@ -224,8 +226,7 @@ class ProcFS(Operations):
                     h.replies.appendleft(rest)
                 h.reply_bytes -= len(out)
                 return bytes(out)
-        view = self.session.views.get(h.path)
-        if view is not None and view.pipe is not None:
+        if h.pipe:
             return self._read_pipe(h, size, fi.flags)
         if offset == 0 or h.snapshot is None:
             data = self._take_snapshot(h)
