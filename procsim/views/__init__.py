@@ -22,6 +22,8 @@ class View:
     exact_size: bool = False                    # binary files (DMI) need st_size = len(content)
     volatile: bool = False                      # content is not a function of the allocation state (tracefs)
     write: Callable[[object, bytes], None] | None = None   # tracefs knobs: kernel, bytes written
+    pipe: Callable[[object, int], bytes] | None = None     # trace_pipe: kernel, size -> bytes consumed
+                                                           # (read through the mount: blocks while b"")
 
 
 # Modules whose files follow the kernel's state (a directory per slab cache): they export
