@@ -38,6 +38,7 @@ import stat
 import threading
 from pathlib import Path
 
+from procsim.mm.errors import MMError
 from procsim.control import MAX_LINE, Control, Reply
 
 # Files the shell adds beside the views.
@@ -166,10 +167,16 @@ class Session:
         return self.snapshot(path)[1]
 
     def write_view(self, path: str, data: bytes) -> None:
-        """A write to a writable view (tracefs knobs); MMError for a bad value, nothing changed."""
+        """A write to a writable view; MMError for a bad value, nothing changed.  A view that
+        answers with a control line (compact_memory, nodeN/compact) has it run as a command:
+        journaled first, logged, replayed after a restart."""
         with self._mutex:
             self._sync_views()
-            self._views[path].write(self.control.kernel, data)
+            line = self._views[path].write(self.control.kernel, data)
+        if line is not None:
+            replies = self.execute([line])
+            if replies and replies[-1].errno:
+                raise MMError(replies[-1].errno, replies[-1].text)
 
     def read_pipe(self, path: str, size: int) -> tuple[int, bytes]:
         """(trace_seq before the read, up to size bytes consumed from the pipe view at path).

@@ -426,3 +426,36 @@ def test_members_of_runs_migrate_under_their_ids():
     moved = [i for i in before if after[i] != before[i]]
     assert moved and k.vm_events.get("pgmigrate_success", 0) >= len(moved)
     check(k)
+
+
+def test_compact_files_through_the_mount_are_journaled_commands(tmp_path):
+    """`echo 1 > M/sysctl/vm/compact_memory` and `echo > M/sys/devices/system/node/node0/compact`
+    compact as the kernel's files do; each write runs as a control command (logged, in the
+    --state journal, so a restart replays it); compact_memory takes only 1 (EINVAL otherwise)."""
+    import subprocess
+    from procsim.harness import mounted
+    from procsim.testing import CONFIGS
+    state = tmp_path / "journal"
+    with mounted(CONFIGS / "tiny.yaml", state_file=state) as m:
+        mp = m.path
+
+        def scanned():
+            stat = dict(l.split() for l in (mp / "vmstat").read_text().splitlines())
+            return int(stat.get("compact_migrate_scanned", 0)) + int(stat.get("compact_free_scanned", 0))
+        (mp / "control").write_text("alloc_pages 0 gfp=GFP_HIGHUSER_MOVABLE count=6000 tag=f\n")
+        (mp / "control").write_text("".join(f"free_pages {i}\n" for i in range(2, 6001, 2)))
+        before = scanned()
+        r = subprocess.run(["bash", "-c", f"echo 1 > {mp}/sysctl/vm/compact_memory"], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        after_all = scanned()
+        assert after_all > before
+        r = subprocess.run(["bash", "-c", f"echo 2 > {mp}/sysctl/vm/compact_memory"], capture_output=True, text=True)
+        assert r.returncode != 0 and "Invalid argument" in r.stderr
+        r = subprocess.run(["bash", "-c", f"echo x > {mp}/sys/devices/system/node/node0/compact"],
+                           capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        assert scanned() > after_all
+        log = (mp / "log").read_text().splitlines()
+        assert [l.split(" ", 1)[1] for l in log[-2:]] == ["compact_memory -> ok", "compact node=0 -> ok"]
+    journal = state.read_text().splitlines()
+    assert journal[-2:] == ["compact_memory", "compact node=0"]

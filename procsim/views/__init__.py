@@ -12,7 +12,7 @@ from typing import Callable
 
 # Modules that contribute files, in the order their files are listed at the mount point.
 MODULES = ("zoneinfo", "pagetypeinfo", "buddyinfo", "slabinfo", "meminfo", "vmstat", "uptime", "hardware", "slab_sysfs",
-           "tracefs", "pictures", "extfrag")
+           "tracefs", "pictures", "extfrag", "compact")
 
 
 @dataclass(frozen=True)
@@ -21,7 +21,9 @@ class View:
     render: Callable[[object], bytes]           # kernel -> content
     exact_size: bool = False                    # binary files (DMI) need st_size = len(content)
     volatile: bool = False                      # content is not a function of the allocation state (tracefs)
-    write: Callable[[object, bytes], None] | None = None   # tracefs knobs: kernel, bytes written
+    # a writable file: (kernel, bytes written) -> None when the view applied it (tracefs knobs), or
+    # the control line that does the work (compact), which the session runs journal-first
+    write: Callable[[object, bytes], str | None] | None = None
     pipe: Callable[[object, int], bytes] | None = None     # trace_pipe: kernel, size -> bytes consumed
                                                            # (read through the mount: blocks while b"")
 
