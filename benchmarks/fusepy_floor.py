@@ -3,7 +3,8 @@
     python benchmarks/fusepy_floor.py SOURCE MOUNTPOINT
 
 serves SOURCE's bytes (read once at start) as MOUNTPOINT/zoneinfo, opened with direct_io
-like procsim's files, foreground, single-threaded like procsim.  Whatever procsim spends
+like procsim's files, foreground, single-threaded (-s, the least a fusepy file costs; procsim
+itself answers on libfuse's threads, benchmarks/results.md change 15).  Whatever procsim spends
 above this on an open+read+close is procsim's own cost.  Stop it with fusermount -u.
 """
 from __future__ import annotations

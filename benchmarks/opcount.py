@@ -56,6 +56,14 @@ def main() -> int:
         fn()                                       # warm: pcp lists and cpu slabs filled
         ops, calls = count(fn, N)
         print(f"{name}: {ops:.0f} instructions, {calls:.1f} calls")
+    for runs in (True, False):                     # order-0 count=K and free by tag: runs, then page by page
+        kb = Kernel(M.load(ROOT / "configs/seed-server.yaml"), page_runs=runs)
+        tasks, n = kb.tasks, 1_000_000 if runs else 20_000
+        ops, calls = count(lambda: tasks.alloc_pages("b", 0, G.GFP_HIGHUSER_MOVABLE, n, use="anon"), n)
+        fops, fcalls = count(lambda: tasks.free(tasks.select_task(tasks.find_task("b"))), n)
+        how = "in runs" if runs else "page by page"
+        print(f"alloc_pages 0 count={n} {how}: {ops:.2f} instructions, {calls:.3f} calls per page; "
+              f"free by tag: {fops:.2f} instructions, {fcalls:.3f} calls per page")
     m = M.load(ROOT / "configs/seed-vm.yaml")
     ops, calls = count(lambda: Kernel(m))
     print(f"boot seed-vm (Kernel()): {ops / 1e6:.2f} M instructions, {calls / 1e3:.0f} k calls")

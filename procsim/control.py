@@ -11,6 +11,8 @@ One command per line (``#`` comments and blank lines are ignored)::
     kmem_cache_destroy NAME
     kmalloc SIZE [gfp=FLAGS] [node=N] [cpu=C] [count=K] [tag=NAME]
     kfree ID | kfree tag=NAME
+    alloc_pages_exact SIZE [gfp=FLAGS] [node=N] [cpu=C] [tag=NAME]
+    compact_memory | compact node=N
     sleep DURATION
     touch ID | touch tag=NAME
     oom_score_adj ADJ tag=NAME
@@ -46,7 +48,9 @@ A line is parsed into a small frozen command value (``parse``), which is applied
 
 Limits, so that a runaway script cannot exhaust the daemon's memory:
 ``MAX_LINE`` bytes per line (an overlong line fails its write; the next write starts afresh),
-``MAX_COMMANDS`` lines per write(), ``MAX_COUNT`` per command, ``LOG_LINES`` entries of at
+``MAX_COMMANDS`` lines per write(), ``MAX_COUNT`` per command (``MAX_PAGE_COUNT`` for
+``alloc_pages 0`` and page ID ranges: order-0 pages are kept as runs, a few bytes per run, so a
+whole 1 TiB machine fits), ``LOG_LINES`` entries of at
 most ``LOGGED_CHARS`` characters (and a reply of ``LOGGED_CHARS``) in the log ring,
 ``MAX_LISTED`` lines in ``allocations``; an error quotes at most ``QUOTED`` characters of input.
 """
@@ -61,6 +65,7 @@ from typing import Callable, ClassVar
 
 from procsim.mm import gfp as G
 from procsim.mm.errors import MMError
+from procsim.mm.huge_memory import count_thp_fault
 from procsim.mm.page_types import MAX_PAGE_ORDER as MAX_ORDER
 from procsim.views import allocations as _allocations
 from procsim.views.allocations import MAX_LISTED  # noqa: F401  (a documented limit)
@@ -68,6 +73,7 @@ from procsim.views.allocations import MAX_LISTED  # noqa: F401  (a documented li
 MAX_LINE = 4096
 MAX_COMMANDS = 10000
 MAX_COUNT = 1 << 22
+MAX_PAGE_COUNT = 1 << 28       # 1 TiB of 4 KiB pages
 LOG_LINES = 1000
 LOGGED_CHARS = 200             # a logged line (and its reply) is cut here: the log ring stays small
 QUOTED = 64                    # an error message quotes at most this much of the input
@@ -164,7 +170,7 @@ def _in_range(v: int, what: str, lo: int, hi: int) -> int:
 def _order(v, verb): return number(v, "order", 0, MAX_ORDER)
 def _node(v, verb): return number(v, "node", 0, 1 << 16)
 def _cpu(v, verb): return number(v, "cpu", 0, 1 << 16)
-def _count(v, verb): return number(v, "count", 1, MAX_COUNT)
+def _count(v, verb): return number(v, "count", 1, MAX_PAGE_COUNT if verb == "alloc_pages" else MAX_COUNT)
 def _size(v, verb): return size(v, "size", 1, 1 << 30)
 def _align(v, verb): return size(v, "align", 0, 1 << 20)
 def _word(v, verb): return v
@@ -234,7 +240,7 @@ def _ids(v, verb) -> tuple[int, int]:
         raise ControlError(E.EINVAL, f"{verb}: bad ID {_q(v)} (a number or A-B: decimal, no sign or leading zero)")
     lo = int(m.group(1))
     hi = int(m.group(2) or lo)
-    if hi < lo or hi - lo >= MAX_COUNT:
+    if hi < lo or hi - lo >= (MAX_PAGE_COUNT if verb == "free_pages" else MAX_COUNT):
         raise ControlError(E.EINVAL, f"{verb}: bad ID range {v}")
     return lo, hi
 
@@ -344,8 +350,49 @@ class AllocPages(_Allocate):
     use: str | None = opt(_use)
 
     def apply(self, k):
-        return _ok_ids(k.tasks.alloc_pages(self.tag, self.order, self.gfp, self.count, use=self.use,
-                                           **self._where(k)))
+        if self.order and self.count > MAX_COUNT:     # only order 0 comes as runs
+            raise ControlError(E.EINVAL, f"count must be in 1..{MAX_COUNT} for order {self.order}, not {self.count}")
+        try:
+            ids = k.tasks.alloc_pages(self.tag, self.order, self.gfp, self.count, use=self.use, **self._where(k))
+        except MMError:
+            count_thp_fault(k, self.order, self.gfp, 0, True)
+            raise
+        count_thp_fault(k, self.order, self.gfp, len(ids), False)
+        return _ok_ids(ids)
+
+
+@command("alloc_pages_exact")
+class AllocPagesExact(Command):
+    """alloc_pages_exact(): the covering power-of-two block, split, its tail pages freed;
+    replies the IDs of the order-0 pages kept ("ask for 3 pages: take 4, give one back")."""
+    size: int = arg("SIZE", _size)
+    gfp: int = opt(_gfp, G.GFP_KERNEL, show=_show_gfp)
+    node: int | None = opt(_node)
+    cpu: int | None = opt(_cpu)
+    tag: str | None = opt(_tag)
+
+    def apply(self, k):
+        return _ok_ids(k.tasks.alloc_pages_exact(self.tag, self.size, self.gfp, **_Allocate._where(self, k)))
+
+
+@command("compact_memory")
+class CompactMemory(Command):
+    """vm.compact_memory: compact every zone of every node (compact_nodes())."""
+    def apply(self, k):
+        k.compact_nodes()
+        return "ok"
+
+
+@command("compact")
+class CompactNode(Command):
+    """/sys/devices/system/node/nodeN/compact: compact every zone of node N (compact_node())."""
+    node: int | None = opt(_node)
+
+    def apply(self, k):
+        if self.node is None:
+            raise ControlError(E.EINVAL, "compact: node=N is required (compact_memory compacts every node)")
+        k.compact_node(_in_range(self.node, "node", 0, len(k.nodes) - 1))
+        return "ok"
 
 
 @command("kmem_cache_alloc")
@@ -453,11 +500,12 @@ class Touch(Command):
         if not sel:
             raise ControlError(E.ENOENT, f"no live page allocations tagged {_q(self.tag)}")
         n = 0
-        for b, idx in sel:
+        for b, ranges in sel:
             if b.use in LRU_OF_USE:
-                for i in idx:
-                    mark_page_accessed(k, b._pages[i])
-                    n += 1
+                for lo, hi in ranges:                   # index ranges, hi exclusive
+                    for i in range(lo, hi):
+                        mark_page_accessed(k, tasks.page(b, i))
+                    n += hi - lo
         return f"ok touched {n}"
 
 

@@ -16,9 +16,16 @@ ProcFS.write), and reading the same handle returns the replies not yet read.
 
 Memory stays bounded whoever reads: open handles share one snapshot per (file, state) within
 SNAPSHOT_BYTES, unread replies are capped per handle (MAX_REPLY_BYTES).
+
+Requests are answered on libfuse's worker threads (see ``serve``), so a ``trace_pipe`` read
+can block until events arrive while every other file keeps answering: it waits on
+``Session.trace_ready``, never under the core's lock, and re-checks every PIPE_POLL seconds
+whether its reader is gone (FUSE_INTERRUPT, which the kernel sends when the reader is killed)
+or the file system is going away, so neither a dead reader nor an unmount waits forever.
 """
 from __future__ import annotations
 
+import ctypes
 import errno
 import itertools
 import os
@@ -30,6 +37,7 @@ import traceback
 from collections import deque
 from dataclasses import dataclass, field
 
+import fuse as _fusepy
 from fuse import FUSE, FuseOSError, Operations
 
 from procsim.control import MAX_COMMANDS, MAX_LINE
@@ -41,6 +49,29 @@ MAX_REPLY_BYTES = 256 << 10  # unread replies kept per control handle (oldest dr
 SNAPSHOT_BYTES = 64 << 20    # snapshots pinned by open handles, all files together
 SNAPSHOTS_PER_FILE = 4       # states of one file pinned at once
 AT_CLOSE = "(ran at close: the last line had no newline, so its error could not reach the writer)"
+PIPE_POLL = 0.25             # seconds a blocked trace_pipe read waits between checks on its reader
+KEPT_THREAD_STATES = 64      # libfuse worker threads whose Python thread state is kept (below)
+
+_libfuse = _fusepy._libfuse
+_libfuse.fuse_exited.argtypes = [ctypes.c_void_p]
+_thread = threading.local()      # per thread state: empty again whenever the state is new
+_kept = itertools.count()
+
+
+def _keep_thread_state() -> None:
+    """Keep this libfuse worker thread's Python thread state for the thread's life.
+
+    ctypes runs a callback on a thread Python did not start between PyGILState_Ensure() and
+    PyGILState_Release(): the first creates a thread state, the second, back at count 0,
+    destroys it, so every FUSE request paid for a new one (and the threading.local above
+    starts empty each time).  One more Ensure, never released, keeps the count above 0: the
+    Release after each callback only lets go of the GIL.  libfuse 2 ends a worker only when
+    more than 10 are idle, and the state of an ended thread is not freed, so at most
+    KEPT_THREAD_STATES threads keep theirs (a few KiB each); later ones pay as before.
+    """
+    _thread.kept = True
+    if next(_kept) < KEPT_THREAD_STATES:
+        ctypes.pythonapi.PyGILState_Ensure()
 
 
 @dataclass
@@ -53,14 +84,18 @@ class Handle:
     reply_bytes: int = 0
     failed: tuple[int, bytes] | None = None      # control: (errno, the failing line's bytes) for the retry
     cursor: object = None                       # stream views (kmsg): the next record
+    pipe: bool = False                  # trace_pipe: a consuming read that blocks
+    lock: threading.Lock = field(default_factory=threading.Lock)   # control, trace_pipe: one request at a time
 
 
 class ProcFS(Operations):
     use_ns = True
 
-    def __init__(self, session: Session, on_ready=None):
+    def __init__(self, session: Session, on_ready=None, mountpoint: str | None = None):
         self.session = session
         self._on_ready = on_ready
+        self._mountpoint = mountpoint
+        self._dev = None                            # "major:minor" of the mount, once it is up
         self._handles: dict[int, Handle] = {}
         self._ids = itertools.count(1)
         self._hmutex = threading.Lock()             # guards _handles and the pins
@@ -72,29 +107,39 @@ class ProcFS(Operations):
         self._paths_key = session.paths_key()
         self._build(session.paths())
 
+    def __call__(self, op, *args):
+        """fusepy calls every operation through here, on libfuse's worker threads."""
+        if not getattr(_thread, "kept", False):
+            _keep_thread_state()
+        return getattr(self, op)(*args)
+
     def _build(self, paths: list[str]) -> None:
-        self._files = {"/" + p: p for p in paths}
-        self._dirs: dict[str, list[str]] = {"/": []}
+        """The tree, built aside and then swapped in: other threads keep reading the old one."""
+        files = {"/" + p: p for p in paths}
+        dirs: dict[str, list[str]] = {"/": []}
         for p in paths:
             parts = p.split("/")
             for depth in range(len(parts)):
                 parent = "/" + "/".join(parts[:depth])
                 child = parts[depth]
-                kids = self._dirs.setdefault(parent.rstrip("/") or "/", [])
+                kids = dirs.setdefault(parent.rstrip("/") or "/", [])
                 if child not in kids:
                     kids.append(child)
                 if depth < len(parts) - 1:
-                    self._dirs.setdefault("/" + "/".join(parts[:depth + 1]), [])
+                    dirs.setdefault("/" + "/".join(parts[:depth + 1]), [])
+        self._pipes = frozenset(n for n, v in self.session.views.items() if v.pipe is not None)
+        self._files, self._dirs = files, dirs
 
     def _sync(self) -> None:
         """The tree follows the views whose files come and go (a directory per slab cache)."""
         key = self.session.paths_key()
         if key != self._paths_key:
-            self._paths_key = key
             self._build(self.session.paths())
+            self._paths_key = key
 
     def init(self, path):
         """Called by libfuse once the mount is up: the moment to say so (--banner)."""
+        self._dev = self._mount_dev()
         if self._on_ready is not None:
             self._on_ready()
 
@@ -155,7 +200,7 @@ class ProcFS(Operations):
         fi.direct_io = 1
         with self._hmutex:
             fi.fh = next(self._ids)
-            self._handles[fi.fh] = Handle(name)
+            self._handles[fi.fh] = Handle(name, pipe=name in self._pipes)
         return 0
 
     def _writable(self, name) -> bool:
@@ -163,7 +208,8 @@ class ProcFS(Operations):
         return view is not None and view.write is not None
 
     def _handle(self, fi) -> Handle:
-        h = self._handles.get(fi.fh)
+        with self._hmutex:
+            h = self._handles.get(fi.fh)
         if h is None:
             raise FuseOSError(errno.EBADF)
         return h
@@ -178,15 +224,16 @@ class ProcFS(Operations):
     def read(self, path, size, offset, fi):
         h = self._handle(fi)
         if h.path == CONTROL:                       # replies not read yet on this handle
-            out = bytearray()
-            while h.replies and len(out) + len(h.replies[0]) <= size:
-                out += h.replies.popleft()
-            if not out and h.replies:               # one reply longer than the buffer
-                first = h.replies.popleft()
-                out, rest = first[:size], first[size:]
-                h.replies.appendleft(rest)
-            h.reply_bytes -= len(out)
-            return bytes(out)
+            with h.lock:
+                out = bytearray()
+                while h.replies and len(out) + len(h.replies[0]) <= size:
+                    out += h.replies.popleft()
+                if not out and h.replies:           # one reply longer than the buffer
+                    first = h.replies.popleft()
+                    out, rest = first[:size], first[size:]
+                    h.replies.appendleft(rest)
+                h.reply_bytes -= len(out)
+                return bytes(out)
         if h.path in self.session.streams:          # kmsg: one record per read, offset unused
             try:
                 data, h.cursor = self.session.read_stream(h.path, h.cursor, size)
@@ -194,11 +241,82 @@ class ProcFS(Operations):
                 h.cursor = None if e.errno == errno.EPIPE else h.cursor
                 raise FuseOSError(e.errno)
             return data
+        if h.pipe:
+            return self._read_pipe(h, size, fi.flags)
         if offset == 0 or h.snapshot is None:
             data = self._take_snapshot(h)
         else:
             data = h.snapshot
         return data[offset:offset + size]
+
+    # --- trace_pipe: a consuming read that blocks -------------------------------------------------
+    def _read_pipe(self, h: Handle, size: int, flags: int) -> bytes:
+        """The kernel's trace_pipe read (tracing_read_pipe): offsets mean nothing, each read
+        takes the oldest unread lines that fit; with none, O_NONBLOCK gets EAGAIN and anyone
+        else waits for a command to record some (Session.wait_trace, outside the core's lock).
+
+        Every PIPE_POLL seconds the wait checks that someone still wants the answer: a killed
+        or interrupted reader (the kernel sends FUSE_INTERRUPT, which fusepy does not pass on:
+        libfuse's fuse_interrupted() says so) gets EINTR, and a file system leaving (the
+        session exiting on SIGTERM/Ctrl-C, where libfuse joins every worker, or the mount
+        detached by fusermount -uz, which keeps the daemon alive as long as a reader has the
+        file open) ends the read at EOF.
+        """
+        with h.lock:                                # a line longer than the reader's buffer
+            if h.pending:
+                out = bytes(h.pending[:size])
+                del h.pending[:size]
+                return out
+        while True:
+            if _libfuse.fuse_interrupted():         # before taking entries nobody would get
+                raise FuseOSError(errno.EINTR)
+            try:
+                seq, data = self.session.read_pipe(h.path, size)
+            except Exception:
+                traceback.print_exc(file=sys.stderr)
+                raise FuseOSError(errno.EIO)
+            if data:
+                break
+            if flags & os.O_NONBLOCK:
+                raise FuseOSError(errno.EAGAIN)
+            while not self.session.wait_trace(seq, PIPE_POLL):
+                if _libfuse.fuse_interrupted():
+                    raise FuseOSError(errno.EINTR)
+                if self._leaving():
+                    return b""
+        if len(data) > size:
+            with h.lock:
+                h.pending += data[size:]
+            data = data[:size]
+        return data
+
+    def _mount_dev(self) -> str | None:
+        """The "major:minor" of this file system's mount (/proc/self/mountinfo), or None."""
+        if self._mountpoint is None:
+            return None
+        from procsim.harness import _target, _unescape
+        target = _target(self._mountpoint)
+        try:
+            with open("/proc/self/mountinfo") as f:
+                for line in f:
+                    fields = line.split()
+                    if len(fields) > 4 and _unescape(fields[4]) == target:
+                        return fields[2]
+        except OSError:
+            pass
+        return None
+
+    def _leaving(self) -> bool:
+        """libfuse is ending the session, or no mount of this file system is left here."""
+        if _libfuse.fuse_exited(_libfuse.fuse_get_context().contents.fuse):
+            return True
+        if self._dev is None:
+            return False
+        try:
+            with open("/proc/self/mountinfo") as f:
+                return f" {self._dev} " not in f.read()
+        except OSError:
+            return False
 
     # --- snapshots: seq_file-like, bounded ---------------------------------------------------
     def _take_snapshot(self, h: Handle) -> bytes:
@@ -257,16 +375,20 @@ class ProcFS(Operations):
         At most MAX_COMMANDS lines run per request; the rest is handed back as a short count.
         """
         h = self._handle(fi)
-        if h.path != CONTROL:
-            if not self._writable(h.path):
-                raise FuseOSError(errno.EACCES)
-            if offset:                              # sysctl_writes_strict: a write past 0 is ignored
-                return len(data)
-            try:                                    # the whole write is the value (tracefs, sysctl)
-                self.session.write_view(h.path, bytes(data))
-            except MMError as e:
-                raise FuseOSError(e.errno)
+        if h.path == CONTROL:
+            with h.lock:
+                return self._write_control(h, data)
+        if not self._writable(h.path):
+            raise FuseOSError(errno.EACCES)
+        if offset:                                  # sysctl_writes_strict: a write past 0 is ignored
             return len(data)
+        try:                                        # the whole write is the value (tracefs, sysctl)
+            self.session.write_view(h.path, bytes(data))
+        except MMError as e:
+            raise FuseOSError(e.errno)
+        return len(data)
+
+    def _write_control(self, h: Handle, data: bytes) -> int:
         if h.failed is not None:                    # a retry (Python's close() retries twice)
             code, line = h.failed
             if data.startswith(line) or line.startswith(data):
@@ -364,12 +486,13 @@ def serve(session: Session, mountpoint: str, allow_other: bool = False, on_ready
     fusepy resets SIGINT to SIG_DFL around fuse_main, so libfuse's own handlers catch
     INT/TERM/HUP, leave the loop and unmount.
 
-    One thread serves every request (libfuse's -s): the core is behind one lock anyway, and
-    a callback on one of libfuse's own worker threads pays for a fresh Python thread state
-    each time; an open+read+close is ~10 % quicker this way on the 2-vCPU benchmark VM.
+    libfuse's multi-threaded loop answers requests on its worker threads, so a blocked
+    trace_pipe read holds one worker while the others go on (the core stays behind the
+    session's one lock).  Each worker keeps its Python thread state (``_keep_thread_state``):
+    without that, a callback on a thread Python did not start paid for a fresh one every time,
+    which made the single-threaded loop (-s) the quicker one before (benchmarks/results.md).
     """
-    opts = dict(foreground=True, nothreads=True, default_permissions=True,
-                fsname="procsim", subtype="procsim")
+    opts = dict(foreground=True, default_permissions=True, fsname="procsim", subtype="procsim")
     if allow_other:
         opts["allow_other"] = True
-    FUSE(ProcFS(session, on_ready), mountpoint, raw_fi=True, **opts)
+    FUSE(ProcFS(session, on_ready, mountpoint), mountpoint, raw_fi=True, **opts)

@@ -19,6 +19,8 @@ KMSG, SYSCTL_VM = "kmsg", "sysctl/vm"
 SHELL_FILES = {CONTROL, LOG, ALLOCATIONS, KMSG}
 SYS_DIRS = ("sys/devices/system/node", "sys/devices/system/cpu", "sys/kernel/slab", "sys/kernel/tracing")
 DMI_TABLES = "sys/firmware/dmi/tables"
+# debugfs directories M has, and where the kernel's debugfs puts them below /sys/kernel/debug
+DEBUG_DIRS = ("debug/extfrag",)
 
 
 class NsExecError(Exception):
@@ -71,6 +73,19 @@ def bind_script(mp: str, proc: str = "/proc", sys_root: str = "/sys", kmsg_dev: 
         if not os.path.isdir(dst):                   # VMs often have no DMI: make a place for it
             fw = os.path.join(sys_root, "firmware")
             lines.append(f"mount -t tmpfs procsim-firmware {q(fw)}")
+            lines.append(f"mkdir -p {q(dst)}")
+        lines.append(f"mount --bind {q(src)} {q(dst)}")
+    debugfs = os.path.join(sys_root, "kernel/debug")
+    made = False
+    for rel in DEBUG_DIRS:
+        src = os.path.join(mp, rel)
+        if not os.path.isdir(src):
+            continue
+        dst = os.path.join(debugfs, rel.split("/", 1)[1])
+        if not os.path.isdir(dst) and not made:      # debugfs not mounted (or no such dir):
+            lines.append(f"mount -t tmpfs procsim-debugfs {q(debugfs)}")   # a place for ours
+            made = True
+        if made:
             lines.append(f"mkdir -p {q(dst)}")
         lines.append(f"mount --bind {q(src)} {q(dst)}")
     return lines

@@ -1,8 +1,10 @@
 """One simulated machine as the shell sees it: Kernel + control interpreter + one lock.
 
-The core is single threaded by design.  fs.serve runs libfuse's loop in one thread, but
-nothing here counts on it: every render and every command runs under ``Session._mutex``
-(never called ``lock``: fusepy would take it for the FUSE op).
+The core is single threaded by design; fs.serve answers FUSE requests on several threads,
+so every render and every command runs under ``Session._mutex`` (never called ``lock``:
+fusepy would take it for the FUSE op), the view table included.  A blocking trace_pipe
+reader never waits under it: ``trace_ready`` (its own lock) is notified after a batch of
+commands recorded trace events, and ``trace_seq`` counts those batches.
 Rendered files are cached by (path, boot, generation), so the 100 reads a refreshing
 slabtop makes of an unchanged state render once.
 
@@ -36,8 +38,8 @@ import stat
 import threading
 from pathlib import Path
 
-from procsim.control import MAX_LINE, Control, Reply
 from procsim.mm.errors import MMError
+from procsim.control import MAX_LINE, Control, Reply
 
 # Files the shell adds beside the views.
 CONTROL, LOG, ALLOCATIONS = "control", "log", "allocations"
@@ -79,6 +81,8 @@ class Session:
         self._volatile = 0                          # renders of volatile views (their snapshot keys)
         self.streams = {p for p, v in self._static.items() if v.stream is not None}   # kmsg
         self._mutex = threading.Lock()
+        self.trace_ready = threading.Condition()   # notified when a batch recorded trace events
+        self.trace_seq = 0                          # such batches so far (changed under trace_ready)
         self._cache: dict[str, tuple[tuple, bytes]] = {}
         self.state = Path(state) if state else None
         self.journal = None
@@ -113,8 +117,9 @@ class Session:
     @property
     def views(self) -> dict:
         """path -> View, the dynamic views' files included as the state has them now."""
-        self._sync_views()
-        return self._views
+        with self._mutex:
+            self._sync_views()
+            return self._views
 
     def paths_key(self) -> tuple | None:
         """Changes whenever paths() does (the FUSE shell rebuilds its tree then)."""
@@ -152,7 +157,7 @@ class Session:
             elif path == ALLOCATIONS:
                 data = c.render_allocations()
             else:
-                data = self.views[path].render(c.kernel)
+                data = self._views[path].render(c.kernel)
                 if isinstance(data, str):
                     data = data.encode()
             self._cache[path] = (key, data)
@@ -165,23 +170,40 @@ class Session:
     def read_stream(self, path: str, cursor, size: int):
         """One read() of a stream view (kmsg): (bytes, next cursor); OSError(errno) on failure."""
         with self._mutex:
+            self._sync_views()
             try:
-                return self.views[path].stream(self.control.kernel, cursor, size)
+                return self._views[path].stream(self.control.kernel, cursor, size)
             except Exception as e:
                 code = getattr(e, "errno", None)
                 raise OSError(code if isinstance(code, int) and code > 0 else errno.EIO, str(e)) from None
 
     def write_view(self, path: str, data: bytes) -> None:
-        """A write to a writable view.  Its ``write(kernel, data)`` either applies it (tracefs
-        knobs: trace state, not journaled) or returns the control line that does (sysctl:
-        ``sysctl vm.NAME VALUE``), which runs as any command does, journal first.  MMError
-        (errno, text) for a bad value or a failing command; nothing changed then."""
+        """A write to a writable view; MMError for a bad value, nothing changed.  A view that
+        answers with a control line (compact_memory, nodeN/compact, sysctl) has it run as a command:
+        journaled first, logged, replayed after a restart."""
         with self._mutex:
-            line = self.views[path].write(self.control.kernel, data)
+            self._sync_views()
+            line = self._views[path].write(self.control.kernel, data)
         if line is not None:
             replies = self.execute([line])
             if replies and replies[-1].errno:
                 raise MMError(replies[-1].errno, replies[-1].text)
+
+    def read_pipe(self, path: str, size: int) -> tuple[int, bytes]:
+        """(trace_seq before the read, up to size bytes consumed from the pipe view at path).
+        Waiting for trace_seq to move past the first value (``wait_trace``) cannot miss an
+        event recorded after this read."""
+        with self.trace_ready:
+            seq = self.trace_seq
+        with self._mutex:
+            self._sync_views()
+            return seq, self._views[path].pipe(self.control.kernel, size)
+
+    def wait_trace(self, seq: int, timeout: float) -> bool:
+        """Until a batch records trace events after trace_seq was seq (True) or timeout (False).
+        Never holds the core's lock."""
+        with self.trace_ready:
+            return self.trace_ready.wait_for(lambda: self.trace_seq != seq, timeout)
 
     # --- commands ------------------------------------------------------------------------
     def execute(self, lines: list[str]) -> list[Reply]:
@@ -204,7 +226,14 @@ class Session:
                 if _command_text(lines[end - 1]) == "reset":
                     break
             with self._mutex:
+                tr = getattr(self.control.kernel, "trace", None)
+                written = tr.written if tr is not None else 0
                 ok = self._run_batch(lines, done, end, replies)
+                traced = tr is not None and tr.written != written
+            if traced:                         # wake blocked trace_pipe readers
+                with self.trace_ready:
+                    self.trace_seq += 1
+                    self.trace_ready.notify_all()
             done += ok
             if done < end:
                 break

@@ -38,7 +38,7 @@ class FakeZone:
 
 
 class FakePage:
-    __slots__ = ("pfn", "order", "zone", "node")
+    __slots__ = ("pfn", "order", "zone", "node", "id")     # id: as the core's Page, set by Tasks
 
     def __init__(self, pfn, order, zone):
         self.pfn, self.order, self.zone, self.node = pfn, order, zone, zone.node

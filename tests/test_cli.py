@@ -131,3 +131,19 @@ def test_bind_script_covers_proc_and_sys(tmp_path):
         f"mkdir -p {fake_sys}/firmware/dmi/tables",
         f"mount --bind {tmp_path}/sys/firmware/dmi/tables {fake_sys}/firmware/dmi/tables",
     ]
+
+
+def test_bind_script_puts_extfrag_where_debugfs_has_it(tmp_path):
+    m = tmp_path / "m"
+    (m / "debug/extfrag").mkdir(parents=True)
+    (m / "debug/extfrag/unusable_index").write_text("x")
+    host = tmp_path / "hostsys"
+    (host / "kernel/debug").mkdir(parents=True)                 # debugfs not mounted: empty
+    assert nsexec.bind_script(str(m), sys_root=str(host)) == [
+        f"mount -t tmpfs procsim-debugfs {host}/kernel/debug",
+        f"mkdir -p {host}/kernel/debug/extfrag",
+        f"mount --bind {m}/debug/extfrag {host}/kernel/debug/extfrag",
+    ]
+    (host / "kernel/debug/extfrag").mkdir()                     # debugfs mounted: bind over it
+    assert nsexec.bind_script(str(m), sys_root=str(host)) == [
+        f"mount --bind {m}/debug/extfrag {host}/kernel/debug/extfrag"]

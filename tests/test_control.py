@@ -4,7 +4,7 @@ import errno
 import pytest
 
 from procsim.testing import FakeKernel
-from procsim.control import MAX_COUNT, Control
+from procsim.control import MAX_COUNT, MAX_PAGE_COUNT, Control
 
 
 @pytest.fixture
@@ -50,7 +50,8 @@ def test_tags(ctl):
 
 @pytest.mark.parametrize("line", [
     "alloc_pages", "alloc_pages x", "alloc_pages 11", "alloc_pages 0 count=0",
-    f"alloc_pages 0 count={MAX_COUNT + 1}", "alloc_pages 0 bogus=1", "alloc_pages 0 node=1",
+    f"alloc_pages 0 count={MAX_PAGE_COUNT + 1}", f"alloc_pages 1 count={MAX_COUNT + 1}",
+    f"kmalloc 64 count={MAX_COUNT + 1}", f"free_pages 1-{MAX_PAGE_COUNT + 1}", "alloc_pages 0 bogus=1", "alloc_pages 0 node=1",
     "alloc_pages 0 cpu=2", "alloc_pages 0 gfp=GFP_NONSENSE", "alloc_pages 0 count=1 count=2",
     "alloc_pages 0 tag=a/b", "frobnicate", "kmalloc 0", "kmalloc 12zz", "free_pages 1 tag=x",
     "kmem_cache_create foo", "kmem_cache_create foo 64 align=x",

@@ -192,6 +192,23 @@ class ControlMachine(RuleBasedStateMachine):
         if not busy:
             self.caches.discard(name)
 
+    @rule(data=st.data(), size=st.sampled_from([1, 4096, 4097, 12288, 12289, 65536, 1 << 20]))
+    def alloc_pages_exact(self, data, size):
+        opts, tag = self.opts(data)
+        r = self.run(f"alloc_pages_exact {size} " + " ".join(opts))
+        self.record(r, "pages", tag)
+        if not r.errno:
+            m = re.fullmatch(r"ok (\d+)(?:-(\d+))?", r.text)
+            assert int(m.group(2) or m.group(1)) - int(m.group(1)) + 1 == -(-size // 4096), r.text
+
+    @rule(data=st.data())
+    def compact(self, data):
+        """compact_memory / compact node=N: allocations may move, IDs stay (the invariants
+        check every ID names an allocated block of its order after it)."""
+        k = self.ctl.kernel
+        line = data.draw(st.sampled_from(["compact_memory"] + [f"compact node={n}" for n in range(len(k.nodes))]))
+        assert self.run(line).text == "ok"
+
     @rule()
     def drop_caches(self):
         assert self.run("drop_caches").text.startswith("ok freed")

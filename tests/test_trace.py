@@ -14,6 +14,7 @@ import threading
 
 import pytest
 
+from procsim.harness import wait_for
 from procsim.testing import CONFIGS, procsim_cmd
 from procsim.machine import load
 from procsim.session import Session
@@ -222,12 +223,61 @@ def test_direct_reclaim_events_bracket_the_pages_it_stole():
     parse(text)
 
 
-def test_trace_pipe_through_the_mount_loses_nothing_under_8_writers(mounted):
+def in_group(pgid: int) -> list[int]:
+    """Processes of process group pgid still there (zombies count as gone)."""
+    out = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            out.append(int(pid))
+    return out
+
+
+class PipeReader(threading.Thread):
+    """Reads trace_pipe with plain blocking read(2) calls until it has `want` lines (or EOF)."""
+
+    def __init__(self, path, want):
+        super().__init__(daemon=True)
+        self.fd = os.open(path, os.O_RDONLY)
+        self.want, self.text, self.reads = want, "", 0
+
+    def run(self):
+        try:
+            while self.text.count("\n") < self.want:
+                chunk = os.read(self.fd, 4096)
+                self.reads += 1
+                if not chunk:
+                    return
+                self.text += chunk.decode()
+        finally:
+            try:
+                os.close(self.fd)
+            except ConnectionAbortedError:      # the daemon is gone (the end-of-mount test)
+                pass
+
+
+def test_trace_pipe_blocks_until_events_and_loses_none_under_8_writers(mounted):
+    """A reader started before any event waits (it is still reading, with nothing returned);
+    8 concurrent writers' 400 kmallocs then reach it exactly once each."""
     mp = mounted("tiny")
     tdir = mp / T
     (tdir / "events/kmem/kmalloc/enable").write_text("1\n")
+    fd = os.open(tdir / "trace_pipe", os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        with pytest.raises(BlockingIOError):               # EAGAIN: nothing recorded yet
+            os.read(fd, 4096)
+    finally:
+        os.close(fd)
     per_writer = 50
-    seen: list = []
+    reader = PipeReader(tdir / "trace_pipe", 8 * per_writer)
+    reader.start()
+    reader.join(1.0)
+    assert reader.is_alive() and reader.reads == 0 and reader.text == ""     # blocked, not at EOF
+    assert (mp / "zoneinfo").read_bytes()                  # other files answer meanwhile
 
     def writer(i):
         with open(mp / "control", "w") as f:
@@ -238,16 +288,86 @@ def test_trace_pipe_through_the_mount_loses_nothing_under_8_writers(mounted):
     threads = [threading.Thread(target=writer, args=(i,)) for i in range(8)]
     for t in threads:
         t.start()
-    while any(t.is_alive() for t in threads):
-        seen += parse((tdir / "trace_pipe").read_text())
     for t in threads:
         t.join()
-    seen += parse((tdir / "trace_pipe").read_text())
+    reader.join(60)
+    assert not reader.is_alive(), reader.text.count("\n")
+    seen = parse(reader.text)
     ptrs = [f["ptr"] for e, f in seen]
     assert len(ptrs) == 8 * per_writer and len(set(ptrs)) == len(ptrs)
-    # and a real reader through procsim exec, at the kernel's path
-    (mp / "control").write_text("kmalloc 64 tag=x\n")
-    r = subprocess.run(procsim_cmd("exec", mp, "--", "cat", "/sys/kernel/tracing/trace_pipe"),
-                       capture_output=True, text=True, timeout=60, env=dict(os.environ))
-    assert r.returncode == 0, r.stderr
-    assert [e for e, _ in parse(r.stdout)] == ["kmalloc"]
+    assert sorted(m["task"] for m in map(LINE.fullmatch, reader.text.splitlines())) == \
+        sorted(f"w{i}" for i in range(8) for _ in range(per_writer))
+
+
+def test_blocked_cat_through_exec_is_woken_by_a_control_write(mounted):
+    """`cat /sys/kernel/tracing/trace_pipe` under procsim exec, started before any event,
+    prints the event a later control write records; killed, it goes at once."""
+    import select
+    import signal
+    mp = mounted("tiny")
+    (mp / T / "events/kmem/kmalloc/enable").write_text("1\n")
+    cat = subprocess.Popen(procsim_cmd("exec", mp, "--", "cat", "/sys/kernel/tracing/trace_pipe"),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        assert not select.select([cat.stdout], [], [], 3.0)[0] and cat.poll() is None   # waiting
+        (mp / "control").write_text("kmalloc 64 tag=late\n")
+        assert select.select([cat.stdout], [], [], 30.0)[0], "cat was not woken"
+        line = cat.stdout.readline().decode()
+        assert [(e, LINE.fullmatch(line.rstrip("\n"))["task"]) for e, _ in parse(line)] == [("kmalloc", "late")]
+        os.killpg(cat.pid, signal.SIGKILL)    # cat's next read is blocked: the daemon must answer
+        cat.wait(30)                          # FUSE_INTERRUPT, or cat stays in D state for ever
+        assert wait_for(lambda: not in_group(cat.pid), 20), "the killed cat still waits for its read"
+        (mp / "control").write_text("kmalloc 64 tag=after\n")   # nobody reads: it stays in the ring
+        fd = os.open(mp / T / "trace_pipe", os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            assert [LINE.fullmatch(ln)["task"] for ln in os.read(fd, 1 << 16).decode().splitlines()] == ["after"]
+        finally:
+            os.close(fd)
+    finally:
+        if cat.poll() is None:
+            os.killpg(cat.pid, signal.SIGKILL)
+            cat.wait()
+        cat.stdout.close()
+        cat.stderr.close()
+
+
+@pytest.mark.parametrize("how", ["unmount", "sigterm"])
+def test_a_blocked_reader_does_not_hold_up_the_end_of_the_mount(how):
+    """With a reader blocked on trace_pipe, unmounting (fusermount -u is busy, so the harness
+    detaches lazily) or SIGTERM ends the read at EOF and the daemon exits by itself, long
+    before the harness would kill it."""
+    import signal
+    from procsim.harness import mounted, mount_entry
+    from procsim.testing import CONFIGS
+    with mounted(CONFIGS / "tiny.yaml") as m:
+        mp, proc = m.path, m.proc
+        reader = PipeReader(mp / T / "trace_pipe", 1)
+        reader.start()
+        reader.join(1.0)
+        assert reader.is_alive()
+        if how == "sigterm":
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(20) == 0
+            assert mount_entry(mp) is None
+    if how == "unmount":
+        assert proc.returncode == 0                         # not the harness's SIGKILL (-9)
+    reader.join(20)
+    assert not reader.is_alive() and reader.text == ""
+
+
+def test_bulk_order0_work_is_traced_page_by_page():
+    """count=K order-0 work is done in runs of pages (docs/DESIGN.md); while events are on it
+    runs page by page, so every page has its mm_page_alloc and mm_page_free line, and the pfns
+    are those an untraced machine hands out."""
+    traced, plain = session(), session()
+    traced.write_view(f"{T}/events/kmem/mm_page_alloc/enable", b"1")
+    traced.write_view(f"{T}/events/kmem/mm_page_free/enable", b"1")
+    for s in (traced, plain):
+        run(s, "alloc_pages 0 gfp=GFP_HIGHUSER_MOVABLE count=3000 tag=bulk")
+    events = parse(traced.render(f"{T}/trace").decode())
+    allocs = [f for name, f in events if name == "mm_page_alloc"]
+    assert len(allocs) == 3000
+    assert traced.render("allocations") == plain.render("allocations")
+    run(traced, "free_pages tag=bulk")
+    frees = [f for name, f in parse(traced.render(f"{T}/trace").decode()) if name == "mm_page_free"]
+    assert len(frees) == 3000

@@ -53,7 +53,9 @@ class Page:
     The allocator fills the fields one by one after ``Page()``: a class without ``__init__``
     is the cheapest object CPython makes, and one is made per allocation.
     """
-    __slots__ = ("pfn", "order", "zone", "migratetype", "cpu", "use")
+    # ``id``: the control file's ID of the allocation, set by Tasks only (compaction's
+    # migration reads it to move the ID along; unset on the kernel's own pages)
+    __slots__ = ("pfn", "order", "zone", "migratetype", "cpu", "use", "id")
 
     @property
     def node(self) -> int:
@@ -345,6 +347,62 @@ class Zone:
             return pfn
         return -1
 
+    def rmqueue_runs(self, mt: int, want: int, runs: list) -> int:
+        """Up to ``want`` successive rmqueue_smallest(0, mt) calls at once; the pages go onto
+        ``runs`` ([pfn, n], extending the last when they follow it).  Returns how many.
+
+        The smallest non-empty order q of mt is the one rmqueue_smallest() splits; every list
+        below q is empty, so the next calls take exactly the halves expand() put back, in
+        ascending pfn order, until the block is used up.  What is left of it after n pages,
+        [pfn+n, pfn+2^q), is the halves' aligned split, each block alone on its list.  So
+        the pages, the lists and the counters are those of the single calls."""
+        nr = self._nr
+        got = 0
+        while got < want:
+            for q in range(NR_PAGE_ORDERS):
+                if nr[q][mt]:
+                    break
+            else:
+                break
+            pfn = self._first(q, mt)
+            self._take(pfn, q, mt)
+            size = 1 << q
+            n = r = min(size, want - got)
+            while r < size:                      # the rest of the block: blocks of lowbit(r) pages
+                o = (r & -r).bit_length() - 1
+                self._add(pfn + r, o, mt)
+                r += 1 << o
+            self.account_freepages(-n, mt)
+            if runs and runs[-1][0] + runs[-1][1] == pfn:
+                runs[-1][1] += n
+            else:
+                runs.append([pfn, n])
+            got += n
+        return got
+
+    def free_range(self, lo: int, hi: int, descending: bool = False):
+        """free_one_page() for every page of [lo, hi), one at a time, in ascending (or
+        descending) pfn order, each with its pageblock's migratetype.
+
+        Freed one by one, the pages of an aligned block B of the range reach outside B only
+        when B's last page merges the whole of B: until then every buddy they meet lies in B.
+        So freeing the range page by page is freeing its aligned blocks (cut at pageblock
+        boundaries, where the migratetype may change) as whole blocks, in the same order:
+        same merges, same list positions, same counters."""
+        blocks = []
+        p = lo
+        while p < hi:
+            o = min((p & -p).bit_length() - 1 if p else PAGEBLOCK_ORDER, PAGEBLOCK_ORDER)
+            while p + (1 << o) > hi:
+                o -= 1
+            blocks.append((p, o))
+            p += 1 << o
+        if descending:
+            blocks.reverse()
+        get_mt, free_one = self.get_pageblock_migratetype, self.free_one_page
+        for p, o in blocks:
+            free_one(p, o, get_mt(p))
+
     def find_suitable_fallback(self, order: int, mt: int, claimable: bool) -> int:
         if claimable and not (order >= PAGEBLOCK_ORDER or order >= PAGEBLOCK_ORDER // 2
                               or mt in (MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE)):
@@ -446,6 +504,8 @@ class Zone:
 
     # ---- freeing: __free_one_page ---------------------------------------------------------
     def free_one_page(self, pfn: int, order: int, mt: int, to_tail: bool = False):
+        """__free_one_page(): merge with free buddies, then add at the head (or the tail, when
+        the next-higher buddy is free and a merge is likely).  mt is pfn's pageblock type."""
         self.account_freepages(1 << order, mt)
         free = self._free
         buddy = pfn
@@ -453,13 +513,15 @@ class Zone:
             buddy = pfn ^ (1 << order)
             if free.get(buddy) != order:
                 break
-            bmt = self.get_pageblock_migratetype(buddy)
-            if order >= PAGEBLOCK_ORDER and bmt != mt and not (
-                    migratetype_is_mergeable(mt) and migratetype_is_mergeable(bmt)):
-                break
-            self._del(buddy, order, bmt)
-            if bmt != mt:                        # match the buddy's type, so expand() stays consistent
-                self.set_pageblock_migratetype(buddy, mt)
+            if order < PAGEBLOCK_ORDER:          # the buddy is in pfn's pageblock: type mt (every caller's)
+                self._del(buddy, order, mt)
+            else:
+                bmt = self.get_pageblock_migratetype(buddy)
+                if bmt != mt and not (migratetype_is_mergeable(mt) and migratetype_is_mergeable(bmt)):
+                    break
+                self._del(buddy, order, bmt)
+                if bmt != mt:                    # match the buddy's type, so expand() stays consistent
+                    self.set_pageblock_migratetype(buddy, mt)
             pfn &= buddy
             order += 1
         if not to_tail and order < MAX_PAGE_ORDER - 1:

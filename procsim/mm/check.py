@@ -15,8 +15,9 @@ from .layout import PAGEBLOCK_ORDER
 
 
 def check(kernel) -> None:
+    runs = _run_pages(kernel)
     for z in kernel.zones:
-        check_zone(z)
+        check_zone(z, runs.get(z, ()))
     if kernel.slab is not None and hasattr(kernel.slab, "check"):
         kernel.slab.check()
     check_counters(kernel)
@@ -45,15 +46,17 @@ def check_counters(kernel) -> None:
         assert v >= 0, f"vm event {name} is negative ({v})"
     expect: dict[tuple[int, str], int] = {}
     zone_expect: dict[tuple[int, str], int] = {}
+    runs = _run_pages(kernel)
     for zi, z in enumerate(kernel.zones):
-        for page in z.allocated.values():
-            use = getattr(page, "use", None)
+        uses = [(getattr(page, "use", None), 1 << page.order) for page in z.allocated.values()]
+        uses += [(b.use, n) for _, n, b in runs.get(z, ())]
+        for use, n in uses:
             if use in _USE_ITEMS:
                 items, zitem, unit = _USE_ITEMS[use]
                 for it in items:
-                    expect[z.node, it] = expect.get((z.node, it), 0) + (unit << page.order)
+                    expect[z.node, it] = expect.get((z.node, it), 0) + unit * n
                 if zitem:
-                    zone_expect[zi, zitem] = zone_expect.get((zi, zitem), 0) + (1 << page.order)
+                    zone_expect[zi, zitem] = zone_expect.get((zi, zitem), 0) + n
         for item in ("nr_zone_inactive_anon", "nr_zone_inactive_file"):      # inactive + active: the LRU
             lru = z.stat[item] + z.stat[item.replace("inactive", "active")]
             assert lru == zone_expect.get((zi, item), 0), \
@@ -104,6 +107,32 @@ def check_lru(kernel) -> None:
                     assert page in seen, f"{page.use} page {page.pfn:#x} is on no LRU list"
 
 
+def _run_pages(kernel) -> dict:
+    """zone -> [(first pfn, pages, batch)]: the live task pages kept as runs, which the
+    zones' ``allocated`` maps do not hold (procsim.mm.task)."""
+    out: dict = {}
+    tasks = getattr(kernel, "tasks", None)
+    if tasks is not None and hasattr(tasks, "run_pages"):
+        for z, pfn, n, b in tasks.run_pages():
+            out.setdefault(z, []).append((pfn, n, b))
+    return out
+
+
+def _allocated(z, runs) -> list:
+    """Everything allocated in z as canonical runs (pfn, pages, order, migratetype, cpu, use):
+    the same whether the pages came one by one with a Page each or as runs."""
+    items = sorted([(p, 1 << pg.order, pg.order, pg.migratetype, pg.cpu, getattr(pg, "use", None))
+                    for p, pg in z.allocated.items()]
+                   + [(p, n, b.what, b.mt, b.cpu, b.use) for p, n, b in runs])
+    out: list = []
+    for p, n, order, mt, cpu, use in items:
+        if out and not order and not out[-1][2] and out[-1][0] + out[-1][1] == p and out[-1][3:] == [mt, cpu, use]:
+            out[-1][1] += n
+        else:
+            out.append([p, n, order, mt, cpu, use])
+    return out
+
+
 def state_digest(kernel) -> str:
     """A hash of the whole allocation state (not ``generation``, which is only a cache key).
 
@@ -115,6 +144,7 @@ def state_digest(kernel) -> str:
         h.update(repr(parts).encode())
         h.update(b"\n")
 
+    runs = _run_pages(kernel)
     for z in kernel.zones:
         put("zone", z.node, z.idx, z.nr_free, z.nr_free_highatomic, z.nr_reserved_highatomic, z.boost,
             getattr(z, "below_high", None),
@@ -134,8 +164,7 @@ def state_digest(kernel) -> str:
                 getattr(pcp, "alloc_factor", 0), getattr(pcp, "free_count", 0),
                 getattr(pcp, "prev_free_high_order", False),
                 [list(l) for l in pcp.lists])
-        put("allocated", sorted((p, pg.order, pg.migratetype, pg.cpu, getattr(pg, "use", None))
-                                for p, pg in z.allocated.items()))
+        put("allocated", _allocated(z, runs.get(z, ())))
     for n in kernel.nodes:
         put("node", n.id, sorted(n.stat.items()), getattr(n, "kswapd_failures", 0))
     # (lruvec, swap_info and the printk ring are made on first use: ask for them, so a state
@@ -160,7 +189,8 @@ def state_digest(kernel) -> str:
         put("tasks", tasks.next_id, [(t.pid, t.tag, t.oom_score_adj, t.rss, t.pgtables_bytes, t.kernel_pages,
                                       t.objects) for t in tasks])
         for b in tasks.batches():
-            put("batch", b.first, b.last, b.task.pid, b.kind, b.what, b.use, b.live, list(b.entries()))
+            put("batch", b.first, b.last, b.task.pid, b.kind, b.what, b.use, b.live,
+                [(i, p, n) for i, p, n, _ in b.segments()] if b.kind == "pages" else list(b.entries()))
     slab = kernel.slab
     if slab is not None:
         put("large", sorted((p, pg.order) for p, pg in slab._large.items()), list(slab.large_pages))
@@ -176,7 +206,8 @@ def state_digest(kernel) -> str:
     return h.hexdigest()
 
 
-def check_zone(z) -> None:
+def check_zone(z, runs=()) -> None:
+    """The zone's books agree; ``runs`` are its task pages kept as runs, (pfn, pages, batch)."""
     where = repr(z)
     intervals = []
     counts = [[0] * MIGRATE_TYPES for _ in range(NR_PAGE_ORDERS)]
@@ -242,6 +273,9 @@ def check_zone(z) -> None:
         assert page.pfn == p and page.zone is z, f"{where}: allocation record {p:#x} is inconsistent"
         intervals.append((p, p + (1 << page.order), "allocated"))
         used += 1 << page.order
+    for p, n, _ in runs:
+        intervals.append((p, p + n, "allocated run"))
+        used += n
     assert free + _isolated(z) + used + pcp_pages == z.managed, \
         f"{where}: free {free} + allocated {used} + pcp {pcp_pages} != managed {z.managed}"
 

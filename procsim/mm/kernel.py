@@ -10,8 +10,8 @@ pfns, byte for byte.
 The work itself lives in modules named after the kernel's files, composed here as mixins:
 ``mm_init`` (boot setup), ``page_alloc`` (alloc/free, the slow path), ``vmstat`` (counters,
 the vmstat worker), ``vmscan`` (LRU, kswapd, direct reclaim, shrinkers), ``timer`` (the clock,
-deferred work), ``page_writeback`` (dirty limits), ``show_mem`` (MemAvailable, overcommit,
-show_mem, warn_alloc), and
+deferred work), ``compaction`` and ``migrate`` (compaction, kcompactd), ``page_writeback`` (dirty
+limits), ``show_mem`` (MemAvailable, overcommit, show_mem, warn_alloc), and
 ``x86_init`` (the direct map's page sizes).
 """
 from __future__ import annotations
@@ -29,6 +29,7 @@ from .vmscan import Vmscan, note_boot_slabs
 from .vmstat import Vmstat, NODE_STAT_ITEMS, ZONE_STAT_ITEMS, NUMA_STAT_ITEMS
 
 from .task import Tasks
+from .compaction import Compaction
 from .trace import Trace
 VM_EVENTS_DRIVEN = ("pgalloc_dma", "pgalloc_dma32", "pgalloc_normal", "pgalloc_movable", "pgalloc_device",
                     "pgfree", "drop_slab")
@@ -60,9 +61,11 @@ class PgData:
     def has_memory(self): return any(z.managed for z in self.zones)
 
 
-class Kernel(PageAlloc, MmInit, Vmstat, Vmscan, Timers, PageWriteback, ShowMem):
-    def __init__(self, machine: Machine, boot: bool = True, slab: bool = True, profile: Profile | None = None):
+class Kernel(Compaction, PageAlloc, MmInit, Vmstat, Vmscan, Timers, PageWriteback, ShowMem):
+    def __init__(self, machine: Machine, boot: bool = True, slab: bool = True, profile: Profile | None = None,
+                 page_runs: bool = True):
         self.machine = machine
+        self.page_runs = page_runs                 # False: order-0 bulk work page by page (the reference)
         # the kernel version's rules, fixed at boot: the machine's kernel: unless given
         self.profile = profile = profile or for_machine(machine)
         self.layout: Layout = build(machine)
@@ -97,6 +100,7 @@ class Kernel(PageAlloc, MmInit, Vmstat, Vmscan, Timers, PageWriteback, ShowMem):
         for z in self.zones:                       # populate_rootfs, free_initmem: after the watermarks
             self.vm_events["pgfree"] += z.free_late()
         self.start_shepherd_timer()
+        self._init_compaction()                    # zones' compact_* state, kcompactd per node
         self.slab = None
         if slab:                                   # SLUB sits on top of the page allocator
             from .slub import Slub

@@ -119,19 +119,31 @@ class MmInit:
         self.totalreserve_pages = sum(min(z.managed, max(z.lowmem_reserve) + z.wmark_high) for z in self.zones)
 
     def zone_pcp_update(self, z: Zone):
-        """zone_set_pageset_high_and_batch(): batch from managed, high_min/max from low wmark."""
+        """zone_set_pageset_high_and_batch(): batch from managed (zone_batchsize()), high_min/max
+        from the low watermark (zone_highsize()).
+
+        Before 6.7 a pageset has one static ``high``; procsim keeps 6.18's dynamic logic and
+        pins it by making high_min == high_max == that value (then _nr_pcp_high() and
+        decay_pcp_high() never move it): 6.1 zone_highsize() (the low watermark shared among
+        the node's CPUs), 5.4 and 3.10 pageset_set_batch()'s ``6 * batch`` taken before batch
+        is clamped to 1 (a tiny DMA zone: high 0, batch 1)."""
         batch = min(z.managed >> 10, (1 << 20) // PAGE_SIZE) // 4
         batch = max(batch, 1)
-        batch = max(1, (1 << ((batch + batch // 2).bit_length() - 1)) - 1)
+        raw = (1 << ((batch + batch // 2).bit_length() - 1)) - 1
+        batch = max(1, raw)
         ncpus = len(self.nodes[z.node].cpus) or self.nr_cpu_ids
-        if self.percpu_pagelist_high_fraction:
+        pcp_rule = self.profile.pcp
+        if pcp_rule == "6*batch":
+            high_min = high_max = 6 * raw
+        elif self.percpu_pagelist_high_fraction:
             high_min = high_max = max(z.managed // self.percpu_pagelist_high_fraction // ncpus, batch << 2)
         else:
             high_min = max(z.wmark_low // ncpus, batch << 2)
-            high_max = max(z.managed // 8 // ncpus, batch << 2)
+            high_max = high_min if pcp_rule == "zone_highsize" else max(z.managed // 8 // ncpus, batch << 2)
         for pcp in z.pcp:
             pcp.batch, pcp.high_min, pcp.high_max = batch, high_min, high_max
-
+            if pcp_rule != "6.18":               # pageset_update(): the static high itself
+                pcp.high = high_min
 
     def _init_node_states(self):
         """node_states[] (N_POSSIBLE, N_ONLINE, N_NORMAL_MEMORY, N_MEMORY, N_CPU,

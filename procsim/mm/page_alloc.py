@@ -7,6 +7,7 @@ The hot paths are written for few Python steps (see docs/DESIGN.md "fast paths")
 from __future__ import annotations
 
 import errno
+from collections import deque
 
 from .page_types import PAGE_SIZE
 from . import gfp as G
@@ -14,6 +15,7 @@ from .buddy import (Zone, Page, PerCpuPages, MIGRATE_MOVABLE, MIGRATE_HIGHATOMIC
                     MAX_PAGE_ORDER, NR_PAGE_ORDERS, NR_PCP_LISTS,
                     PAGE_ALLOC_COSTLY_ORDER, PCP_BATCH_SCALE_MAX, pcp_allowed_order, order_to_pindex,
                     pindex_to_order, migratetype_is_mergeable)
+from .compaction import COMPACT_DEFERRED
 from .errors import MMError
 from . import oom_kill
 from .show_mem import explain_nopage
@@ -48,6 +50,11 @@ class _Plan:
 class PageAlloc:
     """Kernel mixin: the allocator's entry points and everything under them."""
 
+    # Order-0 bulk work in runs of contiguous pages (alloc_pages_runs, free_pages_run, the pcp
+    # refill).  False makes every one of them the per-page reference the tests compare with.
+    page_runs = True
+    _refilled = None                             # (pcp list, runs) the last pcp refill put there
+
     def default_cpu(self, node: int | None) -> int:
         if node is None:
             return 0
@@ -65,9 +72,9 @@ class PageAlloc:
     def alloc_pages(self, order: int, gfp: int = G.GFP_KERNEL, node: int | None = None,
                     cpu: int | None = None, use: str | None = None) -> Page:
         """__alloc_pages(): fast path at the low watermark, then the slow path at min (kswapd,
-        direct reclaim, the OOM killer).  When even the slow path fails the request fails with
-        ENOMEM saying why, zone by zone; the allocation state is as it was, apart from what
-        reclaim freed and the log warn_alloc wrote."""
+        direct compaction and reclaim, the OOM killer).  When even the slow path fails the
+        request fails with ENOMEM saying why, zone by zone; the allocation state is as it was,
+        apart from what reclaim freed, what compaction moved and the log warn_alloc wrote."""
         if node is None and cpu is None and use is None and order.__class__ is int and 0 <= order <= MAX_PAGE_ORDER:
             cpu = 0                                # the common call: cpu 0, its own node, no use
             plan = self._plans0.get(gfp) or self._plan(self.cpu_node[0], gfp, cpu0=True)
@@ -161,6 +168,271 @@ class PageAlloc:
         self.generation += 1
         return pages
 
+    # ---- order-0 bulk work in runs: alloc_pages_runs(), free_pages_run() ---------------------
+    def alloc_pages_runs(self, gfp: int, nr: int, node: int | None = None, cpu: int | None = None,
+                         use: str | None = None):
+        """nr calls of alloc_pages(0, gfp, node, cpu, use), with every pfn, counter and flag
+        they would leave, at a cost that grows with the pcp refills, not the pages.
+
+        Returns (runs, cpu, error): runs [[zone, pfn, n], ...] in allocation order (pages
+        pfn..pfn+n-1 ascending, no Page objects: the caller keeps them, see mm/task.py), the
+        cpu they were allocated on, and the MMError of the call that failed (None if none);
+        the runs made before a failure stay allocated for the caller to free.
+
+        Between refills a pcp list only shrinks: the zone's free pages, its watermarks and
+        flags do not move, so every call until the list is empty decides what the first one
+        did.  ``_pcp_source`` finds that decision without side effects; the pops are then
+        counted at once.  Anything else (a refill, a flag the call would set, kswapd to
+        wake, the slow path, a failure) is one real alloc_pages() call."""
+        self._check_args(0, node, cpu)
+        if use is not None and use not in PAGE_USES:
+            raise MMError(errno.EINVAL, f"unknown page use {use!r} (one of {', '.join(PAGE_USES)})")
+        if cpu is None:
+            cpu = self.default_cpu(node) if node is not None else 0
+        pnode = self.cpu_node[cpu] if node is None else node
+        plan = self._plans.get((pnode, gfp)) or self._plan(pnode, gfp)
+        mt, pindex = plan.mt, _PCP_LIST[0][plan.mt]
+        cpu_node, vm_events = self.cpu_node[cpu], self.vm_events
+        out: list[list] = []
+        known = None                             # (pcp list, runs): what that list holds, as runs
+        left, err = nr, None
+        while left:
+            z = self._pcp_source(plan, cpu, pindex) if self.page_runs and not self.trace.active else None
+            if z is None:                        # one real call
+                self._refilled = None
+                try:
+                    page = self.alloc_pages(0, gfp, node, cpu)
+                except MMError as e:
+                    err = e
+                    break
+                z, pfn = page.zone, page.pfn
+                del z.allocated[pfn]             # the caller keeps the page, not a Page
+                lst = z.pcp[cpu].lists[pindex]
+                if mt == MIGRATE_MOVABLE:
+                    self._movable_used(z, pfn, 0, -1)     # counted with the runs below
+                if self._refilled is not None and self._refilled[0] is lst:
+                    known = (lst, deque(self._refilled[1]))
+                if known is not None and known[0] is lst and known[1] and known[1][0][0] == pfn:
+                    head = known[1][0]
+                    head[0] += 1
+                    head[1] -= 1
+                    if not head[1]:
+                        known[1].popleft()
+                _add_run(out, z, pfn, 1)
+                left -= 1
+                continue
+            pcp = z.pcp[cpu]
+            lst = pcp.lists[pindex]
+            k = min(len(lst), left)
+            if known is not None and (known[0] is not lst or sum(n for _, n in known[1]) != len(lst)
+                                      or known[1][0][0] != lst[0]):
+                known = None
+            if known is None:                    # a list filled before this call: page by page
+                for _ in range(k):
+                    _add_run(out, z, lst.popleft(), 1)
+            else:
+                runs, todo = known[1], k
+                while todo:
+                    head = runs[0]
+                    n = min(todo, head[1])
+                    _add_run(out, z, head[0], n)
+                    head[0] += n
+                    head[1] -= n
+                    if not head[1]:
+                        runs.popleft()
+                    todo -= n
+                if k == len(lst):
+                    lst.clear()
+                else:
+                    for _ in range(k):
+                        lst.popleft()
+            # the pops' counters: rmqueue's pcp bookkeeping and zone_statistics()
+            pcp.free_count >>= k
+            pcp.count -= k
+            vm_events[_PGALLOC[z.idx]] += k
+            numa = z.numa
+            if z.node == plan.zone.node:
+                numa["numa_hit"] += k
+            else:
+                numa["numa_miss"] += k
+                plan.zone.numa["numa_foreign"] += k
+            numa["numa_local" if z.node == cpu_node else "numa_other"] += k
+            self.generation += k
+            left -= k
+        for z, pfn, n in out:
+            if mt == MIGRATE_MOVABLE:
+                self._movable_used_range(z, pfn, n, +1)
+            if use:
+                self._account_use_pages(use, z, n)
+        return out, cpu, err
+
+    def _pcp_source(self, plan: _Plan, cpu: int, pindex: int) -> Zone | None:
+        """The zone whose pcp list the next order-0 alloc_pages() of plan would pop, when
+        that call changes nothing but the pop's counters; None when it would refill, set
+        ZONE_BELOW_HIGH, wake kswapd or go further (the caller then makes the real call).
+        Reads what alloc_pages() and _get_page_from_freelist() read, in the same order."""
+        z = plan.zone
+        if pindex < 0:
+            return None
+        flags = plan.flags
+        if not z.below_high and z.pcp[cpu].lists[pindex] and \
+                self._watermark_fast(z, 0, z._watermark[2] + z.boost, z.idx, flags):
+            return z                             # the fast path
+        multi = len(self.nodes) > 1
+        while True:
+            nofrag = flags & G.ALLOC_NOFRAGMENT
+            for zz in plan.zonelist:
+                if nofrag and multi and zz.node != z.node:
+                    flags &= ~G.ALLOC_NOFRAGMENT
+                    break
+                if not zz.below_high:
+                    if not self._watermark_fast(zz, 0, zz._watermark[2] + zz.boost, z.idx, flags):
+                        return None              # it would set ZONE_BELOW_HIGH
+                elif not (flags & G.ALLOC_NO_WATERMARKS or self._watermark_fast(
+                        zz, 0, zz.wmark(flags & G.ALLOC_WMARK_MASK), z.idx, flags)):
+                    continue
+                if zz.pcp[cpu].lists[pindex] and not (zz.boosted_wmark and flags & G.ALLOC_KSWAPD):
+                    return zz
+                return None
+            else:
+                return None
+
+    def free_pages_run(self, z: Zone, pfn: int, n: int, cpu: int, mt: int, use: str | None = None,
+                       descending: bool = False) -> None:
+        """free_pages() of the order-0 pages pfn..pfn+n-1 of z, allocated on cpu as migratetype
+        mt (with ``use``), one after the other in ascending (or descending) pfn order: every
+        list, counter and flag as those n calls leave them, at a cost that grows with the pcp
+        flushes, not the pages.
+
+        A free that neither re-tunes pcp->high nor flushes (the zone not below its high
+        mark, count still under high) only adds the page at the list head and moves
+        counters: such stretches are counted at once, and the pages they add are kept as
+        runs at the head of the list.  A flush frees from the tail, so it takes the list's
+        older pages first and then the oldest of those runs, handed to the buddy as ranges
+        (Zone.free_range).  Every other free is done as free_pages() does it."""
+        if not self.page_runs or self.trace.active:   # the reference: n free_pages() calls (and events)
+            for p in (range(pfn + n - 1, pfn - 1, -1) if descending else range(pfn, pfn + n)):
+                page = Page()
+                page.pfn = p; page.order = 0; page.zone = z; page.migratetype = mt; page.cpu = cpu; page.use = use
+                z.allocated[p] = page
+                self.free_pages(page)
+            return
+        if mt == MIGRATE_MOVABLE:
+            self._movable_used_range(z, pfn, n, -1)
+        if use:
+            self._account_use_pages(use, z, -n)
+        self.vm_events["pgfree"] += n
+        self.generation += n
+        pcp = z.pcp[cpu]
+        head: deque = deque()                    # [lo, hi] runs at the list head, oldest first
+        hpindex = -1
+        lo, hi = pfn, pfn + n
+        while lo < hi:
+            # the next stretch in one pageblock, in freeing order
+            if descending:
+                s = max(lo, (hi - 1) & ~(PAGEBLOCK_NR_PAGES - 1))
+                e = hi
+            else:
+                s, e = lo, min(hi, (lo | (PAGEBLOCK_NR_PAGES - 1)) + 1)
+            bmt = z.pageblock_mt[(s >> PAGEBLOCK_ORDER) - z._pb_base]
+            pindex = _PCP_LIST[0][bmt]
+            if pindex != hpindex:
+                self._head_to_list(pcp, hpindex, head, descending)
+                hpindex = pindex
+            if pindex < 0:                       # an Isolate pageblock: straight to the buddy
+                z.free_range(s, e, descending)
+                pcp.stat_diff = True
+            else:
+                self._free_stretch(z, pcp, pindex, s, e, head, descending)
+            if descending:
+                hi = s
+            else:
+                lo = e
+        self._head_to_list(pcp, hpindex, head, descending)
+
+    def _free_stretch(self, z: Zone, pcp: PerCpuPages, pindex: int, s: int, e: int, head: deque,
+                      descending: bool) -> None:
+        """free_pages() of pages s..e-1 (one pageblock) onto pcp list pindex, head runs in ``head``."""
+        batch = pcp.batch
+        cap = batch << PCP_BATCH_SCALE_MAX
+        while s < e:
+            high = pcp.high
+            quiet = 0
+            if not z.below_high and pcp.high_min <= high <= pcp.high_max:
+                quiet = min(e - s, high - pcp.count - 1)
+            if quiet > 0:                        # frees that only add a page and count it
+                pcp.alloc_factor >>= quiet
+                pcp.count += quiet
+                if pcp.free_count < cap:
+                    pcp.free_count = min(pcp.free_count + quiet, cap)
+            else:                                # one free, as free_pages() does it
+                quiet = 1
+                pcp.alloc_factor >>= 1
+                pcp.count = count = pcp.count + 1
+                if pcp.free_count < cap:
+                    pcp.free_count += 1
+                if z.below_high or count >= high or not pcp.high_min <= high <= pcp.high_max:
+                    high = self._nr_pcp_high(pcp, z, batch, False)
+            pcp.prev_free_high_order = False
+            if descending:
+                _push(head, e - quiet, e, True)
+                e -= quiet
+            else:
+                _push(head, s, s + quiet, False)
+                s += quiet
+            if pcp.count >= high:
+                self._flush_head(z, self._nr_pcp_free(pcp, batch, high, False), pcp, pindex, head)
+                if z.below_high and self._watermark_ok(z, 0, z.wmark_high, ZONE_MOVABLE, 0):
+                    z.below_high = False
+
+    def _flush_head(self, z: Zone, count: int, pcp: PerCpuPages, pindex: int, head: deque) -> None:
+        """free_pcppages_bulk() from list pindex whose newest pages are the runs in head: the
+        list's own pages from the tail, then the oldest runs, then the other lists."""
+        count = min(count, pcp.count)
+        if count > 0:
+            pcp.stat_diff = True
+        lst = pcp.lists[pindex]
+        while count > 0 and lst:
+            p = lst.pop()
+            count -= 1
+            pcp.count -= 1
+            z.free_one_page(p, 0, z.get_pageblock_migratetype(p))
+        while count > 0 and head:
+            r = head[0]
+            lo, hi, desc = r
+            take = min(count, hi - lo)
+            if desc:
+                z.free_range(hi - take, hi, True)
+                r[1] = hi - take
+            else:
+                z.free_range(lo, lo + take, False)
+                r[0] = lo + take
+            if r[0] == r[1]:
+                head.popleft()
+            count -= take
+            pcp.count -= take
+        if count > 0:                            # this list is empty: the round robin goes on
+            self._free_pcppages_bulk(z, count, pcp, pindex)
+
+    @staticmethod
+    def _head_to_list(pcp: PerCpuPages, pindex: int, head: deque, descending: bool) -> None:
+        """The head runs onto the list, as the single frees would have put them there."""
+        if pindex >= 0 and head:
+            lst = pcp.lists[pindex]
+            for lo, hi, desc in head:
+                lst.extendleft(range(hi - 1, lo - 1, -1) if desc else range(lo, hi))
+        head.clear()
+
+    def _movable_used_range(self, z: Zone, pfn: int, n: int, sign: int) -> None:
+        """_movable_used() of n order-0 pages from pfn, one add per pageblock."""
+        used = z.movable_used
+        end = pfn + n
+        while pfn < end:
+            b = pfn >> PAGEBLOCK_ORDER
+            m = min(end, (b + 1) << PAGEBLOCK_ORDER) - pfn
+            used[b] = used.get(b, 0) + sign * m
+            pfn += m
+
     def _plan(self, node: int, gfp: int, cpu0: bool = False) -> "_Plan":
         """What a (node, gfp) request needs, worked out once: the zonelist cut at the highest
         allowed zone, the migratetype, the fast path's alloc flags (ALLOC_NOFRAGMENT rule)."""
@@ -201,7 +473,9 @@ class PageAlloc:
             page = self._alloc_pages_direct_compact(gfp, order, flags, plan, cpu)
             if page is not None:
                 return page
-            if costly and gfp & _GFP_NORETRY:         # compaction skipped: give up
+            # costly __GFP_NORETRY: give up when compaction was skipped or deferred, else
+            # one more pass of the retry loop, at async priority
+            if costly and gfp & _GFP_NORETRY and self.last_compact_result <= COMPACT_DEFERRED:
                 self.warn_alloc(gfp, order, plan.node, cpu)
                 return None
         no_progress_loops = 0
@@ -234,7 +508,8 @@ class PageAlloc:
 
     # The kernel's __alloc_pages_direct_reclaim / __alloc_pages_direct_compact: one leading
     # underscore here, because Python mangles double-underscore names inside a class.  They
-    # call into the rooms that do the work (vmscan: try_to_free_pages; compaction later).
+    # call into the rooms that do the work (vmscan: try_to_free_pages; compaction.py overrides
+    # the compaction hook).
     def _alloc_pages_direct_reclaim(self, gfp: int, order: int, flags: int, plan: _Plan, cpu: int):
         """__alloc_pages_direct_reclaim() -> (page or None, pages reclaimed): try_to_free_pages(),
         then the freelists again, once more after drain_all_pages() (the freed pages may sit
@@ -249,8 +524,7 @@ class PageAlloc:
         return page, progress
 
     def _alloc_pages_direct_compact(self, gfp: int, order: int, flags: int, plan: _Plan, cpu: int):
-        """__alloc_pages_direct_compact(): order-0 requests never compact; compaction is not
-        modelled yet, so nothing is freed up (the compaction issue fills this in)."""
+        """__alloc_pages_direct_compact(): the Compaction mixin (compaction.py) overrides this."""
         return None
 
     def _should_reclaim_retry(self, order: int, flags: int, zonelist, highest: int, no_progress_loops: int) -> bool:
@@ -386,19 +660,41 @@ class PageAlloc:
         pcp.free_count >>= 1
         lst = pcp.lists[_PCP_LIST[order][mt]]
         if not lst:
-            batch = self._nr_pcp_alloc(pcp, z, order)
-            mode = [0]
-            for _ in range(batch):
-                pfn = self._rmqueue_typed(z, order, mt, flags, mode)
-                if pfn < 0:
-                    break
-                lst.append(pfn)
-                pcp.count += 1 << order
+            self._rmqueue_bulk(z, order, mt, flags, self._nr_pcp_alloc(pcp, z, order), pcp, lst)
             if not lst:
                 return -1
             pcp.stat_diff = True
         pcp.count -= 1 << order
         return lst.popleft()
+
+    def _rmqueue_bulk(self, z: Zone, order, mt, flags, batch: int, pcp: PerCpuPages, lst) -> None:
+        """rmqueue_bulk(): batch blocks from the buddy onto the tail of an empty pcp list.
+
+        Order 0 takes whole stretches of rmqueue_smallest() calls at once
+        (Zone.rmqueue_runs) unless ``page_runs`` is off (the per-page reference);
+        fallbacks (claim, steal) go one block at a time as __rmqueue() does.  The list's
+        content is left in ``_refilled`` as runs [lst, [pfn, n]...] for alloc_pages_runs."""
+        mode = [0]
+        runs = []
+        left = batch
+        while left:
+            if not order and not mode[0] and self.page_runs and not self.trace.active:
+                n = z.rmqueue_runs(mt, left, runs)
+                if n:
+                    left -= n
+                    continue
+            pfn = self._rmqueue_typed(z, order, mt, flags, mode)
+            if pfn < 0:
+                break
+            if runs and runs[-1][0] + runs[-1][1] == pfn and not order:
+                runs[-1][1] += 1
+            else:
+                runs.append([pfn, 1])
+            left -= 1
+        for pfn, n in runs:                      # the list was empty: it is the runs, in order
+            lst.extend(range(pfn, pfn + n))
+        pcp.count += (batch - left) << order
+        self._refilled = (lst, runs)
 
     def _nr_pcp_alloc(self, pcp: PerCpuPages, z: Zone, order: int) -> int:
         base = pcp.batch
@@ -597,6 +893,40 @@ class PageAlloc:
                 z.free_one_page(pfn, order, mt)
 
 
+    # ---- exact-size allocations: alloc_pages_exact(), split_page() -----------------------
+    def alloc_pages_exact(self, size: int, gfp: int = G.GFP_KERNEL, node: int | None = None,
+                          cpu: int | None = None) -> list[Page]:
+        """alloc_pages_exact(): the covering order (get_order(size)) without __GFP_COMP, split
+        into order-0 pages, the tail beyond PAGE_ALIGN(size) freed (make_alloc_exact()).
+        Returns the pages kept, lowest pfn first."""
+        if not isinstance(size, int) or size <= 0:
+            raise MMError(errno.EINVAL, f"alloc_pages_exact: size {size!r} must be a positive number of bytes")
+        nr = -(-size // PAGE_SIZE)
+        order = (nr - 1).bit_length()
+        if order > MAX_PAGE_ORDER:
+            raise MMError(errno.EINVAL, f"alloc_pages_exact: {size} bytes need order {order} > {MAX_PAGE_ORDER}")
+        pages = self.split_page(self.alloc_pages(order, gfp & ~_GFP_COMP, node, cpu))
+        for p in pages[nr:]:
+            self.free_pages(p)
+        return pages[:nr]
+
+    def split_page(self, page: Page) -> list[Page]:
+        """split_page(): a non-compound 2^order block becomes 2^order order-0 pages."""
+        z = page.zone
+        if z.allocated.get(page.pfn) is not page:
+            raise MMError(errno.EINVAL, f"split_page: pfn {page.pfn:#x} is not allocated")
+        out = []
+        for pfn in range(page.pfn, page.pfn + (1 << page.order)):
+            p = Page()
+            p.pfn, p.order, p.zone, p.migratetype, p.cpu, p.use = pfn, 0, z, page.migratetype, page.cpu, None
+            z.allocated[pfn] = p
+            out.append(p)
+        if page.use:                              # the use moves to the pieces, counted once
+            for p in out:
+                p.use = page.use
+        self.generation += 1
+        return out
+
     def drain_all_pages(self):
         """drain_all_pages(): every pcp list back to the buddy (memory pressure, drop_caches)."""
         for z in self.zones:
@@ -637,10 +967,36 @@ _GFP_DIRECT_RECLAIM = G.__GFP_DIRECT_RECLAIM
 _GFP_NORETRY = G.__GFP_NORETRY
 _GFP_RETRY_MAYFAIL = G.__GFP_RETRY_MAYFAIL
 _GFP_IO = G.__GFP_IO
+_GFP_COMP = G.__GFP_COMP
 _ALLOC_RESERVES = G.ALLOC_RESERVES
 # The pcp list of a block by (order, migratetype), or -1 where the pcp is bypassed (orders
 # without a list, Isolate pageblocks); freed HighAtomic blocks go to the Movable list.
 _PCP_LIST = tuple(tuple(order_to_pindex(mt if mt < MIGRATE_PCPTYPES else MIGRATE_MOVABLE, o)
                         if pcp_allowed_order(o) and mt != MIGRATE_ISOLATE else -1 for mt in range(5))
                   for o in range(NR_PAGE_ORDERS))
+
+
+def _add_run(out: list, z: Zone, pfn: int, n: int) -> None:
+    """Append pages pfn..pfn+n-1 of z to a run list, extending the last run when they follow it."""
+    if out:
+        last = out[-1]
+        if last[0] is z and last[1] + last[2] == pfn:
+            last[2] += n
+            return
+    out.append([z, pfn, n])
+
+
+def _push(head: deque, lo: int, hi: int, desc: bool) -> None:
+    """Pages lo..hi-1 freed (in ``desc`` order) onto a list head kept as runs."""
+    if head:
+        r = head[-1]
+        if r[2] == desc and (r[0] == hi if desc else r[1] == lo):
+            if desc:
+                r[0] = lo
+            else:
+                r[1] = hi
+            return
+    head.append([lo, hi, desc])
+
+
 _PGALLOC = ("pgalloc_dma", "pgalloc_dma32", "pgalloc_normal", "pgalloc_movable", "pgalloc_device")

@@ -10,15 +10,18 @@ docs/PROFILES.md says, per profile, what differs and how it is checked.  Sources
 * the counter names and their order: mm/vmstat.c vmstat_text[] with include/linux/mmzone.h
   enum zone_stat_item / node_stat_item and include/linux/vm_event_item.h of that version
   (6.1: checked name for name against Debian's 6.1 under the oracle, tests/data/oracle;
-  5.4: the per-node and per-zone lists of seed 000's zoneinfo, an Ubuntu 5.4 VM);
+  5.4: the per-node and per-zone lists of seed 000's zoneinfo, an Ubuntu 5.4 VM, and 5.4's
+  vmstat_text[]; 3.10: v3.10's vmstat_text[], all zone counters);
 * zoneinfo_show_print(): which watermark lines (no boost line in seed 000's 5.4; promo
   in 6.18, not 6.1), the cma line (not in 5.4), nr_free_pages_blocks (6.18 only), the
   pageset lines (high_min/high_max since 6.7);
 * pcp high: 5.4 pageset_set_batch() high = 6 * batch; 6.1 zone_highsize() from the low
-  watermark, printed as ``high``; 6.18 high_min/high_max and a dynamic high;
+  watermark -- both static, pinned at boot as high_min == high_max (mm_init.zone_pcp_update);
+  6.18 high_min/high_max and a dynamic high;
 * __setup_per_zone_wmarks(): 6.18 clamps an empty ZONE_MOVABLE's min to 32 pages
   (SWAP_CLUSTER_MAX) like highmem; 6.1 and 5.4 give it 0;
-* meminfo: HardwareCorrupted (CONFIG_MEMORY_FAILURE, Debian 6.1), Balloon (6.18);
+* meminfo: fs/proc/meminfo.c meminfo_proc_show() of the version, with the distribution's
+  configuration (_MEMINFO_* below);
 * sizeof(struct kmem_cache_node): 64 bytes before 6.18's barn pointer, 72 with it.
 """
 from __future__ import annotations
@@ -66,6 +69,73 @@ _NODE_5_4 = (
 _ZONE_5_4 = ("nr_zone_inactive_anon", "nr_zone_active_anon", "nr_zone_inactive_file", "nr_zone_active_file",
              "nr_zone_unevictable", "nr_zone_write_pending", "nr_mlock", "nr_page_table_pages",
              "nr_kernel_stack", "nr_bounce", "nr_zspages", "nr_free_cma")
+# 5.4's vm_event_item.h as mm/vmstat.c vmstat_text[] names them, for Ubuntu 20.04's x86-64
+# configuration (NUMA, NUMA_BALANCING, MIGRATION, COMPACTION, HUGETLB_PAGE, THP with PUD,
+# MEMORY_BALLOON + BALLOON_COMPACTION, SWAP; no DEBUG_TLBFLUSH, DEBUG_VM_VMACACHE); zones
+# dma, dma32, normal, movable (5.4's TEXTS_FOR_ZONES has no "_device")
+def _zones(name):
+    return tuple(f"{name}_{z}" for z in ("dma", "dma32", "normal", "movable"))
+
+
+_EVENTS_5_4 = (
+    ("pgpgin", "pgpgout", "pswpin", "pswpout") + _zones("pgalloc") + _zones("allocstall") + _zones("pgskip")
+    + ("pgfree", "pgactivate", "pgdeactivate", "pglazyfree", "pgfault", "pgmajfault", "pglazyfreed", "pgrefill",
+       "pgsteal_kswapd", "pgsteal_direct", "pgscan_kswapd", "pgscan_direct", "pgscan_direct_throttle",
+       "zone_reclaim_failed", "pginodesteal", "slabs_scanned", "kswapd_inodesteal", "kswapd_low_wmark_hit_quickly",
+       "kswapd_high_wmark_hit_quickly", "pageoutrun", "pgrotated", "drop_pagecache", "drop_slab", "oom_kill",
+       "numa_pte_updates", "numa_huge_pte_updates", "numa_hint_faults", "numa_hint_faults_local",
+       "numa_pages_migrated", "pgmigrate_success", "pgmigrate_fail", "compact_migrate_scanned",
+       "compact_free_scanned", "compact_isolated", "compact_stall", "compact_fail", "compact_success",
+       "compact_daemon_wake", "compact_daemon_migrate_scanned", "compact_daemon_free_scanned",
+       "htlb_buddy_alloc_success", "htlb_buddy_alloc_fail", "unevictable_pgs_culled", "unevictable_pgs_scanned",
+       "unevictable_pgs_rescued", "unevictable_pgs_mlocked", "unevictable_pgs_munlocked", "unevictable_pgs_cleared",
+       "unevictable_pgs_stranded", "thp_fault_alloc", "thp_fault_fallback", "thp_collapse_alloc",
+       "thp_collapse_alloc_failed", "thp_file_alloc", "thp_file_mapped", "thp_split_page", "thp_split_page_failed",
+       "thp_deferred_split_page", "thp_split_pmd", "thp_split_pud", "thp_zero_page_alloc",
+       "thp_zero_page_alloc_failed", "thp_swpout", "thp_swpout_fallback", "balloon_inflate", "balloon_deflate",
+       "balloon_migrate", "swap_ra", "swap_ra_hit"))
+# 3.10 (kernel.org v3.10): every counter is a zone counter (enum zone_stat_item; nodes got their
+# own in 4.8), vmstat_text[] for CentOS 7's x86-64 config (NUMA, NUMA_BALANCING, MIGRATION,
+# COMPACTION, HUGETLB_PAGE, TRANSPARENT_HUGEPAGE).  RHEL 7's backports are not in it.
+_VMSTAT_3_10 = (
+    "nr_free_pages", "nr_inactive_anon", "nr_active_anon", "nr_inactive_file", "nr_active_file",
+    "nr_unevictable", "nr_mlock", "nr_anon_pages", "nr_mapped", "nr_file_pages", "nr_dirty", "nr_writeback",
+    "nr_slab_reclaimable", "nr_slab_unreclaimable", "nr_page_table_pages", "nr_kernel_stack", "nr_unstable",
+    "nr_bounce", "nr_vmscan_write", "nr_vmscan_immediate_reclaim", "nr_writeback_temp", "nr_isolated_anon",
+    "nr_isolated_file", "nr_shmem", "nr_dirtied", "nr_written") + _NUMA + (
+    "nr_anon_transparent_hugepages", "nr_free_cma")
+_EVENTS_3_10 = (
+    ("pgpgin", "pgpgout", "pswpin", "pswpout") + _zones("pgalloc")
+    + ("pgfree", "pgactivate", "pgdeactivate", "pgfault", "pgmajfault") + _zones("pgrefill")
+    + _zones("pgsteal_kswapd") + _zones("pgsteal_direct") + _zones("pgscan_kswapd") + _zones("pgscan_direct")
+    + ("pgscan_direct_throttle", "zone_reclaim_failed", "pginodesteal", "slabs_scanned", "kswapd_inodesteal",
+       "kswapd_low_wmark_hit_quickly", "kswapd_high_wmark_hit_quickly", "pageoutrun", "allocstall", "pgrotated",
+       "numa_pte_updates", "numa_hint_faults", "numa_hint_faults_local", "numa_pages_migrated",
+       "pgmigrate_success", "pgmigrate_fail", "compact_migrate_scanned", "compact_free_scanned",
+       "compact_isolated", "compact_stall", "compact_fail", "compact_success", "htlb_buddy_alloc_success",
+       "htlb_buddy_alloc_fail", "unevictable_pgs_culled", "unevictable_pgs_scanned", "unevictable_pgs_rescued",
+       "unevictable_pgs_mlocked", "unevictable_pgs_munlocked", "unevictable_pgs_cleared",
+       "unevictable_pgs_stranded", "thp_fault_alloc", "thp_fault_fallback", "thp_collapse_alloc",
+       "thp_collapse_alloc_failed", "thp_split", "thp_zero_page_alloc", "thp_zero_page_alloc_failed"))
+# fs/proc/meminfo.c meminfo_proc_show(): the kB lines before hugetlb_report_meminfo(), in
+# order.  6.18 for the reference host; 6.1 Debian (CONFIG_MEMORY_FAILURE: HardwareCorrupted,
+# no Balloon yet); 5.4 Ubuntu (no Zswap lines before 5.19, no SecPageTables before 6.0;
+# CONFIG_CMA: CmaTotal and CmaFree after the THP lines)
+_MEMINFO_6_18 = (
+    "MemTotal", "MemFree", "MemAvailable", "Buffers", "Cached", "SwapCached", "Active", "Inactive",
+    "Active(anon)", "Inactive(anon)", "Active(file)", "Inactive(file)", "Unevictable", "Mlocked",
+    "SwapTotal", "SwapFree", "Zswap", "Zswapped", "Dirty", "Writeback", "AnonPages", "Mapped", "Shmem",
+    "KReclaimable", "Slab", "SReclaimable", "SUnreclaim", "KernelStack", "PageTables", "SecPageTables",
+    "NFS_Unstable", "Bounce", "WritebackTmp", "CommitLimit", "Committed_AS", "VmallocTotal", "VmallocUsed",
+    "VmallocChunk", "Percpu", "AnonHugePages", "ShmemHugePages", "ShmemPmdMapped", "FileHugePages",
+    "FilePmdMapped", "Balloon")
+_MEMINFO_6_1 = _edit(_MEMINFO_6_18, ("Balloon",), (("Percpu", ("HardwareCorrupted",)),))
+_MEMINFO_5_4 = _edit(_MEMINFO_6_1, ("Zswap", "Zswapped", "SecPageTables"),
+                     (("FilePmdMapped", ("CmaTotal", "CmaFree")),))
+# 3.10: one seq_printf; no MemAvailable (3.14), KReclaimable (4.20), Percpu (4.7), shmem/file
+# THP lines (4.8, 5.4), CMA lines (4.1)
+_MEMINFO_3_10 = _edit(_MEMINFO_5_4, ("MemAvailable", "KReclaimable", "Percpu", "ShmemHugePages", "ShmemPmdMapped",
+                                     "FileHugePages", "FilePmdMapped", "CmaTotal", "CmaFree"))
 # the 5.4 names of 6.x counters procsim keeps (the value is the sum of the split ones)
 _ALIASES_5_4 = {"workingset_refault": ("workingset_refault_anon", "workingset_refault_file"),
                 "workingset_activate": ("workingset_activate_anon", "workingset_activate_file"),
@@ -93,8 +163,13 @@ class Profile:
     memmap_pages: bool = True                    # vmstat nr_memmap_pages / nr_memmap_boot_pages
     pcp: str = "6.18"                            # "6.18": high_min/high_max; "zone_highsize"; "6*batch"
     movable_wmark_clamp: bool = True             # an empty ZONE_MOVABLE's min is SWAP_CLUSTER_MAX
-    hardware_corrupted: bool = False             # meminfo HardwareCorrupted (CONFIG_MEMORY_FAILURE)
-    balloon: bool = True                         # meminfo Balloon
+    meminfo_lines: tuple[str, ...] = _MEMINFO_6_18   # /proc/meminfo's kB lines before the hugetlb block
+    vmstat_nr_unstable: bool = True              # the fake "nr_unstable 0" vmstat_show() ends with (5.8+)
+    # /proc/vmstat's counters before the dirty thresholds when the version does not print
+    # zone, NUMA, node blocks (3.10: all zone counters); None: built from the three tables
+    vmstat_counters: tuple[str, ...] | None = None
+    kernel_stack_kb: int = 1                     # nr_kernel_stack in kB; 3.10 counts stacks (procsim's are 16 KiB)
+    meminfo_hugetlb: bool = True                 # hugetlb_report_meminfo()'s "Hugetlb:" line (4.16+)
     node_meminfo_narrow: tuple[str, ...] = ()    # node meminfo labels printed one column left
     kmem_cache_node_size: int = 72               # sizeof(struct kmem_cache_node)
     aliases: tuple[tuple[str, tuple[str, ...]], ...] = ()    # old name -> the counters it sums
@@ -105,6 +180,9 @@ class Profile:
     kmalloc_sequence: tuple[tuple[int, int], ...] | None = None
     kmalloc_k_names: bool = True                 # "kmalloc-1k" (4.20+) or "kmalloc-1024"
     kmalloc_buckets: bool = True                 # 6.11's kmem_buckets cache
+    # vm.compaction_proactiveness's default; None: no proactive compaction (before 5.9), so
+    # kcompactd only runs when woken
+    compaction_proactiveness: int | None = 20
 
     def stat(self, counters: dict, item: str) -> int:
         """A counter by this version's name: 0 for one procsim does not keep."""
@@ -117,22 +195,24 @@ LINUX_6_18 = Profile("6.18", NODE_STAT_ITEMS, ZONE_STAT_ITEMS, NUMA_STAT_ITEMS, 
 _DMA_IDX = KMALLOC_IDX_ARRAY_ORDER     # the DMA family is made by walking kmalloc_caches[]: 96, 192, 8, ...
 LINUX_6_1 = Profile("6.1", _NODE_6_1, _ZONE_6_1, _NUMA, _EVENTS_6_1, wmark_lines=("boost", "min", "low", "high"),
                     free_pages_blocks=False, memmap_pages=False, pcp="zone_highsize", movable_wmark_clamp=False,
-                    hardware_corrupted=True, balloon=False, node_meminfo_narrow=("FileHugePages", "FilePmdMapped"),
+                    meminfo_lines=_MEMINFO_6_1, node_meminfo_narrow=("FileHugePages", "FilePmdMapped"),
                     kmem_cache_node_size=64,
                     kmalloc_sequence=kmalloc_sequence((KMALLOC_NORMAL, KMALLOC_CGROUP, KMALLOC_RECLAIM, KMALLOC_DMA),
                                                       KMALLOC_IDX_POW2_ORDER),
                     kmalloc_buckets=False)
-LINUX_5_4 = Profile("5.4", _NODE_5_4, _ZONE_5_4, _NUMA, VM_EVENT_ITEMS, wmark_lines=("min", "low", "high"),
+LINUX_5_4 = Profile("5.4", _NODE_5_4, _ZONE_5_4, _NUMA, _EVENTS_5_4, wmark_lines=("min", "low", "high"),
                     zoneinfo_cma=False, free_pages_blocks=False, memmap_pages=False, pcp="6*batch",
-                    movable_wmark_clamp=False, hardware_corrupted=True, balloon=False,
+                    movable_wmark_clamp=False, meminfo_lines=_MEMINFO_5_4, vmstat_nr_unstable=False,
                     node_meminfo_narrow=("FileHugePages", "FilePmdMapped"), kmem_cache_node_size=64,
                     aliases=tuple(_ALIASES_5_4.items()),
                     kmalloc_sequence=kmalloc_sequence((KMALLOC_NORMAL, KMALLOC_RECLAIM), KMALLOC_IDX_POW2_ORDER)
                     + kmalloc_sequence((KMALLOC_DMA,), _DMA_IDX),
-                    kmalloc_buckets=False)
-# 3.10 (seed 002, a CentOS 7 SLUB): only what SLUB shows differs from 5.4 here; the memory
-# files keep 5.4's shapes until a 3.10 capture of them exists
-LINUX_3_10 = replace(LINUX_5_4, version="3.10", kmalloc_k_names=False,
+                    kmalloc_buckets=False, compaction_proactiveness=None)
+# 3.10 (seed 002, a CentOS 7 SLUB): SLUB, /proc/vmstat and /proc/meminfo are 3.10's; zoneinfo,
+# node meminfo, pagetypeinfo keep 5.4's shapes
+LINUX_3_10 = replace(LINUX_5_4, version="3.10", kmalloc_k_names=False, vmstat_counters=_VMSTAT_3_10,
+                     vm_event_items=_EVENTS_3_10, kernel_stack_kb=16, meminfo_lines=_MEMINFO_3_10,
+                     meminfo_hugetlb=False,
                      kmalloc_sequence=kmalloc_sequence((KMALLOC_NORMAL,), KMALLOC_IDX_POW2_ORDER)
                      + kmalloc_sequence((KMALLOC_DMA,), _DMA_IDX))
 

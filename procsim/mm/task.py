@@ -17,14 +17,20 @@ and tagging a workload is what makes it a possible OOM victim.  Tagged tasks get
 An allocation's identity is its **ID** (the handle the control file prints), not its pfn:
 compaction may ``move()`` a page allocation to another block, reclaim may ``reclaim()`` a
 page-cache allocation (its ID then answers "reclaimed", not "unknown").  Each command's
-allocations are one ``Batch`` (consecutive IDs, one task, one kind) holding an
-``array('Q')`` of pfns / object addresses -- 8 bytes per object -- so ``count=1000000``
-stays cheap; callers only see IDs, ``Allocation`` records and ``Batch.entries()``, so the
-representation may change (runs of contiguous pfns) without touching them.
+allocations are one ``Batch`` (consecutive IDs, one task, one kind).  Slab and kmalloc
+batches hold an ``array('Q')`` of object addresses (8 bytes per object).  Page batches hold
+**segments**: runs of consecutive IDs whose blocks are contiguous in one zone (three
+parallel arrays: first member index, first pfn, zone), because the allocator hands order-0
+pages out in ascending runs (``PageAlloc.alloc_pages_runs``) -- 28 M pages of one command on
+unfragmented memory are a handful of segments.  A freed or reclaimed stretch of IDs is a
+segment whose pfn is a marker; freeing one ID out of a run splits its segment.  A member
+has a ``Page`` handle (``z.allocated``) only when made page by page (orders above 0, the
+per-page reference) or once ``lookup``/``move`` asked for one.
 
 Every operation costs O(what it touches): an ID is found by bisecting an append-only array
-of batch starts; a batch that loses its last member leaves two dicts in O(1); freeing a
-tag walks that task's batches only.
+of batch starts, then its batch's segment starts; a batch that loses its last member leaves
+two dicts in O(1); freeing a tag walks that task's batches only, and frees page segments
+as runs (``PageAlloc.free_pages_run``).  Selections are index ranges, never lists of IDs.
 
 Allocations made by the kernel itself (the ``boot:`` workload, slab pages, page tables of
 the direct map) are not here: they belong to no task, as in Linux.
@@ -33,13 +39,15 @@ from __future__ import annotations
 
 import errno
 from array import array
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from functools import partial
 from typing import Iterator
 
+from . import gfp as G
+from .buddy import Page
 from .errors import MMError
-from .vmscan import set_owner
+from .vmscan import LRU_OF_USE as LRU_USES, set_owner
 from .page_types import PAGE_SIZE
 
 # include/linux/mm_types_task.h: enum rss stat items
@@ -94,26 +102,134 @@ class Batch:
 
     Read-only for callers: ``first``, ``task``, ``kind`` (pages | slab | kmalloc), ``what``
     (order, cache name, requested kmalloc size), ``use`` (page use or None), ``live``,
-    ``version`` (bumped whenever a member is freed, moved or reclaimed: a cache key).
+    ``version`` (bumped whenever a member is freed, moved or reclaimed: a cache key),
+    ``cpu`` and ``mt`` (pages: the cpu and migratetype they were allocated with).
     """
-    __slots__ = ("first", "task", "kind", "what", "use", "live", "reclaimed", "version", "_addrs", "_pages",
-                 "_cache")
+    __slots__ = ("first", "n", "task", "kind", "what", "use", "live", "reclaimed", "version", "cpu", "mt",
+                 "_addrs", "_cache", "_idx", "_pfn", "_zone", "_pages")
 
-    def __init__(self, first, task, kind, what, use, addrs: array, pages: list | None, cache=None):
-        self.first, self.task, self.kind, self.what, self.use = first, task, kind, what, use
-        self._addrs, self._pages, self._cache = addrs, pages, cache
-        self.live, self.reclaimed, self.version = len(addrs), 0, 0
+    def __init__(self, first, task, kind, what, use, n: int, cache=None):
+        self.first, self.n, self.task, self.kind, self.what, self.use = first, n, task, kind, what, use
+        self._cache = cache
+        self.live, self.reclaimed, self.version = n, 0, 0
+        self.cpu = self.mt = None
+        self._addrs = None                       # slab, kmalloc: object addresses
+        self._idx = array("Q")                   # pages: segment -> index of its first member
+        self._pfn = array("Q")                   #   its first pfn, or _DEAD / _RECLAIMED
+        self._zone: list = []                    #   its zone
+        self._pages: dict = {}                   #   member index -> Page, for members that have one
 
     @property
     def last(self) -> int:
-        return self.first + len(self._addrs) - 1
+        return self.first + self.n - 1
+
+    def _append(self, i: int, zone, pfn: int) -> None:
+        """Pages, while building: members from index i on start at pfn (blocks of this order)
+        -- a new segment unless they continue the last one."""
+        j = len(self._idx) - 1
+        if j >= 0 and self._zone[j] is zone and self._pfn[j] + ((i - self._idx[j]) << self.what) == pfn:
+            return
+        self._idx.append(i)
+        self._pfn.append(pfn)
+        self._zone.append(zone)
+
+    def _end(self, j: int) -> int:
+        """Index one past segment j."""
+        return self._idx[j + 1] if j + 1 < len(self._idx) else self.n
+
+    def _seg(self, i: int) -> int:
+        return bisect_right(self._idx, i) - 1
+
+    def value(self, i: int) -> int:
+        """Member i's pfn (pages, _DEAD / _RECLAIMED when gone) or object address."""
+        if self._addrs is not None:
+            return self._addrs[i]
+        j = self._seg(i)
+        p = self._pfn[j]
+        return p if p >= _RECLAIMED else p + ((i - self._idx[j]) << self.what)
+
+    def segments(self) -> Iterator[tuple[int, int, int, object]]:
+        """Pages: (first index, pfn or marker, members, zone) per segment, in index order."""
+        idx, pfn, zone = self._idx, self._pfn, self._zone
+        for j in range(len(idx)):
+            yield idx[j], pfn[j], self._end(j) - idx[j], zone[j]
+
+    def runs(self) -> Iterator[tuple[int, object, int, int]]:
+        """Pages: the live runs as (first ID, zone, first pfn, members), in ID order: what
+        reclaim and the OOM killer walk instead of single pages."""
+        for i, p, n, z in self.segments():
+            if p < _RECLAIMED:
+                yield self.first + i, z, p, n
 
     def entries(self) -> Iterator[tuple[int, int]]:
         """(ID, pfn) for pages, (ID, object address) for slab and kmalloc: live members only."""
         first = self.first
+        if self._addrs is not None:
+            for i, a in enumerate(self._addrs):
+                if a < _RECLAIMED:
+                    yield first + i, a
+            return
+        shift = self.what
+        for i, p, n, _ in self.segments():
+            if p < _RECLAIMED:
+                for j in range(n):
+                    yield first + i + j, p + (j << shift)
+
+    def live_ranges(self) -> list[tuple[int, int]]:
+        """The live members as index ranges [lo, hi)."""
+        if self._addrs is None:
+            out: list = []
+            for i, p, n, _ in self.segments():
+                if p < _RECLAIMED:
+                    if out and out[-1][1] == i:
+                        out[-1] = (out[-1][0], i + n)
+                    else:
+                        out.append((i, i + n))
+            return out
+        out, lo = [], None
         for i, a in enumerate(self._addrs):
             if a < _RECLAIMED:
-                yield first + i, a
+                if lo is None:
+                    lo = i
+            elif lo is not None:
+                out.append((lo, i))
+                lo = None
+        if lo is not None:
+            out.append((lo, len(self._addrs)))
+        return out
+
+    # ---- page segments: splitting and marking ----------------------------------------------
+    def _split(self, i: int) -> int:
+        """Make index i the start of a segment (i == n: none); returns that segment's number."""
+        if i >= self.n:
+            return len(self._idx)
+        j = self._seg(i)
+        start = self._idx[j]
+        if start == i:
+            return j
+        p = self._pfn[j]
+        self._idx.insert(j + 1, i)
+        self._pfn.insert(j + 1, p if p >= _RECLAIMED else p + ((i - start) << self.what))
+        self._zone.insert(j + 1, self._zone[j])
+        return j + 1
+
+    def _set(self, lo: int, hi: int, pfn: int, zone) -> None:
+        """Members lo..hi-1 become one segment starting at pfn (or a marker), merged with
+        neighbours it continues, so equal histories leave equal segments."""
+        a, b = self._split(lo), self._split(hi)
+        del self._idx[a + 1:b], self._pfn[a + 1:b], self._zone[a + 1:b]
+        self._pfn[a] = pfn
+        self._zone[a] = zone
+        if a + 1 < len(self._idx) and self._continues(a, a + 1):
+            del self._idx[a + 1], self._pfn[a + 1], self._zone[a + 1]
+        if a and self._continues(a - 1, a):
+            del self._idx[a], self._pfn[a], self._zone[a]
+
+    def _continues(self, j: int, k: int) -> bool:
+        p, q = self._pfn[j], self._pfn[k]
+        if p >= _RECLAIMED or q >= _RECLAIMED:
+            return p == q
+        return self._zone[j] is self._zone[k] and p + ((self._idx[k] - self._idx[j]) << self.what) == q
 
     def _charge(self, sign: int, n: int = 1, task: Task | None = None) -> None:
         """Move the counters of task (the owner by default) for n members."""
@@ -192,8 +308,29 @@ class Tasks:
     def alloc_pages(self, tag: str | None, order: int, gfp: int, count: int = 1, node=None, cpu=None,
                     use: str | None = None) -> range:
         """count blocks of 2^order pages for the task tag names; all or nothing (a failure
-        frees what the call made, newest first, and creates no task).  Returns the new IDs."""
+        frees what the call made, newest first, and creates no task).  Returns the new IDs.
+        Order 0 comes from the allocator as runs (no Page per page) unless the kernel's
+        ``page_runs`` is off, which makes this the per-page reference."""
         k = self.k
+        # runs, unless the reference is asked for or tracing wants every page's event
+        # and unless the LRU keeps a Page per block of this use (anon, page cache)
+        if order == 0 and getattr(k, "page_runs", False) and not k.trace.active and use not in LRU_USES:
+            try:
+                runs, cpu_used, err = k.alloc_pages_runs(gfp, count, node, cpu, use)
+            except MMError as e:                             # refused before a page moved
+                raise _failed(e, count, 0) from None
+            if err is not None:
+                mt = G.gfp_migratetype(gfp)
+                for z, pfn, n in reversed(runs):            # newest first, as one by one
+                    k.free_pages_run(z, pfn, n, cpu_used, mt, use, descending=True)
+                raise _failed(err, count, sum(n for _, _, n in runs))
+            b = self._new(tag, PAGES, order, use, count)
+            b.cpu, b.mt = cpu_used, G.gfp_migratetype(gfp)
+            i = 0
+            for z, pfn, n in runs:
+                b._append(i, z, pfn)
+                i += n
+            return self._file(b)
         where = _where(node, cpu)
         if use is not None:
             where["use"] = use
@@ -204,24 +341,39 @@ class Tasks:
             pages = self._run(count, lambda: k.alloc_pages(order, gfp, **where), k.free_pages, got)
         finally:
             k.current = None
-        ids = self._add(tag, PAGES, order, use, array("Q", [p.pfn for p in pages]), pages)
+        ids = self._add_pages(tag, order, use, pages)
         if use == "pagecache":                  # reclaim drops these through their IDs
             for id_, page in zip(ids, pages):
                 set_owner(k, page, id_)
         return ids
 
+    def alloc_pages_exact(self, tag: str | None, size: int, gfp: int, node=None, cpu=None) -> range:
+        """alloc_pages_exact(): the order-0 pages of the covering block that size needs (the
+        kernel frees the tail); one ID per page kept."""
+        return self._add_pages(tag, 0, None, self.k.alloc_pages_exact(size, gfp, **_where(node, cpu)))
+
+    def _add_pages(self, tag, order, use, pages) -> range:
+        """A batch of pages made one by one, each with its Page."""
+        b = self._new(tag, PAGES, order, use, len(pages))
+        b.cpu, b.mt = getattr(pages[0], "cpu", None), getattr(pages[0], "migratetype", None)
+        for i, page in enumerate(pages):
+            page.id = b.first + i                   # migration moves the ID with the page
+            b._append(i, page.zone, page.pfn)
+            b._pages[i] = page
+        return self._file(b)
+
     def kmalloc(self, tag: str | None, size: int, gfp: int, count: int = 1, node=None, cpu=None) -> range:
         slab, where = self.k.slab, _where(node, cpu)
         self._trace_current(tag)
         addrs = self._run(count, lambda: slab.kmalloc(size, gfp, **where), slab.kfree)
-        return self._add(tag, KMALLOC, size, None, array("Q", addrs), None)
+        return self._objects(tag, KMALLOC, size, addrs)
 
     def kmem_cache_alloc(self, tag: str | None, cache, gfp: int, count: int = 1, node=None, cpu=None) -> range:
         slab, where = self.k.slab, _where(node, cpu)
         self._trace_current(tag)
         addrs = self._run(count, lambda: slab.kmem_cache_alloc(cache, gfp, **where),
                           lambda a: slab.kmem_cache_free(cache, a))
-        return self._add(tag, SLAB, cache.name, None, array("Q", addrs), None, cache)
+        return self._objects(tag, SLAB, cache.name, addrs, cache)
 
     def _trace_current(self, tag, task: Task | None = None) -> None:
         """Trace lines name the task an operation runs for (ftrace's TASK-PID column)."""
@@ -240,19 +392,25 @@ class Tasks:
         except BaseException as e:
             for item in reversed(got):
                 free(item)
-            if isinstance(e, MMError) and count > 1:
-                raise MMError(e.errno, e.message + f" (at allocation {len(got) + 1} of {count};"
-                                                   f" the {len(got)} made were freed)") from None
+            if isinstance(e, MMError):
+                raise _failed(e, count, len(got)) from None
             raise
         return got
 
-    def _add(self, tag, kind, what, use, addrs, pages, cache=None) -> range:
-        task = self.task(tag)
-        b = Batch(self.next_id, task, kind, what, use, addrs, pages, cache)
-        self.next_id += len(addrs)
+    def _objects(self, tag, kind, what, addrs: list, cache=None) -> range:
+        b = self._new(tag, kind, what, None, len(addrs), cache)
+        b._addrs = array("Q", addrs)
+        return self._file(b)
+
+    def _new(self, tag, kind, what, use, n, cache=None) -> Batch:
+        return Batch(self.next_id, self.task(tag), kind, what, use, n, cache)
+
+    def _file(self, b: Batch) -> range:
+        task = b.task
+        self.next_id += b.n
         self._batches[b.first] = task._batches[b.first] = b
         self._firsts.append(b.first)
-        b._charge(+1, len(addrs))
+        b._charge(+1, b.n)
         return range(b.first, b.last + 1)
 
     # ---- finding ------------------------------------------------------------------------
@@ -266,16 +424,31 @@ class Tasks:
         return b, id_ - first
 
     def lookup(self, id_: int) -> Allocation | None:
-        """What ID id_ is now: LIVE, FREED or RECLAIMED; None if it was never handed out."""
+        """What ID id_ is now: LIVE, FREED or RECLAIMED; None if it was never handed out.
+        A live page member gets its Page handle here if it had none (see ``page``)."""
         if not 0 < id_ < self.next_id:
             return None
         b, i = self._slot(id_)
         if b is None:
             return Allocation(id_, FREED)
-        a = b._addrs[i]
+        a = b.value(i)
         state = LIVE if a < _RECLAIMED else RECLAIMED if a == _RECLAIMED else FREED
         return Allocation(id_, state, b.task, b.kind, b.what, b.use, a if state == LIVE else None,
-                          b._pages[i] if state == LIVE and b._pages is not None else None)
+                          self.page(b, i) if state == LIVE and b.kind == PAGES else None)
+
+    def page(self, b: Batch, i: int):
+        """The Page of live page member i of b, made (and entered in its zone's ``allocated``,
+        as alloc_pages() would have) when the member came as part of a run."""
+        page = b._pages.get(i)
+        if page is None:
+            j = b._seg(i)
+            page = Page()
+            page.pfn = b.value(i); page.order = b.what; page.zone = b._zone[j]
+            page.migratetype = b.mt; page.cpu = b.cpu; page.use = b.use
+            page.id = b.first + i                  # migration moves the ID with the page
+            page.zone.allocated[page.pfn] = page
+            b._pages[i] = page
+        return page
 
     def batches(self, task: Task | None = None) -> Iterator[Batch]:
         """Batches with live members, in ID order (of one task, or all)."""
@@ -285,10 +458,10 @@ class Tasks:
     def nr_live(self) -> int:
         return sum(b.live for b in self._batches.values())
 
-    def select_ids(self, lo: int, hi: int, kind: str, cache: str | None = None) -> list[tuple[Batch, list[int]]]:
-        """The members IDs lo..hi name -- (batch, indices) per batch -- all live and of this
-        kind (and cache), else MMError ENOENT / EINVAL naming the first that is not.
-        Changes nothing; one bisect per batch touched."""
+    def select_ids(self, lo: int, hi: int, kind: str, cache: str | None = None) -> list[tuple[Batch, list]]:
+        """The members IDs lo..hi name -- (batch, [(lo, hi) index ranges]) per batch -- all
+        live and of this kind (and cache), else MMError ENOENT / EINVAL naming the first that
+        is not.  Changes nothing; one bisect per batch touched, one step per page segment."""
         sel = []
         id_ = lo
         while id_ <= hi:
@@ -297,50 +470,61 @@ class Tasks:
             if b is None:
                 raise MMError(errno.ENOENT, f"no live allocation with ID {id_}")
             n = min(hi, b.last) - id_ + 1
-            for j in range(i, i + n):
-                a = b._addrs[j]
+            if b._addrs is not None:
+                gone = next(((j, a) for j in range(i, i + n) if (a := b._addrs[j]) >= _RECLAIMED), None)
+            else:
+                gone = None
+                j = b._seg(i)
+                while j < len(b._idx) and b._idx[j] < i + n:
+                    if b._pfn[j] >= _RECLAIMED:
+                        gone = (max(i, b._idx[j]), b._pfn[j])
+                        break
+                    j += 1
+            if gone is not None:
+                j, a = gone
                 if a == _RECLAIMED:
                     raise MMError(errno.ENOENT, f"ID {b.first + j} was reclaimed (its page cache was dropped"
                                                 " under memory pressure)")
-                if a == _DEAD:
-                    raise MMError(errno.ENOENT, f"no live allocation with ID {b.first + j}")
-                if b.kind != kind or (cache is not None and b.what != cache):
-                    owner = f"{b.kind} of {b.what}" if b.kind == SLAB else b.kind
-                    raise MMError(errno.EINVAL, f"ID {b.first + j} is a {owner} allocation, not {cache or kind}")
-            sel.append((b, list(range(i, i + n))))
+                raise MMError(errno.ENOENT, f"no live allocation with ID {b.first + j}")
+            if b.kind != kind or (cache is not None and b.what != cache):
+                owner = f"{b.kind} of {b.what}" if b.kind == SLAB else b.kind
+                raise MMError(errno.EINVAL, f"ID {b.first + i} is a {owner} allocation, not {cache or kind}")
+            sel.append((b, [(i, i + n)]))
             id_ += n
         return sel
 
     def select_task(self, task: Task | None, kind: str | None = None,
-                    cache: str | None = None) -> list[tuple[Batch, list[int]]]:
+                    cache: str | None = None) -> list[tuple[Batch, list]]:
         """Every live member of task of this kind (None: every kind, as exit_mmap would free),
-        and cache, as (batch, indices) in ID order; [] if none.  Touches that task's batches only."""
+        and cache, as (batch, [(lo, hi) index ranges]) in ID order; [] if none.  Touches
+        that task's batches only, and page batches segment by segment."""
         sel = []
         for b in (task._batches.values() if task is not None else ()):
             self.touched += 1
             if (kind is None or b.kind == kind) and (cache is None or b.what == cache):
-                sel.append((b, [i for i, a in enumerate(b._addrs) if a < _RECLAIMED]))
+                sel.append((b, b.live_ranges()))
         return sel
 
     # ---- freeing, reclaim, compaction -----------------------------------------------------
-    def free(self, sel: list[tuple[Batch, list[int]]]) -> int:
-        """Give the selected members back to the allocator they came from; returns how many."""
+    def free(self, sel: list[tuple[Batch, list]]) -> int:
+        """Give the selected members back to the allocator they came from, in ID order;
+        returns how many."""
         k = self.k
         total = 0
-        for b, idx in sel:
+        for b, ranges in sel:
             self._trace_current(None, b.task)
-            addrs, pages, done = b._addrs, b._pages, 0
+            done = 0
             try:
-                if b.kind == PAGES:
-                    free_pages = k.free_pages
-                    for i in idx:
-                        free_pages(pages[i])
-                        pages[i] = None
-                        addrs[i] = _DEAD
-                        done += 1
-                else:
+                handles = sorted(b._pages) if b._pages else []
+                for lo, hi in ranges:
+                    if b.kind == PAGES:
+                        self._free_pages(b, lo, hi, handles)
+                        b._set(lo, hi, _DEAD, None)
+                        done += hi - lo
+                        continue
+                    addrs = b._addrs
                     free = k.slab.kfree if b.kind == KMALLOC else partial(k.slab.kmem_cache_free, b._cache)
-                    for i in idx:
+                    for i in range(lo, hi):
                         free(addrs[i])
                         addrs[i] = _DEAD
                         done += 1
@@ -348,6 +532,27 @@ class Tasks:
                 self._drop(b, done)
             total += done
         return total
+
+    def _free_pages(self, b: Batch, lo: int, hi: int, handles: list | None = None) -> None:
+        """Free live page members lo..hi-1 of b in index order: runs through free_pages_run(),
+        members with a Page through free_pages().  ``handles``: b's Page members, sorted."""
+        k = self.k
+        if handles is None:
+            handles = sorted(b._pages) if b._pages else []
+        j = b._seg(lo)
+        segs = [(b._idx[t], b._pfn[t], b._end(t) - b._idx[t], b._zone[t])
+                for t in range(j, bisect_left(b._idx, hi))]
+        for i, pfn, n, z in segs:
+            s, e = max(lo, i), min(hi, i + n)
+            if s >= e:
+                continue
+            for h in handles[bisect_left(handles, s):bisect_left(handles, e)]:
+                if h > s:
+                    k.free_pages_run(z, pfn + (s - i), h - s, b.cpu, b.mt, b.use)
+                k.free_pages(b._pages.pop(h))
+                s = h + 1
+            if s < e:
+                k.free_pages_run(z, pfn + (s - i), e - s, b.cpu, b.mt, b.use)
 
     def _drop(self, b: Batch, n: int = 1) -> None:
         """n members of b left (freed or reclaimed): counters, and b leaves when it empties."""
@@ -360,34 +565,79 @@ class Tasks:
             if b.reclaimed:
                 self._gone[b.first] = b            # its IDs still answer "reclaimed"
 
-    def reclaim(self, id_: int) -> int:
-        """Reclaim drops page-cache allocation id_: its pages go back to the buddy allocator and
-        the ID answers RECLAIMED from now on.  Returns the pages freed."""
+    def reclaim(self, id_: int, n: int = 1) -> int:
+        """Reclaim drops page-cache allocations id_ .. id_+n-1 (one batch): their pages go back
+        to the buddy allocator and the IDs answer RECLAIMED from now on.  Returns the pages
+        freed.  A run is reclaimed in one step (shrink_folio_list on a large folio)."""
         b, i = self._slot(id_)
-        if b is None or b.kind != PAGES or b.use != "pagecache" or b._addrs[i] >= _RECLAIMED:
-            raise MMError(errno.EINVAL, f"ID {id_} is not a live page-cache allocation")
-        page = b._pages[i]
-        self.k.free_pages(page)
-        b._pages[i] = None
-        b._addrs[i] = _RECLAIMED
-        b.reclaimed += 1
-        self._drop(b)
-        return 1 << b.what
+        if b is None or b.kind != PAGES or b.use != "pagecache" or n < 1 or i + n > b.n \
+                or any(p >= _RECLAIMED for s, p, m, _ in b.segments() if s < i + n and s + m > i):
+            what = f"ID {id_}" if n == 1 else f"IDs {id_}-{id_ + n - 1}"
+            raise MMError(errno.EINVAL, f"{what} is not a live page-cache allocation")
+        self._free_pages(b, i, i + n)
+        b._set(i, i + n, _RECLAIMED, None)
+        b.reclaimed += n
+        self._drop(b, n)
+        return n << b.what
 
     def move(self, id_: int, page) -> object:
         """Compaction moved page allocation id_ to ``page`` (already allocated by the caller,
-        same order); the ID now names it.  Returns the old Page for the caller to free."""
+        same order); the ID now names it.  Returns the old Page for the caller to free
+        (made for it if the member came as part of a run)."""
         b, i = self._slot(id_)
-        if b is None or b.kind != PAGES or b._addrs[i] >= _RECLAIMED:
+        if b is None or b.kind != PAGES or b.value(i) >= _RECLAIMED:
             raise MMError(errno.EINVAL, f"ID {id_} is not a live page allocation")
         if page.order != b.what:
             raise MMError(errno.EINVAL, f"ID {id_} is order {b.what}, not {page.order}")
-        old = b._pages[i]
+        old = self.page(b, i)
+        b._set(i, i + 1, page.pfn, page.zone)
         b._pages[i] = page
-        b._addrs[i] = page.pfn
         b.version += 1
         return old
 
+    def run_pages(self):
+        """Live page members without a Page handle, as (zone, first pfn, pages, batch): the
+        allocations the zones' ``allocated`` maps do not hold (procsim.mm.check)."""
+        for z, pfn, npages, b, _ in self._run_members():
+            yield z, pfn, npages, b
+
+    def _run_members(self):
+        """run_pages() with each run's first member index."""
+        for b in self._batches.values():
+            if b.kind != PAGES:
+                continue
+            handles = sorted(b._pages)
+            for i, p, n, z in b.segments():
+                if p >= _RECLAIMED:
+                    continue
+                s = i
+                for h in handles[bisect_left(handles, i):bisect_left(handles, i + n)]:
+                    if h > s:
+                        yield z, p + ((s - i) << b.what), (h - s) << b.what, b, s
+                    s = h + 1
+                if s < i + n:
+                    yield z, p + ((s - i) << b.what), (i + n - s) << b.what, b, s
+
+    def run_page_finder(self, zone):
+        """pfn -> the Page of the live run member at pfn in zone (made on demand, as page()
+        does), or None: how compaction's migrate scanner sees allocations kept as runs.
+        Built in O(runs of the zone); each question is one bisect."""
+        starts, runs = [], []
+        for pfn, n, b, i in sorted((p, n, b, i) for z, p, n, b, i in self._run_members() if z is zone):
+            starts.append(pfn)
+            runs.append((pfn + n, b, i))
+
+        def find(pfn):
+            j = bisect_right(starts, pfn) - 1
+            if j < 0 or pfn >= runs[j][0]:
+                return None
+            end, b, i = runs[j]
+            off = pfn - starts[j]
+            if off & ((1 << b.what) - 1):        # not the head of a block
+                return None
+            i += off >> b.what
+            return self.page(b, i) if b.value(i) == pfn else None   # moved away meanwhile: no
+        return find
 
     # ---- invariants (procsim.mm.check) -----------------------------------------------------
     def check(self) -> None:
@@ -397,14 +647,19 @@ class Tasks:
         for first, b in self._batches.items():
             assert first == b.first and b.task._batches.get(first) is b, f"batch {first} not filed under {b.task}"
             assert self._by_tag.get(b.task.tag) is b.task, f"batch {first}: {b.task} is not in the task list"
-            live = 0
-            for id_, a in b.entries():
-                live += 1
-                if b.kind == PAGES:
-                    page = b._pages[id_ - first]
-                    assert page.pfn == a and page.order == b.what, f"ID {id_}: pfn {a} but page {page}"
+            if b.kind == PAGES:
+                live = sum(n for _, p, n, _ in b.segments() if p < _RECLAIMED)
+                for i, page in b._pages.items():
+                    a = b.value(i)
+                    assert a < _RECLAIMED, f"ID {first + i} is gone but keeps a Page"
+                    assert page.pfn == a and page.order == b.what, f"ID {first + i}: pfn {a} but page {page}"
                     allocated = getattr(page.zone, "allocated", None)
-                    assert allocated is None or allocated.get(a) is page, f"ID {id_}: pfn {a} is not allocated"
+                    assert allocated is None or allocated.get(a) is page, f"ID {first + i}: pfn {a} is not allocated"
+                for j in range(1, len(b._idx)):
+                    assert b._idx[j - 1] < b._idx[j] and not b._continues(j - 1, j), \
+                        f"batch {first}: segments {j - 1} and {j} are not canonical"
+            else:
+                live = sum(1 for _ in b.entries())
             assert live == b.live, f"batch {first}: live {b.live} but {live} live members"
             b._charge(+1, live, counted[b.task])
         for t, c in counted.items():
@@ -412,6 +667,13 @@ class Tasks:
             want = (c.rss, c.pgtables_bytes, c.kernel_pages, c.objects)
             assert got == want, f"{t}: counters {got} but its live allocations add up to {want}"
             assert all(self._batches.get(f) is b for f, b in t._batches.items()), f"{t} files a dead batch"
+
+
+def _failed(e: MMError, count: int, made: int) -> MMError:
+    """The error of a count=K command that failed at allocation made+1 and was undone."""
+    if count <= 1:
+        return e
+    return MMError(e.errno, e.message + f" (at allocation {made + 1} of {count}; the {made} made were freed)")
 
 
 def _where(node, cpu) -> dict:

@@ -138,9 +138,26 @@ class Trace:
     def entries(self) -> int:
         return len(self.ring)
 
+    def unread(self) -> int:
+        """Entries trace_pipe has not handed out yet (the newest of the ring)."""
+        return min(self.written - self.consumed, len(self.ring))
+
     def consume(self) -> list:
         """trace_pipe: the entries not handed out yet, oldest first; they are gone afterwards."""
-        n = min(self.written - self.consumed, len(self.ring))   # the newest n are unread
-        out = list(islice(self.ring, len(self.ring) - n, None))
+        out = list(islice(self.ring, len(self.ring) - self.unread(), None))
         self.consumed = self.written
         return out
+
+    def read_pipe(self, size: int) -> bytes:
+        """One read(2) of trace_pipe (tracing_read_pipe()): the oldest unread entries as lines,
+        as many whole lines as fit in size bytes (always at least one), consumed; the rest
+        wait for the next read.  b"" when nothing is unread."""
+        out, used = [], 0
+        for entry in islice(self.ring, len(self.ring) - self.unread(), None):
+            line = self.line(entry).encode()
+            if out and used + len(line) > size:
+                break
+            out.append(line)
+            used += len(line)
+            self.consumed = entry[0]
+        return b"".join(out)

@@ -117,6 +117,20 @@ def lru_del(k, page) -> None:
 _MISSING = object()
 
 
+def lru_migrate(k, src, dst) -> None:
+    """migrate_folio_move(): the new folio goes on the LRU list the old one was on (the
+    active flag and PG_referenced follow, folio_migrate_flags) with the same owner ID; freeing
+    the old folio afterwards takes it off its list."""
+    vec = lruvec(k, src.zone.node)
+    base = LRU_OF_USE[src.use]
+    lru = base + 1 if src in vec.lists[base + 1] else base
+    vec.lists[lru][dst] = vec.lists[lru].get(src)
+    if lru != base:
+        _move_counters(k, dst, base, lru)
+    if src in vec.referenced:
+        vec.referenced.add(dst)
+
+
 def folio_active(k, page) -> bool:
     return page in lruvec(k, page.zone.node).lists[LRU_OF_USE[page.use] + 1]
 
@@ -451,6 +465,7 @@ class Vmscan:
         if traced:                                   # kswapd runs as its own kernel thread
             tr.current = (f"kswapd{nid}", 0)
             tr.emit("mm_vmscan_kswapd_wake", tr.cpu, nid, order)
+        highest = MAX_NR_ZONES - 1 if highest == MAX_NR_ZONES else highest
         self.balance_pgdat(pgdat, order, highest)
         if self.pgdat_balanced(pgdat, order, highest):
             pgdat.kswapd_nap_until = self.now_ns + (HZ // 10) * TICK_NSEC
@@ -459,6 +474,10 @@ class Vmscan:
         if traced:
             tr.emit("mm_vmscan_kswapd_sleep", tr.cpu, nid)
             tr.current = woken_for
+        # kswapd_try_to_sleep(): balanced at order 0 (a high order kswapd leaves to
+        # compaction), it wakes kcompactd for the order it was asked for
+        if order and self.pgdat_balanced(pgdat, 0, highest):
+            self.wakeup_kcompactd(pgdat, order, highest)
 
     def balance_pgdat(self, pgdat, order: int, highest: int) -> int:
         """balance_pgdat(): priorities DEF_PRIORITY..1 until a zone is above its high mark

@@ -15,6 +15,9 @@ import heapq
 
 from .timer import HZ, TICK_NSEC
 
+HPAGE_FRAG_CHECK_INTERVAL_MSEC = 500
+KCOMPACTD_INTERVAL = HPAGE_FRAG_CHECK_INTERVAL_MSEC * HZ // 1000   # kcompactd's proactive check, jiffies
+
 STAT_INTERVAL = HZ                  # vm.stat_interval: one second, in jiffies
 
 # enum zone_stat_item (NR_FREE_PAGES and NR_FREE_PAGES_BLOCKS are printed from the free lists)
@@ -169,12 +172,14 @@ class Vmstat:
         keeping its phase and queue order (same state, without the empty runs)."""
         work = self._work
         for _, _, key, _, arg in work:
-            if key != "vmstat_shepherd" and not (key[0] == "vmstat_update" and self._vmstat_idle[arg]):
+            if key != "vmstat_shepherd" and not (key[0] == "vmstat_update" and self._vmstat_idle[arg]) \
+                    and not (key[0] == "kcompactd" and self.kcompactd_idle(key)):
                 return
         if any(self.need_update(c) for c in range(self.nr_cpu_ids)):
             return
         last = self._sleep_until // TICK_NSEC
         for i, (due, seq, key, fn, arg) in enumerate(work):
             if due <= last:
-                work[i] = (due + (last - due) // STAT_INTERVAL * STAT_INTERVAL + STAT_INTERVAL, seq, key, fn, arg)
+                period = KCOMPACTD_INTERVAL if key[0] == "kcompactd" else STAT_INTERVAL
+                work[i] = (due + (last - due) // period * period + period, seq, key, fn, arg)
         heapq.heapify(work)

@@ -12,7 +12,7 @@ from typing import Callable
 
 # Modules that contribute files, in the order their files are listed at the mount point.
 MODULES = ("zoneinfo", "pagetypeinfo", "buddyinfo", "slabinfo", "meminfo", "vmstat", "uptime", "hardware", "slab_sysfs",
-           "tracefs", "pictures", "kmsg", "sysctl", "swaps")
+           "tracefs", "pictures", "extfrag", "compact", "kmsg", "sysctl", "swaps")
 
 
 @dataclass(frozen=True)
@@ -21,10 +21,12 @@ class View:
     render: Callable[[object], bytes]           # kernel -> content
     exact_size: bool = False                    # binary files (DMI) need st_size = len(content)
     volatile: bool = False                      # content is not a function of the allocation state (tracefs)
-    # A writable file: (kernel, bytes written) -> None when applied here (tracefs knobs; MMError
-    # for a bad value), or the control line that applies it (sysctl: the session runs it as a
-    # command, so it is logged and journaled; its errno fails the write).
+    # a writable file: (kernel, bytes written) -> None when the view applied it (tracefs knobs; MMError
+    # for a bad value), or the control line that does the work (compact, sysctl), which the session
+    # runs journal-first (its errno fails the write)
     write: Callable[[object, bytes], str | None] | None = None
+    pipe: Callable[[object, int], bytes] | None = None     # trace_pipe: kernel, size -> bytes consumed
+                                                           # (read through the mount: blocks while b"")
     # A record stream (kmsg): (kernel, cursor, size) -> (bytes, next cursor), one record per
     # read() whatever the offset; cursor None is the start.  MMError(EPIPE/EINVAL) fails the read.
     stream: Callable[[object, object, int], tuple[bytes, object]] | None = None

@@ -1,4 +1,5 @@
-"""/proc/meminfo as fs/proc/meminfo.c prints it in 6.18, with the lines the reference host shows.
+"""/proc/meminfo as fs/proc/meminfo.c prints it in 6.18, with the lines the reference host shows
+(older versions: k.profile.meminfo_lines).
 
 MemTotal is Σ managed, MemFree Σ NR_FREE_PAGES (pages on pcp lists are not free).
 Swap follows procsim.mm.swapfile.  Lines nothing in the model drives (zswap, hugetlb, ...)
@@ -16,8 +17,9 @@ VMALLOC_TOTAL_KB = ((32 << 40) - 1) >> 10   # VMALLOC_SIZE_TB 32 (4-level paging
 HPAGE_SIZE_KB = 2048
 
 
-def _lines(k) -> list[tuple[str, int]]:
-    """(label, kB) in 6.18 order."""
+def _values(k) -> dict[str, int]:
+    """label -> kB for every line any profile prints (a version picks and orders them:
+    Profile.meminfo_lines)."""
     st = k.node_stat_total
     free = k.nr_free_pages
     active_file, inactive_file = st("nr_active_file"), st("nr_inactive_file")
@@ -26,42 +28,37 @@ def _lines(k) -> list[tuple[str, int]]:
     buffers = 0                                   # no block devices
     swapcached = swapfile.total_swapcache_pages(k)
     cached = max(st("nr_file_pages") - swapcached - buffers, 0)
-    total_swap = swapfile.total_swap_pages(k)
-    pages = [
-        ("MemTotal", k.managed_pages), ("MemFree", free), ("MemAvailable", k.si_mem_available()),
-        ("Buffers", buffers), ("Cached", cached), ("SwapCached", swapcached),
-        ("Active", active_anon + active_file), ("Inactive", inactive_anon + inactive_file),
-        ("Active(anon)", active_anon), ("Inactive(anon)", inactive_anon),
-        ("Active(file)", active_file), ("Inactive(file)", inactive_file),
-        ("Unevictable", st("nr_unevictable")), ("Mlocked", k.zone_stat_total("nr_mlock")),
-        ("SwapTotal", total_swap), ("SwapFree", swapfile.get_nr_swap_pages(k)), ("Zswap", 0), ("Zswapped", 0),
-        ("Dirty", st("nr_dirty")), ("Writeback", st("nr_writeback")),
-        ("AnonPages", st("nr_anon_pages")), ("Mapped", st("nr_mapped")), ("Shmem", st("nr_shmem")),
-        ("KReclaimable", sreclaimable + st("nr_kernel_misc_reclaimable")),
-        ("Slab", sreclaimable + sunreclaim), ("SReclaimable", sreclaimable), ("SUnreclaim", sunreclaim),
-    ]
-    out = [(label, v * KB) for label, v in pages]
-    out.append(("KernelStack", st("nr_kernel_stack")))          # already in kB
-    pages = [
-        ("PageTables", st("nr_page_table_pages")), ("SecPageTables", st("nr_sec_page_table_pages")),
-        ("NFS_Unstable", 0), ("Bounce", 0), ("WritebackTmp", 0),
-        ("CommitLimit", k.vm_commit_limit()), ("Committed_AS", k.vm_committed_as()),
-    ]
-    out += [(label, v * KB) for label, v in pages]
-    out.append(("VmallocTotal", VMALLOC_TOTAL_KB))
-    pages = [
-        ("VmallocUsed", k.vmalloc_pages), ("VmallocChunk", 0), ("Percpu", k.percpu_pages),
-        ("AnonHugePages", st("nr_anon_transparent_hugepages")), ("ShmemHugePages", st("nr_shmem_hugepages")),
-        ("ShmemPmdMapped", st("nr_shmem_pmdmapped")), ("FileHugePages", st("nr_file_hugepages")),
-        ("FilePmdMapped", st("nr_file_pmdmapped")), ("Balloon", st("nr_balloon_pages")),
-    ]
-    r = k.profile
-    if r.hardware_corrupted:                 # CONFIG_MEMORY_FAILURE: num_poisoned_pages, after Percpu
-        pages.insert(3, ("HardwareCorrupted", 0))
-    if not r.balloon:
-        pages = [p for p in pages if p[0] != "Balloon"]
-    out += [(label, v * KB) for label, v in pages]
+    pages = {
+        "MemTotal": k.managed_pages, "MemFree": free, "MemAvailable": k.si_mem_available(),
+        "Buffers": buffers, "Cached": cached, "SwapCached": swapcached,
+        "Active": active_anon + active_file, "Inactive": inactive_anon + inactive_file,
+        "Active(anon)": active_anon, "Inactive(anon)": inactive_anon,
+        "Active(file)": active_file, "Inactive(file)": inactive_file,
+        "Unevictable": st("nr_unevictable"), "Mlocked": k.zone_stat_total("nr_mlock"),
+        "SwapTotal": swapfile.total_swap_pages(k), "SwapFree": swapfile.get_nr_swap_pages(k), "Zswap": 0, "Zswapped": 0,
+        "Dirty": st("nr_dirty"), "Writeback": st("nr_writeback"),
+        "AnonPages": st("nr_anon_pages"), "Mapped": st("nr_mapped"), "Shmem": st("nr_shmem"),
+        "KReclaimable": sreclaimable + st("nr_kernel_misc_reclaimable"),
+        "Slab": sreclaimable + sunreclaim, "SReclaimable": sreclaimable, "SUnreclaim": sunreclaim,
+        "PageTables": st("nr_page_table_pages"), "SecPageTables": st("nr_sec_page_table_pages"),
+        "NFS_Unstable": 0, "Bounce": 0, "WritebackTmp": 0,
+        "CommitLimit": k.vm_commit_limit(), "Committed_AS": k.vm_committed_as(),
+        "VmallocUsed": k.vmalloc_pages, "VmallocChunk": 0, "Percpu": k.percpu_pages,
+        "HardwareCorrupted": 0,                   # CONFIG_MEMORY_FAILURE: num_poisoned_pages
+        "AnonHugePages": st("nr_anon_transparent_hugepages"), "ShmemHugePages": st("nr_shmem_hugepages"),
+        "ShmemPmdMapped": st("nr_shmem_pmdmapped"), "FileHugePages": st("nr_file_hugepages"),
+        "FilePmdMapped": st("nr_file_pmdmapped"), "CmaTotal": 0, "CmaFree": 0, "Balloon": st("nr_balloon_pages"),
+    }
+    out = {label: v * KB for label, v in pages.items()}
+    out["KernelStack"] = st("nr_kernel_stack")           # already in kB
+    out["VmallocTotal"] = VMALLOC_TOTAL_KB
     return out
+
+
+def _lines(k) -> list[tuple[str, int]]:
+    """(label, kB) in the profile's order."""
+    values = _values(k)
+    return [(label, values[label]) for label in k.profile.meminfo_lines]
 
 
 def render(k) -> bytes:
@@ -69,7 +66,9 @@ def render(k) -> bytes:
     out = [f"{label}: {kb:5d} kB\n" if label == "HardwareCorrupted" else f"{label + ':':<16}{kb:8d} kB\n"
            for label, kb in _lines(k)]
     out.append("HugePages_Total:   %5d\nHugePages_Free:    %5d\nHugePages_Rsvd:    %5d\nHugePages_Surp:    %5d\n"
-               "Hugepagesize:   %8d kB\nHugetlb:        %8d kB\n" % (0, 0, 0, 0, HPAGE_SIZE_KB, 0))
+               "Hugepagesize:   %8d kB\n" % (0, 0, 0, 0, HPAGE_SIZE_KB))
+    if k.profile.meminfo_hugetlb:
+        out.append("Hugetlb:        %8d kB\n" % 0)
     out.extend(f"DirectMap{label}:    {size >> 10:8d} kB\n" for label, size in zip(("4k", "2M", "1G"), k.direct_map.values()))
     return "".join(out).encode()
 

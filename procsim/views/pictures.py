@@ -85,13 +85,22 @@ def block_owners(k, z) -> dict[int, int]:
     for b in tasks.batches():
         if b.kind != "pages" or b.task.tag is None:
             continue
-        n = 1 << b.what
-        for _, pfn in b.entries():
-            if z.start_pfn <= pfn < z.end_pfn:
-                for i in range(max(1, n >> PAGEBLOCK_ORDER)):
-                    d = pages.setdefault((pfn >> PAGEBLOCK_ORDER) - base + i, {})
-                    d[b.task.pid] = d.get(b.task.pid, 0) + min(n, PAGEBLOCK_NR_PAGES)
+        pid = b.task.pid
+        for _, bz, pfn, members in b.runs():     # runs of contiguous blocks, not pages
+            if bz is z:
+                for blk, n in _per_pageblock(pfn, members << b.what):
+                    d = pages.setdefault(blk - base, {})
+                    d[pid] = d.get(pid, 0) + n
     return {blk: min(d, key=lambda pid: (-d[pid], pid)) for blk, d in pages.items()}
+
+
+def _per_pageblock(pfn: int, npages: int):
+    """(pageblock index, pages) for the pages [pfn, pfn + npages), cut at pageblock bounds."""
+    end = pfn + npages
+    while pfn < end:
+        stop = min(end, (pfn | (PAGEBLOCK_NR_PAGES - 1)) + 1)
+        yield pfn >> PAGEBLOCK_ORDER, stop - pfn
+        pfn = stop
 
 
 def pageblock_cells(k, z) -> list[tuple]:
@@ -117,10 +126,13 @@ def pageblock_cells(k, z) -> list[tuple]:
                 top[b] = o
     used: dict[int, dict[str, int]] = {}
 
+    def add_range(pfn, npages, what):
+        for blk, n in _per_pageblock(pfn, npages):
+            d = used.setdefault(blk - base, {})
+            d[what] = d.get(what, 0) + n
+
     def add(pfn, order, what):
-        for i in range(max(1, (1 << order) // PAGEBLOCK_NR_PAGES)):
-            d = used.setdefault((pfn >> PAGEBLOCK_ORDER) - base + i, {})
-            d[what] = d.get(what, 0) + min(1 << order, PAGEBLOCK_NR_PAGES)
+        add_range(pfn, 1 << order, what)
 
     for pcp in z.pcp:
         for pindex, lst in enumerate(pcp.lists):
@@ -130,6 +142,10 @@ def pageblock_cells(k, z) -> list[tuple]:
     slabs = _slab_pfns(k)
     for pfn, page in z.allocated.items():
         add(pfn, page.order, page.use or (SLAB if pfn in slabs else KERNEL))
+    run_pages = getattr(getattr(k, "tasks", None), "run_pages", None)
+    for rz, pfn, npages, b in (run_pages() if run_pages else ()):   # order-0 bulk work kept as runs
+        if rz is z:
+            add_range(pfn, npages, b.use or KERNEL)
     cells = []
     owners = block_owners(k, z)
     plain: dict[tuple, tuple] = {}              # blocks holding only free and reserved pages

@@ -6,10 +6,10 @@ only; ``tracing_on``, ``events/enable``, ``events/<subsystem>/enable`` and
 reads ``X`` when its events are mixed).  ``procsim exec`` binds the directory over
 /sys/kernel/tracing, so ``cat /sys/kernel/tracing/trace_pipe`` works unchanged.
 
-trace_pipe does not block when empty: the daemon serves every file from one thread, so a
-read that waited for the next event would also stop the write to ``control`` that makes
-it.  A read returns the entries recorded since the previous one (EOF when there are none,
-so ``cat`` ends); follow it with ``while :; do cat trace_pipe; sleep 0.2; done``.
+Read through the mount, trace_pipe is the kernel's: a read takes the oldest unread entries
+(whole lines, as many as fit the buffer) and, when there are none, blocks until a command
+records some (procsim.fs: ``ProcFS._read_pipe``); O_NONBLOCK readers get EAGAIN.  Rendered
+in process (``procsim render``, ``Session.render``) it hands over everything unread, or b"".
 Nothing is lost between reads: entries wait in the ring (65536 entries) until read.
 """
 from __future__ import annotations
@@ -77,7 +77,7 @@ def _clear(k, data: bytes) -> None:
 
 FILES = {
     f"{DIR}/trace": View(0o644, render_trace, volatile=True, write=_clear),
-    f"{DIR}/trace_pipe": View(0o444, render_pipe, volatile=True),
+    f"{DIR}/trace_pipe": View(0o444, render_pipe, volatile=True, pipe=lambda k, size: k.trace.read_pipe(size)),
     f"{DIR}/tracing_on": View(0o644, lambda k: f"{int(k.trace.tracing_on)}\n".encode(), volatile=True,
                               write=lambda k, data: k.trace.set_tracing_on(_bit(data))),
     f"{DIR}/events/enable": _group_view(EVENTS),

@@ -27,15 +27,6 @@ def node_stat_lines(stat: dict, p=LINUX_6_18) -> list[str]:
     return out
 
 
-def pcp_high(z, pcp, p) -> int:
-    """The pageset's ``high`` of this version: 5.4 pageset_set_batch() sets 6 * batch (before
-    batch is clamped to 1); 6.1 zone_highsize() gives what 6.18 calls high_min."""
-    if p.pcp == "6*batch":
-        b = max(min(z.managed >> 10, 256) // 4, 1)
-        return 6 * ((1 << ((b + b // 2).bit_length() - 1)) - 1)
-    return pcp.high_min if p.pcp == "zone_highsize" else pcp.high
-
-
 def _zone(z, node, first_populated: bool, out: list[str], p=LINUX_6_18):
     out.append(f"Node {z.node}, zone {z.name:>8}")
     if first_populated:
@@ -72,7 +63,7 @@ def _zone(z, node, first_populated: bool, out: list[str], p=LINUX_6_18):
         else:
             out.append(f"    cpu: {cpu}\n"
                        f"              count: {pcp.count}\n"
-                       f"              high:  {pcp_high(z, pcp, p)}\n"
+                       f"              high:  {pcp.high}\n"
                        f"              batch: {pcp.batch}\n"
                        f"  vm stats threshold: {threshold}")
     out.append(f"  node_unreclaimable:  {int(node.unreclaimable)}\n"
