@@ -143,8 +143,7 @@ def test_unmovable_pages_pin_every_pageblock_and_the_error_says_fragmentation(co
     c0 = events(k, *COUNTERS)
     r = ctl.run("alloc_pages 10 gfp=GFP_HIGHUSER_MOVABLE tag=huge")
     assert r.errno == errno.ENOMEM
-    assert "fragmentation" in r.text and "no free block of order 10" in r.text, r.text
-    assert "below its watermark" not in r.text
+    assert "(fragmentation)" in r.text, r.text                 # show_mem.explain_nopage, per zone
     c1 = events(k, *COUNTERS)
     assert c1["compact_stall"] > c0["compact_stall"] and c1["compact_fail"] > c0["compact_fail"]
     assert {i: k.tasks.lookup(i).value for i in kept} == pfns     # (boot page cache may have moved)
@@ -154,7 +153,7 @@ def test_unmovable_pages_pin_every_pageblock_and_the_error_says_fragmentation(co
 def test_a_request_below_the_watermark_still_blames_the_watermark():
     ctl = control("tiny")
     r = ctl.run("alloc_pages 3 count=1000000 gfp=GFP_KERNEL")
-    assert r.errno == errno.ENOMEM and "below its watermark" in r.text, r.text
+    assert r.errno == errno.ENOMEM and "(watermark)" in r.text, r.text
 
 
 def test_slab_and_large_kmalloc_pages_never_move_whatever_their_gfp():
@@ -397,7 +396,7 @@ def test_examples_fragmentation_sh_ends_with_compaction_making_the_request_succe
     script = Path(__file__).resolve().parent.parent / "examples/fragmentation.sh"
     out = subprocess.run(["bash", str(script), str(mp)], capture_output=True,
                          text=True, timeout=300, check=True).stdout
-    assert "fragmentation: Node 0 DMA32 has" in out and "no free block of order 10" in out
+    assert "DMA32" in out and "(fragmentation)" in out
     after = out.split("== after compact_memory")[1]
     assert re.search(r"^pgmigrate_success [1-9]", after, re.M)
     assert re.search(r"the same request now succeeds: .* -> ok \d+-\d+", out)

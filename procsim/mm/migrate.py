@@ -18,7 +18,7 @@ import errno
 
 from .buddy import Page
 from .page_types import PAGEBLOCK_ORDER
-from .vmscan import LRU_OF_USE, lru_migrate
+from .vmscan import LRU_OF_USE, lru_migrate, lru_split
 
 HPAGE_PMD_ORDER = PAGEBLOCK_ORDER
 
@@ -38,7 +38,10 @@ def migrate_pages(k, cc) -> int:
             if src.order and not getattr(src, "id", 0):
                 # -ENOMEM for a large folio: try_split_folio(), its pages migrate one by one
                 k.count_vm_events("thp_migration_split", src.order == HPAGE_PMD_ORDER)
-                work += k.split_page(src)[::-1]
+                pieces = k.split_page(src)
+                if src.use in LRU_OF_USE:
+                    lru_split(k, src, pieces)
+                work += pieces[::-1]
                 continue
             failed += n
             thp_fail += src.order == HPAGE_PMD_ORDER

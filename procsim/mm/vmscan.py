@@ -117,6 +117,21 @@ def lru_del(k, page) -> None:
 _MISSING = object()
 
 
+def lru_split(k, folio, pieces) -> None:
+    """lru_add_split_folio(): the pieces of a split folio take its place on its list (same
+    owner, same PG_referenced); the counters already count their pages there."""
+    vec = lruvec(k, folio.zone.node)
+    base = LRU_OF_USE[folio.use]
+    lru = base + 1 if folio in vec.lists[base + 1] else base
+    owner = vec.lists[lru].pop(folio, None)
+    referenced = folio in vec.referenced
+    vec.referenced.discard(folio)
+    for p in pieces:
+        vec.lists[lru][p] = owner
+        if referenced:
+            vec.referenced.add(p)
+
+
 def lru_migrate(k, src, dst) -> None:
     """migrate_folio_move(): the new folio goes on the LRU list the old one was on (the
     active flag and PG_referenced follow, folio_migrate_flags) with the same owner ID; freeing
