@@ -332,7 +332,7 @@ def cmd_fixtures(args) -> int:
         except UnicodeDecodeError as e:
             _fail(f"{source}: not UTF-8 text (byte {e.start})")
     try:
-        manifest, files = fixtures.build(args.config or procsim.machines(), commands, source)
+        manifest, files = fixtures.build(args.config or procsim.machines(), commands, source, args.kernel or ())
         out = Path(args.out)
         (fixtures.write_tar if args.tar else fixtures.write_dir)(out, files)
     except machine_mod.ConfigError as e:
@@ -381,6 +381,9 @@ def parser() -> argparse.ArgumentParser:
     f.add_argument("--config", "-c", action="append", metavar="C",
                    help="a machine name or YAML file; repeat for more (default: every shipped machine)")
     f.add_argument("--commands", metavar="FILE", help="apply these control-file commands to each machine first")
+    f.add_argument("--kernel", "-k", action="append", metavar="V",
+                   help="render each machine as this kernel version (6.18, 6.1, 5.4, 3.10; repeatable): "
+                        "one subtree MACHINE@V per machine and version")
     f.add_argument("--tar", action="store_true", help="write OUT as a tar file (.tar.gz/.tgz: compressed)")
     f.add_argument("out", metavar="OUT")
     f.set_defaults(func=cmd_fixtures)

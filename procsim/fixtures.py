@@ -2,6 +2,7 @@
 
     OUT/manifest.json                      how each tree was made (machine, commands, digests)
     OUT/<machine>/machine.yaml             the description it was booted from
+                                           (with --kernel V: OUT/<machine>@<V>/..., one per profile)
     OUT/<machine>/commands                 the control commands applied after boot (if any)
     OUT/<machine>/proc/zoneinfo ...        laid out like the real system (procsim.tree_path)
     OUT/<machine>/sys/devices/system/node/...
@@ -29,44 +30,61 @@ class FixturesError(Exception):
     """Bad output path or a duplicate machine; ``str(e)`` is the message for the user."""
 
 
-def build(configs: Iterable[str], commands: list[str], source: str | None = None) -> tuple[dict, dict[str, bytes]]:
-    """Boot each machine, apply ``commands``, render everything.  Returns the manifest and
-    the files (relative path -> bytes).  Raises ConfigError, CommandError (with ``.index``,
-    the 1-based number of the failing command) or FixturesError."""
+def build(configs: Iterable[str], commands: list[str], source: str | None = None,
+          kernels: Iterable[str] = ()) -> tuple[dict, dict[str, bytes]]:
+    """Boot each machine (once per kernel profile in ``kernels``, else with the kernel its
+    description names), apply ``commands``, render everything.  Returns the manifest and the
+    files (relative path -> bytes).  Raises ConfigError, CommandError (with ``.index``, the
+    1-based number of the failing command) or FixturesError."""
+    from dataclasses import replace
+    from procsim.mm.profile import PROFILES
+    kernels = list(kernels)
+    for v in kernels:
+        if v not in PROFILES:
+            raise FixturesError(f"--kernel {v}: not a profile (one of {', '.join(PROFILES)})")
     files: dict[str, bytes] = {}
     machines = {}
     for config in configs:
-        m = procsim.load(config)
-        if m.name in machines:
-            raise FixturesError(f"machine {m.name!r} given twice")
-        sim = procsim.Simulation(m)
-        for n, line in enumerate(commands, 1):
-            try:
-                sim.run(line)
-            except procsim.CommandError as e:
-                e.index = n
-                raise
-        description = Path(m.source).read_bytes()
-        tree = {procsim.tree_path(v): sim.render(v) for v in sim.views()}
-        files[f"{m.name}/machine.yaml"] = description
-        if commands:
-            files[f"{m.name}/commands"] = "".join(c + "\n" for c in commands).encode()
-        files.update({f"{m.name}/{p}": data for p, data in tree.items()})
-        machines[m.name] = {
-            "machine": config,
-            "description_sha256": hashlib.sha256(description).hexdigest(),
-            "commands": list(commands),
-            "files": {p: hashlib.sha256(d).hexdigest() for p, d in sorted(tree.items())},
-        }
-    manifest = {"generator": f"procsim {procsim.__version__}", "kernel": procsim.KERNEL,
-                "remake": _remake(machines, source), "machines": machines}
+        base = procsim.load(config)
+        for v in kernels or [None]:
+            m = base if v is None else replace(base, kernel=v)
+            _tree(m, config, commands, files, machines, name=base.name if v is None else f"{base.name}@{v}")
+    manifest = {"generator": f"procsim {procsim.__version__}", "remake": _remake(machines, source, kernels),
+                "machines": machines}
     files[MANIFEST] = (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode()
     return manifest, files
 
 
-def _remake(machines: dict, source: str | None) -> str:
-    configs = " ".join(f"--config {v['machine']}" for v in machines.values())
-    return f"procsim fixtures OUT {configs}" + (f" --commands {source}" if source else "")
+def _tree(m, config: str, commands: list[str], files: dict, machines: dict, name: str) -> None:
+    """One machine's subtree (``name``: the machine, or machine@kernel) into files/machines."""
+    if name in machines:
+        raise FixturesError(f"machine {name!r} given twice")
+    sim = procsim.Simulation(m)
+    for n, line in enumerate(commands, 1):
+        try:
+            sim.run(line)
+        except procsim.CommandError as e:
+            e.index = n
+            raise
+    description = Path(m.source).read_bytes()
+    tree = {procsim.tree_path(v): sim.render(v) for v in sim.views()}
+    files[f"{name}/machine.yaml"] = description
+    if commands:
+        files[f"{name}/commands"] = "".join(c + "\n" for c in commands).encode()
+    files.update({f"{name}/{p}": data for p, data in tree.items()})
+    machines[name] = {
+        "machine": config,
+        "kernel": m.kernel,
+        "description_sha256": hashlib.sha256(description).hexdigest(),
+        "commands": list(commands),
+        "files": {p: hashlib.sha256(d).hexdigest() for p, d in sorted(tree.items())},
+    }
+
+
+def _remake(machines: dict, source: str | None, kernels: list[str]) -> str:
+    configs = " ".join(dict.fromkeys(f"--config {v['machine']}" for v in machines.values()))
+    return (f"procsim fixtures OUT {configs}" + "".join(f" --kernel {v}" for v in kernels)
+            + (f" --commands {source}" if source else ""))
 
 
 def write_dir(out: Path, files: dict[str, bytes]) -> None:

@@ -48,9 +48,27 @@ def test_rerun_replaces_its_own_trees_and_refuses_other_directories(tmp_path):
     assert [p.name for p in other.iterdir()] == ["notes.txt"]
 
 
+def test_kernel_profiles_make_one_subtree_per_machine_and_kernel(tmp_path):
+    """--kernel V (repeatable): each machine once per profile, as MACHINE@V, rendered with that
+    version's formats (6.1's zoneinfo has no high_min line; 5.4's has no boost line)."""
+    out = tmp_path / "out"
+    r = sh("fixtures", out, "-c", "tiny", "--kernel", "6.18", "--kernel", "6.1", "--kernel", "5.4")
+    assert r.returncode == 0, r.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert sorted(manifest["machines"]) == ["tiny@5.4", "tiny@6.1", "tiny@6.18"]
+    assert {n: v["kernel"] for n, v in manifest["machines"].items()} == \
+        {"tiny@6.18": "6.18", "tiny@6.1": "6.1", "tiny@5.4": "5.4"}
+    assert manifest["remake"] == "procsim fixtures OUT --config tiny --kernel 6.18 --kernel 6.1 --kernel 5.4"
+    zoneinfo = {v: (out / f"tiny@{v}" / "proc/zoneinfo").read_text() for v in ("6.18", "6.1", "5.4")}
+    assert "high_min" in zoneinfo["6.18"] and "high_min" not in zoneinfo["6.1"]
+    assert "  boost " in zoneinfo["6.1"] and "  boost " not in zoneinfo["5.4"]
+    assert zoneinfo["6.18"] == procsim.boot("tiny").render("zoneinfo").decode()
+
+
 @pytest.mark.parametrize("args,code,message", [
     (["-c", "no-such-machine"], 2, "shipped machines: big-4s-1t, seed-server, seed-vm, seed-vm-5.4, tiny"),
     (["-c", "tiny", "-c", "tiny"], 1, "machine 'tiny' given twice"),
+    (["-c", "tiny", "--kernel", "4.18"], 1, "--kernel 4.18: not a profile (one of 6.18, 6.1, 5.4, 3.10)"),
     (["-c", "tiny", "--commands", "CMDS"], 1, "CMDS:2: kfree 99: error ENOENT"),
 ])
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path, args, code, message):
