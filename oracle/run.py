@@ -43,7 +43,7 @@ BOOT_TIMEOUT = 900                               # seconds; a TCG boot takes 15-
 
 
 def kernel_image() -> Path:
-    """/boot/vmlinuz of KERNEL_PKG, downloaded and unpacked once into the cache."""
+    """The vmlinuz that KERNEL_PKG ships, downloaded and unpacked once into CACHE (in the repo)."""
     d = CACHE / "kernel" / KERNEL_PKG
     found = sorted(d.glob("boot/vmlinuz-*"))
     if found:

@@ -116,7 +116,7 @@ def cmd_render(args) -> int:
         except UnicodeDecodeError as e:
             n = data.count(b"\n", 0, e.start) + 1
             _fail(f"{args.commands}:{n}: not UTF-8 text (byte {data[e.start]:#04x})")
-        from procsim.session import split_lines
+        from procsim.control import split_lines
         for n, line in enumerate(split_lines(text), 1):
             for r in s.execute([line]):
                 if r.errno:

@@ -39,20 +39,10 @@ import threading
 from pathlib import Path
 
 from procsim.mm.errors import MMError
-from procsim.control import MAX_LINE, Control, Reply
+from procsim.control import MAX_LINE, Control, Reply, split_lines
 
 # Files the shell adds beside the views.
 CONTROL, LOG, ALLOCATIONS = "control", "log", "allocations"
-
-
-def split_lines(text: str) -> list[str]:
-    """Lines of control text: "\\n" only (str.splitlines would also split at \\r, \\x1c, U+2028,
-    ... and run each fragment).  procsim.control.split_lines when the control room has it."""
-    try:
-        from procsim.control import split_lines as split
-    except ImportError:
-        return text.split("\n")
-    return split(text)
 
 
 def load_views(machine) -> dict:
