@@ -188,8 +188,9 @@ class FakeKernel:
         self.tasks = Tasks(self)                # the core's owner of IDs and tags, over this fake
         self.now_ns = 0
 
-    def tick(self):                             # a command's jiffy, as Kernel.tick (procsim.mm.timer)
-        self.now_ns += 4_000_000
+    def tick(self):                             # a command's jiffy, as Kernel.tick
+        from procsim.mm.timer import COMMAND_COST_NS
+        self.now_ns += COMMAND_COST_NS
 
     def sleep(self, ns):
         self.now_ns += ns
