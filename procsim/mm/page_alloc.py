@@ -170,14 +170,16 @@ class PageAlloc:
 
     # ---- order-0 bulk work in runs: alloc_pages_runs(), free_pages_run() ---------------------
     def alloc_pages_runs(self, gfp: int, nr: int, node: int | None = None, cpu: int | None = None,
-                         use: str | None = None):
+                         use: str | None = None, out: list | None = None):
         """nr calls of alloc_pages(0, gfp, node, cpu, use), with every pfn, counter and flag
         they would leave, at a cost that grows with the pcp refills, not the pages.
 
         Returns (runs, cpu, error): runs [[zone, pfn, n], ...] in allocation order (pages
         pfn..pfn+n-1 ascending, no Page objects: the caller keeps them, see mm/task.py), the
         cpu they were allocated on, and the MMError of the call that failed (None if none);
-        the runs made before a failure stay allocated for the caller to free.
+        the runs made before a failure stay allocated for the caller to free.  ``out``, when
+        given, is the list the runs are appended to (the caller sees them grow: the OOM killer
+        counts them as the allocating task's).
 
         Between refills a pcp list only shrinks: the zone's free pages, its watermarks and
         flags do not move, so every call until the list is empty decides what the first one
@@ -193,7 +195,7 @@ class PageAlloc:
         plan = self._plans.get((pnode, gfp)) or self._plan(pnode, gfp)
         mt, pindex = plan.mt, _PCP_LIST[0][plan.mt]
         cpu_node, vm_events = self.cpu_node[cpu], self.vm_events
-        out: list[list] = []
+        out = [] if out is None else out
         known = None                             # (pcp list, runs): what that list holds, as runs
         left, err = nr, None
         while left:
@@ -208,8 +210,8 @@ class PageAlloc:
                 z, pfn = page.zone, page.pfn
                 del z.allocated[pfn]             # the caller keeps the page, not a Page
                 lst = z.pcp[cpu].lists[pindex]
-                if mt == MIGRATE_MOVABLE:
-                    self._movable_used(z, pfn, 0, -1)     # counted with the runs below
+                if use:
+                    self._account_use_pages(use, z, 1)
                 if self._refilled is not None and self._refilled[0] is lst:
                     known = (lst, deque(self._refilled[1]))
                 if known is not None and known[0] is lst and known[1] and known[1][0][0] == pfn:
@@ -229,13 +231,18 @@ class PageAlloc:
                 known = None
             if known is None:                    # a list filled before this call: page by page
                 for _ in range(k):
-                    _add_run(out, z, lst.popleft(), 1)
+                    pfn = lst.popleft()
+                    _add_run(out, z, pfn, 1)
+                    if mt == MIGRATE_MOVABLE:
+                        self._movable_used(z, pfn, 0, +1)
             else:
                 runs, todo = known[1], k
                 while todo:
                     head = runs[0]
                     n = min(todo, head[1])
                     _add_run(out, z, head[0], n)
+                    if mt == MIGRATE_MOVABLE:
+                        self._movable_used_range(z, head[0], n, +1)
                     head[0] += n
                     head[1] -= n
                     if not head[1]:
@@ -257,13 +264,10 @@ class PageAlloc:
                 numa["numa_miss"] += k
                 plan.zone.numa["numa_foreign"] += k
             numa["numa_local" if z.node == cpu_node else "numa_other"] += k
+            if use:                              # as each page's alloc would: a dump sees them
+                self._account_use_pages(use, z, k)
             self.generation += k
             left -= k
-        for z, pfn, n in out:
-            if mt == MIGRATE_MOVABLE:
-                self._movable_used_range(z, pfn, n, +1)
-            if use:
-                self._account_use_pages(use, z, n)
         return out, cpu, err
 
     def _pcp_source(self, plan: _Plan, cpu: int, pindex: int) -> Zone | None:

@@ -246,6 +246,17 @@ class Batch:
             t.kernel_pages += pages
 
 
+class _RunPages:
+    """The pages of a list of [zone, pfn, n] runs, as len() (InFlight.got of the runs path)."""
+    __slots__ = ("runs",)
+
+    def __init__(self, runs: list):
+        self.runs = runs
+
+    def __len__(self) -> int:
+        return sum(r[2] for r in self.runs)
+
+
 class InFlight:
     """The allocation a command is making (``k.current``): the task it will belong to and
     the blocks made so far, which the OOM killer counts as that task's (current->mm)."""
@@ -315,10 +326,15 @@ class Tasks:
         # runs, unless the reference is asked for or tracing wants every page's event
         # and unless the LRU keeps a Page per block of this use (anon, page cache)
         if order == 0 and getattr(k, "page_runs", False) and not k.trace.active and use not in LRU_USES:
+            self._trace_current(tag)
+            runs: list = []
+            k.current = InFlight(self, tag, 0, use, _RunPages(runs))
             try:
-                runs, cpu_used, err = k.alloc_pages_runs(gfp, count, node, cpu, use)
+                runs, cpu_used, err = k.alloc_pages_runs(gfp, count, node, cpu, use, out=runs)
             except MMError as e:                             # refused before a page moved
                 raise _failed(e, count, 0) from None
+            finally:
+                k.current = None
             if err is not None:
                 mt = G.gfp_migratetype(gfp)
                 for z, pfn, n in reversed(runs):            # newest first, as one by one
