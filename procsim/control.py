@@ -488,7 +488,8 @@ class KmemCacheDestroy(Command):
 @command("touch")
 class Touch(Command):
     """mark_page_accessed() on page allocations (by ID or tag): the first touch sets
-    PG_referenced, the second moves an inactive anon/page-cache folio to the active list."""
+    PG_referenced, the second moves an inactive anon/page-cache folio to the active list.
+    A swapped-out anon member is faulted back in first (do_swap_page: pswpin)."""
     ids: tuple[int, int] | None = arg("ID", _ids, show=_show_ids)
     tag: str | None = opt(_tag)
 
@@ -499,14 +500,16 @@ class Touch(Command):
             tasks.select_task(tasks.find_task(self.tag), "pages")
         if not sel:
             raise ControlError(E.ENOENT, f"no live page allocations tagged {_q(self.tag)}")
+        sel = [(b, ranges) for b, ranges in sel if b.use in LRU_OF_USE]
+        swapped_in = tasks.swap_in(sel)
         n = 0
         for b, ranges in sel:
-            if b.use in LRU_OF_USE:
-                for lo, hi in ranges:                   # index ranges, hi exclusive
-                    for i in range(lo, hi):
+            for lo, hi in ranges:                       # index ranges, hi exclusive
+                for i in range(lo, hi):
+                    if tasks.in_memory(b, i):           # not swapped out again by this command's reclaim
                         mark_page_accessed(k, tasks.page(b, i))
-                    n += hi - lo
-        return f"ok touched {n}"
+                        n += 1
+        return f"ok touched {n}" + (f" ({swapped_in} swapped in)" if swapped_in else "")
 
 
 def _adj(v, verb):

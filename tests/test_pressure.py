@@ -7,10 +7,11 @@ import subprocess
 
 import pytest
 
-from procsim.testing import boot, procsim_cmd
+from procsim.testing import CONFIGS, boot, procsim_cmd
 from procsim.control import Control
 from procsim.mm import printk
-from procsim.mm.task import RECLAIMED
+from procsim.mm.check import check
+from procsim.mm.task import MM_ANONPAGES, MM_SWAPENTS, RECLAIMED, SWAPPED
 from procsim.views import meminfo
 
 HUM = "gfp=GFP_HIGHUSER_MOVABLE"
@@ -135,3 +136,76 @@ def test_oom_report_in_the_real_dmesg(mounted):
                               "file-rss:0kB, shmem-rss:0kB, UID:0 pgtables:0kB oom_score_adj:0")
     vmstat = dict(line.split() for line in (m / "vmstat").read_text().splitlines())
     assert vmstat["oom_kill"] == "1"
+
+
+TINY_SWAP = (CONFIGS / "tiny.yaml").read_text().rstrip() + "\nswap: 64MiB\n"
+
+
+def swap_kb(k):
+    return kb(k, "SwapTotal") - kb(k, "SwapFree")
+
+
+def test_a_tasks_anon_goes_to_swap_and_comes_back_when_touched():
+    """With swap, reclaim writes a tag's anon out (its IDs stay the task's, as swap entries:
+    MM_SWAPENTS, which oom_badness counts); touch faults them back in (pswpin); freeing a
+    swapped ID gives its slot back."""
+    ctl = Control(lambda: boot(text=TINY_SWAP))
+    k = ctl.kernel
+    assert run(ctl, f"alloc_pages 0 {HUM} use=anon count=3000 tag=old")[0] == 0
+    boot_swapped = swap_kb(k)
+    free = k.nr_free_pages
+    for _ in range(free // 1000 + 2):          # a command's own pages are not reclaimed until it ends
+        assert run(ctl, f"alloc_pages 0 {HUM} use=anon count=1000 tag=new")[0] == 0
+    old = k.tasks.find_task("old")
+    states = [k.tasks.lookup(i).state for i in range(1, 3001)]
+    out = states.count(SWAPPED)
+    assert out > 0 and old.rss[MM_SWAPENTS] == out and old.rss[MM_ANONPAGES] == 3000 - out
+    swapents = sum(t.rss[MM_SWAPENTS] for t in k.tasks)
+    assert swapents >= out and swap_kb(k) == boot_swapped + 4 * swapents      # one slot per page
+    assert k.vm_events["pswpout"] * 4 == swap_kb(k)
+    assert k.vm_events["pgpgout"] == 4 * k.vm_events["pswpout"]
+    listing = ctl.render_allocations().decode()
+    first = states.index(SWAPPED) + 1
+    assert re.search(rf"^ +{first} old +pages +order 0 +- swap +- +4096$", listing, re.M)
+    # oom_badness: rss + swap entries (+ page tables)
+    from procsim.mm.oom_kill import TaskMm, oom_badness
+    assert oom_badness(TaskMm(old), 1000) == 3000
+    # touch faults the swapped members back in, one major fault each
+    assert run(ctl, "free_pages tag=new")[0] == 0                   # its swap slots go back too
+    assert swap_kb(k) == boot_swapped + 4 * out
+    before_in = k.vm_events.get("pswpin", 0)
+    code, text = run(ctl, f"touch {first}-{first + 9}")
+    swapped_in = sum(s == SWAPPED for s in states[first - 1:first + 9])
+    assert (code, text) == (0, f"ok touched 10 ({swapped_in} swapped in)")
+    assert k.vm_events["pswpin"] - before_in == swapped_in and k.vm_events["pgmajfault"] >= swapped_in
+    assert old.rss[MM_SWAPENTS] == out - swapped_in and k.tasks.lookup(first).state == "live"
+    assert swap_kb(k) == boot_swapped + 4 * (out - swapped_in)
+    # freeing the task frees its swap slots too
+    assert run(ctl, "free_pages tag=old") == (0, "ok freed 3000")
+    assert swap_kb(k) == boot_swapped and old.rss == [0, 0, 0, 0]
+    check(k)
+
+
+def test_swap_in_that_cannot_get_memory_changes_nothing():
+    """A touch whose fault-in fails gives back the pages it made: every member stays swapped,
+    the slots stay used (a write takes effect entirely or not at all)."""
+    ctl = Control(lambda: boot(text=TINY_SWAP))
+    k = ctl.kernel
+    assert run(ctl, f"alloc_pages 0 {HUM} use=anon count=3000 tag=old")[0] == 0
+    for _ in range(k.nr_free_pages // 1000 + 2):
+        assert run(ctl, f"alloc_pages 0 {HUM} use=anon count=1000 tag=new")[0] == 0
+    for tag in ("old", "new"):                 # nobody the OOM killer may take
+        assert run(ctl, f"oom_score_adj -1000 tag={tag}")[0] == 0
+    # fill what is left with kernel memory (never reclaimed) until allocations fail
+    while run(ctl, "alloc_pages 0 gfp=GFP_KERNEL count=500")[0] == 0:
+        pass
+    swapped = [i for i in range(1, 3001) if k.tasks.lookup(i).state == SWAPPED]
+    old = k.tasks.find_task("old")
+    before = (swap_kb(k), list(old.rss), k.vm_events.get("pswpin", 0), k.nr_free_pages)
+    assert swapped
+    code, text = run(ctl, "touch tag=old")
+    assert code == errno.ENOMEM and "swapped in were given back" in text, text
+    assert [i for i in range(1, 3001) if k.tasks.lookup(i).state == SWAPPED] == swapped
+    assert (old.rss, k.vm_events.get("pswpin", 0)) == before[1:3]
+    assert swap_kb(k) >= before[0]             # what reclaim did for the faults stays done, as for any failure
+    check(k)

@@ -7,6 +7,7 @@ allocation shows up as a difference from the ``allocations`` listing.
 """
 from __future__ import annotations
 
+import errno
 import re
 
 import pytest
@@ -26,9 +27,11 @@ _MACHINES: dict[str, object] = {}
 
 
 def machine(name):
-    if name not in _MACHINES:
+    if name not in _MACHINES:                     # NAME+swap: the shipped machine with 64 MiB of swap
         from procsim import machine as m
-        _MACHINES[name] = m.load(CONFIGS / f"{name}.yaml")
+        base, _, swap = name.partition("+")
+        text = (CONFIGS / f"{base}.yaml").read_text()
+        _MACHINES[name] = m.loads(text.rstrip() + "\nswap: 64MiB\n") if swap else m.loads(text)
     return _MACHINES[name]
 
 
@@ -217,11 +220,11 @@ class ControlMachine(RuleBasedStateMachine):
     def resync(self):
         """IDs reclaim dropped (page cache: RECLAIMED) or the OOM killer freed (a victim's
         everything) leave the book; nothing else may have gone."""
-        from procsim.mm.task import LIVE, RECLAIMED
+        from procsim.mm.task import LIVE, RECLAIMED, SWAPPED
         k = self.ctl.kernel
         for i in sorted(self.live):
             a = k.tasks.lookup(i)
-            if a.state == LIVE:
+            if a.state in (LIVE, SWAPPED):          # a swapped-out page is still its task's
                 continue
             kind, tag, _ = self.live[i]
             assert (a.state == RECLAIMED and kind == "pages") or (tag and k.vm_events.get("oom_kill")), \
@@ -241,7 +244,9 @@ class ControlMachine(RuleBasedStateMachine):
     def touch(self, data):
         i = data.draw(st.sampled_from(sorted(self.live)))
         if self.live[i][0] == "pages":
-            assert self.run(f"touch {i}").text.startswith("ok touched")
+            r = self.run(f"touch {i}")              # swapped out: faulted in, which may reclaim or fail
+            assert r.text.startswith("ok touched") or r.errno == errno.ENOMEM, r.text
+            self.resync()
 
     @rule(value=st.sampled_from(["1", "2", "3", "0", "5"]))
     def sysctl_drop_caches(self, value):
@@ -316,12 +321,36 @@ class SeedVmMachine(ControlMachine):
     replay_at_end = False           # a second boot per example would double the time
 
 
+class TinySwapMachine(ControlMachine):
+    """With swap: reclaim writes tagged anon out, touch faults it back in, frees give slots back."""
+    config = "tiny+swap"
+
+    @rule(tag=st.sampled_from(TAGS), commands=st.integers(2, 4))
+    def overcommit(self, tag, commands):
+        """Anon past the free memory in a few commands: the earlier ones' pages go to swap;
+        touching the tag then faults them back in (and pushes others out)."""
+        for _ in range(commands):
+            count = self.ctl.kernel.nr_free_pages // 2 + 500
+            self.record(self.run(f"alloc_pages 0 gfp=GFP_HIGHUSER_MOVABLE use=anon count={count} tag={tag}"),
+                        "pages", tag)
+        self.touch_tag(tag)
+
+    @rule(tag=st.sampled_from(TAGS))
+    def touch_tag(self, tag):
+        r = self.run(f"touch tag={tag}")
+        assert r.text.startswith("ok touched") or r.errno in (errno.ENOMEM, errno.ENOENT), r.text
+        self.resync()
+
+
 TestControlTiny = ControlMachine.TestCase
 TestControlTiny.settings = settings(max_examples=40, stateful_step_count=40, deadline=None,
                                     suppress_health_check=[HealthCheck.too_slow])
 TestControlSeedVm = SeedVmMachine.TestCase
 TestControlSeedVm.settings = settings(max_examples=3, stateful_step_count=15, deadline=None,
                                       suppress_health_check=[HealthCheck.too_slow])
+TestControlTinySwap = TinySwapMachine.TestCase
+TestControlTinySwap.settings = settings(max_examples=8, stateful_step_count=40, deadline=None,
+                                        suppress_health_check=[HealthCheck.too_slow])
 
 
 # --- use= on alloc_pages -------------------------------------------------------------------------

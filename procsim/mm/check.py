@@ -77,6 +77,17 @@ def check_counters(kernel) -> None:
             assert got == expect.get((n.id, item), 0), \
                 f"node {n.id}: {item} {got} but the pages say {expect.get((n.id, item), 0)}"
     check_lru(kernel)
+    check_swap(kernel)
+
+
+def check_swap(kernel) -> None:
+    """Every swap slot in use holds a page: a task's swap entry or the boot workload's anon."""
+    from .swapfile import swap_info
+    from .task import MM_SWAPENTS
+    inuse = sum(si.inuse_pages for si in swap_info(kernel))
+    owned = sum(t.rss[MM_SWAPENTS] for t in kernel.tasks)
+    assert inuse == owned + getattr(kernel, "swapped_unowned", 0), \
+        f"{inuse} swap slots in use, but tasks hold {owned} swap entries"
 
 
 def check_lru(kernel) -> None:

@@ -44,6 +44,16 @@ def get_nr_swap_pages(k) -> int:
     return sum(si.pages - si.inuse_pages for si in swap_info(k))
 
 
+def swap_free(k, nr: int) -> None:
+    """swap_free() of nr slots: back to the areas, the lowest priority first (the reverse of
+    the order reclaim fills them; a machine has one area)."""
+    for si in sorted(swap_info(k), key=lambda s: s.prio):
+        n = min(nr, si.inuse_pages)
+        si.inuse_pages -= n
+        nr -= n
+    assert nr == 0, "freed more swap slots than were in use"
+
+
 def total_swapcache_pages(k) -> int:
     """Pages in the swap cache (NR_SWAPCACHE)."""
     return k.node_stat_total("nr_swapcached")

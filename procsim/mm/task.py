@@ -45,6 +45,7 @@ from functools import partial
 from typing import Iterator
 
 from . import gfp as G
+from . import swapfile
 from .buddy import Page
 from .errors import MMError
 from .vmscan import LRU_OF_USE as LRU_USES, set_owner
@@ -57,9 +58,11 @@ OOM_SCORE_ADJ_MIN, OOM_SCORE_ADJ_MAX = -1000, 1000      # include/uapi/linux/oom
 TASK_COMM_LEN = 16
 
 # An allocation's state, as lookup() reports it.
-LIVE, FREED, RECLAIMED = "live", "freed", "reclaimed"
+LIVE, FREED, RECLAIMED, SWAPPED = "live", "freed", "reclaimed", "swapped"
 _DEAD = (1 << 64) - 1            # a freed slot of a batch's array
 _RECLAIMED = _DEAD - 1           # a slot whose page-cache block reclaim dropped
+_SWAPPED = _DEAD - 2             # an anon member reclaim wrote to swap: still the task's, no pfn
+# markers are the values >= _SWAPPED; members below _RECLAIMED are the task's (live or swapped)
 
 PAGES, SLAB, KMALLOC = "pages", "slab", "kmalloc"       # Batch.kind
 _RSS_OF_USE = {"anon": MM_ANONPAGES, "pagecache": MM_FILEPAGES}
@@ -115,7 +118,7 @@ class Batch:
         self.cpu = self.mt = None
         self._addrs = None                       # slab, kmalloc: object addresses
         self._idx = array("Q")                   # pages: segment -> index of its first member
-        self._pfn = array("Q")                   #   its first pfn, or _DEAD / _RECLAIMED
+        self._pfn = array("Q")                   #   its first pfn, or a marker (_DEAD, ...)
         self._zone: list = []                    #   its zone
         self._pages: dict = {}                   #   member index -> Page, for members that have one
 
@@ -141,12 +144,12 @@ class Batch:
         return bisect_right(self._idx, i) - 1
 
     def value(self, i: int) -> int:
-        """Member i's pfn (pages, _DEAD / _RECLAIMED when gone) or object address."""
+        """Member i's pfn (pages: a marker when it has none) or object address."""
         if self._addrs is not None:
             return self._addrs[i]
         j = self._seg(i)
         p = self._pfn[j]
-        return p if p >= _RECLAIMED else p + ((i - self._idx[j]) << self.what)
+        return p if p >= _SWAPPED else p + ((i - self._idx[j]) << self.what)
 
     def segments(self) -> Iterator[tuple[int, int, int, object]]:
         """Pages: (first index, pfn or marker, members, zone) per segment, in index order."""
@@ -158,11 +161,12 @@ class Batch:
         """Pages: the live runs as (first ID, zone, first pfn, members), in ID order: what
         reclaim and the OOM killer walk instead of single pages."""
         for i, p, n, z in self.segments():
-            if p < _RECLAIMED:
+            if p < _SWAPPED:
                 yield self.first + i, z, p, n
 
     def entries(self) -> Iterator[tuple[int, int]]:
-        """(ID, pfn) for pages, (ID, object address) for slab and kmalloc: live members only."""
+        """(ID, pfn) for pages, (ID, object address) for slab and kmalloc: the task's members
+        (a swapped-out page member as (ID, None))."""
         first = self.first
         if self._addrs is not None:
             for i, a in enumerate(self._addrs):
@@ -171,12 +175,15 @@ class Batch:
             return
         shift = self.what
         for i, p, n, _ in self.segments():
-            if p < _RECLAIMED:
+            if p < _SWAPPED:
                 for j in range(n):
                     yield first + i + j, p + (j << shift)
+            elif p == _SWAPPED:
+                for j in range(n):
+                    yield first + i + j, None
 
     def live_ranges(self) -> list[tuple[int, int]]:
-        """The live members as index ranges [lo, hi)."""
+        """The task's members (live or swapped out) as index ranges [lo, hi)."""
         if self._addrs is None:
             out: list = []
             for i, p, n, _ in self.segments():
@@ -209,7 +216,7 @@ class Batch:
             return j
         p = self._pfn[j]
         self._idx.insert(j + 1, i)
-        self._pfn.insert(j + 1, p if p >= _RECLAIMED else p + ((i - start) << self.what))
+        self._pfn.insert(j + 1, p if p >= _SWAPPED else p + ((i - start) << self.what))
         self._zone.insert(j + 1, self._zone[j])
         return j + 1
 
@@ -227,7 +234,7 @@ class Batch:
 
     def _continues(self, j: int, k: int) -> bool:
         p, q = self._pfn[j], self._pfn[k]
-        if p >= _RECLAIMED or q >= _RECLAIMED:
+        if p >= _SWAPPED or q >= _SWAPPED:
             return p == q
         return self._zone[j] is self._zone[k] and p + ((self._idx[k] - self._idx[j]) << self.what) == q
 
@@ -358,7 +365,7 @@ class Tasks:
         finally:
             k.current = None
         ids = self._add_pages(tag, order, use, pages)
-        if use == "pagecache":                  # reclaim drops these through their IDs
+        if use in LRU_USES:                     # reclaim drops (or swaps) these through their IDs
             for id_, page in zip(ids, pages):
                 set_owner(k, page, id_)
         return ids
@@ -440,7 +447,7 @@ class Tasks:
         return b, id_ - first
 
     def lookup(self, id_: int) -> Allocation | None:
-        """What ID id_ is now: LIVE, FREED or RECLAIMED; None if it was never handed out.
+        """What ID id_ is now: LIVE, SWAPPED, FREED or RECLAIMED; None if never handed out.
         A live page member gets its Page handle here if it had none (see ``page``)."""
         if not 0 < id_ < self.next_id:
             return None
@@ -448,7 +455,7 @@ class Tasks:
         if b is None:
             return Allocation(id_, FREED)
         a = b.value(i)
-        state = LIVE if a < _RECLAIMED else RECLAIMED if a == _RECLAIMED else FREED
+        state = LIVE if a < _SWAPPED else {_SWAPPED: SWAPPED, _RECLAIMED: RECLAIMED}.get(a, FREED)
         return Allocation(id_, state, b.task, b.kind, b.what, b.use, a if state == LIVE else None,
                           self.page(b, i) if state == LIVE and b.kind == PAGES else None)
 
@@ -465,6 +472,11 @@ class Tasks:
             page.zone.allocated[page.pfn] = page
             b._pages[i] = page
         return page
+
+    @staticmethod
+    def in_memory(b: Batch, i: int) -> bool:
+        """Member i of b has a page (not freed, reclaimed or swapped out)."""
+        return b.value(i) < _SWAPPED
 
     def batches(self, task: Task | None = None) -> Iterator[Batch]:
         """Batches with live members, in ID order (of one task, or all)."""
@@ -562,6 +574,11 @@ class Tasks:
             s, e = max(lo, i), min(hi, i + n)
             if s >= e:
                 continue
+            if pfn == _SWAPPED:                 # free_swap_and_cache(): the slots, no pages
+                swapfile.swap_free(k, (e - s) << b.what)
+                b.task.rss[MM_SWAPENTS] -= (e - s) << b.what
+                b.task.rss[MM_ANONPAGES] += (e - s) << b.what     # _drop() uncharges them as anon
+                continue
             for h in handles[bisect_left(handles, s):bisect_left(handles, e)]:
                 if h > s:
                     k.free_pages_run(z, pfn + (s - i), h - s, b.cpu, b.mt, b.use)
@@ -587,7 +604,7 @@ class Tasks:
         freed.  A run is reclaimed in one step (shrink_folio_list on a large folio)."""
         b, i = self._slot(id_)
         if b is None or b.kind != PAGES or b.use != "pagecache" or n < 1 or i + n > b.n \
-                or any(p >= _RECLAIMED for s, p, m, _ in b.segments() if s < i + n and s + m > i):
+                or any(p >= _SWAPPED for s, p, m, _ in b.segments() if s < i + n and s + m > i):
             what = f"ID {id_}" if n == 1 else f"IDs {id_}-{id_ + n - 1}"
             raise MMError(errno.EINVAL, f"{what} is not a live page-cache allocation")
         self._free_pages(b, i, i + n)
@@ -596,13 +613,76 @@ class Tasks:
         self._drop(b, n)
         return n << b.what
 
+    def swap_out(self, id_: int, n: int = 1) -> int:
+        """Reclaim wrote anon members id_ .. id_+n-1 (one batch) to swap slots it already
+        took (add_to_swap): their pages go back to the buddy allocator, the task keeps the
+        IDs, its rss moves from MM_ANONPAGES to MM_SWAPENTS (try_to_unmap's swap ptes).
+        Returns the pages freed."""
+        b, i = self._slot(id_)
+        if b is None or b.kind != PAGES or b.use != "anon" or n < 1 or i + n > b.n \
+                or any(p >= _SWAPPED for s, p, m, _ in b.segments() if s < i + n and s + m > i):
+            what = f"ID {id_}" if n == 1 else f"IDs {id_}-{id_ + n - 1}"
+            raise MMError(errno.EINVAL, f"{what} is not a live anon allocation in memory")
+        self._free_pages(b, i, i + n)
+        b._set(i, i + n, _SWAPPED, None)
+        b.version += 1
+        pages = n << b.what
+        b.task.rss[MM_ANONPAGES] -= pages
+        b.task.rss[MM_SWAPENTS] += pages
+        return pages
+
+    def swap_in(self, sel: list[tuple[Batch, list]], gfp: int = G.GFP_HIGHUSER_MOVABLE) -> int:
+        """do_swap_page() for the swapped-out members of a selection, one fault per page in
+        ID order: a new page (pswpin, pgmajfault), its slot freed (a fault that writes an
+        exclusive page frees it: should_try_to_free_swap), on the inactive anon list.  All
+        or nothing: on ENOMEM the pages made go back and every member stays swapped.
+        Returns how many came in."""
+        k = self.k
+        made: list = []                         # (batch, index, page)
+        try:
+            for b, ranges in sel:
+                for lo, hi in ranges:
+                    for i, p, n, _ in list(b.segments()):
+                        if p != _SWAPPED or i >= hi or i + n <= lo:
+                            continue
+                        got: list = []
+                        k.current = InFlight(self, b.task.tag, b.what, "anon", got)
+                        for j in range(max(lo, i), min(hi, i + n)):
+                            got.append(k.alloc_pages(b.what, gfp, use="anon"))
+                            made.append((b, j, got[-1]))
+        except MMError as e:
+            for _, _, page in reversed(made):
+                k.free_pages(page)
+            raise MMError(e.errno, e.message + f" (swapping in: the {len(made)} pages swapped in were"
+                                               " given back)") from None
+        finally:
+            k.current = None
+        for b, i, page in made:
+            if b.value(i) != _SWAPPED:          # the OOM killer freed its task meanwhile
+                k.free_pages(page)
+                continue
+            page.id = b.first + i
+            b._set(i, i + 1, page.pfn, page.zone)
+            b._pages[i] = page
+            b.version += 1
+            set_owner(k, page, b.first + i)
+            pages = 1 << b.what
+            swapfile.swap_free(k, pages)
+            b.task.rss[MM_SWAPENTS] -= pages
+            b.task.rss[MM_ANONPAGES] += pages
+            ev = k.vm_events
+            for event, n in (("pswpin", pages), ("pgpgin", pages * PAGE_SIZE // 1024),
+                             ("pgfault", 1), ("pgmajfault", 1)):
+                ev[event] = ev.get(event, 0) + n
+        return len(made)
+
     def move(self, id_: int, page) -> object:
         """Compaction moved page allocation id_ to ``page`` (already allocated by the caller,
         same order); the ID now names it.  Returns the old Page for the caller to free
         (made for it if the member came as part of a run)."""
         b, i = self._slot(id_)
-        if b is None or b.kind != PAGES or b.value(i) >= _RECLAIMED:
-            raise MMError(errno.EINVAL, f"ID {id_} is not a live page allocation")
+        if b is None or b.kind != PAGES or b.value(i) >= _SWAPPED:
+            raise MMError(errno.EINVAL, f"ID {id_} is not a live page allocation in memory")
         if page.order != b.what:
             raise MMError(errno.EINVAL, f"ID {id_} is order {b.what}, not {page.order}")
         old = self.page(b, i)
@@ -624,7 +704,7 @@ class Tasks:
                 continue
             handles = sorted(b._pages)
             for i, p, n, z in b.segments():
-                if p >= _RECLAIMED:
+                if p >= _SWAPPED:
                     continue
                 s = i
                 for h in handles[bisect_left(handles, i):bisect_left(handles, i + n)]:
@@ -665,9 +745,13 @@ class Tasks:
             assert self._by_tag.get(b.task.tag) is b.task, f"batch {first}: {b.task} is not in the task list"
             if b.kind == PAGES:
                 live = sum(n for _, p, n, _ in b.segments() if p < _RECLAIMED)
+                swapped = sum(n for _, p, n, _ in b.segments() if p == _SWAPPED) << b.what
+                assert not swapped or b.use == "anon", f"batch {first}: {b.use} pages swapped out"
+                counted[b.task].rss[MM_ANONPAGES] -= swapped
+                counted[b.task].rss[MM_SWAPENTS] += swapped
                 for i, page in b._pages.items():
                     a = b.value(i)
-                    assert a < _RECLAIMED, f"ID {first + i} is gone but keeps a Page"
+                    assert a < _SWAPPED, f"ID {first + i} is not in memory but keeps a Page"
                     assert page.pfn == a and page.order == b.what, f"ID {first + i}: pfn {a} but page {page}"
                     allocated = getattr(page.zone, "allocated", None)
                     assert allocated is None or allocated.get(a) is page, f"ID {first + i}: pfn {a} is not allocated"

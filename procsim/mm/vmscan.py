@@ -10,15 +10,17 @@ zone LRU counters (nr_{in,}active_{anon,file}, nr_zone_*) follow every move.
 
 **Who may be reclaimed.**  A folio on the LRU has an owner: ``None`` for memory the kernel
 itself holds (the ``boot:`` workload's page cache and anon: reclaim frees it), an int ID
-for a task's allocation (reclaim asks ``k.tasks.reclaim(ID)``, so the ID answers
-"reclaimed"), or ``PINNED`` (a user's page procsim cannot yet take away: scanned, rotated
-back, never freed).
+for a task's allocation (page cache: ``k.tasks.reclaim(ID)`` drops it and the ID answers
+"reclaimed"; anon: ``k.tasks.swap_out(ID)`` frees the page and the task keeps the ID as a
+swap entry until ``touch`` faults it back in), or ``PINNED`` (a page whose command is
+still running: scanned, rotated back, never freed).
 
 **Reclaim.**  shrink_node() follows get_scan_count() (anon only with free swap, in the
 swappiness : 200 - swappiness proportion; cache_trim_mode when the inactive file list alone
 can meet the target), shrink_active_list() when inactive_is_low() (pgrefill,
 pgdeactivate), shrink_inactive_list() from the tail (pgscan_*, pgsteal_*): clean unmapped
-page cache is freed; anon is written to swap (pswpout; the swap slots stay used) or, with
+page cache is freed; anon is written to swap (pswpout; the slots stay used until the owner
+frees or faults it back) or, with
 no swap, activated again.  shrink_slab() asks the dentry/inode shrinker in proportion to
 the pages scanned (do_shrink_slab, vm.vfs_cache_pressure, slabs_scanned).
 
@@ -42,6 +44,7 @@ from math import isqrt
 from . import gfp as G
 from . import swapfile
 from .layout import MAX_NR_ZONES
+from .page_types import PAGE_SIZE
 from .timer import TICK_NSEC, HZ
 
 LRU_INACTIVE_ANON, LRU_ACTIVE_ANON, LRU_INACTIVE_FILE, LRU_ACTIVE_FILE = range(4)
@@ -324,11 +327,16 @@ def shrink_inactive_list(k, nid: int, nr_to_scan: int, sc: ScanControl, lru: int
                 _count(k, "pgactivate", n)
                 continue
             _count(k, "pswpout", n)
+            _count(k, "pgpgout", n * PAGE_SIZE // 1024)     # the write's sectors, shown in kB
         vec.lists[lru][page] = owner            # free_pages' lru_del takes it off again
         if owner is None:
+            if not _is_file(lru):               # the boot workload's anon: its slots stay used
+                k.swapped_unowned = getattr(k, "swapped_unowned", 0) + n
             k.free_pages(page)
-        else:
+        elif _is_file(lru):
             k.tasks.reclaim(owner)
+        else:
+            k.tasks.swap_out(owner)
         reclaimed += n
     _count(k, "pgsteal_" + who, reclaimed)
     _count(k, "pgsteal_file" if _is_file(lru) else "pgsteal_anon", reclaimed)

@@ -1,6 +1,7 @@
 """``allocations``: every live allocation the control file made, asked of the core (``k.tasks``).
 
-One row per allocation: ID, tag, kind, cache or order, node, zone, pfn, bytes -- the first
+One row per allocation: ID, tag, kind, cache or order, node, zone, pfn, bytes (a swapped-out
+page: node and pfn ``-``, zone ``swap``) -- the first
 ``MAX_LISTED`` of them, then a line saying how many more there are.  Not a kernel file: the
 shell serves it beside the /proc views (procsim.session).
 """
@@ -62,6 +63,10 @@ def _rows(k, b, zone_of) -> list[str]:
         if len(out) >= MAX_LISTED:
             break
         if b.kind == "pages":
+            if a is None:               # swapped out: the task's, in a swap slot
+                out.append(f"{id_:>8} {tag:<12} {b.kind:<8} {f'order {b.what}':<20} "
+                           f"{'-':>4} {'swap':<8} {'-':>10} {PAGE_SIZE << b.what:>8}")
+                continue
             pfn, what, size = a, f"order {b.what}", PAGE_SIZE << b.what
         else:
             pfn = (a - PAGE_OFFSET) // PAGE_SIZE
