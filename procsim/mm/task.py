@@ -602,13 +602,7 @@ class Tasks:
         """Reclaim drops page-cache allocations id_ .. id_+n-1 (one batch): their pages go back
         to the buddy allocator and the IDs answer RECLAIMED from now on.  Returns the pages
         freed.  A run is reclaimed in one step (shrink_folio_list on a large folio)."""
-        b, i = self._slot(id_)
-        if b is None or b.kind != PAGES or b.use != "pagecache" or n < 1 or i + n > b.n \
-                or any(p >= _SWAPPED for s, p, m, _ in b.segments() if s < i + n and s + m > i):
-            what = f"ID {id_}" if n == 1 else f"IDs {id_}-{id_ + n - 1}"
-            raise MMError(errno.EINVAL, f"{what} is not a live page-cache allocation")
-        self._free_pages(b, i, i + n)
-        b._set(i, i + n, _RECLAIMED, None)
+        b, i = self._evict(id_, n, "pagecache", _RECLAIMED)
         b.reclaimed += n
         self._drop(b, n)
         return n << b.what
@@ -618,18 +612,24 @@ class Tasks:
         took (add_to_swap): their pages go back to the buddy allocator, the task keeps the
         IDs, its rss moves from MM_ANONPAGES to MM_SWAPENTS (try_to_unmap's swap ptes).
         Returns the pages freed."""
-        b, i = self._slot(id_)
-        if b is None or b.kind != PAGES or b.use != "anon" or n < 1 or i + n > b.n \
-                or any(p >= _SWAPPED for s, p, m, _ in b.segments() if s < i + n and s + m > i):
-            what = f"ID {id_}" if n == 1 else f"IDs {id_}-{id_ + n - 1}"
-            raise MMError(errno.EINVAL, f"{what} is not a live anon allocation in memory")
-        self._free_pages(b, i, i + n)
-        b._set(i, i + n, _SWAPPED, None)
+        b, _ = self._evict(id_, n, "anon", _SWAPPED)
         b.version += 1
         pages = n << b.what
         b.task.rss[MM_ANONPAGES] -= pages
         b.task.rss[MM_SWAPENTS] += pages
         return pages
+
+    def _evict(self, id_: int, n: int, use: str, marker: int) -> tuple[Batch, int]:
+        """Free the pages of members id_ .. id_+n-1 (one batch of this use, all in memory) and
+        mark them; returns (batch, index of id_)."""
+        b, i = self._slot(id_)
+        if b is None or b.kind != PAGES or b.use != use or n < 1 or i + n > b.n \
+                or any(p >= _SWAPPED for s, p, m, _ in b.segments() if s < i + n and s + m > i):
+            what = f"ID {id_}" if n == 1 else f"IDs {id_}-{id_ + n - 1}"
+            raise MMError(errno.EINVAL, f"{what} is not a live {use} allocation in memory")
+        self._free_pages(b, i, i + n)
+        b._set(i, i + n, marker, None)
+        return b, i
 
     def swap_in(self, sel: list[tuple[Batch, list]], gfp: int = G.GFP_HIGHUSER_MOVABLE) -> int:
         """do_swap_page() for the swapped-out members of a selection, one fault per page in
