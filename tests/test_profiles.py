@@ -265,3 +265,14 @@ def test_3_10_meminfo_keys_and_order():
     lines = files(m)["meminfo"].render(k).decode().splitlines()
     assert [line.split(":")[0] for line in lines] == MEMINFO_3_10
     assert "HardwareCorrupted:     0 kB" in lines
+
+
+def test_3_10_counts_direct_reclaim_in_one_allocstall():
+    """3.10 has one ALLOCSTALL event per do_try_to_free_pages(), where 4.x+ split it by zone."""
+    m, k = _seed_vm_3_10()
+    from procsim.mm import gfp as G
+    while not k.vm_events.get("allocstall_dma32"):          # anon past free memory and page cache
+        k.tasks.alloc_pages("a", 0, G.GFP_HIGHUSER_MOVABLE, 20000, use="anon")
+    vs = dict(line.split() for line in files(m)["vmstat"].render(k).decode().splitlines())
+    assert "allocstall_dma32" not in vs
+    assert int(vs["allocstall"]) == sum(k.vm_events.get(f"allocstall_{z}", 0) for z in ("dma", "dma32", "normal")) > 0

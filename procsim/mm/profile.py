@@ -210,7 +210,10 @@ LINUX_5_4 = Profile("5.4", _NODE_5_4, _ZONE_5_4, _NUMA, _EVENTS_5_4, wmark_lines
                     kmalloc_buckets=False, compaction_proactiveness=None)
 # 3.10 (seed 002, a CentOS 7 SLUB): SLUB, /proc/vmstat and /proc/meminfo are 3.10's; zoneinfo,
 # node meminfo, pagetypeinfo keep 5.4's shapes
+# 3.10 counted direct reclaim once per do_try_to_free_pages(), not per zone (ALLOCSTALL)
+_ALIASES_3_10 = {**_ALIASES_5_4, "allocstall": tuple(_zones("allocstall"))}
 LINUX_3_10 = replace(LINUX_5_4, version="3.10", kmalloc_k_names=False, vmstat_counters=_VMSTAT_3_10,
+                     aliases=tuple(_ALIASES_3_10.items()),
                      vm_event_items=_EVENTS_3_10, kernel_stack_kb=16, meminfo_lines=_MEMINFO_3_10,
                      meminfo_hugetlb=False,
                      kmalloc_sequence=kmalloc_sequence((KMALLOC_NORMAL,), KMALLOC_IDX_POW2_ORDER)

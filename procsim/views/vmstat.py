@@ -43,7 +43,7 @@ def render(k) -> bytes:
     if p.memmap_pages:
         out.append(f"nr_memmap_pages 0\nnr_memmap_boot_pages {k.nr_memmap_boot_pages}")
     ev = k.vm_events
-    out += [f"{name} {ev.get(name, 0)}" for name in p.vm_event_items]
+    out += [f"{name} {p.stat(ev, name)}" for name in p.vm_event_items]
     if p.vmstat_nr_unstable:
         out.append("nr_unstable 0")
     return ("\n".join(out) + "\n").encode()
