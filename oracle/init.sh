@@ -1,7 +1,7 @@
 #!/bin/busybox sh
 # /init of the oracle's initramfs: print the memory files of a freshly booted kernel on the
-# serial console between markers, then power off.  Nothing is run that allocates much, so the
-# files show the kernel as boot left it.
+# serial console between markers, then power off.  Nothing is run that allocates much before the
+# files are printed, so they show the kernel as boot left it; an OOM kill comes last.
 /bin/busybox --install -s /bin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
@@ -45,5 +45,13 @@ echo "@@@END slub_aliases"
 echo "@@@BEGIN dmesg"
 dmesg
 echo "@@@END dmesg"
+# Then the OOM killer at work, for the report's format: with overcommit always, awk doubles a
+# string until a page fault finds no memory and the kernel kills it (init is never chosen).
+echo 1 > /proc/sys/vm/overcommit_memory
+dmesg -c > /dev/null
+awk 'BEGIN { s = "0123456789abcdef"; while (1) s = s s }' 2> /dev/null
+echo "@@@BEGIN oom"
+dmesg
+echo "@@@END oom"
 echo "@@@DONE"
 poweroff -f

@@ -125,14 +125,13 @@ def test_oom_report_in_the_real_dmesg(mounted):
     head = out.index("hog invoked oom-killer: gfp_mask=0x100cca(GFP_HIGHUSER_MOVABLE), order=0, oom_score_adj=0")
     assert out[head + 1] == "Mem-Info:"
     tasks = out.index("Tasks state (memory values in pages):")
-    assert out[tasks + 2:tasks + 5] == [
-        "[      1]     0     1        0        0        0        0         0        0        0         -1000 init",
+    assert out[tasks + 2:tasks + 4] == [          # init (pid 1) is never listed: oom_unkillable_task()
         "[      2]     0     2     8000     8000     8000        0         0        0        0             0 big",
-        f"[      3]     0     3 {out[tasks + 4].split()[4]:>8} {out[tasks + 4].split()[4]:>8} "
-        f"{out[tasks + 4].split()[4]:>8}        0         0        0        0             0 hog"]
-    assert out[tasks + 5].startswith("oom-kill:constraint=CONSTRAINT_NONE,nodemask=(null),cpuset=/,mems_allowed=0,"
+        f"[      3]     0     3 {out[tasks + 3].split()[4]:>8} {out[tasks + 3].split()[4]:>8} "
+        f"{out[tasks + 3].split()[4]:>8}        0         0        0        0             0 hog"]
+    assert out[tasks + 4].startswith("oom-kill:constraint=CONSTRAINT_NONE,nodemask=(null),cpuset=/,mems_allowed=0,"
                                      "global_oom,task_memcg=/,task=big,pid=2,uid=0")
-    assert out[tasks + 6] == ("Out of memory: Killed process 2 (big) total-vm:32000kB, anon-rss:32000kB, "
+    assert out[tasks + 5] == ("Out of memory: Killed process 2 (big) total-vm:32000kB, anon-rss:32000kB, "
                               "file-rss:0kB, shmem-rss:0kB, UID:0 pgtables:0kB oom_score_adj:0")
     vmstat = dict(line.split() for line in (m / "vmstat").read_text().splitlines())
     assert vmstat["oom_kill"] == "1"

@@ -83,10 +83,11 @@ def test_totals(tiny):
     present = [int(x) for x in re.findall(r"present +(\d+)", zoneinfo.render(k).decode())]
     managed = [int(x) for x in re.findall(r"managed +(\d+)", zoneinfo.render(k).decode())]
     assert lines[0] == "Mem-Info:"
-    assert lines[-5:] == [f"{sum(present)} pages RAM", "0 pages HighMem/MovableOnly",
-                          f"{sum(present) - sum(managed)} pages reserved", "0 pages cma reserved",
-                          "0 pages hwpoisoned"]
-    assert lines[-9:-5] == [f"{k.node_stat_total('nr_file_pages')} total pagecache pages",
+    # no "pages cma reserved" / "pages hwpoisoned": the 6.18 reference's meminfo shows neither
+    # CONFIG_CMA (CmaTotal) nor CONFIG_MEMORY_FAILURE (HardwareCorrupted)
+    assert lines[-3:] == [f"{sum(present)} pages RAM", "0 pages HighMem/MovableOnly",
+                          f"{sum(present) - sum(managed)} pages reserved"]
+    assert lines[-7:-3] == [f"{k.node_stat_total('nr_file_pages')} total pagecache pages",
                             "0 pages in swap cache", "Free swap  = 0kB", "Total swap = 0kB"]
     first = lines[1].split("\n")
     assert first[0].startswith("active_anon:") and first[-1].startswith(" free:")
@@ -138,7 +139,7 @@ def test_failed_allocation_shows_in_the_real_dmesg(mounted):
     assert out[2].startswith("[   60.000000] active_anon:")
     assert out[3].startswith("                active_file:")         # one record, continued lines
     assert any(re.fullmatch(r"\[   60\.000000\] Node 0 DMA: (\d+\*\d+kB (\(\w+\) )?)+= \d+kB", x) for x in out)
-    assert out[-1] == "[   60.000000] 0 pages hwpoisoned"
+    assert re.fullmatch(r"\[   60\.000000\] \d+ pages reserved", out[-1])
 
 
 def _zoneinfo_numbers(k, zone) -> dict:

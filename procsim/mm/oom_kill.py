@@ -91,10 +91,16 @@ def _k(pages: int) -> int:
     return pages * (PAGE_SIZE // 1024)
 
 
-def dump_task_line(t) -> str:
-    return (f"[{t.pid:7d}] {t.uid:5d} {t.tgid:5d} {t.total_vm:8d} {get_mm_rss(t):8d} {t.rss_anon:8d} "
-            f"{t.rss_file:8d} {t.rss_shmem:9d} {t.pgtables_bytes:8d} {t.swapents:8d}         "
-            f"{t.oom_score_adj:5d} {t.comm}")
+DUMP_TASKS_HEADER = "[  pid  ]   uid  tgid total_vm      rss rss_anon rss_file rss_shmem pgtables_bytes " \
+    "swapents oom_score_adj name"
+DUMP_TASKS_HEADER_6_1 = "[  pid  ]   uid  tgid total_vm      rss pgtables_bytes swapents oom_score_adj name"
+
+
+def dump_task_line(t, rss_columns: bool = True) -> str:
+    """dump_task()'s row; before 6.9 without the rss_anon/rss_file/rss_shmem columns."""
+    split = f"{t.rss_anon:8d} {t.rss_file:8d} {t.rss_shmem:9d} " if rss_columns else ""
+    return (f"[{t.pid:7d}] {t.uid:5d} {t.tgid:5d} {t.total_vm:8d} {get_mm_rss(t):8d} {split}"
+            f"{t.pgtables_bytes:8d} {t.swapents:8d}         {t.oom_score_adj:5d} {t.comm}")
 
 
 def should_dump_unreclaim_slab(k) -> bool:
@@ -157,10 +163,11 @@ def _dump_header(k, tasks, gfp, order, current) -> None:
         for line in dump_unreclaimable_slab(k):
             P.pr_info(k, line)
     P.pr_info(k, "Tasks state (memory values in pages):")
-    P.pr_info(k, "[  pid  ]   uid  tgid total_vm      rss rss_anon rss_file rss_shmem pgtables_bytes "
-                 "swapents oom_score_adj name")
+    columns = k.profile.oom_rss_columns
+    P.pr_info(k, DUMP_TASKS_HEADER if columns else DUMP_TASKS_HEADER_6_1)
     for t in tasks:
-        P.pr_info(k, dump_task_line(t))
+        if t.pid != 1:                  # oom_unkillable_task(): the global init is not listed
+            P.pr_info(k, dump_task_line(t, columns))
 
 
 def _oom_rs(k) -> show_mem.RatelimitState:

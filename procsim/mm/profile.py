@@ -183,6 +183,10 @@ class Profile:
     # vm.compaction_proactiveness's default; None: no proactive compaction (before 5.9), so
     # kcompactd only runs when woken
     compaction_proactiveness: int | None = 20
+    # the kernel log: dump_tasks()'s columns (6.18: rss split by type) and show_free_areas()'s
+    # "shmem_thp: %lukB" with a space (until 6.2; the oracle's 6.1 OOM report shows it)
+    oom_rss_columns: bool = True
+    show_mem_thp_space: bool = False
 
     def stat(self, counters: dict, item: str) -> int:
         """A counter by this version's name: 0 for one procsim does not keep."""
@@ -199,7 +203,7 @@ LINUX_6_1 = Profile("6.1", _NODE_6_1, _ZONE_6_1, _NUMA, _EVENTS_6_1, wmark_lines
                     kmem_cache_node_size=64,
                     kmalloc_sequence=kmalloc_sequence((KMALLOC_NORMAL, KMALLOC_CGROUP, KMALLOC_RECLAIM, KMALLOC_DMA),
                                                       KMALLOC_IDX_POW2_ORDER),
-                    kmalloc_buckets=False)
+                    kmalloc_buckets=False, oom_rss_columns=False, show_mem_thp_space=True)
 LINUX_5_4 = Profile("5.4", _NODE_5_4, _ZONE_5_4, _NUMA, _EVENTS_5_4, wmark_lines=("min", "low", "high"),
                     zoneinfo_cma=False, free_pages_blocks=False, memmap_pages=False, pcp="6*batch",
                     movable_wmark_clamp=False, meminfo_lines=_MEMINFO_5_4, vmstat_nr_unstable=False,
@@ -207,7 +211,8 @@ LINUX_5_4 = Profile("5.4", _NODE_5_4, _ZONE_5_4, _NUMA, _EVENTS_5_4, wmark_lines
                     aliases=tuple(_ALIASES_5_4.items()),
                     kmalloc_sequence=kmalloc_sequence((KMALLOC_NORMAL, KMALLOC_RECLAIM), KMALLOC_IDX_POW2_ORDER)
                     + kmalloc_sequence((KMALLOC_DMA,), _DMA_IDX),
-                    kmalloc_buckets=False, compaction_proactiveness=None)
+                    kmalloc_buckets=False, compaction_proactiveness=None, oom_rss_columns=False,
+                    show_mem_thp_space=True)
 # 3.10 (seed 002, a CentOS 7 SLUB): SLUB, /proc/vmstat and /proc/meminfo are 3.10's; zoneinfo,
 # node meminfo, pagetypeinfo keep 5.4's shapes
 # 3.10 counted direct reclaim once per do_try_to_free_pages(), not per zone (ALLOCSTALL)

@@ -56,6 +56,7 @@ def show_free_areas(k, max_zone_idx: int = MAX_NR_ZONES - 1, nodes=None, cpu: in
            f" sec_pagetables:{st('nr_sec_page_table_pages')} bounce:0\n"
            f" kernel_misc_reclaimable:{st('nr_kernel_misc_reclaimable')}\n"
            f" free:{k.nr_free_pages} free_pcp:{free_pcp} free_cma:{k.zone_stat_total('nr_free_cma')}"]
+    sp = " " if k.profile.show_mem_thp_space else ""
     for node in k.nodes:
         if node.id not in nodes or not any(z.managed for z in node.zones[:max_zone_idx + 1]):
             continue
@@ -66,8 +67,8 @@ def show_free_areas(k, max_zone_idx: int = MAX_NR_ZONES - 1, nodes=None, cpu: in
             f" unevictable:{K(s['nr_unevictable'])}kB isolated(anon):{K(s['nr_isolated_anon'])}kB"
             f" isolated(file):{K(s['nr_isolated_file'])}kB mapped:{K(s['nr_mapped'])}kB"
             f" dirty:{K(s['nr_dirty'])}kB writeback:{K(s['nr_writeback'])}kB shmem:{K(s['nr_shmem'])}kB"
-            f" shmem_thp:{K(s['nr_shmem_hugepages'])}kB shmem_pmdmapped:{K(s['nr_shmem_pmdmapped'])}kB"
-            f" anon_thp:{K(s['nr_anon_transparent_hugepages'])}kB writeback_tmp:0kB"
+            f" shmem_thp:{sp}{K(s['nr_shmem_hugepages'])}kB shmem_pmdmapped:{sp}{K(s['nr_shmem_pmdmapped'])}kB"
+            f" anon_thp:{sp}{K(s['nr_anon_transparent_hugepages'])}kB writeback_tmp:0kB"
             f" kernel_stack:{s['nr_kernel_stack']}kB pagetables:{K(s['nr_page_table_pages'])}kB"
             f" sec_pagetables:{K(s['nr_sec_page_table_pages'])}kB"
             f" all_unreclaimable? {'yes' if node.unreclaimable else 'no'}")
@@ -117,9 +118,12 @@ def show_mem_lines(k, filter: int = 0, nodemask=None, max_zone_idx: int = MAX_NR
     populated = [z for z in k.zones if z.populated]
     out += [f"{sum(z.present for z in populated)} pages RAM",
             f"{sum(z.present for z in populated if z.idx == ZONE_MOVABLE)} pages HighMem/MovableOnly",
-            f"{sum(z.present - z.managed for z in populated)} pages reserved",
-            "0 pages cma reserved",
-            "0 pages hwpoisoned"]
+            f"{sum(z.present - z.managed for z in populated)} pages reserved"]
+    # CONFIG_CMA and CONFIG_MEMORY_FAILURE lines, as the version's meminfo shows them configured
+    if "CmaTotal" in k.profile.meminfo_lines:
+        out.append("0 pages cma reserved")
+    if "HardwareCorrupted" in k.profile.meminfo_lines:
+        out.append("0 pages hwpoisoned")
     return out
 
 
