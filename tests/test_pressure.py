@@ -11,7 +11,7 @@ from procsim.testing import CONFIGS, boot, procsim_cmd
 from procsim.control import Control
 from procsim.mm import printk
 from procsim.mm.check import check
-from procsim.mm.task import MM_ANONPAGES, MM_SWAPENTS, RECLAIMED, SWAPPED
+from procsim.mm.task import MM_ANONPAGES, MM_FILEPAGES, MM_SWAPENTS, RECLAIMED, SWAPPED
 from procsim.views import meminfo
 
 HUM = "gfp=GFP_HIGHUSER_MOVABLE"
@@ -153,7 +153,7 @@ def test_a_tasks_anon_goes_to_swap_and_comes_back_when_touched():
     assert run(ctl, f"alloc_pages 0 {HUM} use=anon count=3000 tag=old")[0] == 0
     boot_swapped = swap_kb(k)
     free = k.nr_free_pages
-    for _ in range(free // 1000 + 2):          # a command's own pages are not reclaimed until it ends
+    for _ in range(free // 1000 + 2):          # a script of commands, each with its own batch
         assert run(ctl, f"alloc_pages 0 {HUM} use=anon count=1000 tag=new")[0] == 0
     old = k.tasks.find_task("old")
     states = [k.tasks.lookup(i).state for i in range(1, 3001)]
@@ -207,4 +207,41 @@ def test_swap_in_that_cannot_get_memory_changes_nothing():
     assert [i for i in range(1, 3001) if k.tasks.lookup(i).state == SWAPPED] == swapped
     assert (old.rss, k.vm_events.get("pswpin", 0)) == before[1:3]
     assert swap_kb(k) >= before[0]             # what reclaim did for the faults stays done, as for any failure
+    check(k)
+
+
+def test_one_command_past_memory_reclaims_its_own_earlier_pages():
+    """A command's blocks are its task's as soon as they are made, as a process's faulted
+    pages are: page cache larger than the machine drops its own oldest pages and succeeds;
+    with swap, anon larger than free memory pushes its own oldest pages out."""
+    ctl = Control(lambda: boot("tiny"))
+    k = ctl.kernel
+    n = k.managed_pages + 1000
+    assert run(ctl, f"alloc_pages 0 {HUM} use=pagecache count={n} tag=reader") == (0, f"ok 1-{n}")
+    states = [k.tasks.lookup(i).state for i in range(1, n + 1)]
+    gone = states.count(RECLAIMED)
+    assert gone >= 1000 and states[-1] == "live" and states[0] == RECLAIMED     # the oldest went first
+    assert k.tasks.find_task("reader").rss[MM_FILEPAGES] == n - gone
+    check(k)
+    ctl = Control(lambda: boot(text=TINY_SWAP))
+    k = ctl.kernel
+    n = k.nr_free_pages + 2000
+    assert run(ctl, f"alloc_pages 0 {HUM} use=anon count={n} tag=big") == (0, f"ok 1-{n}")
+    big = k.tasks.find_task("big")
+    assert big.rss[MM_SWAPENTS] >= 2000 - k.nr_free_pages and big.get_mm_rss() + big.rss[MM_SWAPENTS] == n
+    assert k.tasks.lookup(1).state == SWAPPED and k.tasks.lookup(n).state == "live"
+    check(k)
+
+
+def test_a_failed_command_leaves_no_ids_slots_or_task():
+    """Past memory and swap: the command fails, the members it still held are freed (pages
+    and swap slots), its IDs are handed out again and the new tag's task never existed."""
+    ctl = Control(lambda: boot(text=TINY_SWAP))
+    k = ctl.kernel
+    before = (k.nr_free_pages, swap_kb(k), k.tasks.next_id)
+    code, text = run(ctl, f"alloc_pages 0 {HUM} use=anon count=100000 tag=huge")
+    assert code == errno.ENOMEM and "made were freed" in text, text
+    assert k.tasks.find_task("huge") is None and k.tasks.next_id == before[2]
+    assert swap_kb(k) == before[1]
+    assert run(ctl, f"alloc_pages 0 {HUM} use=anon count=10 tag=next") == (0, "ok 1-10")
     check(k)

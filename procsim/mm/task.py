@@ -358,17 +358,74 @@ class Tasks:
         if use is not None:
             where["use"] = use
         self._trace_current(tag)
+        if use in LRU_USES:
+            return self._fault_in(tag, order, gfp, count, where)
         got: list = []
         k.current = InFlight(self, tag, order, use, got)       # who the OOM killer sees allocating
         try:
             pages = self._run(count, lambda: k.alloc_pages(order, gfp, **where), k.free_pages, got)
         finally:
             k.current = None
-        ids = self._add_pages(tag, order, use, pages)
-        if use in LRU_USES:                     # reclaim drops (or swaps) these through their IDs
-            for id_, page in zip(ids, pages):
-                set_owner(k, page, id_)
-        return ids
+        return self._add_pages(tag, order, use, pages)
+
+    def _fault_in(self, tag, order: int, gfp: int, count: int, where: dict) -> range:
+        """Anon or page cache, one block at a time like a task faulting it in: each block is
+        the task's (its ID, its rss, the LRU owner) as soon as it is made, so reclaim under
+        this very command may drop or swap out the ones made before, as the kernel reclaims a
+        process's own earlier pages.  All or nothing: on a failure the members still held
+        are freed newest first (pages, swap slots), the IDs are not handed out and a task
+        this command created is gone again."""
+        k = self.k
+        new_task = tag not in self._by_tag
+        b = self._new(tag, PAGES, order, where.get("use"), 0)
+        self._file(b)
+        k.current = InFlight(self, tag, order, b.use, [])    # its blocks are in the task already
+        try:
+            for i in range(count):
+                page = k.alloc_pages(order, gfp, **where)
+                if i == 0:
+                    b.cpu, b.mt = page.cpu, page.migratetype
+                page.id = b.first + i
+                b.n += 1
+                self.next_id += 1
+                b._append(i, page.zone, page.pfn)
+                b._pages[i] = page
+                if not b.live:                  # emptied by the OOM killer: filed again
+                    self._batches[b.first] = b.task._batches[b.first] = b
+                b.live += 1
+                b._charge(+1, 1)
+                set_owner(k, page, b.first + i)
+        except MMError as e:
+            made = b.n
+            self._unfault(b, new_task)
+            raise _failed(e, count, made) from None
+        finally:
+            k.current = None
+        return range(b.first, b.last + 1)
+
+    def _unfault(self, b: Batch, new_task: bool) -> None:
+        """Undo a _fault_in() that failed: free what b still holds, newest first, and forget b."""
+        k = self.k
+        for i in range(b.n - 1, -1, -1):
+            p = b.value(i)
+            if p < _SWAPPED:
+                k.free_pages(b._pages.pop(i))
+            elif p == _SWAPPED:
+                swapfile.swap_free(k, 1 << b.what)
+                b.task.rss[MM_SWAPENTS] -= 1 << b.what
+                b.task.rss[MM_ANONPAGES] += 1 << b.what
+            else:
+                continue
+            b._set(i, i + 1, _DEAD, None)
+            self._drop(b)
+        self._gone.pop(b.first, None)
+        self._batches.pop(b.first, None)
+        b.task._batches.pop(b.first, None)
+        self._firsts.pop()
+        self.next_id = b.first
+        if new_task and not b.task._batches:
+            del self._by_tag[b.task.tag]
+            self._next_pid -= 1
 
     def alloc_pages_exact(self, tag: str | None, size: int, gfp: int, node=None, cpu=None) -> range:
         """alloc_pages_exact(): the order-0 pages of the covering block that size needs (the
