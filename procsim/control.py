@@ -493,7 +493,7 @@ class Touch(Command):
     tag: str | None = opt(_tag)
 
     def apply(self, k):
-        from procsim.mm.vmscan import LRU_OF_USE, mark_page_accessed
+        from procsim.mm.vmscan import LRU_OF_USE, mark_members_accessed
         tasks = k.tasks
         sel = tasks.select_ids(*self.ids, "pages") if self.ids is not None else \
             tasks.select_task(tasks.find_task(self.tag), "pages")
@@ -502,9 +502,8 @@ class Touch(Command):
         n = 0
         for b, ranges in sel:
             if b.use in LRU_OF_USE:
-                for lo, hi in ranges:                   # index ranges, hi exclusive
-                    for i in range(lo, hi):
-                        mark_page_accessed(k, tasks.page(b, i))
+                for lo, hi in ranges:                   # index ranges, hi exclusive; runs as runs
+                    mark_members_accessed(k, b, lo, hi)
                     n += hi - lo
         return f"ok touched {n}"
 

@@ -19,8 +19,8 @@ from .compaction import COMPACT_DEFERRED
 from .errors import MMError
 from . import oom_kill
 from .show_mem import explain_nopage
-from .vmscan import LRU_OF_USE, MAX_RECLAIM_RETRIES, lru_add, lru_del
-from .layout import ZONE_DMA32, ZONE_NORMAL, ZONE_MOVABLE, PAGEBLOCK_ORDER, PAGEBLOCK_NR_PAGES
+from .vmscan import LRU_OF_USE, MAX_RECLAIM_RETRIES, lru_add, lru_add_run, lru_del
+from .layout import MAX_NR_ZONES, ZONE_DMA32, ZONE_NORMAL, ZONE_MOVABLE, PAGEBLOCK_ORDER, PAGEBLOCK_NR_PAGES
 
 # What a page allocation is for: node counters it feeds (per page; the stack counter is in kB),
 # and the zone LRU counter, so meminfo/zoneinfo follow what the workload allocated.
@@ -37,10 +37,10 @@ USE_GFP = {"anon": G.GFP_HIGHUSER_MOVABLE, "pagecache": G.GFP_HIGHUSER_MOVABLE, 
 
 class _Plan:
     """A (node, gfp) request worked out once: the zonelist and what the fast path reads."""
-    __slots__ = ("node", "zonelist", "mt", "flags", "zone", "pgalloc", "local0")
+    __slots__ = ("node", "zonelist", "mt", "flags", "zone", "pgalloc", "local0", "highest")
 
-    def __init__(self, node: int, zonelist: list[Zone], mt: int, flags: int, cpu0_node: int):
-        self.node, self.zonelist, self.mt, self.flags = node, zonelist, mt, flags
+    def __init__(self, node: int, zonelist: list[Zone], mt: int, flags: int, cpu0_node: int, highest: int = 0):
+        self.node, self.zonelist, self.mt, self.flags, self.highest = node, zonelist, mt, flags, highest
         self.zone = zonelist[0]                   # the preferred zone
         self.pgalloc = _PGALLOC[self.zone.idx]
         self.local0 = "numa_local" if self.zone.node == cpu0_node else "numa_other"   # for cpu 0
@@ -170,7 +170,7 @@ class PageAlloc:
 
     # ---- order-0 bulk work in runs: alloc_pages_runs(), free_pages_run() ---------------------
     def alloc_pages_runs(self, gfp: int, nr: int, node: int | None = None, cpu: int | None = None,
-                         use: str | None = None, out: list | None = None):
+                         use: str | None = None, out: list | None = None, lru=None):
         """nr calls of alloc_pages(0, gfp, node, cpu, use), with every pfn, counter and flag
         they would leave, at a cost that grows with the pcp refills, not the pages.
 
@@ -179,7 +179,9 @@ class PageAlloc:
         cpu they were allocated on, and the MMError of the call that failed (None if none);
         the runs made before a failure stay allocated for the caller to free.  ``out``, when
         given, is the list the runs are appended to (the caller sees them grow: the OOM killer
-        counts them as the allocating task's).
+        counts them as the allocating task's).  ``lru``: for anon and page cache, the task
+        batch whose members 0..nr-1 the pages become; each stretch joins the LRU as a run of
+        it when it is made, where each page's alloc_pages() would have put it (lru_add_run).
 
         Between refills a pcp list only shrinks: the zone's free pages, its watermarks and
         flags do not move, so every call until the list is empty decides what the first one
@@ -189,6 +191,8 @@ class PageAlloc:
         self._check_args(0, node, cpu)
         if use is not None and use not in PAGE_USES:
             raise MMError(errno.EINVAL, f"unknown page use {use!r} (one of {', '.join(PAGE_USES)})")
+        if use in LRU_OF_USE and lru is None:
+            raise MMError(errno.EINVAL, f"alloc_pages_runs: {use} pages join the LRU as a batch's runs (lru=)")
         if cpu is None:
             cpu = self.default_cpu(node) if node is not None else 0
         pnode = self.cpu_node[cpu] if node is None else node
@@ -198,8 +202,9 @@ class PageAlloc:
         out = [] if out is None else out
         known = None                             # (pcp list, runs): what that list holds, as runs
         left, err = nr, None
+        slow_flags = G.gfp_to_alloc_flags(gfp, 0)
         while left:
-            z = self._pcp_source(plan, cpu, pindex) if self.page_runs and not self.trace.active else None
+            z = self._pcp_source(plan, cpu, pindex, slow_flags) if self.page_runs and not self.trace.active else None
             if z is None:                        # one real call
                 self._refilled = None
                 try:
@@ -212,6 +217,8 @@ class PageAlloc:
                 lst = z.pcp[cpu].lists[pindex]
                 if use:
                     self._account_use_pages(use, z, 1)
+                    if lru is not None:
+                        lru_add_run(self, lru, nr - left, nr - left + 1, z)
                 if self._refilled is not None and self._refilled[0] is lst:
                     known = (lst, deque(self._refilled[1]))
                 if known is not None and known[0] is lst and known[1] and known[1][0][0] == pfn:
@@ -266,22 +273,43 @@ class PageAlloc:
             numa["numa_local" if z.node == cpu_node else "numa_other"] += k
             if use:                              # as each page's alloc would: a dump sees them
                 self._account_use_pages(use, z, k)
+                if lru is not None:
+                    lru_add_run(self, lru, nr - left, nr - left + k, z)
             self.generation += k
             left -= k
         return out, cpu, err
 
-    def _pcp_source(self, plan: _Plan, cpu: int, pindex: int) -> Zone | None:
+    def _pcp_source(self, plan: _Plan, cpu: int, pindex: int, slow_flags: int = 0) -> Zone | None:
         """The zone whose pcp list the next order-0 alloc_pages() of plan would pop, when
         that call changes nothing but the pop's counters; None when it would refill, set
         ZONE_BELOW_HIGH, wake kswapd or go further (the caller then makes the real call).
-        Reads what alloc_pages() and _get_page_from_freelist() read, in the same order."""
+        Reads what alloc_pages() and _get_page_from_freelist() read, in the same order.
+
+        When no zone passes the low mark, the call enters the slow path: with its alloc
+        flags (``slow_flags``, gfp_to_alloc_flags()), a wake of kswapd that changes nothing
+        (already queued, or refused as before: _kswapd_wake_is_noop) and a first
+        get_page_from_freelist() at the min mark that pops a pcp list, that call too changes
+        nothing but the pop's counters -- the stretch of a fill below low while kswapd runs."""
         z = plan.zone
         if pindex < 0:
             return None
-        flags = plan.flags
         if not z.below_high and z.pcp[cpu].lists[pindex] and \
-                self._watermark_fast(z, 0, z._watermark[2] + z.boost, z.idx, flags):
+                self._watermark_fast(z, 0, z._watermark[2] + z.boost, z.idx, plan.flags):
             return z                             # the fast path
+        zz = self._pcp_walk(plan, cpu, pindex, plan.flags)
+        if zz is not _NO_ZONE:
+            return zz
+        if not slow_flags or slow_flags & (G.ALLOC_HIGHATOMIC | G.ALLOC_NO_WATERMARKS) or \
+                (slow_flags & G.ALLOC_KSWAPD and not self._kswapd_wake_is_noop(plan)):
+            return None
+        zz = self._pcp_walk(plan, cpu, pindex, slow_flags)
+        return None if zz is _NO_ZONE else zz
+
+    def _pcp_walk(self, plan: _Plan, cpu: int, pindex: int, flags: int):
+        """_get_page_from_freelist()'s zone walk without its side effects: the zone whose
+        pcp list it would pop, None when it would do more (set ZONE_BELOW_HIGH, refill, reset
+        a boost), _NO_ZONE when no zone passes its mark."""
+        z = plan.zone
         multi = len(self.nodes) > 1
         while True:
             nofrag = flags & G.ALLOC_NOFRAGMENT
@@ -299,7 +327,30 @@ class PageAlloc:
                     return zz
                 return None
             else:
-                return None
+                return _NO_ZONE
+
+    def _kswapd_wake_is_noop(self, plan: _Plan) -> bool:
+        """wake_all_kswapds() for an order-0 request of plan would change nothing: every
+        node's kswapd is queued already or would be refused (kswapd_failures, balanced and
+        unboosted), and the order and zone it was asked for stay (wakeup_kswapd's reads)."""
+        highest = plan.highest
+        last = None
+        for z in plan.zonelist:
+            if z.idx > highest or z.node == last:
+                continue
+            last = z.node
+            if not z.managed:
+                continue
+            pgdat = self.nodes[z.node]
+            if pgdat.kswapd_highest_zoneidx == MAX_NR_ZONES or pgdat.kswapd_highest_zoneidx < highest:
+                return False
+            if self.delayed_work_pending(("kswapd", pgdat.id)):
+                continue
+            if pgdat.kswapd_failures >= MAX_RECLAIM_RETRIES or (
+                    self.pgdat_balanced(pgdat, 0, highest) and not self.pgdat_watermark_boosted(pgdat, highest)):
+                continue
+            return False
+        return True
 
     def free_pages_run(self, z: Zone, pfn: int, n: int, cpu: int, mt: int, use: str | None = None,
                        descending: bool = False) -> None:
@@ -450,7 +501,8 @@ class PageAlloc:
         if preferred.idx == ZONE_NORMAL and (len(self.nodes) == 1
                                              or self.nodes[preferred.node].zones[ZONE_DMA32].populated):
             flags |= G.ALLOC_NOFRAGMENT
-        plan = self._plans[(node, gfp)] = _Plan(node, zonelist, G.gfp_migratetype(gfp), flags, self.cpu_node[0])
+        plan = self._plans[(node, gfp)] = _Plan(node, zonelist, G.gfp_migratetype(gfp), flags, self.cpu_node[0],
+                                                highest)
         if cpu0:
             self._plans0[gfp] = plan
         return plan
@@ -1003,4 +1055,5 @@ def _push(head: deque, lo: int, hi: int, desc: bool) -> None:
     head.append([lo, hi, desc])
 
 
+_NO_ZONE = object()                          # _pcp_walk(): no zone passes its watermark
 _PGALLOC = ("pgalloc_dma", "pgalloc_dma32", "pgalloc_normal", "pgalloc_movable", "pgalloc_device")

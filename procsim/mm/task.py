@@ -47,7 +47,7 @@ from typing import Iterator
 from . import gfp as G
 from .buddy import Page
 from .errors import MMError
-from .vmscan import LRU_OF_USE as LRU_USES, set_owner
+from .vmscan import LRU_OF_USE as LRU_USES, lru_del_run, set_owner, set_owner_runs
 from .page_types import PAGE_SIZE
 
 # include/linux/mm_types_task.h: enum rss stat items
@@ -106,7 +106,7 @@ class Batch:
     ``cpu`` and ``mt`` (pages: the cpu and migratetype they were allocated with).
     """
     __slots__ = ("first", "n", "task", "kind", "what", "use", "live", "reclaimed", "version", "cpu", "mt",
-                 "_addrs", "_cache", "_idx", "_pfn", "_zone", "_pages")
+                 "lru", "_addrs", "_cache", "_idx", "_pfn", "_zone", "_pages")
 
     def __init__(self, first, task, kind, what, use, n: int, cache=None):
         self.first, self.n, self.task, self.kind, self.what, self.use = first, n, task, kind, what, use
@@ -118,6 +118,7 @@ class Batch:
         self._pfn = array("Q")                   #   its first pfn, or _DEAD / _RECLAIMED
         self._zone: list = []                    #   its zone
         self._pages: dict = {}                   #   member index -> Page, for members that have one
+        self.lru: list = []                      # anon / page cache: its LRU run entries by first member (vmscan)
 
     @property
     def last(self) -> int:
@@ -153,6 +154,14 @@ class Batch:
         idx, pfn, zone = self._idx, self._pfn, self._zone
         for j in range(len(idx)):
             yield idx[j], pfn[j], self._end(j) - idx[j], zone[j]
+
+    def stretch(self, lo: int, hi: int) -> Iterator[tuple[int, int, int, object]]:
+        """Pages: members lo..hi-1 as (first index, pfn or marker, members, zone) per segment."""
+        idx, j = self._idx, self._seg(lo)
+        while j < len(idx) and idx[j] < hi:
+            s, e, p = max(lo, idx[j]), min(hi, self._end(j)), self._pfn[j]
+            yield s, (p if p >= _RECLAIMED else p + ((s - idx[j]) << self.what)), e - s, self._zone[j]
+            j += 1
 
     def runs(self) -> Iterator[tuple[int, object, int, int]]:
         """Pages: the live runs as (first ID, zone, first pfn, members), in ID order: what
@@ -325,27 +334,37 @@ class Tasks:
         k = self.k
         # runs, unless the reference is asked for or tracing wants every page's event
         # and unless the LRU keeps a Page per block of this use (anon, page cache)
-        if order == 0 and getattr(k, "page_runs", False) and not k.trace.active and use not in LRU_USES:
+        if order == 0 and getattr(k, "page_runs", False) and not k.trace.active:
             self._trace_current(tag)
             runs: list = []
+            # anon and page cache join the LRU as runs of this batch while they are made
+            # (reclaim in the middle of the command sees them); its task comes on success
+            b = Batch(self.next_id, None, PAGES, order, use, count) if use in LRU_USES else None
             k.current = InFlight(self, tag, 0, use, _RunPages(runs))
             try:
-                runs, cpu_used, err = k.alloc_pages_runs(gfp, count, node, cpu, use, out=runs)
+                runs, cpu_used, err = k.alloc_pages_runs(gfp, count, node, cpu, use, out=runs, lru=b)
             except MMError as e:                             # refused before a page moved
                 raise _failed(e, count, 0) from None
             finally:
                 k.current = None
             if err is not None:
+                if b is not None:
+                    lru_del_run(k, b, 0, count)
                 mt = G.gfp_migratetype(gfp)
                 for z, pfn, n in reversed(runs):            # newest first, as one by one
                     k.free_pages_run(z, pfn, n, cpu_used, mt, use, descending=True)
                 raise _failed(err, count, sum(n for _, _, n in runs))
-            b = self._new(tag, PAGES, order, use, count)
+            if b is None:
+                b = self._new(tag, PAGES, order, use, count)
+            else:
+                b.task = self.task(tag)
             b.cpu, b.mt = cpu_used, G.gfp_migratetype(gfp)
             i = 0
             for z, pfn, n in runs:
                 b._append(i, z, pfn)
                 i += n
+            if use == "pagecache":              # reclaim drops these through their IDs
+                set_owner_runs(k, b)
             return self._file(b)
         where = _where(node, cpu)
         if use is not None:
@@ -553,6 +572,8 @@ class Tasks:
         """Free live page members lo..hi-1 of b in index order: runs through free_pages_run(),
         members with a Page through free_pages().  ``handles``: b's Page members, sorted."""
         k = self.k
+        if b.lru:                                # off the LRU: the runs holding them (vmscan)
+            lru_del_run(k, b, lo, hi)
         if handles is None:
             handles = sorted(b._pages) if b._pages else []
         j = b._seg(lo)
@@ -587,7 +608,7 @@ class Tasks:
         freed.  A run is reclaimed in one step (shrink_folio_list on a large folio)."""
         b, i = self._slot(id_)
         if b is None or b.kind != PAGES or b.use != "pagecache" or n < 1 or i + n > b.n \
-                or any(p >= _RECLAIMED for s, p, m, _ in b.segments() if s < i + n and s + m > i):
+                or any(p >= _RECLAIMED for _, p, _, _ in b.stretch(i, i + n)):
             what = f"ID {id_}" if n == 1 else f"IDs {id_}-{id_ + n - 1}"
             raise MMError(errno.EINVAL, f"{what} is not a live page-cache allocation")
         self._free_pages(b, i, i + n)
