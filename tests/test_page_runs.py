@@ -207,16 +207,21 @@ def test_pcp_high_tuning_during_bulk_frees():
     check(runs.kernel)
 
 
-DUO = """name: duo
+def two_nodes(name: str, mib0: int, mib1: int, image_mib: int) -> str:
+    """A machine of two one-core sockets with mib0 and mib1 MiB."""
+    return f"""name: {name}
 sockets:
-  - {model: "procsim teaching CPU", cores: 1, threads: 2}
-  - {model: "procsim teaching CPU", cores: 1, threads: 2}
+  - {{model: "procsim teaching CPU", cores: 1, threads: 2}}
+  - {{model: "procsim teaching CPU", cores: 1, threads: 2}}
 dimms:
-  - {socket: 0, size: 3584MiB, locator: "DIMM 0"}
-  - {socket: 1, size: 256MiB, locator: "DIMM 1"}
+  - {{socket: 0, size: {mib0}MiB, locator: "DIMM 0"}}
+  - {{socket: 1, size: {mib1}MiB, locator: "DIMM 1"}}
 reserved:
-  kernel_image: 4MiB
+  kernel_image: {image_mib}MiB
 """
+
+
+DUO = two_nodes("duo", 3584, 256, 4)
 
 
 def test_fills_across_zones_and_nodes():
@@ -243,16 +248,7 @@ def test_fills_across_zones_and_nodes():
 # A two-node machine with boot page cache and anon (node 0's large enough to come as order-5
 # folios, which compaction may split), reclaimable dentries and swap: fills go below min, so
 # the allocations reclaim directly, kswapd runs on the clock, the OOM killer kills tags.
-PRESSURE = """name: squeeze
-sockets:
-  - {model: "procsim teaching CPU", cores: 1, threads: 2}
-  - {model: "procsim teaching CPU", cores: 1, threads: 2}
-dimms:
-  - {socket: 0, size: 384MiB, locator: "DIMM 0"}
-  - {socket: 1, size: 64MiB, locator: "DIMM 1"}
-reserved:
-  kernel_image: 8MiB
-boot:
+PRESSURE = two_nodes("squeeze", 384, 64, 8) + """boot:
   caches:
     - {name: dentry, size: 192, objects: 20000, flags: "SLAB_RECLAIM_ACCOUNT"}
   pages:

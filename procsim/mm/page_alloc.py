@@ -925,8 +925,11 @@ class PageAlloc:
         return min(max(pcp.free_count, batch), max(high - batch, batch))
 
     @staticmethod
-    def _free_pcppages_bulk(z: Zone, count: int, pcp: PerCpuPages, pindex: int):
-        """Round-robin over the lists from the one just freed to, taking from the tails."""
+    def _free_pcppages_bulk(z: Zone, count: int, pcp: PerCpuPages, pindex: int, runs: bool = False):
+        """Round-robin over the lists from the one just freed to, taking from the tails.
+        ``runs`` (page_runs, no tracing): a stretch of consecutive pfns at an order-0 list's
+        tail is handed to the buddy as the range it is (Zone.free_range: the same frees in
+        the same order), not page by page."""
         count = min(count, pcp.count)
         if count > 0:
             pcp.stat_diff = True                 # NR_FREE_PAGES moved on this cpu
@@ -939,6 +942,22 @@ class PageAlloc:
                     break
             order = pindex_to_order(pindex)
             n = 1 << order
+            if runs and not order:
+                while count > 0 and lst:
+                    m, step = _tail_stretch(lst, count)
+                    p = lst[-1]
+                    if m == len(lst):
+                        lst.clear()
+                    else:
+                        for _ in range(m):
+                            lst.pop()
+                    count -= m
+                    pcp.count -= m
+                    if step < 0:                 # popped p, p-1, ...: descending
+                        z.free_range(p - m + 1, p + 1, True)
+                    else:
+                        z.free_range(p, p + m, False)
+                continue
             while count > 0 and lst:
                 pfn = lst.pop()
                 count -= n
@@ -985,10 +1004,11 @@ class PageAlloc:
 
     def drain_all_pages(self):
         """drain_all_pages(): every pcp list back to the buddy (memory pressure, drop_caches)."""
+        runs = self.page_runs and not self.trace.active
         for z in self.zones:
             for pcp in z.pcp:
                 if pcp.count:
-                    self._free_pcppages_bulk(z, pcp.count, pcp, 0)
+                    self._free_pcppages_bulk(z, pcp.count, pcp, 0, runs)
         self.generation += 1
 
 
@@ -1030,6 +1050,26 @@ _ALLOC_RESERVES = G.ALLOC_RESERVES
 _PCP_LIST = tuple(tuple(order_to_pindex(mt if mt < MIGRATE_PCPTYPES else MIGRATE_MOVABLE, o)
                         if pcp_allowed_order(o) and mt != MIGRATE_ISOLATE else -1 for mt in range(5))
                   for o in range(NR_PAGE_ORDERS))
+
+
+def _tail_stretch(lst: deque, limit: int) -> tuple[int, int]:
+    """How many pages, at most limit, the tail of a pcp list holds as consecutive pfns in
+    popping order, and their direction (+1 ascending, -1 descending; 0 for one page)."""
+    it = reversed(lst)
+    p = next(it)
+    m, step = 1, 0
+    for q in it:
+        if m >= limit:
+            break
+        if not step:
+            if q == p - 1 or q == p + 1:
+                step = q - p
+            else:
+                break
+        elif q != p + step * m:
+            break
+        m += 1
+    return m, step
 
 
 def _add_run(out: list, z: Zone, pfn: int, n: int) -> None:
