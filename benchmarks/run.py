@@ -275,9 +275,9 @@ def bench_pressure():
     out = subprocess.run([PY, "-c", PRESSURE, str(ROOT / "configs/seed-vm.yaml")], capture_output=True, text=True,
                          check=True, cwd=TREE, env=ENV).stdout.split()
     reclaim, stolen, n, oom = float(out[0]), int(out[1]), int(out[2]), float(out[3])
-    row(f"allocate {n * 4 >> 20} MiB of anon past the free memory: kswapd/direct reclaim of "
-        f"{stolen * 4 >> 20} MiB page cache (in process)", f"{reclaim:.2f} s", "—", "≤ 10 s", reclaim <= 10)
-    row(f"the OOM killer: report, choice and the kill (freeing) of a {n * 4 >> 20} MiB task (in process)",
+    row(f"allocate {n * 4 >> 10} MiB of anon past the free memory: kswapd/direct reclaim of "
+        f"{stolen * 4 >> 10} MiB page cache (in process)", f"{reclaim:.2f} s", "—", "≤ 10 s", reclaim <= 10)
+    row(f"the OOM killer: report, choice and the kill (freeing) of a {n * 4 >> 10} MiB task (in process)",
         f"{oom:.2f} s", "—", "≤ 3 s", oom <= 3)
 
 
