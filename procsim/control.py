@@ -494,7 +494,7 @@ class Touch(Command):
     tag: str | None = opt(_tag)
 
     def apply(self, k):
-        from procsim.mm.vmscan import LRU_OF_USE, mark_page_accessed
+        from procsim.mm.vmscan import LRU_OF_USE, mark_members_accessed
         tasks = k.tasks
         sel = tasks.select_ids(*self.ids, "pages") if self.ids is not None else \
             tasks.select_task(tasks.find_task(self.tag), "pages")
@@ -504,11 +504,9 @@ class Touch(Command):
         swapped_in = tasks.swap_in(sel)
         n = 0
         for b, ranges in sel:
-            for lo, hi in ranges:                       # index ranges, hi exclusive
-                for i in range(lo, hi):
-                    if tasks.in_memory(b, i):           # not swapped out again by this command's reclaim
-                        mark_page_accessed(k, tasks.page(b, i))
-                        n += 1
+            for lo, hi in ranges:                       # index ranges, hi exclusive; runs as runs
+                mark_members_accessed(k, b, lo, hi)     # swapped out again meanwhile: not touched
+                n += sum(m for _, p, m, _ in b.stretch(lo, hi) if tasks.in_memory_value(p))
         return f"ok touched {n}" + (f" ({swapped_in} swapped in)" if swapped_in else "")
 
 

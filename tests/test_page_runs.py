@@ -207,16 +207,21 @@ def test_pcp_high_tuning_during_bulk_frees():
     check(runs.kernel)
 
 
-DUO = """name: duo
+def two_nodes(name: str, mib0: int, mib1: int, image_mib: int) -> str:
+    """A machine of two one-core sockets with mib0 and mib1 MiB."""
+    return f"""name: {name}
 sockets:
-  - {model: "procsim teaching CPU", cores: 1, threads: 2}
-  - {model: "procsim teaching CPU", cores: 1, threads: 2}
+  - {{model: "procsim teaching CPU", cores: 1, threads: 2}}
+  - {{model: "procsim teaching CPU", cores: 1, threads: 2}}
 dimms:
-  - {socket: 0, size: 3584MiB, locator: "DIMM 0"}
-  - {socket: 1, size: 256MiB, locator: "DIMM 1"}
+  - {{socket: 0, size: {mib0}MiB, locator: "DIMM 0"}}
+  - {{socket: 1, size: {mib1}MiB, locator: "DIMM 1"}}
 reserved:
-  kernel_image: 4MiB
+  kernel_image: {image_mib}MiB
 """
+
+
+DUO = two_nodes("duo", 3584, 256, 4)
 
 
 def test_fills_across_zones_and_nodes():
@@ -237,3 +242,147 @@ def test_fills_across_zones_and_nodes():
     same(runs, pages, "free_pages 100000-150000")
     same(runs, pages, "free_pages tag=a")
     check(runs.kernel)
+
+
+# ---- under memory pressure: the LRU holds runs --------------------------------------------------
+# A two-node machine with boot page cache and anon (node 0's large enough to come as order-5
+# folios, which compaction may split), reclaimable dentries and swap: fills go below min, so
+# the allocations reclaim directly, kswapd runs on the clock, the OOM killer kills tags.
+PRESSURE = two_nodes("squeeze", 384, 64, 8) + """boot:
+  caches:
+    - {name: dentry, size: 192, objects: 20000, flags: "SLAB_RECLAIM_ACCOUNT"}
+  pages:
+    - {use: pagecache, size: 256MiB, active: 64MiB, node: 0}
+    - {use: pagecache, size: 8MiB, active: 2MiB, node: 1}
+    - {use: anon, size: 24MiB, active: 8MiB}
+"""
+
+
+def pressure_script(rnd: random.Random, k: Kernel, steps: int, big: int):
+    """Anon and page-cache fills (some past free memory), touches of IDs, ranges and tags,
+    frees, idle time for kswapd and the vmstat worker, drop_caches, compaction, swappiness.
+    A generator: each line guesses IDs from the state the lines before it left."""
+    for _ in range(steps):
+        r = rnd.random()
+        tag = f" tag=t{rnd.randrange(4)}"
+        hi = max(1, k.tasks.next_id - 1)
+        lo = rnd.randrange(max(1, hi - 60000), hi + 1)
+        if r < 0.36:
+            count = rnd.choice((1, 40, 700, 5000, 30000, big, rnd.randrange(1, big)))
+            where = f" node={rnd.randrange(len(k.nodes))}" if rnd.random() < 0.2 else ""
+            where += f" cpu={rnd.randrange(k.nr_cpu_ids)}" if rnd.random() < 0.2 else ""
+            use = rnd.choice((" use=anon", " use=pagecache", " use=pagecache"))
+            yield f"alloc_pages 0 gfp=GFP_HIGHUSER_MOVABLE count={count}{use}{where}{tag}"
+        elif r < 0.40:
+            yield f"alloc_pages {rnd.choice((0, 2))} gfp=GFP_KERNEL count={rnd.randrange(1, 300)}{tag}"
+        elif r < 0.58:
+            n = rnd.choice((0, 0, 1, 30, 900))
+            yield rnd.choice((f"touch {lo}" if not n else f"touch {lo}-{min(hi, lo + n)}",
+                              f"touch {lo}" if not n else f"touch {lo}-{min(hi, lo + n)}",
+                              f"touch tag=t{rnd.randrange(4)}"))
+        elif r < 0.70:
+            n = rnd.choice((0, 1, 50, 3000))
+            yield f"free_pages {lo}" if not n else f"free_pages {lo}-{min(hi, lo + n)}"
+        elif r < 0.75:
+            yield f"free_pages tag=t{rnd.randrange(4)}"
+        elif r < 0.87:
+            yield f"sleep {rnd.choice(('1s', '100ms', '5s'))}"
+        elif r < 0.89:
+            yield rnd.choice((f"sysctl vm.drop_caches {rnd.choice((1, 2, 3))}", "drop_caches"))
+        elif r < 0.93:
+            yield rnd.choice(("compact_memory", f"compact node={rnd.randrange(len(k.nodes))}"))
+        elif r < 0.96:
+            yield f"sysctl vm.swappiness {rnd.choice((0, 60, 100, 200))}"
+        elif r < 0.98:
+            yield f"oom_score_adj {rnd.choice((-1000, 0, 500))} tag=t{rnd.randrange(4)}"
+        else:
+            yield "drain_pages"
+
+
+def lru_entries(k: Kernel) -> int:
+    from procsim.mm.vmscan import lruvec
+    return sum(1 for n in k.nodes for lru in range(4) for _ in lruvec(k, n.id).entries(lru))
+
+
+def lru_pages(k: Kernel) -> int:
+    return sum(k.node_stat_total("nr_" + n) for n in ("inactive_anon", "active_anon", "inactive_file",
+                                                      "active_file"))
+
+
+@pytest.mark.parametrize("swap,steps,big,seed,every", [
+    ("", 36, 60000, 21, 4),              # no swap: anon stays, page cache goes, the OOM killer kills tags
+    ("swap: 128MiB\n", 36, 60000, 22, 4),
+])
+def test_runs_are_the_per_page_algorithm_under_pressure(swap, steps, big, seed, every):
+    """The pressure scripts on both paths: replies after every command, the whole state
+    (LRU order, owners and PG_referenced included) after every ``every``-th, the invariants
+    and every /proc file at the end -- and the LRU of the runs path is runs."""
+    m = M.loads(PRESSURE + swap)
+    runs, pages = Control(lambda: Kernel(m)), Control(lambda: Kernel(m, page_runs=False))
+    assert state_digest(runs.kernel) == state_digest(pages.kernel)
+    rnd = random.Random(seed)
+    replies = []
+    for i, line in enumerate(pressure_script(rnd, runs.kernel, steps, big)):
+        replies.append(same(runs, pages, line, digest=i % every == every - 1))
+        assert runs.kernel.tasks.next_id == pages.kernel.tasks.next_id
+    assert state_digest(runs.kernel) == state_digest(pages.kernel)
+    check(runs.kernel)
+    check(pages.kernel)
+    k = runs.kernel
+    ev = k.vm_events
+    assert ev.get("pgscan_kswapd", 0) and ev.get("pgscan_direct", 0) and ev.get("pgactivate", 0) > 0
+    assert any(t.startswith("ok touched") for t in replies)
+    # the runs path keeps its LRU as runs: fewer entries than pages (direct reclaim in the
+    # middle of a fill interleaves its pages with the ones it rotates: runs of ~32 then)
+    assert lru_entries(k) * 2 < lru_pages(k)
+    for name, view in sorted(files(m).items()):
+        if not name.startswith("sys/"):
+            assert view.render(runs.kernel) == view.render(pages.kernel), name
+
+
+def test_reclaim_takes_runs_in_bites_and_touch_splits_in_place():
+    """Hand-checked LRU moves on a run: a touch of one ID sets PG_referenced on it alone, a
+    second touch activates it (the run around it stays in place), and reclaim takes the
+    page cache from the tail: the boot folios, then IDs 1, 2, ... in order."""
+    m = M.loads(PRESSURE)
+    runs, pages = Control(lambda: Kernel(m)), Control(lambda: Kernel(m, page_runs=False))
+    text = same(runs, pages, "alloc_pages 0 gfp=GFP_HIGHUSER_MOVABLE count=10000 use=pagecache tag=c")
+    assert text == "ok 1-10000"
+    from procsim.mm.check import lru_digest
+    from procsim.mm.vmscan import LRU_ACTIVE_FILE, LRU_INACTIVE_FILE
+    k = runs.kernel
+
+    def ids(lru):
+        """The list's task pages as (first ID, IDs, PG_referenced), node 0's then node 1's,
+        oldest first (the fill leaves node 0 for node 1 at its low mark)."""
+        out = []
+        for _, _, n, _, owner, ref in (r for nid in (0, 1) for r in lru_digest(k, nid)[lru]
+                                       if r[4] is not None and r[4] > 0):
+            if owner is not None and owner > 0:
+                if out and out[-1][0] + out[-1][1] == owner and out[-1][2] == ref:
+                    out[-1][1] += n
+                else:
+                    out.append([owner, n, ref])
+        return out
+    assert ids(LRU_INACTIVE_FILE) == [[1, 10000, False]]                   # the IDs own their pages
+    same(runs, pages, "touch 5000")
+    assert ids(LRU_INACTIVE_FILE) == [[1, 4999, False], [5000, 1, True], [5001, 5000, False]]
+    same(runs, pages, "touch 5000")
+    assert ids(LRU_ACTIVE_FILE) == [[5000, 1, False]]
+    assert ids(LRU_INACTIVE_FILE) == [[1, 4999, False], [5001, 5000, False]]
+    same(runs, pages, "touch 4990-5010")             # PG_referenced on all 21, 5000 stays active
+    assert ids(LRU_INACTIVE_FILE) == [[1, 4989, False], [4990, 10, True], [5001, 10, True], [5011, 4990, False]]
+    assert ids(LRU_ACTIVE_FILE) == [[5000, 1, True]]
+    same(runs, pages, "touch 4995-5002")             # 4995..4999, 5001, 5002 to the active head in ID order
+    assert ids(LRU_ACTIVE_FILE) == [[5000, 1, True], [4995, 5, False], [5001, 2, False]]
+    assert ids(LRU_INACTIVE_FILE)[:4] == [[1, 4989, False], [4990, 5, True], [5003, 8, True], [5011, 4990, False]]
+    # fill to below min: kswapd and direct reclaim take the inactive file tail first
+    same(runs, pages, "alloc_pages 0 gfp=GFP_HIGHUSER_MOVABLE count=160000 use=anon tag=a")
+    same(runs, pages, "sleep 1s")
+    assert k.vm_events.get("pgsteal_kswapd", 0) + k.vm_events.get("pgsteal_direct", 0) > 0
+    states = [k.tasks.lookup(i).state for i in range(1, 10001)]
+    gone = states.count("reclaimed")
+    assert gone and states[:gone] == ["reclaimed"] * gone and "reclaimed" not in states[gone:]
+    assert state_digest(k) == state_digest(pages.kernel)
+    check(k)
+    check(pages.kernel)

@@ -20,9 +20,9 @@ def check(kernel) -> None:
         check_zone(z, runs.get(z, ()))
     if kernel.slab is not None and hasattr(kernel.slab, "check"):
         kernel.slab.check()
-    check_counters(kernel)
     if getattr(kernel, "tasks", None) is not None:
         kernel.tasks.check()
+    check_counters(kernel)
 
 
 # node_stat items a page allocation's ``use`` feeds, per page (the stack counter is in kB)
@@ -91,31 +91,108 @@ def check_swap(kernel) -> None:
 
 
 def check_lru(kernel) -> None:
-    """Every anon and page-cache block is on exactly one LRU list of its node, of its type;
-    the lists add up to the LRU counters; an owner ID names a live allocation of that page."""
-    from .task import LIVE
-    from .vmscan import LRU_NAMES, LRU_OF_USE, PINNED, lruvec
+    """Every anon and page-cache page is on exactly one LRU list of its node, of its type --
+    as a folio entry or as a member of a run of its batch -- the lists are well linked and
+    add up to the LRU counters; an owner ID names a live allocation of that page; a batch's
+    run entries are sorted, disjoint, linked, and with its folio entries cover its members."""
+    from .task import LIVE, _RECLAIMED, _SWAPPED
+    from .vmscan import LRU_NAMES, LRU_OF_USE, OWN, PINNED, lruvec
+    tasks = getattr(kernel, "tasks", None)
+    runs_seen: set = set()
+    folio_entries: set = set()
     for n in kernel.nodes:
         vec = lruvec(kernel, n.id)
-        seen = set()
-        for lru, lst in enumerate(vec.lists):
-            assert sum(1 << p.order for p in lst) == n.stat["nr_" + LRU_NAMES[lru]], \
-                f"node {n.id}: {LRU_NAMES[lru]} list does not add up to its counter"
-            for page, owner in lst.items():
-                assert page.zone.node == n.id and page.zone.allocated.get(page.pfn) is page, \
-                    f"LRU page {page.pfn:#x} is not allocated on node {n.id}"
-                assert LRU_OF_USE[page.use] == lru & ~1, f"LRU page {page.pfn:#x} ({page.use}) on {LRU_NAMES[lru]}"
-                assert page not in seen, f"LRU page {page.pfn:#x} on two lists"
-                seen.add(page)
-                if owner is not None and owner != PINNED:
-                    a = kernel.tasks.lookup(owner)
-                    assert a is not None and a.state == LIVE and a.page is page, \
-                        f"LRU page {page.pfn:#x}: owner ID {owner} is not this live page"
-        assert vec.referenced <= seen, f"node {n.id}: PG_referenced on a page off the LRU"
+        nfolios = 0
+        for lru in range(4):
+            head = vec.heads[lru]
+            prev, e, total = head, head.next, 0
+            while e is not head:
+                assert e.prev is prev and e.lru == lru and e.zone.node == n.id and e.hi > e.lo, \
+                    f"node {n.id}: {LRU_NAMES[lru]} list is broken at an entry"
+                total += e.hi - e.lo
+                if e.page is not None:
+                    page, owner = e.page, e.owner
+                    nfolios += 1
+                    assert vec.folios.get(page) is e and e.lo == 0 and e.hi == 1 << page.order, \
+                        f"LRU page {page.pfn:#x}: entry not filed"
+                    assert page.zone.allocated.get(page.pfn) is page, f"LRU page {page.pfn:#x} is not allocated"
+                    assert LRU_OF_USE[page.use] == lru & ~1, f"LRU page {page.pfn:#x} ({page.use}) on {LRU_NAMES[lru]}"
+                    if owner is not None and owner != PINNED:
+                        a = kernel.tasks.lookup(owner)
+                        assert a is not None and a.state == LIVE and a.page is page, \
+                            f"LRU page {page.pfn:#x}: owner ID {owner} is not this live page"
+                    folio_entries.add(e)
+                else:
+                    b = e.batch
+                    where = f"LRU run of IDs {b.first + e.lo}-{b.first + e.hi - 1}"
+                    assert tasks._batches.get(b.first) is b and LRU_OF_USE[b.use] == lru & ~1, f"{where}: not a live batch's"
+                    assert e.owner == OWN, f"{where}: owner {e.owner}"
+                    assert e in b.lru, f"{where}: not in its batch's runs"
+                    for _, p, m, z in b.stretch(e.lo, e.hi):
+                        assert p < _RECLAIMED and z is e.zone, f"{where}: a member is gone or in another zone"
+                    runs_seen.add(e)
+                prev, e = e, e.next
+            assert head.prev is prev, f"node {n.id}: {LRU_NAMES[lru]} list is broken at its tail"
+            assert total == n.stat["nr_" + LRU_NAMES[lru]], \
+                f"node {n.id}: {LRU_NAMES[lru]} list holds {total} pages, its counter says {n.stat['nr_' + LRU_NAMES[lru]]}"
+        assert nfolios == len(vec.folios), f"node {n.id}: folio entries not on a list"
         for z in n.zones:
             for page in z.allocated.values():
-                if getattr(page, "use", None) in LRU_OF_USE:
-                    assert page in seen, f"{page.use} page {page.pfn:#x} is on no LRU list"
+                use = getattr(page, "use", None)
+                if use in LRU_OF_USE and vec.folios.get(page) is None:
+                    b, i = tasks._slot(page.id) if getattr(page, "id", 0) and tasks is not None else (None, 0)
+                    assert b is not None and any(e.lo <= i < e.hi for e in b.lru), \
+                        f"{use} page {page.pfn:#x} is on no LRU list"
+    for b in (tasks.batches() if tasks is not None else ()):
+        if b.kind != "pages" or b.use not in LRU_OF_USE:
+            assert not b.lru, f"batch {b.first}: LRU runs but no LRU use"
+            continue
+        end, covered = 0, 0
+        for e in b.lru:
+            assert e in runs_seen and e.lo >= end, f"batch {b.first}: run entries overlap, unsorted or off the lists"
+            end = e.hi
+            covered += e.hi - e.lo
+        live = b.live - sum(n for _, p, n, _ in b.segments() if p == _SWAPPED)   # swapped: off the LRU
+        for i, page in b._pages.items():
+            entry = lruvec(kernel, page.zone.node).folios.get(page)
+            if entry is not None:
+                assert entry in folio_entries and not any(e.lo <= i < e.hi for e in b.lru), \
+                    f"ID {b.first + i} is on the LRU twice"
+                covered += 1 << b.what
+            elif getattr(page, "use", None) not in LRU_OF_USE:
+                live -= 1                        # moved (Tasks.move) to a page of no LRU use
+        assert covered == live << b.what, f"batch {b.first}: {covered} pages on the LRU, {live << b.what} expected"
+
+
+def lru_digest(kernel, nid: int) -> list:
+    """The LRU lists of a node oldest first, as runs of (zone, pfn, pages, order, owner,
+    PG_referenced): neighbouring order-0 pages merged when the pfns, owners (the same, or
+    IDs counting up) and flags continue, so folios one by one and runs give the same value."""
+    from .vmscan import OWN, PINNED, lruvec
+    vec = lruvec(kernel, nid)
+    lists = []
+    for lru in range(4):
+        out: list = []
+        for e in vec.entries(lru):
+            if e.page is not None:
+                p = e.page
+                items = (((p.zone.node, p.zone.idx), p.pfn, 1 << p.order, p.order, e.owner),)
+            else:
+                b = e.batch
+                items = (((z.node, z.idx), pfn, m, 0, b.first + i if e.owner == OWN else e.owner)
+                         for i, pfn, m, z in b.stretch(e.lo, e.hi))
+            for zone, pfn, m, order, owner in items:
+                if out:
+                    last = out[-1]
+                    lowner = last[4]
+                    if not order and not last[3] and last[0] == zone and last[1] + last[2] == pfn \
+                            and last[5] == e.ref and (owner == lowner if owner is None or owner == PINNED
+                                                      else lowner is not None and lowner > 0 and lowner + last[2] == owner):
+                        last[2] += m
+                        continue
+                out.append([zone, pfn, m, order, owner, e.ref])
+        lists.append(out)
+    return lists
 
 
 def _run_pages(kernel) -> dict:
@@ -183,10 +260,9 @@ def state_digest(kernel) -> str:
     from .printk import ring
     from .swapfile import swap_info
     from .vmscan import lruvec
-    for n in kernel.nodes:                     # LRU order and owners steer what reclaim takes next
-        vec = lruvec(kernel, n.id)
-        put("lru", n.id, [[(p.pfn, o) for p, o in lst.items()] for lst in vec.lists],
-            sorted(p.pfn for p in vec.referenced))
+    for n in kernel.nodes:                     # LRU order, owners and flags steer what reclaim takes next
+        lruvec(kernel, n.id)
+        put("lru", n.id, lru_digest(kernel, n.id))
     put("swap", [(si.pages, si.inuse_pages) for si in swap_info(kernel)],
         sorted((name, len(objs)) for name, objs in (getattr(kernel, "shrinkable", None) or {}).items()),
         sorted((a, getattr(kernel, a, None)) for a in ("min_free_kbytes", "watermark_scale_factor",

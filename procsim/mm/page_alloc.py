@@ -20,7 +20,7 @@ from .errors import MMError
 from . import oom_kill
 from .show_mem import explain_nopage
 from .vmscan import LRU_OF_USE, MAX_RECLAIM_RETRIES, lru_add, lru_del
-from .layout import ZONE_DMA32, ZONE_NORMAL, ZONE_MOVABLE, PAGEBLOCK_ORDER, PAGEBLOCK_NR_PAGES
+from .layout import MAX_NR_ZONES, ZONE_DMA32, ZONE_NORMAL, ZONE_MOVABLE, PAGEBLOCK_ORDER, PAGEBLOCK_NR_PAGES
 
 # What a page allocation is for: node counters it feeds (per page; the stack counter is in kB),
 # and the zone LRU counter, so meminfo/zoneinfo follow what the workload allocated.
@@ -37,10 +37,10 @@ USE_GFP = {"anon": G.GFP_HIGHUSER_MOVABLE, "pagecache": G.GFP_HIGHUSER_MOVABLE, 
 
 class _Plan:
     """A (node, gfp) request worked out once: the zonelist and what the fast path reads."""
-    __slots__ = ("node", "zonelist", "mt", "flags", "zone", "pgalloc", "local0")
+    __slots__ = ("node", "zonelist", "mt", "flags", "zone", "pgalloc", "local0", "highest")
 
-    def __init__(self, node: int, zonelist: list[Zone], mt: int, flags: int, cpu0_node: int):
-        self.node, self.zonelist, self.mt, self.flags = node, zonelist, mt, flags
+    def __init__(self, node: int, zonelist: list[Zone], mt: int, flags: int, cpu0_node: int, highest: int = 0):
+        self.node, self.zonelist, self.mt, self.flags, self.highest = node, zonelist, mt, flags, highest
         self.zone = zonelist[0]                   # the preferred zone
         self.pgalloc = _PGALLOC[self.zone.idx]
         self.local0 = "numa_local" if self.zone.node == cpu0_node else "numa_other"   # for cpu 0
@@ -170,7 +170,7 @@ class PageAlloc:
 
     # ---- order-0 bulk work in runs: alloc_pages_runs(), free_pages_run() ---------------------
     def alloc_pages_runs(self, gfp: int, nr: int, node: int | None = None, cpu: int | None = None,
-                         use: str | None = None, out: list | None = None):
+                         use: str | None = None, out: list | None = None, made=None):
         """nr calls of alloc_pages(0, gfp, node, cpu, use), with every pfn, counter and flag
         they would leave, at a cost that grows with the pcp refills, not the pages.
 
@@ -179,7 +179,10 @@ class PageAlloc:
         cpu they were allocated on, and the MMError of the call that failed (None if none);
         the runs made before a failure stay allocated for the caller to free.  ``out``, when
         given, is the list the runs are appended to (the caller sees them grow: the OOM killer
-        counts them as the allocating task's).
+        counts them as the allocating task's).  ``made(zone, pfn, n)``: for anon and page cache,
+        called for each stretch as it is made, in allocation order -- the caller makes them
+        the task's and puts them on the LRU there, where each page's alloc_pages() would have
+        (mm/task.py ``Tasks._made``).
 
         Between refills a pcp list only shrinks: the zone's free pages, its watermarks and
         flags do not move, so every call until the list is empty decides what the first one
@@ -189,6 +192,8 @@ class PageAlloc:
         self._check_args(0, node, cpu)
         if use is not None and use not in PAGE_USES:
             raise MMError(errno.EINVAL, f"unknown page use {use!r} (one of {', '.join(PAGE_USES)})")
+        if use in LRU_OF_USE and made is None:
+            raise MMError(errno.EINVAL, f"alloc_pages_runs: {use} pages join the LRU as a task's runs (made=)")
         if cpu is None:
             cpu = self.default_cpu(node) if node is not None else 0
         pnode = self.cpu_node[cpu] if node is None else node
@@ -198,8 +203,9 @@ class PageAlloc:
         out = [] if out is None else out
         known = None                             # (pcp list, runs): what that list holds, as runs
         left, err = nr, None
+        slow_flags = G.gfp_to_alloc_flags(gfp, 0)
         while left:
-            z = self._pcp_source(plan, cpu, pindex) if self.page_runs and not self.trace.active else None
+            z = self._pcp_source(plan, cpu, pindex, slow_flags) if self.page_runs and not self.trace.active else None
             if z is None:                        # one real call
                 self._refilled = None
                 try:
@@ -212,6 +218,8 @@ class PageAlloc:
                 lst = z.pcp[cpu].lists[pindex]
                 if use:
                     self._account_use_pages(use, z, 1)
+                    if made is not None:
+                        made(z, pfn, 1)
                 if self._refilled is not None and self._refilled[0] is lst:
                     known = (lst, deque(self._refilled[1]))
                 if known is not None and known[0] is lst and known[1] and known[1][0][0] == pfn:
@@ -233,6 +241,8 @@ class PageAlloc:
                 for _ in range(k):
                     pfn = lst.popleft()
                     _add_run(out, z, pfn, 1)
+                    if made is not None:
+                        made(z, pfn, 1)
                     if mt == MIGRATE_MOVABLE:
                         self._movable_used(z, pfn, 0, +1)
             else:
@@ -241,6 +251,8 @@ class PageAlloc:
                     head = runs[0]
                     n = min(todo, head[1])
                     _add_run(out, z, head[0], n)
+                    if made is not None:
+                        made(z, head[0], n)
                     if mt == MIGRATE_MOVABLE:
                         self._movable_used_range(z, head[0], n, +1)
                     head[0] += n
@@ -270,18 +282,37 @@ class PageAlloc:
             left -= k
         return out, cpu, err
 
-    def _pcp_source(self, plan: _Plan, cpu: int, pindex: int) -> Zone | None:
+    def _pcp_source(self, plan: _Plan, cpu: int, pindex: int, slow_flags: int = 0) -> Zone | None:
         """The zone whose pcp list the next order-0 alloc_pages() of plan would pop, when
         that call changes nothing but the pop's counters; None when it would refill, set
         ZONE_BELOW_HIGH, wake kswapd or go further (the caller then makes the real call).
-        Reads what alloc_pages() and _get_page_from_freelist() read, in the same order."""
+        Reads what alloc_pages() and _get_page_from_freelist() read, in the same order.
+
+        When no zone passes the low mark, the call enters the slow path: with its alloc
+        flags (``slow_flags``, gfp_to_alloc_flags()), a wake of kswapd that changes nothing
+        (already queued, or refused as before: _kswapd_wake_is_noop) and a first
+        get_page_from_freelist() at the min mark that pops a pcp list, that call too changes
+        nothing but the pop's counters -- the stretch of a fill below low while kswapd runs."""
         z = plan.zone
         if pindex < 0:
             return None
-        flags = plan.flags
         if not z.below_high and z.pcp[cpu].lists[pindex] and \
-                self._watermark_fast(z, 0, z._watermark[2] + z.boost, z.idx, flags):
+                self._watermark_fast(z, 0, z._watermark[2] + z.boost, z.idx, plan.flags):
             return z                             # the fast path
+        zz = self._pcp_walk(plan, cpu, pindex, plan.flags)
+        if zz is not _NO_ZONE:
+            return zz
+        if not slow_flags or slow_flags & (G.ALLOC_HIGHATOMIC | G.ALLOC_NO_WATERMARKS) or \
+                (slow_flags & G.ALLOC_KSWAPD and not self._kswapd_wake_is_noop(plan)):
+            return None
+        zz = self._pcp_walk(plan, cpu, pindex, slow_flags)
+        return None if zz is _NO_ZONE else zz
+
+    def _pcp_walk(self, plan: _Plan, cpu: int, pindex: int, flags: int):
+        """_get_page_from_freelist()'s zone walk without its side effects: the zone whose
+        pcp list it would pop, None when it would do more (set ZONE_BELOW_HIGH, refill, reset
+        a boost), _NO_ZONE when no zone passes its mark."""
+        z = plan.zone
         multi = len(self.nodes) > 1
         while True:
             nofrag = flags & G.ALLOC_NOFRAGMENT
@@ -299,7 +330,30 @@ class PageAlloc:
                     return zz
                 return None
             else:
-                return None
+                return _NO_ZONE
+
+    def _kswapd_wake_is_noop(self, plan: _Plan) -> bool:
+        """wake_all_kswapds() for an order-0 request of plan would change nothing: every
+        node's kswapd is queued already or would be refused (kswapd_failures, balanced and
+        unboosted), and the order and zone it was asked for stay (wakeup_kswapd's reads)."""
+        highest = plan.highest
+        last = None
+        for z in plan.zonelist:
+            if z.idx > highest or z.node == last:
+                continue
+            last = z.node
+            if not z.managed:
+                continue
+            pgdat = self.nodes[z.node]
+            if pgdat.kswapd_highest_zoneidx == MAX_NR_ZONES or pgdat.kswapd_highest_zoneidx < highest:
+                return False
+            if self.delayed_work_pending(("kswapd", pgdat.id)):
+                continue
+            if pgdat.kswapd_failures >= MAX_RECLAIM_RETRIES or (
+                    self.pgdat_balanced(pgdat, 0, highest) and not self.pgdat_watermark_boosted(pgdat, highest)):
+                continue
+            return False
+        return True
 
     def free_pages_run(self, z: Zone, pfn: int, n: int, cpu: int, mt: int, use: str | None = None,
                        descending: bool = False) -> None:
@@ -450,7 +504,8 @@ class PageAlloc:
         if preferred.idx == ZONE_NORMAL and (len(self.nodes) == 1
                                              or self.nodes[preferred.node].zones[ZONE_DMA32].populated):
             flags |= G.ALLOC_NOFRAGMENT
-        plan = self._plans[(node, gfp)] = _Plan(node, zonelist, G.gfp_migratetype(gfp), flags, self.cpu_node[0])
+        plan = self._plans[(node, gfp)] = _Plan(node, zonelist, G.gfp_migratetype(gfp), flags, self.cpu_node[0],
+                                                highest)
         if cpu0:
             self._plans0[gfp] = plan
         return plan
@@ -873,8 +928,11 @@ class PageAlloc:
         return min(max(pcp.free_count, batch), max(high - batch, batch))
 
     @staticmethod
-    def _free_pcppages_bulk(z: Zone, count: int, pcp: PerCpuPages, pindex: int):
-        """Round-robin over the lists from the one just freed to, taking from the tails."""
+    def _free_pcppages_bulk(z: Zone, count: int, pcp: PerCpuPages, pindex: int, runs: bool = False):
+        """Round-robin over the lists from the one just freed to, taking from the tails.
+        ``runs`` (page_runs, no tracing): a stretch of consecutive pfns at an order-0 list's
+        tail is handed to the buddy as the range it is (Zone.free_range: the same frees in
+        the same order), not page by page."""
         count = min(count, pcp.count)
         if count > 0:
             pcp.stat_diff = True                 # NR_FREE_PAGES moved on this cpu
@@ -887,6 +945,22 @@ class PageAlloc:
                     break
             order = pindex_to_order(pindex)
             n = 1 << order
+            if runs and not order:
+                while count > 0 and lst:
+                    m, step = _tail_stretch(lst, count)
+                    p = lst[-1]
+                    if m == len(lst):
+                        lst.clear()
+                    else:
+                        for _ in range(m):
+                            lst.pop()
+                    count -= m
+                    pcp.count -= m
+                    if step < 0:                 # popped p, p-1, ...: descending
+                        z.free_range(p - m + 1, p + 1, True)
+                    else:
+                        z.free_range(p, p + m, False)
+                continue
             while count > 0 and lst:
                 pfn = lst.pop()
                 count -= n
@@ -933,10 +1007,11 @@ class PageAlloc:
 
     def drain_all_pages(self):
         """drain_all_pages(): every pcp list back to the buddy (memory pressure, drop_caches)."""
+        runs = self.page_runs and not self.trace.active
         for z in self.zones:
             for pcp in z.pcp:
                 if pcp.count:
-                    self._free_pcppages_bulk(z, pcp.count, pcp, 0)
+                    self._free_pcppages_bulk(z, pcp.count, pcp, 0, runs)
         self.generation += 1
 
 
@@ -980,6 +1055,26 @@ _PCP_LIST = tuple(tuple(order_to_pindex(mt if mt < MIGRATE_PCPTYPES else MIGRATE
                   for o in range(NR_PAGE_ORDERS))
 
 
+def _tail_stretch(lst: deque, limit: int) -> tuple[int, int]:
+    """How many pages, at most limit, the tail of a pcp list holds as consecutive pfns in
+    popping order, and their direction (+1 ascending, -1 descending; 0 for one page)."""
+    it = reversed(lst)
+    p = next(it)
+    m, step = 1, 0
+    for q in it:
+        if m >= limit:
+            break
+        if not step:
+            if q == p - 1 or q == p + 1:
+                step = q - p
+            else:
+                break
+        elif q != p + step * m:
+            break
+        m += 1
+    return m, step
+
+
 def _add_run(out: list, z: Zone, pfn: int, n: int) -> None:
     """Append pages pfn..pfn+n-1 of z to a run list, extending the last run when they follow it."""
     if out:
@@ -1003,4 +1098,5 @@ def _push(head: deque, lo: int, hi: int, desc: bool) -> None:
     head.append([lo, hi, desc])
 
 
+_NO_ZONE = object()                          # _pcp_walk(): no zone passes its watermark
 _PGALLOC = ("pgalloc_dma", "pgalloc_dma32", "pgalloc_normal", "pgalloc_movable", "pgalloc_device")

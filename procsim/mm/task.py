@@ -48,7 +48,7 @@ from . import gfp as G
 from . import swapfile
 from .buddy import Page
 from .errors import MMError
-from .vmscan import LRU_OF_USE as LRU_USES, set_owner
+from .vmscan import LRU_OF_USE as LRU_USES, OWN, lru_add_run, lru_del_run, set_owner
 from .page_types import PAGE_SIZE
 
 # include/linux/mm_types_task.h: enum rss stat items
@@ -109,7 +109,7 @@ class Batch:
     ``cpu`` and ``mt`` (pages: the cpu and migratetype they were allocated with).
     """
     __slots__ = ("first", "n", "task", "kind", "what", "use", "live", "reclaimed", "version", "cpu", "mt",
-                 "_addrs", "_cache", "_idx", "_pfn", "_zone", "_pages")
+                 "lru", "_addrs", "_cache", "_idx", "_pfn", "_zone", "_pages")
 
     def __init__(self, first, task, kind, what, use, n: int, cache=None):
         self.first, self.n, self.task, self.kind, self.what, self.use = first, n, task, kind, what, use
@@ -121,6 +121,7 @@ class Batch:
         self._pfn = array("Q")                   #   its first pfn, or a marker (_DEAD, ...)
         self._zone: list = []                    #   its zone
         self._pages: dict = {}                   #   member index -> Page, for members that have one
+        self.lru: list = []                      # anon / page cache: its LRU run entries by first member (vmscan)
 
     @property
     def last(self) -> int:
@@ -156,6 +157,14 @@ class Batch:
         idx, pfn, zone = self._idx, self._pfn, self._zone
         for j in range(len(idx)):
             yield idx[j], pfn[j], self._end(j) - idx[j], zone[j]
+
+    def stretch(self, lo: int, hi: int) -> Iterator[tuple[int, int, int, object]]:
+        """Pages: members lo..hi-1 as (first index, pfn or marker, members, zone) per segment."""
+        idx, j = self._idx, self._seg(lo)
+        while j < len(idx) and idx[j] < hi:
+            s, e, p = max(lo, idx[j]), min(hi, self._end(j)), self._pfn[j]
+            yield s, (p if p >= _SWAPPED else p + ((s - idx[j]) << self.what)), e - s, self._zone[j]
+            j += 1
 
     def runs(self) -> Iterator[tuple[int, object, int, int]]:
         """Pages: the live runs as (first ID, zone, first pfn, members), in ID order: what
@@ -332,8 +341,10 @@ class Tasks:
         k = self.k
         # runs, unless the reference is asked for or tracing wants every page's event
         # and unless the LRU keeps a Page per block of this use (anon, page cache)
-        if order == 0 and getattr(k, "page_runs", False) and not k.trace.active and use not in LRU_USES:
+        if order == 0 and getattr(k, "page_runs", False) and not k.trace.active:
             self._trace_current(tag)
+            if use in LRU_USES:
+                return self._fault_in_runs(tag, gfp, count, node, cpu, use)
             runs: list = []
             k.current = InFlight(self, tag, 0, use, _RunPages(runs))
             try:
@@ -403,21 +414,67 @@ class Tasks:
             k.current = None
         return range(b.first, b.last + 1)
 
-    def _unfault(self, b: Batch, new_task: bool) -> None:
-        """Undo a _fault_in() that failed: free what b still holds, newest first, and forget b."""
+    def _fault_in_runs(self, tag, gfp: int, count: int, node, cpu, use: str) -> range:
+        """_fault_in() for order 0 with the allocator's runs: each stretch joins the filed
+        batch and the LRU as it is made (``_made``), exactly where the per-page path would
+        have its pages."""
         k = self.k
-        for i in range(b.n - 1, -1, -1):
-            p = b.value(i)
-            if p < _SWAPPED:
-                k.free_pages(b._pages.pop(i))
-            elif p == _SWAPPED:
-                swapfile.swap_free(k, 1 << b.what)
-                b.task.rss[MM_SWAPENTS] -= 1 << b.what
-                b.task.rss[MM_ANONPAGES] += 1 << b.what
-            else:
+        new_task = tag not in self._by_tag
+        b = self._new(tag, PAGES, 0, use, 0)
+        self._file(b)
+        b.cpu = cpu if cpu is not None else (k.default_cpu(node) if node is not None else 0)
+        b.mt = G.gfp_migratetype(gfp)
+        k.current = InFlight(self, tag, 0, use, [])         # its blocks are in the task already
+        try:
+            _, _, err = k.alloc_pages_runs(gfp, count, node, cpu, use, made=partial(self._made, b))
+        except MMError as e:                                 # refused before a page moved
+            err = e
+        finally:
+            k.current = None
+        if err is not None:
+            made = b.n
+            self._unfault(b, new_task)
+            raise _failed(err, count, made)
+        return range(b.first, b.last + 1)
+
+    def _made(self, b: Batch, z, pfn: int, n: int) -> None:
+        """Pages pfn..pfn+n-1 of z are b's next n members: the task's (rss, IDs) and on the
+        LRU under their own IDs from now on."""
+        i = b.n
+        b._append(i, z, pfn)
+        b.n += n
+        self.next_id += n
+        if not b.live:                          # emptied by reclaim meanwhile: filed again
+            self._batches[b.first] = b.task._batches[b.first] = b
+        b.live += n
+        b._charge(+1, n)
+        lru_add_run(self.k, b, i, i + n, z, OWN)
+
+    def _unfault(self, b: Batch, new_task: bool) -> None:
+        """Undo a _fault_in() that failed: free what b still holds, newest first (a run
+        descending, as one free_pages() per page would), and forget b."""
+        k = self.k
+        for s, p, n, z in reversed(list(b.segments())):
+            if p == _SWAPPED:
+                swapfile.swap_free(k, n << b.what)
+                b.task.rss[MM_SWAPENTS] -= n << b.what
+                b.task.rss[MM_ANONPAGES] += n << b.what
+            elif p >= _SWAPPED:
                 continue
-            b._set(i, i + 1, _DEAD, None)
-            self._drop(b)
+            else:
+                if b.lru:
+                    lru_del_run(k, b, s, s + n)
+                e = s + n
+                for h in sorted((h for h in b._pages if s <= h < s + n), reverse=True):
+                    if h + 1 < e:
+                        k.free_pages_run(z, p + ((h + 1 - s) << b.what), e - h - 1, b.cpu, b.mt, b.use,
+                                         descending=True)
+                    k.free_pages(b._pages.pop(h))
+                    e = h
+                if e > s:
+                    k.free_pages_run(z, p, e - s, b.cpu, b.mt, b.use, descending=True)
+            b._set(s, s + n, _DEAD, None)
+            self._drop(b, n)
         self._gone.pop(b.first, None)
         self._batches.pop(b.first, None)
         b.task._batches.pop(b.first, None)
@@ -531,9 +588,10 @@ class Tasks:
         return page
 
     @staticmethod
-    def in_memory(b: Batch, i: int) -> bool:
-        """Member i of b has a page (not freed, reclaimed or swapped out)."""
-        return b.value(i) < _SWAPPED
+    def in_memory_value(p: int) -> bool:
+        """A member's pfn (Batch.value, stretch, segments) is a page, not a marker (freed,
+        reclaimed, swapped out)."""
+        return p < _SWAPPED
 
     def batches(self, task: Task | None = None) -> Iterator[Batch]:
         """Batches with live members, in ID order (of one task, or all)."""
@@ -622,6 +680,8 @@ class Tasks:
         """Free live page members lo..hi-1 of b in index order: runs through free_pages_run(),
         members with a Page through free_pages().  ``handles``: b's Page members, sorted."""
         k = self.k
+        if b.lru:                                # off the LRU: the runs holding them (vmscan)
+            lru_del_run(k, b, lo, hi)
         if handles is None:
             handles = sorted(b._pages) if b._pages else []
         j = b._seg(lo)
@@ -681,7 +741,7 @@ class Tasks:
         mark them; returns (batch, index of id_)."""
         b, i = self._slot(id_)
         if b is None or b.kind != PAGES or b.use != use or n < 1 or i + n > b.n \
-                or any(p >= _SWAPPED for s, p, m, _ in b.segments() if s < i + n and s + m > i):
+                or any(p >= _SWAPPED for _, p, _, _ in b.stretch(i, i + n)):
             what = f"ID {id_}" if n == 1 else f"IDs {id_}-{id_ + n - 1}"
             raise MMError(errno.EINVAL, f"{what} is not a live {use} allocation in memory")
         self._free_pages(b, i, i + n)

@@ -2,18 +2,35 @@
 without MGLRU): per-node LRU lists, kswapd's balance_pgdat, direct reclaim, shrinkers.
 
 **LRU.**  Every page allocated for ``anon`` or ``pagecache`` joins its node's lruvec on the
-inactive list of its type (lru_cache_add: new anon and file folios both start inactive),
-as one folio of 2^order pages.  mark_page_accessed() sets PG_referenced, and a second
-access activates the folio (pgactivate).  A list is an insertion-ordered dict: its end is
-the head where folios are added, its start the tail reclaim takes from.  The node and
-zone LRU counters (nr_{in,}active_{anon,file}, nr_zone_*) follow every move.
+inactive list of its type (lru_cache_add: new anon and file folios both start inactive).
+mark_page_accessed() sets PG_referenced, and a second access activates the folio
+(pgactivate).  A list is the kernel's doubly linked ``list_head``: ``LruEntry`` objects
+linked through ``prev``/``next`` around a sentinel, the head (``head.next``) where folios
+are added, the tail (``head.prev``) reclaim takes from.  The node and zone LRU counters
+(nr_{in,}active_{anon,file}, nr_zone_*) follow every move.
 
-**Who may be reclaimed.**  A folio on the LRU has an owner: ``None`` for memory the kernel
-itself holds (the ``boot:`` workload's page cache and anon: reclaim frees it), an int ID
-for a task's allocation (page cache: ``k.tasks.reclaim(ID)`` drops it and the ID answers
-"reclaimed"; anon: ``k.tasks.swap_out(ID)`` frees the page and the task keeps the ID as a
-swap entry until ``touch`` faults it back in), or ``PINNED`` (a page whose command is
-still running: scanned, rotated back, never freed).
+**Entries.**  An entry is one folio (``page``: a Page of 2^order pages: the boot workload's
+page cache and anon, allocations made page by page) or a **run**: members ``lo..hi-1`` of
+a task's page batch (mm/task.py) made by one order-0 ``count=K`` command, in allocation
+order (the oldest member, ``lo``, nearest the tail), all in one zone, on one list, with
+one PG_referenced state.  A run stands for exactly the order-0 folios it holds, in that
+order: a scan takes pages from the tail run and splits it where it stops
+(SWAP_CLUSTER_MAX bites, as page by page); moved pieces go to the head of their new list,
+merged with the head entry when they continue it (same batch, next members: the same
+order); whatever changes part of a run in mid-list (touch, free, reclaim or migration of
+some members) splits it in place.  A batch keeps its run entries sorted by ``lo``
+(``Batch.lru``), so finding a member's entry is a bisect.  Every operation costs what the
+entries it touches cost, not what their pages cost.
+
+**Who may be reclaimed.**  An entry has an owner: ``None`` for memory the kernel itself
+holds (the ``boot:`` workload's page cache and anon: reclaim frees it), an int ID for a
+task's allocation, ``OWN`` for a run whose members are each their own ID's allocation, or
+``PINNED`` (a page being allocated: scanned, rotated back, never freed).  Reclaim goes
+through the task registry: page cache ``k.tasks.reclaim(ID, n)`` (the IDs answer
+"reclaimed"), anon ``k.tasks.swap_out(ID, n)`` (the task keeps the IDs as swap entries until
+``touch`` faults them back in).  An anon/page-cache command's blocks get their IDs as soon
+as each is made (mm/task.py ``_fault_in``), so reclaim under the command may take its own
+earlier blocks, as the kernel reclaims a process's earlier pages.
 
 **Reclaim.**  shrink_node() follows get_scan_count() (anon only with free swap, in the
 swappiness : 200 - swappiness proportion; cache_trim_mode when the inactive file list alone
@@ -38,7 +55,7 @@ LRU and the scan are functions of the kernel here, as in mm/vmscan.c.
 """
 from __future__ import annotations
 
-from collections import OrderedDict
+from bisect import bisect_left, bisect_right
 from math import isqrt
 
 from . import gfp as G
@@ -51,6 +68,7 @@ LRU_INACTIVE_ANON, LRU_ACTIVE_ANON, LRU_INACTIVE_FILE, LRU_ACTIVE_FILE = range(4
 LRU_NAMES = ("inactive_anon", "active_anon", "inactive_file", "active_file")
 LRU_OF_USE = {"anon": LRU_INACTIVE_ANON, "pagecache": LRU_INACTIVE_FILE}
 PINNED = -1                          # owner of a page reclaim may scan but not free
+OWN = -2                             # owner of a run: member i is ID batch.first + i
 SWAP_CLUSTER_MAX = 32
 MAX_RECLAIM_RETRIES = 16             # mm/internal.h
 DEF_PRIORITY = 12
@@ -59,13 +77,38 @@ DEFAULT_SEEKS = 2
 ZONE_NAMES_LOWER = ("dma", "dma32", "normal", "movable", "device")
 
 
+class LruEntry:
+    """One element of an LRU list (a folio's ``lru`` list_head): a folio (``page``, pages
+    ``lo..hi`` = ``0..2^order``) or a run of ``batch`` members ``lo..hi-1``.  ``lru`` is
+    the list it is on (kept while isolated: ``prev`` is None then), ``ref`` PG_referenced."""
+    __slots__ = ("prev", "next", "lru", "zone", "page", "batch", "lo", "hi", "owner", "ref")
+
+    def __init__(self, lru=-1, zone=None, page=None, batch=None, lo=0, hi=0, owner=None, ref=False):
+        self.prev = self.next = None
+        self.lru, self.zone, self.page, self.batch = lru, zone, page, batch
+        self.lo, self.hi, self.owner, self.ref = lo, hi, owner, ref
+
+
 class Lruvec:
-    """struct lruvec of one node: four lists of folios (Page -> owner) and PG_referenced."""
-    __slots__ = ("lists", "referenced")
+    """struct lruvec of one node: four lists (sentinels: ``heads[lru].next`` is the newest
+    entry, ``.prev`` the oldest) and the folio entries by Page."""
+    __slots__ = ("heads", "folios")
 
     def __init__(self):
-        self.lists = [OrderedDict() for _ in range(4)]
-        self.referenced: set = set()
+        self.heads = []
+        for _ in range(4):
+            s = LruEntry()
+            s.prev = s.next = s
+            self.heads.append(s)
+        self.folios: dict = {}
+
+    def entries(self, lru: int):
+        """The entries of a list, oldest (tail) first."""
+        head = self.heads[lru]
+        e = head.prev
+        while e is not head:
+            yield e
+            e = e.prev
 
 
 def lruvec(k, nid: int) -> Lruvec:
@@ -79,88 +122,209 @@ def _is_file(lru: int) -> bool:
     return lru >= LRU_INACTIVE_FILE
 
 
-def _move_counters(k, page, src: int, dst: int) -> None:
-    """The node and zone LRU counters of one folio moving from list src to list dst."""
-    n = 1 << page.order
-    ns, zs = k.nodes[page.zone.node].stat, page.zone.stat
+def _move_counters(k, zone, n: int, src: int, dst: int) -> None:
+    """The node and zone LRU counters of n pages of zone moving from list src to list dst."""
+    ns, zs = k.nodes[zone.node].stat, zone.stat
     ns["nr_" + LRU_NAMES[src]] -= n
     ns["nr_" + LRU_NAMES[dst]] += n
     zs["nr_zone_" + LRU_NAMES[src]] -= n
     zs["nr_zone_" + LRU_NAMES[dst]] += n
 
 
-# ---- entering and leaving the LRU (hooks of the page allocator) ------------------------------
+# ---- the list_head operations ------------------------------------------------------------------
+def _unlink(e) -> None:
+    """list_del(): off its list (nothing if it is isolated already)."""
+    p = e.prev
+    if p is not None:
+        n = e.next
+        p.next = n
+        n.prev = p
+        e.prev = e.next = None
+
+
+def _lo(e) -> int:
+    return e.lo
+
+
+def _index(b, e) -> int:
+    """Where run entry e sits in its batch's ``lru`` (sorted by lo)."""
+    j = bisect_left(b.lru, e.lo, key=_lo)
+    assert b.lru[j] is e
+    return j
+
+
+def _add_head(k, e) -> None:
+    """list_add() at the head of e's list; a run continuing the head run merges into it."""
+    head = lruvec(k, e.zone.node).heads[e.lru]
+    h = head.next
+    b = e.batch
+    if b is not None and h.batch is b and h.hi == e.lo and h.zone is e.zone and h.owner == e.owner \
+            and h.ref == e.ref:
+        h.hi = e.hi
+        del b.lru[_index(b, e)]
+        return
+    e.prev, e.next = head, h
+    h.prev = head.next = e
+
+
+def _split(b, j: int, e, m: int):
+    """Run e = b.lru[j] keeps members lo..m-1; a new entry m..hi-1 follows it on the head
+    side (the same place on the list) and in b.lru.  Returns the new entry."""
+    f = LruEntry(e.lru, e.zone, None, b, m, e.hi, e.owner, e.ref)
+    e.hi = m
+    p = e.prev
+    if p is not None:
+        f.prev, f.next = p, e
+        p.next = e.prev = f
+    b.lru.insert(j + 1, f)
+    return f
+
+
+def _cut(b, j: int, e, a: int, c: int):
+    """The members a..c-1 of run e = b.lru[j] as an entry of their own, in place: (entry, j)."""
+    if a > e.lo:
+        e, j = _split(b, j, e, a), j + 1
+    if c < e.hi:
+        _split(b, j, e, c)
+    return e, j
+
+
+# ---- entering and leaving the LRU (hooks of the page allocator and the task registry) ---------
 def lru_add(k, page, owner=None) -> None:
     """folio_add_lru(): a new anon or page-cache folio, on its inactive list (the counters
     were moved by the allocator's use accounting).  Pages allocated after boot belong to a
     user: PINNED until the task registry names their ID (set_owner)."""
     if owner is None and getattr(k, "booted", False):
         owner = PINNED
-    lruvec(k, page.zone.node).lists[LRU_OF_USE[page.use]][page] = owner
+    e = LruEntry(LRU_OF_USE[page.use], page.zone, page, None, 0, 1 << page.order, owner)
+    lruvec(k, page.zone.node).folios[page] = e
+    _add_head(k, e)
+
+
+def lru_add_run(k, b, lo: int, hi: int, zone, owner=OWN) -> None:
+    """folio_add_lru() of batch b's order-0 members lo..hi-1 (allocated in that order from
+    zone, after every member already on the LRU), each reclaimed through its own ID."""
+    e = LruEntry(LRU_OF_USE[b.use], zone, None, b, lo, hi, owner)
+    b.lru.append(e)
+    _add_head(k, e)
 
 
 def set_owner(k, page, owner) -> None:
     """The allocation ID (or None, PINNED) reclaim must go through to free this folio."""
-    for lst in lruvec(k, page.zone.node).lists:
-        if page in lst:
-            lst[page] = owner
-            return
+    lruvec(k, page.zone.node).folios[page].owner = owner
+
+
+def _run_entry(k, page):
+    """(batch, j) of the run entry holding a task's page kept as part of a run, or (None, -1)."""
+    id_ = getattr(page, "id", 0)
+    tasks = getattr(k, "tasks", None)
+    if not id_ or tasks is None:
+        return None, -1
+    b, i = tasks._slot(id_)
+    if b is None:
+        return None, -1
+    lst = b.lru
+    j = bisect_right(lst, i, key=_lo) - 1
+    return (b, j) if j >= 0 and lst[j].hi > i else (None, -1)
 
 
 def lru_del(k, page) -> None:
     """The folio is freed: off its list; an active one has its counters moved back to the
-    inactive list first, where the allocator's use accounting takes them off."""
-    vec = lruvec(k, page.zone.node)
-    vec.referenced.discard(page)
-    base = LRU_OF_USE[page.use]
-    if vec.lists[base].pop(page, _MISSING) is _MISSING and vec.lists[base + 1].pop(page, _MISSING) is not _MISSING:
-        _move_counters(k, page, base + 1, base)
+    inactive list first, where the allocator's use accounting takes them off.  A page that
+    is a member of a run leaves the run (split in place)."""
+    e = lruvec(k, page.zone.node).folios.pop(page, None)
+    if e is not None:
+        _unlink(e)
+        if e.lru & 1:
+            _move_counters(k, page.zone, e.hi, e.lru, e.lru - 1)
+        return
+    b, j = _run_entry(k, page)
+    if b is not None:
+        i = page.id - b.first
+        lru_del_run(k, b, i, i + 1)
 
 
-_MISSING = object()
+def lru_del_run(k, b, lo: int, hi: int) -> None:
+    """lru_del() of batch b's members lo..hi-1 kept in runs (members with a folio entry of
+    their own are lru_del()'s): the pieces are cut out of their runs, the rest stays in place."""
+    lst = b.lru
+    j = bisect_right(lst, lo, key=_lo) - 1
+    if j < 0 or lst[j].hi <= lo:
+        j += 1
+    elif lst[j].lo < lo:
+        _split(b, j, lst[j], lo)
+        j += 1
+    j1 = j
+    while j1 < len(lst) and lst[j1].lo < hi:
+        e = lst[j1]
+        if e.hi > hi:
+            _split(b, j1, e, hi)
+        _unlink(e)
+        if e.lru & 1:
+            _move_counters(k, e.zone, e.hi - e.lo, e.lru, e.lru - 1)
+        j1 += 1
+    del lst[j:j1]
 
 
 def lru_split(k, folio, pieces) -> None:
-    """lru_add_split_folio(): the pieces of a split folio take its place on its list (same
-    owner, same PG_referenced); the counters already count their pages there."""
-    vec = lruvec(k, folio.zone.node)
-    base = LRU_OF_USE[folio.use]
-    lru = base + 1 if folio in vec.lists[base + 1] else base
-    owner = vec.lists[lru].pop(folio, None)
-    referenced = folio in vec.referenced
-    vec.referenced.discard(folio)
+    """lru_add_split_folio(): the pieces of a split folio take its place on its list, lowest
+    first (same owner, same PG_referenced); the counters already count their pages there."""
+    folios = lruvec(k, folio.zone.node).folios
+    e = folios.pop(folio)
+    at = e
     for p in pieces:
-        vec.lists[lru][p] = owner
-        if referenced:
-            vec.referenced.add(p)
+        f = folios[p] = LruEntry(e.lru, p.zone, p, None, 0, 1 << p.order, e.owner, e.ref)
+        q = at.prev
+        f.prev, f.next = q, at
+        q.next = at.prev = f
+        at = f
+    _unlink(e)
+
+
+def _owner_of(k, page):
+    """The LRU entry of a page and the owner of its folio: (entry, owner)."""
+    e = lruvec(k, page.zone.node).folios.get(page)
+    if e is not None:
+        return e, e.owner
+    b, j = _run_entry(k, page)
+    if b is None:
+        return None, None
+    e = b.lru[j]
+    return e, (page.id if e.owner == OWN else e.owner)
 
 
 def lru_migrate(k, src, dst) -> None:
     """migrate_folio_move(): the new folio goes on the LRU list the old one was on (the
-    active flag and PG_referenced follow, folio_migrate_flags) with the same owner ID; freeing
-    the old folio afterwards takes it off its list."""
-    vec = lruvec(k, src.zone.node)
+    active flag and PG_referenced follow, folio_migrate_flags) with the same owner ID, at its
+    head (folio_add_lru); freeing the old folio afterwards takes it off its list (or its run)."""
+    e, owner = _owner_of(k, src)
     base = LRU_OF_USE[src.use]
-    lru = base + 1 if src in vec.lists[base + 1] else base
-    vec.lists[lru][dst] = vec.lists[lru].get(src)
+    lru, ref = (e.lru, e.ref) if e is not None else (base, False)
+    d = LruEntry(lru, dst.zone, dst, None, 0, 1 << dst.order, owner, ref)
+    lruvec(k, dst.zone.node).folios[dst] = d
+    _add_head(k, d)
     if lru != base:
-        _move_counters(k, dst, base, lru)
-    if src in vec.referenced:
-        vec.referenced.add(dst)
+        _move_counters(k, dst.zone, 1 << dst.order, base, lru)
 
 
 def folio_active(k, page) -> bool:
-    return page in lruvec(k, page.zone.node).lists[LRU_OF_USE[page.use] + 1]
+    e, _ = _owner_of(k, page)
+    return e is not None and bool(e.lru & 1)
+
+
+def _activate(k, e) -> None:
+    """An isolated or listed inactive entry to the active head: counters, pgactivate."""
+    _unlink(e)
+    n = e.hi - e.lo
+    e.lru += 1
+    _move_counters(k, e.zone, n, e.lru - 1, e.lru)
+    _add_head(k, e)
+    _count(k, "pgactivate", n)
 
 
 def activate(k, page) -> None:
     """folio_activate(): inactive -> active head, pgactivate."""
-    vec = lruvec(k, page.zone.node)
-    base = LRU_OF_USE[page.use]
-    owner = vec.lists[base].pop(page)
-    vec.lists[base + 1][page] = owner
-    _move_counters(k, page, base, base + 1)
-    _count(k, "pgactivate", 1 << page.order)
+    _activate(k, lruvec(k, page.zone.node).folios[page])
 
 
 def activate_boot(k, blocks, n: int) -> None:
@@ -173,13 +337,55 @@ def activate_boot(k, blocks, n: int) -> None:
 def mark_page_accessed(k, page) -> None:
     """folio_mark_accessed(): the first access sets PG_referenced, the second activates an
     inactive folio (and clears the flag)."""
-    vec = lruvec(k, page.zone.node)
-    if page not in vec.referenced:
-        vec.referenced.add(page)
-    elif not folio_active(k, page):
-        activate(k, page)
-        vec.referenced.discard(page)
+    e = lruvec(k, page.zone.node).folios.get(page)
+    if e is None:
+        b, j = _run_entry(k, page)
+        if b is not None:
+            i = page.id - b.first
+            _mark_run(k, b, j, i, i + 1)
+        return
+    if not e.ref:
+        e.ref = True
+    elif not e.lru & 1:
+        e.ref = False
+        _activate(k, e)
     k.generation += 1
+
+
+def _mark_run(k, b, j: int, a: int, c: int) -> None:
+    """folio_mark_accessed() of members a..c-1 of run b.lru[j], one after the other: they
+    share a state, so they all make the same step (the activated ones reach the active
+    head in member order)."""
+    e = b.lru[j]
+    k.generation += c - a
+    if e.ref and e.lru & 1:
+        return
+    e, j = _cut(b, j, e, a, c)
+    if not e.ref:
+        e.ref = True
+    else:
+        e.ref = False
+        _activate(k, e)
+
+
+def mark_members_accessed(k, b, lo: int, hi: int) -> None:
+    """mark_page_accessed() of batch b's live members lo..hi-1 in ID order (the control
+    file's ``touch``): runs a piece at a time, members with a folio entry one by one."""
+    lst = b.lru
+    i = lo
+    while i < hi:
+        j = bisect_right(lst, i, key=_lo) - 1
+        if j >= 0 and lst[j].hi > i:
+            c = min(hi, lst[j].hi)
+            _mark_run(k, b, j, i, c)
+            i = c
+            continue
+        end = min(hi, lst[j + 1].lo) if j + 1 < len(lst) else hi
+        for m in range(i, end):
+            page = b._pages.get(m)
+            if page is not None:
+                mark_page_accessed(k, page)
+        i = end
 
 
 def _count(k, event: str, n: int) -> None:
@@ -274,22 +480,35 @@ def shrink_node(k, nid: int, sc: ScanControl) -> None:
 
 
 def _isolate(k, nid: int, nr_to_scan: int, sc: ScanControl, lru: int) -> tuple[list, int]:
-    """isolate_lru_folios(): up to nr_to_scan pages from the tail of a list, folios in zones
-    above reclaim_idx skipped (pgskip_<zone>) and put back at the head."""
-    lst = lruvec(k, nid).lists[lru]
-    taken, scanned, skipped = [], 0, []
-    while lst and scanned < nr_to_scan:
-        page, owner = lst.popitem(last=False)
-        if page.zone.idx > sc.reclaim_idx:
-            skipped.append((page, owner))
-            _count(k, "pgskip_" + ZONE_NAMES_LOWER[page.zone.idx], 1 << page.order)
-            if len(skipped) > 4 * nr_to_scan:
+    """isolate_lru_folios(): up to nr_to_scan pages from the tail of a list (the tail run
+    split where the bite ends), entries in zones above reclaim_idx skipped (pgskip_<zone>,
+    at most 4 * nr_to_scan folios) and put back at the head.  Returns the isolated entries,
+    oldest first, and the pages they hold."""
+    head = lruvec(k, nid).heads[lru]
+    taken, skipped = [], []
+    scanned = nskipped = 0
+    limit = 4 * nr_to_scan
+    while head.prev is not head and scanned < nr_to_scan:
+        e = head.prev
+        skip = e.zone.idx > sc.reclaim_idx
+        n = e.hi - e.lo
+        if e.batch is not None:              # a run: as many order-0 folios as the loop takes
+            m = min(n, limit + 1 - nskipped) if skip else min(n, nr_to_scan - scanned)
+            if m < n:
+                _split(e.batch, _index(e.batch, e), e, e.lo + m)
+                n = m
+        _unlink(e)
+        if skip:
+            skipped.append(e)
+            nskipped += 1 if e.batch is None else n
+            _count(k, "pgskip_" + ZONE_NAMES_LOWER[e.zone.idx], n)
+            if nskipped > limit:
                 break
             continue
-        taken.append((page, owner))
-        scanned += 1 << page.order
-    for page, owner in skipped:
-        lst[page] = owner
+        taken.append(e)
+        scanned += n
+    for e in skipped:
+        _add_head(k, e)
     return taken, scanned
 
 
@@ -297,10 +516,10 @@ def shrink_active_list(k, nid: int, nr_to_scan: int, sc: ScanControl, lru: int) 
     """shrink_active_list(): the oldest active folios go to the inactive head (none is
     mapped, so none stays active): pgrefill for the scan, pgdeactivate for the moves."""
     taken, scanned = _isolate(k, nid, nr_to_scan, sc, lru)
-    inactive = lruvec(k, nid).lists[lru - 1]
-    for page, owner in taken:
-        inactive[page] = owner
-        _move_counters(k, page, lru, lru - 1)
+    for e in taken:
+        e.lru = lru - 1
+        _move_counters(k, e.zone, e.hi - e.lo, lru, lru - 1)
+        _add_head(k, e)
     _count(k, "pgrefill", scanned)
     _count(k, "pgdeactivate", scanned)
 
@@ -312,27 +531,26 @@ def shrink_inactive_list(k, nid: int, nr_to_scan: int, sc: ScanControl, lru: int
     who = "kswapd" if sc.kswapd else "direct"
     _count(k, "pgscan_" + who, scanned)
     _count(k, "pgscan_file" if _is_file(lru) else "pgscan_anon", scanned)
-    vec = lruvec(k, nid)
     reclaimed = 0
-    for page, owner in taken:
-        n = 1 << page.order
-        vec.referenced.discard(page)            # folio_check_references() clears PG_referenced
+    for e in taken:
+        n = e.hi - e.lo
+        e.ref = False                           # folio_check_references() clears PG_referenced
+        owner = e.owner
         if owner == PINNED:
-            vec.lists[lru][page] = owner        # not ours to free: rotate back to the head
+            _add_head(k, e)                     # not ours to free: rotate back to the head
             continue
         if not _is_file(lru):                   # anon: out to swap, or nowhere to go
             if not sc.gfp & G.__GFP_IO or not _add_to_swap(k, n):
-                vec.lists[lru + 1][page] = owner     # activate_locked
-                _move_counters(k, page, lru, lru + 1)
-                _count(k, "pgactivate", n)
+                _activate(k, e)                 # activate_locked
                 continue
             _count(k, "pswpout", n)
             _count(k, "pgpgout", n * PAGE_SIZE // 1024)     # the write's sectors, shown in kB
-        vec.lists[lru][page] = owner            # free_pages' lru_del takes it off again
-        if owner is None:
+        if e.batch is not None:                 # the freeing takes the isolated entry off
+            (k.tasks.reclaim if _is_file(lru) else k.tasks.swap_out)(e.batch.first + e.lo, n)
+        elif owner is None:
             if not _is_file(lru):               # the boot workload's anon: its slots stay used
                 k.swapped_unowned = getattr(k, "swapped_unowned", 0) + n
-            k.free_pages(page)
+            k.free_pages(e.page)
         elif _is_file(lru):
             k.tasks.reclaim(owner)
         else:
@@ -410,20 +628,22 @@ def _prune(k, pools: dict, n: int) -> set:
 
 def drop_pagecache(k) -> int:
     """drop_pagecache_sb() for every superblock: every clean, unmapped page-cache folio the
-    kernel holds is dropped (a user's page-cache allocations go through the task registry);
-    returns the pages freed."""
+    kernel holds is dropped (a user's page-cache allocations go through the task registry),
+    oldest first; returns the pages freed."""
     freed = 0
     for nid in range(len(k.nodes)):
         vec = lruvec(k, nid)
         for lru in (LRU_INACTIVE_FILE, LRU_ACTIVE_FILE):
-            for page, owner in list(vec.lists[lru].items()):
+            for page, b, lo, hi, owner in [(e.page, e.batch, e.lo, e.hi, e.owner) for e in vec.entries(lru)]:
                 if owner == PINNED:
                     continue
-                if owner is None:
+                if b is not None:
+                    k.tasks.reclaim(b.first + lo, hi - lo)
+                elif owner is None:
                     k.free_pages(page)
                 else:
                     k.tasks.reclaim(owner)
-                freed += 1 << page.order
+                freed += hi - lo
     k.generation += 1
     return freed
 
