@@ -267,8 +267,9 @@ def test_3_10_meminfo_keys_and_order():
     assert "HardwareCorrupted:     0 kB" in lines
 
 
-def test_3_10_counts_direct_reclaim_in_one_allocstall():
-    """3.10 has one ALLOCSTALL event per do_try_to_free_pages(), where 4.x+ split it by zone."""
+def test_3_10_counts_reclaim_its_way():
+    """3.10 has one ALLOCSTALL event per do_try_to_free_pages(), where 4.x+ split it by zone,
+    and counts pgscan/pgsteal/pgrefill per zone, where 4.8+ count them per node."""
     m, k = _seed_vm_3_10()
     from procsim.mm import gfp as G
     while not k.vm_events.get("allocstall_dma32"):          # anon past free memory and page cache
@@ -276,3 +277,8 @@ def test_3_10_counts_direct_reclaim_in_one_allocstall():
     vs = dict(line.split() for line in files(m)["vmstat"].render(k).decode().splitlines())
     assert "allocstall_dma32" not in vs
     assert int(vs["allocstall"]) == sum(k.vm_events.get(f"allocstall_{z}", 0) for z in ("dma", "dma32", "normal")) > 0
+    # ... and every reclaim event per zone: they add up to the node-wide 4.8+ counters
+    for ev in ("pgscan_direct", "pgsteal_direct", "pgscan_kswapd", "pgsteal_kswapd", "pgrefill"):
+        per_zone = sum(int(vs[f"{ev}_{z}"]) for z in ("dma", "dma32", "normal", "movable"))
+        assert per_zone == k.vm_events.get(ev, 0), ev
+    assert int(vs["pgsteal_direct_dma32"]) > 0 and int(vs["pgscan_direct_dma32"]) >= int(vs["pgsteal_direct_dma32"])

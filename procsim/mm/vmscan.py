@@ -519,6 +519,7 @@ def shrink_active_list(k, nid: int, nr_to_scan: int, sc: ScanControl, lru: int) 
     for e in taken:
         e.lru = lru - 1
         _move_counters(k, e.zone, e.hi - e.lo, lru, lru - 1)
+        _count(k, "pgrefill_" + ZONE_NAMES_LOWER[e.zone.idx], e.hi - e.lo)     # 3.10's zone events
         _add_head(k, e)
     _count(k, "pgrefill", scanned)
     _count(k, "pgdeactivate", scanned)
@@ -534,6 +535,8 @@ def shrink_inactive_list(k, nid: int, nr_to_scan: int, sc: ScanControl, lru: int
     reclaimed = 0
     for e in taken:
         n = e.hi - e.lo
+        zone = ZONE_NAMES_LOWER[e.zone.idx]
+        _count(k, f"pgscan_{who}_{zone}", n)    # 3.10 counted reclaim per zone
         e.ref = False                           # folio_check_references() clears PG_referenced
         owner = e.owner
         if owner == PINNED:
@@ -555,6 +558,7 @@ def shrink_inactive_list(k, nid: int, nr_to_scan: int, sc: ScanControl, lru: int
             k.tasks.reclaim(owner)
         else:
             k.tasks.swap_out(owner)
+        _count(k, f"pgsteal_{who}_{zone}", n)
         reclaimed += n
     _count(k, "pgsteal_" + who, reclaimed)
     _count(k, "pgsteal_file" if _is_file(lru) else "pgsteal_anon", reclaimed)
