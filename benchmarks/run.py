@@ -218,14 +218,15 @@ def bench_frees(n: int = 100000):
 REPLAY = r"""
 import sys, time, tempfile, os
 from procsim import machine as M
-from procsim.session import Session
+from procsim.session import Session, journal_header
 n = int(sys.argv[2])
+m = M.load(sys.argv[1])
 with tempfile.TemporaryDirectory() as d:
     path = os.path.join(d, "journal")
     with open(path, "w") as f:
+        f.write(journal_header(m))
         f.writelines("kmalloc 64 tag=j\n" for _ in range(n))
         f.writelines(f"kfree {i}\n" for i in range(1, n + 1, 2))
-    m = M.load(sys.argv[1])
     t = time.process_time()
     s = Session(m, views={}, state=path)
     dt = time.process_time() - t
