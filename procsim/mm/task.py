@@ -397,14 +397,8 @@ class Tasks:
                 if i == 0:
                     b.cpu, b.mt = page.cpu, page.migratetype
                 page.id = b.first + i
-                b.n += 1
-                self.next_id += 1
-                b._append(i, page.zone, page.pfn)
                 b._pages[i] = page
-                if not b.live:                  # emptied by the OOM killer: filed again
-                    self._batches[b.first] = b.task._batches[b.first] = b
-                b.live += 1
-                b._charge(+1, 1)
+                self._grow(b, page.zone, page.pfn, 1)
                 set_owner(k, page, b.first + i)
         except MMError as e:
             made = b.n
@@ -422,7 +416,7 @@ class Tasks:
         new_task = tag not in self._by_tag
         b = self._new(tag, PAGES, 0, use, 0)
         self._file(b)
-        b.cpu = cpu if cpu is not None else (k.default_cpu(node) if node is not None else 0)
+        b.cpu = cpu if cpu is not None else k.default_cpu(node)     # the cpu alloc_pages_runs takes
         b.mt = G.gfp_migratetype(gfp)
         k.current = InFlight(self, tag, 0, use, [])         # its blocks are in the task already
         try:
@@ -438,43 +432,30 @@ class Tasks:
         return range(b.first, b.last + 1)
 
     def _made(self, b: Batch, z, pfn: int, n: int) -> None:
-        """Pages pfn..pfn+n-1 of z are b's next n members: the task's (rss, IDs) and on the
-        LRU under their own IDs from now on."""
+        """Pages pfn..pfn+n-1 of z are b's next n members, on the LRU under their own IDs."""
         i = b.n
-        b._append(i, z, pfn)
+        self._grow(b, z, pfn, n)
+        lru_add_run(self.k, b, i, i + n, z, OWN)
+
+    def _grow(self, b: Batch, z, pfn: int, n: int) -> None:
+        """Blocks from pfn on in z become filed batch b's next n members: their IDs handed
+        out, the task charged for them."""
+        b._append(b.n, z, pfn)
         b.n += n
         self.next_id += n
-        if not b.live:                          # emptied by reclaim meanwhile: filed again
+        if not b.live:                          # emptied by reclaim or the OOM killer: filed again
             self._batches[b.first] = b.task._batches[b.first] = b
         b.live += n
         b._charge(+1, n)
-        lru_add_run(self.k, b, i, i + n, z, OWN)
 
     def _unfault(self, b: Batch, new_task: bool) -> None:
         """Undo a _fault_in() that failed: free what b still holds, newest first (a run
         descending, as one free_pages() per page would), and forget b."""
-        k = self.k
-        for s, p, n, z in reversed(list(b.segments())):
-            if p == _SWAPPED:
-                swapfile.swap_free(k, n << b.what)
-                b.task.rss[MM_SWAPENTS] -= n << b.what
-                b.task.rss[MM_ANONPAGES] += n << b.what
-            elif p >= _SWAPPED:
-                continue
-            else:
-                if b.lru:
-                    lru_del_run(k, b, s, s + n)
-                e = s + n
-                for h in sorted((h for h in b._pages if s <= h < s + n), reverse=True):
-                    if h + 1 < e:
-                        k.free_pages_run(z, p + ((h + 1 - s) << b.what), e - h - 1, b.cpu, b.mt, b.use,
-                                         descending=True)
-                    k.free_pages(b._pages.pop(h))
-                    e = h
-                if e > s:
-                    k.free_pages_run(z, p, e - s, b.cpu, b.mt, b.use, descending=True)
-            b._set(s, s + n, _DEAD, None)
-            self._drop(b, n)
+        held = sum(n for _, p, n, _ in b.segments() if p <= _SWAPPED)
+        if held:
+            self._free_pages(b, 0, b.n, descending=True)
+            b._set(0, b.n, _DEAD, None)
+            self._drop(b, held)
         self._gone.pop(b.first, None)
         self._batches.pop(b.first, None)
         b.task._batches.pop(b.first, None)
@@ -676,9 +657,12 @@ class Tasks:
             total += done
         return total
 
-    def _free_pages(self, b: Batch, lo: int, hi: int, handles: list | None = None) -> None:
-        """Free live page members lo..hi-1 of b in index order: runs through free_pages_run(),
-        members with a Page through free_pages().  ``handles``: b's Page members, sorted."""
+    def _free_pages(self, b: Batch, lo: int, hi: int, handles: list | None = None,
+                    descending: bool = False) -> None:
+        """Free the members lo..hi-1 of b still held, in index order (``descending``: newest
+        first, a run from its last page, as one free_pages() per page would): runs through
+        free_pages_run(), members with a Page through free_pages(), swapped ones' slots.
+        ``handles``: b's Page members, sorted."""
         k = self.k
         if b.lru:                                # off the LRU: the runs holding them (vmscan)
             lru_del_run(k, b, lo, hi)
@@ -687,22 +671,27 @@ class Tasks:
         j = b._seg(lo)
         segs = [(b._idx[t], b._pfn[t], b._end(t) - b._idx[t], b._zone[t])
                 for t in range(j, bisect_left(b._idx, hi))]
+        pieces: list = []                        # a Page member's index, or a run (zone, pfn, pages)
         for i, pfn, n, z in segs:
             s, e = max(lo, i), min(hi, i + n)
-            if s >= e:
+            if s >= e or pfn > _SWAPPED:         # reclaimed or freed already
                 continue
             if pfn == _SWAPPED:                 # free_swap_and_cache(): the slots, no pages
+                self._swap_charge(b.task, -((e - s) << b.what))    # _drop() uncharges them as anon
                 swapfile.swap_free(k, (e - s) << b.what)
-                b.task.rss[MM_SWAPENTS] -= (e - s) << b.what
-                b.task.rss[MM_ANONPAGES] += (e - s) << b.what     # _drop() uncharges them as anon
                 continue
             for h in handles[bisect_left(handles, s):bisect_left(handles, e)]:
                 if h > s:
-                    k.free_pages_run(z, pfn + (s - i), h - s, b.cpu, b.mt, b.use)
-                k.free_pages(b._pages.pop(h))
+                    pieces.append((z, pfn + (s - i), h - s))
+                pieces.append(h)
                 s = h + 1
             if s < e:
-                k.free_pages_run(z, pfn + (s - i), e - s, b.cpu, b.mt, b.use)
+                pieces.append((z, pfn + (s - i), e - s))
+        for piece in reversed(pieces) if descending else pieces:
+            if isinstance(piece, int):
+                k.free_pages(b._pages.pop(piece))
+            else:
+                k.free_pages_run(*piece, b.cpu, b.mt, b.use, descending=descending)
 
     def _drop(self, b: Batch, n: int = 1) -> None:
         """n members of b left (freed or reclaimed): counters, and b leaves when it empties."""
@@ -731,10 +720,14 @@ class Tasks:
         Returns the pages freed."""
         b, _ = self._evict(id_, n, "anon", _SWAPPED)
         b.version += 1
-        pages = n << b.what
-        b.task.rss[MM_ANONPAGES] -= pages
-        b.task.rss[MM_SWAPENTS] += pages
-        return pages
+        self._swap_charge(b.task, n << b.what)
+        return n << b.what
+
+    @staticmethod
+    def _swap_charge(task: Task, pages: int) -> None:
+        """pages of task's anon became swap entries (negative: came back or were freed)."""
+        task.rss[MM_ANONPAGES] -= pages
+        task.rss[MM_SWAPENTS] += pages
 
     def _evict(self, id_: int, n: int, use: str, marker: int) -> tuple[Batch, int]:
         """Free the pages of members id_ .. id_+n-1 (one batch of this use, all in memory) and
@@ -785,8 +778,7 @@ class Tasks:
             set_owner(k, page, b.first + i)
             pages = 1 << b.what
             swapfile.swap_free(k, pages)
-            b.task.rss[MM_SWAPENTS] -= pages
-            b.task.rss[MM_ANONPAGES] += pages
+            self._swap_charge(b.task, -pages)
             ev = k.vm_events
             for event, n in (("pswpin", pages), ("pgpgin", pages * PAGE_SIZE // 1024),
                              ("pgfault", 1), ("pgmajfault", 1)):
