@@ -11,7 +11,7 @@ ORACLE_APT_PKGS := qemu-system-x86 busybox-static cpio
 KSRC  := /usr/src/linux-source-6.1.tar.xz
 SLABINFO := build/slabinfo
 
-.PHONY: run test bench setup deps venv clean oracle oracle-deps
+.PHONY: run test lint bench setup deps venv clean oracle oracle-deps
 
 setup: deps venv $(SLABINFO)
 
@@ -50,7 +50,11 @@ run: setup
 	@mkdir -p $(MNT)
 	$(VENV)/bin/procsim mount --foreground --banner $(MNT)
 
-test: setup
+# ruff with the project's configuration (pyproject.toml: F and B), over the whole tree
+lint: venv
+	$(VENV)/bin/ruff check .
+
+test: setup lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: setup

@@ -59,8 +59,8 @@ def main() -> int:
     for runs in (True, False):                     # order-0 count=K and free by tag: runs, then page by page
         kb = Kernel(M.load(ROOT / "configs/seed-server.yaml"), page_runs=runs)
         tasks, n = kb.tasks, 1_000_000 if runs else 20_000
-        ops, calls = count(lambda: tasks.alloc_pages("b", 0, G.GFP_HIGHUSER_MOVABLE, n, use="anon"), n)
-        fops, fcalls = count(lambda: tasks.free(tasks.select_task(tasks.find_task("b"))), n)
+        ops, calls = count(lambda tasks=tasks, n=n: tasks.alloc_pages("b", 0, G.GFP_HIGHUSER_MOVABLE, n, use="anon"), n)
+        fops, fcalls = count(lambda tasks=tasks: tasks.free(tasks.select_task(tasks.find_task("b"))), n)
         how = "in runs" if runs else "page by page"
         print(f"alloc_pages 0 count={n} {how}: {ops:.2f} instructions, {calls:.3f} calls per page; "
               f"free by tag: {fops:.2f} instructions, {fcalls:.3f} calls per page")

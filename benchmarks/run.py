@@ -656,7 +656,7 @@ def bench_compaction():
     out = subprocess.run([PY, "-c", COMPACTION, str(ROOT / "configs/seed-vm.yaml"),
                           str(ROOT / "configs/seed-server.yaml")], capture_output=True, text=True, check=True,
                          cwd=TREE, env=ENV).stdout.split("\n")
-    for line, what in zip(out, ("a fragmented seed-vm DMA32", "seed-server node 1 (Normal)")):
+    for line, what in zip(out, ("a fragmented seed-vm DMA32", "seed-server node 1 (Normal)"), strict=False):
         dt, blocks, pairs, moved = map(float, line.split())
         per = dt / max(blocks, 1)
         row(f"compact_zone of {what}: {blocks:.0f} pageblocks scanned, {moved:.0f} pages migrated",

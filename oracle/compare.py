@@ -57,7 +57,7 @@ class Report:
         if only_s:
             note.append("only procsim: " + " ".join(dict.fromkeys(only_s)))
         if not only_r and not only_s:
-            i = next(i for i, (a, b) in enumerate(zip(real, sim)) if a != b)
+            i = next(i for i, (a, b) in enumerate(zip(real, sim, strict=False)) if a != b)
             note.append(f"order differs at #{i}: real {real[i]!r}, procsim {sim[i]!r}")
         self.rows.append(Row(what, f"{len(real)} keys", f"{len(sim)} keys", False, "; ".join(note)))
 
@@ -114,7 +114,7 @@ def zone_keys(lines: list[str]) -> list[str]:
         if cpu_seen > 1 and (s.startswith(("cpu:", "count:", "high:", "batch:", "high_min:", "high_max:",
                                            "vm stats threshold:"))):
             continue
-        key = re.split(r"[\s:(]", s, 1)[0] if not s.startswith(("pages free", "per-node", "vm stats",
+        key = re.split(r"[\s:(]", s, maxsplit=1)[0] if not s.startswith(("pages free", "per-node", "vm stats",
                                                                  "protection")) else s.split(":")[0].rsplit(" ", 1)[0] \
             if s.startswith("vm stats") else " ".join(s.split()[:2])
         out.append(key)
@@ -136,7 +136,7 @@ def layout_of(text: str, anchor: str) -> list[str]:
 
 def same_layout(r: "Report", what: str, real: str, sim: str, anchor: str):
     a, b = layout_of(real, anchor), layout_of(sim, anchor)
-    bad = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), None)
+    bad = next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), None)
     if bad is None and len(a) != len(b):
         bad = min(len(a), len(b))
     note = "" if bad is None else f"line {bad + 1}: real {real.splitlines()[bad:bad + 1]} procsim {sim.splitlines()[bad:bad + 1]}"
@@ -231,7 +231,7 @@ def compare(m, cap: dict[str, str]) -> Report:
         else:
             for f in ("min", "low", "high"):
                 r.near(f"{where} {f}", a[f], b[f], WMARK_TOL)
-        for i, (x, y) in enumerate(zip(a["protection"], b["protection"])):
+        for i, (x, y) in enumerate(zip(a["protection"], b["protection"], strict=False)):
             r.near(f"{where} protection[{i}]", x, y, WMARK_TOL)
         if "batch:" in a:
             r.exact(f"{where} pcp batch", a["batch:"], b.get("batch:"))

@@ -625,7 +625,7 @@ def parse(text: str) -> Command:
         usage = next(l for l in HELP.splitlines() if verb in l.replace("|", " ").split())
         expected = " ".join(shown for _, shown in need) or "no arguments"
         raise ControlError(E.EINVAL, f"{verb}: expected {expected} (usage: {usage})")
-    for (name, _), value in zip(need, args):
+    for (name, _), value in zip(need, args, strict=False):
         opts[name] = value
     return cls(**{name: parse_value(opts[name], verb) for name, parse_value in cls.parsers if name in opts})
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import yaml
 
 KiB, MiB, GiB, TiB = 1 << 10, 1 << 20, 1 << 30, 1 << 40
-from .mm.page_types import PAGE_SIZE
+from .mm.page_types import DEFAULT_KERNEL, KERNEL_VERSIONS, PAGE_SIZE
 
 # The largest machine we accept: x86-64 with 4-level paging maps 64 TiB of RAM.
 MAX_MEMORY = 64 * TiB
@@ -119,7 +119,7 @@ class Machine:
     boot: Boot = field(default_factory=Boot)
     source: str = "<memory>"
     cpu_numbering: str = "interleaved"          # one of CPU_NUMBERINGS
-    kernel: str = "6.18"                        # the kernel version whose rules apply (mm/profile.py)
+    kernel: str = DEFAULT_KERNEL                # the kernel version whose rules apply (mm/profile.py)
     swap: int = 0                               # bytes of the swap file swapon'd at boot (0: none)
 
     # --- derived topology ---------------------------------------------------------------
@@ -459,12 +459,12 @@ def loads(text: str, path: str = "<string>") -> Machine:
         numbering = d.string(top["cpu_numbering"], "cpu_numbering")
         if numbering not in CPU_NUMBERINGS:
             d.fail(top["cpu_numbering"], f"cpu_numbering must be one of {', '.join(CPU_NUMBERINGS)}, not {numbering!r}")
-    kernel = "6.18"
+    kernel = DEFAULT_KERNEL
     if "kernel" in top:
-        from .mm.profile import PROFILES
         kernel = d.scalar(top["kernel"], "kernel").value
-        if kernel not in PROFILES:
-            d.fail(top["kernel"], f"kernel must be one of {', '.join(PROFILES)} (quote it: \"6.1\"), not {kernel!r}")
+        if kernel not in KERNEL_VERSIONS:
+            d.fail(top["kernel"], f"kernel must be one of {', '.join(KERNEL_VERSIONS)} (quote it: \"6.1\"), "
+                                  f"not {kernel!r}")
     swap = 0
     if "swap" in top:                           # mkswap needs 10 pages; the header page is one of them
         swap = d.size(top["swap"], "swap", lo=MIN_SWAP, hi=MAX_SWAP)

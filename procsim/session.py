@@ -40,19 +40,19 @@ from pathlib import Path
 
 from procsim.mm.errors import MMError
 from procsim.control import MAX_LINE, Control, Reply, split_lines
+from procsim.mm.kernel import Kernel
+import procsim.views as views
 
 # Files the shell adds beside the views.
 CONTROL, LOG, ALLOCATIONS = "control", "log", "allocations"
 
 
 def load_views(machine) -> dict:
-    from procsim import views
     return views.files(machine)
 
 
 def default_boot(machine):
     def boot():
-        from procsim.mm.kernel import Kernel
         return Kernel(machine)
     return boot
 
@@ -96,7 +96,6 @@ class Session:
         """Add or drop the files of the dynamic views (a /sys/kernel/slab directory per cache)
         when the state they follow changed; returns the key the file list is for."""
         if self._dynamic:
-            from procsim import views
             k = self.control.kernel
             key = (self.control.boots, views.dynamic_key(k))
             if key != self._views_key:
@@ -254,7 +253,7 @@ class Session:
                 self.control.note(kept[0][1], text)
                 replies.append(Reply(kept[0][1], text, code))
                 return first - start
-        ends = dict(zip((i for i, _ in kept), marks or ()))
+        ends = dict(zip((i for i, _ in kept), marks or (), strict=False))
         for i in range(start, end):
             c = self.control
             before = (c.boots, c.kernel.generation)

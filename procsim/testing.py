@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import errno
 import multiprocessing
-import os
 import socket
 import subprocess
 import sys
@@ -19,6 +18,9 @@ import urllib.request
 from contextlib import contextmanager
 
 from procsim.machine import CONFIGS_DIR as CONFIGS
+from procsim.mm.profile import DEFAULT as DEFAULT_PROFILE
+from procsim.mm.printk import PrintkRing
+from procsim.mm.trace import Trace
 from procsim.mm import gfp as _gfp
 from procsim.mm.errors import MMError
 from procsim.mm.page_types import PAGE_OFFSET
@@ -38,10 +40,12 @@ class FakeZone:
 
 
 class FakePage:
-    __slots__ = ("pfn", "order", "zone", "node", "id")     # id: as the core's Page, set by Tasks
+    """The core's Page, as far as Tasks and SLUB read it (id: set by Tasks)."""
+    __slots__ = ("pfn", "order", "zone", "node", "id", "cpu", "migratetype", "use")
 
     def __init__(self, pfn, order, zone):
         self.pfn, self.order, self.zone, self.node = pfn, order, zone, zone.node
+        self.id, self.cpu, self.migratetype, self.use = 0, None, None, None
 
 
 class FakeCache:
@@ -155,8 +159,9 @@ class FakeKernel:
         self.generation = 0
         self.nr_cpu_ids = sum(cpus_per_node)
         self.nodes, cpu = [], 0
-        for nid, (nc, np_) in enumerate(zip(cpus_per_node, pages_per_node)):
-            self.nodes.append(SimpleNamespace(id=nid, present=np_, cpus=tuple(range(cpu, cpu + nc))))
+        for nid, (nc, np_) in enumerate(zip(cpus_per_node, pages_per_node, strict=False)):
+            self.nodes.append(SimpleNamespace(id=nid, present=np_, has_memory=np_ > 0,
+                                              cpus=tuple(range(cpu, cpu + nc))))
             cpu += nc
         self.machine = SimpleNamespace(distances=tuple(tuple(10 if i == j else 20 + i + j for j in range(n))
                                                        for i in range(n)))
@@ -179,6 +184,14 @@ class FakeKernel:
         self.allocated: dict[int, FakePage] = {}
         self.stat = [dict(nr_slab_reclaimable=0, nr_slab_unreclaimable=0) for _ in range(n)]
         self.calls = []                         # every alloc_pages call: (order, gfp, node, cpu)
+        # what SLUB and Tasks read of a kernel besides the allocator (docs/DESIGN.md "The core API")
+        self.now_ns = 0
+        self.profile = DEFAULT_PROFILE          # 6.18's rules
+        self.trace = Trace(self)                # off until enabled, as at boot
+        self.printk_ring = PrintkRing()
+        self.page_runs = False                  # Tasks: bulk work page by page
+        self.booted = True
+        self.current = None
         if slab == "slub":
             from procsim.mm.slub import Slub
             self.slab = Slub(self)
@@ -186,7 +199,6 @@ class FakeKernel:
             self.slab = FakeSlab(self)
         from procsim.mm.task import Tasks
         self.tasks = Tasks(self)                # the core's owner of IDs and tags, over this fake
-        self.now_ns = 0
 
     def tick(self):                             # a command's jiffy, as Kernel.tick
         from procsim.mm.timer import COMMAND_COST_NS

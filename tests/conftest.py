@@ -6,12 +6,21 @@ makes the session fail (``pytest_sessionfinish`` below).
 from __future__ import annotations
 
 import contextlib
+import os
 import subprocess
 
 import pytest
+from hypothesis import settings
 
 from procsim.testing import (CONFIGS, boot, fake_session, force_unmount, mounted_session, procsim_cmd,
                              wait_mounted)
+
+
+# Property tests draw the same examples on every run (derandomize): a failure seen once is seen
+# again, in CI and here. HYPOTHESIS_PROFILE=explore draws fresh examples (and prints the seed).
+settings.register_profile("procsim", derandomize=True, print_blob=True)
+settings.register_profile("explore", print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "procsim"))
 
 
 # Booted machines shared by the tests of one module (each module boots its own).
@@ -69,8 +78,8 @@ def mounted(tmp_path):
         started.append((mp, proc))
         try:
             wait_mounted(mp, proc)
-        except RuntimeError:
-            raise RuntimeError(proc.stderr.read().decode() if proc.poll() is not None else "timeout")
+        except RuntimeError as e:
+            raise RuntimeError(proc.stderr.read().decode() if proc.poll() is not None else "timeout") from e
         return mp
 
     yield start

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings, strategies as st, HealthCheck
 
 from procsim.mm import gfp as G
-from procsim.mm.buddy import MIGRATE_UNMOVABLE as U, MIGRATE_MOVABLE as M, MIGRATE_RECLAIMABLE as R
+from procsim.mm.buddy import MIGRATE_UNMOVABLE as U, MIGRATE_MOVABLE as M
 from procsim.mm.check import check
 from procsim.mm.errors import MMError
 from procsim.testing import boot
@@ -126,7 +126,6 @@ def fls(x):
 def test_watermarks_protection_pagesets(name):
     k = kernel(name)
     zones = k.zones
-    managed = [z.managed for z in zones]
     lowmem = sum(z.managed for z in zones if z.idx != 3)
     populated_low = sum(1 for z in zones if z.present and z.idx <= 2)
     sqrt_rule = min(max(isqrt(lowmem * 4 * 16), 128), 262144)
@@ -141,7 +140,7 @@ def test_watermarks_protection_pagesets(name):
         return out
 
     first = wmarks(sqrt_rule)
-    buffer_pages = sum(max(0, z.managed - w[2]) for z, w in zip(zones, first) if z.idx <= 2)
+    buffer_pages = sum(max(0, z.managed - w[2]) for z, w in zip(zones, first, strict=False) if z.idx <= 2)
     thp = min(5632 * populated_low, buffer_pages // 20) * 4
     min_kb = max(sqrt_rule, thp)
     assert k.min_free_kbytes == min_kb

@@ -1,5 +1,4 @@
 """The procsim command line: check, render, exec (over the stand-in mount), no tracebacks."""
-import os
 import re
 import subprocess
 

@@ -60,7 +60,7 @@ def test_racing_mounts_report_only_the_daemon_that_serves(mp):
         winner = out[codes.index(0)][0]
         pid = int(re.search(r"mounted on .* \(daemon pid (\d+)\)", winner).group(1))
         assert int(os.getxattr(mp, PID_XATTR)) == pid
-        for (so, se), code in zip(out, codes):
+        for (so, se), code in zip(out, codes, strict=False):
             if code:
                 assert "already a mount point" in se and "mounted" not in so
         with open("/proc/self/mounts") as f:

@@ -68,7 +68,7 @@ def well_formed(name: str, text: str) -> None:
     elif name == "zoneinfo":
         heads = [i for i, l in enumerate(lines) if l.startswith("Node ")]
         assert heads[0] == 0
-        for a, b in zip(heads, heads[1:] + [len(lines)]):
+        for a, b in zip(heads, heads[1:] + [len(lines)], strict=False):
             section = lines[a:b]
             assert re.fullmatch(r"Node \d+, zone +\w+", section[0]), section[0]
             assert any(l.startswith("  pages free") for l in section), section[0]
@@ -129,7 +129,7 @@ def test_eight_writers_four_readers(mounted, tmp_path):
         for r in readers:
             r.join(timeout=60)
     assert not problems, problems[:3]
-    assert all(w.returncode == 0 and not err for w, (_, err) in zip(writers, outs)), [o[1][:300] for o in outs]
+    assert all(w.returncode == 0 and not err for w, (_, err) in zip(writers, outs, strict=False)), [o[1][:300] for o in outs]
     assert min(reads) > 0
 
     # what the scripts expect: even blocks keep 5 kmalloc + 5 page allocations, odd ones nothing

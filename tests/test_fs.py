@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from procsim.testing import fake_session, fake_views, FakeKernel
+from procsim.testing import fake_views, FakeKernel
 from procsim.harness import wait_for
 
 

@@ -1,5 +1,4 @@
 """The mount over the real core (seed-vm): every file reads, tools see the simulated state."""
-import errno
 import os
 import re
 import subprocess

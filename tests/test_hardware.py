@@ -137,7 +137,7 @@ def test_node_meminfo_layout_and_slab_lines(seed_server):
     keys = [re.match(r"Node 0 (\S+):", line).group(1) for line in lines]
     assert keys[:4] == ["MemTotal", "MemFree", "MemUsed", "SwapCached"]
     assert keys[-3:] == ["HugePages_Total", "HugePages_Free", "HugePages_Surp"]
-    vals = {key: int(line.split()[3]) for key, line in zip(keys, lines)}
+    vals = {key: int(line.split()[3]) for key, line in zip(keys, lines, strict=False)}
     assert vals["MemUsed"] == vals["MemTotal"] - vals["MemFree"]
     assert vals["Slab"] == vals["SReclaimable"] + vals["SUnreclaim"]
     st = seed_server.nodes[0].stat

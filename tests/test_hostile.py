@@ -261,7 +261,7 @@ def test_write_level_hostile_input_through_the_mount(mounted):
         assert code == E.EINVAL, (data[:40], code, replies)
         assert text in replies, (data[:40], replies)
         assert len(replies.splitlines()) == 1
-        assert f"-> error EINVAL: " in (mp / "log").read_text().splitlines()[-1]
+        assert "-> error EINVAL: " in (mp / "log").read_text().splitlines()[-1]
         assert text in (mp / "log").read_text().splitlines()[-1]
     assert all_views(mp) == before                        # nothing allocated, nothing freed
     assert peak_kb(mp) - peak < 64 << 10                  # 40 MB written; the daemon's peak barely moves

@@ -1,7 +1,7 @@
 """Machine descriptions: every shipped config loads; broken ones fail with FILE:LINE."""
 import pytest
 
-from procsim.machine import ConfigError, load, loads, parse_size, CONFIGS_DIR, GiB, MiB
+from procsim.machine import ConfigError, load, loads, parse_size, CONFIGS_DIR, GiB
 
 SHIPPED = sorted(CONFIGS_DIR.glob("*.yaml"))
 

@@ -144,7 +144,7 @@ def test_big_machine_map_stays_small(big):
 
 # --- in the browser ----------------------------------------------------------------------------
 def _changed_cells(before, after):
-    return [i for i, (x, y) in enumerate(zip(before, after)) if x != y]
+    return [i for i, (x, y) in enumerate(zip(before, after, strict=False)) if x != y]
 
 
 def test_browser_map_changes_colour_where_the_state_changed(tmp_path):

@@ -12,9 +12,11 @@ from procsim.views import kmsg
 
 
 class Clocked:
-    """Just what printk needs of a kernel: a generation and a clock."""
-    generation = 0
-    now_ns = 0
+    """Just what printk needs of a kernel: a generation, a clock and the log ring."""
+    def __init__(self):
+        self.generation = 0
+        self.now_ns = 0
+        self.printk_ring = printk.PrintkRing()
 
 
 def test_records_carry_seq_level_time_and_text():

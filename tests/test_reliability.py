@@ -61,7 +61,6 @@ class ControlMachine(RuleBasedStateMachine):
 
     def __init__(self):
         super().__init__()
-        from procsim.control import Control
         from procsim.mm.kernel import Kernel
         import tempfile
 

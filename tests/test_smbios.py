@@ -7,7 +7,8 @@ import shutil
 import struct
 import subprocess
 
-from procsim import machine, smbios
+from procsim import machine
+from procsim.views import smbios
 
 CONFIGS = machine.CONFIGS_DIR
 dmidecode = shutil.which("dmidecode") or "dmidecode"       # installed by make deps
@@ -96,7 +97,7 @@ def test_big_machine_uses_extended_size_for_32g_dimms(tmp_path):
     recs = records(decode(tmp_path, m))
     dimms = [f for t, f in recs if t == 17]
     assert len(dimms) == 32
-    for d, want in zip(dimms, m.dimms):
+    for d, want in zip(dimms, m.dimms, strict=False):
         assert d["Size"] in size_texts(want.size)
         assert d["Locator"] == want.locator
         assert d["Speed"] == "3200 MT/s"
@@ -104,7 +105,7 @@ def test_big_machine_uses_extended_size_for_32g_dimms(tmp_path):
     assert [c["Socket Designation"] for c in cpus] == ["CPU 1", "CPU 2", "CPU 3", "CPU 4"]
     assert all(c["Core Count"] == "32" and c["Thread Count"] == "64" for c in cpus)
     # the raw Size WORD says "see Extended Size" (0x7FFF) and the DWORD holds MB
-    for stype, length, _, area, _ in walk(smbios.table(m)):
+    for stype, _length, _, area, _ in walk(smbios.table(m)):
         if stype == 17:
             size, = struct.unpack_from("<H", area, 0x0C)
             ext, = struct.unpack_from("<I", area, 0x1C)

@@ -38,7 +38,8 @@ def test_slub_takes_remote_partial_slabs_in_zonelist_order():
 def test_smbios_mapped_ranges_are_where_the_layout_put_the_ram():
     """Type 19 ranges cover exactly each node's RAM as the layout placed it, plus only what
     the kernel never sees (pfn 0 and the legacy hole below 1 MiB)."""
-    from procsim import machine, smbios
+    from procsim import machine
+    from procsim.views import smbios
     from procsim.mm.layout import build
     from pathlib import Path
     for name in ("tiny", "seed-vm", "seed-server", "big-4s-1t"):

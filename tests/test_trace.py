@@ -137,7 +137,7 @@ def test_task_pid_column_names_the_tag_and_time_is_the_simulated_clock():
     lines = [LINE.fullmatch(ln) for ln in s.render(f"{T}/trace").decode().splitlines() if not ln.startswith("#")]
     assert [(m["task"], m["pid"], m["event"]) for m in lines] == [
         ("first", "2", "kmalloc"), ("second", "3", "kmalloc"), ("init", "1", "kmalloc"), ("first", "2", "kfree")]
-    for m, before, after in zip(lines, clock, clock[1:]):     # stamped while its command ran
+    for m, before, after in zip(lines, clock, clock[1:], strict=False):     # stamped while its command ran
         secs, usecs = (int(x) for x in m["ts"].split("."))
         assert before // 1000 <= secs * 10**6 + usecs <= after // 1000
 

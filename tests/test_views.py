@@ -152,7 +152,7 @@ def parse_pagetypeinfo(text: str) -> dict:
             cells = m[4].split()
             counts = [int(c.lstrip(">")) for c in cells]
             _rebuilt(line, f"Node {int(m[1]):4d}, zone {m[2]:>8}, type {m[3]:>12} "
-                           + "".join(f"{c[0] if c[0] == '>' else ''}{n:6d} " for c, n in zip(cells, counts)))
+                           + "".join(f"{c[0] if c[0] == '>' else ''}{n:6d} " for c, n in zip(cells, counts, strict=False)))
             key = (int(m[1]), m[2], m[3])
             out["free"][key] = counts
             out["capped"] |= {(key, o) for o, c in enumerate(cells) if c.startswith(">")}
@@ -328,7 +328,7 @@ def test_pagetypeinfo_structure(which):
     nodes_with_memory = [n for n in k.nodes if n.managed]
     assert _ptype_shape(got["kinds"]) == _ptype_shape(r["kinds"]) * len(nodes_with_memory)
     assert list(got["blocks"]) == [(z.node, z.name) for n in nodes_with_memory for z in n.zones if z.present]
-    for (node, zone, mt) in got["free"]:
+    for (node, zone, _mt) in got["free"]:
         assert (node, zone) in got["blocks"]
 
 

@@ -53,8 +53,8 @@ class Page:
     The allocator fills the fields one by one after ``Page()``: a class without ``__init__``
     is the cheapest object CPython makes, and one is made per allocation.
     """
-    # ``id``: the control file's ID of the allocation, set by Tasks only (compaction's
-    # migration reads it to move the ID along; unset on the kernel's own pages)
+    # ``id``: the control file's ID of the allocation, set by Tasks (compaction's migration
+    # reads it to move the ID along); 0 on the kernel's own pages
     __slots__ = ("pfn", "order", "zone", "migratetype", "cpu", "use", "id")
 
     @property
@@ -102,7 +102,7 @@ def _blocks_starting_in_holes(ram, order: int) -> list[int]:
     e820-reserved range) keeps the zeroed bitmap's MIGRATE_UNMOVABLE (mm/mm_init.c, 6.1 and
     6.18 alike): real kernels show DMA as 1 Unmovable / 7 Movable."""
     out = []
-    for s, e in ram:
+    for s, _e in ram:
         b = s >> order
         if b << order != s and not any(rs <= b << order < re for rs, re in ram):
             out.append(b)

@@ -20,8 +20,7 @@ def check(kernel) -> None:
         check_zone(z, runs.get(z, ()))
     if kernel.slab is not None and hasattr(kernel.slab, "check"):
         kernel.slab.check()
-    if getattr(kernel, "tasks", None) is not None:
-        kernel.tasks.check()
+    kernel.tasks.check()
     check_counters(kernel)
 
 
@@ -48,7 +47,7 @@ def check_counters(kernel) -> None:
     zone_expect: dict[tuple[int, str], int] = {}
     runs = _run_pages(kernel)
     for zi, z in enumerate(kernel.zones):
-        uses = [(getattr(page, "use", None), 1 << page.order) for page in z.allocated.values()]
+        uses = [(page.use, 1 << page.order) for page in z.allocated.values()]
         uses += [(b.use, n) for _, n, b in runs.get(z, ())]
         for use, n in uses:
             if use in _USE_ITEMS:
@@ -86,7 +85,7 @@ def check_swap(kernel) -> None:
     from .task import MM_SWAPENTS
     inuse = sum(si.inuse_pages for si in swap_info(kernel))
     owned = sum(t.rss[MM_SWAPENTS] for t in kernel.tasks)
-    assert inuse == owned + getattr(kernel, "swapped_unowned", 0), \
+    assert inuse == owned + kernel.swapped_unowned, \
         f"{inuse} swap slots in use, but tasks hold {owned} swap entries"
 
 
@@ -97,7 +96,7 @@ def check_lru(kernel) -> None:
     run entries are sorted, disjoint, linked, and with its folio entries cover its members."""
     from .task import LIVE, _RECLAIMED, _SWAPPED
     from .vmscan import LRU_NAMES, LRU_OF_USE, OWN, PINNED, lruvec
-    tasks = getattr(kernel, "tasks", None)
+    tasks = kernel.tasks
     runs_seen: set = set()
     folio_entries: set = set()
     for n in kernel.nodes:
@@ -128,7 +127,7 @@ def check_lru(kernel) -> None:
                     assert tasks._batches.get(b.first) is b and LRU_OF_USE[b.use] == lru & ~1, f"{where}: not a live batch's"
                     assert e.owner == OWN, f"{where}: owner {e.owner}"
                     assert e in b.lru, f"{where}: not in its batch's runs"
-                    for _, p, m, z in b.stretch(e.lo, e.hi):
+                    for _, p, _m, z in b.stretch(e.lo, e.hi):
                         assert p < _RECLAIMED and z is e.zone, f"{where}: a member is gone or in another zone"
                     runs_seen.add(e)
                 prev, e = e, e.next
@@ -138,9 +137,9 @@ def check_lru(kernel) -> None:
         assert nfolios == len(vec.folios), f"node {n.id}: folio entries not on a list"
         for z in n.zones:
             for page in z.allocated.values():
-                use = getattr(page, "use", None)
+                use = page.use
                 if use in LRU_OF_USE and vec.folios.get(page) is None:
-                    b, i = tasks._slot(page.id) if getattr(page, "id", 0) and tasks is not None else (None, 0)
+                    b, i = tasks._slot(page.id) if page.id else (None, 0)
                     assert b is not None and any(e.lo <= i < e.hi for e in b.lru), \
                         f"{use} page {page.pfn:#x} is on no LRU list"
     for b in (tasks.batches() if tasks is not None else ()):
@@ -159,7 +158,7 @@ def check_lru(kernel) -> None:
                 assert entry in folio_entries and not any(e.lo <= i < e.hi for e in b.lru), \
                     f"ID {b.first + i} is on the LRU twice"
                 covered += 1 << b.what
-            elif getattr(page, "use", None) not in LRU_OF_USE:
+            elif page.use not in LRU_OF_USE:
                 live -= 1                        # moved (Tasks.move) to a page of no LRU use
         assert covered == live << b.what, f"batch {b.first}: {covered} pages on the LRU, {live << b.what} expected"
 
@@ -199,9 +198,7 @@ def _run_pages(kernel) -> dict:
     """zone -> [(first pfn, pages, batch)]: the live task pages kept as runs, which the
     zones' ``allocated`` maps do not hold (procsim.mm.task)."""
     out: dict = {}
-    tasks = getattr(kernel, "tasks", None)
-    if tasks is not None and hasattr(tasks, "run_pages"):
-        for z, pfn, n, b in tasks.run_pages():
+    for z, pfn, n, b in kernel.tasks.run_pages():
             out.setdefault(z, []).append((pfn, n, b))
     return out
 
@@ -209,7 +206,7 @@ def _run_pages(kernel) -> dict:
 def _allocated(z, runs) -> list:
     """Everything allocated in z as canonical runs (pfn, pages, order, migratetype, cpu, use):
     the same whether the pages came one by one with a Page each or as runs."""
-    items = sorted([(p, 1 << pg.order, pg.order, pg.migratetype, pg.cpu, getattr(pg, "use", None))
+    items = sorted([(p, 1 << pg.order, pg.order, pg.migratetype, pg.cpu, pg.use)
                     for p, pg in z.allocated.items()]
                    + [(p, n, b.what, b.mt, b.cpu, b.use) for p, n, b in runs])
     out: list = []
@@ -235,7 +232,7 @@ def state_digest(kernel) -> str:
     runs = _run_pages(kernel)
     for z in kernel.zones:
         put("zone", z.node, z.idx, z.nr_free, z.nr_free_highatomic, z.nr_reserved_highatomic, z.boost,
-            getattr(z, "below_high", None),
+            z.below_high,
             tuple(z._watermark), tuple(z.lowmem_reserve), sorted(z.stat.items()), sorted(z.numa.items()),
             bytes(z.pageblock_mt), sorted((k, v) for k, v in z.movable_used.items() if v))
         for o in range(NR_PAGE_ORDERS):
@@ -249,35 +246,27 @@ def state_digest(kernel) -> str:
         put("runs", [[tuple(r) for r in runs] for runs in z._runs])
         for cpu, pcp in enumerate(z.pcp):
             put("pcp", cpu, pcp.count, pcp.high, pcp.batch, pcp.high_min, pcp.high_max,
-                getattr(pcp, "alloc_factor", 0), getattr(pcp, "free_count", 0),
-                getattr(pcp, "prev_free_high_order", False),
+                pcp.alloc_factor, pcp.free_count, pcp.prev_free_high_order,
                 [list(l) for l in pcp.lists])
         put("allocated", _allocated(z, runs.get(z, ())))
     for n in kernel.nodes:
-        put("node", n.id, sorted(n.stat.items()), getattr(n, "kswapd_failures", 0))
-    # (lruvec, swap_info and the printk ring are made on first use: ask for them, so a state
-    # that has not needed one yet digests like one that has)
-    from .printk import ring
-    from .swapfile import swap_info
-    from .vmscan import lruvec
+        put("node", n.id, sorted(n.stat.items()), n.kswapd_failures)
     for n in kernel.nodes:                     # LRU order, owners and flags steer what reclaim takes next
-        lruvec(kernel, n.id)
         put("lru", n.id, lru_digest(kernel, n.id))
-    put("swap", [(si.pages, si.inuse_pages) for si in swap_info(kernel)],
-        sorted((name, len(objs)) for name, objs in (getattr(kernel, "shrinkable", None) or {}).items()),
-        sorted((a, getattr(kernel, a, None)) for a in ("min_free_kbytes", "watermark_scale_factor",
+    put("swap", [(si.pages, si.inuse_pages) for si in kernel.swap_info],
+        sorted((name, len(objs)) for name, objs in kernel.shrinkable.items()),
+        sorted((a, getattr(kernel, a)) for a in ("min_free_kbytes", "watermark_scale_factor",
                                                      "percpu_pagelist_high_fraction", "swappiness",
                                                      "vfs_cache_pressure")))
-    log = ring(kernel)
+    log = kernel.printk_ring
     put("printk", log.next_seq, [(r.seq, r.level, r.ts_usec, r.text) for r in log.records])
     put("vm_events", sorted(kernel.vm_events.items()))
-    tasks = getattr(kernel, "tasks", None)
-    if tasks is not None:                      # who owns what: IDs, tags, counters
-        put("tasks", tasks.next_id, [(t.pid, t.tag, t.oom_score_adj, t.rss, t.pgtables_bytes, t.kernel_pages,
-                                      t.objects) for t in tasks])
-        for b in tasks.batches():
-            put("batch", b.first, b.last, b.task.pid, b.kind, b.what, b.use, b.live,
-                [(i, p, n) for i, p, n, _ in b.segments()] if b.kind == "pages" else list(b.entries()))
+    tasks = kernel.tasks                       # who owns what: IDs, tags, counters
+    put("tasks", tasks.next_id, [(t.pid, t.tag, t.oom_score_adj, t.rss, t.pgtables_bytes, t.kernel_pages,
+                                  t.objects) for t in tasks])
+    for b in tasks.batches():
+        put("batch", b.first, b.last, b.task.pid, b.kind, b.what, b.use, b.live,
+            [(i, p, n) for i, p, n, _ in b.segments()] if b.kind == "pages" else list(b.entries()))
     slab = kernel.slab
     if slab is not None:
         put("large", sorted((p, pg.order) for p, pg in slab._large.items()), list(slab.large_pages))
@@ -379,7 +368,7 @@ def check_zone(z, runs=()) -> None:
         last_end, last_what = e, what
 
     blocks = [0] * MIGRATE_TYPES
-    for i, mt in enumerate(z.pageblock_mt):
+    for mt in z.pageblock_mt:
         blocks[mt] += 1
     blocks[1] -= len(z.pageblock_mt) - z.valid_pageblocks   # blocks without RAM stay Movable
     assert blocks == z.pageblock_counts(), f"{where}: pageblock counts {z.pageblock_counts()} != {blocks}"

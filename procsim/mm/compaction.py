@@ -126,7 +126,7 @@ def page_movable(page) -> bool:
     percpu and vmalloc pages never move, whatever their gfp said."""
     if page.migratetype != MIGRATE_MOVABLE:
         return False
-    return page.use in LRU_USES or (page.use is None and getattr(page, "id", 0) > 0)
+    return page.use in LRU_USES or (page.use is None and page.id > 0)
 
 
 def skip_isolation_on_order(order: int, target_order: int) -> bool:
@@ -297,8 +297,7 @@ class Compaction:
             page = allocated.get(pfn)
             if page is None and pfn not in free:     # order-0 bulk work is kept as runs
                 if cc.run_page is None:
-                    tasks = getattr(self, "tasks", None)
-                    cc.run_page = tasks.run_page_finder(z) if tasks is not None else (lambda pfn: None)
+                    cc.run_page = self.tasks.run_page_finder(z)
                 page = cc.run_page(pfn)
             if page is not None:
                 n = 1 << page.order
@@ -437,7 +436,7 @@ class Compaction:
             for pfn in cc.freepages[order]:
                 page = Page()
                 page.pfn, page.order, page.zone, page.migratetype = pfn, order, z, MIGRATE_MOVABLE
-                page.cpu, page.use = cc.cpu, None
+                page.cpu, page.use, page.id = cc.cpu, None, 0
                 z.allocated[pfn] = page
                 self._movable_used(z, pfn, order, +1)
                 self.free_pages(page)

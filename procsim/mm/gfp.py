@@ -8,7 +8,7 @@ from __future__ import annotations
 import errno
 
 from .errors import MMError
-from .layout import ZONE_DMA, ZONE_DMA32, ZONE_NORMAL, ZONE_MOVABLE
+from .page_types import ZONE_DMA, ZONE_DMA32, ZONE_NORMAL, ZONE_MOVABLE
 
 __GFP_DMA = 0x01
 __GFP_HIGHMEM = 0x02

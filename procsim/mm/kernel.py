@@ -25,7 +25,10 @@ from .timer import Timers, BOOT_UPTIME_NS
 from .page_alloc import PageAlloc, PAGE_USES, USE_GFP, MAX_RECLAIM_RETRIES  # noqa: F401  (re-exported)
 from .page_writeback import PageWriteback
 from .show_mem import ShowMem
-from .vmscan import Vmscan, note_boot_slabs
+from .vmscan import Lruvec, Vmscan, note_boot_slabs
+from .printk import PrintkRing
+from .show_mem import RatelimitState
+from .swapfile import swapon_boot
 from .vmstat import Vmstat, NODE_STAT_ITEMS, ZONE_STAT_ITEMS, NUMA_STAT_ITEMS
 
 from .task import Tasks
@@ -91,6 +94,18 @@ class Kernel(Compaction, PageAlloc, MmInit, Vmstat, Vmscan, Timers, PageWritebac
         self.percpu_pages = 0
         self.vmalloc_pages = 0
         self.kswapd_wakeups = 0                    # kswapd runs queued by wakeup_kswapd()
+        # the rest of the kernel's state, each declared by the room that keeps it
+        self.printk_ring = PrintkRing()            # the kernel log (printk.py)
+        self.nopage_rs = RatelimitState("warn_alloc")             # show_mem.py
+        self.oom_rs = RatelimitState("oom_kill_process")          # oom_kill.py
+        self.swap_info = swapon_boot(machine)      # swapfile.py: the machine's swap: area
+        self.swapped_unowned = 0                   # slots of boot anon swapped out (vmscan.py)
+        self.lruvecs = [Lruvec() for _ in self.nodes]             # vmscan.py
+        self.shrinkable: dict[str, list] = {}      # the dentry/inode shrinker's objects (vmscan.py)
+        self.swappiness = 60                       # vm sysctls with no room of their own (sysctl.py)
+        self.vfs_cache_pressure = 100
+        self.sysctl_drop_caches = 0
+        self.drop_caches_stfu = False
         self._init_timers()
         for z in self.zones:                       # memblock_free_all: pgfree starts near managed
             self.vm_events["pgfree"] += z.seed()

@@ -24,9 +24,8 @@ from dataclasses import dataclass
 from ..machine import MiB, GiB, PAGE_SIZE, Machine
 
 from .page_types import PAGE_SHIFT, MAX_ORDER_NR_PAGES, PAGEBLOCK_ORDER, PAGEBLOCK_NR_PAGES  # noqa: F401
-ZONE_DMA, ZONE_DMA32, ZONE_NORMAL, ZONE_MOVABLE, ZONE_DEVICE = range(5)
-MAX_NR_ZONES = 5
-ZONE_NAMES = ("DMA", "DMA32", "Normal", "Movable", "Device")
+from .page_types import (ZONE_DMA, ZONE_DMA32, ZONE_NORMAL, ZONE_MOVABLE, ZONE_DEVICE,  # noqa: F401 (re-exported)
+                         MAX_NR_ZONES, ZONE_NAMES)
 MAX_DMA_PFN = (16 * MiB) >> PAGE_SHIFT          # 4096
 MAX_DMA32_PFN = (4 * GiB) >> PAGE_SHIFT         # 1048576
 PAGES_PER_SECTION = (128 * MiB) >> PAGE_SHIFT   # SECTION_SIZE_BITS 27
@@ -135,7 +134,7 @@ def _alloc_top_down(ranges, taken, size, limit, align):
 def place_dimms(m: Machine) -> list[tuple[Range, ...]]:
     """Per socket, the pfn ranges its DIMMs are decoded at: node 0 from 0 up to the PCI hole
     and the rest above 4 GiB, further nodes contiguously after it.  The one placement rule:
-    build() takes node RAM from it, procsim.smbios the type 19 mapped addresses."""
+    build() takes node RAM from it, procsim.views.smbios the type 19 mapped addresses."""
     hole = m.reserved.pci_hole_start >> PAGE_SHIFT
     placed: list[tuple[Range, ...]] = []
     cursor = 0

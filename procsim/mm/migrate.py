@@ -28,14 +28,14 @@ def migrate_pages(k, cc) -> int:
     -ENOMEM when destinations ran out (the rest stay where they are: putback)."""
     succeeded = failed = thp_ok = thp_fail = 0
     rc = 0
-    tasks = getattr(k, "tasks", None)
+    tasks = k.tasks
     work, cc.migratepages = cc.migratepages[::-1], []           # a stack: list order
     while work:
         src = work.pop()
         n = 1 << src.order
         dst_pfn = k.compaction_alloc(cc, src.order)
         if dst_pfn < 0:
-            if src.order and not getattr(src, "id", 0):
+            if src.order and not src.id:
                 # -ENOMEM for a large folio: try_split_folio(), its pages migrate one by one
                 k.count_vm_events("thp_migration_split", src.order == HPAGE_PMD_ORDER)
                 pieces = k.split_page(src)
@@ -66,15 +66,15 @@ def move_page(k, tasks, src: Page, dst_pfn: int, cpu: int) -> Page:
     z = src.zone
     dst = Page()
     dst.pfn, dst.order, dst.zone, dst.migratetype = dst_pfn, src.order, z, src.migratetype
-    dst.cpu, dst.use = src.cpu, src.use
+    dst.cpu, dst.use, dst.id = src.cpu, src.use, 0
     z.allocated[dst_pfn] = dst
     k._movable_used(z, dst_pfn, dst.order, +1)
     if dst.use:
         k._account_use(dst, +1)
         if dst.use in LRU_OF_USE:
             lru_migrate(k, src, dst)
-    id_ = getattr(src, "id", 0)
-    if id_ and tasks is not None:
+    id_ = src.id
+    if id_:
         dst.id = id_
         tasks.move(id_, dst)
     owner_cpu = src.cpu

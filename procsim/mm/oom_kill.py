@@ -114,7 +114,7 @@ def dump_unreclaimable_slab(k) -> list[str]:
     """mm/slab_common.c dump_unreclaimable_slab(): every cache not SLAB_RECLAIM_ACCOUNT."""
     from .slub import SLAB_RECLAIM_ACCOUNT
     out = ["Unreclaimable slab info:", "Name                      Used          Total"]
-    for c in getattr(k.slab, "caches", ()):
+    for c in (k.slab.caches if k.slab is not None else ()):
         if c.flags & SLAB_RECLAIM_ACCOUNT:
             continue
         active, num, _, _ = c.slabinfo()
@@ -172,10 +172,7 @@ def _dump_header(k, tasks, gfp, order, current) -> None:
 
 def _oom_rs(k) -> show_mem.RatelimitState:
     """oom_kill_process()'s DEFINE_RATELIMIT_STATE(oom_rs, 5*HZ, 10) for the report."""
-    rs = getattr(k, "oom_rs", None)
-    if rs is None:
-        rs = k.oom_rs = show_mem.RatelimitState("oom_kill_process")
-    return rs
+    return k.oom_rs
 
 
 # ---- the task registry's tasks (procsim.mm.task) ----------------------------------------------
@@ -214,7 +211,7 @@ def oom_kill_tasks(k, gfp: int, order: int):
     victim when it is the task the failing allocation is for (it dies; its command fails)."""
     import errno
     from .errors import MMError
-    tasks, cur = k.tasks, getattr(k, "current", None)
+    tasks, cur = k.tasks, k.current
     cur_task = cur.task if cur is not None else tasks.default
     # a task that owns nothing any more has exited (find_lock_task_mm() finds no mm)
     views = [TaskMm(t, cur if t is cur_task else None) for t in tasks

@@ -114,7 +114,7 @@ class PageAlloc:
                 numa[local] += 1
                 page = Page()
                 page.pfn = pfn; page.order = order; page.zone = z; page.migratetype = mt
-                page.cpu = cpu; page.use = None
+                page.cpu = cpu; page.use = None; page.id = 0
                 z.allocated[pfn] = page
                 if mt == MIGRATE_MOVABLE:
                     self._movable_used(z, pfn, order, +1)
@@ -371,7 +371,7 @@ class PageAlloc:
         if not self.page_runs or self.trace.active:   # the reference: n free_pages() calls (and events)
             for p in (range(pfn + n - 1, pfn - 1, -1) if descending else range(pfn, pfn + n)):
                 page = Page()
-                page.pfn = p; page.order = 0; page.zone = z; page.migratetype = mt; page.cpu = cpu; page.use = use
+                page.pfn = p; page.order = 0; page.zone = z; page.migratetype = mt; page.cpu = cpu; page.use = use; page.id = 0
                 z.allocated[p] = page
                 self.free_pages(page)
             return
@@ -706,7 +706,7 @@ class PageAlloc:
             preferred.numa["numa_foreign"] += 1
         numa["numa_local" if z.node == self.cpu_node[cpu] else "numa_other"] += 1
         page = Page()
-        page.pfn = pfn; page.order = order; page.zone = z; page.migratetype = mt; page.cpu = cpu; page.use = None
+        page.pfn = pfn; page.order = order; page.zone = z; page.migratetype = mt; page.cpu = cpu; page.use = None; page.id = 0
         z.allocated[pfn] = page
         if mt == MIGRATE_MOVABLE:
             self._movable_used(z, pfn, order, +1)
@@ -996,7 +996,7 @@ class PageAlloc:
         out = []
         for pfn in range(page.pfn, page.pfn + (1 << page.order)):
             p = Page()
-            p.pfn, p.order, p.zone, p.migratetype, p.cpu, p.use = pfn, 0, z, page.migratetype, page.cpu, None
+            p.pfn, p.order, p.zone, p.migratetype, p.cpu, p.use, p.id = pfn, 0, z, page.migratetype, page.cpu, None, 0
             z.allocated[pfn] = p
             out.append(p)
         if page.use:                              # the use moves to the pieces, counted once

@@ -1,5 +1,6 @@
-"""The page-size constants of x86-64 with 4-level paging, in one place
-(arch/x86/include/asm/page_types.h, include/linux/mmzone.h, pageblock-flags.h).
+"""The page-size and zone constants of x86-64 with 4-level paging, in one place
+(arch/x86/include/asm/page_types.h, include/linux/mmzone.h, pageblock-flags.h), and the
+names of the kernel versions procsim models.
 
 Everything else imports them from here, so a reader finds one definition of each.
 """
@@ -11,3 +12,14 @@ NR_PAGE_ORDERS = MAX_PAGE_ORDER + 1
 MAX_ORDER_NR_PAGES = 1 << MAX_PAGE_ORDER
 PAGEBLOCK_ORDER = 9                     # HUGETLB_PAGE_ORDER: a 2 MiB pageblock
 PAGEBLOCK_NR_PAGES = 1 << PAGEBLOCK_ORDER
+
+# enum zone_type (mmzone.h) on x86-64: DMA below 16 MiB, DMA32 below 4 GiB, then Normal;
+# Movable carved out by kernelcore=/movablecore=; Device for ZONE_DEVICE memory.
+ZONE_DMA, ZONE_DMA32, ZONE_NORMAL, ZONE_MOVABLE, ZONE_DEVICE = range(5)
+MAX_NR_ZONES = 5
+ZONE_NAMES = ("DMA", "DMA32", "Normal", "Movable", "Device")
+
+# The kernel versions procsim has a profile for (procsim/mm/profile.py binds each one's rules);
+# a leaf here so the machine description can validate ``kernel:`` without importing the core.
+KERNEL_VERSIONS = ("6.18", "6.1", "5.4", "3.10")
+DEFAULT_KERNEL = "6.18"

@@ -72,16 +72,13 @@ class PrintkRing:
 
 
 def ring(k) -> PrintkRing:
-    """The kernel's log ring (made on first use, so every Kernel has one)."""
-    r = getattr(k, "printk_ring", None)
-    if r is None:
-        r = k.printk_ring = PrintkRing()
-    return r
+    """The kernel's log ring (``k.printk_ring``, made with the Kernel)."""
+    return k.printk_ring
 
 
 def now_usec(k) -> int:
-    """local_clock() in microseconds: the simulated clock, 0 until it runs."""
-    return getattr(k, "now_ns", 0) // 1000
+    """local_clock() in microseconds: the simulated clock."""
+    return k.now_ns // 1000
 
 
 def printk(k, text: str, level: int = MESSAGE_LOGLEVEL_DEFAULT) -> Record:

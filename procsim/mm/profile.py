@@ -28,6 +28,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from .page_types import DEFAULT_KERNEL, KERNEL_VERSIONS
+
 from .slub import (KMALLOC_NORMAL, KMALLOC_RECLAIM, KMALLOC_DMA, KMALLOC_CGROUP, KMALLOC_IDX_POW2_ORDER,
                    KMALLOC_IDX_ARRAY_ORDER, kmalloc_sequence)
 from .vmstat import NODE_STAT_ITEMS, ZONE_STAT_ITEMS, NUMA_STAT_ITEMS, VM_EVENT_ITEMS
@@ -225,9 +227,10 @@ LINUX_3_10 = replace(LINUX_5_4, version="3.10", kmalloc_k_names=False, vmstat_co
                      + kmalloc_sequence((KMALLOC_DMA,), _DMA_IDX))
 
 PROFILES = {p.version: p for p in (LINUX_6_18, LINUX_6_1, LINUX_5_4, LINUX_3_10)}
-DEFAULT = LINUX_6_18
+DEFAULT = PROFILES[DEFAULT_KERNEL]
+assert tuple(PROFILES) == KERNEL_VERSIONS
 
 
 def for_machine(machine) -> Profile:
     """The profile the machine's ``kernel:`` names (6.18 when absent)."""
-    return PROFILES[getattr(machine, "kernel", DEFAULT.version)]
+    return PROFILES[machine.kernel]

@@ -148,7 +148,7 @@ class RatelimitState:
         self.printed = self.missed = 0
 
     def __call__(self, k) -> bool:
-        now = getattr(k, "now_ns", 0)
+        now = k.now_ns
         if self.begin is None:
             self.begin = now
         if now > self.begin + self.interval:
@@ -164,10 +164,7 @@ class RatelimitState:
 
 
 def _nopage_rs(k) -> RatelimitState:
-    rs = getattr(k, "nopage_rs", None)
-    if rs is None:
-        rs = k.nopage_rs = RatelimitState("warn_alloc")
-    return rs
+    return k.nopage_rs
 
 
 def mems_allowed(k) -> str:

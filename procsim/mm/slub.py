@@ -26,7 +26,6 @@ import errno
 from collections import OrderedDict
 
 from .errors import MMError
-from .trace import Trace
 from .gfp import (GFP_DMA, GFP_DMA32, GFP_KERNEL, GFP_NOWAIT, __GFP_ACCOUNT, __GFP_COMP, __GFP_DMA,
                   __GFP_DMA32, __GFP_HARDWALL, __GFP_HIGH, __GFP_IO, __GFP_FS, __GFP_MEMALLOC,
                   __GFP_NOFAIL, __GFP_NOMEMALLOC, __GFP_NORETRY, __GFP_NOWARN, __GFP_RECLAIM,
@@ -330,7 +329,7 @@ class Slub:
 
     def __init__(self, kernel):
         self.k = kernel
-        self.trace = getattr(kernel, "trace", None) or Trace()   # the kernel's kmem events
+        self.trace = kernel.trace                        # the kernel's kmem events
         self.caches: list[KmemCache] = []                # slab_caches: newest first
         self._by_name: dict[str, KmemCache] = {}
         self._slab_of: dict[int, Slab] = {}              # head pfn -> slab
@@ -339,9 +338,8 @@ class Slub:
         self.nr_cpu_ids = kernel.nr_cpu_ids
         self.nr_node_ids = len(kernel.nodes)
         # sizeof(struct kmem_cache_node): 72 with 6.18's barn, 64 before (mm/profile.py)
-        profile = getattr(kernel, "profile", None)
-        self.kmem_cache_node_size = profile.kmem_cache_node_size if profile else KMEM_CACHE_NODE_SIZE
-        self.slab_nodes = [n.id for n in kernel.nodes if getattr(n, "has_memory", n.present)]  # N_NORMAL_MEMORY
+        self.kmem_cache_node_size = kernel.profile.kmem_cache_node_size
+        self.slab_nodes = [n.id for n in kernel.nodes if n.has_memory]  # N_NORMAL_MEMORY
         if not self.slab_nodes:
             raise MMError(errno.ENOMEM, "no node has memory")
         self._cpu_node, self._node_cpu = self._topology()
@@ -405,17 +403,17 @@ class Slub:
         for s in (kc, kcn):                                       # bootstrap(): copy into a real object
             s.self_obj = self._alloc(kc, GFP_NOWAIT, None, 0)
             self._publish(s)
-        rules = getattr(self.k, "profile", None)
-        for kind, idx in (rules.kmalloc_sequence if rules else None) or _KMALLOC_SEQUENCE:
+        rules = self.k.profile
+        for kind, idx in rules.kmalloc_sequence or _KMALLOC_SEQUENCE:
             size = _KMALLOC_SIZES[idx]
             align = max(ARCH_SLAB_MINALIGN, size & -size)          # largest power of two dividing size
-            name = kmalloc_cache_name(kind, idx, rules.kmalloc_k_names if rules else True)
+            name = kmalloc_cache_name(kind, idx, rules.kmalloc_k_names)
             s = self._create(name, size, align, _KMALLOC_FLAGS[kind] | SLAB_KMALLOC, GFP_NOWAIT)
             self._kmalloc[kind][idx] = s
         for kind in _KMALLOC_TYPES:                                # a family the version lacks: kmalloc_type()
             if self._kmalloc[kind][KMALLOC_SHIFT_LOW] is None:     # falls back to the normal caches
                 self._kmalloc[kind] = self._kmalloc[KMALLOC_NORMAL]
-        if not rules or rules.kmalloc_buckets:
+        if rules.kmalloc_buckets:
             self._create("kmalloc_buckets", KMEM_BUCKETS_SIZE, 0, SLAB_NO_MERGE, GFP_KERNEL)
 
     def _new_cache(self, name, object_size, align, flags, ctor=None, freeptr_offset=None) -> KmemCache:
@@ -442,7 +440,7 @@ class Slub:
                 s.node_objs[nid] = self._alloc(self.kmem_cache_node, gfp, nid, 0)
                 taken.append((self.kmem_cache_node, s.node_objs[nid]))
         except MMError:
-            for cache, addr in reversed(taken):
+            for _cache, addr in reversed(taken):
                 self._free(self._slab_lookup(addr), addr, None)
             raise
         self._publish(s)
@@ -618,7 +616,7 @@ class Slub:
         assert cache.nr_slabs == 0 and cache.pages == 0
         self.caches.remove(cache)
         del self._by_name[cache.name]
-        for nid, addr in cache.node_objs.items():
+        for _nid, addr in cache.node_objs.items():
             self._free(self._slab_lookup(addr), addr, None)
         self._free(self._slab_lookup(cache.self_obj), cache.self_obj, None)
         cache.refcount = 0

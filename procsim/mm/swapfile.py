@@ -26,12 +26,15 @@ class SwapInfo:
 
 
 def swap_info(k) -> list[SwapInfo]:
-    """swap_info[]: the active areas (made at first use from the machine's ``swap:``)."""
-    si = getattr(k, "swap_info", None)
-    if si is None:
-        size = getattr(k.machine, "swap", 0)
-        si = k.swap_info = [SwapInfo(SWAPFILE, size // PAGE_SIZE - 1, -2)] if size else []
-    return si
+    """swap_info[]: the active areas (``k.swap_info``, made at boot by swapon_boot())."""
+    return k.swap_info
+
+
+def swapon_boot(machine) -> list[SwapInfo]:
+    """The area of the machine's ``swap:`` (mkswap's header page is not usable), as swapon
+    at boot would make it; none without one."""
+    size = machine.swap
+    return [SwapInfo(SWAPFILE, size // PAGE_SIZE - 1, -2)] if size else []
 
 
 def total_swap_pages(k) -> int:

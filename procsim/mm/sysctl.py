@@ -23,7 +23,6 @@ from .printk import pr_info
 
 INT_MAX = (1 << 31) - 1
 MIN_PERCPU_PAGELIST_HIGH_FRACTION = 8
-DEFAULTS = {"swappiness": 60, "vfs_cache_pressure": 100, "sysctl_drop_caches": 0}
 
 
 @dataclass(frozen=True)
@@ -38,7 +37,7 @@ class Sysctl:
 
 
 def _attr(name):
-    return lambda k: [getattr(k, name, DEFAULTS.get(name))]
+    return lambda k: [getattr(k, name)]
 
 
 def _set_min_free_kbytes(k, v):
@@ -86,9 +85,8 @@ def _drop_caches(k, v):
         k.vm_events["drop_pagecache"] = k.vm_events.get("drop_pagecache", 0) + 1
     if value & 2:
         k.drop_slab()
-    if not getattr(k, "drop_caches_stfu", False):
-        pr_info(k, f"{getattr(k, 'current_comm', 'procsim')} ({getattr(k, 'current_pid', 1)}): "
-                   f"drop_caches: {value}")
+    if not k.drop_caches_stfu:                       # the writer: the control file's, comm "procsim"
+        pr_info(k, f"procsim (1): drop_caches: {value}")
     if value & 4:
         k.drop_caches_stfu = True
     k.sysctl_drop_caches = value

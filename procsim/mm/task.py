@@ -341,7 +341,7 @@ class Tasks:
         k = self.k
         # runs, unless the reference is asked for or tracing wants every page's event
         # and unless the LRU keeps a Page per block of this use (anon, page cache)
-        if order == 0 and getattr(k, "page_runs", False) and not k.trace.active:
+        if order == 0 and k.page_runs and not k.trace.active:
             self._trace_current(tag)
             if use in LRU_USES:
                 return self._fault_in_runs(tag, gfp, count, node, cpu, use)
@@ -473,7 +473,7 @@ class Tasks:
     def _add_pages(self, tag, order, use, pages) -> range:
         """A batch of pages made one by one, each with its Page."""
         b = self._new(tag, PAGES, order, use, len(pages))
-        b.cpu, b.mt = getattr(pages[0], "cpu", None), getattr(pages[0], "migratetype", None)
+        b.cpu, b.mt = pages[0].cpu, pages[0].migratetype
         for i, page in enumerate(pages):
             page.id = b.first + i                   # migration moves the ID with the page
             b._append(i, page.zone, page.pfn)
@@ -495,8 +495,8 @@ class Tasks:
 
     def _trace_current(self, tag, task: Task | None = None) -> None:
         """Trace lines name the task an operation runs for (ftrace's TASK-PID column)."""
-        tr = getattr(self.k, "trace", None)
-        if tr is not None and tr.active:
+        tr = self.k.trace
+        if tr.active:
             task = task or self._by_tag.get(tag)
             tr.current = (task.comm, task.pid) if task else ((tag or "init")[:TASK_COMM_LEN - 1], self._next_pid)
 
@@ -862,8 +862,7 @@ class Tasks:
                     a = b.value(i)
                     assert a < _SWAPPED, f"ID {first + i} is not in memory but keeps a Page"
                     assert page.pfn == a and page.order == b.what, f"ID {first + i}: pfn {a} but page {page}"
-                    allocated = getattr(page.zone, "allocated", None)
-                    assert allocated is None or allocated.get(a) is page, f"ID {first + i}: pfn {a} is not allocated"
+                    assert page.zone.allocated.get(a) is page, f"ID {first + i}: pfn {a} is not allocated"
                 for j in range(1, len(b._idx)):
                     assert b._idx[j - 1] < b._idx[j] and not b._continues(j - 1, j), \
                         f"batch {first}: segments {j - 1} and {j} are not canonical"

@@ -124,7 +124,7 @@ class Trace:
     def emit(self, event: str, cpu: int, *args):
         if self.enabled[event]:
             self.written += 1
-            self.ring.append((self.written, getattr(self.k, "now_ns", 0), cpu, event, args, self.current))
+            self.ring.append((self.written, self.k.now_ns, cpu, event, args, self.current))
 
     # --- reading -------------------------------------------------------------------------
     @staticmethod

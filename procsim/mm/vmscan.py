@@ -112,10 +112,7 @@ class Lruvec:
 
 
 def lruvec(k, nid: int) -> Lruvec:
-    vecs = getattr(k, "lruvecs", None)
-    if vecs is None:
-        vecs = k.lruvecs = [Lruvec() for _ in k.nodes]
-    return vecs[nid]
+    return k.lruvecs[nid]
 
 
 def _is_file(lru: int) -> bool:
@@ -194,7 +191,7 @@ def lru_add(k, page, owner=None) -> None:
     """folio_add_lru(): a new anon or page-cache folio, on its inactive list (the counters
     were moved by the allocator's use accounting).  Pages allocated after boot belong to a
     user: PINNED until the task registry names their ID (set_owner)."""
-    if owner is None and getattr(k, "booted", False):
+    if owner is None and k.booted:
         owner = PINNED
     e = LruEntry(LRU_OF_USE[page.use], page.zone, page, None, 0, 1 << page.order, owner)
     lruvec(k, page.zone.node).folios[page] = e
@@ -216,9 +213,9 @@ def set_owner(k, page, owner) -> None:
 
 def _run_entry(k, page):
     """(batch, j) of the run entry holding a task's page kept as part of a run, or (None, -1)."""
-    id_ = getattr(page, "id", 0)
-    tasks = getattr(k, "tasks", None)
-    if not id_ or tasks is None:
+    id_ = page.id
+    tasks = k.tasks
+    if not id_:
         return None, -1
     b, i = tasks._slot(id_)
     if b is None:
@@ -432,7 +429,7 @@ def can_reclaim_anon_pages(k) -> bool:
 
 def get_scan_count(k, nid: int, sc: ScanControl) -> list[int]:
     """How many pages of each list this priority scans (SCAN_FILE / SCAN_FRACT)."""
-    swappiness = getattr(k, "swappiness", 60)
+    swappiness = k.swappiness
     scan_file_only = not sc.may_swap or not can_reclaim_anon_pages(k) or sc.cache_trim_mode \
         or (swappiness == 0 and sc.priority)
     nr = [0, 0, 0, 0]
@@ -552,7 +549,7 @@ def shrink_inactive_list(k, nid: int, nr_to_scan: int, sc: ScanControl, lru: int
             (k.tasks.reclaim if _is_file(lru) else k.tasks.swap_out)(e.batch.first + e.lo, n)
         elif owner is None:
             if not _is_file(lru):               # the boot workload's anon: its slots stay used
-                k.swapped_unowned = getattr(k, "swapped_unowned", 0) + n
+                k.swapped_unowned += n
             k.free_pages(e.page)
         elif _is_file(lru):
             k.tasks.reclaim(owner)
@@ -580,7 +577,7 @@ def note_boot_slabs(k) -> None:
     slabs of SLAB_RECLAIM_ACCOUNT caches (users free their own objects themselves)."""
     from .slub import FULL, SLAB_RECLAIM_ACCOUNT
     pools: dict[str, list] = {}
-    slab = getattr(k, "slab", None)
+    slab = k.slab
     for s in (slab._slab_of.values() if slab is not None else ()):
         if s.state == FULL and s.cache.flags & SLAB_RECLAIM_ACCOUNT:
             pools.setdefault(s.cache.name, []).extend((s, i) for i in range(s.objects))
@@ -591,10 +588,10 @@ def shrink_slab(k, nid: int, priority: int, nr_scanned: int) -> int:
     """do_shrink_slab() of the superblock shrinker (super_cache_count/scan): delta =
     freeable >> priority * 4 / seeks scaled by vfs_cache_pressure, in SHRINK_BATCH bites;
     returns the slab pages freed (reclaim_state).  Counts slabs_scanned."""
-    pools = getattr(k, "shrinkable", None)
+    pools = k.shrinkable
     if not pools:
         return 0
-    pressure = getattr(k, "vfs_cache_pressure", 100)
+    pressure = k.vfs_cache_pressure
     freeable = sum(len(v) for v in pools.values()) * pressure // 100
     if not freeable:
         return 0

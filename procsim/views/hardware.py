@@ -6,7 +6,7 @@
   ``topology/`` (drivers/base/topology.c).  The ``cpuN/nodeN`` symlinks are left out: lscpu
   takes NUMA membership from ``node*/cpumap``.
 * ``cpuinfo``: /proc/cpuinfo in the x86 layout (arch/x86/kernel/cpu/proc.c).
-* ``sys/firmware/dmi/tables/{smbios_entry_point,DMI}``: procsim.smbios, exact st_size.
+* ``sys/firmware/dmi/tables/{smbios_entry_point,DMI}``: procsim.views.smbios, exact st_size.
 
 Which nodes and CPUs exist depends on the machine, so the full tree comes from
 :func:`files_for`; ``FILES`` holds the paths every machine has.
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from .. import smbios
+from . import smbios
 from ..machine import MAX_CPUS, Machine
 from ..mm.printk import bitmap_list
 from . import View

@@ -69,7 +69,7 @@ def render(k) -> bytes:
                "Hugepagesize:   %8d kB\n" % (0, 0, 0, 0, HPAGE_SIZE_KB))
     if k.profile.meminfo_hugetlb:
         out.append("Hugetlb:        %8d kB\n" % 0)
-    out.extend(f"DirectMap{label}:    {size >> 10:8d} kB\n" for label, size in zip(("4k", "2M", "1G"), k.direct_map.values()))
+    out.extend(f"DirectMap{label}:    {size >> 10:8d} kB\n" for label, size in zip(("4k", "2M", "1G"), k.direct_map.values(), strict=False))
     return "".join(out).encode()
 
 

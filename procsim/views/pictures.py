@@ -60,7 +60,7 @@ OWNER_COLOURS = ("#e41a1c", "#377eb8", "#4daf4a", "#984ea3", "#ff7f00", "#a65628
 
 def map_legend() -> list[tuple[str, str]]:
     """Every name the map legend shows (the README lists the same)."""
-    items = [(f"{n} pageblock", c) for n, c in zip(MIGRATETYPE_NAMES, MIGRATETYPE_COLOURS)]
+    items = [(f"{n} pageblock", c) for n, c in zip(MIGRATETYPE_NAMES, MIGRATETYPE_COLOURS, strict=False)]
     items += [(f"free order {o}", FREE_COLOURS[o]) for o in range(NR_PAGE_ORDERS)]
     items += [(name, USE_COLOURS[name]) for name in LAYERS]
     return items
@@ -152,7 +152,7 @@ def pageblock_cells(k, z) -> list[tuple]:
     rest = (0,) * (len(LAYERS) - 1)
     mts = z.pageblock_mt
     append = cells.append
-    for b, key in enumerate(zip(mts, top, free)):
+    for b, key in enumerate(zip(mts, top, free, strict=False)):
         if b not in used and b not in owners:
             cell = plain.get(key)
             if cell is None:
@@ -175,7 +175,7 @@ def cell_look(cell: tuple, body: int) -> tuple:
     for n in layers:
         acc += n
         edges.append(round(acc * body / PAGEBLOCK_NR_PAGES))
-    heights = tuple(b - a for a, b in zip(edges, edges[1:]))
+    heights = tuple(b - a for a, b in zip(edges, edges[1:], strict=False))
     return mt, order if heights[0] else -1, heights, owner
 
 
@@ -308,7 +308,7 @@ def render_zones(k) -> bytes:
             parts, h = _zone_panel(z, y, width)
             out += parts
             y += h
-    parts, h = legend(10, y, list(zip(MIGRATETYPE_NAMES, MIGRATETYPE_COLOURS)), width - 20)
+    parts, h = legend(10, y, list(zip(MIGRATETYPE_NAMES, MIGRATETYPE_COLOURS, strict=False)), width - 20)
     return document(width, y + h + 4, out + parts, "zones")
 
 
@@ -362,7 +362,7 @@ def render_slabs(k) -> bytes:
         counts = [0] * len(SLAB_STATES)
         for st, _ in cells:
             counts[st] += 1
-        out.append(text(10, y + 10, "  ".join(f"{name} {n}" for (name, _), n in zip(SLAB_STATES, counts)), 10,
+        out.append(text(10, y + 10, "  ".join(f"{name} {n}" for (name, _), n in zip(SLAB_STATES, counts, strict=False)), 10,
                         fill="#555"))
         y += 14
         shown = cells[:SLAB_CELLS_MAX]
@@ -416,7 +416,7 @@ def render_nodes(k) -> bytes:
             continue
         x = x0
         scale = bw / biggest
-        for (name, colour), pages in zip(NODE_USES, node_uses(k, node)):
+        for (_name, colour), pages in zip(NODE_USES, node_uses(k, node), strict=False):
             if pages:
                 out.append(rect(x, y, pages * scale, 22, colour))
                 x += pages * scale
@@ -470,7 +470,7 @@ def files_for(machine) -> dict[str, View]:
            f"{DIR}/zones.svg": View(0o444, render_zones, exact_size=True),
            f"{DIR}/nodes.svg": View(0o444, render_nodes, exact_size=True),
            f"{DIR}/slabs.svg": View(0o444, render_slabs, exact_size=True)}
-    for (nid, idx), name in zip(zones, names[3:]):
+    for (nid, idx), name in zip(zones, names[3:], strict=False):
         out[f"{DIR}/{name}"] = View(0o444, lambda k, nid=nid, idx=idx: render_map(k, nid, idx), exact_size=True)
     return out
 

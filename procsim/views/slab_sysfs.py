@@ -49,9 +49,9 @@ def _nodes(s):
 
 def cpu_slabs(k, s) -> str:
     counts: dict[int, int] = {}
-    for cpu, slab in s.cpu_slab.items():
+    for _cpu, slab in s.cpu_slab.items():
         counts[slab.node] = counts.get(slab.node, 0) + 1
-    for cpu, lst in s.cpu_partial_list.items():
+    for _cpu, lst in s.cpu_partial_list.items():
         if lst:                                   # slab->slabs of the list head, at its node
             head = lst[-1]
             counts[head.node] = counts.get(head.node, 0) + len(lst)

@@ -66,7 +66,7 @@ def blend(a: str, b: str, t: float) -> str:
     """The colour t of the way from #rrggbb a to b."""
     ca = [int(a[i:i + 2], 16) for i in (1, 3, 5)]
     cb = [int(b[i:i + 2], 16) for i in (1, 3, 5)]
-    return "#" + "".join(f"{round(x + (y - x) * t):02x}" for x, y in zip(ca, cb))
+    return "#" + "".join(f"{round(x + (y - x) * t):02x}" for x, y in zip(ca, cb, strict=False))
 
 
 def human(pages: int) -> str:

@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import re
 import struct
+import sys
 from dataclasses import dataclass
 
-from .machine import MiB, KiB, Machine
-from .mm.layout import place_dimms
-from .mm.page_types import PAGE_SHIFT
+from .. import machine
+from ..machine import MiB, KiB, Machine
+from ..mm.layout import place_dimms
+from ..mm.page_types import PAGE_SHIFT
 
 SMBIOS_MAJOR, SMBIOS_MINOR, SMBIOS_DOCREV = 3, 0, 0
 EP_LENGTH = 0x18                    # SMBIOS 3.0 64-bit entry point
@@ -272,13 +274,11 @@ def dump(m: Machine) -> bytes:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m procsim.smbios [CONFIG] FILE``: write the --dump-bin file for
+    """``python -m procsim.views.smbios [CONFIG] FILE``: write the --dump-bin file for
     ``dmidecode --from-dump FILE`` (CONFIG defaults to the embedded seed-server)."""
-    import sys
-    from . import machine
     args = sys.argv[1:] if argv is None else argv
     if len(args) not in (1, 2):
-        print("usage: python -m procsim.smbios [CONFIG.yaml] FILE", file=sys.stderr)
+        print("usage: python -m procsim.views.smbios [CONFIG.yaml] FILE", file=sys.stderr)
         return 2
     try:
         m = machine.load(args[0]) if len(args) == 2 else machine.load_default()
