@@ -497,9 +497,9 @@ def render_timeline(k) -> bytes:
                             anchor="end", fill="#555"))
         for i, (name, colour, w) in reversed(list(enumerate(TL_LINES))):
             pts, last = [], None
-            for s, v in zip(samples, vals):     # marks are steps: they change at a sample
+            for s, v in zip(samples, vals):     # steps: a value holds until the next sample
                 yv = py + TL_PLOT_H * (1 - v[i] / top)
-                if i and last is not None:
+                if last is not None:
                     pts.append((x_of(s.t_ns), last))
                 pts.append((x_of(s.t_ns), yv))
                 last = yv
