@@ -34,6 +34,7 @@ from .vmstat import Vmstat, NODE_STAT_ITEMS, ZONE_STAT_ITEMS, NUMA_STAT_ITEMS
 from .task import Tasks
 from .compaction import Compaction
 from .trace import Trace
+from .timeline import Timeline
 VM_EVENTS_DRIVEN = ("pgalloc_dma", "pgalloc_dma32", "pgalloc_normal", "pgalloc_movable", "pgalloc_device",
                     "pgfree", "drop_slab")
 
@@ -83,6 +84,7 @@ class Kernel(Compaction, PageAlloc, MmInit, Vmstat, Vmscan, Timers, PageWritebac
                               for z in n.zones], n.cpus, node_items)
                       for n in self.layout.nodes]
         self.zones = [z for n in self.nodes for z in n.zones]
+        self.timeline = Timeline()                 # samples for pictures/timeline.svg (mm/timeline.py)
         self.trace = Trace(self)                   # kmem trace events, off until enabled (mm/trace.py)
         for z in self.zones:
             z.trace = self.trace
@@ -128,3 +130,4 @@ class Kernel(Compaction, PageAlloc, MmInit, Vmstat, Vmscan, Timers, PageWritebac
         # The rest of boot is time: the vmstat worker trims the pagesets the boot workload
         # filled, kswapd takes back the boosts its fallbacks raised.
         self.sleep(BOOT_UPTIME_NS)
+        self.timeline.start(self)

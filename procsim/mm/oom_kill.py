@@ -145,12 +145,14 @@ def out_of_memory(k, tasks, gfp: int, order: int, current=None, kill=None):
                      f"mems_allowed={show_mem.mems_allowed(k)},global_oom,task_memcg=/,"
                      f"task={victim.comm[:15]},pid={victim.pid},uid={victim.uid}")
     k.vm_events["oom_kill"] = k.vm_events.get("oom_kill", 0) + 1
+    k.timeline.note(k, "oom_kill", victim.comm)
     P.pr_err(k, f"Out of memory: Killed process {victim.pid} ({victim.comm[:15]}) "
                 f"total-vm:{_k(victim.total_vm)}kB, anon-rss:{_k(victim.rss_anon)}kB, "
                 f"file-rss:{_k(victim.rss_file)}kB, shmem-rss:{_k(victim.rss_shmem)}kB, "
                 f"UID:{victim.uid} pgtables:{victim.pgtables_bytes >> 10}kB oom_score_adj:{victim.oom_score_adj}")
     if kill is not None:
         kill(victim)
+        k.timeline.sample(k)                   # the moment the victim's memory came back
     return victim
 
 

@@ -237,4 +237,5 @@ class ShowMem:
 
     def warn_alloc(self, gfp: int, order: int, node: int, cpu: int = 0) -> None:
         """The slow path's failure: warn_alloc() into the kernel log (see the function)."""
+        self.timeline.note(self, "alloc_fail", f"order {order}")
         warn_alloc(self, gfp, order, cpu=cpu)

@@ -86,5 +86,6 @@ class Timers:
         self.generation += 1                       # the clock is state: /proc/uptime moved
 
     def tick(self):
-        """The clock cost of one control command (COMMAND_COST_NS)."""
+        """The clock cost of one control command (COMMAND_COST_NS), and a timeline sample."""
         self.sleep(COMMAND_COST_NS)
+        self.timeline.sample(self)

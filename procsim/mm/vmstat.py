@@ -123,6 +123,7 @@ class Vmstat:
             if not self.delayed_work_pending(key) and self.need_update(cpu):
                 self.queue_delayed_work(key, 0, self.vmstat_update, cpu)
         self.queue_delayed_work("vmstat_shepherd", STAT_INTERVAL, self.vmstat_shepherd)
+        self.timeline.sample(self)
         self._fast_forward_idle()
 
     def vmstat_update(self, cpu: int):

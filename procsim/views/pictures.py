@@ -25,9 +25,10 @@ from math import log2
 
 from ..mm.buddy import MIGRATETYPE_NAMES, NR_PAGE_ORDERS, pindex_to_order
 from ..mm.layout import ZONE_NAMES, build
+from ..mm.timeline import EVENTS
 from ..mm.page_types import MAX_PAGE_ORDER, PAGEBLOCK_NR_PAGES, PAGEBLOCK_ORDER
 from . import View
-from .svg import blend, document, human, legend, rect, row_runs, text
+from .svg import blend, document, human, legend, num, rect, row_runs, text
 
 DIR = "pictures"
 
@@ -180,9 +181,10 @@ def cell_look(cell: tuple, body: int) -> tuple:
 
 
 def grid(nblocks: int) -> tuple[int, int, int]:
-    """(columns, cell size, band): small zones big cells, 1 TiB zones 256 columns of 6 px;
-    the top band (migratetype) is a quarter of the cell, the body the rest."""
-    cols, c = (max(nblocks, 1), 24) if nblocks <= 64 else (64, 12) if nblocks <= 4096 else (256, 6)
+    """(columns, cell size, band): small zones big cells (tiny's 24 pageblocks in two rows of
+    40 px cells, large enough to read), 1 TiB zones 256 columns of 6 px; the top band
+    (migratetype) is a quarter of the cell, the body the rest."""
+    cols, c = (min(max(nblocks, 1), 16), 40) if nblocks <= 64 else (64, 12) if nblocks <= 4096 else (256, 6)
     return cols, c, max(2, c // 4)
 
 
@@ -264,10 +266,11 @@ def _zone_panel(z, y: float, width: float) -> tuple[list[str], float]:
         x = x0 + v * scale
         label = f"{'/'.join(names)} {v}"
         half = 3 * len(label)
-        row = next((i for i, end in enumerate(rows) if end < x - half), len(rows))
-        rows[row:row + 1] = [x + half + 4]
+        lx = min(max(x, half + 4), width - half - 4)     # centred on the tick, but never cut
+        row = next((i for i, end in enumerate(rows) if end < lx - half), len(rows))
+        rows[row:row + 1] = [lx + half + 4]
         out.append(rect(x - 0.75, by - 4, 1.5, 26, "#000000"))
-        out.append(text(x, by + 34 + 11 * row, label, 10, anchor="middle"))
+        out.append(text(lx, by + 34 + 11 * row, label, 10, anchor="middle"))
     # buddyinfo: free_area[order] counts, split by migratetype, log2 height
     gy, gh, gw = by + 48 + 11 * max(len(rows), 1), 70, min(48, (width - x0 - 20) / NR_PAGE_ORDERS)
     out.append(text(10, gy + gh / 2, "free blocks per order", 11))
@@ -426,11 +429,156 @@ def render_nodes(k) -> bytes:
     return document(width, y + h + 4, out + parts, "nodes")
 
 
+# --- the timeline --------------------------------------------------------------------------
+TL_LEFT, TL_WIDTH, TL_PLOT_H = 136, 680, 120
+TL_LINES = (("free", "#1f77b4", 2), ("min", "#d62728", 1), ("low", "#ff7f0e", 1), ("high", "#2ca02c", 1))
+TL_RATES = (("pgscan_kswapd", "#1f77b4"), ("pgsteal_kswapd", "#aec7e8"), ("pgscan_direct", "#d62728"),
+            ("pgsteal_direct", "#ff9896"), ("pswpin", "#2ca02c"), ("pswpout", "#98df8a"))
+TL_MARKS = (("kswapd running", "#9467bd"), ("direct reclaim stall", "#d62728"), ("compaction stall", "#ff7f0e"),
+            ("compaction success", "#2ca02c"), ("allocation failure", "#8c564b"), ("OOM kill", "#000000"))
+
+
+def _nice_step(span: float, ticks: int = 6) -> float:
+    """A round step (1, 2 or 5 times a power of ten) giving about ``ticks`` ticks over span."""
+    raw = max(span, 1e-9) / ticks
+    p = 10 ** int(f"{raw:e}".split("e")[1])
+    return next(m * p for m in (1, 2, 5, 10) if m * p >= raw)
+
+
+def _polyline(points, colour: str, width: float = 1, extra: str = "") -> str:
+    pts = " ".join(f"{num(x)},{num(y)}" for x, y in points)
+    return f'<polyline points="{pts}" fill="none" stroke="{colour}" stroke-width="{width}"{extra}/>'
+
+
+def _time_axis(t0: int, t1: int, y: float, h: float) -> list[str]:
+    """Vertical grid lines and second labels under a plot of height h at y."""
+    span = (t1 - t0) / 1e9
+    step = _nice_step(span)
+    out, s = [], -(-t0 / 1e9 // step) * step
+    while s <= t1 / 1e9 + 1e-9:
+        x = TL_LEFT + (s * 1e9 - t0) / max(t1 - t0, 1) * TL_WIDTH
+        out.append(rect(x - 0.25, y, 0.5, h, "#dddddd"))
+        out.append(text(x, y + h + 12, f"{s:g} s", 10, anchor="middle", fill="#555"))
+        s += step
+    return out
+
+
+def render_timeline(k) -> bytes:
+    """Each zone's free pages against its marks over simulated time (mm/timeline.py), the
+    events that moved them, and the reclaim and swap rates (per second, between samples)."""
+    tl = k.timeline
+    samples = tl.samples
+    width = TL_LEFT + TL_WIDTH + 24
+    out = [text(10, 20, "Timeline: free pages against the watermarks over simulated time; "
+                        "what reclaim did", 14, weight="bold")]
+    if not samples or (len(samples) < 2 and k.now_ns <= samples[0].t_ns):
+        out.append(text(10, 44, "Not enough samples yet (one per vmstat tick and per command).", 12))
+        return document(width, 60, out, "timeline")
+    samples = samples + [samples[-1]._replace(t_ns=k.now_ns)] if k.now_ns > samples[-1].t_ns else samples
+    t0, t1 = samples[0].t_ns, samples[-1].t_ns     # drawn on to now: a sample is kept only on a change
+    span = max(t1 - t0, 1)
+
+    def x_of(t):
+        return TL_LEFT + (t - t0) / span * TL_WIDTH
+
+    out.append(text(10, 38, f"{len(tl.samples)} samples from {t0 / 1e9:.2f} s to {t1 / 1e9:.2f} s after boot; "
+                            f"marks include the watermark boost", 11, fill="#555"))
+    y = 52
+    zones = [z for z in k.zones if z.populated]
+    for zi, z in enumerate(zones):
+        vals = [s.zones[zi] for s in samples]
+        top = max(max(v[0] for v in vals), max(v[3] for v in vals), 1) * 1.05
+        out.append(text(10, y + 14, f"Node {z.node}, zone {z.name}", 13, weight="bold"))
+        py = y + 22
+        out.append(rect(TL_LEFT, py, TL_WIDTH, TL_PLOT_H, "#f7f7f7", ' stroke="#999" stroke-width="0.5"'))
+        out += _time_axis(t0, t1, py, TL_PLOT_H)
+        for frac in (0, 0.5, 1):
+            out.append(text(TL_LEFT - 6, py + TL_PLOT_H * (1 - frac) + 4, human(round(top * frac)), 10,
+                            anchor="end", fill="#555"))
+        for i, (_name, colour, w) in reversed(list(enumerate(TL_LINES))):
+            pts, last = [], None
+            for s, v in zip(samples, vals, strict=True):     # steps: a value holds until the next sample
+                yv = py + TL_PLOT_H * (1 - v[i] / top)
+                if last is not None:
+                    pts.append((x_of(s.t_ns), last))
+                pts.append((x_of(s.t_ns), yv))
+                last = yv
+            out.append(_polyline(pts, colour, w))
+        boosted = sum(1 for v in vals if v[4])
+        note = f"; boosted in {boosted} samples" if boosted else ""
+        out.append(text(TL_LEFT, py + TL_PLOT_H + 26, f"now: free {vals[-1][0]}, min {vals[-1][1]}, "
+                                                     f"low {vals[-1][2]}, high {vals[-1][3]} pages{note}", 10))
+        y = py + TL_PLOT_H + 34
+    # events: one row each; a mark at every sample whose counters moved, or where it was noted
+    out.append(text(10, y + 14, "Events", 13, weight="bold"))
+    y += 22
+    rows = {name: y + i * 16 for i, (name, _) in enumerate(TL_MARKS)}
+    for name, _colour in TL_MARKS:
+        out.append(text(TL_LEFT - 6, rows[name] + 10, name, 10, anchor="end"))
+        out.append(rect(TL_LEFT, rows[name] + 6, TL_WIDTH, 0.5, "#cccccc"))
+    idx = {name: i for i, name in enumerate(EVENTS)}
+    for a, b in zip(samples, samples[1:], strict=False):
+        d = [nb - na for na, nb in zip(a.events, b.events, strict=False)]
+        xa, xb = round(x_of(a.t_ns)), round(x_of(b.t_ns))     # whole pixels: crisp marks
+        if d[idx["pageoutrun"]]:
+            out.append(rect(xa, rows["kswapd running"] + 2, max(xb - xa, 2), 9, TL_MARKS[0][1]))
+        for col, name in ((len(EVENTS), "direct reclaim stall"), (idx["compact_stall"], "compaction stall"),
+                          (idx["compact_success"], "compaction success")):
+            if d[col]:
+                out.append(rect(xb - 1, rows[name] + 1, 2, 11, dict(TL_MARKS)[name]))
+    label_rows: list[float] = []             # right end of the last victim label in each row
+    for kind, name in (("alloc_fail", "allocation failure"), ("oom_kill", "OOM kill")):
+        for n in k.timeline.notes[kind]:
+            if n.t_ns < t0:
+                continue
+            x = round(x_of(n.t_ns))
+            out.append(rect(x - 1, rows[name], 3, 13, dict(TL_MARKS)[name]))
+            if kind == "oom_kill":              # the victims' names, in rows so none overlaps
+                label = f"killed {n.label}" + (f" (x{n.count})" if n.count > 1 else "")
+                w = 6 * len(label)
+                x0 = min(x - 2, TL_LEFT + TL_WIDTH - w)
+                row = next((i for i, end in enumerate(label_rows) if end < x0), len(label_rows))
+                label_rows[row:row + 1] = [x0 + w + 6]
+                out.append(text(x0, rows[name] + 26 + 12 * row, label, 10))
+    y += len(TL_MARKS) * 16 + 12 + 12 * max(len(label_rows), 1)
+    # rates over windows of at least a second (what `sar -B 1` would print): a command's
+    # few milliseconds divided into its pages would read as a spike of millions per second
+    window = max(1_000_000_000, span // 150)
+    edges = [samples[0]]
+    for s in samples[1:]:
+        if s.t_ns - edges[-1].t_ns >= window or s is samples[-1]:
+            edges.append(s)
+    out.append(text(10, y + 14, f"Reclaim and swap, pages per second (over windows of "
+                                f"{window / 1e9:g} s or more)", 13, weight="bold"))
+    py = y + 22
+    rates = []
+    for name, _ in TL_RATES:
+        i = idx[name]
+        rates.append([(b.events[i] - a.events[i]) * 1e9 / max(b.t_ns - a.t_ns, 1) for a, b in zip(edges, edges[1:], strict=False)])
+    top = max([r for rs in rates for r in rs] + [1]) * 1.05
+    out.append(rect(TL_LEFT, py, TL_WIDTH, TL_PLOT_H, "#f7f7f7", ' stroke="#999" stroke-width="0.5"'))
+    out += _time_axis(t0, t1, py, TL_PLOT_H)
+    for frac in (0, 0.5, 1):
+        out.append(text(TL_LEFT - 6, py + TL_PLOT_H * (1 - frac) + 4, f"{top * frac:.0f}", 10, anchor="end",
+                        fill="#555"))
+    for (_name, colour), rs in zip(TL_RATES, rates, strict=True):
+        if any(rs):
+            pts = []
+            for a, b, r in zip(edges, edges[1:], rs, strict=False):       # a rate holds over its window
+                yr = py + TL_PLOT_H * (1 - r / top)
+                pts += [(x_of(a.t_ns), yr), (x_of(b.t_ns), yr)]
+            out.append(_polyline(pts, colour, 1.5))
+    y = py + TL_PLOT_H + 22
+    items = [(n, c) for n, c, _ in TL_LINES] + list(TL_MARKS) + [(f"{n}/s", c) for n, c in TL_RATES]
+    parts, h = legend(10, y, items, width - 20)
+    return document(width, y + h + 4, out + parts, "timeline")
+
+
 # --- the page ------------------------------------------------------------------------------
 def picture_names(zones) -> list[str]:
     """The SVG files, in the order index.html shows them."""
     maps = [f"map-node{nid}-{ZONE_NAMES[idx]}.svg" for nid, idx in zones]
-    return ["zones.svg", "nodes.svg", "slabs.svg"] + maps
+    return ["timeline.svg", "zones.svg", "nodes.svg", "slabs.svg"] + maps
 
 
 INDEX = """<!DOCTYPE html>
@@ -467,10 +615,11 @@ def files_for(machine) -> dict[str, View]:
     zones = populated_zones(machine)
     names = picture_names(zones)
     out = {f"{DIR}/index.html": View(0o444, lambda k: render_index(names, k.machine.name), exact_size=True),
+           f"{DIR}/timeline.svg": View(0o444, render_timeline, exact_size=True),
            f"{DIR}/zones.svg": View(0o444, render_zones, exact_size=True),
            f"{DIR}/nodes.svg": View(0o444, render_nodes, exact_size=True),
            f"{DIR}/slabs.svg": View(0o444, render_slabs, exact_size=True)}
-    for (nid, idx), name in zip(zones, names[3:], strict=False):
+    for (nid, idx), name in zip(zones, names[4:], strict=True):
         out[f"{DIR}/{name}"] = View(0o444, lambda k, nid=nid, idx=idx: render_map(k, nid, idx), exact_size=True)
     return out
 
