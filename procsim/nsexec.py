@@ -372,7 +372,10 @@ def _tracefs_below(ops, sys_root: str = "/sys") -> None:
     dst = os.path.join(sys_root, TRACEFS)
     if any(op[0] == "bind" and op[2] == dst for op in ops) and \
             not any(mp == dst and fs == "tracefs" for mp, fs, _ in mountinfo()):
-        _mount("tracefs", dst, "tracefs", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+        try:
+            _mount("tracefs", dst, "tracefs", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+        except PermissionError:                    # a user namespace (non-root): trace-cmd needs root anyway
+            pass
 
 
 def apply(ops) -> None:
