@@ -8,15 +8,18 @@ tool never runs, because a tool that silently reads -- or writes -- the real ker
 than no answer (clients.md §0.3).  In order:
 
 1. **The host's kernel files become read-only** (mount_setattr(2), ``MOUNT_ATTR_RDONLY``,
-   recursive) *before* anything is bound: /proc (with /proc/sys, /proc/sysrq-trigger, every
-   pid's files), /sys and every mount below it (cgroup, debugfs, tracefs, ...).  A write there
-   fails with EROFS and changes nothing: ``sysctl -w kernel.printk_ratelimit=5``, ``echo 1 >
-   /sys/devices/system/memory/memoryN/online``, ``chmem``, THP knobs.  The read-only flag is
-   the mount's, in our namespace only; the host's mounts are untouched.
-2. **/dev keeps only harmless devices**: null, zero, full, random, urandom, tty, ptmx and the
-   pts/shm/mqueue mounts stay usable; the /dev mount itself (and any other mount below it,
-   hugetlbfs included) becomes read-only *and nodev*, so the disks, /dev/mem, /dev/port,
-   /dev/cpu/*/msr, /dev/watchdog ... answer EACCES.
+   recursive; Linux 5.12) *before* anything is bound: /proc (with /proc/sys and every pid's
+   files), /sys and every mount below it (cgroup, debugfs, tracefs, ...), and any other mount
+   of a kernel filesystem (``KERNEL_FS``: a second proc or sysfs, hugetlbfs, bpf, ...) the
+   namespace can reach.  A write there fails with EROFS and changes nothing: ``sysctl -w
+   kernel.printk_ratelimit=5``, ``echo 1 > /sys/devices/system/memory/memoryN/online``,
+   ``chmem``, THP knobs.  The flags are on the namespace's copies of the mounts; the host's
+   mounts are untouched.  (A read-only /proc also keeps uid_map unwritable: a user namespace
+   the tool makes has no root to map.)
+2. **No device node opens, but a few harmless ones**: every mount becomes ``nodev`` and /dev
+   read-only, except null, zero, full, random, urandom, tty, ptmx (each bound onto itself) and
+   the /dev/pts, /dev/shm and /dev/mqueue mounts; so the disks, /dev/mem, /dev/port,
+   /dev/cpu/*/msr, /dev/watchdog ... answer EACCES wherever a node for them lies.
 3. **The simulation's files are bound on top** (``bind_plan``): a bind is a new mount of M, so
    they stay writable -- ``sysctl -w vm.min_free_kbytes=...`` reaches the simulation.  If M
    binds a tracefs but the namespace has no tracefs mount there, the real tracefs is mounted
@@ -48,6 +51,7 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import re
 import shlex
 import shutil
 import stat
@@ -255,13 +259,17 @@ DROPPED_CAPS = {
 }
 SAFE_DEVICES = ("null", "zero", "full", "random", "urandom", "tty", "ptmx")
 KEEP_DEV_MOUNTS = ("pts", "shm", "mqueue")        # the tool's terminal, POSIX shm and mqueues
+# filesystems that are the kernel's interfaces: read-only wherever else they are mounted
+KERNEL_FS = {"proc", "sysfs", "debugfs", "tracefs", "securityfs", "configfs", "cgroup", "cgroup2", "bpf",
+             "pstore", "efivarfs", "fusectl", "hugetlbfs", "devtmpfs", "binfmt_misc", "selinuxfs",
+             "resctrl", "nfsd", "rpc_pipefs"}
 # hwloc (lstopo) from the simulated sysfs alone: not the host's CPUID (x86 backend) or PCI
 # locality (linux I/O phases), and every simulated CPU and node, not only those the tool's own
 # (host) affinity and cgroup allow
 HWLOC_ENV = {"HWLOC_COMPONENTS": "-x86,-linuxio,-pci", "HWLOC_ALLOW": "all"}
 SETUP_FAILED = 125                                 # like env(1) and chroot(1): exec's own failure
 
-MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND, MS_REC = 1, 2, 4, 8, 32, 4096, 16384
+MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_BIND = 2, 4, 8, 4096
 MOUNT_ATTR_RDONLY, MOUNT_ATTR_NOSUID, MOUNT_ATTR_NODEV = 1, 2, 4
 AT_FDCWD, AT_RECURSIVE = -100, 0x8000
 SYS_mount_setattr = 442                            # the same number on every architecture
@@ -307,16 +315,16 @@ def _mount(src: str | None, dst: str, fstype: str | None, flags: int) -> None:
     _ok(_c().mount(_b(src), _b(dst), _b(fstype), ctypes.c_ulong(flags), None), f"mount {dst}")
 
 
-def mountinfo() -> list[tuple[str, str, set]]:
-    """(mount point, fstype, per-mount options) of each mount of this namespace, in order."""
+def mountinfo() -> list[tuple[str, str, int]]:
+    """(mount point, fstype, st_dev) of each mount of this namespace, in order."""
     out = []
     with open("/proc/self/mountinfo", "rb") as f:
         for line in f:
-            left, right = line.decode("utf-8", "surrogateescape").split(" - ", 1)
+            left, right = line.split(b" - ", 1)
             fields = left.split()
-            unesc = fields[4].encode("utf-8", "surrogateescape").decode("unicode_escape").encode(
-                "latin-1").decode("utf-8", "surrogateescape")            # \040 and friends
-            out.append((unesc, right.split()[0], set(fields[5].split(","))))
+            path = re.sub(rb"\\([0-7]{3})", lambda m: bytes([int(m.group(1), 8)]), fields[4])   # \040 ...
+            major, minor = map(int, fields[2].split(b":"))
+            out.append((os.fsdecode(path), right.split()[0].decode(), os.makedev(major, minor)))
     return out
 
 
@@ -324,45 +332,45 @@ def _below(path: str, top: str) -> bool:
     return path == top or path.startswith(top.rstrip("/") + "/")
 
 
-def _setattr(path: str, attrs: int, recursive: bool) -> None:
-    """mount_setattr(2): set attrs on the mount at path (and every mount below it); on a kernel
-    older than 5.12, MS_REMOUNT|MS_BIND of each one keeping its other flags."""
-    attr = _MountAttr(attr_set=attrs)
+def _setattr(path: str, set_: int = 0, clr: int = 0, recursive: bool = False) -> None:
+    """mount_setattr(2) (Linux 5.12): set and clear per-mount flags of the mount at path (and,
+    recursive, of every mount below it, hidden ones included)."""
+    attr = _MountAttr(attr_set=set_, attr_clr=clr)
     r = _c().syscall(ctypes.c_long(SYS_mount_setattr), ctypes.c_int(AT_FDCWD), _b(path),
                      ctypes.c_uint(AT_RECURSIVE if recursive else 0), ctypes.byref(attr),
                      ctypes.c_size_t(ctypes.sizeof(attr)))
-    if r == 0:
-        return
-    if ctypes.get_errno() != 38:                   # ENOSYS
-        _ok(r, f"read-only {path}")
-    bits = {"ro": MS_RDONLY, "nosuid": MS_NOSUID, "nodev": MS_NODEV, "noexec": MS_NOEXEC}
-    want = (MS_RDONLY if attrs & MOUNT_ATTR_RDONLY else 0) | (MS_NOSUID if attrs & MOUNT_ATTR_NOSUID else 0) \
-        | (MS_NODEV if attrs & MOUNT_ATTR_NODEV else 0)
-    for mp, _fs, opts in mountinfo():
-        if mp == path or (recursive and _below(mp, path)):
-            keep = sum(v for k, v in bits.items() if k in opts)
-            _mount(None, mp, None, MS_REMOUNT | MS_BIND | keep | want)
+    if r < 0 and ctypes.get_errno() == 38:         # ENOSYS
+        raise OSError(38, "mount_setattr: not in this kernel (procsim exec needs Linux 5.12 or later)")
+    _ok(r, f"mount_setattr {path}")
 
 
 def readonly_host(proc: str = "/proc", sys_root: str = "/sys", dev: str = "/dev") -> None:
     """Steps 1 and 2 of the module docstring (before anything of M is bound)."""
-    mounts = mountinfo()
     if os.path.isdir(os.path.join(sys_root, "kernel/debug/tracing")):
         os.listdir(os.path.join(sys_root, "kernel/debug/tracing"))   # its automount, now: ro below
-    for top in (proc, sys_root):
-        _setattr(top, MOUNT_ATTR_RDONLY, recursive=True)
-    safe = set()
+    safe = []
     for name in SAFE_DEVICES:
         p = os.path.join(dev, name)
         if os.path.exists(p) and not os.path.islink(p):
-            _mount(p, p, None, MS_BIND)                # its own mount: keeps dev while /dev is nodev
-            safe.add(p)
-    locked = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV
-    _setattr(dev, locked, recursive=False)
-    keep = tuple(os.path.join(dev, k) for k in KEEP_DEV_MOUNTS)
-    for mp, _fs, _opts in mounts:
-        if _below(mp, dev) and mp != dev and mp not in safe and not any(_below(mp, k) for k in keep):
-            _setattr(mp, locked, recursive=False)
+            _mount(p, p, None, MS_BIND)                # its own mount, to be given back dev and rw
+            safe.append(p)
+    _setattr("/", MOUNT_ATTR_NODEV, recursive=True)    # no device node opens anywhere ...
+    for top in (proc, sys_root, dev):                  # ... and the kernel's files are read-only
+        _setattr(top, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID, recursive=True)
+    for p in safe:                                     # ... but these
+        _setattr(p, clr=MOUNT_ATTR_NODEV | MOUNT_ATTR_RDONLY)
+    for name in KEEP_DEV_MOUNTS:
+        p = os.path.join(dev, name)
+        if os.path.ismount(p):
+            _setattr(p, clr=MOUNT_ATTR_RDONLY | (MOUNT_ATTR_NODEV if name == "pts" else 0))
+    for mp, fstype, st_dev in mountinfo():             # a kernel filesystem mounted elsewhere too
+        if fstype in KERNEL_FS and not any(_below(mp, t) for t in (proc, sys_root, dev)):
+            try:
+                reachable = os.stat(mp).st_dev == st_dev
+            except OSError:
+                reachable = False                      # overmounted: no path leads to it
+            if reachable:
+                _setattr(mp, MOUNT_ATTR_RDONLY)
 
 
 def _tracefs_below(ops, sys_root: str = "/sys") -> None:
@@ -371,7 +379,7 @@ def _tracefs_below(ops, sys_root: str = "/sys") -> None:
     there, to be made read-only and covered by M's."""
     dst = os.path.join(sys_root, TRACEFS)
     if any(op[0] == "bind" and op[2] == dst for op in ops) and \
-            not any(mp == dst and fs == "tracefs" for mp, fs, _ in mountinfo()):
+            not any(mp == dst and fs == "tracefs" for mp, fs, _dev in mountinfo()):
         try:
             _mount("tracefs", dst, "tracefs", MS_NOSUID | MS_NODEV | MS_NOEXEC)
         except PermissionError:                    # a user namespace (non-root): trace-cmd needs root anyway
@@ -421,7 +429,7 @@ def child_main(argv: list[str]) -> int:
         apply(ops)
         for op, *args in ops:                      # the placeholders too: only M's files are writable
             if op == "tmpfs":
-                _setattr(args[1], MOUNT_ATTR_RDONLY, recursive=False)
+                _setattr(args[1], MOUNT_ATTR_RDONLY)
         drop_privileges()
     except (OSError, ValueError) as e:
         print(f"procsim exec: {e}; {cmd[0]} not started", file=sys.stderr)

@@ -74,9 +74,9 @@ WRITE_BACK = """
 import errno, os, sys
 out = []
 for path in sys.argv[1:]:
-    old = open(path).read()
-    value = old.split("[")[1].split("]")[0] if "[" in old else old.strip()   # THP: the [selected] word
     try:
+        old = open(path).read()
+        value = old.split("[")[1].split("]")[0] if "[" in old else old.strip()   # THP: the [selected] word
         fd = os.open(path, os.O_WRONLY)
         try:
             os.write(fd, value.encode() + b"\\n")
@@ -243,3 +243,34 @@ def test_setup_failure_never_starts_the_tool(tmp_path):
     r = subprocess.run(argv, capture_output=True, text=True)
     assert r.returncode == nsexec.SETUP_FAILED and "TOOL-RAN" not in r.stdout
     assert "echo not started" in r.stderr and "mount /proc/meminfo" in r.stderr
+
+
+def test_kernel_filesystems_and_device_nodes_elsewhere_are_closed_too(mounted, tmp_path):
+    """Not only /proc, /sys and /dev: a second sysfs mounted anywhere is read-only through exec,
+    and a device node on an ordinary filesystem does not open (every mount is nodev).  Outside
+    exec both work (we are root): the difference is exec's doing."""
+    m = mounted("tiny")
+    assert_confined(m)
+    node, sys2 = tmp_path / "null-node", tmp_path / "sys2"
+    os.mknod(node, 0o600 | 0o020000, os.makedev(1, 3))          # a character device: /dev/null's
+    sys2.mkdir()
+    subprocess.run(["mount", "-t", "sysfs", "procsim-test-sysfs", str(sys2)], check=True)
+    try:
+        knob = sys2 / "kernel/mm/transparent_hugepage/defrag"
+        before = knob.read_text()
+        with open(node, "w") as f:                             # outside: it opens
+            f.write("x")
+        r = _exec(m, sys.executable, "-c", WRITE_BACK, str(knob), str(node))
+        assert r.stdout.split() == ["EROFS", "EACCES"], r.stdout + r.stderr
+        assert knob.read_text() == before
+    finally:
+        subprocess.run(["umount", str(sys2)], check=False)
+        node.unlink()
+
+
+def test_a_user_namespace_gets_no_root_to_map(mounted):
+    """unshare -r inside exec cannot write uid_map (/proc is read-only), so a tool cannot make
+    itself a fresh root to remount things from."""
+    m = mounted("tiny")
+    r = _exec(m, "unshare", "-r", "-m", "true")
+    assert r.returncode != 0 and "uid_map" in r.stderr, r.stderr
