@@ -58,10 +58,10 @@ import stat
 import subprocess
 import sys
 
-from procsim.session import ALLOCATIONS, CONTROL, LOG
-
 KMSG, SYSCTL_VM = "kmsg", "sysctl/vm"
-SHELL_FILES = {CONTROL, LOG, ALLOCATIONS, KMSG}
+# the shell's own files (procsim.session's CONTROL, LOG, ALLOCATIONS; not imported: the namespace
+# step starts a python of its own and should not load the simulator) and kmsg, which goes to /dev
+SHELL_FILES = {"control", "log", "allocations", KMSG}
 # Directories the simulation provides whole: bound in place of the host's, so none of the host's
 # entries (its CPUs, nodes, memory blocks, caches, events) show through.
 SYS_DIRS = ("sys/devices/system/node", "sys/devices/system/cpu", "sys/devices/system/memory",

@@ -120,3 +120,10 @@ def test_exec_shows_the_mounts_stat_loadavg_and_memory_blocks(mount_session):
     assert r.stdout == ("cpu  1 2 3 4 5 6 7 0 0 0\nprocsim-stat 1\n9.99 8.88 7.77 1/42 4242\n"
                         "block_size_bytes\nmemory7\nalways [procsim] never\n")
     assert "defrag: Read-only file system" in r.stderr       # the host's sibling: read-only
+
+
+def test_shell_files_are_the_sessions():
+    """nsexec names the shell's files without importing the session (the namespace step must
+    start fast); they must stay the session's."""
+    from procsim.session import ALLOCATIONS, CONTROL, LOG
+    assert nsexec.SHELL_FILES == {CONTROL, LOG, ALLOCATIONS, nsexec.KMSG}
