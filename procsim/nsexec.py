@@ -346,8 +346,10 @@ def _setattr(path: str, set_: int = 0, clr: int = 0, recursive: bool = False) ->
 
 def readonly_host(proc: str = "/proc", sys_root: str = "/sys", dev: str = "/dev") -> None:
     """Steps 1 and 2 of the module docstring (before anything of M is bound)."""
-    if os.path.isdir(os.path.join(sys_root, "kernel/debug/tracing")):
-        os.listdir(os.path.join(sys_root, "kernel/debug/tracing"))   # its automount, now: ro below
+    try:                                               # debugfs' tracing automount, now: ro below
+        os.listdir(os.path.join(sys_root, "kernel/debug/tracing"))
+    except OSError:                                    # none, or not ours to open (nor the tool's)
+        pass
     safe = []
     for name in SAFE_DEVICES:
         p = os.path.join(dev, name)

@@ -127,8 +127,8 @@ def test_devices_are_absent_or_unopenable_but_null_works(mounted):
 
 
 def test_swap_mount_and_kernel_calls_are_refused(mounted):
-    """swapon/swapoff, mount, umount (which would uncover the host's file) and settimeofday-class
-    calls answer EPERM through exec; outside exec the same swapon reaches the kernel (ENOENT for
+    """swapon/swapoff, mount, umount (which would uncover the host's file), syslog(CLEAR /
+    READ_CLEAR) and opening /proc/kmsg answer EPERM through exec; outside exec the same swapon reaches the kernel (ENOENT for
     a path that does not exist: the difference is exec's doing)."""
     m = mounted("tiny")
     code = ("import ctypes, errno, os\n"
@@ -136,9 +136,11 @@ def test_swap_mount_and_kernel_calls_are_refused(mounted):
             "def e(r): return errno.errorcode[ctypes.get_errno()] if r < 0 else 'ok'\n"
             "print(e(c.swapon(b'/nonexistent-procsim-swap', 0)), e(c.swapoff(b'/nonexistent-procsim-swap')),\n"
             "      e(c.umount2(b'/proc/meminfo', 0)), e(c.mount(b'none', b'/tmp', b'tmpfs', 0, None)),\n"
-            "      e(c.klogctl(5, None, 0)), e(c.klogctl(4, ctypes.create_string_buffer(64), 64)))\n")
+            "      e(c.klogctl(5, None, 0)), e(c.klogctl(4, ctypes.create_string_buffer(64), 64)))\n"
+            "try: os.open('/proc/kmsg', os.O_RDONLY); print('open')\n"      # its reads drain the host's log
+            "except OSError as x: print(errno.errorcode[x.errno])\n")
     r = _py(m, code)
-    assert r.stdout.split() == ["EPERM"] * 6, r.stdout + r.stderr
+    assert r.stdout.split() == ["EPERM"] * 7, r.stdout + r.stderr
     outside = subprocess.run([sys.executable, "-c", "import ctypes, errno\n"
                               "c = ctypes.CDLL(None, use_errno=True)\n"
                               "c.swapon(b'/nonexistent-procsim-swap', 0); print(errno.errorcode[ctypes.get_errno()])"],
