@@ -128,8 +128,8 @@ def test_devices_are_absent_or_unopenable_but_null_works(mounted):
 
 def test_swap_mount_and_kernel_calls_are_refused(mounted):
     """swapon/swapoff, mount, umount (which would uncover the host's file), syslog(CLEAR /
-    READ_CLEAR) and opening /proc/kmsg answer EPERM through exec; outside exec the same swapon reaches the kernel (ENOENT for
-    a path that does not exist: the difference is exec's doing)."""
+    READ_CLEAR) and opening /proc/kmsg answer EPERM through exec; outside exec the same swapon
+    reaches the kernel (ENOENT for a path that does not exist: the difference is exec's doing)."""
     m = mounted("tiny")
     code = ("import ctypes, errno, os\n"
             "c = ctypes.CDLL(None, use_errno=True)\n"
