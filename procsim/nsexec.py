@@ -29,7 +29,9 @@ than no answer (clients.md §0.3).  In order:
    (so the tool, even as root, can never hold them), and no_new_privs is set (no setuid or
    file-capability way back): CAP_SYS_ADMIN (mount, umount, swapon/swapoff, sethostname,
    ...), CAP_SYSLOG (the host's kernel log: ``dmesg -c`` / ``-C`` get EPERM from the
-   kernel and the host's log is kept), CAP_SYS_MODULE, CAP_SYS_RAWIO, CAP_SYS_BOOT,
+   kernel and the host's log is kept; the simulated one is not cleared either -- the kernel's
+   clear moves where syslog reads and /dev/kmsg's SEEK_DATA start, and a fusepy file has no
+   lseek to carry SEEK_DATA), CAP_SYS_MODULE, CAP_SYS_RAWIO, CAP_SYS_BOOT,
    CAP_SYS_TIME, CAP_SYS_NICE (moving other processes' pages between nodes),
    CAP_SYS_RESOURCE, CAP_MKNOD, CAP_NET_ADMIN, CAP_BPF, CAP_PERFMON and the other
    kernel-wide ones in ``DROPPED_CAPS``.
@@ -43,8 +45,9 @@ What exec does *not* isolate: the tool runs with the caller's uid in the host's 
 ipc and user namespaces and the host's filesystems.  It can signal or ptrace the caller's
 other processes, use the network, and read and write ordinary files (``trace-cmd record``
 writes trace.dat in the current directory) with the caller's rights; it allocates the host's
-memory and CPU like any process.  What it cannot do is change the kernel's state: tunables,
-sysfs, devices, memory hotplug, swap, the kernel log, mounts, modules, time.
+memory and CPU like any process; privileged daemons it reaches by socket (systemd, D-Bus) act
+with their own rights.  What it cannot do itself is change the kernel's state: tunables, sysfs,
+devices, memory hotplug, swap, the kernel log, mounts, modules, time.
 """
 from __future__ import annotations
 
