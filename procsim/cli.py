@@ -388,7 +388,8 @@ def parser() -> argparse.ArgumentParser:
     f.add_argument("out", metavar="OUT")
     f.set_defaults(func=cmd_fixtures)
 
-    e = sub.add_parser("exec", help="run CMD with /proc and /sys files replaced by MOUNTPOINT's")
+    e = sub.add_parser("exec", help="run CMD with /proc and /sys files replaced by MOUNTPOINT's "
+                                    "and no power over the host's kernel")
     e.add_argument("mountpoint", metavar="MOUNTPOINT")
     e.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD ...")
     e.set_defaults(func=cmd_exec)
