@@ -9,7 +9,6 @@ unconfined (chmem, dmesg -c) first checks, read-only, that the namespace is conf
 """
 from __future__ import annotations
 
-import errno
 import glob
 import os
 import re
