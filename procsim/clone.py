@@ -39,6 +39,7 @@ MAX_DMA32_PFN = (4 * GiB) >> PAGE_SHIFT
 MAX_DMA_PFN = (16 * MiB) >> PAGE_SHIFT
 HOLE_ALIGN = (128 * MiB) >> PAGE_SHIFT          # machine.py: pci_hole_start is a multiple of 128 MiB
 MIB_PAGES = MiB >> PAGE_SHIFT
+LEGACY_HOLE = (0x9F, 0x100)                     # layout.LOW_HOLE: e820 RAM ends at 0x9fc00
 ZONES = ("DMA", "DMA32", "Normal", "Movable", "Device")
 
 
@@ -300,6 +301,8 @@ def parse_smbios(data: bytes) -> list[dict]:
                 out.append(dict(size=nbytes, locator=s(f[0x10]), bank=s(f[0x11]),
                                 speed=int.from_bytes(f[0x15:0x17], "little") or None,
                                 type=types.get(f[0x12], "")))
+        if typ == 1 and length >= 8:
+            out.append(dict(system=True, manufacturer=s(f[4]), product=s(f[5])))
         if typ == 127:
             break
         i = j + 2
@@ -502,7 +505,12 @@ def clone_hardware(src: Source, name: str | None = None) -> Clone:
     if ver and kernel != f"{ver[0]}.{ver[1]}":
         comments.append(f"kernel {ver[0]}.{ver[1]}: the nearest profile procsim has is {kernel}")
     if not ver:
-        notes.append("proc/version: missing: the 6.18 profile")
+        kernel = _profile_from_vmstat(src.read("proc/vmstat"))
+        if kernel:
+            comments.append(f"no proc/version: the {kernel} profile, whose /proc/vmstat names the file's are")
+        else:
+            kernel = "6.18"
+            notes.append("proc/version and proc/vmstat: missing: the 6.18 profile")
     swap = _swap(src)
     mname = name or _host_name(src)
     mach = Machine(mname, tuple(sockets), tuple(dimms), tuple(dist), tun, Reserved(**res_kw),
@@ -511,6 +519,20 @@ def clone_hardware(src: Source, name: str | None = None) -> Clone:
     _note_managed(mach, real, notes)
     mach = _fit_min_free_kbytes(mach, src, notes)
     return Clone(mach, notes, comments, real)
+
+
+def _profile_from_vmstat(text: str | None) -> str | None:
+    """The profile whose vmstat counter names are most like the file's (they differ between
+    kernel versions: nr_unstable, nr_zspages, workingset_refault_anon, pgpromote_success...)."""
+    from .mm.profile import PROFILES
+    names = {line.split()[0] for line in (text or "").splitlines() if line.split()}
+    if len(names) < 20:
+        return None
+
+    def score(p):
+        mine = set(p.zone_stat_items) | set(p.numa_stat_items) | set(p.node_stat_items) | set(p.vm_event_items)
+        return len(names & mine) / len(names | mine)
+    return max(PROFILES, key=lambda v: score(PROFILES[v]))
 
 
 def _lscpu_int(text: str, key: str) -> int | None:
@@ -524,6 +546,12 @@ def _lscpu_str(text: str, key: str) -> str | None:
 
 
 def _host_name(src: Source) -> str:
+    """A procsim tree's machine name (its SMBIOS system product, manufacturer "procsim"); else
+    clone-HOSTNAME."""
+    raw = src.read_bytes("sys/firmware/dmi/tables/DMI")
+    for d in parse_smbios(raw) if raw else ():
+        if d.get("system") and d["manufacturer"] == "procsim" and d["product"]:
+            return d["product"]
     h = (src.read("proc/sys/kernel/hostname") or src.read("etc/hostname") or "").strip()
     h = re.sub(r"[\s:]", "-", h)[:48]
     return f"clone-{h}" if h else "clone"
@@ -554,14 +582,19 @@ def _node_ram(src: Source, real: list[RealZone], n: int, notes: list[str]) -> li
         for z in real:
             if not z.spanned:
                 continue
-            hole = z.spanned - z.present
+            # every PC's legacy hole (640 KiB..1 MiB) is known; the rest of the missing pages
+            # go where the docstring says
+            base = _subtract([(z.start, z.end)], [LEGACY_HOLE])
+            hole = sum(e - s for s, e in base) - z.present
             node_end = spans[z.node][1]
-            if not hole:
-                out[z.node].append((z.start, z.end))
-            elif z.end == node_end:                 # the last page is RAM: the hole below it
-                out[z.node] += [(z.start, z.end - 1 - hole), (z.end - 1, z.end)]
-            else:
-                out[z.node].append((z.start, z.end - hole))
+            s0, e0 = base[-1]
+            if hole <= 0:
+                pass
+            elif z.end == node_end and e0 - s0 > hole + 1:      # the last page is RAM: the hole below it
+                base[-1:] = [(s0, e0 - 1 - hole), (e0 - 1, e0)]
+            elif e0 - s0 > hole:
+                base[-1] = (s0, e0 - hole)
+            out[z.node] += base
         for r in out:
             r.sort()
         return [_merge(r) for r in out]
@@ -625,7 +658,7 @@ def _place(ram, notes) -> tuple[list[int], list[tuple[int, int]], int]:
     """The node RAM as procsim's layout makes it (layout.place_dimms): per node a DIMM size in
     pages (whole MiB), the PCI hole start (pfn, a multiple of 128 MiB) and the e820-reserved
     pfn ranges that cut the DIMMs down to exactly ``ram``."""
-    always = [(0, 1), (0x9F, 0x100)]               # pfn 0 and the legacy hole: layout removes them
+    always = [(0, 1), LEGACY_HOLE]                 # pfn 0 and the legacy hole: layout removes them
     pages, e820, cursor = [], [], 0
     hole = 3 * GiB >> PAGE_SHIFT
     for node, r in enumerate(ram):
@@ -676,7 +709,7 @@ def _dimms(src: Source, pages: list[int], notes: list[str]) -> list[Dimm]:
     if not dmi:
         raw = src.read_bytes("sys/firmware/dmi/tables/DMI")
         if raw:
-            dmi = parse_smbios(raw)
+            dmi = [d for d in parse_smbios(raw) if not d.get("system")]
     need = [p << PAGE_SHIFT for p in pages]
     if dmi:
         out, node, acc = [], 0, 0
@@ -859,7 +892,8 @@ RECLAIMABLE = re.compile(r"dentry|inode|radix_tree_node|buffer_head|extent_statu
 def _sys_cache(src: Source, name: str) -> dict | None:
     base = f"sys/kernel/slab/{name}"
     get = {a: src.read(f"{base}/{a}") for a in ("object_size", "slab_size", "align", "reclaim_account",
-                                                 "hwcache_align", "destroy_by_rcu", "cache_dma", "ctor")}
+                                                 "hwcache_align", "destroy_by_rcu", "cache_dma", "ctor",
+                                                 "objects", "cpu_slabs")}
     if get["object_size"] is None:
         return None
 
@@ -869,7 +903,9 @@ def _sys_cache(src: Source, name: str) -> dict | None:
     return dict(object_size=i("object_size"), slab_size=i("slab_size"), align=i("align"),
                 reclaim=i("reclaim_account") == 1, hwcache=i("hwcache_align") == 1,
                 rcu=i("destroy_by_rcu") == 1, dma=i("cache_dma") == 1,
-                ctor=(get["ctor"] or "").split("+")[0].strip() or None)
+                ctor=(get["ctor"] or "").split("+")[0].strip() or None,
+                cpu_slabs=i("cpu_slabs") if get["cpu_slabs"] is not None else None,
+                nodes={int(a): int(b) for a, b in re.findall(r"N(\d+)=(\d+)", get["objects"] or "")})
 
 
 def infer_geometry(c: dict, sysfs: dict | None, nr_cpus: int, profile) -> tuple[int, int, tuple[str, ...], str | None] | None:
@@ -912,10 +948,24 @@ def _order(size, nr_cpus, profile):
     return fn(size, nr_cpus) if callable(fn) else slub.calculate_order(size, nr_cpus)
 
 
-def _slab_node(sc: dict, nodes: int, cpu0_node: int) -> int | None:
-    """Where a cache's objects go: spread over the nodes (the boot workload's default) when it
-    has slabs enough for every node; else all on CPU 0's node, as a small cache's few slabs
-    are (each node's share would end in a slab of its own, counted whole while a CPU holds it)."""
+def _slab_active(s) -> int:
+    """procsim's own cache's objects as slabinfo counts them (a CPU's slab whole)."""
+    n = s.inuse
+    for cs in s.cpu_slab.values():
+        if cs is not None:
+            n += len(cs.free)
+    return n
+
+
+def _slab_node(sc: dict, nodes: int, cpu0_node: int, sysfs: dict | None = None) -> int | None:
+    """Where a cache's objects go: the one node /sys/kernel/slab/*/objects names, if one;
+    spread over the nodes (the boot workload's default) when it has slabs enough for every
+    node; else all on CPU 0's node, as a small cache's few slabs are (each node's share would
+    end in a slab of its own, counted whole while a CPU holds it)."""
+    if sysfs and sysfs.get("nodes"):
+        used = [n for n, v in sysfs["nodes"].items() if v]
+        if len(used) == 1 and used[0] < nodes:
+            return used[0] if nodes > 1 else None
     slabs = sc["num"] // max(sc["objperslab"], 1)
     return None if nodes == 1 or slabs >= 8 * nodes else cpu0_node
 
@@ -950,18 +1000,23 @@ def clone_state(src: Source, c: Clone) -> None:
         c.notes.append("proc/slabinfo: missing (or not readable: it is root-only): no slab caches cloned")
     for sc in parse_slabinfo(st or ""):
         mine = bare.slab.find(sc["name"])
+        sysfs = _sys_cache(src, sc["name"])
+        node = _slab_node(sc, len(mem_nodes), cpu0_node, sysfs)
+        # a CPU's slab counts whole in active_objs: leave one object of it free, so the last
+        # slab stays a CPU's (as /sys/kernel/slab/*/cpu_slabs says, or as almost every cache has)
+        cpu_slab = 1 if sc["active"] and (sysfs is None or sysfs["cpu_slabs"] is None or sysfs["cpu_slabs"]) else 0
         if mine is not None:
             if mine in (bare.slab.kmem_cache, bare.slab.kmem_cache_node):
                 continue                            # their objects are the caches themselves
             if (mine.size, mine.objects, 1 << mine.order) != (sc["objsize"], sc["objperslab"], sc["pagesperslab"]):
                 c.notes.append(f"slab {sc['name']}: procsim's own cache is {mine.size}/{mine.objects}/"
                                f"{1 << mine.order}, the real one {sc['objsize']}/{sc['objperslab']}/{sc['pagesperslab']}")
-            more = sc["active"] - mine.inuse
+            more = sc["active"] - _slab_active(mine) - cpu_slab
             if more > 0:
                 caches.append(BootCache(sc["name"], mine.size if mine.size == sc["objsize"] else mine.object_size,
-                                        objects=more, node=_slab_node(sc, len(mem_nodes), cpu0_node)))
+                                        objects=more, node=node))
             continue
-        g = infer_geometry(sc, _sys_cache(src, sc["name"]), m.nr_cpu_ids, bare.profile)
+        g = infer_geometry(sc, sysfs, m.nr_cpu_ids, bare.profile)
         if g is None:
             c.notes.append(f"slab {sc['name']}: no size/align/flags give {sc['objsize']} bytes, "
                            f"{sc['objperslab']} per slab, {sc['pagesperslab']} pages: left out")
@@ -969,8 +1024,8 @@ def clone_state(src: Source, c: Clone) -> None:
         obj, align, flags, ctor = g
         if obj > 8 * MiB:
             continue
-        caches.append(BootCache(sc["name"], obj, objects=sc["active"], align=align, flags=flags, ctor=ctor,
-                                node=_slab_node(sc, len(mem_nodes), cpu0_node)))
+        caches.append(BootCache(sc["name"], obj, objects=sc["active"] - cpu_slab, align=align, flags=flags,
+                                ctor=ctor, node=node))
     views = files(m)
     pages = []
     node_mi = [src.read(f"sys/devices/system/node/node{i}/meminfo") for i in range(m.nr_nodes)]
