@@ -396,10 +396,16 @@ def clone_hardware(src: Source, name: str | None = None) -> Clone:
     lscpu = src.first(*ALTERNATES["lscpu"])[0] or ""
     nodes = _nodes(src)
     if not nodes:
-        ncpu = len(cpuinfo) or _lscpu_int(lscpu, "CPU(s)") or 1
+        ncpu = len(cpuinfo) or _lscpu_int(lscpu, "CPU(s)")
+        if not ncpu:
+            ncpu = _cpus_from_slab_orders(src.read("proc/slabinfo"))
+            if ncpu:
+                comments.append(f"no CPU list: {ncpu} CPUs, the fewest whose SLUB slab orders are slabinfo's "
+                                "(calculate_order() asks for more objects per slab the more CPUs there are)")
+            else:
+                ncpu = 1
+                notes.append("CPUs: no node cpulists, cpuinfo, lscpu or slabinfo: one CPU assumed")
         nodes = {0: list(range(ncpu))}
-        if not cpuinfo and not lscpu:
-            notes.append("CPUs: no node cpulists, cpuinfo or lscpu: one CPU assumed")
     node_ids = sorted(set(nodes) | {z.node for z in real})
     if node_ids != list(range(len(node_ids))):
         notes.append(f"nodes {node_ids}: procsim numbers nodes 0..N-1; renumbered in order")
@@ -505,12 +511,13 @@ def clone_hardware(src: Source, name: str | None = None) -> Clone:
     if ver and kernel != f"{ver[0]}.{ver[1]}":
         comments.append(f"kernel {ver[0]}.{ver[1]}: the nearest profile procsim has is {kernel}")
     if not ver:
-        kernel = _profile_from_vmstat(src.read("proc/vmstat"))
+        text, path = src.first("proc/vmstat", "proc/zoneinfo")
+        kernel = _profile_from_vmstat(text)
         if kernel:
-            comments.append(f"no proc/version: the {kernel} profile, whose /proc/vmstat names the file's are")
+            comments.append(f"no proc/version: the {kernel} profile, whose counter names {path} has")
         else:
             kernel = "6.18"
-            notes.append("proc/version and proc/vmstat: missing: the 6.18 profile")
+            notes.append("proc/version, proc/vmstat and proc/zoneinfo: missing: the 6.18 profile")
     swap = _swap(src)
     mname = name or _host_name(src)
     mach = Machine(mname, tuple(sockets), tuple(dimms), tuple(dist), tun, Reserved(**res_kw),
@@ -526,6 +533,9 @@ def _profile_from_vmstat(text: str | None) -> str | None:
     kernel versions: nr_unstable, nr_zspages, workingset_refault_anon, pgpromote_success...)."""
     from .mm.profile import PROFILES
     names = {line.split()[0] for line in (text or "").splitlines() if line.split()}
+    names = {n for n in names if n.startswith(("nr_", "numa_", "pg", "workingset_", "thp_", "compact_",
+                                               "slabs_", "kswapd_", "drop_", "htlb_", "unevictable_",
+                                               "balloon_", "swap_", "zone_", "direct_", "oom_", "allocstall"))}
     if len(names) < 20:
         return None
 
@@ -533,6 +543,28 @@ def _profile_from_vmstat(text: str | None) -> str | None:
         mine = set(p.zone_stat_items) | set(p.numa_stat_items) | set(p.node_stat_items) | set(p.vm_event_items)
         return len(names & mine) / len(names | mine)
     return max(PROFILES, key=lambda v: score(PROFILES[v]))
+
+
+def _cpus_from_slab_orders(text: str | None) -> int | None:
+    """The CPU count (a power of two: calculate_order() sees only fls(nr_cpus)) under which
+    most of slabinfo's caches have the order they show, the size being their stride."""
+    from .mm import slub
+    caches = [c for c in parse_slabinfo(text or "") if c["objsize"] % 8 == 0 and c["objsize"] <= 8192]
+    if not caches:
+        return None
+    best, best_n = -1, None
+    for f in range(1, 14):
+        n = 1 << (f - 1)
+        fits = 0
+        for c in caches:
+            try:
+                o = slub.calculate_order(c["objsize"], n)
+            except Exception:                        # noqa: BLE001 - a size no order holds
+                continue
+            fits += (1 << o) == c["pagesperslab"]
+        if fits > best:
+            best, best_n = fits, n
+    return best_n
 
 
 def _lscpu_int(text: str, key: str) -> int | None:
