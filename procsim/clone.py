@@ -980,6 +980,17 @@ def _order(size, nr_cpus, profile):
     return fn(size, nr_cpus) if callable(fn) else slub.calculate_order(size, nr_cpus)
 
 
+def _spread_size(k, want: int) -> int:
+    """The page count whose split over the nodes (mm_init._boot_pages: each node's share
+    rounded down, in proportion to managed) adds up to ``want`` pages."""
+    nodes = [n.managed for n in k.nodes if n.has_memory]
+    total = sum(nodes)
+    p = want
+    while sum(p * m // total for m in nodes) < want and p < want + len(nodes) + 1:
+        p += 1
+    return p
+
+
 def _slab_active(s) -> int:
     """procsim's own cache's objects as slabinfo counts them (a CPU's slab whole)."""
     n = s.inuse
@@ -998,6 +1009,8 @@ def _slab_node(sc: dict, nodes: int, cpu0_node: int, sysfs: dict | None = None) 
         used = [n for n, v in sysfs["nodes"].items() if v]
         if len(used) == 1 and used[0] < nodes:
             return used[0] if nodes > 1 else None
+        if len(used) > 1:
+            return None
     slabs = sc["num"] // max(sc["objperslab"], 1)
     return None if nodes == 1 or slabs >= 8 * nodes else cpu0_node
 
@@ -1036,7 +1049,13 @@ def clone_state(src: Source, c: Clone) -> None:
         node = _slab_node(sc, len(mem_nodes), cpu0_node, sysfs)
         # a CPU's slab counts whole in active_objs: leave one object of it free, so the last
         # slab stays a CPU's (as /sys/kernel/slab/*/cpu_slabs says, or as almost every cache has)
-        cpu_slab = 1 if sc["active"] and (sysfs is None or sysfs["cpu_slabs"] is None or sysfs["cpu_slabs"]) else 0
+        # (one per node it is spread over)
+        if not sc["active"] or (sysfs and sysfs["cpu_slabs"] == 0):
+            cpu_slab = 0
+        elif node is not None or len(mem_nodes) == 1:
+            cpu_slab = 1
+        else:
+            cpu_slab = sysfs["cpu_slabs"] if sysfs and sysfs["cpu_slabs"] else len(mem_nodes)
         if mine is not None:
             if mine in (bare.slab.kmem_cache, bare.slab.kmem_cache_node):
                 continue                            # their objects are the caches themselves
@@ -1094,7 +1113,7 @@ def clone_state(src: Source, c: Clone) -> None:
                 real, ours = parse_kv(mi), parse_kv(views["meminfo"].render(bare).decode())
                 kb = real.get(key, 0) - ours.get(key, 0)
                 if kb >= 4:
-                    pages.append(BootPages(use, kb << 10, None, 0))
+                    pages.append(BootPages(use, _spread_size(bare, kb >> 2) << PAGE_SHIFT, None, 0))
     caches.reverse()             # slabinfo lists the newest cache first: create the oldest first
     c.machine = replace(m, boot=Boot(tuple(caches), tuple(pages)))
 
