@@ -512,7 +512,7 @@ def clone_hardware(src: Source, name: str | None = None) -> Clone:
         comments.append(f"kernel {ver[0]}.{ver[1]}: the nearest profile procsim has is {kernel}")
     if not ver:
         text, path = src.first("proc/vmstat", "proc/zoneinfo")
-        kernel = _profile_from_vmstat(text)
+        kernel = _profile_from_vmstat(text, events=path == "proc/vmstat")
         if kernel:
             comments.append(f"no proc/version: the {kernel} profile, whose counter names {path} has")
         else:
@@ -528,7 +528,7 @@ def clone_hardware(src: Source, name: str | None = None) -> Clone:
     return Clone(mach, notes, comments, real)
 
 
-def _profile_from_vmstat(text: str | None) -> str | None:
+def _profile_from_vmstat(text: str | None, events: bool = True) -> str | None:
     """The profile whose vmstat counter names are most like the file's (they differ between
     kernel versions: nr_unstable, nr_zspages, workingset_refault_anon, pgpromote_success...)."""
     from .mm.profile import PROFILES
@@ -540,7 +540,9 @@ def _profile_from_vmstat(text: str | None) -> str | None:
         return None
 
     def score(p):
-        mine = set(p.zone_stat_items) | set(p.numa_stat_items) | set(p.node_stat_items) | set(p.vm_event_items)
+        mine = set(p.zone_stat_items) | set(p.numa_stat_items) | set(p.node_stat_items)
+        if events:                                  # zoneinfo prints no events
+            mine |= set(p.vm_event_items)
         return len(names & mine) / len(names | mine)
     return max(PROFILES, key=lambda v: score(PROFILES[v]))
 
@@ -916,9 +918,10 @@ def parse_slabinfo(text: str) -> list[dict]:
 
 # Caches the kernel creates with SLAB_RECLAIM_ACCOUNT (their slabs count as SReclaimable):
 # when /sys/kernel/slab does not say, the name does.
-RECLAIMABLE = re.compile(r"dentry|inode|radix_tree_node|buffer_head|extent_status|^mbcache|"
-                         r"xfs_buf|btrfs_extent_buffer|nfs_|fuse_|ext4_|jbd2_|^kmalloc-rcl-|dquot|"
-                         r"ovl_|shmem|proc_dir_entry|kernfs_node")
+RECLAIMABLE = re.compile(
+    r"^(dentry|inode_cache|bdev_cache|dax_cache|radix_tree_node|buffer_head|fsverity_info|mbcache|"
+    r"jbd2_journal_head|ext4_extent_status|ovl_inode|xfs_inode|kmalloc-rcl-\w+|:a.*)$|"
+    r"^(ext[234]|btrfs|fuse|proc|sock|squashfs|erofs|debugfs|tracefs|nfs|isofs|fat|f2fs|cifs|udf)_inode(_cache)?$")
 
 
 def _sys_cache(src: Source, name: str) -> dict | None:
@@ -949,7 +952,7 @@ def infer_geometry(c: dict, sysfs: dict | None, nr_cpus: int, profile) -> tuple[
     from .mm import slub
     want = (c["objsize"], c["objperslab"], c["pagesperslab"])
     cands = []
-    reclaim = bool(RECLAIMABLE.search(c["name"]))
+    reclaim = bool(RECLAIMABLE.match(c["name"]))
     if sysfs:
         fl = [n for n, on in (("SLAB_RECLAIM_ACCOUNT", sysfs["reclaim"]), ("SLAB_HWCACHE_ALIGN", sysfs["hwcache"]),
                               ("SLAB_TYPESAFE_BY_RCU", sysfs["rcu"]), ("SLAB_CACHE_DMA", sysfs["dma"])) if on]
