@@ -983,6 +983,20 @@ def _order(size, nr_cpus, profile):
     return fn(size, nr_cpus) if callable(fn) else slub.calculate_order(size, nr_cpus)
 
 
+def _partial_slabs(sc: dict, objects: int, own: int, cpu_slabs: int) -> int:
+    """boot.caches[].slabs for a cache whose slabinfo shows free objects on partial slabs
+    (num_objs > active_objs): all its slabs less those procsim's boot already made; 0 (fill
+    whole slabs) when it shows none or the numbers leave no such shape (one cpu slab per node
+    it is on, each slab at least one object)."""
+    per = sc["objperslab"]
+    if sc["num"] <= sc["active"] or per < 2:
+        return 0
+    slabs = sc["num"] // per - own
+    if slabs < 2 * cpu_slabs or slabs > objects or objects + cpu_slabs > slabs * per:
+        return 0
+    return slabs
+
+
 def _spread_size(k, want: int) -> int:
     """The page count whose split over the nodes (mm_init._boot_pages: each node's share
     rounded down, in proportion to managed) adds up to ``want`` pages."""
@@ -1025,7 +1039,7 @@ MEMINFO_USES = (                    # (boot use, meminfo key of its size, key of
     ("vmalloc", "VmallocUsed", None),
     ("pagecache", ("Active(file)", "Inactive(file)", "Shmem"), "Active(file)"),
     ("anon", "AnonPages", "Active(anon)"),
-)
+)                                   # and kmalloc_large: meminfo's Slab less slabinfo's slabs
 
 
 def clone_state(src: Source, c: Clone) -> None:
@@ -1068,7 +1082,8 @@ def clone_state(src: Source, c: Clone) -> None:
             more = sc["active"] - _slab_active(mine) - cpu_slab
             if more > 0:
                 caches.append(BootCache(sc["name"], mine.size if mine.size == sc["objsize"] else mine.object_size,
-                                        objects=more, node=node))
+                                        objects=more, node=node,
+                                        slabs=_partial_slabs(sc, more, mine.nr_slabs, cpu_slab)))
             continue
         g = infer_geometry(sc, sysfs, m.nr_cpu_ids, bare.profile)
         if g is None:
@@ -1079,7 +1094,8 @@ def clone_state(src: Source, c: Clone) -> None:
         if obj > 8 * MiB:
             continue
         caches.append(BootCache(sc["name"], obj, objects=sc["active"] - cpu_slab, align=align, flags=flags,
-                                ctor=ctor, node=node))
+                                ctor=ctor, node=node,
+                                slabs=_partial_slabs(sc, sc["active"] - cpu_slab, 0, cpu_slab)))
     views = files(m)
     pages = []
     node_mi = [src.read(f"sys/devices/system/node/node{i}/meminfo") for i in range(m.nr_nodes)]
@@ -1107,6 +1123,12 @@ def clone_state(src: Source, c: Clone) -> None:
             if akey and akey in real:
                 active = min(max(real[akey] - ours.get(akey, 0), 0), kb) << 10
             pages.append(BootPages(use, kb << 10, nid, active))
+    if st and mi:                  # meminfo's Slab less every slabinfo line's pages: large kmallocs
+        real_slabs = sum(x["num"] // max(x["objperslab"], 1) * x["pagesperslab"] for x in parse_slabinfo(st))
+        large = parse_kv(mi).get("Slab", 0) // 4 - real_slabs - sum(bare.slab.large_pages)
+        if large > 0:
+            pages.append(BootPages("kmalloc_large", _spread_size(bare, large) << PAGE_SHIFT if per_node
+                                   else large << PAGE_SHIFT, None, 0))
     if any(parse_kv(t or "").get("Shmem") for t in [mi] + node_mi):
         c.notes.append("Shmem: procsim has no shmem pages (tmpfs, on the anon LRU, never dropped): "
                        "cloned as page cache, so Cached and MemFree match but the LRU lists and reclaim differ")
@@ -1190,6 +1212,8 @@ def to_yaml(c: Clone, source: str = "") -> str:
                 parts.append(f"flags: {q('|'.join(bc.flags))}")
             if bc.ctor:
                 parts.append(f"ctor: {bc.ctor}")
+            if bc.slabs:
+                parts.append(f"slabs: {bc.slabs}")
             if bc.node is not None:
                 parts.append(f"node: {bc.node}")
             out.append(f"    - {{{', '.join(parts)}}}")
@@ -1297,8 +1321,8 @@ def check(src: Source | str | Path, c: Clone | None = None) -> tuple[list[tuple[
                               _near(real[key], sim.get(key, 0), 0.01, 4))
                              for key in MEMINFO_KEYS if key in real])
         if not out[-1][1]:
-            out[-1][2].append("why: Slab follows the slabs boot: fills (whole, no partly free ones); pages "
-                              "procsim's own boot already holds (page tables, anon, stacks) can only be added to")
+            out[-1][2].append("why: what procsim's own boot already holds (its CPUs' stacks, page tables, "
+                              "anon pages) can only be added to, never taken away")
 
     st = src.read("proc/slabinfo")
     if st is None:
@@ -1317,9 +1341,10 @@ def check(src: Source | str | Path, c: Clone | None = None) -> tuple[list[tuple[
                          _near(x["active"], y["active"], 0.01, 0)))
         add("proc/slabinfo", rows)
         if not out[-1][1]:
-            out[-1][2].append("why: boot: fills whole slabs and a CPU's slab counts as active; the real caches "
-                              "also hold partly free slabs (num_objs > active_objs), which the description "
-                              "cannot say yet; kmem_cache and kmem_cache_node follow from the caches created")
+            out[-1][2].append("why: a CPU's slab counts whole in active_objs, one per node a cache is spread "
+                              "over; procsim's own caches may already hold more objects than the real ones "
+                              "(objects can only be added); kmem_cache and kmem_cache_node follow from the "
+                              "caches created")
 
     for nid in range(m.nr_nodes):
         for f in ("cpulist", "distance"):
