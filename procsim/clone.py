@@ -1312,6 +1312,29 @@ def check(src: Source | str | Path, c: Clone | None = None) -> tuple[list[tuple[
             out[-1][2].append("why: procsim lays free memory out as its boot leaves it; the free "
                               "blocks per order are not cloned yet")
 
+    pt = src.read("proc/pagetypeinfo")
+    if pt is None:
+        missing("proc/pagetypeinfo", "not in the source (root-only on a live machine)")
+    else:
+        real_f, real_b = _pagetypes(pt)
+        sim_f, sim_b = _pagetypes(ours("pagetypeinfo"))
+        rows = []
+        for key, counts in real_f.items():
+            mine = sim_f.get(key, [])
+            for o, a in enumerate(counts):
+                b = mine[o] if o < len(mine) else None
+                rows.append((f"node {key[0]} {key[1]} {key[2]} order {o}: real {a}, procsim {b} (5 % or 2 blocks)",
+                             b is not None and _near(a, b, 0.05, 2)))
+        for key, counts in real_b.items():
+            mine = sim_b.get(key, [])
+            rows.append((f"node {key[0]} {key[1]} pageblocks by type: real {counts}, procsim {mine}",
+                         len(mine) >= len(counts) and all(_near(a, b, 0.05, 2) for a, b in zip(counts, mine))))
+        add("proc/pagetypeinfo", rows)
+        if not out[-1][1]:
+            out[-1][2].append("why: the description says what pages are used for, not where free blocks sit: "
+                              "procsim's boot decides which pageblocks hold which migratetype and how free "
+                              "memory is split (the shape of free memory is not cloned yet)")
+
     mi = src.read("proc/meminfo")
     if mi is None:
         missing("proc/meminfo", "not in the source")
@@ -1360,6 +1383,23 @@ def check(src: Source | str | Path, c: Clone | None = None) -> tuple[list[tuple[
             mine = ours(f"sysctl/vm/{name}") or ""
             add(f"proc/sys/vm/{name}", [(f"real {t.split()}, procsim {mine.split()}", t.split() == mine.split())])
     return out, c
+
+
+def _pagetypes(text: str | None):
+    """pagetypeinfo: ({(node, zone, type): free blocks per order}, {(node, zone): pageblocks per type})."""
+    free, blocks, on = {}, {}, False
+    for line in (text or "").splitlines():
+        m = re.match(r"Node\s+(\d+), zone\s+(\S+), type\s+(\S+)\s+([\d\s]+)$", line)
+        if m:
+            free[(int(m.group(1)), m.group(2), m.group(3))] = [int(x) for x in m.group(4).split()]
+            continue
+        if line.startswith("Number of blocks type"):
+            on = True
+            continue
+        m = re.match(r"Node (\d+), zone\s+(\S+)\s+([\d\s]+)$", line)
+        if on and m:
+            blocks[(int(m.group(1)), m.group(2))] = [int(x) for x in m.group(3).split()]
+    return free, blocks
 
 
 def _buddy(text: str) -> dict[tuple[int, str], list[int]]:

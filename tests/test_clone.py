@@ -158,7 +158,7 @@ def test_oracle_buddyinfo_orders(oracle):
 def test_check_report_names_every_file_and_why(oracle):
     name, cap, tree, c, *_ = oracle
     text, ok = clone.check_report(tree, c)
-    for f in ("proc/zoneinfo", "proc/buddyinfo", "proc/meminfo", "proc/slabinfo", "proc/sys/vm/min_free_kbytes",
+    for f in ("proc/zoneinfo", "proc/buddyinfo", "proc/pagetypeinfo", "proc/meminfo", "proc/slabinfo", "proc/sys/vm/min_free_kbytes",
               "sys/devices/system/node/node0/distance"):
         assert re.search(rf"^(MATCH|DIFF ) {re.escape(f)}$", text, re.M), f
     assert re.search(r"^MATCH proc/zoneinfo$", text, re.M)
