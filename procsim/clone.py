@@ -55,6 +55,7 @@ ALTERNATES = {
     "dmesg": ("sos_commands/kernel/dmesg", "sos_commands/logs/dmesg", "var/log/dmesg", "dmesg"),
     "dmidecode": ("sos_commands/hardware/dmidecode", "dmidecode"),
     "lscpu": ("sos_commands/processor/lscpu", "lscpu"),
+    "sysctl": ("sos_commands/kernel/sysctl_-a", "sysctl_-a"),
 }
 
 
@@ -119,7 +120,16 @@ class Source:
         return None, None
 
     def sysctl(self, name: str) -> str | None:
-        return self.first(f"proc/sys/vm/{name}", f"proc/sysctl/vm/{name}")[0]
+        """vm.NAME: /proc/sys/vm (older procsim trees: proc/sysctl/vm), else a sosreport's
+        ``sysctl -a`` output."""
+        t = self.first(f"proc/sys/vm/{name}", f"proc/sysctl/vm/{name}")[0]
+        if t is not None:
+            return t
+        for line in (self.first(*ALTERNATES["sysctl"])[0] or "").splitlines():
+            k, sep, v = line.partition("=")
+            if sep and k.strip() == f"vm.{name}":
+                return v.strip() + "\n"
+        return None
 
     def listdir(self, rel: str) -> list[str]:
         rel = rel.strip("/")
@@ -189,9 +199,9 @@ def parse_zoneinfo(text: str) -> list[RealZone]:
         s = line.split()
         if len(s) >= 2 and s[0] in ("spanned", "present", "managed") and s[1].isdigit():
             setattr(cur, s[0], int(s[1]))
-        elif s[:2] == ["pages", "free"]:
+        elif s[:2] == ["pages", "free"] and len(s) > 2 and s[2].isdigit():
             cur.free = int(s[2])
-        elif s[:1] == ["start_pfn:"]:
+        elif s[:1] == ["start_pfn:"] and len(s) > 1 and s[1].isdigit():
             cur.start = int(s[1])
         elif len(s) == 2 and s[0] in ("min", "low", "high") and s[1].isdigit():
             w = list(cur.wmark)
@@ -217,12 +227,17 @@ def parse_kv(text: str) -> dict[str, int]:
 
 
 def parse_cpulist(text: str) -> list[int]:
+    """``0-3,8`` -> [0, 1, 2, 3, 8]; ValueError for anything else or more than MAX_CPUS."""
+    from .machine import MAX_CPUS
     out = []
     for part in text.strip().split(","):
         if not part:
             continue
         a, _, b = part.partition("-")
-        out.extend(range(int(a), int(b or a) + 1))
+        lo, hi = int(a), int(b or a)
+        if lo < 0 or hi < lo or hi - lo + len(out) >= MAX_CPUS or hi > 1 << 20:
+            raise ValueError(f"not a CPU list: {text.strip()[:40]!r}")
+        out.extend(range(lo, hi + 1))
     return out
 
 
@@ -352,11 +367,17 @@ def _nodes(src: Source) -> dict[int, list[int]]:
         m = re.fullmatch(r"node(\d+)", d)
         if m:
             t = src.read(f"sys/devices/system/node/{d}/cpulist")
-            out[int(m.group(1))] = parse_cpulist(t) if t else []
+            try:
+                out[int(m.group(1))] = parse_cpulist(t) if t else []
+            except ValueError:
+                out[int(m.group(1))] = []
     if not out:
         lscpu = src.first(*ALTERNATES["lscpu"])[0] or ""
         for m in re.finditer(r"NUMA node(\d+) CPU\(s\):\s*(\S*)", lscpu):
-            out[int(m.group(1))] = parse_cpulist(m.group(2))
+            try:
+                out[int(m.group(1))] = parse_cpulist(m.group(2))
+            except ValueError:
+                pass
     return dict(sorted(out.items()))
 
 
@@ -390,6 +411,9 @@ def clone_hardware(src: Source, name: str | None = None) -> Clone:
     notes, comments = [], []
     zi = src.read("proc/zoneinfo")
     real = parse_zoneinfo(zi) if zi else []
+    if zi and not any(z.spanned for z in real):
+        notes.append("proc/zoneinfo: no zone with a span in it: not used")
+        real = []
     if not real:
         notes.append("proc/zoneinfo: missing: zone spans come from node sizes (node meminfo or meminfo) alone")
     cpuinfo = _cpuinfo(src.read("proc/cpuinfo"))
@@ -455,8 +479,8 @@ def clone_hardware(src: Source, name: str | None = None) -> Clone:
     n = len(sockets)
     dist = []
     for i in range(n):
-        t = src.read(f"sys/devices/system/node/node{node_ids[i]}/distance")
-        dist.append(tuple(int(x) for x in t.split()) if t else ())
+        t = src.read(f"sys/devices/system/node/node{node_ids[i]}/distance") or ""
+        dist.append(tuple(int(x) for x in t.split()) if re.fullmatch(r"[\d\s]+", t) else ())
     if not all(len(r) == n for r in dist):
         dist = [tuple(10 if i == j else 21 for j in range(n)) for i in range(n)]
         if n > 1:

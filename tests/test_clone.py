@@ -427,3 +427,28 @@ def test_boot_pages_kmalloc_large():
     assert a.render("slabinfo") == b.render("slabinfo")
     assert sum(b.kernel.slab.large_pages) - sum(a.kernel.slab.large_pages) == 300
     check(b.kernel)
+
+
+def test_broken_files_never_stop_the_clone(tmp_path):
+    """Each file of a real capture replaced by junk in turn: the clone still gives a
+    description procsim loads (the junk file narrows it, and is said to)."""
+    files = clone_trees.files_of(clone_trees.capture("two-node"), slub=False)
+    state_files = ("proc/meminfo", "proc/slabinfo", "sys/devices/system/node/node1/meminfo")
+    for rel in sorted(files):
+        for junk in ("garbage\x00 1-x,, :: -5\n", "0-99999999999\n", "Node 0, zone DMA\n  pages free x\n spanned -1\n"):
+            root = clone_trees.write_tree({**files, rel: junk}, tmp_path / re.sub(r"\W", "_", rel + junk[:3]))
+            c = clone.clone(root, state=rel in state_files)
+            m = machine_mod.loads(clone.to_yaml(c))
+            assert m.total_memory > 0, rel
+
+
+def test_sysctl_a_of_a_sosreport(tmp_path):
+    """A sosreport without /proc/sys/vm keeps ``sysctl -a`` in sos_commands/kernel/sysctl_-a."""
+    files = {k: v for k, v in clone_trees.files_of(clone_trees.capture("one-node"), slub=False).items()
+             if not k.startswith("proc/sys/")}
+    files["sos_commands/kernel/sysctl_-a"] = ("kernel.pid_max = 32768\nvm.min_free_kbytes = 4000\n"
+                                              "vm.watermark_scale_factor = 150\n"
+                                              "vm.lowmem_reserve_ratio = 256\t256\t64\t0\t0\n")
+    m = clone.clone(clone_trees.write_tree(files, tmp_path / "sos"), state=False).machine
+    assert (m.tunables.min_free_kbytes, m.tunables.watermark_scale_factor) == (4000, 150)
+    assert m.tunables.lowmem_reserve_ratio == (256, 256, 64, 0, 0)
