@@ -546,6 +546,7 @@ def clone_hardware(src: Source, name: str | None = None) -> Clone:
     mname = name or _host_name(src)
     mach = Machine(mname, tuple(sockets), tuple(dimms), tuple(dist), tun, Reserved(**res_kw),
                    source="<clone>", cpu_numbering=numbering, kernel=kernel, swap=swap)
+    mach = _fit_movable(mach, real, notes)
     mach = _fit_kernel_image(mach, real, notes)
     _note_managed(mach, real, notes)
     mach = _fit_min_free_kbytes(mach, src, notes)
@@ -854,6 +855,39 @@ def _swap(src: Source) -> int:
 def _zone_layout(m: Machine):
     from .mm import layout
     return {(z.node, z.name): z for z in layout.build(m).zones}
+
+
+def _fit_movable(m: Machine, real: list[RealZone], notes: list[str]) -> Machine:
+    """A populated ZONE_MOVABLE with no kernelcore=/movablecore= on the command line (or one
+    procsim does not place the same way): the movablecore or kernelcore size whose Movable
+    zones start where the real ones do (find_zone_movable_pfns_for_nodes)."""
+    want = {z.node: (z.start, z.spanned) for z in real if z.name == "Movable" and z.spanned}
+    if not want:
+        return m
+
+    def fits(mm):
+        try:
+            lay = _zone_layout(mm)
+        except ValueError:
+            return False
+        return all((lay[(n, "Movable")].start_pfn, lay[(n, "Movable")].spanned) == v for n, v in want.items())
+    if fits(m):
+        return m
+    mov = sum(z.present for z in real if z.name == "Movable") << PAGE_SHIFT
+    ker = sum(z.present for z in real if z.name != "Movable") << PAGE_SHIFT
+    t0 = replace(m.tunables, kernelcore=None, movablecore=None)
+    # the Movable start is rounded up to MAX_ORDER_NR_PAGES per node: the size asked for
+    # is up to 4 MiB per node more than the zones hold; a round size first
+    slack = 4 * MiB * len(want)
+    sizes = [-(-mov // GiB) * GiB] + list(range(mov, mov + slack + 1, MiB))
+    ksizes = [ker // GiB * GiB] + list(range(ker, max(ker - slack, 0) - 1, -MiB))
+    for t in [replace(t0, movablecore=v) for v in sizes] + [replace(t0, kernelcore=v) for v in ksizes if v]:
+        mm = replace(m, tunables=t)
+        if fits(mm):
+            return mm
+    notes.append("ZONE_MOVABLE: no movablecore or kernelcore size puts the Movable zones where the real "
+                 "ones start (procsim spreads kernelcore evenly over the nodes in one pass)")
+    return replace(m, tunables=replace(t0, movablecore=mov))
 
 
 def _fit_kernel_image(m: Machine, real: list[RealZone], notes: list[str]) -> Machine:

@@ -466,3 +466,19 @@ def test_cli_name_and_unwritable_out(tmp_path):
     with pytest.raises(SystemExit) as e:
         cli.main(["clone", str(tree), "-o", str(tmp_path / "no" / "such" / "dir.yaml")])
     assert e.value.code == 1
+
+
+def test_movable_zones_found_from_zoneinfo(tmp_path):
+    """A machine booted with movablecore=3G (two nodes): no command line in the tree, so the
+    clone finds the size that starts both Movable zones where zoneinfo says (3 GiB: the zones
+    hold 3068 MiB, each node's start rounded up to MAX_ORDER_NR_PAGES); every file comes back."""
+    import procsim
+    m = machine_mod.loads("name: mv\nsockets: [{cores: 2}, {cores: 2}]\n"
+                          "dimms: [{socket: 0, size: 6GiB}, {socket: 1, size: 4GiB}]\n"
+                          "tunables: {movablecore: 3GiB}\n")
+    sim = procsim.Simulation(m)
+    sim.write_tree(tmp_path / "mv")
+    c = clone.clone(tmp_path / "mv")
+    assert c.machine.tunables.movablecore == 3 << 30 and not c.notes
+    back = procsim.Simulation(machine_mod.loads(clone.to_yaml(c)))
+    assert [v for v in sim.views() if sim.render(v) != back.render(v)] == []
