@@ -345,6 +345,33 @@ def cmd_fixtures(args) -> int:
     return 0
 
 
+def cmd_clone(args) -> int:
+    """A real machine's /proc and /sys (/, a copy, a fixtures tree, a sosreport) -> a description;
+    --check boots it and says, file by file, what matched and what could not be reproduced."""
+    from procsim import clone
+    try:
+        src = clone.Source(args.source)
+        c = clone.clone(src, name=args.name)
+        text = clone.to_yaml(c, args.source)
+        machine_mod.loads(text, args.out or "<clone>")      # never write what procsim cannot read
+    except clone.CloneError as e:
+        _fail(str(e))
+    except machine_mod.ConfigError as e:
+        _fail(f"the cloned description does not validate (a bug, please report it): {e}")
+    if args.out:
+        try:
+            Path(args.out).write_text(text)
+        except OSError as e:
+            _fail(f"{args.out}: {e.strerror}")
+    if args.check:
+        report, ok = clone.check_report(src, c)
+        print(report, end="")
+        return 0 if ok else 1
+    if not args.out:
+        print(text, end="")
+    return 0
+
+
 # --- argument parsing ------------------------------------------------------------------------
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="procsim", description=(
@@ -387,6 +414,16 @@ def parser() -> argparse.ArgumentParser:
     f.add_argument("--tar", action="store_true", help="write OUT as a tar file (.tar.gz/.tgz: compressed)")
     f.add_argument("out", metavar="OUT")
     f.set_defaults(func=cmd_fixtures)
+
+    cl = sub.add_parser("clone", help="write a machine description that reproduces a real machine's files")
+    cl.add_argument("source", metavar="SOURCE",
+                    help="/ (this machine), a directory laid out like / (proc/, sys/), or a sosreport (tarball or directory)")
+    cl.add_argument("-o", "--out", metavar="FILE", help="write the description here (default: stdout)")
+    cl.add_argument("--name", help="the machine's name (default: clone-HOSTNAME)")
+    cl.add_argument("--check", action="store_true",
+                    help="boot the description and print, file by file, what matched and what could not be "
+                         "reproduced and why (exit 1 if anything differs)")
+    cl.set_defaults(func=cmd_clone)
 
     e = sub.add_parser("exec", help="run CMD with /proc and /sys files replaced by MOUNTPOINT's "
                                     "and no power over the host's kernel")

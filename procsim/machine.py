@@ -87,6 +87,8 @@ class BootCache:
     flags: tuple[str, ...] = ()
     node: int | None = None                     # None = spread over nodes with memory
     ctor: str | None = None                     # constructor name: the free pointer goes after the object
+    slabs: int = 0                              # slabs in all (0: as many as the objects fill); the
+                                                # free objects beyond a cpu slab's one sit in partial slabs
 
 
 @dataclass(frozen=True)
@@ -98,7 +100,7 @@ class BootPages:
 
 
 CPU_NUMBERINGS = ("interleaved", "by_socket")
-BOOT_PAGE_USES = ("kernel_stack", "page_tables", "pagecache", "anon", "percpu", "vmalloc")
+BOOT_PAGE_USES = ("kernel_stack", "page_tables", "pagecache", "anon", "percpu", "vmalloc", "kmalloc_large")
 
 
 @dataclass(frozen=True)
@@ -495,8 +497,8 @@ def _load_boot(d: _Doc, node, node_mem: list[int]) -> Boot:
 
     caches, pages, seen = [], [], set()
     for i, cn in enumerate(d.sequence(m["caches"], "boot.caches") if "caches" in m else ()):
-        c = d.mapping(cn, f"boot.caches[{i}]", {"name", "size", "objects", "align", "flags", "node", "ctor"},
-                      {"name", "size"})
+        c = d.mapping(cn, f"boot.caches[{i}]", {"name", "size", "objects", "align", "flags", "node", "ctor",
+                                                 "slabs"}, {"name", "size"})
         name = d.string(c["name"], "cache name", _NAME)
         if name in seen:
             d.fail(c["name"], f"cache {name!r} is listed twice")
@@ -514,7 +516,11 @@ def _load_boot(d: _Doc, node, node_mem: list[int]) -> Boot:
             align=d.integer(c["align"], "align", 0, 1 << 20) if "align" in c else 0,
             flags=flags,
             node=_node_ref(d, c, nsockets),
-            ctor=d.string(c["ctor"], "ctor", r"[A-Za-z_]\w*") if "ctor" in c else None))
+            ctor=d.string(c["ctor"], "ctor", r"[A-Za-z_]\w*") if "ctor" in c else None,
+            slabs=d.integer(c["slabs"], "slabs", 0, 1 << 32) if "slabs" in c else 0))
+        if caches[-1].slabs and caches[-1].slabs > caches[-1].objects:
+            d.fail(c["slabs"], f"slabs ({caches[-1].slabs}) is more than objects ({caches[-1].objects}): "
+                               "every slab holds at least one live object")
         place(caches[-1].node, caches[-1].objects * caches[-1].size, cn)
     for i, pn in enumerate(d.sequence(m["pages"], "boot.pages") if "pages" in m else ()):
         p = d.mapping(pn, f"boot.pages[{i}]", {"use", "size", "node", "active"}, {"use", "size"})

@@ -172,6 +172,10 @@ class MmInit:
             pages = -(-bp.size // PAGE_SIZE)
             targets = [(self.nodes[bp.node], pages)] if bp.node is not None else \
                 [(n, pages * n.managed // total) for n in mem_nodes]
+            if bp.use == "kmalloc_large":
+                for node, n in targets:
+                    self._boot_kmalloc_large(node.id, n)
+                continue
             gfp = USE_GFP[bp.use]
             # stacks are 16 KiB; gigabytes of page cache or anon come as large folios (128 KiB)
             order = 2 if bp.use == "kernel_stack" else (5 if bp.use in ("pagecache", "anon") and pages >= 1 << 16 else 0)
@@ -180,6 +184,17 @@ class MmInit:
                 if bp.active:                     # the share used twice since: on the active list
                     activate_boot(self, blocks, len(blocks) * bp.active // bp.size)
 
+
+    def _boot_kmalloc_large(self, nid: int, pages: int):
+        """boot.pages use kmalloc_large: kmalloc()s larger than the largest kmalloc cache go
+        straight to the page allocator (kmalloc_large_node) and count as unreclaimable slab
+        with no slabinfo line; as 16 KiB blocks, the rest in smaller ones."""
+        from .gfp import GFP_KERNEL
+        cpu = self.slab._node_cpu.get(nid, 0)
+        for order in (2, 1, 0):
+            while pages >= 1 << order:
+                self.slab._kmalloc_large(PAGE_SIZE << order, GFP_KERNEL, nid, cpu)
+                pages -= 1 << order
 
 
 def _fls(x: int) -> int:

@@ -657,16 +657,22 @@ class Slub:
             if not bc.objects:
                 continue
             node = self._check_node(bc.node)
-            if node is not None:
-                shares = {node: bc.objects}
-            else:
-                k = len(self.slab_nodes)
-                shares = {nid: bc.objects // k + (i < bc.objects % k) for i, nid in enumerate(self.slab_nodes)}
+            nodes = [node] if node is not None else list(self.slab_nodes)
+            k = len(nodes)
+            shares = {nid: bc.objects // k + (i < bc.objects % k) for i, nid in enumerate(nodes)}
+            slabs = {nid: (bc.slabs // k + (i < bc.slabs % k)) if bc.slabs else 0 for i, nid in enumerate(nodes)}
             for nid, count in shares.items():
-                self._fill(s, nid, count)
+                self._fill(s, nid, count, slabs[nid])
         self.k.generation += 1
 
-    def _fill(self, s: KmemCache, nid: int, count: int):
+    def _fill(self, s: KmemCache, nid: int, count: int, slabs: int = 0):
+        """``count`` live objects on node ``nid``: whole slabs, then a cpu slab.  ``slabs``
+        (boot.caches[].slabs, a cloned machine's num_objs / objperslab) asks for that many
+        slabs in all: the free objects they hold beyond the cpu slab's one free object sit
+        on partly used slabs at the node partial list, as a machine that has been running
+        has them (slabinfo: num_objs > active_objs)."""
+        if slabs and self._fill_partial(s, nid, count, slabs):
+            return
         cpu = self._node_cpu.get(nid, 0)
         cs = s.cpu_slab.get(cpu)
         if cs is not None and cs.node == nid:               # top up the cpu slab first
@@ -692,6 +698,46 @@ class Slub:
             slab.state = FULL
         for _ in range(rest):
             self._alloc(s, GFP_KERNEL, nid, cpu)
+
+    def _fill_partial(self, s: KmemCache, nid: int, count: int, slabs: int) -> bool:
+        """The node's ``count`` objects in ``slabs`` slabs: a cpu slab with one object free
+        (allocated first, the normal way), then full slabs and partial ones sharing the
+        remaining free objects, built directly (each keeps at least one object and one free
+        slot, so none is discarded).  False (the caller fills as usual) when the numbers do
+        not fit that shape."""
+        per = s.objects
+        m = slabs - 1                                   # slabs besides the cpu slab
+        built = count - (per - 1)
+        free = m * per - built
+        if m < 1 or per < 2 or built < m or free < 0:
+            return False
+        npart = -(-free // (per - 1))
+        full = m - npart
+        cpu = self._node_cpu.get(nid, 0)
+        for _ in range(per - 1):
+            self._alloc(s, GFP_KERNEL, nid, cpu)
+        gfp = GFP_KERNEL | _GFP_THISNODE
+        n = s.node
+        for i in range(m):
+            try:
+                slab = self._new_slab(s, gfp, nid, cpu)
+            except MMError:
+                gfp &= ~_GFP_THISNODE
+                slab = self._new_slab(s, gfp, nid, cpu)
+            if i < full:
+                used = slab.objects
+            else:                                       # partial: share ``free`` evenly
+                j = i - full
+                used = max(1, min(slab.objects - (free // npart + (j < free % npart)), slab.objects - 1))
+            slab.used = bytearray(b"\x01") * used + bytearray(slab.objects - used)
+            slab.free = list(range(slab.objects - 1, used - 1, -1))
+            slab.inuse = used
+            s.inuse += used
+            if used == slab.objects:
+                slab.state = FULL
+            else:
+                self._add_partial(n[slab.node], slab, head=False)
+        return True
 
     # --- allocation -----------------------------------------------------------------------
     def _take(self, slab: Slab) -> int:
