@@ -14,8 +14,8 @@ procfs semantics, because that is what procps, libnuma and node_exporter rely on
 the writer's buffer size and retries, a failing line's errno reaches the writer (see
 ProcFS.write), and reading the same handle returns the replies not yet read.
 
-Memory stays bounded whoever reads: open handles share one snapshot per (file, state) within
-SNAPSHOT_BYTES, unread replies are capped per handle (MAX_REPLY_BYTES).
+Memory stays bounded whoever reads: what open handles keep is within SNAPSHOT_BYTES (one
+render per state, shared), unread replies are capped per handle (MAX_REPLY_BYTES).
 
 Threads (docs/DESIGN.md, "The shell's threads").  The mount is served by libfuse's
 single-threaded loop on the main thread: a fusepy callback on the thread Python started costs
@@ -45,7 +45,6 @@ import sys
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
 from logging.handlers import RotatingFileHandler
 
 import fuse as _fusepy
@@ -57,8 +56,7 @@ from procsim.mm.errors import MMError
 from procsim.session import CONTROL, Gone, Session, log
 
 MAX_REPLY_BYTES = 256 << 10  # unread replies kept per control handle (oldest dropped first)
-SNAPSHOT_BYTES = 64 << 20    # snapshots pinned by open handles, all files together
-SNAPSHOTS_PER_FILE = 16      # states of one file pinned at once
+SNAPSHOT_BYTES = 64 << 20    # snapshots kept by open handles, all files together
 AT_CLOSE = "(ran at close: the last line had no newline, so its error could not reach the writer)"
 KEPT_THREAD_STATES = 64      # libfuse worker threads whose Python thread state is kept (below)
 SUBMOUNTS = ("sys/kernel/tracing",)   # subtrees served by the threaded session (reads that block)
@@ -217,18 +215,20 @@ class _Interrupts:
         os.close(self.r)
 
 
-@dataclass
 class Handle:
-    path: str
-    kind: str = "file"                  # file, control, stream (kmsg), pipe (trace_pipe)
-    snapshot: bytes | None = None       # a shared pin (ProcFS._pins) or None: re-render on read
-    pin: tuple | None = None
-    pending: bytearray = field(default_factory=bytearray)     # control: a partial line; pipe: the rest of a line
-    replies: deque = field(default_factory=deque)
-    reply_bytes: int = 0
-    failed: tuple[int, bytes] | None = None      # control: (errno, the failing line's bytes) for the retry
-    cursor: object = None                       # stream views (kmsg): the next record
-    lock: threading.Lock = field(default_factory=threading.Lock)   # one request at a time per handle
+    """One open file.  Plain slots: an open+read+close makes one, so it must be cheap."""
+    __slots__ = ("path", "kind", "snapshot", "pending", "replies", "reply_bytes", "failed", "cursor", "lock")
+
+    def __init__(self, path: str, kind: str = "file"):
+        self.path = path
+        self.kind = kind                # file, control, stream (kmsg), pipe (trace_pipe)
+        self.snapshot = None            # the bytes read at offset 0 (shared, counted in ProcFS._pinned)
+        self.pending = bytearray()      # control: a partial line; pipe: the rest of a line
+        self.replies = deque() if kind == "control" else None
+        self.reply_bytes = 0
+        self.failed = None              # control: (errno, the failing line's bytes) for the retry
+        self.cursor = None              # stream views (kmsg): the next record
+        self.lock = threading.Lock()    # one request at a time per handle
 
 
 _DIR = stat.S_IFDIR | 0o555
@@ -249,9 +249,7 @@ class ProcFS(Operations):
         self._handles: dict[int, Handle] = {}
         self._ids = itertools.count(1)
         self._hmutex = threading.Lock()             # guards _handles and the pins
-        self._pins: dict[tuple, list] = {}          # (path, state) -> [bytes, handles]
-        self._pinned = 0                            # bytes in _pins
-        self._per_file: dict[str, int] = {}         # path -> pins
+        self._pinned = 0                            # bytes of the handles' snapshots (each counted)
         self._uid, self._gid = os.getuid(), os.getgid()
         t = self._time = time.time_ns()
         self._base = dict(st_uid=self._uid, st_gid=self._gid, st_atime=t, st_mtime=t, st_ctime=t)
@@ -293,7 +291,7 @@ class ProcFS(Operations):
         tree = self.session.tree()
         name = self._name(path)
         kids = tree.dirs.get(name)
-        if kids is None:
+        if kids is None:            # gone since opendir: the kernel shows the reader an empty directory
             raise FuseOSError(errno.ENOTDIR if name in tree.files else errno.ENOENT)
         # With a type for each entry (d_type): tools such as slabinfo skip DT_UNKNOWN entries.
         return [".", ".."] + [(n, {"st_mode": stat.S_IFDIR if d else stat.S_IFREG}, 0) for n, d in kids]
@@ -416,42 +414,34 @@ class ProcFS(Operations):
 
     # --- snapshots: seq_file-like, bounded ---------------------------------------------------
     def _take_snapshot(self, h: Handle) -> bytes:
-        """The file now, pinned for this handle's later offsets when the budget allows (the
+        """The file now, kept for this handle's later offsets while the budget allows (the
         caller holds h.lock).
 
-        Handles share one pin per (path, state); the pins together hold at most SNAPSHOT_BYTES
-        and SNAPSHOTS_PER_FILE states of one file.  Beyond that the handle keeps nothing and a
-        read at a later offset renders the current state again (the kernel's seq_file does the
-        same: it never keeps a whole copy per reader, and a reader that spans a change sees it).
-        A state's render is cached by the session, so even then it is not rendered twice.
+        A state's bytes are rendered once and shared (the session caches them by state), so
+        handles reading one state hold one copy; still each handle's snapshot counts in full
+        against SNAPSHOT_BYTES, which bounds what open handles keep alive however many there
+        are and however the state moves.  Beyond that the handle keeps nothing and a read at a
+        later offset takes the current state (the kernel's seq_file does the same: it never
+        keeps a whole copy per reader, and a reader that spans a change sees it).
         """
-        key, data = self._snapshot(h.path)
+        data = self._snapshot(h.path)[1]
+        old = h.snapshot
+        n = len(data)
         with self._hmutex:
-            self._unpin(h)
-            pin = self._pins.get(key)
-            if pin is not None and pin[0] is not data:     # the log re-rendered under one key
-                pin = None
-            elif pin is None and self._pinned + len(data) <= SNAPSHOT_BYTES \
-                    and self._per_file.get(h.path, 0) < SNAPSHOTS_PER_FILE:
-                pin = self._pins[key] = [data, 0]
-                self._pinned += len(data)
-                self._per_file[h.path] = self._per_file.get(h.path, 0) + 1
-            if pin is not None:
-                pin[1] += 1
-                h.pin, h.snapshot = key, pin[0]
+            if old is not None:
+                self._pinned -= len(old)
+            if self._pinned + n <= SNAPSHOT_BYTES:
+                self._pinned += n
+                h.snapshot = data
+            else:
+                h.snapshot = None
         return data
 
     def _unpin(self, h: Handle) -> None:
-        """Drop h's pin (caller holds _hmutex); the last handle of a pin frees it."""
-        key, h.pin, h.snapshot = h.pin, None, None
-        if key is None:
-            return
-        pin = self._pins[key]
-        pin[1] -= 1
-        if pin[1] == 0:
-            del self._pins[key]
-            self._pinned -= len(pin[0])
-            self._per_file[key[0]] -= 1
+        """Drop h's snapshot (caller holds _hmutex)."""
+        if h.snapshot is not None:
+            self._pinned -= len(h.snapshot)
+            h.snapshot = None
 
     # --- control and the writable files ------------------------------------------------------
     def write(self, path, data, offset, fi):

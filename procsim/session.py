@@ -122,9 +122,11 @@ class Session:
         self._dynamic = views is None               # view modules whose files follow the state
         self._views = dict(self._static)
         self._views_key = None
+        self._views_state = None                    # (boots, generation) _views_key was checked at
         self.streams = {p for p, v in self._static.items() if v.stream is not None}   # kmsg
         self._mutex = threading.Lock()
         self._tree: Tree | None = None
+        self._tree_state = None                     # (boots, generation) the tree was checked at
         self._epoch = 0                             # volatile views' changes not in generation (under _mutex)
         self._wake_lock = threading.Lock()          # blocked readers: one condition per file on this lock
         self._conds: dict[str, threading.Condition] = {}
@@ -154,12 +156,17 @@ class Session:
         """Add or drop the files of the dynamic views (a /sys/kernel/slab directory per cache)
         when the state they follow changed; returns the key the file list is for."""
         if self._dynamic:
+            c = self.control
+            k = c.kernel
+            state = (c.boots, k.generation)
+            if state == self._views_state:          # every read of an unchanged state: nothing to do
+                return self._views_key
             from procsim import views
-            k = self.control.kernel
-            key = (self.control.boots, views.dynamic_key(k))
+            key = (c.boots, views.dynamic_key(k))
             if key != self._views_key:
                 self._views = {**self._static, **views.dynamic_files(k)}
                 self._views_key = key
+            self._views_state = state
         return self._views_key
 
     @property
@@ -188,10 +195,15 @@ class Session:
     def tree(self) -> Tree:
         """The file tree of the state now: one look-up per FUSE operation, atomic."""
         with self._mutex:
-            key = self._sync_views()
+            c = self.control
+            state = (c.boots, c.kernel.generation)
             t = self._tree
+            if t is not None and self._tree_state == state:    # the state did not move: the same tree
+                return t
+            key = self._sync_views()
             if t is None or t.key != key:
                 t = self._tree = build_tree(key, self._views, {CONTROL: 0o600, LOG: 0o444, ALLOCATIONS: 0o444})
+            self._tree_state = state
             return t
 
     def snapshot(self, path: str) -> tuple[tuple, bytes]:
@@ -199,8 +211,14 @@ class Session:
         open handles can share one snapshot per (path, state).  Gone if the file is not in
         the state any more."""
         with self._mutex:
-            self._sync_views()
             c = self.control
+            hit = self._cache.get(path)             # the common case first: a file read again, unchanged
+            if hit is not None:
+                key = hit[0]
+                if len(key) == 3 and key[1] == c.boots and \
+                        key[2] == (c.serial if path in (LOG, ALLOCATIONS) else c.kernel.generation):
+                    return hit
+            self._sync_views()
             view = self._views.get(path)
             if view is None and path not in (LOG, ALLOCATIONS):
                 raise Gone(errno.ENOENT, path)
