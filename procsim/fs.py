@@ -104,22 +104,25 @@ def _start_quiet(target, name: str) -> threading.Thread:
 class _CappedStream(logging.StreamHandler):
     """stderr, up to LOG_BYTES in all, then one line saying the rest is dropped."""
 
+    CAPPED = "procsim: the log reached its cap; later messages are dropped (use --log FILE)\n"
+
     def __init__(self, stream, cap: int = LOG_BYTES):
         super().__init__(stream)
-        self.left = cap
+        self.left = cap - len(self.CAPPED)          # room kept for the last line
 
     def emit(self, record):
-        if self.left <= 0:
+        if self.left < 0:
             return
         text = self.format(record) + "\n"
-        if len(text) > self.left:
-            text = "procsim: the log reached its cap; later messages are dropped (use --log FILE)\n"
-        self.left -= len(text)
+        if len(text.encode()) > self.left:
+            text, self.left = self.CAPPED, -1
+        else:
+            self.left -= len(text.encode())
         try:
             self.stream.write(text)
             self.stream.flush()
         except (OSError, ValueError):
-            self.left = 0
+            self.left = -1
 
 
 class DaemonLog:
