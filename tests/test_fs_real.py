@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from procsim.testing import CONFIGS, procsim_cmd
+from procsim.testing import CONFIGS, force_unmount, mounts, procsim_cmd
 from procsim.machine import load
 from procsim.mm.layout import build
 
@@ -126,3 +126,26 @@ def test_slabtop_through_exec_follows_control(mounted):
     # 1000 objects need 63 slabs; SLUB counts the cpu slab's free objects as active.
     assert (perslab, slabs, objs) == ("16", "63", "1008")
     assert active == "1008"
+
+
+def test_daemon_mode_mounts_a_shipped_machine_by_name_from_any_directory(mp, tmp_path):
+    """`procsim mount --config seed-vm M` (daemon mode) from a directory with no seed-vm in it:
+    the daemon (started in /) gets the shipped machine, not CWD/seed-vm (issue 29 item 5).
+    `procsim umount` then unmounts both sessions (the threaded one over sys/kernel/tracing)."""
+    import re
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    r = subprocess.run(procsim_cmd("mount", "--config", "seed-vm", mp), cwd=elsewhere,
+                       capture_output=True, text=True, timeout=180)
+    try:
+        assert r.returncode == 0, r.stderr
+        pid = int(re.search(r"daemon pid (\d+)", r.stdout).group(1))
+        total = int(re.search(r"MemTotal: +(\d+) kB", (mp / "meminfo").read_text()).group(1))
+        assert 2 << 20 > total > 1 << 20                    # seed-vm: 2 GiB of RAM (not the default 128 GiB)
+        assert mounts(mp / "sys/kernel/tracing")
+        r = subprocess.run(procsim_cmd("umount", mp), capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        assert not mounts(mp) and not mounts(mp / "sys/kernel/tracing")
+        assert not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] == "Z"
+    finally:
+        force_unmount(mp)
