@@ -275,6 +275,47 @@ def bench_reads(before: str | None = None):
                 row(f"{how} M/{name} ({where})", us(sim), peers, goal, ok)
 
 
+def _cpu_seconds(pid: int) -> float:
+    """utime + stime of a process, all its threads (those gone included)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def bench_idle_readers(before: str | None = None, n: int = 200, seconds: float = 5.0):
+    """n readers blocked on trace_pipe with nothing to read: the daemon's CPU meanwhile
+    (issue 30 3b: each reader polled /proc/self/mountinfo 4 times a second)."""
+    import threading
+    from procsim.harness import mounted
+    trees = [("this tree", str(ROOT))] + ([("before", before)] if before else [])
+    for label, tree in trees:
+        env = dict(ENV, PYTHONPATH=tree)
+        with mounted(argv=lambda m: [PY, "-m", "procsim.cli", "mount", "--foreground", "--config", "tiny", m],
+                     cwd=tree, env=env) as m:
+            pipe = os.path.join(m.path, "sys/kernel/tracing/trace_pipe")
+            fds = [os.open(pipe, os.O_RDONLY) for _ in range(n)]
+            readers = [threading.Thread(target=os.read, args=(fd, 4096), daemon=True) for fd in fds]
+            try:
+                for t in readers:
+                    t.start()
+                time.sleep(2.0)
+                c0 = _cpu_seconds(m.pid)
+                time.sleep(seconds)
+                busy = (_cpu_seconds(m.pid) - c0) / seconds
+            finally:
+                pass
+            ok = busy <= 0.05
+            row(f"{n} idle readers blocked on trace_pipe: daemon CPU ({label})", f"{busy * 100:.1f} % of one CPU",
+                "—", "≤ 5 %", ok)
+        for t in readers:
+            t.join(10)
+        for fd in fds:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
 @contextmanager
 def floor_mount_files(srcs: list[str]):
     with _mount(lambda mp: [PY, str(HERE / "fusepy_floor.py"), *srcs, mp]) as mp:
@@ -847,6 +888,7 @@ def main() -> int:
             pin_to_one_cpu()
         before = sys.argv[sys.argv.index("--before") + 1] if "--before" in sys.argv else None
         bench_reads(before)
+        bench_idle_readers(before)
         print()
         print(table())
         return 0
@@ -871,6 +913,7 @@ def main() -> int:
     bench_compaction()
     bench_mount()
     bench_reads()
+    bench_idle_readers()
     bench_frees()
     bench_pressure()
     bench_scale()

@@ -239,3 +239,47 @@ def test_a_cache_created_and_destroyed_under_three_readers_gives_only_enoent(mou
     assert all(seen[w] > 0 for w in seen), seen            # each reader saw the cache at times
     assert sum(len(c) for c in errors.values()) > 0          # ... and saw it gone at others
     assert "Traceback" not in mounted.stderr(mp) and "Error" not in mounted.stderr(mp)
+
+
+def test_several_handles_reading_trace_share_one_render():
+    """Five handles read `trace` (a ring of 20000 events) in 4 KiB steps, interleaved: the ring
+    is rendered once, not once per read (issue 30 3b: with 4 handles open every 128 KiB read
+    rendered the whole ring again), each handle gets the whole file, and a new event makes
+    the next read at offset 0 render again."""
+    from procsim import machine
+    from procsim.fs import ProcFS
+    from procsim.session import Session
+
+    class FI:
+        flags, fh, direct_io = os.O_RDONLY, 0, 0
+
+    s = Session(machine.load(CONFIGS / "tiny.yaml"))
+    T = "sys/kernel/tracing"
+    s.write_view(f"{T}/events/kmem/kmalloc/enable", b"1")
+    assert s.execute(["kmalloc 32 count=20000 tag=many"])[-1].errno == 0
+    view = s.views[f"{T}/trace"]
+    renders = []
+    real = view.render
+    object.__setattr__(view, "render", lambda k: renders.append(1) or real(k))
+    try:
+        fs = ProcFS(s)
+        fis = [FI() for _ in range(5)]
+        for fi in fis:
+            fs.open("/" + T + "/trace", fi)
+        outs = [bytearray() for _ in fis]
+        offset = 0
+        while True:
+            chunks = [fs.read("/" + T + "/trace", 4096, offset, fi) for fi in fis]
+            for out, c in zip(outs, chunks):
+                out += c
+            if not chunks[0]:
+                break
+            offset += 4096
+        assert len(renders) == 1
+        assert all(o == outs[0] for o in outs) and outs[0].count(b" kmalloc: ") == 20000
+        s.execute(["kmalloc 32 tag=one"])
+        assert fs.read("/" + T + "/trace", 4096, 0, fis[0]) and len(renders) == 2
+        for fi in fis:
+            fs.release("/" + T + "/trace", fi)
+    finally:
+        object.__setattr__(view, "render", real)
