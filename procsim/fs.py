@@ -653,7 +653,9 @@ def serve(session: Session, mountpoint: str, allow_other: bool = False, on_ready
     tree = session.tree()
     roots = [r for r in SUBMOUNTS if r in tree.dirs]
     subs: list[_Sub] = []
-    intr = _Interrupts(session) if roots else None
+    intr = None
+    if roots and threading.current_thread() is threading.main_thread():   # signal handlers: main thread only
+        intr = _Interrupts(session)
     up = set()
     main_fs: list[ProcFS] = []
 
