@@ -282,6 +282,44 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def bench_read_cpu(before: str | None = None, n: int = 4000):
+    """The daemon's own CPU time per open + one read + close of M/zoneinfo and M/meminfo
+    (utime + stime of its process over n reads, best of 3 alternating rounds), beside the
+    fusepy floor's and, with --before, the daemon of that tree: a cost figure a loaded machine
+    moves much less than wall time (the reader's waiting is not in it)."""
+    from contextlib import ExitStack
+    from procsim.harness import mounted
+    with ExitStack() as st:
+        tmp = st.enter_context(tempfile.TemporaryDirectory(prefix="procsim-floor-src-"))
+        m = st.enter_context(mounted(argv=lambda mp: [*PROCSIM, "mount", "--foreground", mp], cwd=ROOT))
+        daemons = [("M", m)]
+        for name in ("zoneinfo", "meminfo"):
+            with open(os.path.join(m.path, name), "rb") as f, open(os.path.join(tmp, name), "wb") as g:
+                g.write(f.read())
+        fl = st.enter_context(mounted(argv=lambda mp: [PY, str(HERE / "fusepy_floor.py"), os.path.join(tmp, "zoneinfo"),
+                                                       os.path.join(tmp, "meminfo"), mp], cwd=ROOT))
+        daemons.append(("fusepy floor", fl))
+        if before:
+            env = dict(ENV, PYTHONPATH=before)
+            daemons.append(("before", st.enter_context(mounted(
+                argv=lambda mp: [PY, "-m", "procsim.cli", "mount", "--foreground", mp], cwd=before, env=env))))
+        for name in ("zoneinfo", "meminfo"):
+            best = {lab: float("inf") for lab, _ in daemons}
+            for _ in range(3):
+                for lab, d in daemons:
+                    p = os.path.join(d.path, name)
+                    c0 = _cpu_seconds(d.pid)
+                    for _ in range(n):
+                        fd = os.open(p, os.O_RDONLY)
+                        os.read(fd, 1 << 17)
+                        os.close(fd)
+                    best[lab] = min(best[lab], (_cpu_seconds(d.pid) - c0) / n)
+            sim = best["M"]
+            peers = "; ".join(f"{lab} {us(v)} → {sim / v:.2f}×" for lab, v in best.items() if lab != "M")
+            row(f"daemon CPU per open+one read+close M/{name}", us(sim), peers, "≤ 1.3× floor",
+                sim <= 1.3 * best["fusepy floor"])
+
+
 def bench_idle_readers(before: str | None = None, n: int = 200, seconds: float = 5.0):
     """n readers blocked on trace_pipe with nothing to read: the daemon's CPU meanwhile
     (issue 30 3b: each reader polled /proc/self/mountinfo 4 times a second)."""
@@ -888,6 +926,7 @@ def main() -> int:
             pin_to_one_cpu()
         before = sys.argv[sys.argv.index("--before") + 1] if "--before" in sys.argv else None
         bench_reads(before)
+        bench_read_cpu(before)
         bench_idle_readers(before)
         print()
         print(table())
@@ -913,6 +952,7 @@ def main() -> int:
     bench_compaction()
     bench_mount()
     bench_reads()
+    bench_read_cpu()
     bench_idle_readers()
     bench_frees()
     bench_pressure()

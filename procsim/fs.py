@@ -226,7 +226,7 @@ class Handle:
         self.path = path
         self.kind = kind                # file, control, stream (kmsg), pipe (trace_pipe)
         self.snapshot = None            # the bytes read at offset 0 (shared, counted in ProcFS._pinned)
-        self.pending = bytearray()      # control: a partial line; pipe: the rest of a line
+        self.pending = None if kind == "file" else bytearray()   # control: a partial line; pipe: a line's rest
         self.replies = deque() if kind == "control" else None
         self.reply_bytes = 0
         self.failed = None              # control: (errno, the failing line's bytes) for the retry
@@ -327,12 +327,11 @@ class ProcFS(Operations):
             raise FuseOSError(errno.EACCES)
         if acc != os.O_WRONLY and not mode & 0o444:   # drop_caches: 0200
             raise FuseOSError(errno.EACCES)
-        kind = ("control" if name == CONTROL else "pipe" if name in tree.pipes
-                else "stream" if name in tree.streams else "file")
         fi.direct_io = 1
+        h = Handle(name, tree.kinds.get(name, "file"))
         with self._hmutex:
-            fi.fh = next(self._ids)
-            self._handles[fi.fh] = Handle(name, kind)
+            fi.fh = fh = next(self._ids)
+            self._handles[fh] = h
         return 0
 
     def _handle(self, fi) -> Handle:
@@ -547,8 +546,9 @@ class ProcFS(Operations):
         reach the writer (close(2) has returned), so the log says it ran at close."""
         with self._hmutex:
             h = self._handles.pop(fi.fh, None)
-            if h is not None:
-                self._unpin(h)
+            if h is not None and h.snapshot is not None:
+                self._pinned -= len(h.snapshot)
+                h.snapshot = None
         if h is not None and h.kind == "control" and h.pending:
             try:
                 text = bytes(h.pending).decode()

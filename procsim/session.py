@@ -71,6 +71,7 @@ class Tree:
     streams: frozenset     # record streams (kmsg): one record per read
     sized: frozenset       # files whose st_size is their length (DMI)
     writable: frozenset    # files a write goes to (control, sysctl, tracefs knobs)
+    kinds: dict            # name -> "control", "pipe" or "stream" (absent: a plain file)
 
 
 def build_tree(key, views: dict, extra: dict) -> Tree:
@@ -84,11 +85,12 @@ def build_tree(key, views: dict, extra: dict) -> Tree:
             dirs.setdefault(parent, {})[parts[depth]] = depth < len(parts) - 1
             if depth < len(parts) - 1:
                 dirs.setdefault("/".join(parts[:depth + 1]), {})
-    return Tree(key, files, {d: list(kids.items()) for d, kids in dirs.items()},
-                frozenset(n for n, v in views.items() if v.pipe is not None),
-                frozenset(n for n, v in views.items() if v.stream is not None),
+    pipes = frozenset(n for n, v in views.items() if v.pipe is not None)
+    streams = frozenset(n for n, v in views.items() if v.stream is not None)
+    kinds = {CONTROL: "control", **{n: "pipe" for n in pipes}, **{n: "stream" for n in streams}}
+    return Tree(key, files, {d: list(kids.items()) for d, kids in dirs.items()}, pipes, streams,
                 frozenset(n for n, v in views.items() if v.exact_size),
-                frozenset([CONTROL, *(n for n, v in views.items() if v.write is not None)]))
+                frozenset([CONTROL, *(n for n, v in views.items() if v.write is not None)]), kinds)
 
 
 class Gone(FileNotFoundError):
