@@ -149,3 +149,41 @@ def test_daemon_mode_mounts_a_shipped_machine_by_name_from_any_directory(mp, tmp
         assert not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] == "Z"
     finally:
         force_unmount(mp)
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT"])
+def test_blocked_trace_pipe_readers_get_eof_on_sigterm_and_sigint(sig):
+    """Three readers blocked on an empty trace_pipe: the daemon stopped by SIGTERM or SIGINT
+    ends each read with EOF (b""), not ECONNABORTED or ENOTCONN (issue 30 3b), unmounts both
+    sessions and exits 0."""
+    import signal
+    import threading
+    from procsim.harness import mounted
+    results = []
+
+    def reader(path):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            results.append(os.read(fd, 4096))
+        except OSError as e:
+            results.append(e)
+        finally:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+    with mounted(CONFIGS / "tiny.yaml") as m:
+        threads = [threading.Thread(target=reader, args=(m.path / "sys/kernel/tracing/trace_pipe",), daemon=True)
+                   for _ in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(0.5)
+        assert all(t.is_alive() for t in threads) and not results     # blocked
+        m.proc.send_signal(getattr(signal, sig))
+        assert m.proc.wait(30) == 0
+        for t in threads:
+            t.join(10)
+        assert results == [b"", b"", b""]
+        assert not mounts(m.path) and not mounts(m.path / "sys/kernel/tracing")
+        assert "Traceback" not in m.stderr_text()
