@@ -151,11 +151,12 @@ def test_daemon_mode_mounts_a_shipped_machine_by_name_from_any_directory(mp, tmp
         force_unmount(mp)
 
 
-@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT"])
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT", "fusermount -uz"])
 def test_blocked_trace_pipe_readers_get_eof_on_sigterm_and_sigint(sig):
-    """Three readers blocked on an empty trace_pipe: the daemon stopped by SIGTERM or SIGINT
-    ends each read with EOF (b""), not ECONNABORTED or ENOTCONN (issue 30 3b), unmounts both
-    sessions and exits 0."""
+    """Three readers blocked on an empty trace_pipe: the daemon stopped by SIGTERM or SIGINT,
+    or its mount lazily detached (`fusermount -uz M`: the daemon learns it when M's last user
+    goes, no reader polls), ends each read with EOF (b""), not ECONNABORTED or ENOTCONN
+    (issue 30 3b), leaves no mount and exits 0."""
     import signal
     import threading
     from procsim.harness import mounted
@@ -180,7 +181,10 @@ def test_blocked_trace_pipe_readers_get_eof_on_sigterm_and_sigint(sig):
         for t in threads:
             t.join(0.5)
         assert all(t.is_alive() for t in threads) and not results     # blocked
-        m.proc.send_signal(getattr(signal, sig))
+        if sig.startswith("fusermount"):
+            subprocess.run(["fusermount", "-uz", str(m.path)], check=True, timeout=30)
+        else:
+            m.proc.send_signal(getattr(signal, sig))
         assert m.proc.wait(30) == 0
         for t in threads:
             t.join(10)
