@@ -326,13 +326,31 @@ class Session:
                     return self._seq != seq
             return not self.leaving
 
-    def _wake(self, interrupt: bool = False) -> None:
-        """Wake the blocked readers: the state moved (or, interrupt, a reader may have gone)."""
+    def _marks(self) -> tuple:
+        """(boots, generation, trace events written) now (caller holds _mutex)."""
+        c = self.control
+        return c.boots, c.kernel.generation, getattr(getattr(c.kernel, "trace", None), "written", None)
+
+    def _wake_if(self, before: tuple, after: tuple) -> None:
+        """Wake the readers whose files can have moved: trace_pipe readers only when events
+        were recorded (or the kernel rebooted), the others (kmsg) whenever the state moved;
+        so a command that traces nothing does not wake a thousand idle trace_pipe readers."""
+        if before == after:
+            return
+        rebooted = before[0] != after[0]
+        pipes = self._tree.pipes if self._tree is not None else frozenset()
+        self._wake(only=None if rebooted or before[2] != after[2] else
+                   (lambda path: path not in pipes))
+
+    def _wake(self, interrupt: bool = False, only=None) -> None:
+        """Wake the blocked readers (only those whose file only(path) accepts): the state
+        moved (or, interrupt, a reader may have gone)."""
         with self._wake_lock:
             if not interrupt:
                 self._seq += 1
-            for c in self._conds.values():
-                c.notify_all()
+            for path, c in self._conds.items():
+                if only is None or only(path):
+                    c.notify_all()
 
     def wake(self, interrupt: bool = False) -> None:
         self._wake(interrupt)
@@ -353,11 +371,10 @@ class Session:
         if step is None:
             return
         with self._mutex:
-            before = (self.control.boots, self.control.kernel.generation)
+            before = self._marks()
             step(now_ns)
-            moved = before != (self.control.boots, self.control.kernel.generation)
-        if moved:
-            self._wake()
+            after = self._marks()
+        self._wake_if(before, after)
 
     # --- commands ------------------------------------------------------------------------
     def execute(self, lines: list[str]) -> list[Reply]:
@@ -380,18 +397,15 @@ class Session:
                 if _command_text(lines[end - 1]) == "reset":
                     break
             with self._mutex:
-                c = self.control
-                tr = getattr(c.kernel, "trace", None)
-                before = (c.boots, c.kernel.generation, getattr(tr, "written", None))
+                before = self._marks()
                 ok = self._run_batch(lines, done, end, replies)
-                tr = getattr(c.kernel, "trace", None)
-                moved = before != (c.boots, c.kernel.generation, getattr(tr, "written", None))
+                after = self._marks()
+                c = self.control
                 internal, c.internal_error = getattr(c, "internal_error", None), None
             if internal is not None:           # logged now, outside the lock
                 log.error("internal error in the core running %r; writes refused from now on\n%s",
                           internal[0], internal[1])
-            if moved:                          # wake blocked readers (trace_pipe, kmsg)
-                self._wake()
+            self._wake_if(before, after)       # wake blocked readers (trace_pipe, kmsg)
             done += ok
             if done < end:
                 break
