@@ -257,6 +257,8 @@ class ProcFS(Operations):
         t = self._time = time.time_ns()
         self._base = dict(st_uid=self._uid, st_gid=self._gid, st_atime=t, st_mtime=t, st_ctime=t)
         self._dir_attr = dict(self._base, st_mode=_DIR, st_nlink=2)
+        # a threaded session's mount point: fusermount wants write access to it (as sysfs's 0755)
+        self._mount_dir_attr = dict(self._base, st_mode=stat.S_IFDIR | 0o755, st_nlink=2)
         self._file_attrs: dict[int, dict] = {}      # mode -> attrs (fusepy only reads them)
         self.ready = on_ready is None               # READY_XATTR: every session of the mount is up
         self.fuse = None                            # libfuse's struct fuse *, once init ran
@@ -279,7 +281,7 @@ class ProcFS(Operations):
         tree = self.session.tree()
         name = self._name(path)
         if name in tree.dirs:
-            return self._dir_attr
+            return self._mount_dir_attr if name in SUBMOUNTS else self._dir_attr
         mode = tree.files.get(name)
         if mode is None:
             raise FuseOSError(errno.ENOENT)
