@@ -18,6 +18,9 @@ coin toss about placement rather than a measure of the daemon.
     python benchmarks/run.py [--quick]
     python benchmarks/run.py --compare REV   # in-process figures of git REV and of this tree,
                                              # alternated in one run (before/after a change)
+    python benchmarks/run.py --reads [--unpinned] [--before TREE]
+                                             # only the reads through the mount, every way of
+                                             # reading, against floor, LXCFS, host (and TREE's daemon)
 """
 from __future__ import annotations
 
@@ -179,6 +182,182 @@ def bench_mount():
         control(mp, "kfree tag=loop\n")
         row(f"control: bash loop of {n} single echo > M/control", f"{n / dt / 1e3:.2f} k commands/s",
             "—", "≥ 2 k/s", n / dt >= 2e3)
+
+
+def _py_read(path: str) -> float:
+    """Python's buffered open(...).read(): open, a read that fills, a read at EOF, close."""
+    t = time.perf_counter()
+    with open(path, "rb") as f:
+        f.read()
+    return time.perf_counter() - t
+
+
+def _one_read(path: str) -> float:
+    """open, one os.read of 128 KiB (the whole file), close."""
+    t = time.perf_counter()
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.read(fd, 1 << 17)
+    finally:
+        os.close(fd)
+    return time.perf_counter() - t
+
+
+def _cat_loop(paths: list[str], n: int = 100) -> list[float]:
+    """Per path, the time of one `cat PATH > /dev/null` inside a bash loop (fork+exec included:
+    it is how shell scripts read /proc); batches alternate between the paths."""
+    runs = [[] for _ in paths]
+    for _ in range(REPEAT):
+        for i, p in enumerate(paths):
+            runs[i].append(bash_time(f"for i in $(seq {n}); do cat {p} > /dev/null; done") / n)
+    return [statistics.median(r) for r in runs]
+
+
+def _costs(fn, paths: list[str], n: int = 300) -> list[float]:
+    for p in paths:
+        fn(p)
+    batches = [[] for _ in paths]
+    for _ in range(REPEAT):
+        for i, p in enumerate(paths):
+            batches[i].append(sum(fn(p) for _ in range(n)) / n)
+    return [statistics.median(b) for b in batches]
+
+
+@contextmanager
+def lxcfs_mount():
+    """LXCFS (C, libfuse 3) on a temp dir, or None when it is not installed."""
+    exe = shutil.which("lxcfs")
+    if exe is None:
+        yield None
+        return
+    with _mount(lambda mp: [exe, "-f", mp]) as mp:
+        yield mp
+
+
+def bench_reads(before: str | None = None):
+    """Reads through the mount in every way of reading (issue 31), each beside its anchors
+    measured in the same run: the fusepy floor (one thread, the same bytes), LXCFS's meminfo,
+    the host kernel's own file; with --before TREE, the daemon of that source tree too."""
+    where = "pinned to one CPU" if len(os.sched_getaffinity(0)) == 1 else "not pinned"
+    print(f"reads ({where})", flush=True)
+    from contextlib import ExitStack
+    with ExitStack() as st:
+        mp = st.enter_context(procsim_mount())
+        old = None
+        if before:
+            env = dict(ENV, PYTHONPATH=before)
+            from procsim.harness import mounted
+            old = str(st.enter_context(mounted(argv=lambda m: [PY, "-m", "procsim.cli", "mount", "--foreground", m],
+                                               cwd=before, env=env, stderr=None)).path)
+        tmp = st.enter_context(tempfile.TemporaryDirectory(prefix="procsim-floor-src-"))
+        for name in ("zoneinfo", "meminfo"):
+            with open(os.path.join(mp, name), "rb") as f, open(os.path.join(tmp, name), "wb") as g:
+                g.write(f.read())
+        fmp = st.enter_context(floor_mount_files([os.path.join(tmp, "zoneinfo"), os.path.join(tmp, "meminfo")]))
+        lx = st.enter_context(lxcfs_mount())
+        for name in ("zoneinfo", "meminfo"):
+            paths = [os.path.join(mp, name), os.path.join(fmp, name), f"/proc/{name}"]
+            labels = ["M", "fusepy floor", "host"]
+            if name == "meminfo" and lx is not None:
+                paths.append(os.path.join(lx, "proc/meminfo"))
+                labels.append("LXCFS")
+            if old is not None:
+                paths.append(os.path.join(old, name))
+                labels.append("before")
+            for how, fn in (("python open().read()", lambda ps: _costs(_py_read, ps)),
+                            ("open+one os.read+close", lambda ps: _costs(_one_read, ps)),
+                            ("cat in a bash loop", _cat_loop)):
+                got = fn(paths)
+                sim = got[0]
+                peers = "; ".join(f"{lab} {us(v)} → {sim / v:.2f}×" for lab, v in zip(labels[1:], got[1:], strict=False))
+                goal = "≤ 1.3× floor" + (", ≤ 1.0× LXCFS" if "LXCFS" in labels else "")
+                ok = sim <= 1.3 * got[1] and ("LXCFS" not in labels or sim <= got[labels.index("LXCFS")])
+                row(f"{how} M/{name} ({where})", us(sim), peers, goal, ok)
+
+
+def _cpu_seconds(pid: int) -> float:
+    """utime + stime of a process, all its threads (those gone included)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def bench_read_cpu(before: str | None = None, n: int = 4000):
+    """The daemon's own CPU time per open + one read + close of M/zoneinfo and M/meminfo
+    (utime + stime of its process over n reads, best of 3 alternating rounds), beside the
+    fusepy floor's and, with --before, the daemon of that tree: a cost figure a loaded machine
+    moves much less than wall time (the reader's waiting is not in it)."""
+    from contextlib import ExitStack
+    from procsim.harness import mounted
+    with ExitStack() as st:
+        tmp = st.enter_context(tempfile.TemporaryDirectory(prefix="procsim-floor-src-"))
+        m = st.enter_context(mounted(argv=lambda mp: [*PROCSIM, "mount", "--foreground", mp], cwd=ROOT))
+        daemons = [("M", m)]
+        for name in ("zoneinfo", "meminfo"):
+            with open(os.path.join(m.path, name), "rb") as f, open(os.path.join(tmp, name), "wb") as g:
+                g.write(f.read())
+        fl = st.enter_context(mounted(argv=lambda mp: [PY, str(HERE / "fusepy_floor.py"), os.path.join(tmp, "zoneinfo"),
+                                                       os.path.join(tmp, "meminfo"), mp], cwd=ROOT))
+        daemons.append(("fusepy floor", fl))
+        if before:
+            env = dict(ENV, PYTHONPATH=before)
+            daemons.append(("before", st.enter_context(mounted(
+                argv=lambda mp: [PY, "-m", "procsim.cli", "mount", "--foreground", mp], cwd=before, env=env))))
+        for name in ("zoneinfo", "meminfo"):
+            best = {lab: float("inf") for lab, _ in daemons}
+            for _ in range(3):
+                for lab, d in daemons:
+                    p = os.path.join(d.path, name)
+                    c0 = _cpu_seconds(d.pid)
+                    for _ in range(n):
+                        fd = os.open(p, os.O_RDONLY)
+                        os.read(fd, 1 << 17)
+                        os.close(fd)
+                    best[lab] = min(best[lab], (_cpu_seconds(d.pid) - c0) / n)
+            sim = best["M"]
+            peers = "; ".join(f"{lab} {us(v)} → {sim / v:.2f}×" for lab, v in best.items() if lab != "M")
+            row(f"daemon CPU per open+one read+close M/{name}", us(sim), peers, "≤ 1.3× floor",
+                sim <= 1.3 * best["fusepy floor"])
+
+
+def bench_idle_readers(before: str | None = None, n: int = 200, seconds: float = 5.0):
+    """n readers blocked on trace_pipe with nothing to read: the daemon's CPU meanwhile
+    (issue 30 3b: each reader polled /proc/self/mountinfo 4 times a second)."""
+    import threading
+    from procsim.harness import mounted
+    trees = [("this tree", str(ROOT))] + ([("before", before)] if before else [])
+    for label, tree in trees:
+        env = dict(ENV, PYTHONPATH=tree)
+        with mounted(argv=lambda m: [PY, "-m", "procsim.cli", "mount", "--foreground", "--config", "tiny", m],
+                     cwd=tree, env=env) as m:
+            pipe = os.path.join(m.path, "sys/kernel/tracing/trace_pipe")
+            fds = [os.open(pipe, os.O_RDONLY) for _ in range(n)]
+            readers = [threading.Thread(target=os.read, args=(fd, 4096), daemon=True) for fd in fds]
+            try:
+                for t in readers:
+                    t.start()
+                time.sleep(2.0)
+                c0 = _cpu_seconds(m.pid)
+                time.sleep(seconds)
+                busy = (_cpu_seconds(m.pid) - c0) / seconds
+            finally:
+                pass
+            ok = busy <= 0.05
+            row(f"{n} idle readers blocked on trace_pipe: daemon CPU ({label})", f"{busy * 100:.1f} % of one CPU",
+                "—", "≤ 5 %", ok)
+        for t in readers:
+            t.join(10)
+        for fd in fds:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+@contextmanager
+def floor_mount_files(srcs: list[str]):
+    with _mount(lambda mp: [PY, str(HERE / "fusepy_floor.py"), *srcs, mp]) as mp:
+        yield mp
 
 
 def control_lines(mp: str, lines: list[str]) -> float:
@@ -742,6 +921,16 @@ def pin_to_one_cpu() -> int:
 
 
 def main() -> int:
+    if "--reads" in sys.argv:        # only the reads section: --reads [--unpinned] [--before TREE]
+        if "--unpinned" not in sys.argv:
+            pin_to_one_cpu()
+        before = sys.argv[sys.argv.index("--before") + 1] if "--before" in sys.argv else None
+        bench_reads(before)
+        bench_read_cpu(before)
+        bench_idle_readers(before)
+        print()
+        print(table())
+        return 0
     pinned = pin_to_one_cpu()
     if "--compare" in sys.argv:
         return compare(sys.argv[sys.argv.index("--compare") + 1])
@@ -762,6 +951,9 @@ def main() -> int:
     bench_objects()
     bench_compaction()
     bench_mount()
+    bench_reads()
+    bench_read_cpu()
+    bench_idle_readers()
     bench_frees()
     bench_pressure()
     bench_scale()

@@ -215,12 +215,17 @@ def _mount(args, mp: str, unlock) -> int:
         if args.banner:
             print(BANNER.replace("procsim ", _prog() + " ").format(name=m.name, mp=args.mountpoint, nodes=m.nr_nodes, cpus=m.nr_cpu_ids,
                                 size=_size_text(m.total_memory)), flush=True)
+    ended = True
     try:
-        serve(s, mp, allow_other=args.allow_other, on_ready=ready)
+        ended = serve(s, mp, allow_other=args.allow_other, on_ready=ready, log_file=args.log)
     except RuntimeError as e:
         _fail(f"mounting {mp} failed ({e}); see the fuse message above")
     finally:
         s.close()
+    if not ended:                   # a threaded session a reader still holds (lazy unmount): go anyway
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
     return 0
 
 
@@ -229,8 +234,10 @@ def _daemonize(args, mp: str) -> int:
     served by that very daemon (racing mounts stack on one path; a daemon that died after
     mounting must not be reported as mounted)."""
     cmd = [sys.executable, "-m", "procsim.cli", "mount", "--foreground", "--parent-locked", mp]
-    if args.config:
-        cmd[4:4] = ["--config", os.path.abspath(args.config)]
+    if args.config:                 # a shipped machine's name (seed-vm) is found from any directory
+        cmd[4:4] = ["--config", os.path.abspath(machine_mod.find(args.config))]
+    if args.log:
+        cmd[4:4] = ["--log", os.path.abspath(args.log)]
     if args.state:
         cmd[4:4] = ["--state", os.path.abspath(args.state)]
     if args.allow_other:
@@ -276,6 +283,8 @@ def cmd_umount(args) -> int:
         if not detach(mp):
             _fail(f"cannot detach {mp}")
         return 0
+    from procsim.harness import unmount_submounts
+    unmount_submounts(mp)           # the threaded session's mount (tracefs) first: else M is busy
     try:
         r = subprocess.run(["fusermount", "-u", mp], capture_output=True, text=True, timeout=10)
         failed, why = r.returncode != 0, r.stderr
@@ -396,6 +405,8 @@ def parser() -> argparse.ArgumentParser:
     m.add_argument("--allow-other", action="store_true", help="let other users read the files")
     m.add_argument("--state", metavar="FILE",
                    help="replay FILE's commands at start and append every successful command to it")
+    m.add_argument("--log", metavar="FILE", help="the daemon's log (internal errors): FILE, capped at 1 MiB "
+                   "with one older file kept (default: stderr, capped at 1 MiB)")
     m.add_argument("--parent-locked", action="store_true", help=argparse.SUPPRESS)   # set by _daemonize
     m.add_argument("mountpoint", metavar="MOUNTPOINT")
     m.set_defaults(func=cmd_mount)

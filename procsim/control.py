@@ -132,8 +132,9 @@ def _as_control_error(e: Exception) -> ControlError:
     code = getattr(e, "errno", None)
     if isinstance(code, int) and code > 0:
         return ControlError(code, getattr(e, "message", None) or str(e))
-    traceback.print_exc()
-    return ControlError(E.EIO, f"internal error: {type(e).__name__}: {e}")
+    err = ControlError(E.EIO, f"internal error: {type(e).__name__}: {e}")
+    err.internal = traceback.format_exc()    # logged by the session once its lock is released
+    return err
 
 
 # --- values: the number grammar and the other words --------------------------------------------
@@ -650,6 +651,7 @@ class Control:
         self.boots = 1                      # bumped by reset: part of the view cache key
         self.serial = 0                     # bumped by every command: cache key of log/allocations
         self.log: deque[str] = deque(maxlen=LOG_LINES)
+        self.internal_error: tuple[str, str] | None = None   # (line, traceback) of a core bug, for the session
         self._rows: dict = {}               # the allocations listing's rows per batch
 
     @property
@@ -674,6 +676,8 @@ class Control:
         except Exception as e:              # ControlError, MMError; anything else is a core bug: keep serving
             err = _as_control_error(e)
             out = Reply(text, err.reply, err.errno)
+            if getattr(err, "internal", None):  # Session stops writes and logs it (never print here)
+                self.internal_error = (text, err.internal)
         self.note(text, out.text)
         return out
 

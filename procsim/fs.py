@@ -14,46 +14,62 @@ procfs semantics, because that is what procps, libnuma and node_exporter rely on
 the writer's buffer size and retries, a failing line's errno reaches the writer (see
 ProcFS.write), and reading the same handle returns the replies not yet read.
 
-Memory stays bounded whoever reads: open handles share one snapshot per (file, state) within
-SNAPSHOT_BYTES, unread replies are capped per handle (MAX_REPLY_BYTES).
+Memory stays bounded whoever reads: what open handles keep is within SNAPSHOT_BYTES (one
+render per state, shared), unread replies are capped per handle (MAX_REPLY_BYTES).
 
-Requests are answered on libfuse's worker threads (see ``serve``), so a ``trace_pipe`` read
-can block until events arrive while every other file keeps answering: it waits on
-``Session.trace_ready``, never under the core's lock, and re-checks every PIPE_POLL seconds
-whether its reader is gone (FUSE_INTERRUPT, which the kernel sends when the reader is killed)
-or the file system is going away, so neither a dead reader nor an unmount waits forever.
+Threads (docs/DESIGN.md, "The shell's threads").  The mount is served by libfuse's
+single-threaded loop on the main thread: a fusepy callback on the thread Python started costs
+the least, and one thread never hands a request to another.  The files whose reads block
+(trace_pipe) live in a second FUSE session in the same process, multi-threaded, mounted
+over M/sys/kernel/tracing (``SUBMOUNTS``; a FUSE mount on a directory of a FUSE mount is an
+ordinary mount), so a blocked reader holds one of its workers while everything else goes
+on.  Every operation resolves its path once against the session's current tree
+(``Session.tree``, built under the session lock) and answers ENOENT for what is gone.
+A blocked reader waits on its file's condition in the session: notified when the state
+moves, when the session leaves (unmount, SIGTERM: the reader gets EOF) and when libfuse
+signals that a request was interrupted (a killed reader; ``_Interrupts``).  Nothing polls.
+Nothing is printed by a FUSE thread: the daemon logs through ``start_log``, a bounded queue
+written by its own thread to a capped file or stream.
 """
 from __future__ import annotations
 
 import ctypes
 import errno
 import itertools
+import logging
 import os
+import queue
+import signal
 import stat
 import sys
 import threading
 import time
-import traceback
 from collections import deque
-from dataclasses import dataclass, field
+from logging.handlers import RotatingFileHandler
 
 import fuse as _fusepy
 from fuse import FUSE, FuseOSError, Operations
 
 from procsim.control import MAX_COMMANDS, MAX_LINE
-from procsim.harness import PID_XATTR, detach, is_alive, mount_entry, state  # noqa: F401
+from procsim.harness import PID_XATTR, READY_XATTR, detach, is_alive, mount_entry, state  # noqa: F401
 from procsim.mm.errors import MMError
-from procsim.session import CONTROL, Session
+from procsim.session import Gone, Session, log
 
 MAX_REPLY_BYTES = 256 << 10  # unread replies kept per control handle (oldest dropped first)
-SNAPSHOT_BYTES = 64 << 20    # snapshots pinned by open handles, all files together
-SNAPSHOTS_PER_FILE = 4       # states of one file pinned at once
+SNAPSHOT_BYTES = 64 << 20    # snapshots kept by open handles, all files together
 AT_CLOSE = "(ran at close: the last line had no newline, so its error could not reach the writer)"
-PIPE_POLL = 0.25             # seconds a blocked trace_pipe read waits between checks on its reader
 KEPT_THREAD_STATES = 64      # libfuse worker threads whose Python thread state is kept (below)
+SUBMOUNTS = ("sys/kernel/tracing",)   # subtrees served by the threaded session (reads that block)
+INTR_SIGNAL = signal.SIGUSR2  # libfuse's "intr": sent to the worker whose request the kernel interrupts
+LOG_BYTES = 1 << 20          # the daemon's log: per file (one rotation kept), or in all on stderr
+LOG_QUEUE = 1000             # records waiting for the log thread; more are dropped and counted
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 _libfuse = _fusepy._libfuse
 _libfuse.fuse_exited.argtypes = [ctypes.c_void_p]
+_libfuse.fuse_get_session.argtypes = [ctypes.c_void_p]
+_libfuse.fuse_get_session.restype = ctypes.c_void_p
+_libfuse.fuse_set_signal_handlers.argtypes = [ctypes.c_void_p]
 _thread = threading.local()      # per thread state: empty again whenever the state is new
 _kept = itertools.count()
 
@@ -63,167 +79,286 @@ def _keep_thread_state() -> None:
 
     ctypes runs a callback on a thread Python did not start between PyGILState_Ensure() and
     PyGILState_Release(): the first creates a thread state, the second, back at count 0,
-    destroys it, so every FUSE request paid for a new one (and the threading.local above
-    starts empty each time).  One more Ensure, never released, keeps the count above 0: the
-    Release after each callback only lets go of the GIL.  libfuse 2 ends a worker only when
-    more than 10 are idle, and the state of an ended thread is not freed, so at most
-    KEPT_THREAD_STATES threads keep theirs (a few KiB each); later ones pay as before.
+    destroys it, so every FUSE request paid for a new one.  One more Ensure, never released,
+    keeps the count above 0.  Only the threaded session's workers need it (the main session
+    answers on the main thread); at most KEPT_THREAD_STATES threads keep theirs.
     """
     _thread.kept = True
     if next(_kept) < KEPT_THREAD_STATES:
         ctypes.pythonapi.PyGILState_Ensure()
 
 
-@dataclass
+def _start_quiet(target, name: str) -> threading.Thread:
+    """A daemon thread that never takes SIGINT/SIGTERM/SIGHUP: libfuse's handler ends the
+    main loop only when it interrupts the main thread's read of /dev/fuse."""
+    t = threading.Thread(target=target, name=name, daemon=True)
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        t.start()                                   # the new thread inherits the mask
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+    return t
+
+
+# --- the daemon's log: bounded, never written by a FUSE thread ------------------------------------
+class _CappedStream(logging.StreamHandler):
+    """stderr, up to LOG_BYTES in all, then one line saying the rest is dropped."""
+
+    CAPPED = "procsim: the log reached its cap; later messages are dropped (use --log FILE)\n"
+
+    def __init__(self, stream, cap: int = LOG_BYTES):
+        super().__init__(stream)
+        self.left = cap - len(self.CAPPED)          # room kept for the last line
+
+    def emit(self, record):
+        if self.left < 0:
+            return
+        text = self.format(record) + "\n"
+        if len(text.encode()) > self.left:
+            text, self.left = self.CAPPED, -1
+        else:
+            self.left -= len(text.encode())
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except (OSError, ValueError):
+            self.left = -1
+
+
+class DaemonLog:
+    """log (procsim.daemon) and fusepy's logger -> a queue of LOG_QUEUE records -> one thread
+    -> a rotating file (LOG_BYTES, one old file kept) or capped stderr.  A full queue drops
+    the record (and counts it): whatever happens to the file or the pipe, a FUSE thread
+    never waits for it."""
+
+    def __init__(self, path: str | None = None):
+        if path:
+            self.out: logging.Handler = RotatingFileHandler(path, maxBytes=LOG_BYTES, backupCount=1)
+        else:
+            self.out = _CappedStream(sys.stderr)
+        self.out.setFormatter(logging.Formatter("%(asctime)s procsim: %(message)s"))
+        self.q: queue.Queue = queue.Queue(LOG_QUEUE)
+        self.dropped = 0
+        self.loggers = [log, logging.getLogger("fuse")]
+        for lg in self.loggers:
+            lg.addHandler(self)
+            lg.propagate = False
+            if lg.level == logging.NOTSET:
+                lg.setLevel(logging.INFO)
+        self.level = logging.INFO
+        self.thread = _start_quiet(self._write, "procsim-log")
+
+    # the logging.Handler protocol, just enough of it
+    def handle(self, record):
+        if record.exc_info:                         # format now: the traceback's frames go away
+            record.msg = logging.Formatter().format(record)
+            record.args, record.exc_info, record.exc_text = None, None, None
+        try:
+            self.q.put_nowait(record)
+        except queue.Full:
+            self.dropped += 1
+
+    def _write(self):
+        while True:
+            record = self.q.get()
+            if record is None:
+                return
+            if self.dropped:
+                n, self.dropped = self.dropped, 0
+                self.out.handle(logging.makeLogRecord({"msg": f"{n} log messages dropped (queue full)"}))
+            self.out.handle(record)
+
+    def stop(self):
+        for lg in self.loggers:
+            lg.removeHandler(self)
+        try:
+            self.q.put(None, timeout=1)
+        except queue.Full:
+            pass
+        self.thread.join(2)
+        self.out.close()
+
+
+def start_log(path: str | None = None) -> DaemonLog:
+    return DaemonLog(path)
+
+
+# --- interrupted requests: libfuse signals the worker, one thread wakes the waiters ------------
+class _Interrupts:
+    """libfuse ("-o intr") sends INTR_SIGNAL to the worker thread whose request the kernel
+    interrupted (its reader was killed), again every second until the request ends.  Python's
+    C-level handler writes the signal's number to the wakeup fd; this one thread reads it and
+    notifies every blocked reader, each of which asks libfuse whether *its* request was the
+    one (fuse_interrupted).  No reader polls, and an idle daemon does nothing."""
+
+    def __init__(self, session: Session):
+        self.session = session
+        self.r, self.w = os.pipe()
+        os.set_blocking(self.w, False)
+        signal.signal(INTR_SIGNAL, lambda *_: None)     # a handler (not SIG_DFL): libfuse keeps it
+        self.old_fd = signal.set_wakeup_fd(self.w, warn_on_full_buffer=False)
+        self.thread = _start_quiet(self._run, "procsim-intr")
+
+    def _run(self):
+        while True:
+            try:
+                got = os.read(self.r, 512)
+            except OSError:
+                return
+            if not got:
+                return
+            if INTR_SIGNAL in got:
+                self.session.wake(interrupt=True)
+
+    def stop(self):
+        signal.set_wakeup_fd(self.old_fd)
+        signal.signal(INTR_SIGNAL, signal.SIG_DFL)
+        os.close(self.w)                            # the thread reads EOF and ends
+        self.thread.join(1)
+        os.close(self.r)
+
+
 class Handle:
-    path: str
-    snapshot: bytes | None = None       # a shared pin (ProcFS._pins) or None: re-render on read
-    pin: tuple | None = None
-    pending: bytearray = field(default_factory=bytearray)     # control: a partial line
-    replies: deque = field(default_factory=deque)
-    reply_bytes: int = 0
-    failed: tuple[int, bytes] | None = None      # control: (errno, the failing line's bytes) for the retry
-    cursor: object = None                       # stream views (kmsg): the next record
-    pipe: bool = False                  # trace_pipe: a consuming read that blocks
-    lock: threading.Lock = field(default_factory=threading.Lock)   # control, trace_pipe: one request at a time
+    """One open file.  Plain slots: an open+read+close makes one, so it must be cheap."""
+    __slots__ = ("path", "kind", "snapshot", "pending", "replies", "reply_bytes", "failed", "cursor", "lock")
+
+    def __init__(self, path: str, kind: str = "file"):
+        self.path = path
+        self.kind = kind                # file, control, stream (kmsg), pipe (trace_pipe)
+        self.snapshot = None            # the bytes read at offset 0 (shared, counted in ProcFS._pinned)
+        self.pending = None if kind == "file" else bytearray()   # control: a partial line; pipe: a line's rest
+        self.replies = deque() if kind == "control" else None
+        self.reply_bytes = 0
+        self.failed = None              # control: (errno, the failing line's bytes) for the retry
+        self.cursor = None              # stream views (kmsg): the next record
+        self.lock = threading.Lock()    # one request at a time per handle
+
+
+_DIR = stat.S_IFDIR | 0o555
 
 
 class ProcFS(Operations):
+    """The session's files below ``root`` ("" for the whole mount).  This class never blocks:
+    it is the main session's, answered on one thread.  ``BlockingFS`` is the threaded one."""
     use_ns = True
+    blocking = False
 
-    def __init__(self, session: Session, on_ready=None, mountpoint: str | None = None):
+    def __init__(self, session: Session, on_ready=None, mountpoint: str | None = None, root: str = ""):
         self.session = session
         self._on_ready = on_ready
         self._mountpoint = mountpoint
-        self._dev = None                            # "major:minor" of the mount, once it is up
+        self._root = root
+        self._prefix = "/" + root if root else ""
         self._handles: dict[int, Handle] = {}
         self._ids = itertools.count(1)
         self._hmutex = threading.Lock()             # guards _handles and the pins
-        self._pins: dict[tuple, list] = {}          # (path, state) -> [bytes, handles]
-        self._pinned = 0                            # bytes in _pins
-        self._per_file: dict[str, int] = {}         # path -> pins
+        self._pinned = 0                            # bytes of the handles' snapshots (each counted)
         self._uid, self._gid = os.getuid(), os.getgid()
-        self._time = time.time_ns()
-        self._paths_key = session.paths_key()
-        self._build(session.paths())
+        t = self._time = time.time_ns()
+        self._base = dict(st_uid=self._uid, st_gid=self._gid, st_atime=t, st_mtime=t, st_ctime=t)
+        self._dir_attr = dict(self._base, st_mode=_DIR, st_nlink=2)
+        # a threaded session's mount point: fusermount wants write access to it (as sysfs's 0755)
+        self._mount_dir_attr = dict(self._base, st_mode=stat.S_IFDIR | 0o755, st_nlink=2)
+        self._file_attrs: dict[int, dict] = {}      # mode -> attrs (fusepy only reads them)
+        self.ready = on_ready is None               # READY_XATTR: every session of the mount is up
+        self.fuse = None                            # libfuse's struct fuse *, once init ran
 
     def __call__(self, op, *args):
-        """fusepy calls every operation through here, on libfuse's worker threads."""
-        if not getattr(_thread, "kept", False):
-            _keep_thread_state()
         return getattr(self, op)(*args)
 
-    def _build(self, paths: list[str]) -> None:
-        """The tree, built aside and then swapped in: other threads keep reading the old one."""
-        files = {"/" + p: p for p in paths}
-        dirs: dict[str, list[str]] = {"/": []}
-        for p in paths:
-            parts = p.split("/")
-            for depth in range(len(parts)):
-                parent = "/" + "/".join(parts[:depth])
-                child = parts[depth]
-                kids = dirs.setdefault(parent.rstrip("/") or "/", [])
-                if child not in kids:
-                    kids.append(child)
-                if depth < len(parts) - 1:
-                    dirs.setdefault("/" + "/".join(parts[:depth + 1]), [])
-        self._pipes = frozenset(n for n, v in self.session.views.items() if v.pipe is not None)
-        self._files, self._dirs = files, dirs
-
-    def _sync(self) -> None:
-        """The tree follows the views whose files come and go (a directory per slab cache)."""
-        key = self.session.paths_key()
-        if key != self._paths_key:
-            self._build(self.session.paths())
-            self._paths_key = key
+    def _name(self, path: str) -> str:
+        """A FUSE path -> the session's file name ("" is the mount's root)."""
+        return (self._prefix + path).strip("/")
 
     def init(self, path):
-        """Called by libfuse once the mount is up: the moment to say so (--banner)."""
-        self._dev = self._mount_dev()
+        """Called by libfuse once the mount is up."""
+        self.fuse = _libfuse.fuse_get_context().contents.fuse
         if self._on_ready is not None:
-            self._on_ready()
+            self._on_ready(self)
 
     # --- metadata ------------------------------------------------------------------------
     def getattr(self, path, fh=None):
-        self._sync()
-        t = self._time
-        base = dict(st_uid=self._uid, st_gid=self._gid, st_atime=t, st_mtime=t, st_ctime=t)
-        if path in self._dirs:
-            return dict(base, st_mode=stat.S_IFDIR | 0o555, st_nlink=2)
-        name = self._files.get(path)
-        if name is None:
+        tree = self.session.tree()
+        name = self._name(path)
+        if name in tree.dirs:
+            return self._mount_dir_attr if name in SUBMOUNTS else self._dir_attr
+        mode = tree.files.get(name)
+        if mode is None:
             raise FuseOSError(errno.ENOENT)
-        size = 0
-        view = self.session.views.get(name)
-        if view is not None and view.exact_size:
-            size = len(self._render(name))
-        return dict(base, st_mode=stat.S_IFREG | self.session.mode(name), st_nlink=1, st_size=size)
+        if name in tree.sized:
+            return dict(self._base, st_mode=stat.S_IFREG | mode, st_nlink=1, st_size=len(self._snapshot(name)[1]))
+        attrs = self._file_attrs.get(mode)
+        if attrs is None:
+            attrs = self._file_attrs[mode] = dict(self._base, st_mode=stat.S_IFREG | mode, st_nlink=1, st_size=0)
+        return attrs
 
     def readdir(self, path, fh):
-        self._sync()
-        if path not in self._dirs:
-            raise FuseOSError(errno.ENOTDIR)
+        tree = self.session.tree()
+        name = self._name(path)
+        kids = tree.dirs.get(name)
+        if kids is None:            # gone since opendir: the kernel shows the reader an empty directory
+            raise FuseOSError(errno.ENOTDIR if name in tree.files else errno.ENOENT)
         # With a type for each entry (d_type): tools such as slabinfo skip DT_UNKNOWN entries.
-        base = path.rstrip("/") + "/"
-        return [".", ".."] + [(n, {"st_mode": stat.S_IFDIR if base + n in self._dirs else stat.S_IFREG}, 0)
-                              for n in self._dirs[path]]
+        return [".", ".."] + [(n, {"st_mode": stat.S_IFDIR if d else stat.S_IFREG}, 0) for n, d in kids]
 
     def getxattr(self, path, name, position=0):
-        if path == "/" and name == PID_XATTR:       # how `procsim umount` finds the daemon
-            return str(os.getpid()).encode()
+        if path == "/" and not self._root:
+            if name == PID_XATTR:                   # how `procsim umount` finds the daemon
+                return str(os.getpid()).encode()
+            if name == READY_XATTR:                 # harness.wait_mounted: the threaded session is up too
+                return b"1" if self.ready else b"0"
         raise FuseOSError(errno.ENODATA)
 
     def listxattr(self, path):
-        return [PID_XATTR] if path == "/" else []
-
-    def _writable(self, name) -> bool:
-        view = self.session.views.get(name)
-        return name == CONTROL or (view is not None and view.write is not None)
+        return [PID_XATTR, READY_XATTR] if path == "/" and not self._root else []
 
     def truncate(self, path, length, fh=None):
-        name = self._files.get(path)
-        if name == CONTROL or self._writable(name):  # `echo cmd > control` opens with O_TRUNC
+        if self._name(path) in self.session.tree().writable:   # `echo cmd > control` opens with O_TRUNC
             return 0
         raise FuseOSError(errno.EACCES)
 
     # --- open / read / write ---------------------------------------------------------------
     def open(self, path, fi):
-        self._sync()
-        name = self._files.get(path)
-        if name is None:
-            raise FuseOSError(errno.EISDIR if path in self._dirs else errno.ENOENT)
+        tree = self.session.tree()
+        name = self._name(path)
+        mode = tree.files.get(name)
+        if mode is None:
+            raise FuseOSError(errno.EISDIR if name in tree.dirs else errno.ENOENT)
         acc = fi.flags & os.O_ACCMODE
-        if acc != os.O_RDONLY and name != CONTROL and not self._writable(name):
+        if acc != os.O_RDONLY and name not in tree.writable:
             raise FuseOSError(errno.EACCES)
-        if acc != os.O_WRONLY and not self.session.mode(name) & 0o444:   # drop_caches: 0200
+        if acc != os.O_WRONLY and not mode & 0o444:   # drop_caches: 0200
             raise FuseOSError(errno.EACCES)
         fi.direct_io = 1
+        h = Handle(name, tree.kinds.get(name, "file"))
         with self._hmutex:
-            fi.fh = next(self._ids)
-            self._handles[fi.fh] = Handle(name, pipe=name in self._pipes)
+            fi.fh = fh = next(self._ids)
+            self._handles[fh] = h
         return 0
 
-    def _writable(self, name) -> bool:
-        view = self.session.views.get(name)
-        return view is not None and view.write is not None
-
     def _handle(self, fi) -> Handle:
-        with self._hmutex:
-            h = self._handles.get(fi.fh)
+        h = self._handles.get(fi.fh)               # a dict read is atomic; entries only come and go
         if h is None:
             raise FuseOSError(errno.EBADF)
         return h
 
-    def _render(self, name: str) -> bytes:
+    def _snapshot(self, name: str) -> tuple[tuple, bytes]:
         try:
-            return self.session.render(name)
+            return self.session.snapshot(name)
+        except Gone:
+            raise FuseOSError(errno.ENOENT) from None
         except Exception:
-            traceback.print_exc(file=sys.stderr)
-            raise FuseOSError(errno.EIO)
+            log.exception("rendering %s failed", name)
+            raise FuseOSError(errno.EIO) from None
 
     def read(self, path, size, offset, fi):
         h = self._handle(fi)
-        if h.path == CONTROL:                       # replies not read yet on this handle
+        kind = h.kind
+        if kind == "file":
+            with h.lock:
+                data = self._take_snapshot(h) if offset == 0 or h.snapshot is None else h.snapshot
+            return data[offset:offset + size]
+        if kind == "control":                       # replies not read yet on this handle
             with h.lock:
                 out = bytearray()
                 while h.replies and len(out) + len(h.replies[0]) <= size:
@@ -234,132 +369,85 @@ class ProcFS(Operations):
                     h.replies.appendleft(rest)
                 h.reply_bytes -= len(out)
                 return bytes(out)
-        if h.path in self.session.streams:          # kmsg: one record per read, offset unused
-            try:
-                data, h.cursor = self.session.read_stream(h.path, h.cursor, size)
-            except OSError as e:                    # EPIPE: overwritten, go on at the oldest
-                h.cursor = None if e.errno == errno.EPIPE else h.cursor
-                raise FuseOSError(e.errno)
+        if kind == "stream":                        # kmsg: one record per read, offset unused
+            with h.lock:
+                try:
+                    data, h.cursor = self.session.read_stream(h.path, h.cursor, size)
+                except OSError as e:                # EPIPE: overwritten, go on at the oldest
+                    h.cursor = None if e.errno == errno.EPIPE else h.cursor
+                    raise FuseOSError(e.errno) from None
             return data
-        if h.pipe:
-            return self._read_pipe(h, size, fi.flags)
-        if offset == 0 or h.snapshot is None:
-            data = self._take_snapshot(h)
-        else:
-            data = h.snapshot
-        return data[offset:offset + size]
+        return self._read_pipe(h, size, fi.flags)
 
-    # --- trace_pipe: a consuming read that blocks -------------------------------------------------
+    # --- trace_pipe: a consuming read -----------------------------------------------------------
     def _read_pipe(self, h: Handle, size: int, flags: int) -> bytes:
         """The kernel's trace_pipe read (tracing_read_pipe): offsets mean nothing, each read
-        takes the oldest unread lines that fit; with none, O_NONBLOCK gets EAGAIN and anyone
-        else waits for a command to record some (Session.wait_trace, outside the core's lock).
-
-        Every PIPE_POLL seconds the wait checks that someone still wants the answer: a killed
-        or interrupted reader (the kernel sends FUSE_INTERRUPT, which fusepy does not pass on:
-        libfuse's fuse_interrupted() says so) gets EINTR, and a file system leaving (the
-        session exiting on SIGTERM/Ctrl-C, where libfuse joins every worker, or the mount
-        detached by fusermount -uz, which keeps the daemon alive as long as a reader has the
-        file open) ends the read at EOF.
-        """
+        takes the oldest unread lines that fit.  With none, O_NONBLOCK gets EAGAIN; anyone
+        else waits (``_wait``): in BlockingFS until something is recorded, here (the main
+        session, which must never block, and serves the file only if the threaded session is
+        not mounted over it) not at all: EOF."""
         with h.lock:                                # a line longer than the reader's buffer
             if h.pending:
                 out = bytes(h.pending[:size])
                 del h.pending[:size]
                 return out
         while True:
-            if _libfuse.fuse_interrupted():         # before taking entries nobody would get
+            if self.blocking and _libfuse.fuse_interrupted():   # before taking lines nobody would get
                 raise FuseOSError(errno.EINTR)
             try:
                 seq, data = self.session.read_pipe(h.path, size)
+            except Gone:
+                raise FuseOSError(errno.ENOENT) from None
             except Exception:
-                traceback.print_exc(file=sys.stderr)
-                raise FuseOSError(errno.EIO)
+                log.exception("reading %s failed", h.path)
+                raise FuseOSError(errno.EIO) from None
             if data:
                 break
             if flags & os.O_NONBLOCK:
                 raise FuseOSError(errno.EAGAIN)
-            while not self.session.wait_trace(seq, PIPE_POLL):
-                if _libfuse.fuse_interrupted():
-                    raise FuseOSError(errno.EINTR)
-                if self._leaving():
-                    return b""
+            if not self._wait(h, seq):
+                return b""
         if len(data) > size:
             with h.lock:
                 h.pending += data[size:]
             data = data[:size]
         return data
 
-    def _mount_dev(self) -> str | None:
-        """The "major:minor" of this file system's mount (/proc/self/mountinfo), or None."""
-        if self._mountpoint is None:
-            return None
-        from procsim.harness import _target, _unescape
-        target = _target(self._mountpoint)
-        try:
-            with open("/proc/self/mountinfo") as f:
-                for line in f:
-                    fields = line.split()
-                    if len(fields) > 4 and _unescape(fields[4]) == target:
-                        return fields[2]
-        except OSError:
-            pass
-        return None
-
-    def _leaving(self) -> bool:
-        """libfuse is ending the session, or no mount of this file system is left here."""
-        if _libfuse.fuse_exited(_libfuse.fuse_get_context().contents.fuse):
-            return True
-        if self._dev is None:
-            return False
-        try:
-            with open("/proc/self/mountinfo") as f:
-                return f" {self._dev} " not in f.read()
-        except OSError:
-            return False
+    def _wait(self, h: Handle, seq: int) -> bool:
+        return False
 
     # --- snapshots: seq_file-like, bounded ---------------------------------------------------
     def _take_snapshot(self, h: Handle) -> bytes:
-        """The file now, pinned for this handle's later offsets when the budget allows.
+        """The file now, kept for this handle's later offsets while the budget allows (the
+        caller holds h.lock).
 
-        Handles share one pin per (path, state); the pins together hold at most SNAPSHOT_BYTES
-        and SNAPSHOTS_PER_FILE states of one file.  Beyond that the handle keeps nothing and a
-        read at a later offset renders the current state again (the kernel's seq_file does the
-        same: it never keeps a whole copy per reader, and a reader that spans a change sees it).
+        A state's bytes are rendered once and shared (the session caches them by state), so
+        handles reading one state hold one copy; still each handle's snapshot counts in full
+        against SNAPSHOT_BYTES, which bounds what open handles keep alive however many there
+        are and however the state moves.  Beyond that the handle keeps nothing and a read at a
+        later offset takes the current state (the kernel's seq_file does the same: it never
+        keeps a whole copy per reader, and a reader that spans a change sees it).
         """
-        try:
-            key, data = self.session.snapshot(h.path)
-        except Exception:
-            traceback.print_exc(file=sys.stderr)
-            raise FuseOSError(errno.EIO)
+        data = self._snapshot(h.path)[1]
+        old = h.snapshot
+        n = len(data)
         with self._hmutex:
-            self._unpin(h)
-            pin = self._pins.get(key)
-            if pin is not None and pin[0] is not data:     # the log re-rendered under one key
-                pin = None
-            elif pin is None and self._pinned + len(data) <= SNAPSHOT_BYTES \
-                    and self._per_file.get(h.path, 0) < SNAPSHOTS_PER_FILE:
-                pin = self._pins[key] = [data, 0]
-                self._pinned += len(data)
-                self._per_file[h.path] = self._per_file.get(h.path, 0) + 1
-            if pin is not None:
-                pin[1] += 1
-                h.pin, h.snapshot = key, pin[0]
+            if old is not None:
+                self._pinned -= len(old)
+            if self._pinned + n <= SNAPSHOT_BYTES:
+                self._pinned += n
+                h.snapshot = data
+            else:
+                h.snapshot = None
         return data
 
     def _unpin(self, h: Handle) -> None:
-        """Drop h's pin (caller holds _hmutex); the last handle of a pin frees it."""
-        key, h.pin, h.snapshot = h.pin, None, None
-        if key is None:
-            return
-        pin = self._pins[key]
-        pin[1] -= 1
-        if pin[1] == 0:
-            del self._pins[key]
-            self._pinned -= len(pin[0])
-            self._per_file[key[0]] -= 1
+        """Drop h's snapshot (caller holds _hmutex)."""
+        if h.snapshot is not None:
+            self._pinned -= len(h.snapshot)
+            h.snapshot = None
 
-    # --- control -------------------------------------------------------------------------------
+    # --- control and the writable files ------------------------------------------------------
     def write(self, path, data, offset, fi):
         """Run the complete lines of one FUSE write request; return how many bytes were taken.
 
@@ -375,17 +463,20 @@ class ProcFS(Operations):
         At most MAX_COMMANDS lines run per request; the rest is handed back as a short count.
         """
         h = self._handle(fi)
-        if h.path == CONTROL:
+        if h.kind == "control":
             with h.lock:
                 return self._write_control(h, data)
-        if not self._writable(h.path):
-            raise FuseOSError(errno.EACCES)
         if offset:                                  # sysctl_writes_strict: a write past 0 is ignored
             return len(data)
         try:                                        # the whole write is the value (tracefs, sysctl)
             self.session.write_view(h.path, bytes(data))
+        except Gone:
+            raise FuseOSError(errno.ENOENT) from None
         except MMError as e:
-            raise FuseOSError(e.errno)
+            raise FuseOSError(e.errno) from None
+        except Exception:
+            log.exception("writing %s failed", h.path)
+            raise FuseOSError(errno.EIO) from None
         return len(data)
 
     def _write_control(self, h: Handle, data: bytes) -> int:
@@ -457,9 +548,10 @@ class ProcFS(Operations):
         reach the writer (close(2) has returned), so the log says it ran at close."""
         with self._hmutex:
             h = self._handles.pop(fi.fh, None)
-            if h is not None:
-                self._unpin(h)
-        if h is not None and h.path == CONTROL and h.pending:
+            if h is not None and h.snapshot is not None:
+                self._pinned -= len(h.snapshot)
+                h.snapshot = None
+        if h is not None and h.kind == "control" and h.pending:
             try:
                 text = bytes(h.pending).decode()
             except UnicodeDecodeError as e:
@@ -472,6 +564,27 @@ class ProcFS(Operations):
         return 0
 
 
+class BlockingFS(ProcFS):
+    """The threaded session (libfuse's worker threads): the same files below ``root``, where
+    a trace_pipe read waits for events.  A wait holds one worker and no lock of the core; it
+    ends when the state moves, when the session leaves (EOF) or when the kernel interrupts
+    the request (EINTR: the reader was killed)."""
+    blocking = True
+
+    def __call__(self, op, *args):
+        """fusepy calls every operation through here, on libfuse's worker threads."""
+        if not getattr(_thread, "kept", False):
+            _keep_thread_state()
+        return getattr(self, op)(*args)
+
+    def _wait(self, h: Handle, seq: int) -> bool:
+        if not self.session.wait(h.path, seq, stop=_libfuse.fuse_interrupted):
+            if _libfuse.fuse_interrupted() and not self.session.leaving:
+                raise FuseOSError(errno.EINTR)
+            return False
+        return True
+
+
 # --- mount helpers (procsim.harness has them; these names stay for the callers) ------------------
 def recover_dead_mount(mountpoint: str) -> bool:
     """Lazily unmount a FUSE mount whose daemon died ("Transport endpoint is not connected")."""
@@ -480,19 +593,105 @@ def recover_dead_mount(mountpoint: str) -> bool:
     return detach(mountpoint)
 
 
-def serve(session: Session, mountpoint: str, allow_other: bool = False, on_ready=None) -> None:
-    """Mount and serve until unmounted (fusermount -u) or SIGINT/SIGTERM/SIGHUP.
+class _Sub:
+    """One threaded FUSE session serving the session's subtree ``root`` at mountpoint/root."""
 
-    fusepy resets SIGINT to SIG_DFL around fuse_main, so libfuse's own handlers catch
-    INT/TERM/HUP, leave the loop and unmount.
+    def __init__(self, session: Session, mountpoint: str, root: str, opts: dict, on_up):
+        self.fs = BlockingFS(session, on_up, os.path.join(mountpoint, root), root)
+        self.path = os.path.join(mountpoint, root)
+        self.opts = opts
+        self.error: BaseException | None = None
+        self.thread = None
 
-    libfuse's multi-threaded loop answers requests on its worker threads, so a blocked
-    trace_pipe read holds one worker while the others go on (the core stays behind the
-    session's one lock).  Each worker keeps its Python thread state (``_keep_thread_state``):
-    without that, a callback on a thread Python did not start paid for a fresh one every time,
-    which made the single-threaded loop (-s) the quicker one before (benchmarks/results.md).
+    def start(self):
+        self.thread = _start_quiet(self._run, f"procsim-fuse-{os.path.basename(self.path)}")
+
+    def _run(self):
+        try:
+            FUSE(self.fs, self.path, raw_fi=True, intr=True, intr_signal=int(INTR_SIGNAL), nonempty=True, **self.opts)
+        except BaseException as e:                  # noqa: BLE001 - reported by serve
+            self.error = e
+            if self.fs.fuse is None:                # never came up: do not hold up the mount's ready
+                log.warning("the threaded session for %s did not mount (%s); its blocking reads "
+                            "answer EOF", self.path, e)
+                self.fs._on_ready(self.fs)
+
+    def own_signals(self) -> None:
+        """Before its readers get EOF (and it may end): its teardown then finds its own
+        signal handlers in libfuse, not the main session's (which are gone by now)."""
+        t = self.thread
+        if self.fs.fuse and t is not None and t.is_alive():
+            _libfuse.fuse_set_signal_handlers(_libfuse.fuse_get_session(self.fs.fuse))
+
+    def stop(self, timeout: float) -> None:
+        """After the main session ended: end this one (its blocked readers already have EOF)."""
+        t = self.thread
+        if t is None or not t.is_alive():
+            return
+        if mount_entry(self.path) is not None:      # still attached (the main one went lazily)
+            detach(self.path)
+        t.join(timeout)
+
+
+def serve(session: Session, mountpoint: str, allow_other: bool = False, on_ready=None,
+          log_file: str | None = None) -> bool:
+    """Mount and serve until unmounted (fusermount -u) or SIGINT/SIGTERM/SIGHUP; returns True
+    when every thread of the daemon has ended (else the caller should leave with os._exit,
+    see below).
+
+    The main session runs libfuse's single-threaded loop on this thread; fusepy resets
+    SIGINT to SIG_DFL around fuse_main, so libfuse's own handlers catch INT/TERM/HUP, leave
+    the loop and unmount.  Every other thread blocks those signals, so they always reach
+    this one.  The subtrees in SUBMOUNTS that the session has get a threaded session each,
+    started once the main mount is up (its mount point is a directory of the main mount)
+    and pointed back at the main session's signal handlers.  When the main loop ends, blocked
+    readers get EOF (Session.leave) and the threaded sessions are ended; one that a reader
+    still holds open (a lazy unmount) is left to process exit.
     """
     opts = dict(foreground=True, default_permissions=True, fsname="procsim", subtype="procsim")
     if allow_other:
         opts["allow_other"] = True
-    FUSE(ProcFS(session, on_ready, mountpoint), mountpoint, raw_fi=True, **opts)
+    daemon_log = start_log(log_file)
+    tree = session.tree()
+    roots = [r for r in SUBMOUNTS if r in tree.dirs]
+    subs: list[_Sub] = []
+    intr = None
+    if roots and threading.current_thread() is threading.main_thread():   # signal handlers: main thread only
+        intr = _Interrupts(session)
+    up = set()
+    main_fs: list[ProcFS] = []
+
+    def sub_up(fs):
+        if fs.fuse and main_fs and main_fs[0].fuse:     # SIGTERM goes on ending the main loop
+            _libfuse.fuse_set_signal_handlers(_libfuse.fuse_get_session(main_fs[0].fuse))
+        up.add(fs._root)
+        if len(up) == len(roots):
+            main_fs[0].ready = True
+            if on_ready is not None:
+                on_ready()
+
+    def main_up(fs):
+        if not roots:
+            fs.ready = True
+            if on_ready is not None:
+                on_ready()
+            return
+        for r in roots:
+            s = _Sub(session, mountpoint, r, opts, sub_up)
+            subs.append(s)
+            s.start()
+
+    main = ProcFS(session, main_up, mountpoint)
+    main_fs.append(main)
+    try:
+        FUSE(main, mountpoint, raw_fi=True, nothreads=True, **opts)
+    finally:
+        for s in subs[:1]:                          # libfuse keeps one session's handlers
+            s.own_signals()
+        session.leave()                             # blocked readers: EOF
+        for s in subs:
+            s.stop(2.0)
+        if intr is not None:
+            intr.stop()
+        daemon_log.stop()
+    return all(s.thread is None or not s.thread.is_alive() for s in subs)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PID_XATTR = "user.procsim.pid"
+READY_XATTR = "user.procsim.ready"   # "1" once every FUSE session of the mount is up (fs.serve)
 FSTYPE = "fuse.procsim"
 ANSWER_WAIT = 3.0          # seconds a daemon gets to answer before the CLI calls it hung
 
@@ -106,6 +107,27 @@ def daemon_pid(mountpoint, timeout: float = ANSWER_WAIT) -> int | None:
         return None
 
 
+def ready(mountpoint, timeout: float = ANSWER_WAIT) -> bool:
+    """False while a procsim daemon is still mounting its threaded session (fs.SUBMOUNTS) under
+    mountpoint; True once it is up, and for any other FUSE program (no such attribute)."""
+    try:
+        return probe(lambda: os.getxattr(_target(mountpoint), READY_XATTR), timeout) != b"0"
+    except OSError:
+        return True
+
+
+def submounts(mountpoint) -> list[str]:
+    """The mount points below mountpoint (the threaded session's), deepest first."""
+    target = _target(mountpoint).rstrip("/") + "/"
+    try:
+        with open("/proc/self/mounts") as f:
+            lines = f.read().split("\n")
+    except OSError:
+        return []
+    found = {_unescape(p[1]) for p in (line.split() for line in lines) if len(p) >= 3}
+    return sorted((m for m in found if m.startswith(target)), key=lambda m: -m.count("/"))
+
+
 def is_alive(mountpoint, timeout: float = ANSWER_WAIT) -> bool:
     return state(mountpoint, timeout) == "alive"
 
@@ -149,13 +171,25 @@ def wait_mounted(mountpoint, proc=None, timeout: float = 120.0, pid: int | None 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if mount_entry(mountpoint) is not None and state(mountpoint) == "alive":
-            if pid is None or daemon_pid(mountpoint) == pid:
+            if (pid is None or daemon_pid(mountpoint) == pid) and ready(mountpoint):
                 return
         if proc is not None and not _running(proc):
             code = proc.returncode if hasattr(proc, "poll") else proc.exitcode
             raise RuntimeError(f"the daemon for {mountpoint} exited with status {code} before mounting")
         time.sleep(0.02)
     raise RuntimeError(f"{mountpoint} not mounted after {timeout:g} s")
+
+
+def unmount_submounts(mountpoint, timeout: float = 10.0) -> None:
+    """Unmount what is mounted below mountpoint (procsim's threaded session), deepest first:
+    fusermount -u, lazily if it is busy (a blocked reader then gets EOF when the daemon ends)."""
+    for sub in submounts(mountpoint):
+        try:
+            r = subprocess.run(["fusermount", "-u", sub], capture_output=True, timeout=timeout)
+            if r.returncode != 0 and mount_entry(sub) is not None:
+                detach(sub)
+        except (FileNotFoundError, subprocess.TimeoutExpired):
+            detach(sub)
 
 
 def force_unmount(mountpoint, proc=None, timeout: float = 10.0) -> None:
@@ -167,6 +201,8 @@ def force_unmount(mountpoint, proc=None, timeout: float = 10.0) -> None:
             os.kill(proc.pid, signal.SIGCONT)   # a stopped daemon cannot unmount itself
         except ProcessLookupError:
             pass
+    if mount_entry(mp) is not None and state(mp) == "alive":
+        unmount_submounts(mp, timeout)
     if mount_entry(mp) is not None:
         try:
             subprocess.run(["fusermount", "-u", mp], capture_output=True, timeout=timeout)
@@ -186,19 +222,29 @@ def procsim_argv(*args) -> list[str]:
 class Mount:
     path: Path
     proc: subprocess.Popen
+    err: object = None                  # the temporary file holding the daemon's stderr
 
     @property
     def pid(self) -> int:
         return self.proc.pid
 
+    def stderr_text(self) -> str:
+        """What the daemon wrote to stderr so far ("" when it went elsewhere)."""
+        if self.err is None:
+            return ""
+        self.err.flush()
+        return os.pread(self.err.fileno(), 1 << 24, 0).decode(errors="replace")
+
 
 @contextmanager
 def mounted(config=None, mountpoint=None, *, state_file=None, allow_other: bool = False, extra=(),
-            argv=None, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=None, env=None,
+            argv=None, stdout=subprocess.DEVNULL, stderr=None, cwd=None, env=None,
             timeout: float = 120.0):
     """A foreground daemon (`procsim mount --foreground`, or argv(mountpoint) for another
     FUSE program) on mountpoint (a fresh temporary directory if None, removed afterwards).
-    Yields a Mount once it answers; always unmounted and reaped."""
+    Yields a Mount once it answers; always unmounted and reaped.  The daemon's stderr goes to
+    a temporary file (Mount.stderr_text() reads it) unless stderr names somewhere else: never
+    an unread pipe, which would stop the daemon once 64 KiB are waiting in it."""
     made = mountpoint is None
     mp = Path(tempfile.mkdtemp(prefix="procsim-")) if made else Path(mountpoint)
     if argv is None:
@@ -208,17 +254,19 @@ def mounted(config=None, mountpoint=None, *, state_file=None, allow_other: bool 
                            *(["--allow-other"] if allow_other else []), *extra, mp)
     else:
         cmd = argv(str(mp))
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr, cwd=cwd, env=env)
+    err = tempfile.TemporaryFile() if stderr is None else None
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=stdout, stderr=err or stderr, cwd=cwd, env=env)
     try:
+        m = Mount(mp, proc, err)
         try:
             wait_mounted(mp, proc, timeout)
         except RuntimeError as e:
-            why = proc.stderr.read().decode(errors="replace") if proc.stderr and proc.poll() is not None else ""
+            why = m.stderr_text() if proc.poll() is not None else ""
             raise RuntimeError(f"{e}\n{why}".strip()) from None
-        yield Mount(mp, proc)
+        yield m
     finally:
         force_unmount(mp, proc)
-        for f in (proc.stdout, proc.stderr):
+        for f in (proc.stdout, proc.stderr, err):
             if f is not None:
                 f.close()
         if made:

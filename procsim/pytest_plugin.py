@@ -109,13 +109,15 @@ def procsim_mount(procsim_machine, request, tmp_path) -> Path:
     from procsim.testing import force_unmount, procsim_cmd, wait_mounted
     mp = tmp_path / "mnt"
     mp.mkdir()
+    err = open(tmp_path / "mnt.stderr", "w+b")        # a file, not a pipe nobody reads
     proc = subprocess.Popen(procsim_cmd("mount", "--foreground", "--config", procsim_machine, mp),
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err)
     try:
         try:
             wait_mounted(mp, proc)
         except RuntimeError as e:
-            raise RuntimeError(f"{e}: {proc.stderr.read().decode() if proc.poll() is not None else ''}") from None
+            why = os.pread(err.fileno(), 1 << 20, 0).decode(errors="replace") if proc.poll() is not None else ""
+            raise RuntimeError(f"{e}: {why}") from None
         fd = os.open(mp / "control", os.O_RDWR)
         try:
             for line in _commands(request):
@@ -128,4 +130,4 @@ def procsim_mount(procsim_machine, request, tmp_path) -> Path:
         yield mp
     finally:
         force_unmount(mp, proc)
-        proc.stderr.close()
+        err.close()

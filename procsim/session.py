@@ -1,10 +1,22 @@
 """One simulated machine as the shell sees it: Kernel + control interpreter + one lock.
 
-The core is single threaded by design; fs.serve answers FUSE requests on several threads,
-so every render and every command runs under ``Session._mutex`` (never called ``lock``:
-fusepy would take it for the FUSE op), the view table included.  A blocking trace_pipe
-reader never waits under it: ``trace_ready`` (its own lock) is notified after a batch of
-commands recorded trace events, and ``trace_seq`` counts those batches.
+The core is single threaded by design; fs.serve answers FUSE requests on more than one
+thread (a single-threaded main session, a threaded one for the files whose reads block), so
+every render, every command and every look-up of the file tree runs under ``Session._mutex``
+(never called ``lock``: fusepy would take it for the FUSE op).  The tree (``Tree``) is built
+and swapped under it too, keyed by the state it was built from, so no thread can put an
+older one back.  Nothing is printed or logged under the lock: what goes wrong is logged
+(``log``, the daemon's bounded log) after it is released.
+
+A blocking reader (trace_pipe, and any stream view that says it blocks) never waits under
+the lock: each such file has a condition (``wait``), notified after a batch of commands,
+a view write or a clock step (``advance``) changed the state, and when the session is
+leaving (``leave``: unmount, SIGTERM), after which every wait answers False (EOF).
+
+After an internal error of the core (an exception that is not a refusal), the kernel may
+be half changed: the session refuses every later write with EIO and says why in ``log``
+(reads still answer), and the journal keeps only what was acknowledged before it.
+
 Rendered files are cached by (path, boot, generation), so the 100 reads a refreshing
 slabtop makes of an unchanged state render once.
 
@@ -33,6 +45,7 @@ import dataclasses
 import errno
 import fcntl
 import hashlib
+import logging
 import os
 import stat
 import threading
@@ -45,6 +58,49 @@ import procsim.views as views
 
 # Files the shell adds beside the views.
 CONTROL, LOG, ALLOCATIONS = "control", "log", "allocations"
+
+log = logging.getLogger("procsim.daemon")     # fs.serve routes it to a bounded file; never under _mutex
+
+
+@dataclasses.dataclass(frozen=True)
+class Tree:
+    """The file tree of one state (names relative to the mount, "" is its root): built under
+    the session lock, never changed, replaced whole (Session.tree)."""
+    key: object
+    files: dict            # name -> permission bits
+    dirs: dict             # name -> [(child, is_dir)]
+    pipes: frozenset       # consuming reads that block (trace_pipe)
+    streams: frozenset     # record streams (kmsg): one record per read
+    sized: frozenset       # files whose st_size is their length (DMI)
+    writable: frozenset    # files a write goes to (control, sysctl, tracefs knobs)
+    kinds: dict            # name -> "control", "pipe" or "stream" (absent: a plain file)
+
+
+def build_tree(key, views: dict, extra: dict) -> Tree:
+    files = {n: v.mode for n, v in views.items()}
+    files.update(extra)
+    dirs: dict[str, dict] = {"": {}}
+    for name in files:
+        parts = name.split("/")
+        for depth in range(len(parts)):
+            parent = "/".join(parts[:depth])
+            dirs.setdefault(parent, {})[parts[depth]] = depth < len(parts) - 1
+            if depth < len(parts) - 1:
+                dirs.setdefault("/".join(parts[:depth + 1]), {})
+    pipes = frozenset(n for n, v in views.items() if v.pipe is not None)
+    streams = frozenset(n for n, v in views.items() if v.stream is not None)
+    kinds = {CONTROL: "control", **{n: "pipe" for n in pipes}, **{n: "stream" for n in streams}}
+    return Tree(key, files, {d: list(kids.items()) for d, kids in dirs.items()}, pipes, streams,
+                frozenset(n for n, v in views.items() if v.exact_size),
+                frozenset([CONTROL, *(n for n, v in views.items() if v.write is not None)]), kinds)
+
+
+class Gone(FileNotFoundError):
+    """The file is not in the state any more (a slab cache destroyed): ENOENT."""
+
+
+class Leaving(Exception):
+    """The session is ending (unmount, SIGTERM): a blocked reader gets EOF."""
 
 
 def load_views(machine) -> dict:
@@ -68,11 +124,17 @@ class Session:
         self._dynamic = views is None               # view modules whose files follow the state
         self._views = dict(self._static)
         self._views_key = None
-        self._volatile = 0                          # renders of volatile views (their snapshot keys)
+        self._views_state = None                    # (boots, generation) _views_key was checked at
         self.streams = {p for p, v in self._static.items() if v.stream is not None}   # kmsg
         self._mutex = threading.Lock()
-        self.trace_ready = threading.Condition()   # notified when a batch recorded trace events
-        self.trace_seq = 0                          # such batches so far (changed under trace_ready)
+        self._tree: Tree | None = None
+        self._tree_state = None                     # (boots, generation) the tree was checked at
+        self._epoch = 0                             # volatile views' changes not in generation (under _mutex)
+        self._wake_lock = threading.Lock()          # blocked readers: one condition per file on this lock
+        self._conds: dict[str, threading.Condition] = {}
+        self._seq = 0                               # changes so far (under _wake_lock)
+        self.leaving = False                        # set once by leave(): every wait answers False
+        self.broken_by: str | None = None           # the internal error that stopped writes
         self._cache: dict[str, tuple[tuple, bytes]] = {}
         self.state = Path(state) if state else None
         self.journal = None
@@ -96,11 +158,16 @@ class Session:
         """Add or drop the files of the dynamic views (a /sys/kernel/slab directory per cache)
         when the state they follow changed; returns the key the file list is for."""
         if self._dynamic:
-            k = self.control.kernel
-            key = (self.control.boots, views.dynamic_key(k))
+            c = self.control
+            k = c.kernel
+            state = (c.boots, k.generation)
+            if state == self._views_state:          # every read of an unchanged state: nothing to do
+                return self._views_key
+            key = (c.boots, views.dynamic_key(k))
             if key != self._views_key:
                 self._views = {**self._static, **views.dynamic_files(k)}
                 self._views_key = key
+            self._views_state = state
         return self._views_key
 
     @property
@@ -126,17 +193,47 @@ class Session:
     def paths(self) -> list[str]:
         return list(self.views) + [CONTROL, LOG, ALLOCATIONS]
 
+    def tree(self) -> Tree:
+        """The file tree of the state now: one look-up per FUSE operation, atomic."""
+        with self._mutex:
+            c = self.control
+            state = (c.boots, c.kernel.generation)
+            t = self._tree
+            if t is not None and self._tree_state == state:    # the state did not move: the same tree
+                return t
+            key = self._sync_views()
+            if t is None or t.key != key:
+                t = self._tree = build_tree(key, self._views, {CONTROL: 0o600, LOG: 0o444, ALLOCATIONS: 0o444})
+            self._tree_state = state
+            return t
+
     def snapshot(self, path: str) -> tuple[tuple, bytes]:
         """(key, bytes) of the file now; the key names the state it was rendered from, so
-        open handles can share one snapshot per (path, state)."""
+        open handles can share one snapshot per (path, state).  Gone if the file is not in
+        the state any more."""
         with self._mutex:
-            self._sync_views()
             c = self.control
+            hit = self._cache.get(path)             # the common case first: a file read again, unchanged
+            if hit is not None:
+                key = hit[0]
+                if len(key) == 3 and key[1] == c.boots and \
+                        key[2] == (c.serial if path in (LOG, ALLOCATIONS) else c.kernel.generation):
+                    return hit
+            self._sync_views()
             view = self._views.get(path)
-            if view is not None and view.volatile:      # tracefs: never cached (trace_pipe consumes)
-                self._volatile += 1
+            if view is None and path not in (LOG, ALLOCATIONS):
+                raise Gone(errno.ENOENT, path)
+            if view is not None and view.volatile:      # tracefs: keyed by what moves it, never cached
+                tr = getattr(c.kernel, "trace", None)
+                key = (path, c.boots, c.kernel.generation, self._epoch, getattr(tr, "written", None))
+                hit = self._cache.get(path)
+                if hit and hit[0] == key:
+                    return hit
                 data = view.render(c.kernel)
-                return (path, "volatile", self._volatile), data if isinstance(data, bytes) else data.encode()
+                out = key, data if isinstance(data, bytes) else data.encode()
+                if view.pipe is None:                   # a pipe's render consumes: never reused
+                    self._cache[path] = out
+                return out
             key = (path, c.boots, c.serial if path in (LOG, ALLOCATIONS) else c.kernel.generation)
             hit = self._cache.get(path)
             if hit and hit[0] == key:
@@ -160,8 +257,11 @@ class Session:
         """One read() of a stream view (kmsg): (bytes, next cursor); OSError(errno) on failure."""
         with self._mutex:
             self._sync_views()
+            view = self._views.get(path)
+            if view is None:
+                raise Gone(errno.ENOENT, path)
             try:
-                return self._views[path].stream(self.control.kernel, cursor, size)
+                return view.stream(self.control.kernel, cursor, size)
             except Exception as e:
                 code = getattr(e, "errno", None)
                 raise OSError(code if isinstance(code, int) and code > 0 else errno.EIO, str(e)) from None
@@ -172,27 +272,108 @@ class Session:
         journaled first, logged, replayed after a restart."""
         with self._mutex:
             self._sync_views()
-            line = self._views[path].write(self.control.kernel, data)
+            view = self._views.get(path)
+            if view is None:
+                raise Gone(errno.ENOENT, path)
+            self._epoch += 1                        # a tracefs knob moves what volatile views show
+            line = view.write(self.control.kernel, data)
+        self._wake()
         if line is not None:
             replies = self.execute([line])
             if replies and replies[-1].errno:
                 raise MMError(replies[-1].errno, replies[-1].text)
 
     def read_pipe(self, path: str, size: int) -> tuple[int, bytes]:
-        """(trace_seq before the read, up to size bytes consumed from the pipe view at path).
-        Waiting for trace_seq to move past the first value (``wait_trace``) cannot miss an
-        event recorded after this read."""
-        with self.trace_ready:
-            seq = self.trace_seq
+        """(change count before the read, up to size bytes consumed from the pipe view at
+        path).  Waiting for the count to move past that value (``wait``) cannot miss an event
+        recorded after this read."""
+        seq = self.seq()
         with self._mutex:
             self._sync_views()
-            return seq, self._views[path].pipe(self.control.kernel, size)
+            view = self._views.get(path)
+            if view is None or view.pipe is None:
+                raise Gone(errno.ENOENT, path)
+            data = view.pipe(self.control.kernel, size)
+            if data:
+                self._epoch += 1                    # `trace` no longer shows what was consumed
+            return seq, data
 
-    def wait_trace(self, seq: int, timeout: float) -> bool:
-        """Until a batch records trace events after trace_seq was seq (True) or timeout (False).
-        Never holds the core's lock."""
-        with self.trace_ready:
-            return self.trace_ready.wait_for(lambda: self.trace_seq != seq, timeout)
+    # --- blocked readers ------------------------------------------------------------------
+    def seq(self) -> int:
+        with self._wake_lock:
+            return self._seq
+
+    def _cond(self, path: str) -> threading.Condition:
+        with self._wake_lock:
+            c = self._conds.get(path)
+            if c is None:
+                c = self._conds[path] = threading.Condition(self._wake_lock)
+            return c
+
+    def wait(self, path: str, seq: int, timeout: float | None = None, stop=None) -> bool:
+        """Block (never under the core's lock) until the state changed after the change count
+        was seq (True), or the session is leaving, or stop() says so (False).  stop is asked
+        whenever the file's condition is notified (``wake(interrupt=True)`` notifies every
+        one without a change: a reader's FUSE request was interrupted).  No timer: an idle
+        reader costs nothing.  timeout=None waits as long as it takes."""
+        c = self._cond(path)
+        with c:
+            while self._seq == seq:
+                if self.leaving or (stop is not None and stop()):
+                    return False
+                if not c.wait(timeout) and timeout is not None:
+                    return self._seq != seq
+            return not self.leaving
+
+    def _marks(self) -> tuple:
+        """(boots, generation, trace events written) now (caller holds _mutex)."""
+        c = self.control
+        return c.boots, c.kernel.generation, getattr(getattr(c.kernel, "trace", None), "written", None)
+
+    def _wake_if(self, before: tuple, after: tuple) -> None:
+        """Wake the readers whose files can have moved: trace_pipe readers only when events
+        were recorded (or the kernel rebooted), the others (kmsg) whenever the state moved;
+        so a command that traces nothing does not wake a thousand idle trace_pipe readers."""
+        if before == after:
+            return
+        rebooted = before[0] != after[0]
+        pipes = self._tree.pipes if self._tree is not None else frozenset()
+        self._wake(only=None if rebooted or before[2] != after[2] else
+                   (lambda path: path not in pipes))
+
+    def _wake(self, interrupt: bool = False, only=None) -> None:
+        """Wake the blocked readers (only those whose file only(path) accepts): the state
+        moved (or, interrupt, a reader may have gone)."""
+        with self._wake_lock:
+            if not interrupt:
+                self._seq += 1
+            for path, c in self._conds.items():
+                if only is None or only(path):
+                    c.notify_all()
+
+    def wake(self, interrupt: bool = False) -> None:
+        self._wake(interrupt)
+
+    def leave(self) -> None:
+        """The mount is going: every blocked and later wait answers False (the reader's EOF)."""
+        with self._wake_lock:
+            self.leaving = True
+            for c in self._conds.values():
+                c.notify_all()
+
+    def advance(self, now_ns: int) -> None:
+        """The live clock's hook: the shell's timer thread calls this between commands with
+        the monotonic time since the mount; the core runs its background work (kswapd, the
+        kernel threads) up to it, under the lock like a command, and blocked readers (dmesg
+        -w, trace_pipe) are woken.  Without a core API for it (``Control.advance_to``), a no-op."""
+        step = getattr(self.control, "advance_to", None)
+        if step is None:
+            return
+        with self._mutex:
+            before = self._marks()
+            step(now_ns)
+            after = self._marks()
+        self._wake_if(before, after)
 
     # --- commands ------------------------------------------------------------------------
     def execute(self, lines: list[str]) -> list[Reply]:
@@ -215,14 +396,15 @@ class Session:
                 if _command_text(lines[end - 1]) == "reset":
                     break
             with self._mutex:
-                tr = getattr(self.control.kernel, "trace", None)
-                written = tr.written if tr is not None else 0
+                before = self._marks()
                 ok = self._run_batch(lines, done, end, replies)
-                traced = tr is not None and tr.written != written
-            if traced:                         # wake blocked trace_pipe readers
-                with self.trace_ready:
-                    self.trace_seq += 1
-                    self.trace_ready.notify_all()
+                after = self._marks()
+                c = self.control
+                internal, c.internal_error = getattr(c, "internal_error", None), None
+            if internal is not None:           # logged now, outside the lock
+                log.error("internal error in the core running %r; writes refused from now on\n%s",
+                          internal[0], internal[1])
+            self._wake_if(before, after)       # wake blocked readers (trace_pipe, kmsg)
             done += ok
             if done < end:
                 break
@@ -233,9 +415,9 @@ class Session:
         kept = [(i, _command_text(lines[i])) for i in range(start, end)]
         kept = [(i, t) for i, t in kept if t and t != "help"]
         marks = None
-        if kept and j is not None:
+        if kept and (j is not None or self._broken is not None):
             refusal = self._broken
-            if refusal is None:
+            if refusal is None and j is not None:
                 try:
                     marks = j.append([t for _, t in kept])
                 except OSError as e:
@@ -262,9 +444,16 @@ class Session:
                 continue
             replies.append(r)
             if r.errno:
+                internal = getattr(c, "internal_error", None)
+                if internal is not None:        # a bug in the core: the state may be half changed
+                    self.broken_by = internal[0]
+                    self._broken = (errno.EIO, f"refused: an internal error of the core in {internal[0]!r} "
+                                               "may have left the state half changed (reads still answer; "
+                                               "the daemon's log has the traceback); restart the daemon")
+                    c.note("-", f"error EIO: {self._broken[1]}")
                 if j is not None and i in ends:
                     changed = before != (c.boots, c.kernel.generation) or r.errno == errno.ENOMEM
-                    self._cut(ends[i][1] if changed else ends[i][0])
+                    self._cut(ends[i][0] if internal is not None else ends[i][1] if changed else ends[i][0])
                 return i - start
             if j is not None and _command_text(lines[i]) == "reset":
                 self._cut(j.header_end, compact=True)
@@ -278,8 +467,7 @@ class Session:
                 return
             self._broken = (errno.EIO, f"--state {self.journal.path} could not be cut back after "
                                        f"a failed command ({e.strerror or e}); restart the daemon")
-            import sys
-            print(f"procsim: {self._broken[1]}", file=sys.stderr)
+            self.control.note("-", f"error EIO: {self._broken[1]}")
 
     def note(self, line: str, reply: str) -> None:
         """Log a write the shell refused before it became lines (not UTF-8, overlong)."""

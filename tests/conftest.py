@@ -67,26 +67,35 @@ def fake_mounted(mount_session):
 
 @pytest.fixture
 def mounted(tmp_path):
-    """The real thing: `procsim mount --foreground -c CONFIG M` (seed-vm by default); always unmounted."""
-    started = []
+    """The real thing: `procsim mount --foreground -c CONFIG M` (seed-vm by default); always
+    unmounted.  The daemon's stderr goes to a file (mounted.stderr(mp) reads it), never to a
+    pipe nobody reads (a daemon writing 64 KiB to one would stop)."""
+    started = {}
 
     def start(config="seed-vm", *extra):
         mp = tmp_path / f"m{len(started)}"
         mp.mkdir()
+        err = open(tmp_path / f"m{len(started)}.stderr", "w+b")
         proc = subprocess.Popen(procsim_cmd("mount", "--foreground", "--config", CONFIGS / f"{config}.yaml",
-                                            *extra, mp), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        started.append((mp, proc))
+                                            *extra, mp), stdout=subprocess.DEVNULL, stderr=err)
+        started[mp] = (proc, err)
         try:
             wait_mounted(mp, proc)
-        except RuntimeError as e:
-            raise RuntimeError(proc.stderr.read().decode() if proc.poll() is not None else "timeout") from e
+        except RuntimeError:
+            raise RuntimeError(stderr(mp) if proc.poll() is not None else "timeout") from None
         return mp
 
+    def stderr(mp) -> str:
+        err = started[mp][1]
+        err.flush()
+        return os.pread(err.fileno(), 1 << 24, 0).decode(errors="replace")
+
+    start.stderr = stderr
+    start.proc = lambda mp: started[mp][0]
     yield start
-    for mp, proc in started:
+    for mp, (proc, err) in started.items():
         force_unmount(mp, proc)
-        if proc.stderr:
-            proc.stderr.close()
+        err.close()
 
 
 # --- no skips ----------------------------------------------------------------------------------

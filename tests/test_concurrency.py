@@ -158,3 +158,128 @@ def test_eight_writers_four_readers(mounted, tmp_path):
             assert again.render(v) == (mp / v).read_bytes(), v
     finally:
         again.close()
+
+
+# --- the tree changes under readers (issue 30 §2) ------------------------------------------------
+RACE_SECONDS = 12.0
+
+
+def test_a_cache_created_and_destroyed_under_three_readers_gives_only_enoent(mounted):
+    """A writer creates and destroys sys/kernel/slab/racer for RACE_SECONDS while three readers
+    stat it, list it and read its files: the only error any of them may see is ENOENT (the
+    directory is gone; a listing of a directory gone after opendir is empty, as a removed
+    directory reads on Linux), never EIO, ENOTDIR or EINVAL; what they read is the cache's,
+    and the daemon logs nothing (no traceback)."""
+    import errno
+    import time
+    mp = mounted("tiny")
+    racer = mp / "sys/kernel/slab/racer"
+    errors: dict[str, list] = {"stat": [], "list": [], "read": []}
+    seen = {"stat": 0, "list": 0, "read": 0}
+    stop = threading.Event()
+
+    def stat_loop():
+        while not stop.is_set():
+            try:
+                os.stat(racer)
+                os.stat(racer / "object_size")
+                seen["stat"] += 1
+            except OSError as e:
+                errors["stat"].append(e.errno)
+
+    def list_loop():
+        while not stop.is_set():
+            try:
+                names = os.listdir(racer)
+            except OSError as e:
+                errors["list"].append(e.errno)
+                continue
+            if names:
+                assert "object_size" in names and "slabs" in names, names
+                seen["list"] += 1
+            else:                           # opened, then gone: empty, as a removed directory reads
+                errors["list"].append(errno.ENOENT)
+
+    def read_loop():
+        while not stop.is_set():
+            try:
+                with open(racer / "object_size", "rb") as f:
+                    assert f.read() == b"64\n"
+                with open(racer / "slabs", "rb") as f:
+                    assert re.fullmatch(rb"\d+( N\d+=\d+)*\n", f.read())
+                seen["read"] += 1
+            except OSError as e:
+                errors["read"].append(e.errno)
+
+    readers = [threading.Thread(target=f, daemon=True) for f in (stat_loop, list_loop, read_loop)]
+    failed = []
+    for t in readers:
+        t.start()
+    cycles = 0
+    fd = os.open(mp / "control", os.O_WRONLY)
+    try:
+        deadline = time.monotonic() + RACE_SECONDS
+        while time.monotonic() < deadline:
+            os.write(fd, b"kmem_cache_create racer 64\n")
+            time.sleep(0.002)
+            os.write(fd, b"kmem_cache_destroy racer\n")
+            cycles += 1
+    finally:
+        os.close(fd)
+        stop.set()
+        for t in readers:
+            t.join(30)
+            if t.is_alive():
+                failed.append("a reader hung")
+    assert not failed
+    assert cycles > 50
+    for what, codes in errors.items():
+        others = sorted({errno.errorcode.get(c, c) for c in codes if c != errno.ENOENT})
+        assert not others, f"{what}: {others} ({len(codes)} errors, {seen[what]} successes)"
+    assert all(seen[w] > 0 for w in seen), seen            # each reader saw the cache at times
+    assert sum(len(c) for c in errors.values()) > 0          # ... and saw it gone at others
+    assert "Traceback" not in mounted.stderr(mp) and "Error" not in mounted.stderr(mp)
+
+
+def test_several_handles_reading_trace_share_one_render():
+    """Five handles read `trace` (a ring of 20000 events) in 4 KiB steps, interleaved: the ring
+    is rendered once, not once per read (issue 30 3b: with 4 handles open every 128 KiB read
+    rendered the whole ring again), each handle gets the whole file, and a new event makes
+    the next read at offset 0 render again."""
+    from procsim import machine
+    from procsim.fs import ProcFS
+    from procsim.session import Session
+
+    class FI:
+        flags, fh, direct_io = os.O_RDONLY, 0, 0
+
+    s = Session(machine.load(CONFIGS / "tiny.yaml"))
+    T = "sys/kernel/tracing"
+    s.write_view(f"{T}/events/kmem/kmalloc/enable", b"1")
+    assert s.execute(["kmalloc 32 count=20000 tag=many"])[-1].errno == 0
+    view = s.views[f"{T}/trace"]
+    renders = []
+    real = view.render
+    object.__setattr__(view, "render", lambda k: renders.append(1) or real(k))
+    try:
+        fs = ProcFS(s)
+        fis = [FI() for _ in range(5)]
+        for fi in fis:
+            fs.open("/" + T + "/trace", fi)
+        outs = [bytearray() for _ in fis]
+        offset = 0
+        while True:
+            chunks = [fs.read("/" + T + "/trace", 4096, offset, fi) for fi in fis]
+            for out, c in zip(outs, chunks, strict=False):
+                out += c
+            if not chunks[0]:
+                break
+            offset += 4096
+        assert len(renders) == 1
+        assert all(o == outs[0] for o in outs) and outs[0].count(b" kmalloc: ") == 20000
+        s.execute(["kmalloc 32 tag=one"])
+        assert fs.read("/" + T + "/trace", 4096, 0, fis[0]) and len(renders) == 2
+        for fi in fis:
+            fs.release("/" + T + "/trace", fi)
+    finally:
+        object.__setattr__(view, "render", real)

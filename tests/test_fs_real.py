@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from procsim.testing import CONFIGS, procsim_cmd
+from procsim.testing import CONFIGS, force_unmount, mounts, procsim_cmd
 from procsim.machine import load
 from procsim.mm.layout import build
 
@@ -125,3 +125,68 @@ def test_slabtop_through_exec_follows_control(mounted):
     # 1000 objects need 63 slabs; SLUB counts the cpu slab's free objects as active.
     assert (perslab, slabs, objs) == ("16", "63", "1008")
     assert active == "1008"
+
+
+def test_daemon_mode_mounts_a_shipped_machine_by_name_from_any_directory(mp, tmp_path):
+    """`procsim mount --config seed-vm M` (daemon mode) from a directory with no seed-vm in it:
+    the daemon (started in /) gets the shipped machine, not CWD/seed-vm (issue 29 item 5).
+    `procsim umount` then unmounts both sessions (the threaded one over sys/kernel/tracing)."""
+    import re
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    r = subprocess.run(procsim_cmd("mount", "--config", "seed-vm", mp), cwd=elsewhere,
+                       capture_output=True, text=True, timeout=180)
+    try:
+        assert r.returncode == 0, r.stderr
+        pid = int(re.search(r"daemon pid (\d+)", r.stdout).group(1))
+        total = int(re.search(r"MemTotal: +(\d+) kB", (mp / "meminfo").read_text()).group(1))
+        assert 2 << 20 > total > 1 << 20                    # seed-vm: 2 GiB of RAM (not the default 128 GiB)
+        assert mounts(mp / "sys/kernel/tracing")
+        r = subprocess.run(procsim_cmd("umount", mp), capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        assert not mounts(mp) and not mounts(mp / "sys/kernel/tracing")
+        assert not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] == "Z"
+    finally:
+        force_unmount(mp)
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT", "fusermount -uz"])
+def test_blocked_trace_pipe_readers_get_eof_on_sigterm_and_sigint(sig):
+    """Three readers blocked on an empty trace_pipe: the daemon stopped by SIGTERM or SIGINT,
+    or its mount lazily detached (`fusermount -uz M`: the daemon learns it when M's last user
+    goes, no reader polls), ends each read with EOF (b""), not ECONNABORTED or ENOTCONN
+    (issue 30 3b), leaves no mount and exits 0."""
+    import signal
+    import threading
+    from procsim.harness import mounted
+    results = []
+
+    def reader(path):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            results.append(os.read(fd, 4096))
+        except OSError as e:
+            results.append(e)
+        finally:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+    with mounted(CONFIGS / "tiny.yaml") as m:
+        threads = [threading.Thread(target=reader, args=(m.path / "sys/kernel/tracing/trace_pipe",), daemon=True)
+                   for _ in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(0.5)
+        assert all(t.is_alive() for t in threads) and not results     # blocked
+        if sig.startswith("fusermount"):
+            subprocess.run(["fusermount", "-uz", str(m.path)], check=True, timeout=30)
+        else:
+            m.proc.send_signal(getattr(signal, sig))
+        assert m.proc.wait(30) == 0
+        for t in threads:
+            t.join(10)
+        assert results == [b"", b"", b""]
+        assert not mounts(m.path) and not mounts(m.path / "sys/kernel/tracing")
+        assert "Traceback" not in m.stderr_text()
