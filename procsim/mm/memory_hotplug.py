@@ -37,7 +37,7 @@ import errno
 from dataclasses import dataclass
 from functools import lru_cache
 
-from .buddy import (MIGRATE_ISOLATE, MIGRATE_MOVABLE, MAX_PAGE_ORDER, NR_PAGE_ORDERS, PAGEBLOCK_NR_PAGES,
+from .buddy import (MIGRATE_ISOLATE, MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE, MAX_PAGE_ORDER, NR_PAGE_ORDERS, PAGEBLOCK_NR_PAGES,
                     PAGEBLOCK_ORDER)
 from .errors import MMError
 from .layout import ZONE_MOVABLE, ZONE_NORMAL, ZONE_NAMES
@@ -341,8 +341,7 @@ def _dump_unmovable(k, pfn: int) -> None:
 
 def offline_pages(k, start_pfn: int, nr_pages: int) -> None:
     """offline_pages() of one block's range (see the module)."""
-    from .compaction import CompactControl, MIGRATE_SYNC, page_movable
-    from .migrate import migrate_pages
+    from .compaction import page_movable
     end = start_pfn + nr_pages
     nids = [n.id for n in k.nodes if _ram(k, n.id, start_pfn, end)]
     ram = sum(_ram(k, nid, start_pfn, end) for nid in nids)
@@ -353,7 +352,7 @@ def offline_pages(k, start_pfn: int, nr_pages: int) -> None:
     if len(zones) != 1:
         raise MMError(errno.EINVAL, "the block spans zones (valid_zones: none): it cannot go offline")
     z = zones[0]
-    if z.present - nr_pages <= 0:
+    if z.present - nr_pages <= 0 and z.idx != ZONE_MOVABLE:
         raise MMError(errno.EBUSY, f"procsim does not offline the last memory of Node {z.node} {z.name}")
     # zone_pcp_disable(): drain the zone's pcp lists so no page of the range hides there
     k.drain_all_pages()
@@ -366,23 +365,14 @@ def offline_pages(k, start_pfn: int, nr_pages: int) -> None:
     types = _isolate_range(z, start_pfn, end)
     # do_migrate_range(): the movable allocations go to free pages elsewhere in the zone
     sources = [p for p in _allocations_in(k, z, start_pfn, end) if page_movable(p)]
-    if sources:
-        cc = CompactControl(z, NR_PAGE_ORDERS, MIGRATE_SYNC, False, whole_zone=True)
-        cc.migrate_pfn = z.start_pfn - PAGEBLOCK_NR_PAGES      # the free scanner may use every pageblock
-        cc.free_pfn = (z.end_pfn - 1) & ~(PAGEBLOCK_NR_PAGES - 1)
-        cached = z.compact_cached_free_pfn       # the offline scan is not compaction's: keep its cache
-        cc.migratepages = sources
-        cc.nr_migratepages = sum(1 << p.order for p in sources)
-        rc = migrate_pages(k, cc)
-        k.release_freepages(cc)
-        z.compact_cached_free_pfn = cached
-        left = [p for p in _allocations_in(k, z, start_pfn, end)]
-        if rc or left:
-            k.drain_all_pages()
-            _undo_isolate(z, start_pfn, end, types)
-            k.generation += 1
-            raise MMError(errno.EBUSY, f"memory offlining [mem {start_pfn << 12:#010x}-{(end << 12) - 1:#010x}] "
-                                       f"failed: no room to migrate {len(left)} allocation(s) out of the block")
+    if sources and not do_migrate_range(k, z, sources):
+        k.drain_all_pages()
+        _undo_isolate(z, start_pfn, end, types)
+        k.generation += 1
+        left = len(_allocations_in(k, z, start_pfn, end))
+        raise MMError(errno.EBUSY, f"memory offlining [mem {start_pfn << 12:#010x}-{(end << 12) - 1:#010x}] "
+                                   f"failed: no free page in Node {z.node} {z.name} above its min mark to "
+                                   f"migrate {left} allocation(s) to")
     k.drain_all_pages()
     # test_pages_isolated() + __offline_isolated_pages(): every page free on an Isolate list
     freed = 0
@@ -401,12 +391,71 @@ def offline_pages(k, start_pfn: int, nr_pages: int) -> None:
     z.managed -= nr_pages                      # adjust_managed_page_count()
     z.present -= nr_pages                      # adjust_present_page_count()
     _offlined(k)[start_pfn] = (z.node, z.idx)
+    if not z.present:                          # the zone is empty: zone_pcp_reset, zonelists, span 0
+        z.populated = False
+        z.start_pfn = z.end_pfn = z.spanned = z._pb_base = 0
+        z.pageblock_mt = bytearray()
+        z.valid_pageblocks = 0
+        for pcp in z.pcp:
+            pcp.high = pcp.high_min = pcp.high_max = 0
+            pcp.batch = 1
+        k.reset_cached_positions(z)
+        k._build_zonelists()
+        k._init_node_states()
     init_per_zone_wmark_min(k)
     k.generation += 1
 
 
+def _migration_target(k, z, order: int) -> int:
+    """alloc_migration_target() kept to the zone: a block from its buddy lists (Movable
+    first, then the fallbacks), never below the min mark; -1 when there is none."""
+    if z.nr_free - (1 << order) < z.wmark_min:
+        return -1
+    for mt in (MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE):
+        pfn = z.rmqueue_smallest(order, mt)
+        if pfn >= 0:
+            return pfn
+    return -1
+
+
+def do_migrate_range(k, z, sources) -> bool:
+    """migrate_pages() of the isolated range's movable allocations: each to a new block
+    (move_page: its ID and LRU place along, the old block freed onto the Isolate list); a
+    large block with no destination is split and its pages go one by one, unless it has a
+    control-file ID (an ID names the whole block).  False when some could not move."""
+    from .migrate import HPAGE_PMD_ORDER, move_page
+    from .vmscan import LRU_OF_USE, lru_split
+    tasks = getattr(k, "tasks", None)
+    ok = failed = 0
+    work = sources[::-1]
+    while work:
+        src = work.pop()
+        dst = _migration_target(k, z, src.order)
+        if dst < 0:
+            if src.order and not getattr(src, "id", 0):
+                k.count_vm_events("thp_migration_split", src.order == HPAGE_PMD_ORDER)
+                pieces = k.split_page(src)
+                if src.use in LRU_OF_USE:
+                    lru_split(k, src, pieces)
+                work += pieces[::-1]
+                continue
+            failed += 1 << src.order
+            break
+        move_page(k, tasks, src, dst, 0)
+        ok += 1 << src.order
+    k.count_vm_events("pgmigrate_success", ok)
+    k.count_vm_events("pgmigrate_fail", failed)
+    return not failed
+
+
 def _zone_has(k, z, lo: int, hi: int) -> bool:
-    """The zone's boot RAM meets [lo, hi)."""
+    """The zone holds pages of [lo, hi): the boot layout says so, unless a block of it was
+    onlined into another zone since (k._block_home)."""
+    homes = getattr(k, "_block_home", {})
+    per = _block_size(k.layout) // PAGE_SIZE
+    moved = [h for b, h in homes.items() if b < hi and lo < b + per]
+    if moved:
+        return (z.node, z.idx) in moved
     return any(min(e, hi) > max(s, lo) for s, e in k.layout.nodes[z.node].zones[z.idx].ram)
 
 
@@ -421,11 +470,10 @@ def _offlined(k) -> dict:
 def online_pages(k, start_pfn: int, nr_pages: int, zone) -> None:
     """online_pages() into ``zone`` (see the module)."""
     end = start_pfn + nr_pages
-    home = _offlined(k).get(start_pfn)
-    if home != (zone.node, zone.idx):
-        raise MMError(errno.EINVAL, f"procsim onlines a block only back into the zone it left "
-                                    f"(Node {home[0]} {ZONE_NAMES[home[1]]}), not {zone!r}")
     z = zone
+    if z.start_pfn > start_pfn or z.end_pfn < end or not z.spanned:
+        _grow_zone(k, z, start_pfn, end)        # move_pfn_range_to_zone() -> resize_zone_range()
+    was_populated = z.populated
     nb = nr_pages // PAGEBLOCK_NR_PAGES
     z.valid_pageblocks += nb
     z._pb_counts[MIGRATE_MOVABLE] += nb
@@ -443,7 +491,15 @@ def online_pages(k, start_pfn: int, nr_pages: int, zone) -> None:
         runs.append([pfn, n])
     z._nr[MAX_PAGE_ORDER][MIGRATE_MOVABLE] += n
     z.account_freepages(n << MAX_PAGE_ORDER, MIGRATE_MOVABLE)
-    del _offlined(k)[start_pfn]
+    home = _offlined(k).pop(start_pfn)
+    homes = k.__dict__.setdefault("_block_home", {})
+    homes[start_pfn] = (z.node, z.idx)
+    if not was_populated:                      # setup_zone_pageset(), build_all_zonelists()
+        z.populated = True
+        k.zone_pcp_update(z)
+        k._build_zonelists()
+        k._init_node_states()
+    del home
     init_per_zone_wmark_min(k)
     k.generation += 1
 
@@ -455,6 +511,27 @@ def _isqrt(n: int) -> int:
 
 def _fls(x: int) -> int:
     return x.bit_length()
+
+
+def _grow_zone(k, z, start: int, end: int) -> None:
+    """resize_zone_range(): the zone's span grows to cover [start, end); the pageblock
+    array with it (pageblocks without present pages count nowhere, as holes)."""
+    if not z.spanned:
+        lo, hi = start, end
+        old = bytearray()
+    else:
+        lo, hi = min(z.start_pfn, start), max(z.end_pfn, end)
+        old = z.pageblock_mt
+    base = lo >> PAGEBLOCK_ORDER
+    nblocks = ((hi - 1) >> PAGEBLOCK_ORDER) - base + 1
+    mt = bytearray([MIGRATE_MOVABLE]) * nblocks
+    if old:
+        off = z._pb_base - base
+        mt[off:off + len(old)] = old
+    z.pageblock_mt, z._pb_base = mt, base
+    z.start_pfn, z.end_pfn = lo, hi
+    z.spanned = hi - lo
+    k.reset_cached_positions(z)
 
 
 def init_per_zone_wmark_min(k) -> None:
