@@ -3,7 +3,10 @@
 * ``sys/devices/system/node/``: the node_states masks and per node cpumap, cpulist, distance,
   meminfo and numastat (drivers/base/node.c), MemFree and the stat lines live.
 * ``sys/devices/system/cpu/``: online/possible/present/offline/kernel_max and per CPU
-  ``topology/`` (drivers/base/topology.c).  The ``cpuN/nodeN`` symlinks are left out: lscpu
+  ``topology/`` (drivers/base/topology.c) and ``cache/indexK/`` (drivers/base/cacheinfo.c:
+  id, level, type, size, coherency_line_size, ways_of_associativity, number_of_sets,
+  physical_line_partition, shared_cpu_map/list; x86 has no allocation/write policy) from
+  the socket's ``cache:`` list in the description, so lscpu -C and hwloc see the caches.  The ``cpuN/nodeN`` symlinks are left out: lscpu
   takes NUMA membership from ``node*/cpumap``.
 * ``cpuinfo``: /proc/cpuinfo in the x86 layout (arch/x86/kernel/cpu/proc.c).
 * ``sys/firmware/dmi/tables/{smbios_entry_point,DMI}``: procsim.smbios, exact st_size.
@@ -71,6 +74,46 @@ def _topology(m: Machine):
         by_core.setdefault((s, c), []).append(cpu)
         by_pkg.setdefault(s, []).append(cpu)
     return [(s, c, t, tuple(by_core[s, c]), tuple(by_pkg[s])) for s, c, t in topo]
+
+
+# --------------------------------------------------------------------------------------------
+# CPU caches (drivers/base/cacheinfo.c, arch/x86/kernel/cpu/cacheinfo.c)
+
+CACHE_FILES = ("id", "level", "type", "size", "coherency_line_size", "ways_of_associativity",
+               "number_of_sets", "physical_line_partition", "shared_cpu_map", "shared_cpu_list")
+
+
+def _cache_sharing(m: Machine, cpu: int, cache) -> tuple[int, ...]:
+    """The CPUs sharing one of cpu's caches: the core's threads, or the whole package."""
+    s, c, t, threads, pkg = _topology(m)[cpu]
+    return threads if cache.shared == "core" else pkg
+
+
+def _cache_id(m: Machine, cpu: int, cache) -> int:
+    """get_cache_id(): the APIC id without the bits of the threads sharing the cache (cpuid
+    leaf 4's count, rounded up to a power of two): the core's for per-core caches, the
+    package number for a socket-wide one."""
+    s, c, t, _, _ = _topology(m)[cpu]
+    smt = _bits(max(x.threads_per_core for x in m.sockets))
+    if cache.shared == "core":
+        return apicid(m, s, c, t) >> smt
+    return apicid(m, s, c, t) >> (smt + _bits(max(x.cores for x in m.sockets)))
+
+
+def _cache_file(cpu: int, index: int, name: str) -> View:
+    def render(k) -> bytes:
+        m = k.machine
+        cache = m.sockets[_topology(m)[cpu][0]].cache[index]
+        if name in ("shared_cpu_map", "shared_cpu_list"):
+            cpus = _cache_sharing(m, cpu, cache)
+            text = cpumask(cpus, m.nr_cpu_ids) if name == "shared_cpu_map" else cpulist(cpus)
+        else:
+            text = {"id": _cache_id(m, cpu, cache), "level": cache.level, "type": cache.type,
+                    "size": f"{cache.size >> 10}K", "coherency_line_size": cache.line_size,
+                    "ways_of_associativity": cache.ways, "number_of_sets": cache.sets,
+                    "physical_line_partition": 1}[name]
+        return f"{text}\n".encode()
+    return View(0o444, render)
 
 
 def _cpu_file(cpu: int, name: str):
@@ -278,9 +321,14 @@ def files_for(m: Machine) -> dict[str, View]:
     out = dict(FILES)
     for nid in range(m.nr_nodes):
         out.update(_node_files(nid))
+    topo = m.cpu_topology()
+    names = CACHE_FILES if m.kernel != "3.10" else CACHE_FILES[1:]      # "id" came with 4.11
     for cpu in range(m.nr_cpu_ids):
         for name in TOPOLOGY_FILES:
             out[f"{CPU}/cpu{cpu}/topology/{name}"] = _cpu_file(cpu, name)
+        for index in range(len(m.sockets[topo[cpu][0]].cache)):
+            for name in names:
+                out[f"{CPU}/cpu{cpu}/cache/index{index}/{name}"] = _cache_file(cpu, index, name)
     return out
 
 
