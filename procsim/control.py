@@ -353,6 +353,9 @@ class AllocPages(_Allocate):
     def apply(self, k):
         if self.order and self.count > MAX_COUNT:     # only order 0 comes as runs
             raise ControlError(E.EINVAL, f"count must be in 1..{MAX_COUNT} for order {self.order}, not {self.count}")
+        if self.use == "anon":                         # an anon mapping commits memory first (mmap)
+            t = k.tasks.find_task(self.tag)
+            k.vm_enough_memory(self.count << self.order, getattr(t, "total_vm", 0) if t is not None else 0)
         try:
             ids = k.tasks.alloc_pages(self.tag, self.order, self.gfp, self.count, use=self.use, **self._where(k))
         except MMError:

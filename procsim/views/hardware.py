@@ -264,9 +264,11 @@ def node_meminfo(k, nid: int) -> str:
     # column left of the others (6.18 aligns them)
     narrow = k.profile.node_meminfo_narrow
     text = "".join(f"Node {nid} {key + ':':<{15 if key in narrow else 16}}{val:8d} kB\n" for key, val in rows)
-    # hugetlb_report_node_meminfo(): no hugetlb pools are simulated
-    text += "".join(f"Node {nid} {key + ':':<17}{0:5d}\n"
-                    for key in ("HugePages_Total", "HugePages_Free", "HugePages_Surp"))
+    # hugetlb_report_node_meminfo(): the vm.nr_hugepages pool's pages on this node, all free
+    from ..mm.hugetlb import nr_huge_pages_node
+    huge = nr_huge_pages_node(k, nid) if getattr(k, "huge_pool", None) else 0
+    text += "".join(f"Node {nid} {key + ':':<17}{v:5d}\n"
+                    for key, v in (("HugePages_Total", huge), ("HugePages_Free", huge), ("HugePages_Surp", 0)))
     return text
 
 
