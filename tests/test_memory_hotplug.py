@@ -197,3 +197,16 @@ def test_chmem_and_lsmem_on_the_mount(mounted, tmp_path):
     assert subprocess.run(procsim_cmd("umount", m), capture_output=True).returncode == 0
     m2 = mounted("seed-server", "--state", state)
     assert (m2 / "sys/devices/system/memory/memory63/valid_zones").read_text() == "Movable\n"
+
+
+def test_block_size_rule_before_5_9_follows_the_end_of_ram():
+    """Before 5.9 (no bare-metal shortcut): the largest power of two up to 2 GiB that the end
+    of RAM is aligned to; 64 GiB + 384 MiB ends on a 128 MiB boundary only."""
+    from types import SimpleNamespace as NS
+    lay = lambda end_gib_mib: NS(nodes=[NS(ram=((0, 1),), end_pfn=end_gib_mib)])
+    end = (64 * GiB + 384 * (1 << 20)) >> 12
+    assert mh.probe_memory_block_size(lay(end), "5.4") == 128 << 20
+    assert mh.probe_memory_block_size(lay(end), "6.18") == 2 * GiB
+    assert mh.probe_memory_block_size(lay((66 * GiB) >> 12), "3.10") == 2 * GiB
+    assert mh.probe_memory_block_size(lay((65 * GiB) >> 12), "3.10") == GiB
+    assert mh.probe_memory_block_size(lay((63 * GiB) >> 12), "6.18") == 128 << 20

@@ -72,29 +72,35 @@ def _max_pfn(layout) -> int:
     return max((n.end_pfn for n in layout.nodes if n.ram), default=0)
 
 
-def probe_memory_block_size(layout) -> int:
+def probe_memory_block_size(layout, version: str = "6.18") -> int:
     """probe_memory_block_size(): 128 MiB below 64 GiB of RAM end, else MAX_BLOCK_SIZE on
-    bare metal (no X86_FEATURE_HYPERVISOR)."""
+    bare metal (no X86_FEATURE_HYPERVISOR, since 5.9); before 5.9 the largest power of two up
+    to 2 GiB the end of RAM is aligned to."""
     boot_mem_end = _max_pfn(layout) * PAGE_SIZE
     if boot_mem_end < MEM_SIZE_FOR_LARGE_BLOCK:
         return MIN_MEMORY_BLOCK_SIZE
-    return MAX_BLOCK_SIZE
+    if version not in ("5.4", "3.10"):
+        return MAX_BLOCK_SIZE
+    bz = MAX_BLOCK_SIZE
+    while bz > MIN_MEMORY_BLOCK_SIZE and boot_mem_end & (bz - 1):
+        bz >>= 1
+    return bz
 
 
 def memory_block_size_bytes(k) -> int:
-    return _block_size(k.layout)
+    return _block_size(k.layout, k.profile.version)
 
 
 @lru_cache(maxsize=16)
-def _block_size(layout) -> int:
-    return probe_memory_block_size(layout)
+def _block_size(layout, version: str = "6.18") -> int:
+    return probe_memory_block_size(layout, version)
 
 
 @lru_cache(maxsize=16)
-def boot_blocks(layout) -> tuple[tuple[int, int, int, tuple[int, ...]], ...]:
+def boot_blocks(layout, version: str = "6.18") -> tuple[tuple[int, int, int, tuple[int, ...]], ...]:
     """(id, start_pfn, nr_pages, nodes) of every block with a present section, in id order
     (memory_dev_init -> add_boot_memory_block for each present section's block)."""
-    per_block = _block_size(layout) // PAGE_SIZE
+    per_block = _block_size(layout, version) // PAGE_SIZE
     nodes: dict[int, list[int]] = {}
     for n in layout.nodes:
         for s, e in n.ram:
@@ -109,7 +115,8 @@ def memory_blocks(k) -> dict[int, MemoryBlock]:
     """The kernel's blocks by id (made at the first look; all online after boot)."""
     blocks = getattr(k, "_memory_blocks", None)
     if blocks is None:
-        blocks = k._memory_blocks = {b: MemoryBlock(b, s, n, nodes) for b, s, n, nodes in boot_blocks(k.layout)}
+        blocks = k._memory_blocks = {b: MemoryBlock(b, s, n, nodes)
+                                     for b, s, n, nodes in boot_blocks(k.layout, k.profile.version)}
     return blocks
 
 
@@ -452,7 +459,7 @@ def _zone_has(k, z, lo: int, hi: int) -> bool:
     """The zone holds pages of [lo, hi): the boot layout says so, unless a block of it was
     onlined into another zone since (k._block_home)."""
     homes = getattr(k, "_block_home", {})
-    per = _block_size(k.layout) // PAGE_SIZE
+    per = memory_block_size_bytes(k) // PAGE_SIZE
     moved = [h for b, h in homes.items() if b < hi and lo < b + per]
     if moved:
         return (z.node, z.idx) in moved

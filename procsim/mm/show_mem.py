@@ -243,20 +243,16 @@ class ShowMem:
 
     def vm_enough_memory(self, pages: int, total_vm: int = 0) -> None:
         """__vm_enough_memory() for an anon commit of ``pages`` by a task of ``total_vm``
-        pages (a tag's use=anon allocation): OVERCOMMIT_ALWAYS takes anything;
-        OVERCOMMIT_GUESS refuses more than RAM + swap; OVERCOMMIT_NEVER refuses when
-        Committed_AS would reach CommitLimit less min(total_vm / 32, user_reserve_kbytes)
-        (the control file's tasks are root: cap_sys_admin keeps the admin reserve).
-        MMError(ENOMEM), nothing allocated."""
+        pages (a tag's use=anon allocation) under OVERCOMMIT_NEVER: refused when Committed_AS
+        would reach CommitLimit less min(total_vm / 32, user_reserve_kbytes) (the control
+        file's tasks are root: cap_sys_admin keeps the admin reserve).  MMError(ENOMEM),
+        nothing allocated.  OVERCOMMIT_ALWAYS takes anything; OVERCOMMIT_GUESS's one test
+        (a single mapping larger than RAM + swap) is not applied: a ``count=K`` command faults
+        pages one by one, and one larger than memory reclaims its own oldest pages or meets
+        the OOM killer, as faults do."""
         import errno
         from .errors import MMError
-        mode = getattr(self, "sysctl_overcommit_memory", 0)
-        if mode == 1:
-            return
-        if mode == 0:
-            if pages > self.managed_pages + swapfile.total_swap_pages(self):
-                raise MMError(errno.ENOMEM, f"__vm_enough_memory: {pages} pages is more than RAM + swap "
-                                            f"(vm.overcommit_memory=0)")
+        if getattr(self, "sysctl_overcommit_memory", 0) != 2:
             return
         from .sysctl import read
         allowed = self.vm_commit_limit()

@@ -29,7 +29,7 @@ DIR = "sys/devices/system/memory"
 
 @lru_cache(maxsize=8)
 def _blocks(machine):
-    return mh.boot_blocks(build(machine))
+    return mh.boot_blocks(build(machine), machine.kernel)
 
 
 def _block(k, nr):
