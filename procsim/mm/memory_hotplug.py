@@ -40,7 +40,7 @@ from functools import lru_cache
 from .buddy import (MIGRATE_ISOLATE, MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE, MAX_PAGE_ORDER, NR_PAGE_ORDERS, PAGEBLOCK_NR_PAGES,
                     PAGEBLOCK_ORDER)
 from .errors import MMError
-from .layout import ZONE_MOVABLE, ZONE_NORMAL, ZONE_NAMES
+from .layout import ZONE_MOVABLE, ZONE_NORMAL
 from .page_types import PAGE_SIZE
 from .printk import pr_warn
 
@@ -279,27 +279,21 @@ def _isolate_range(z, lo: int, hi: int) -> list[int]:
     """set_migratetype_isolate() on every pageblock of [lo, hi): its free pages to the
     Isolate lists' tails.  Returns the pageblocks' former types (for the undo)."""
     before = [z.get_pageblock_migratetype(p) for p in range(lo, hi, PAGEBLOCK_NR_PAGES)]
+    moved = set()
     for pfn, mt in _take_runs(z, lo, hi):
         z.account_freepages(-(1 << MAX_PAGE_ORDER), mt)
         z._add(pfn, MAX_PAGE_ORDER, MIGRATE_ISOLATE, tail=True)
+        moved.add(pfn)
     for start in range(lo, hi, PAGEBLOCK_NR_PAGES):
-        mt = z.get_pageblock_migratetype(start)
+        mt = z.get_pageblock_migratetype(start)        # a free block sits on its pageblock's list
         for pfn, o in list(z._free_in_block(start)):
-            if z._prv.get(pfn) is None or _list_of(z, pfn, o) == MIGRATE_ISOLATE:
+            if pfn in moved:
                 continue
             z._del(pfn, o, mt)
             z.account_freepages(-(1 << o), mt)
             z._add(pfn, o, MIGRATE_ISOLATE, tail=True)
         z.set_pageblock_migratetype(start, MIGRATE_ISOLATE)
     return before
-
-
-def _list_of(z, pfn: int, order: int) -> int:
-    """The migratetype of the free list pfn is on (walk back to the list's sentinel)."""
-    q = z._prv[pfn]
-    while q >= 0:
-        q = z._prv[q]
-    return (-1 - q) - order * 5
 
 
 def _undo_isolate(z, lo: int, hi: int, types: list[int]) -> None:
@@ -498,15 +492,13 @@ def online_pages(k, start_pfn: int, nr_pages: int, zone) -> None:
         runs.append([pfn, n])
     z._nr[MAX_PAGE_ORDER][MIGRATE_MOVABLE] += n
     z.account_freepages(n << MAX_PAGE_ORDER, MIGRATE_MOVABLE)
-    home = _offlined(k).pop(start_pfn)
-    homes = k.__dict__.setdefault("_block_home", {})
-    homes[start_pfn] = (z.node, z.idx)
+    _offlined(k).pop(start_pfn, None)
+    k.__dict__.setdefault("_block_home", {})[start_pfn] = (z.node, z.idx)    # the block's zone from now on
     if not was_populated:                      # setup_zone_pageset(), build_all_zonelists()
         z.populated = True
         k.zone_pcp_update(z)
         k._build_zonelists()
         k._init_node_states()
-    del home
     init_per_zone_wmark_min(k)
     k.generation += 1
 
