@@ -192,3 +192,14 @@ def test_sysctl_a_through_exec_lists_the_simulated_tree(mounted):
     with pytest.raises(OSError) as e:
         (m / "sysctl/vm/swappiness").write_text("3#garbage\n")
     assert e.value.errno == errno.EINVAL
+
+
+def test_node_hugepages_directory_follows_the_pool():
+    sim = procsim.boot("seed-server")
+    d = "sys/devices/system/node/node{}/hugepages/hugepages-{}kB/{}"
+    assert sim.render(d.format(0, 2048, "nr_hugepages")) == b"0\n"
+    sim.run("sysctl vm.nr_hugepages 10")                  # node after node: 5 on each
+    assert [sim.render(d.format(n, 2048, f)) for n in (0, 1) for f in ("nr_hugepages", "free_hugepages")] == \
+        [b"5\n"] * 4
+    assert sim.render(d.format(1, 1048576, "nr_hugepages")) == b"0\n"
+    assert sim.render(d.format(1, 2048, "surplus_hugepages")) == b"0\n"

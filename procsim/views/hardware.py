@@ -293,7 +293,26 @@ def _node_files(nid: int) -> dict[str, View]:
             0o444, lambda k: (" ".join(map(str, k.machine.distances[nid])) + "\n").encode()),
         f"{NODE}/node{nid}/meminfo": View(0o444, lambda k: node_meminfo(k, nid).encode()),
         f"{NODE}/node{nid}/numastat": View(0o444, lambda k: node_numastat(k, nid).encode()),
+        **_node_hugepages(nid),
     }
+
+
+def _node_hugepages(nid: int) -> dict[str, View]:
+    """nodeN/hugepages/hugepages-{2048,1048576}kB (mm/hugetlb.c hugetlb_register_node): the
+    vm.nr_hugepages pool's pages on the node, all free; no 1 GiB pool.  Per-node writes are
+    not simulated (the global vm.nr_hugepages is)."""
+    def count(k, size_kb):
+        if size_kb != 2048 or not getattr(k, "huge_pool", None):
+            return 0
+        from ..mm.hugetlb import nr_huge_pages_node
+        return nr_huge_pages_node(k, nid)
+    out = {}
+    for size_kb in (1048576, 2048):
+        d = f"{NODE}/node{nid}/hugepages/hugepages-{size_kb}kB"
+        out[f"{d}/nr_hugepages"] = View(0o644, lambda k, s=size_kb: f"{count(k, s)}\n".encode())
+        out[f"{d}/free_hugepages"] = View(0o444, lambda k, s=size_kb: f"{count(k, s)}\n".encode())
+        out[f"{d}/surplus_hugepages"] = View(0o444, lambda k: b"0\n")
+    return out
 
 
 # --------------------------------------------------------------------------------------------
