@@ -2,7 +2,7 @@
 
     >>> import procsim
     >>> procsim.machines()
-    ['big-4s-1t', 'seed-server', 'seed-vm', 'tiny']
+    ['big-4s-1t', 'seed-server', 'seed-vm', 'seed-vm-5.4', 'tiny']
     >>> sim = procsim.boot("seed-vm")
     >>> sim.run("kmem_cache_create my_obj 200", "kmem_cache_alloc my_obj count=1000")
     ['ok my_obj objsize=200 objperslab=20 pagesperslab=1', 'ok 1-1000']
@@ -35,7 +35,7 @@ __all__ = ["KERNEL", "DEFAULT_MACHINE", "CommandError", "Simulation", "boot", "l
 
 
 def machines() -> list[str]:
-    """Names of the machines shipped with procsim, e.g. ``['big-4s-1t', 'seed-server', ...]``."""
+    """Names of the machines shipped with procsim, e.g. ``['big-4s-1t', 'seed-server', 'seed-vm', 'seed-vm-5.4', 'tiny']``."""
     from procsim.machine import shipped
     return shipped()
 
@@ -55,11 +55,27 @@ def boot(machine: "str | Path | Machine" = DEFAULT_MACHINE, commands: Iterable[s
     return sim
 
 
-def tree_path(view: str) -> str:
+# Mount-point names whose place on a real system is not below /proc (the rest are /proc's
+# files, and sys/... is already laid out like /sys).
+TREE_PLACES = (("sysctl/", "proc/sys/"), ("debug/", "sys/kernel/debug/"), ("kmsg", "dev/kmsg"))
+NOT_IN_TREE = ("pictures/",)                         # procsim's drawings: no file of a real system
+
+
+def tree_path(view: str) -> str | None:
     """Where a view lives on a real system, relative to ``/``: ``zoneinfo`` -> ``proc/zoneinfo``,
-    ``sys/devices/system/node/node0/meminfo`` stays as it is."""
+    ``sysctl/vm/min_free_kbytes`` -> ``proc/sys/vm/min_free_kbytes``, ``debug/extfrag/...`` ->
+    ``sys/kernel/debug/extfrag/...`` (debugfs), ``kmsg`` -> ``dev/kmsg``;
+    ``sys/devices/system/node/node0/meminfo`` stays as it is.  None for ``pictures/*``: drawings
+    procsim makes, which no real system has (``procsim render pictures/zones.svg`` prints one)."""
     view = view.strip("/")
-    return view if view.startswith("sys/") else f"proc/{view}"
+    if view.startswith("sys/"):
+        return view
+    if view.startswith(NOT_IN_TREE):
+        return None
+    for prefix, place in TREE_PLACES:
+        if view == prefix or view.startswith(prefix):
+            return place + view[len(prefix):]
+    return f"proc/{view}"
 
 
 class CommandError(Exception):
@@ -115,10 +131,12 @@ class Simulation:
 
     def write_tree(self, root: str | Path, views: Iterable[str] | None = None) -> Path:
         """Render views (all by default) below ``root``, laid out like the real system
-        (:func:`tree_path`): point ``node_exporter --path.procfs=ROOT/proc --path.sysfs=ROOT/sys``
+        (:func:`tree_path`; the pictures are left out): point ``node_exporter --path.procfs=ROOT/proc --path.sysfs=ROOT/sys``
         or ``psutil.PROCFS_PATH = ROOT/proc`` at it.  Returns ``root``."""
         root = Path(root)
         for view in self.views() if views is None else views:
+            if tree_path(view) is None:                  # pictures: not part of a real system's tree
+                continue
             dest = root / tree_path(view)
             dest.parent.mkdir(parents=True, exist_ok=True)
             dest.write_bytes(self.render(view))

@@ -17,6 +17,7 @@ One command per line (``#`` comments and blank lines are ignored)::
     touch ID | touch tag=NAME
     oom_score_adj ADJ tag=NAME
     sysctl vm.NAME VALUE
+    memory_block N offline|online|online_kernel|online_movable
     drop_caches | drain_pages | reset | help
 
 An ID may also be a range ``A-B`` (as printed in the ``ok A-B`` reply).
@@ -353,6 +354,9 @@ class AllocPages(_Allocate):
     def apply(self, k):
         if self.order and self.count > MAX_COUNT:     # only order 0 comes as runs
             raise ControlError(E.EINVAL, f"count must be in 1..{MAX_COUNT} for order {self.order}, not {self.count}")
+        if self.use == "anon":                         # an anon mapping commits memory first (mmap)
+            t = k.tasks.find_task(self.tag)
+            k.vm_enough_memory(self.count << self.order, getattr(t, "total_vm", 0) if t is not None else 0)
         try:
             ids = k.tasks.alloc_pages(self.tag, self.order, self.gfp, self.count, use=self.use, **self._where(k))
         except MMError:
@@ -549,6 +553,26 @@ class Sysctl(Command):
     def apply(self, k):
         from procsim.mm import sysctl
         return "ok " + sysctl.write(k, self.name, self.value.replace(",", " ")).replace(" ", ",")
+
+
+def _block_state(v, verb):
+    from procsim.mm.memory_hotplug import ONLINE_TYPES
+    if v not in ONLINE_TYPES:
+        raise ControlError(E.EINVAL, f"{verb}: state must be one of {', '.join(ONLINE_TYPES)}")
+    return v
+
+
+@command("memory_block")
+class MemoryBlockState(Command):
+    """``echo STATE > /sys/devices/system/memory/memoryN/state`` (chmem, lsmem's blocks):
+    take memory block N off line or back on line as mm/memory_hotplug.c does; writes to
+    M/sys/devices/system/memory/memoryN/{state,online} are journaled as this command."""
+    nr: int = arg("N", lambda v, verb: number(v, "memory block", 0, 1 << 24))
+    state: str = arg("STATE", _block_state, at=1)
+
+    def apply(self, k):
+        from procsim.mm import memory_hotplug
+        return "ok " + memory_hotplug.set_state(k, self.nr, self.state)
 
 
 @command("drop_caches")

@@ -4,8 +4,12 @@
     OUT/<machine>/machine.yaml             the description it was booted from
                                            (with --kernel V: OUT/<machine>@<V>/..., one per profile)
     OUT/<machine>/commands                 the control commands applied after boot (if any)
-    OUT/<machine>/proc/zoneinfo ...        laid out like the real system (procsim.tree_path)
+    OUT/<machine>/proc/zoneinfo ...        laid out like / on the real system (procsim.tree_path):
+    OUT/<machine>/proc/sys/vm/...          the vm sysctls
     OUT/<machine>/sys/devices/system/node/...
+    OUT/<machine>/sys/kernel/debug/extfrag/...   debugfs
+    OUT/<machine>/dev/kmsg                 the kernel log, one record per line
+                                           (pictures/ are not part of the tree)
 
 Same machines and commands give the same bytes (the tar too: sorted, mtime 0, owner 0), so a
 project can regenerate its fixtures and see in ``git diff`` exactly what a new procsim changed.
@@ -67,7 +71,7 @@ def _tree(m, config: str, commands: list[str], files: dict, machines: dict, name
             e.index = n
             raise
     description = Path(m.source).read_bytes()
-    tree = {procsim.tree_path(v): sim.render(v) for v in sim.views()}
+    tree = {procsim.tree_path(v): sim.render(v) for v in sim.views() if procsim.tree_path(v) is not None}
     files[f"{name}/machine.yaml"] = description
     if commands:
         files[f"{name}/commands"] = "".join(c + "\n" for c in commands).encode()

@@ -33,12 +33,34 @@ class ConfigError(Exception):
         self.path, self.line, self.message = path, line, message
 
 
+CACHE_TYPES = ("Data", "Instruction", "Unified")
+CACHE_SHARING = ("core", "socket")
+
+
+@dataclass(frozen=True)
+class Cache:
+    """One cache of a socket model, as cpuid leaf 4 describes it (drivers/base/cacheinfo.c
+    prints it under cpuN/cache/indexK): level, type, size, ways, line size, and whether a
+    core's threads or the whole socket share it."""
+    level: int
+    type: str                         # one of CACHE_TYPES
+    size: int                         # bytes
+    ways: int
+    line_size: int = 64
+    shared: str = "core"              # one of CACHE_SHARING
+
+    @property
+    def sets(self) -> int:
+        return self.size // (self.ways * self.line_size)
+
+
 @dataclass(frozen=True)
 class Socket:
     id: int
     model: str
     cores: int
     threads: int                      # logical CPUs of this socket
+    cache: tuple[Cache, ...] = ()     # none given: no cpuN/cache directories (lscpu prints no caches)
 
     @property
     def threads_per_core(self) -> int:
@@ -323,13 +345,14 @@ def loads(text: str, path: str = "<string>") -> Machine:
     if not items:
         d.fail(top["sockets"], "sockets: at least one socket is needed")
     for i, sn in enumerate(items):
-        m = d.mapping(sn, f"sockets[{i}]", {"model", "cores", "threads"}, {"cores"})
+        m = d.mapping(sn, f"sockets[{i}]", {"model", "cores", "threads", "cache"}, {"cores"})
         cores = d.integer(m["cores"], "cores", 1, MAX_CPUS)
         threads = d.integer(m["threads"], "threads", 1, MAX_CPUS) if "threads" in m else cores
         if threads % cores:
             d.fail(m["threads"], f"threads ({threads}) must be a multiple of cores ({cores})")
         model = d.string(m["model"], "model") if "model" in m else "QEMU Virtual CPU version 2.5+"
-        sockets.append(Socket(i, model, cores, threads))
+        cache = _caches(d, m["cache"], f"sockets[{i}].cache") if "cache" in m else ()
+        sockets.append(Socket(i, model, cores, threads, cache))
     if sum(s.threads for s in sockets) > MAX_CPUS:
         d.fail(top["sockets"], f"more than {MAX_CPUS} logical CPUs")
 
@@ -542,6 +565,42 @@ def _load_boot(d: _Doc, node, node_mem: list[int]) -> Boot:
 
 def _mib(nbytes: int) -> str:
     return f"{nbytes >> 20} MiB" if nbytes < 10 * GiB else f"{nbytes / GiB:.1f} GiB"
+
+
+def _caches(d: _Doc, node, what: str) -> tuple[Cache, ...]:
+    """A socket's ``cache:`` list: {level, type, size, ways, line_size?, shared?} each; the
+    size must be ways x line size x a whole number of sets, a level has at most one cache of
+    a type, and Unified excludes Data/Instruction at the same level."""
+    out: list[Cache] = []
+    seen: dict[tuple[int, str], object] = {}
+    for j, cn in enumerate(d.sequence(node, what)):
+        w = f"{what}[{j}]"
+        m = d.mapping(cn, w, {"level", "type", "size", "ways", "line_size", "shared"}, {"level", "type", "size", "ways"})
+        level = d.integer(m["level"], f"{w}.level", 1, 4)
+        ctype = d.string(m["type"], f"{w}.type")
+        if ctype not in CACHE_TYPES:
+            d.fail(m["type"], f"{w}.type must be one of {', '.join(CACHE_TYPES)}, not {ctype!r}")
+        size = d.size(m["size"], f"{w}.size", lo=1024, hi=1 << 32)
+        ways = d.integer(m["ways"], f"{w}.ways", 1, 1024)
+        line = d.integer(m["line_size"], f"{w}.line_size", 16, 1024) if "line_size" in m else 64
+        if line & (line - 1):
+            d.fail(m["line_size"], f"{w}.line_size must be a power of two, not {line}")
+        if size % (ways * line):
+            d.fail(m["size"], f"{w}.size ({size} bytes) is not ways ({ways}) x line size ({line}) x a whole "
+                              f"number of sets")
+        shared = d.string(m["shared"], f"{w}.shared") if "shared" in m else ("socket" if level >= 3 else "core")
+        if shared not in CACHE_SHARING:
+            d.fail(m["shared"], f"{w}.shared must be one of {', '.join(CACHE_SHARING)}, not {shared!r}")
+        for key in ((level, ctype), (level, "Unified")) if ctype != "Unified" else \
+                ((level, "Unified"), (level, "Data"), (level, "Instruction")):
+            if key in seen:
+                d.fail(cn, f"{w}: a level-{level} {ctype} cache clashes with the level-{level} {key[1]} "
+                           f"cache listed before it")
+        seen[(level, ctype)] = cn
+        out.append(Cache(level, ctype, size, ways, line, shared))
+    # cacheinfo's index order: by level, Data before Instruction at a level (cpuid leaf 4)
+    order = {"Data": 0, "Instruction": 1, "Unified": 2}
+    return tuple(sorted(out, key=lambda c: (c.level, order[c.type])))
 
 
 def _node_ref(d: _Doc, m: dict, nsockets: int) -> int | None:

@@ -6,6 +6,7 @@ import subprocess
 import pytest
 
 import procsim
+from procsim import fixtures
 from procsim.testing import procsim_cmd
 
 COMMANDS = "kmem_cache_create probe 200\n# a comment\nkmem_cache_alloc probe count=30\n"
@@ -90,3 +91,30 @@ def test_api_errors_name_what_is_wrong():
         sim.render("zoneinf")
     assert procsim.tree_path("zoneinfo") == "proc/zoneinfo"
     assert procsim.tree_path("/sys/devices/system/cpu/online") == "sys/devices/system/cpu/online"
+
+
+def test_trees_are_laid_out_like_root(tmp_path):
+    """issue 29.5: sysctls under proc/sys, debugfs under sys/kernel/debug, the log at dev/kmsg,
+    no procsim-only directories (proc/sysctl, proc/debug, proc/kmsg, pictures) in the tree."""
+    assert procsim.tree_path("sysctl/vm/min_free_kbytes") == "proc/sys/vm/min_free_kbytes"
+    assert procsim.tree_path("debug/extfrag/extfrag_index") == "sys/kernel/debug/extfrag/extfrag_index"
+    assert procsim.tree_path("kmsg") == "dev/kmsg"
+    assert procsim.tree_path("pictures/zones.svg") is None
+    sim = procsim.boot("tiny")
+    root = sim.write_tree(tmp_path / "t")
+    assert (root / "proc/sys/vm/min_free_kbytes").read_bytes() == sim.render("sysctl/vm/min_free_kbytes")
+    assert (root / "sys/kernel/debug/extfrag/unusable_index").is_file()
+    assert (root / "dev/kmsg").read_bytes() == sim.render("kmsg")
+    assert sorted(p.name for p in root.iterdir()) == ["dev", "proc", "sys"]
+    assert not any((root / "proc" / d).exists() for d in ("sysctl", "debug", "kmsg", "pictures"))
+    manifest, files = fixtures.build(["tiny"], [])
+    assert "tiny/proc/sys/vm/min_free_kbytes" in files and "tiny/dev/kmsg" in files
+    assert not any(p.startswith(("tiny/proc/sysctl", "tiny/proc/debug", "tiny/pictures", "tiny/proc/pictures"))
+                   for p in files)
+
+
+def test_readme_lists_the_shipped_machines():
+    """README's procsim.machines() line is what the function returns (issue 29.5)."""
+    from pathlib import Path
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    assert f"procsim.machines()                               # {procsim.machines()!r}" in readme

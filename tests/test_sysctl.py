@@ -91,7 +91,7 @@ def test_bad_text_is_einval_and_changes_nothing(tiny):
         sysctl.write(k, "swappiness", "201")
     assert e.value.errno == errno.EINVAL
     with pytest.raises(MMError) as e:
-        sysctl.write(k, "dirty_ratio", "5")
+        sysctl.write(k, "dirty_ratios", "5")
     assert e.value.errno == errno.ENOENT
 
 

@@ -133,8 +133,19 @@ def out_of_memory(k, tasks, gfp: int, order: int, current=None, kill=None):
     when no task may be killed ("Out of memory and no killable processes..."; the kernel
     would panic, procsim lets the allocation fail)."""
     tasks = list(tasks)
+    panic = getattr(k, "sysctl_panic_on_oom", 0)
+    if panic:                                  # check_panic_on_oom(): procsim refuses instead of halting
+        _dump_header(k, tasks, gfp, order, current)
+        P.printk(k, "Kernel panic - not syncing: Out of memory: "
+                    f"{'compulsory' if panic == 2 else 'system-wide'} panic_on_oom is enabled", P.KERN_EMERG)
+        return None
     totalpages = oom_totalpages(k)
-    victim, _ = select_bad_process(tasks, totalpages)
+    why = "Out of memory"
+    if getattr(k, "sysctl_oom_kill_allocating_task", 0) and current is not None and current in tasks \
+            and current.pid != 1 and current.oom_score_adj != -1000:
+        victim, why = current, "Out of memory (oom_kill_allocating_task)"
+    else:
+        victim, _ = select_bad_process(tasks, totalpages)
     if victim is None:
         _dump_header(k, tasks, gfp, order, current)
         P.pr_warn(k, "Out of memory and no killable processes...")
@@ -146,7 +157,7 @@ def out_of_memory(k, tasks, gfp: int, order: int, current=None, kill=None):
                      f"task={victim.comm[:15]},pid={victim.pid},uid={victim.uid}")
     k.vm_events["oom_kill"] = k.vm_events.get("oom_kill", 0) + 1
     k.timeline.note(k, "oom_kill", victim.comm)
-    P.pr_err(k, f"Out of memory: Killed process {victim.pid} ({victim.comm[:15]}) "
+    P.pr_err(k, f"{why}: Killed process {victim.pid} ({victim.comm[:15]}) "
                 f"total-vm:{_k(victim.total_vm)}kB, anon-rss:{_k(victim.rss_anon)}kB, "
                 f"file-rss:{_k(victim.rss_file)}kB, shmem-rss:{_k(victim.rss_shmem)}kB, "
                 f"UID:{victim.uid} pgtables:{victim.pgtables_bytes >> 10}kB oom_score_adj:{victim.oom_score_adj}")

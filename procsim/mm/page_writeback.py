@@ -20,11 +20,17 @@ class PageWriteback:
         return x + 1
 
     def global_dirty_limits(self) -> tuple[int, int]:
-        """domain_dirty_limits() for a non-RT task: (thresh, bg_thresh), the ratios turned
-        into per-PAGE_SIZE fractions as the kernel does."""
+        """domain_dirty_limits() for a non-RT task: (thresh, bg_thresh): vm.dirty_bytes /
+        vm.dirty_background_bytes in pages (rounded up) when set, else the ratios turned
+        into per-PAGE_SIZE fractions of the dirtyable memory as the kernel does; a
+        background limit at or above the limit becomes half of it."""
         available = self.global_dirtyable_memory()
-        thresh = (VM_DIRTY_RATIO * PAGE_SIZE // 100) * available // PAGE_SIZE
-        bg_thresh = (DIRTY_BACKGROUND_RATIO * PAGE_SIZE // 100) * available // PAGE_SIZE
+        g = self.__dict__.get
+        dirty_bytes, bg_bytes = g("sysctl_dirty_bytes", 0), g("sysctl_dirty_background_bytes", 0)
+        ratio = g("sysctl_dirty_ratio", VM_DIRTY_RATIO) * PAGE_SIZE // 100
+        bg_ratio = g("sysctl_dirty_background_ratio", DIRTY_BACKGROUND_RATIO) * PAGE_SIZE // 100
+        thresh = -(-dirty_bytes // PAGE_SIZE) if dirty_bytes else ratio * available // PAGE_SIZE
+        bg_thresh = -(-bg_bytes // PAGE_SIZE) if bg_bytes else bg_ratio * available // PAGE_SIZE
         if bg_thresh >= thresh:
             bg_thresh = thresh // 2
         return thresh, bg_thresh

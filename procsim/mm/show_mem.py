@@ -227,9 +227,37 @@ class ShowMem:
         return max(available, 0)
 
     def vm_commit_limit(self) -> int:
-        """vm_commit_limit(): (totalram - hugetlb) * overcommit_ratio / 100 + total_swap_pages."""
-        hugetlb_pages = 0
-        return (self.managed_pages - hugetlb_pages) * OVERCOMMIT_RATIO // 100 + swapfile.total_swap_pages(self)
+        """vm_commit_limit(): vm.overcommit_kbytes in pages if set, else (totalram - hugetlb) *
+        vm.overcommit_ratio / 100; plus total_swap_pages."""
+        kbytes = getattr(self, "sysctl_overcommit_kbytes", 0)
+        if kbytes:
+            allowed = kbytes >> 2
+        else:
+            hugetlb_pages = len(getattr(self, "huge_pool", ())) << 9
+            allowed = (self.managed_pages - hugetlb_pages) * getattr(self, "sysctl_overcommit_ratio",
+                                                                     OVERCOMMIT_RATIO) // 100
+        return allowed + swapfile.total_swap_pages(self)
+
+    def vm_enough_memory(self, pages: int, total_vm: int = 0) -> None:
+        """__vm_enough_memory() for an anon commit of ``pages`` by a task of ``total_vm``
+        pages (a tag's use=anon allocation) under OVERCOMMIT_NEVER: refused when Committed_AS
+        would reach CommitLimit less min(total_vm / 32, user_reserve_kbytes) (the control
+        file's tasks are root: cap_sys_admin keeps the admin reserve).  MMError(ENOMEM),
+        nothing allocated.  OVERCOMMIT_ALWAYS takes anything; OVERCOMMIT_GUESS's one test
+        (a single mapping larger than RAM + swap) is not applied: a ``count=K`` command faults
+        pages one by one, and one larger than memory reclaims its own oldest pages or meets
+        the OOM killer, as faults do."""
+        import errno
+        from .errors import MMError
+        if getattr(self, "sysctl_overcommit_memory", 0) != 2:
+            return
+        from .sysctl import read
+        allowed = self.vm_commit_limit()
+        allowed -= min(total_vm // 32, int(read(self, "user_reserve_kbytes")) >> 2)
+        committed = self.vm_committed_as()
+        if committed + pages >= allowed:
+            raise MMError(errno.ENOMEM, f"__vm_enough_memory: Committed_AS {committed} + {pages} pages reaches "
+                                        f"CommitLimit less the user reserve, {allowed} pages (vm.overcommit_memory=2)")
 
     def vm_committed_as(self) -> int:
         """What vm_committed_as charges that the model has: anon and shmem pages."""

@@ -108,6 +108,10 @@ class Vmstat:
     # kept is whether the cpu moved pages between a zone's free lists and itself
     # (PerCpuPages.stat_diff, its NR_FREE_PAGES diff), which is what arms a pageset's
     # expiry in the kernel; the threshold that folds large diffs early is not modelled.
+    def _stat_interval(self) -> int:
+        """sysctl_stat_interval in jiffies (vm.stat_interval); 0 runs the worker every tick."""
+        return max(1, self.__dict__.get("sysctl_stat_interval", STAT_INTERVAL))
+
     def start_shepherd_timer(self):
         """start_shepherd_timer(): the first shepherd run one interval after boot."""
         self._vmstat_idle = [False] * self.nr_cpu_ids
@@ -122,14 +126,16 @@ class Vmstat:
             key = ("vmstat_update", cpu)
             if not self.delayed_work_pending(key) and self.need_update(cpu):
                 self.queue_delayed_work(key, 0, self.vmstat_update, cpu)
-        self.queue_delayed_work("vmstat_shepherd", STAT_INTERVAL, self.vmstat_shepherd)
+        self.queue_delayed_work("vmstat_shepherd", self._stat_interval(),
+                                self.vmstat_shepherd)
         self.timeline.sample(self)
         self._fast_forward_idle()
 
     def vmstat_update(self, cpu: int):
         """vmstat_update(): fold, and come back in one interval while there was work."""
         if self.refresh_cpu_vm_stats(cpu):
-            self.queue_delayed_work(("vmstat_update", cpu), STAT_INTERVAL, self.vmstat_update, cpu)
+            self.queue_delayed_work(("vmstat_update", cpu), self._stat_interval(),
+                                    self.vmstat_update, cpu)
 
     def refresh_cpu_vm_stats(self, cpu: int) -> bool:
         """refresh_cpu_vm_stats(do_pagesets=true) on ``cpu``: per populated zone, fold the
@@ -181,6 +187,7 @@ class Vmstat:
         last = self._sleep_until // TICK_NSEC
         for i, (due, seq, key, fn, arg) in enumerate(work):
             if due <= last:
-                period = KCOMPACTD_INTERVAL if key[0] == "kcompactd" else STAT_INTERVAL
+                period = KCOMPACTD_INTERVAL if key[0] == "kcompactd" else \
+                    self._stat_interval()
                 work[i] = (due + (last - due) // period * period + period, seq, key, fn, arg)
         heapq.heapify(work)

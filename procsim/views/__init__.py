@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 # Modules that contribute files, in the order their files are listed at the mount point.
-MODULES = ("zoneinfo", "pagetypeinfo", "buddyinfo", "slabinfo", "meminfo", "vmstat", "uptime", "hardware", "slab_sysfs",
+MODULES = ("zoneinfo", "pagetypeinfo", "buddyinfo", "slabinfo", "meminfo", "vmstat", "uptime", "hardware", "memory", "slab_sysfs",
            "tracefs", "pictures", "extfrag", "compact", "kmsg", "sysctl", "swaps")
 
 

@@ -3,7 +3,10 @@
 * ``sys/devices/system/node/``: the node_states masks and per node cpumap, cpulist, distance,
   meminfo and numastat (drivers/base/node.c), MemFree and the stat lines live.
 * ``sys/devices/system/cpu/``: online/possible/present/offline/kernel_max and per CPU
-  ``topology/`` (drivers/base/topology.c).  The ``cpuN/nodeN`` symlinks are left out: lscpu
+  ``topology/`` (drivers/base/topology.c) and ``cache/indexK/`` (drivers/base/cacheinfo.c:
+  id, level, type, size, coherency_line_size, ways_of_associativity, number_of_sets,
+  physical_line_partition, shared_cpu_map/list; x86 has no allocation/write policy) from
+  the socket's ``cache:`` list in the description, so lscpu -C and hwloc see the caches.  The ``cpuN/nodeN`` symlinks are left out: lscpu
   takes NUMA membership from ``node*/cpumap``.
 * ``cpuinfo``: /proc/cpuinfo in the x86 layout (arch/x86/kernel/cpu/proc.c).
 * ``sys/firmware/dmi/tables/{smbios_entry_point,DMI}``: procsim.views.smbios, exact st_size.
@@ -71,6 +74,46 @@ def _topology(m: Machine):
         by_core.setdefault((s, c), []).append(cpu)
         by_pkg.setdefault(s, []).append(cpu)
     return [(s, c, t, tuple(by_core[s, c]), tuple(by_pkg[s])) for s, c, t in topo]
+
+
+# --------------------------------------------------------------------------------------------
+# CPU caches (drivers/base/cacheinfo.c, arch/x86/kernel/cpu/cacheinfo.c)
+
+CACHE_FILES = ("id", "level", "type", "size", "coherency_line_size", "ways_of_associativity",
+               "number_of_sets", "physical_line_partition", "shared_cpu_map", "shared_cpu_list")
+
+
+def _cache_sharing(m: Machine, cpu: int, cache) -> tuple[int, ...]:
+    """The CPUs sharing one of cpu's caches: the core's threads, or the whole package."""
+    s, c, t, threads, pkg = _topology(m)[cpu]
+    return threads if cache.shared == "core" else pkg
+
+
+def _cache_id(m: Machine, cpu: int, cache) -> int:
+    """get_cache_id(): the APIC id without the bits of the threads sharing the cache (cpuid
+    leaf 4's count, rounded up to a power of two): the core's for per-core caches, the
+    package number for a socket-wide one."""
+    s, c, t, _, _ = _topology(m)[cpu]
+    smt = _bits(max(x.threads_per_core for x in m.sockets))
+    if cache.shared == "core":
+        return apicid(m, s, c, t) >> smt
+    return apicid(m, s, c, t) >> (smt + _bits(max(x.cores for x in m.sockets)))
+
+
+def _cache_file(cpu: int, index: int, name: str) -> View:
+    def render(k) -> bytes:
+        m = k.machine
+        cache = m.sockets[_topology(m)[cpu][0]].cache[index]
+        if name in ("shared_cpu_map", "shared_cpu_list"):
+            cpus = _cache_sharing(m, cpu, cache)
+            text = cpumask(cpus, m.nr_cpu_ids) if name == "shared_cpu_map" else cpulist(cpus)
+        else:
+            text = {"id": _cache_id(m, cpu, cache), "level": cache.level, "type": cache.type,
+                    "size": f"{cache.size >> 10}K", "coherency_line_size": cache.line_size,
+                    "ways_of_associativity": cache.ways, "number_of_sets": cache.sets,
+                    "physical_line_partition": 1}[name]
+        return f"{text}\n".encode()
+    return View(0o444, render)
 
 
 def _cpu_file(cpu: int, name: str):
@@ -221,9 +264,11 @@ def node_meminfo(k, nid: int) -> str:
     # column left of the others (6.18 aligns them)
     narrow = k.profile.node_meminfo_narrow
     text = "".join(f"Node {nid} {key + ':':<{15 if key in narrow else 16}}{val:8d} kB\n" for key, val in rows)
-    # hugetlb_report_node_meminfo(): no hugetlb pools are simulated
-    text += "".join(f"Node {nid} {key + ':':<17}{0:5d}\n"
-                    for key in ("HugePages_Total", "HugePages_Free", "HugePages_Surp"))
+    # hugetlb_report_node_meminfo(): the vm.nr_hugepages pool's pages on this node, all free
+    from ..mm.hugetlb import nr_huge_pages_node
+    huge = nr_huge_pages_node(k, nid) if getattr(k, "huge_pool", None) else 0
+    text += "".join(f"Node {nid} {key + ':':<17}{v:5d}\n"
+                    for key, v in (("HugePages_Total", huge), ("HugePages_Free", huge), ("HugePages_Surp", 0)))
     return text
 
 
@@ -248,7 +293,26 @@ def _node_files(nid: int) -> dict[str, View]:
             0o444, lambda k: (" ".join(map(str, k.machine.distances[nid])) + "\n").encode()),
         f"{NODE}/node{nid}/meminfo": View(0o444, lambda k: node_meminfo(k, nid).encode()),
         f"{NODE}/node{nid}/numastat": View(0o444, lambda k: node_numastat(k, nid).encode()),
+        **_node_hugepages(nid),
     }
+
+
+def _node_hugepages(nid: int) -> dict[str, View]:
+    """nodeN/hugepages/hugepages-{2048,1048576}kB (mm/hugetlb.c hugetlb_register_node): the
+    vm.nr_hugepages pool's pages on the node, all free; no 1 GiB pool.  Per-node writes are
+    not simulated (the global vm.nr_hugepages is)."""
+    def count(k, size_kb):
+        if size_kb != 2048 or not getattr(k, "huge_pool", None):
+            return 0
+        from ..mm.hugetlb import nr_huge_pages_node
+        return nr_huge_pages_node(k, nid)
+    out = {}
+    for size_kb in (1048576, 2048):
+        d = f"{NODE}/node{nid}/hugepages/hugepages-{size_kb}kB"
+        out[f"{d}/nr_hugepages"] = View(0o644, lambda k, s=size_kb: f"{count(k, s)}\n".encode())
+        out[f"{d}/free_hugepages"] = View(0o444, lambda k, s=size_kb: f"{count(k, s)}\n".encode())
+        out[f"{d}/surplus_hugepages"] = View(0o444, lambda k: b"0\n")
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -278,9 +342,14 @@ def files_for(m: Machine) -> dict[str, View]:
     out = dict(FILES)
     for nid in range(m.nr_nodes):
         out.update(_node_files(nid))
+    topo = m.cpu_topology()
+    names = CACHE_FILES if m.kernel != "3.10" else CACHE_FILES[1:]      # "id" came with 4.11
     for cpu in range(m.nr_cpu_ids):
         for name in TOPOLOGY_FILES:
             out[f"{CPU}/cpu{cpu}/topology/{name}"] = _cpu_file(cpu, name)
+        for index in range(len(m.sockets[topo[cpu][0]].cache)):
+            for name in names:
+                out[f"{CPU}/cpu{cpu}/cache/index{index}/{name}"] = _cache_file(cpu, index, name)
     return out
 
 

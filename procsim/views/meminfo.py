@@ -65,11 +65,12 @@ def render(k) -> bytes:
     # arch/x86 / fs/proc/meminfo.c: "HardwareCorrupted: %5lu kB" is the one line of its own width
     out = [f"{label}: {kb:5d} kB\n" if label == "HardwareCorrupted" else f"{label + ':':<16}{kb:8d} kB\n"
            for label, kb in _lines(k)]
+    huge = getattr(k, "nr_huge_pages", 0)            # vm.nr_hugepages' pool, all free (mm/hugetlb.py)
     out.append("HugePages_Total:   %5d\nHugePages_Free:    %5d\nHugePages_Rsvd:    %5d\nHugePages_Surp:    %5d\n"
-               "Hugepagesize:   %8d kB\n" % (0, 0, 0, 0, HPAGE_SIZE_KB))
+               "Hugepagesize:   %8d kB\n" % (huge, huge, 0, 0, HPAGE_SIZE_KB))
     if k.profile.meminfo_hugetlb:
-        out.append("Hugetlb:        %8d kB\n" % 0)
-    out.extend(f"DirectMap{label}:    {size >> 10:8d} kB\n" for label, size in zip(("4k", "2M", "1G"), k.direct_map.values(), strict=False))
+        out.append("Hugetlb:        %8d kB\n" % (huge * HPAGE_SIZE_KB))
+    out.extend(f"DirectMap{label}:    {size >> 10:8d} kB\n" for label, size in zip(("4k", "2M", "1G"), k.direct_map.values(), strict=True))
     return "".join(out).encode()
 
 
