@@ -97,7 +97,10 @@ def test_host_kernel_files_refuse_writes_through_exec(mounted):
     before = [open(p).read() for p in files]
     r = _exec(m, sys.executable, "-c", WRITE_BACK, *files)
     assert r.returncode == 0, r.stderr
-    assert r.stdout.split() == ["EROFS"] * 3
+    # the memory block: the mount's own memory tree is bound over the host's, so the tool wrote
+    # the simulated block (which exists on tiny too); the host's file is not reachable at all
+    simulated = (m / "sys/devices/system/memory" / os.path.basename(os.path.dirname(files[2]))).is_dir()
+    assert r.stdout.split() == ["EROFS", "EROFS", "written" if simulated else "EROFS"]
     assert [open(p).read() for p in files] == before
     r = _exec(m, "sysctl", "-w", f"kernel.printk_ratelimit={before[0].strip()}")
     assert r.returncode != 0 and "kernel.printk_ratelimit" in r.stderr

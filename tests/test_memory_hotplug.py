@@ -13,6 +13,8 @@ import procsim
 from procsim.mm import memory_hotplug as mh
 from procsim.mm.check import check
 from procsim.testing import procsim_cmd
+from procsim.control import ControlError
+from procsim.mm.errors import MMError
 
 GiB = 1 << 30
 
@@ -137,8 +139,9 @@ def test_state_write_words(tmp_path):
     from procsim.views import memory
     v = memory.files_for(sim.machine)["sys/devices/system/memory/memory7/state"]
     assert v.write(sim.kernel, b"offline\n") == "memory_block 7 offline"
-    with pytest.raises(Exception):
+    with pytest.raises((ControlError, MMError)) as e:
         v.write(sim.kernel, b"offlinex\n")
+    assert e.value.errno == errno.EINVAL
     o = memory.files_for(sim.machine)["sys/devices/system/memory/memory7/online"]
     assert o.write(sim.kernel, b"1\n") is None          # already online: nothing to do, success
     assert o.write(sim.kernel, b"0\n") == "memory_block 7 offline"

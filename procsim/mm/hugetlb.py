@@ -20,10 +20,7 @@ PAGES_PER_HUGE_PAGE = 1 << HUGETLB_ORDER
 
 def pool(k) -> list:
     """The pool's pages (head Pages), in allocation order."""
-    p = getattr(k, "huge_pool", None)
-    if p is None:
-        p = k.huge_pool = []
-    return p
+    return k.huge_pool
 
 
 def nr_huge_pages_node(k, nid: int) -> int:
@@ -46,7 +43,7 @@ def set_max_huge_pages(k, count: int) -> None:
     gfp = G.GFP_HIGHUSER_MOVABLE | G.__GFP_COMP | G.__GFP_THISNODE | G.__GFP_NOWARN | G.__GFP_RETRY_MAYFAIL
     failed_in_a_row = 0
     while len(p) < count and nodes:
-        nid = nodes[getattr(k, "hugetlb_next_nid_to_alloc", 0) % len(nodes)]
+        nid = nodes[k.hugetlb_next_nid_to_alloc % len(nodes)]
         k.hugetlb_next_nid_to_alloc = (nodes.index(nid) + 1) % len(nodes)
         try:
             page = k.alloc_pages(HUGETLB_ORDER, gfp, node=nid)
@@ -58,7 +55,7 @@ def set_max_huge_pages(k, count: int) -> None:
         failed_in_a_row = 0
         p.append(page)
     while len(p) > count:
-        nid = nodes[getattr(k, "hugetlb_next_nid_to_free", 0) % len(nodes)]
+        nid = nodes[k.hugetlb_next_nid_to_free % len(nodes)]
         k.hugetlb_next_nid_to_free = (nodes.index(nid) + 1) % len(nodes)
         for i in range(len(p) - 1, -1, -1):
             if p[i].node == nid:

@@ -29,6 +29,8 @@ from .vmscan import Lruvec, Vmscan, note_boot_slabs
 from .printk import PrintkRing
 from .show_mem import RatelimitState
 from .swapfile import swapon_boot
+from .sysctl import init_vm_sysctls
+from .memory_hotplug import init_memory_blocks
 from .vmstat import Vmstat, NODE_STAT_ITEMS, ZONE_STAT_ITEMS, NUMA_STAT_ITEMS
 
 from .task import Tasks
@@ -108,6 +110,13 @@ class Kernel(Compaction, PageAlloc, MmInit, Vmstat, Vmscan, Timers, PageWritebac
         self.vfs_cache_pressure = 100
         self.sysctl_drop_caches = 0
         self.drop_caches_stfu = False
+        self.sysctl_overcommit_memory = self.sysctl_panic_on_oom = self.sysctl_oom_kill_allocating_task = 0
+        init_vm_sysctls(self)                      # the rest of the vm sysctls' boot values (sysctl.py)
+        self.huge_pool: list = []                  # vm.nr_hugepages' pool (hugetlb.py)
+        self.nr_huge_pages = self.hugetlb_next_nid_to_alloc = self.hugetlb_next_nid_to_free = 0
+        self.memory_blocks = init_memory_blocks(self)             # memory_hotplug.py
+        self.block_home: dict = {}                 # start pfn -> (node, zone) of a block onlined elsewhere
+        self.offlined_blocks: dict = {}            # start pfn -> (node, zone) of an offline block
         self._init_timers()
         for z in self.zones:                       # memblock_free_all: pgfree starts near managed
             self.vm_events["pgfree"] += z.seed()

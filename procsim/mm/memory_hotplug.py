@@ -37,7 +37,7 @@ import errno
 from dataclasses import dataclass
 from functools import lru_cache
 
-from .buddy import (MIGRATE_ISOLATE, MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE, MAX_PAGE_ORDER, NR_PAGE_ORDERS, PAGEBLOCK_NR_PAGES,
+from .buddy import (MIGRATE_ISOLATE, MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE, MAX_PAGE_ORDER, PAGEBLOCK_NR_PAGES,
                     PAGEBLOCK_ORDER)
 from .errors import MMError
 from .layout import ZONE_MOVABLE, ZONE_NORMAL
@@ -112,12 +112,13 @@ def boot_blocks(layout, version: str = "6.18") -> tuple[tuple[int, int, int, tup
 
 
 def memory_blocks(k) -> dict[int, MemoryBlock]:
-    """The kernel's blocks by id (made at the first look; all online after boot)."""
-    blocks = getattr(k, "_memory_blocks", None)
-    if blocks is None:
-        blocks = k._memory_blocks = {b: MemoryBlock(b, s, n, nodes)
-                                     for b, s, n, nodes in boot_blocks(k.layout, k.profile.version)}
-    return blocks
+    """The kernel's blocks by id (all online after boot)."""
+    return k.memory_blocks
+
+
+def init_memory_blocks(k) -> dict[int, MemoryBlock]:
+    """memory_dev_init(): a block for each memory_block_size_bytes() of boot memory."""
+    return {b: MemoryBlock(b, s, n, nodes) for b, s, n, nodes in boot_blocks(k.layout, k.profile.version)}
 
 
 def block(k, nr: int) -> MemoryBlock:
@@ -222,10 +223,10 @@ def _allocations_in(k, z, lo: int, hi: int):
     """Every allocation with its head in [lo, hi): Pages from z.allocated and, for order-0
     work kept as runs, one Page per member (Tasks.run_page_finder), in pfn order."""
     out = [p for pfn, p in z.allocated.items() if lo <= pfn < hi]
-    tasks = getattr(k, "tasks", None)
+    tasks = k.tasks
     if tasks is not None:
         find = None
-        for zz, p, n, b, i in tasks._run_members():
+        for zz, p, n, b, _i in tasks._run_members():
             if zz is not z or p >= hi or p + n <= lo:
                 continue
             if find is None:
@@ -426,14 +427,14 @@ def do_migrate_range(k, z, sources) -> bool:
     control-file ID (an ID names the whole block).  False when some could not move."""
     from .migrate import HPAGE_PMD_ORDER, move_page
     from .vmscan import LRU_OF_USE, lru_split
-    tasks = getattr(k, "tasks", None)
+    tasks = k.tasks
     ok = failed = 0
     work = sources[::-1]
     while work:
         src = work.pop()
         dst = _migration_target(k, z, src.order)
         if dst < 0:
-            if src.order and not getattr(src, "id", 0):
+            if src.order and not src.id:
                 k.count_vm_events("thp_migration_split", src.order == HPAGE_PMD_ORDER)
                 pieces = k.split_page(src)
                 if src.use in LRU_OF_USE:
@@ -451,8 +452,8 @@ def do_migrate_range(k, z, sources) -> bool:
 
 def _zone_has(k, z, lo: int, hi: int) -> bool:
     """The zone holds pages of [lo, hi): the boot layout says so, unless a block of it was
-    onlined into another zone since (k._block_home)."""
-    homes = getattr(k, "_block_home", {})
+    onlined into another zone since (k.block_home)."""
+    homes = k.block_home
     per = memory_block_size_bytes(k) // PAGE_SIZE
     moved = [h for b, h in homes.items() if b < hi and lo < b + per]
     if moved:
@@ -462,10 +463,7 @@ def _zone_has(k, z, lo: int, hi: int) -> bool:
 
 def _offlined(k) -> dict:
     """start pfn of each offline block -> (node, zone index) it left."""
-    d = getattr(k, "_offlined", None)
-    if d is None:
-        d = k._offlined = {}
-    return d
+    return k.offlined_blocks
 
 
 def online_pages(k, start_pfn: int, nr_pages: int, zone) -> None:
@@ -493,7 +491,7 @@ def online_pages(k, start_pfn: int, nr_pages: int, zone) -> None:
     z._nr[MAX_PAGE_ORDER][MIGRATE_MOVABLE] += n
     z.account_freepages(n << MAX_PAGE_ORDER, MIGRATE_MOVABLE)
     _offlined(k).pop(start_pfn, None)
-    k.__dict__.setdefault("_block_home", {})[start_pfn] = (z.node, z.idx)    # the block's zone from now on
+    k.block_home[start_pfn] = (z.node, z.idx)    # the block's zone from now on
     if not was_populated:                      # setup_zone_pageset(), build_all_zonelists()
         z.populated = True
         k.zone_pcp_update(z)

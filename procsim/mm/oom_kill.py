@@ -133,7 +133,7 @@ def out_of_memory(k, tasks, gfp: int, order: int, current=None, kill=None):
     when no task may be killed ("Out of memory and no killable processes..."; the kernel
     would panic, procsim lets the allocation fail)."""
     tasks = list(tasks)
-    panic = getattr(k, "sysctl_panic_on_oom", 0)
+    panic = k.sysctl_panic_on_oom
     if panic:                                  # check_panic_on_oom(): procsim refuses instead of halting
         _dump_header(k, tasks, gfp, order, current)
         P.printk(k, "Kernel panic - not syncing: Out of memory: "
@@ -141,7 +141,7 @@ def out_of_memory(k, tasks, gfp: int, order: int, current=None, kill=None):
         return None
     totalpages = oom_totalpages(k)
     why = "Out of memory"
-    if getattr(k, "sysctl_oom_kill_allocating_task", 0) and current is not None and current in tasks \
+    if k.sysctl_oom_kill_allocating_task and current is not None and current in tasks \
             and current.pid != 1 and current.oom_score_adj != -1000:
         victim, why = current, "Out of memory (oom_kill_allocating_task)"
     else:

@@ -229,13 +229,12 @@ class ShowMem:
     def vm_commit_limit(self) -> int:
         """vm_commit_limit(): vm.overcommit_kbytes in pages if set, else (totalram - hugetlb) *
         vm.overcommit_ratio / 100; plus total_swap_pages."""
-        kbytes = getattr(self, "sysctl_overcommit_kbytes", 0)
+        kbytes = self.sysctl_overcommit_kbytes
         if kbytes:
             allowed = kbytes >> 2
         else:
-            hugetlb_pages = len(getattr(self, "huge_pool", ())) << 9
-            allowed = (self.managed_pages - hugetlb_pages) * getattr(self, "sysctl_overcommit_ratio",
-                                                                     OVERCOMMIT_RATIO) // 100
+            hugetlb_pages = len(self.huge_pool) << 9
+            allowed = (self.managed_pages - hugetlb_pages) * self.sysctl_overcommit_ratio // 100
         return allowed + swapfile.total_swap_pages(self)
 
     def vm_enough_memory(self, pages: int, total_vm: int = 0) -> None:
@@ -249,7 +248,7 @@ class ShowMem:
         the OOM killer, as faults do."""
         import errno
         from .errors import MMError
-        if getattr(self, "sysctl_overcommit_memory", 0) != 2:
+        if self.sysctl_overcommit_memory != 2:
             return
         from .sysctl import read
         allowed = self.vm_commit_limit()

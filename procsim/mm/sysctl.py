@@ -122,10 +122,25 @@ def _drop_caches(k, v):
     k.generation += 1
 
 
+# The values the kernel boots with, of the sysctls whose state is kept here as k.sysctl_NAME
+# (init_vm_sysctls() declares them on the Kernel).
+BOOT_VALUES = {"sysctl_dirty_ratio": 20, "sysctl_dirty_background_ratio": 10, "sysctl_dirty_bytes": 0,
+               "sysctl_dirty_background_bytes": 0, "sysctl_overcommit_ratio": 50, "sysctl_overcommit_kbytes": 0,
+               "sysctl_numa_stat": 1, "sysctl_stat_interval": HZ}
+
+
 def _knob(name, default):
-    """A sysctl kept as k.sysctl_NAME (default until written)."""
+    """A sysctl kept as k.sysctl_NAME."""
     attr = "sysctl_" + name.replace("-", "_")
-    return (lambda k: [getattr(k, attr, default)]), (lambda k, v: setattr(k, attr, v[0]))
+    BOOT_VALUES[attr] = default
+    return (lambda k: [getattr(k, attr)]), (lambda k, v: setattr(k, attr, v[0]))
+
+
+def init_vm_sysctls(k) -> None:
+    """The vm sysctls' boot values, on the Kernel (the reserves from the boot memory)."""
+    for attr, value in BOOT_VALUES.items():
+        setattr(k, attr, value)
+    k.sysctl_user_reserve_kbytes, k.sysctl_admin_reserve_kbytes = _default_reserves(k)
 
 
 def _set_dirty(name, other):
@@ -153,7 +168,7 @@ def _set_compaction_proactiveness(k, v):
 
 def _set_numa_stat(k, v):
     """sysctl_vm_numa_stat_handler(): turning it off zeroes the NUMA counters."""
-    if not v[0] and getattr(k, "sysctl_numa_stat", 1):
+    if not v[0] and k.sysctl_numa_stat:
         for z in k.zones:
             for item in z.numa:
                 z.numa[item] = 0
@@ -176,8 +191,8 @@ def _default_reserves(k) -> tuple[int, int]:
 def _reserve(which: str):
     attr = f"sysctl_{which}_reserve_kbytes"
     i = 0 if which == "user" else 1
-    return (lambda k: [getattr(k, attr) if hasattr(k, attr) else _default_reserves(k)[i]],
-            lambda k, v: setattr(k, attr, v[0]))
+    del i
+    return (lambda k: [getattr(k, attr)]), (lambda k, v: setattr(k, attr, v[0]))
 
 
 def _set_nr_hugepages(k, v):
@@ -233,8 +248,8 @@ SYSCTLS = {s.name: s for s in (
     _k("mmap_min_addr", 65536, hi=ULONG_MAX),
     _k("mmap_rnd_bits", 28, lo=28, hi=32, mode=0o600),
     _k("mmap_rnd_compat_bits", 8, lo=8, hi=16, mode=0o600),
-    Sysctl("nr_hugepages", 0o644, lambda k: [getattr(k, "nr_huge_pages", 0)], _set_nr_hugepages, lo=0, hi=ULONG_MAX),
-    Sysctl("nr_hugepages_mempolicy", 0o644, lambda k: [getattr(k, "nr_huge_pages", 0)], _set_nr_hugepages,
+    Sysctl("nr_hugepages", 0o644, lambda k: [k.nr_huge_pages], _set_nr_hugepages, lo=0, hi=ULONG_MAX),
+    Sysctl("nr_hugepages_mempolicy", 0o644, lambda k: [k.nr_huge_pages], _set_nr_hugepages,
            lo=0, hi=ULONG_MAX),
     _k("nr_overcommit_hugepages", 0, hi=ULONG_MAX),
     Sysctl("numa_stat", 0o644, _attr("sysctl_numa_stat"), _set_numa_stat, lo=0, hi=1),
@@ -249,7 +264,7 @@ SYSCTLS = {s.name: s for s in (
     _k("page-cluster", 3, hi=31),
     _k("page_lock_unfairness", 5),
     _k("panic_on_oom", 0, hi=2),
-    Sysctl("stat_interval", 0o644, lambda k: [getattr(k, "sysctl_stat_interval", HZ)],
+    Sysctl("stat_interval", 0o644, lambda k: [k.sysctl_stat_interval],
            lambda k, v: setattr(k, "sysctl_stat_interval", v[0]), lo=0, hi=INT_MAX // HZ, jiffies=True),
     Sysctl("stat_refresh", 0o600, lambda k: [], _stat_refresh, lo=-INT_MAX - 1),
     _k("unprivileged_userfaultfd", 0, hi=1),

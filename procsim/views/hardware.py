@@ -266,7 +266,7 @@ def node_meminfo(k, nid: int) -> str:
     text = "".join(f"Node {nid} {key + ':':<{15 if key in narrow else 16}}{val:8d} kB\n" for key, val in rows)
     # hugetlb_report_node_meminfo(): the vm.nr_hugepages pool's pages on this node, all free
     from ..mm.hugetlb import nr_huge_pages_node
-    huge = nr_huge_pages_node(k, nid) if getattr(k, "huge_pool", None) else 0
+    huge = nr_huge_pages_node(k, nid) if k.huge_pool else 0
     text += "".join(f"Node {nid} {key + ':':<17}{v:5d}\n"
                     for key, v in (("HugePages_Total", huge), ("HugePages_Free", huge), ("HugePages_Surp", 0)))
     return text
@@ -302,7 +302,7 @@ def _node_hugepages(nid: int) -> dict[str, View]:
     vm.nr_hugepages pool's pages on the node, all free; no 1 GiB pool.  Per-node writes are
     not simulated (the global vm.nr_hugepages is)."""
     def count(k, size_kb):
-        if size_kb != 2048 or not getattr(k, "huge_pool", None):
+        if size_kb != 2048 or not k.huge_pool:
             return 0
         from ..mm.hugetlb import nr_huge_pages_node
         return nr_huge_pages_node(k, nid)

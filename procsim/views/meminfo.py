@@ -65,7 +65,7 @@ def render(k) -> bytes:
     # arch/x86 / fs/proc/meminfo.c: "HardwareCorrupted: %5lu kB" is the one line of its own width
     out = [f"{label}: {kb:5d} kB\n" if label == "HardwareCorrupted" else f"{label + ':':<16}{kb:8d} kB\n"
            for label, kb in _lines(k)]
-    huge = getattr(k, "nr_huge_pages", 0)            # vm.nr_hugepages' pool, all free (mm/hugetlb.py)
+    huge = k.nr_huge_pages            # vm.nr_hugepages' pool, all free (mm/hugetlb.py)
     out.append("HugePages_Total:   %5d\nHugePages_Free:    %5d\nHugePages_Rsvd:    %5d\nHugePages_Surp:    %5d\n"
                "Hugepagesize:   %8d kB\n" % (huge, huge, 0, 0, HPAGE_SIZE_KB))
     if k.profile.meminfo_hugetlb:
