@@ -60,9 +60,17 @@ def page_ptr(pfn: int) -> str:
     return f"{VMEMMAP_BASE + pfn * STRUCT_PAGE_SIZE:016x}"
 
 
+_GFP_NAMES: dict[int, str] = {}
+
+
 def gfp_str(gfp: int) -> str:
-    """show_gfp_flags(): the flag names, or "none" for 0."""
-    return format_gfp(gfp) if gfp else "none"
+    """show_gfp_flags(): the flag names, or "none" for 0 (a command uses a few masks: kept)."""
+    name = _GFP_NAMES.get(gfp)
+    if name is None:
+        name = format_gfp(gfp) if gfp else "none"
+        if len(_GFP_NAMES) < 4096:
+            _GFP_NAMES[gfp] = name
+    return name
 
 
 def _bool(x) -> str:
@@ -297,11 +305,37 @@ class Trace:
         b.pages[-1].append((self.seq, ts, event, args, self.current, size))
 
     def emit_pfns(self, event: str, cpu: int, pfns, *rest):
-        """emit(event, cpu, pfn, *rest) for each pfn, in order: a run's per-page events."""
-        if self.enabled[event]:
-            emit = self.emit
-            for pfn in pfns:
-                emit(event, cpu, pfn, *rest)
+        """emit(event, cpu, pfn, *rest) for each pfn, in order: a run's per-page events
+        (one timestamp, so no time extend after the first; the page check per event)."""
+        if not self.enabled[event]:
+            return
+        it = iter(pfns)
+        for pfn in it:                                # the first as emit() does it
+            self.emit(event, cpu, pfn, *rest)
+            break
+        else:
+            return
+        b = self.bufs[cpu]
+        ts, task, size = b.last_ts, self.current, EVENT_BYTES[event]
+        page, used, seq = b.pages[-1], b.tail_bytes, self.seq
+        n = 0
+        for pfn in it:
+            if used + size > BUF_PAGE_SIZE:
+                b.tail_bytes = used
+                self.seq = seq
+                b.written += n
+                b.bytes_in += n * size
+                n = 0
+                self._new_page(b)
+                page, used = b.pages[-1], 0
+            used += size
+            seq += 1
+            n += 1
+            page.append((seq, ts, event, (pfn, *rest), task, size))
+        b.tail_bytes = used
+        self.seq = seq
+        b.written += n
+        b.bytes_in += n * size
 
     def _new_page(self, b: CpuBuffer):
         """rb_move_tail(): the next page; a full ring overwrites its oldest (rb_handle_head_page)."""
@@ -326,13 +360,19 @@ class Trace:
             b.tail_bytes = 0
 
     # --- reading -------------------------------------------------------------------------
-    @staticmethod
-    def line(entry, cpu: int = 0) -> str:
+    _context = (None, None)                           # (task, cpu, ts) -> its line prefix, the last one
+
+    @classmethod
+    def line(cls, entry, cpu: int = 0) -> str:
         """One entry as ftrace's default output prints it (trace_print_context + the event)."""
-        _, ts, event, args, (comm, pid), _ = entry
-        secs, ns = divmod(ts, 1_000_000_000)
-        return (f"{comm:>16}-{pid:<7d} [{cpu:03d}] ..... {secs:5d}.{ns // 1000:06d}: "
-                f"{event}: {FORMATS[event](*args)}\n")
+        _, ts, event, args, task, _ = entry
+        key, prefix = cls._context
+        if key != (task, cpu, ts):                    # runs of events share task, cpu and time
+            comm, pid = task
+            secs, ns = divmod(ts, 1_000_000_000)
+            prefix = f"{comm:>16}-{pid:<7d} [{cpu:03d}] ..... {secs:5d}.{ns // 1000:06d}: "
+            cls._context = ((task, cpu, ts), prefix)
+        return f"{prefix}{event}: {FORMATS[event](*args)}\n"
 
     def entries(self) -> int:
         return sum(b.entries() for b in self.bufs.values())
@@ -376,23 +416,52 @@ class Trace:
         EVENTS]`` (print_trace_line).  b"" when nothing is unread.  Takes Trace.lock only, so
         a reader may call it while a command records."""
         out, used = [], 0
+        line = self.line
         with self.lock:
             while (got := self._peek_one()) is not None:
                 c, e, lost = got
-                line = self.line(e, c)
-                if lost:
-                    line = f"CPU:{c} [LOST {lost} EVENTS]\n" + line
-                data = line.encode()
-                if out and used + len(data) > size:
+                b = self.bufs[c]
+                # the other cpus' oldest: this cpu's entries before it come next, in a row
+                bound = min((o[0] for cc, bb in self.bufs.items() if cc != c and (o := bb.oldest()) is not None),
+                            default=None)
+                page, i = b.pages[0], b.start
+                while i >= len(page):                 # an emptied oldest page before the entry
+                    b.pages.popleft()
+                    b.start = i = 0
+                    page = b.pages[0]
+                b.last_overrun = b.overrun
+                head = f"CPU:{c} [LOST {lost} EVENTS]\n" if lost else ""
+                full = False
+                while i < len(page):
+                    e = page[i]
+                    if bound is not None and e[0] > bound:
+                        break
+                    data = (head + line(e, c)).encode() if head else line(e, c).encode()
+                    if out and used + len(data) > size:
+                        full = True
+                        break
+                    head = ""
+                    out.append(data)
+                    used += len(data)
+                    b.bytes_out += e[5]
+                    b.read += 1
+                    i += 1
+                b.start = i
+                if i >= len(page) and len(b.pages) > 1:
+                    b.pages.popleft()
+                    b.start = 0
+                if full:
                     break
-                self._advance(c)
-                out.append(data)
-                used += len(data)
         return b"".join(out)
 
     def _peek_one(self):
         """(cpu, entry, lost) of the oldest unread entry over all cpus (trace_find_next_entry), or None."""
         best = None
+        if len(self.bufs) == 1:                       # one cpu traced: its oldest
+            for c, b in self.bufs.items():
+                page = b.pages[0]
+                if b.start < len(page):
+                    return c, page[b.start], b.overrun - b.last_overrun
         for c, b in self.bufs.items():
             e = b.oldest()
             if e is not None and (best is None or e[0] < best[1][0]):
