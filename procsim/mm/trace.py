@@ -432,27 +432,36 @@ class Trace:
                 b.last_overrun = b.overrun
                 head = f"CPU:{c} [LOST {lost} EVENTS]\n" if lost else ""
                 full = False
-                while i < len(page):
+                n = nbytes = 0
+                task = ts = prefix = None
+                end = len(page)
+                while i < end:
                     e = page[i]
                     if bound is not None and e[0] > bound:
                         break
-                    data = (head + line(e, c)).encode() if head else line(e, c).encode()
-                    if out and used + len(data) > size:
+                    if e[4] is not task or e[1] != ts:    # trace_print_context, once per run of lines
+                        task, ts = e[4], e[1]
+                        prefix = line(e, c).split(e[2] + ": ", 1)[0]
+                    text = f"{head}{prefix}{e[2]}: {FORMATS[e[2]](*e[3])}\n"
+                    m = len(text) if text.isascii() else len(text.encode())
+                    if out and used + m > size:
                         full = True
                         break
                     head = ""
-                    out.append(data)
-                    used += len(data)
-                    b.bytes_out += e[5]
-                    b.read += 1
+                    out.append(text)
+                    used += m
+                    nbytes += e[5]
+                    n += 1
                     i += 1
+                b.bytes_out += nbytes
+                b.read += n
                 b.start = i
                 if i >= len(page) and len(b.pages) > 1:
                     b.pages.popleft()
                     b.start = 0
                 if full:
                     break
-        return b"".join(out)
+        return "".join(out).encode()
 
     def _peek_one(self):
         """(cpu, entry, lost) of the oldest unread entry over all cpus (trace_find_next_entry), or None."""
