@@ -241,3 +241,15 @@ def test_a_reader_that_keeps_up_receives_every_event():
     assert "LOST" not in text
     assert text.count("\n") == tr.written > 24000
     assert sum(b.overrun for b in tr.bufs.values()) == 0
+
+
+def test_available_events_are_the_simulated_ones():
+    """available_events lists system:event, one a line (what `trace-cmd list -e` prints):
+    the kmem and vmscan events the simulation records, nothing of the host."""
+    s = Session(M.load(CONFIGS / "tiny.yaml"))
+    listed = s.render(f"{T}/available_events").decode().splitlines()
+    assert "kmem:mm_page_alloc" in listed and "vmscan:mm_vmscan_kswapd_wake" in listed
+    assert {ln.split(":")[0] for ln in listed} == {"kmem", "vmscan"} and len(listed) == len(EVENTS) == 15
+    for ln in listed:                                 # each has its enable file
+        sub, event = ln.split(":")
+        assert s.render(f"{T}/events/{sub}/{event}/enable") == b"0\n"

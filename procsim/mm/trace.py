@@ -360,19 +360,18 @@ class Trace:
             b.tail_bytes = 0
 
     # --- reading -------------------------------------------------------------------------
-    _context = (None, None)                           # (task, cpu, ts) -> its line prefix, the last one
+    @staticmethod
+    def context(task, cpu: int, ts: int) -> str:
+        """trace_print_context(): TASK-PID, [CPU], the flags, TIMESTAMP."""
+        comm, pid = task
+        secs, ns = divmod(ts, 1_000_000_000)
+        return f"{comm:>16}-{pid:<7d} [{cpu:03d}] ..... {secs:5d}.{ns // 1000:06d}: "
 
-    @classmethod
-    def line(cls, entry, cpu: int = 0) -> str:
+    @staticmethod
+    def line(entry, cpu: int = 0) -> str:
         """One entry as ftrace's default output prints it (trace_print_context + the event)."""
         _, ts, event, args, task, _ = entry
-        key, prefix = cls._context
-        if key != (task, cpu, ts):                    # runs of events share task, cpu and time
-            comm, pid = task
-            secs, ns = divmod(ts, 1_000_000_000)
-            prefix = f"{comm:>16}-{pid:<7d} [{cpu:03d}] ..... {secs:5d}.{ns // 1000:06d}: "
-            cls._context = ((task, cpu, ts), prefix)
-        return f"{prefix}{event}: {FORMATS[event](*args)}\n"
+        return f"{Trace.context(task, cpu, ts)}{event}: {FORMATS[event](*args)}\n"
 
     def entries(self) -> int:
         return sum(b.entries() for b in self.bufs.values())
@@ -416,7 +415,7 @@ class Trace:
         EVENTS]`` (print_trace_line).  b"" when nothing is unread.  Takes Trace.lock only, so
         a reader may call it while a command records."""
         out, used = [], 0
-        line = self.line
+        context = self.context
         with self.lock:
             while (got := self._peek_one()) is not None:
                 c, e, lost = got
@@ -441,7 +440,7 @@ class Trace:
                         break
                     if e[4] is not task or e[1] != ts:    # trace_print_context, once per run of lines
                         task, ts = e[4], e[1]
-                        prefix = line(e, c).split(e[2] + ": ", 1)[0]
+                        prefix = context(task, c, ts)
                     text = f"{head}{prefix}{e[2]}: {FORMATS[e[2]](*e[3])}\n"
                     m = len(text) if text.isascii() else len(text.encode())
                     if out and used + m > size:
