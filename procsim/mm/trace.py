@@ -127,6 +127,9 @@ EVENT_BYTES = {e: _event_bytes(e) for e in FIELDS}
 STRING_ARG = {"kmem_cache_alloc": 1, "kmem_cache_free": 1}   # which stored argument is a __string
 
 
+_VM = VMEMMAP_BASE                     # page_ptr() spelled out in the per-page formats: %p of pfn_to_page
+assert STRUCT_PAGE_SIZE == 64
+
 # event -> formatter of its stored arguments: TP_printk of 6.18's kmem.h
 FORMATS = {
     "kmalloc": lambda ptr, req, alloc, gfp, node, accounted:
@@ -137,14 +140,15 @@ FORMATS = {
         f"call_site={CALL_SITE} ptr={ptr:016x} name={name} bytes_req={req} bytes_alloc={alloc} "
         f"gfp_flags={gfp_str(gfp)} node={node} accounted={_bool(accounted)}",
     "kmem_cache_free": lambda ptr, name: f"call_site={CALL_SITE} ptr={ptr:016x} name={name}",
-    "mm_page_free": lambda pfn, order: f"page={page_ptr(pfn)} pfn={pfn:#x} order={order}",
-    "mm_page_free_batched": lambda pfn: f"page={page_ptr(pfn)} pfn={pfn:#x} order=0",
+    "mm_page_free": lambda pfn, order: f"page={_VM + pfn * 64:016x} pfn={pfn:#x} order={order}",
+    "mm_page_free_batched": lambda pfn: f"page={_VM + pfn * 64:016x} pfn={pfn:#x} order=0",
     "mm_page_alloc": lambda pfn, order, mt, gfp:
         (f"page={page_ptr(pfn)} pfn={pfn:#x}" if pfn >= 0 else "page=(null) pfn=0x0")
         + f" order={order} migratetype={mt} gfp_flags={gfp_str(gfp)}",
     "mm_page_alloc_zone_locked": lambda pfn, order, mt, refill:
-        f"page={page_ptr(pfn)} pfn={pfn:#x} order={order} migratetype={mt} percpu_refill={int(refill)}",
-    "mm_page_pcpu_drain": lambda pfn, order, mt: f"page={page_ptr(pfn)} pfn={pfn:#x} order={order} migratetype={mt}",
+        f"page={_VM + pfn * 64:016x} pfn={pfn:#x} order={order} migratetype={mt} percpu_refill={int(refill)}",
+    "mm_page_pcpu_drain": lambda pfn, order, mt:
+        f"page={_VM + pfn * 64:016x} pfn={pfn:#x} order={order} migratetype={mt}",
     "mm_page_alloc_extfrag": lambda pfn, alloc_order, fallback_order, alloc_mt, fallback_mt, claimed:
         f"page={page_ptr(pfn)} pfn={pfn:#x} alloc_order={alloc_order} fallback_order={fallback_order} "
         f"pageblock_order={PAGEBLOCK_ORDER} alloc_migratetype={alloc_mt} fallback_migratetype={fallback_mt} "
