@@ -368,9 +368,9 @@ def test_a_blocked_reader_does_not_hold_up_the_end_of_the_mount(how):
 
 
 def test_bulk_order0_work_is_traced_page_by_page():
-    """count=K order-0 work is done in runs of pages (docs/DESIGN.md); while events are on it
-    runs page by page, so every page has its mm_page_alloc and mm_page_free line, and the pfns
-    are those an untraced machine hands out."""
+    """count=K order-0 work is done in runs of pages (docs/DESIGN.md), traced or not; the runs
+    emit every page's mm_page_alloc and mm_page_free line, and the pfns are those an untraced
+    machine hands out."""
     traced, plain = session(), session()
     traced.write_view(f"{T}/events/kmem/mm_page_alloc/enable", b"1")
     traced.write_view(f"{T}/events/kmem/mm_page_free/enable", b"1")
