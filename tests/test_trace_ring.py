@@ -297,3 +297,18 @@ def test_a_reader_thread_without_the_core_lock_gets_each_event_once_or_is_told()
     assert lost == sum(b.overrun for b in tr.bufs.values())
     pfns = [ln for ln in received if " mm_page_alloc: " in ln]
     assert len(pfns) == len(set(pfns))                # none twice
+
+
+def test_the_tracefs_command_checks_what_it_sets():
+    import errno
+    c = Control(lambda: Kernel(M.load(CONFIGS / "tiny.yaml")))
+    assert c.run("tracefs events/kmem/mm_page_alloc/enable 1").text == "ok"
+    assert c.kernel.trace.enabled["mm_page_alloc"] and c.kernel.trace.active
+    for line, code in (("tracefs events/kmem/enable 2", errno.EINVAL), ("tracefs buffer_size_kb 0", errno.EINVAL),
+                       ("tracefs per_cpu/cpu2/buffer_size_kb 8", errno.EACCES),     # tiny has cpus 0 and 1
+                       ("tracefs events/kmem/nope/enable 1", errno.EACCES), ("tracefs available_events 1", errno.EACCES),
+                       ("tracefs tracing_on", errno.EINVAL)):
+        assert c.run(line).errno == code, line
+    assert c.kernel.trace.enabled["mm_page_alloc"] and not c.kernel.trace.enabled["kmalloc"]
+    c.run("alloc_pages 0 count=3")
+    assert c.kernel.trace.entries() == 3          # only mm_page_alloc is on: one a page
