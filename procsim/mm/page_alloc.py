@@ -1096,12 +1096,20 @@ def _tail_stretch(lst: deque, limit: int) -> tuple[int, int]:
     return m, step
 
 
-def _trace_drains(z: Zone, pfns) -> None:
-    """mm_page_pcpu_drain of each page free_pcppages_bulk() pops, in popping order (the
-    pageblock's migratetype: free_one_page() of the pages before does not change it)."""
-    tr, get_mt = z.trace, z.get_pageblock_migratetype
-    for p in pfns:
-        tr.emit("mm_page_pcpu_drain", tr.cpu, p, 0, get_mt(p))
+def _trace_drains(z: Zone, pfns: range) -> None:
+    """mm_page_pcpu_drain of each page free_pcppages_bulk() pops, in popping order, with its
+    pageblock's migratetype (free_one_page() of the pages before does not change it): one
+    emit_pfns() per pageblock the range crosses."""
+    tr = z.trace
+    if not tr.enabled["mm_page_pcpu_drain"]:
+        return
+    i, n, up = 0, len(pfns), pfns.step > 0
+    while i < n:
+        p = pfns[i]
+        base = p & ~(PAGEBLOCK_NR_PAGES - 1)
+        j = min(n, i + (base + PAGEBLOCK_NR_PAGES - p if up else p - base + 1))
+        tr.emit_pfns("mm_page_pcpu_drain", tr.cpu, pfns[i:j], 0, z.get_pageblock_migratetype(p))
+        i = j
 
 
 def _add_run(out: list, z: Zone, pfn: int, n: int) -> None:
