@@ -18,6 +18,7 @@ One command per line (``#`` comments and blank lines are ignored)::
     oom_score_adj ADJ tag=NAME
     sysctl vm.NAME VALUE
     memory_block N offline|online|online_kernel|online_movable
+    tracefs FILE VALUE
     drop_caches | drain_pages | reset | help
 
 An ID may also be a range ``A-B`` (as printed in the ``ok A-B`` reply).
@@ -573,6 +574,22 @@ class MemoryBlockState(Command):
     def apply(self, k):
         from procsim.mm import memory_hotplug
         return "ok " + memory_hotplug.set_state(k, self.nr, self.state)
+
+
+@command("tracefs")
+class Tracefs(Command):
+    """A write to sys/kernel/tracing/FILE (tracing_on, events/.../enable, buffer_size_kb,
+    per_cpu/cpuN/buffer_size_kb, trace to reset the rings): the tracing state is the machine's
+    too, so those writes are journaled as this command and replayed.  Costs no jiffy: tracing
+    observes, it never moves the machine (procsim/mm/trace.py)."""
+    ticks = False
+    file: str = arg("FILE", _word)
+    value: str = arg("VALUE", _word, at=1)
+
+    def apply(self, k):
+        from procsim.mm import trace
+        trace.write_file(k.trace, self.file, self.value, k.nr_cpu_ids)
+        return "ok"
 
 
 @command("drop_caches")

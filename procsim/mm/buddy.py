@@ -373,6 +373,9 @@ class Zone:
                 self._add(pfn + r, o, mt)
                 r += 1 << o
             self.account_freepages(-n, mt)
+            if self.trace.active:                # each call's mm_page_alloc_zone_locked
+                self.trace.emit_pfns("mm_page_alloc_zone_locked", self.trace.cpu, range(pfn, pfn + n), 0, mt,
+                                     mt < MIGRATE_PCPTYPES)
             if runs and runs[-1][0] + runs[-1][1] == pfn:
                 runs[-1][1] += n
             else:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 from collections import deque
+from itertools import islice
 
 from .page_types import PAGE_SIZE
 from . import gfp as G
@@ -203,9 +204,10 @@ class PageAlloc:
         out = [] if out is None else out
         known = None                             # (pcp list, runs): what that list holds, as runs
         left, err = nr, None
+        tr = self.trace
         slow_flags = G.gfp_to_alloc_flags(gfp, 0)
         while left:
-            z = self._pcp_source(plan, cpu, pindex, slow_flags) if self.page_runs and not self.trace.active else None
+            z = self._pcp_source(plan, cpu, pindex, slow_flags) if self.page_runs else None
             if z is None:                        # one real call
                 self._refilled = None
                 try:
@@ -237,6 +239,9 @@ class PageAlloc:
             if known is not None and (known[0] is not lst or sum(n for _, n in known[1]) != len(lst)
                                       or known[1][0][0] != lst[0]):
                 known = None
+            if tr.active:                        # each pop's mm_page_alloc, in popping order
+                tr.cpu = cpu
+                tr.emit_pfns("mm_page_alloc", cpu, islice(lst, k), 0, mt, gfp)
             if known is None:                    # a list filled before this call: page by page
                 for _ in range(k):
                     pfn = lst.popleft()
@@ -368,7 +373,7 @@ class PageAlloc:
         runs at the head of the list.  A flush frees from the tail, so it takes the list's
         older pages first and then the oldest of those runs, handed to the buddy as ranges
         (Zone.free_range).  Every other free is done as free_pages() does it."""
-        if not self.page_runs or self.trace.active:   # the reference: n free_pages() calls (and events)
+        if not self.page_runs:                   # the reference: n free_pages() calls
             for p in (range(pfn + n - 1, pfn - 1, -1) if descending else range(pfn, pfn + n)):
                 page = Page()
                 page.pfn = p; page.order = 0; page.zone = z; page.migratetype = mt; page.cpu = cpu; page.use = use; page.id = 0
@@ -381,6 +386,9 @@ class PageAlloc:
             self._account_use_pages(use, z, -n)
         self.vm_events["pgfree"] += n
         self.generation += n
+        tr = z.trace
+        if tr.active:
+            tr.cpu = cpu
         pcp = z.pcp[cpu]
         head: deque = deque()                    # [lo, hi] runs at the list head, oldest first
         hpindex = -1
@@ -398,6 +406,8 @@ class PageAlloc:
                 self._head_to_list(pcp, hpindex, head, descending)
                 hpindex = pindex
             if pindex < 0:                       # an Isolate pageblock: straight to the buddy
+                if tr.active:
+                    tr.emit_pfns("mm_page_free", cpu, range(e - 1, s - 1, -1) if descending else range(s, e), 0)
                 z.free_range(s, e, descending)
                 pcp.stat_diff = True
             else:
@@ -432,6 +442,9 @@ class PageAlloc:
                 if z.below_high or count >= high or not pcp.high_min <= high <= pcp.high_max:
                     high = self._nr_pcp_high(pcp, z, batch, False)
             pcp.prev_free_high_order = False
+            if z.trace.active:                   # each free's mm_page_free, before a flush's drains
+                z.trace.emit_pfns("mm_page_free", z.trace.cpu,
+                                  range(e - 1, e - quiet - 1, -1) if descending else range(s, s + quiet), 0)
             if descending:
                 _push(head, e - quiet, e, True)
                 e -= quiet
@@ -450,15 +463,21 @@ class PageAlloc:
         if count > 0:
             pcp.stat_diff = True
         lst = pcp.lists[pindex]
+        tr = z.trace
         while count > 0 and lst:
             p = lst.pop()
             count -= 1
             pcp.count -= 1
-            z.free_one_page(p, 0, z.get_pageblock_migratetype(p))
+            mt = z.get_pageblock_migratetype(p)
+            if tr.active:
+                tr.emit("mm_page_pcpu_drain", tr.cpu, p, 0, mt)
+            z.free_one_page(p, 0, mt)
         while count > 0 and head:
             r = head[0]
             lo, hi, desc = r
             take = min(count, hi - lo)
+            if tr.active:
+                _trace_drains(z, range(hi - 1, hi - take - 1, -1) if desc else range(lo, lo + take))
             if desc:
                 z.free_range(hi - take, hi, True)
                 r[1] = hi - take
@@ -737,7 +756,7 @@ class PageAlloc:
         runs = []
         left = batch
         while left:
-            if not order and not mode[0] and self.page_runs and not self.trace.active:
+            if not order and not mode[0] and self.page_runs:
                 n = z.rmqueue_runs(mt, left, runs)
                 if n:
                     left -= n
@@ -930,7 +949,7 @@ class PageAlloc:
     @staticmethod
     def _free_pcppages_bulk(z: Zone, count: int, pcp: PerCpuPages, pindex: int, runs: bool = False):
         """Round-robin over the lists from the one just freed to, taking from the tails.
-        ``runs`` (page_runs, no tracing): a stretch of consecutive pfns at an order-0 list's
+        ``runs`` (page_runs): a stretch of consecutive pfns at an order-0 list's
         tail is handed to the buddy as the range it is (Zone.free_range: the same frees in
         the same order), not page by page."""
         count = min(count, pcp.count)
@@ -956,6 +975,8 @@ class PageAlloc:
                             lst.pop()
                     count -= m
                     pcp.count -= m
+                    if z.trace.active:           # the pops' drains, in popping order
+                        _trace_drains(z, range(p, p - m, -1) if step < 0 else range(p, p + m))
                     if step < 0:                 # popped p, p-1, ...: descending
                         z.free_range(p - m + 1, p + 1, True)
                     else:
@@ -1007,7 +1028,7 @@ class PageAlloc:
 
     def drain_all_pages(self):
         """drain_all_pages(): every pcp list back to the buddy (memory pressure, drop_caches)."""
-        runs = self.page_runs and not self.trace.active
+        runs = self.page_runs
         for z in self.zones:
             for pcp in z.pcp:
                 if pcp.count:
@@ -1073,6 +1094,22 @@ def _tail_stretch(lst: deque, limit: int) -> tuple[int, int]:
             break
         m += 1
     return m, step
+
+
+def _trace_drains(z: Zone, pfns: range) -> None:
+    """mm_page_pcpu_drain of each page free_pcppages_bulk() pops, in popping order, with its
+    pageblock's migratetype (free_one_page() of the pages before does not change it): one
+    emit_pfns() per pageblock the range crosses."""
+    tr = z.trace
+    if not tr.enabled["mm_page_pcpu_drain"]:
+        return
+    i, n, up = 0, len(pfns), pfns.step > 0
+    while i < n:
+        p = pfns[i]
+        base = p & ~(PAGEBLOCK_NR_PAGES - 1)
+        j = min(n, i + (base + PAGEBLOCK_NR_PAGES - p if up else p - base + 1))
+        tr.emit_pfns("mm_page_pcpu_drain", tr.cpu, pfns[i:j], 0, z.get_pageblock_migratetype(p))
+        i = j
 
 
 def _add_run(out: list, z: Zone, pfn: int, n: int) -> None:

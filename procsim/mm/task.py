@@ -339,9 +339,8 @@ class Tasks:
         Order 0 comes from the allocator as runs (no Page per page) unless the kernel's
         ``page_runs`` is off, which makes this the per-page reference."""
         k = self.k
-        # runs, unless the reference is asked for or tracing wants every page's event
-        # and unless the LRU keeps a Page per block of this use (anon, page cache)
-        if order == 0 and k.page_runs and not k.trace.active:
+        # runs, unless the reference is asked for (the runs emit every page's trace events)
+        if order == 0 and k.page_runs:
             self._trace_current(tag)
             if use in LRU_USES:
                 return self._fault_in_runs(tag, gfp, count, node, cpu, use)

@@ -1,22 +1,34 @@
-"""Trace events of the kmem subsystem: an ftrace-like ring the allocator writes to.
+"""Trace events of the kmem and vmscan subsystems: ftrace's per-cpu ring buffers.
 
 Off by default, as in the kernel: every hook in the allocator is ``if tr.active:`` on a
 plain attribute, true only while ``tracing_on`` is 1 *and* some event is enabled, so an
-untraced run pays one attribute test per call and records nothing.
+untraced run pays one attribute test per call and records nothing.  Events only observe:
+a hook never changes which path the allocator takes (the order-0 runs emit each page's
+events themselves), so the same commands leave the same state traced or not.
 
-Entries are stored raw (event name, cpu, timestamp, arguments) in a bounded ring (the
-per-cpu ring buffers of ftrace, merged: the simulation is serial) and formatted only when
-read, with the TP_printk formats of include/trace/events/kmem.h (6.18).  ``trace`` reads
-a snapshot; ``trace_pipe`` consumes: each entry is handed to exactly one read.
+Each cpu has its own ring (kernel/trace/ring_buffer.c): pages of BUF_PAGE_SIZE bytes, as
+many as ``buffer_size_kb`` asks (tracing_resize_ring_buffer), each event taking the bytes
+its ring-buffer event would (a 4-byte header, the trace_entry and the event's fields, plus
+an 8-byte time extend after a gap of 2^27 ns).  An entry is stored raw -- a small tuple of
+ints (seq, timestamp, event, arguments, task) -- and formatted only when read, with the
+TP_printk formats of include/trace/events/kmem.h and vmscan.h (6.18).  In overwrite mode
+(the default) a full ring drops its oldest page: ``overrun`` counts the events lost, and
+the next trace_pipe read from that cpu starts with ``CPU:N [LOST M EVENTS]`` as
+print_trace_line() prints it.  ``trace`` reads the rings (entries-in-buffer/entries-written
+as get_total_entries() counts them); ``trace_pipe`` consumes, merging the cpus oldest first.
 
-The timestamp is the kernel's simulated clock ``k.now_ns`` when the core has one, else 0.
-Pure and deterministic like the rest of mm/: no host clock, no threads.
+Readers need not hold the core's lock (docs/DESIGN.md, "Trace ring"): the writer appends to
+a ring's newest page without a lock and takes ``Trace.lock`` (a no-op until the shell sets a
+real one) only to start a page; readers take it for every read.  ``on_page`` (None in the
+core) is called after a page is started, so a shell can wake readers while a long command
+runs.  The timestamp is the kernel's simulated clock ``k.now_ns``; the core stays pure and
+deterministic: no host clock, no threads.
 """
 from __future__ import annotations
 
 import errno
 from collections import deque
-from itertools import islice
+from contextlib import nullcontext
 
 from .errors import MMError
 from .gfp import format_gfp
@@ -30,7 +42,12 @@ SUBSYSTEMS = {
                "mm_vmscan_kswapd_wake", "mm_vmscan_wakeup_kswapd"),
 }
 EVENTS = tuple(e for events in SUBSYSTEMS.values() for e in events)
-RING_ENTRIES = 1 << 16                 # oldest entries are overwritten, like the ring buffer
+BUF_PAGE_SIZE = 4096 - 16             # a ring page less its buffer_data_page header (u64 ts, local_t commit)
+TRACE_BUF_SIZE_DEFAULT = 1441792       # trace_buf_size: 16384 * 88, what buffer_size_kb expands to
+RB_EVNT_HDR_SIZE = 4                   # struct ring_buffer_event's type_len:5, time_delta:27
+TS_DELTA_LIMIT = 1 << 27               # a larger delta takes an 8-byte RINGBUF_TYPE_TIME_EXTEND first
+TRACE_ENTRY_SIZE = 8                   # struct trace_entry: type u16, flags u8, preempt_count u8, pid int
+SAVED_CMDLINES = 128                   # saved_cmdlines_size
 VMEMMAP_BASE = 0xffffea0000000000      # x86-64 vmemmap without KASLR: struct page of pfn N
 STRUCT_PAGE_SIZE = 64
 NUMA_NO_NODE = -1
@@ -43,14 +60,75 @@ def page_ptr(pfn: int) -> str:
     return f"{VMEMMAP_BASE + pfn * STRUCT_PAGE_SIZE:016x}"
 
 
+_GFP_NAMES: dict[int, str] = {}
+
+
 def gfp_str(gfp: int) -> str:
-    """show_gfp_flags(): the flag names, or "none" for 0."""
-    return format_gfp(gfp) if gfp else "none"
+    """show_gfp_flags(): the flag names, or "none" for 0 (a command uses a few masks: kept)."""
+    name = _GFP_NAMES.get(gfp)
+    if name is None:
+        name = format_gfp(gfp) if gfp else "none"
+        if len(_GFP_NAMES) < 4096:
+            _GFP_NAMES[gfp] = name
+    return name
 
 
 def _bool(x) -> str:
     return "true" if x else "false"
 
+
+# The fields of each event's TP_STRUCT__entry (6.18), after the trace_entry: (C type, name,
+# size, signed).  A __string is a 4-byte __data_loc with the text (and its NUL) after the
+# struct.  They give each event's record size in the ring.
+_UL, _UI, _INT = ("unsigned long", 8, 0), ("unsigned int", 4, 0), ("int", 4, 1)
+_PTR, _SZ, _STR = ("const void *", 8, 0), ("size_t", 8, 0), ("__data_loc char[]", 4, 0)
+FIELDS = {
+    "kmalloc": (("call_site", _UL), ("ptr", _PTR), ("bytes_req", _SZ), ("bytes_alloc", _SZ),
+                ("gfp_flags", _UL), ("node", _INT)),
+    "kfree": (("call_site", _UL), ("ptr", _PTR)),
+    "kmem_cache_alloc": (("call_site", _UL), ("ptr", _PTR), ("name", _STR), ("bytes_req", _SZ),
+                         ("bytes_alloc", _SZ), ("gfp_flags", _UL), ("node", _INT), ("accounted", ("bool", 1, 0))),
+    "kmem_cache_free": (("call_site", _UL), ("ptr", _PTR), ("name", _STR)),
+    "mm_page_free": (("pfn", _UL), ("order", _UI)),
+    "mm_page_free_batched": (("pfn", _UL),),
+    "mm_page_alloc": (("pfn", _UL), ("order", _UI), ("gfp_flags", _UL), ("migratetype", _INT)),
+    "mm_page_alloc_zone_locked": (("pfn", _UL), ("order", _UI), ("migratetype", _INT), ("percpu_refill", _INT)),
+    "mm_page_pcpu_drain": (("pfn", _UL), ("order", _UI), ("migratetype", _INT)),
+    "mm_page_alloc_extfrag": (("pfn", _UL), ("alloc_order", _INT), ("fallback_order", _INT),
+                              ("alloc_migratetype", _INT), ("fallback_migratetype", _INT),
+                              ("change_ownership", _INT)),
+    "mm_vmscan_direct_reclaim_begin": (("order", _INT), ("gfp_flags", _UL)),
+    "mm_vmscan_direct_reclaim_end": (("nr_reclaimed", _UL),),
+    "mm_vmscan_kswapd_sleep": (("nid", _INT),),
+    "mm_vmscan_kswapd_wake": (("nid", _INT), ("zid", _INT), ("order", _INT)),
+    "mm_vmscan_wakeup_kswapd": (("nid", _INT), ("zid", _INT), ("order", _INT), ("gfp_flags", _UL)),
+}
+
+
+def field_offsets(event: str) -> tuple[list, int]:
+    """[(name, type, offset, size, signed)] of the event's struct and sizeof() of it: natural
+    alignment after the 8-byte trace_entry, the struct padded to its largest member."""
+    out, off, align = [], TRACE_ENTRY_SIZE, 4
+    for name, (ctype, size, signed) in FIELDS[event]:
+        a = min(size, 8)
+        off = -(-off // a) * a
+        out.append((name, ctype, off, size, signed))
+        off += size
+        align = max(align, a)
+    return out, -(-off // align) * align
+
+
+def _event_bytes(event: str) -> int:
+    """The ring bytes of one event without strings: header + data rounded up to 4 bytes."""
+    return RB_EVNT_HDR_SIZE + -(-field_offsets(event)[1] // 4) * 4
+
+
+EVENT_BYTES = {e: _event_bytes(e) for e in FIELDS}
+STRING_ARG = {"kmem_cache_alloc": 1, "kmem_cache_free": 1}   # which stored argument is a __string
+
+
+_VM = VMEMMAP_BASE                     # page_ptr() spelled out in the per-page formats: %p of pfn_to_page
+assert STRUCT_PAGE_SIZE == 64
 
 # event -> formatter of its stored arguments: TP_printk of 6.18's kmem.h
 FORMATS = {
@@ -62,14 +140,15 @@ FORMATS = {
         f"call_site={CALL_SITE} ptr={ptr:016x} name={name} bytes_req={req} bytes_alloc={alloc} "
         f"gfp_flags={gfp_str(gfp)} node={node} accounted={_bool(accounted)}",
     "kmem_cache_free": lambda ptr, name: f"call_site={CALL_SITE} ptr={ptr:016x} name={name}",
-    "mm_page_free": lambda pfn, order: f"page={page_ptr(pfn)} pfn={pfn:#x} order={order}",
-    "mm_page_free_batched": lambda pfn: f"page={page_ptr(pfn)} pfn={pfn:#x} order=0",
+    "mm_page_free": lambda pfn, order: f"page={_VM + pfn * 64:016x} pfn={pfn:#x} order={order}",
+    "mm_page_free_batched": lambda pfn: f"page={_VM + pfn * 64:016x} pfn={pfn:#x} order=0",
     "mm_page_alloc": lambda pfn, order, mt, gfp:
         (f"page={page_ptr(pfn)} pfn={pfn:#x}" if pfn >= 0 else "page=(null) pfn=0x0")
         + f" order={order} migratetype={mt} gfp_flags={gfp_str(gfp)}",
     "mm_page_alloc_zone_locked": lambda pfn, order, mt, refill:
-        f"page={page_ptr(pfn)} pfn={pfn:#x} order={order} migratetype={mt} percpu_refill={int(refill)}",
-    "mm_page_pcpu_drain": lambda pfn, order, mt: f"page={page_ptr(pfn)} pfn={pfn:#x} order={order} migratetype={mt}",
+        f"page={_VM + pfn * 64:016x} pfn={pfn:#x} order={order} migratetype={mt} percpu_refill={int(refill)}",
+    "mm_page_pcpu_drain": lambda pfn, order, mt:
+        f"page={_VM + pfn * 64:016x} pfn={pfn:#x} order={order} migratetype={mt}",
     "mm_page_alloc_extfrag": lambda pfn, alloc_order, fallback_order, alloc_mt, fallback_mt, claimed:
         f"page={page_ptr(pfn)} pfn={pfn:#x} alloc_order={alloc_order} fallback_order={fallback_order} "
         f"pageblock_order={PAGEBLOCK_ORDER} alloc_migratetype={alloc_mt} fallback_migratetype={fallback_mt} "
@@ -82,6 +161,47 @@ FORMATS = {
 }
 
 
+class CpuBuffer:
+    """One cpu's ring_buffer_per_cpu: ``pages`` (oldest first; the last one is being
+    written), ``start`` the first unread entry of the oldest page.  The writer's counters
+    (entries written, bytes written) and the reader's (read, bytes gone, overrun, taken
+    under Trace.lock) are kept apart, so each has one writer."""
+    __slots__ = ("pages", "start", "tail_bytes", "nr_pages", "size", "last_ts", "written", "bytes_in",
+                 "read", "overrun", "bytes_out", "last_overrun")
+
+    def __init__(self, size: int):
+        self.pages: deque = deque([[]])
+        self.start = 0
+        self.tail_bytes = 0
+        self.resize(size)
+        self.last_ts = None
+        self.written = self.bytes_in = 0
+        self.read = self.overrun = self.bytes_out = self.last_overrun = 0
+
+    def resize(self, size: int):
+        """ring_buffer_resize(): DIV_ROUND_UP(size, BUF_PAGE_SIZE) pages, at least 2."""
+        self.nr_pages = max(2, -(-size // BUF_PAGE_SIZE))
+        self.size = self.nr_pages * BUF_PAGE_SIZE           # what buffer_size_kb reads back
+
+    def entries(self) -> int:
+        """ring_buffer_entries_cpu(): in the ring, not yet consumed."""
+        return self.written - self.overrun - self.read
+
+    def oldest(self):
+        """The first unread entry, or None."""
+        for i, page in enumerate(self.pages):
+            if len(page) > (self.start if i == 0 else 0):
+                return page[self.start if i == 0 else 0]
+        return None
+
+    def unread(self):
+        """The unread entries, oldest first (a snapshot)."""
+        out = []
+        for i, page in enumerate(self.pages):
+            out.extend(page[self.start:] if i == 0 else page[:])
+        return out
+
+
 class Trace:
     """The tracing instance of one Kernel (``k.trace``)."""
 
@@ -90,11 +210,15 @@ class Trace:
         self.tracing_on = True                        # tracing_on reads 1 at boot; no event is enabled
         self.enabled = dict.fromkeys(EVENTS, False)
         self.active = False                           # the hooks' one test
-        self.ring: deque = deque(maxlen=RING_ENTRIES)  # (seq, ts_ns, cpu, event, args, (comm, pid))
-        self.written = 0                              # entries ever written (entries-written)
-        self.consumed = 0                             # seq of the last entry trace_pipe handed out
+        self.expanded = False                         # ring_buffer_expanded: the first enable sizes the rings
+        self.buffer_size = TRACE_BUF_SIZE_DEFAULT     # trace_buf_size, per cpu, once expanded
+        self.sizes: dict[int, int] = {}               # per_cpu/cpuN/buffer_size_kb set apart from the rest
+        self.bufs: dict[int, CpuBuffer] = {}          # cpu -> its ring, made at its first event
+        self.seq = 0                                  # entries ever recorded (orders equal timestamps)
         self.cpu = 0                                  # smp_processor_id() of the operation running
         self.current = INIT                           # (comm, pid) of the task it runs for
+        self.lock = nullcontext()                     # the shell's lock around pages and reads
+        self.on_page = None                           # the shell's wake-up, called as a page is started
 
     # --- control, as the tracefs files set it --------------------------------------------
     def _update(self):
@@ -106,58 +230,358 @@ class Trace:
 
     def enable(self, events, on: bool):
         """events/<subsystem>/<event>/enable (one name), events/<subsystem>/enable (its
-        events) or events/enable (all: EVENTS)."""
+        events) or events/enable (all: EVENTS).  Enabling expands the rings (tracing_update_buffers)."""
         events = (events,) if isinstance(events, str) else events
         unknown = [e for e in events if e not in self.enabled]
         if unknown:
             raise MMError(errno.ENOENT, f"no trace event {unknown[0]!r}")
         for name in events:
             self.enabled[name] = bool(on)
+        if on:
+            self._expand()
         self._update()
 
+    def _expand(self):
+        if not self.expanded:
+            self.expanded = True
+            for cpu, b in self.bufs.items():
+                b.resize(self.cpu_size(cpu))
+
+    def cpu_size(self, cpu: int) -> int:
+        """The bytes cpu's ring is asked to hold: 1 until expanded (2 pages), else buffer_size_kb's."""
+        return self.sizes.get(cpu, self.buffer_size) if self.expanded else 1
+
+    def buffer_size_kb(self, cpu: int | None = None) -> str:
+        """buffer_size_kb (cpu None: tracing_entries_read's all-cpus form) as the kernel reads it."""
+        ncpu = self.k.nr_cpu_ids if self.k is not None else 1
+        sizes = {CpuBuffer(self.cpu_size(c)).size >> 10 for c in (range(ncpu) if cpu is None else (cpu,))}
+        if len(sizes) > 1:
+            return "X\n"
+        size = sizes.pop()
+        if cpu is None and not self.expanded:
+            return f"{size} (expanded: {self.buffer_size >> 10})\n"
+        return f"{size}\n"
+
+    def resize(self, kb: int, cpu: int | None = None):
+        """Writing buffer_size_kb (all cpus, or per_cpu/cpuN's): the rings keep their newest
+        pages that fit (ring_buffer_resize removes pages from the writer's far side)."""
+        if kb <= 0:
+            raise MMError(errno.EINVAL, "buffer_size_kb: must be at least 1")
+        self.expanded = True
+        if cpu is None:
+            self.buffer_size = kb << 10
+            self.sizes.clear()
+        else:
+            self.sizes[cpu] = kb << 10
+        with self.lock:
+            for c, b in self.bufs.items():
+                b.resize(self.cpu_size(c))
+                while len(b.pages) > b.nr_pages:
+                    self._drop_oldest(b)
+
     def clear(self):
-        """Opening ``trace`` with O_TRUNC (``echo > trace``) empties the buffer."""
-        self.ring.clear()
-        self.consumed = self.written
+        """Opening ``trace`` with O_TRUNC (``echo > trace``): tracing_reset_online_cpus()."""
+        with self.lock:
+            for c in list(self.bufs):
+                self.bufs[c] = CpuBuffer(self.cpu_size(c))
 
     # --- recording (the hooks) -------------------------------------------------------------
     def emit(self, event: str, cpu: int, *args):
-        if self.enabled[event]:
-            self.written += 1
-            self.ring.append((self.written, self.k.now_ns, cpu, event, args, self.current))
+        if not self.enabled[event]:
+            return
+        b = self.bufs.get(cpu)
+        if b is None:
+            b = self.bufs[cpu] = CpuBuffer(self.cpu_size(cpu))
+        ts = self.k.now_ns
+        size = EVENT_BYTES[event]
+        if event in STRING_ARG:
+            size += -(-(len(args[STRING_ARG[event]]) + 1) // 4) * 4
+        last = b.last_ts
+        if last is not None and ts - last >= TS_DELTA_LIMIT and b.tail_bytes:
+            size += 8                                 # RINGBUF_TYPE_TIME_EXTEND
+        b.last_ts = ts
+        if b.tail_bytes + size > BUF_PAGE_SIZE:
+            self._new_page(b)
+        b.tail_bytes += size
+        self.seq += 1
+        b.written += 1
+        b.bytes_in += size
+        b.pages[-1].append((self.seq, ts, event, args, self.current, size))
+
+    def emit_pfns(self, event: str, cpu: int, pfns, *rest):
+        """emit(event, cpu, pfn, *rest) for each pfn, in order: a run's per-page events
+        (one timestamp, so no time extend after the first; the page check per event)."""
+        if not self.enabled[event]:
+            return
+        it = iter(pfns)
+        for pfn in it:                                # the first as emit() does it
+            self.emit(event, cpu, pfn, *rest)
+            break
+        else:
+            return
+        b = self.bufs[cpu]
+        ts, task, size = b.last_ts, self.current, EVENT_BYTES[event]
+        page, used, seq = b.pages[-1], b.tail_bytes, self.seq
+        n = 0
+        for pfn in it:
+            if used + size > BUF_PAGE_SIZE:
+                b.tail_bytes = used
+                self.seq = seq
+                b.written += n
+                b.bytes_in += n * size
+                n = 0
+                self._new_page(b)
+                page, used = b.pages[-1], 0
+            used += size
+            seq += 1
+            n += 1
+            page.append((seq, ts, event, (pfn, *rest), task, size))
+        b.tail_bytes = used
+        self.seq = seq
+        b.written += n
+        b.bytes_in += n * size
+
+    def _new_page(self, b: CpuBuffer):
+        """rb_move_tail(): the next page; a full ring overwrites its oldest (rb_handle_head_page)."""
+        with self.lock:
+            b.pages.append([])
+            b.tail_bytes = 0
+            while len(b.pages) > b.nr_pages:
+                self._drop_oldest(b)
+        if self.on_page is not None:
+            self.on_page()
+
+    @staticmethod
+    def _drop_oldest(b: CpuBuffer):
+        """The oldest page is overwritten: its unread entries are overrun (under the lock)."""
+        page = b.pages.popleft()
+        gone = page[b.start:]
+        b.overrun += len(gone)
+        b.bytes_out += sum(e[5] for e in gone)
+        b.start = 0
+        if not b.pages:
+            b.pages.append([])
+            b.tail_bytes = 0
 
     # --- reading -------------------------------------------------------------------------
     @staticmethod
-    def line(entry) -> str:
-        """One entry as ftrace's default output prints it (trace_print_context + the event)."""
-        _, ts, cpu, event, args, (comm, pid) = entry
+    def context(task, cpu: int, ts: int) -> str:
+        """trace_print_context(): TASK-PID, [CPU], the flags, TIMESTAMP."""
+        comm, pid = task
         secs, ns = divmod(ts, 1_000_000_000)
-        return (f"{comm:>16}-{pid:<7d} [{cpu:03d}] ..... {secs:5d}.{ns // 1000:06d}: "
-                f"{event}: {FORMATS[event](*args)}\n")
+        return f"{comm:>16}-{pid:<7d} [{cpu:03d}] ..... {secs:5d}.{ns // 1000:06d}: "
+
+    @staticmethod
+    def line(entry, cpu: int = 0) -> str:
+        """One entry as ftrace's default output prints it (trace_print_context + the event)."""
+        _, ts, event, args, task, _ = entry
+        return f"{Trace.context(task, cpu, ts)}{event}: {FORMATS[event](*args)}\n"
 
     def entries(self) -> int:
-        return len(self.ring)
+        return sum(b.entries() for b in self.bufs.values())
+
+    def total(self) -> int:
+        """get_total_entries()'s entries-written: in the buffer plus overwritten."""
+        return sum(b.entries() + b.overrun for b in self.bufs.values())
+
+    @property
+    def written(self) -> int:
+        """Entries ever recorded."""
+        return self.seq
 
     def unread(self) -> int:
-        """Entries trace_pipe has not handed out yet (the newest of the ring)."""
-        return min(self.written - self.consumed, len(self.ring))
+        return self.entries()
+
+    def snapshot(self) -> list:
+        """Every unread entry as (cpu, entry), merged oldest first: what ``trace`` lists."""
+        with self.lock:
+            merged = [(e, c) for c, b in self.bufs.items() for e in b.unread()]
+        merged.sort(key=lambda x: x[0][0])
+        return [(c, e) for e, c in merged]
+
+    def render(self) -> str:
+        """The lines of ``trace`` (without its header)."""
+        return "".join(self.line(e, c) for c, e in self.snapshot())
 
     def consume(self) -> list:
-        """trace_pipe: the entries not handed out yet, oldest first; they are gone afterwards."""
-        out = list(islice(self.ring, len(self.ring) - self.unread(), None))
-        self.consumed = self.written
+        """trace_pipe read to the end: [(cpu, entry, lost)] oldest first, gone afterwards."""
+        out = []
+        with self.lock:
+            while (got := self._peek_one()) is not None:
+                self._advance(got[0])
+                out.append(got)
         return out
 
     def read_pipe(self, size: int) -> bytes:
         """One read(2) of trace_pipe (tracing_read_pipe()): the oldest unread entries as lines,
-        as many whole lines as fit in size bytes (always at least one), consumed; the rest
-        wait for the next read.  b"" when nothing is unread."""
+        as many whole lines as fit in size bytes (always at least one), consumed; a cpu whose
+        unread entries were overwritten since its last read starts with ``CPU:N [LOST M
+        EVENTS]`` (print_trace_line).  b"" when nothing is unread.  Takes Trace.lock only, so
+        a reader may call it while a command records."""
         out, used = [], 0
-        for entry in islice(self.ring, len(self.ring) - self.unread(), None):
-            line = self.line(entry).encode()
-            if out and used + len(line) > size:
-                break
-            out.append(line)
-            used += len(line)
-            self.consumed = entry[0]
-        return b"".join(out)
+        context = self.context
+        with self.lock:
+            while (got := self._peek_one()) is not None:
+                c, e, lost = got
+                b = self.bufs[c]
+                # the other cpus' oldest: this cpu's entries before it come next, in a row
+                bound = min((o[0] for cc, bb in self.bufs.items() if cc != c and (o := bb.oldest()) is not None),
+                            default=None)
+                page, i = b.pages[0], b.start
+                while i >= len(page):                 # an emptied oldest page before the entry
+                    b.pages.popleft()
+                    b.start = i = 0
+                    page = b.pages[0]
+                b.last_overrun = b.overrun
+                head = f"CPU:{c} [LOST {lost} EVENTS]\n" if lost else ""
+                full = False
+                n = nbytes = 0
+                task = ts = prefix = None
+                end = len(page)
+                while i < end:
+                    e = page[i]
+                    if bound is not None and e[0] > bound:
+                        break
+                    if e[4] is not task or e[1] != ts:    # trace_print_context, once per run of lines
+                        task, ts = e[4], e[1]
+                        prefix = context(task, c, ts)
+                    text = f"{head}{prefix}{e[2]}: {FORMATS[e[2]](*e[3])}\n"
+                    m = len(text) if text.isascii() else len(text.encode())
+                    if out and used + m > size:
+                        full = True
+                        break
+                    head = ""
+                    out.append(text)
+                    used += m
+                    nbytes += e[5]
+                    n += 1
+                    i += 1
+                b.bytes_out += nbytes
+                b.read += n
+                b.start = i
+                if i >= len(page) and len(b.pages) > 1:
+                    b.pages.popleft()
+                    b.start = 0
+                if full:
+                    break
+        return "".join(out).encode()
+
+    def _peek_one(self):
+        """(cpu, entry, lost) of the oldest unread entry over all cpus (trace_find_next_entry), or None."""
+        best = None
+        if len(self.bufs) == 1:                       # one cpu traced: its oldest
+            for c, b in self.bufs.items():
+                page = b.pages[0]
+                if b.start < len(page):
+                    return c, page[b.start], b.overrun - b.last_overrun
+        for c, b in self.bufs.items():
+            e = b.oldest()
+            if e is not None and (best is None or e[0] < best[1][0]):
+                best = (c, e)
+        if best is None:
+            return None
+        b = self.bufs[best[0]]
+        return best[0], best[1], b.overrun - b.last_overrun
+
+    def _advance(self, cpu: int):
+        """ring_buffer_consume() of cpu's oldest unread entry (under the lock)."""
+        b = self.bufs[cpu]
+        b.last_overrun = b.overrun
+        page = b.pages[0]
+        while b.start >= len(page):             # an emptied oldest page before the entry
+            b.pages.popleft()
+            b.start = 0
+            page = b.pages[0]
+        b.bytes_out += page[b.start][5]
+        b.read += 1
+        b.start += 1
+        if b.start >= len(page) and len(b.pages) > 1:
+            b.pages.popleft()
+            b.start = 0
+
+    def stats(self, cpu: int) -> str:
+        """per_cpu/cpuN/stats as tracing_stats_read() prints it."""
+        b = self.bufs.get(cpu) or CpuBuffer(self.cpu_size(cpu))
+        with self.lock:
+            e = b.oldest()
+            text = (f"entries: {b.entries()}\noverrun: {b.overrun}\ncommit overrun: 0\n"
+                    f"bytes: {b.bytes_in - b.bytes_out}\n")
+        now = self.k.now_ns if self.k is not None else 0
+        oldest = e[1] if e is not None else 0
+        return (text + f"oldest event ts: {_usecs(oldest)}\nnow ts: {_usecs(now)}\n"
+                f"dropped events: 0\nread events: {b.read}\n")
+
+
+def _usecs(ns: int) -> str:
+    """%5llu.%06lu of ns2usecs(): seconds and microseconds."""
+    s, us = divmod(ns // 1000, 1_000_000)
+    return f"{s:5d}.{us:06d}"
+
+
+# ---- the tracefs files a write changes (journaled as ``tracefs FILE VALUE``) -------------------
+def _kstrtoul(text: str, what: str) -> int:
+    """kstrtoul() of a decimal knob: digits with an optional trailing newline, else EINVAL."""
+    t = text[:-1] if text.endswith("\n") else text
+    if not t.isascii() or not t.isdigit():
+        raise MMError(errno.EINVAL, f"{what}: write a number, not {text!r}")
+    return int(t)
+
+
+def _bit(text: str, what: str) -> int:
+    v = _kstrtoul(text.strip(" \t\n"), what)
+    if v > 1:
+        raise MMError(errno.EINVAL, f"{what}: write 0 or 1, not {text!r}")
+    return v
+
+
+def _events_of(path: str):
+    """The events an events/.../enable file switches, or None for no such file."""
+    parts = path.split("/")
+    if parts == ["events", "enable"]:
+        return EVENTS
+    if len(parts) == 3 and parts[0] == "events" and parts[2] == "enable" and parts[1] in SUBSYSTEMS:
+        return SUBSYSTEMS[parts[1]]
+    if len(parts) == 4 and parts[0] == "events" and parts[3] == "enable" and parts[2] in SUBSYSTEMS.get(parts[1], ()):
+        return (parts[2],)
+    return None
+
+
+def _cpu_of(path: str, nr_cpus: int):
+    """per_cpu/cpuN/buffer_size_kb -> N (None when path is not one)."""
+    parts = path.split("/")
+    if len(parts) == 3 and parts[0] == "per_cpu" and parts[1].startswith("cpu") and parts[2] == "buffer_size_kb":
+        n = parts[1][3:]
+        if n.isascii() and n.isdigit() and str(int(n)) == n and int(n) < nr_cpus:
+            return int(n)
+    return None
+
+
+def parse_write(path: str, data: bytes | str, nr_cpus: int) -> str:
+    """What a write of data to tracefs file path (relative to the tracing directory) sets,
+    as the VALUE of its ``tracefs`` command; MMError (EINVAL, ENOENT) for a bad one, nothing changed."""
+    text = data.decode(errors="replace") if isinstance(data, bytes) else data
+    if path == "trace":                           # echo > trace: the rings are reset
+        return "0"
+    if path == "tracing_on" or _events_of(path) is not None:
+        return str(_bit(text, path))
+    if path == "buffer_size_kb" or _cpu_of(path, nr_cpus) is not None:
+        kb = _kstrtoul(text.strip(" \t\n"), path)
+        if not 0 < kb <= 1 << 22:                     # at least 1; at most 4 GiB per cpu
+            raise MMError(errno.EINVAL, f"{path}: {kb} kB out of range 1..{1 << 22}")
+        return str(kb)
+    raise MMError(errno.EACCES, f"tracefs: {path} is not writable")
+
+
+def write_file(tr: Trace, path: str, value: str, nr_cpus: int) -> None:
+    """Apply a tracefs write parse_write() accepted (the ``tracefs`` command)."""
+    value = parse_write(path, value, nr_cpus)
+    if path == "trace":
+        tr.clear()
+    elif path == "tracing_on":
+        tr.set_tracing_on(value == "1")
+    elif path == "buffer_size_kb":
+        tr.resize(int(value))
+    elif (events := _events_of(path)) is not None:
+        tr.enable(events, value == "1")
+    else:
+        tr.resize(int(value), _cpu_of(path, nr_cpus))

@@ -539,7 +539,13 @@ def shrink_inactive_list(k, nid: int, nr_to_scan: int, sc: ScanControl, lru: int
         if owner == PINNED:
             _add_head(k, e)                     # not ours to free: rotate back to the head
             continue
+        rest = None
         if not _is_file(lru):                   # anon: out to swap, or nowhere to go
+            if e.batch is not None and sc.gfp & G.__GFP_IO:
+                free = swapfile.get_nr_swap_pages(k)
+                if 0 < free < n:                # each page of a run is its own folio: the first
+                    rest = _split(e.batch, _index(e.batch, e), e, e.lo + free)   # get the last slots
+                    n = free
             if not sc.gfp & G.__GFP_IO or not _add_to_swap(k, n):
                 _activate(k, e)                 # activate_locked
                 continue
@@ -557,6 +563,8 @@ def shrink_inactive_list(k, nid: int, nr_to_scan: int, sc: ScanControl, lru: int
             k.tasks.swap_out(owner)
         _count(k, f"pgsteal_{who}_{zone}", n)
         reclaimed += n
+        if rest is not None:                    # swap full: the run's later folios stay
+            _activate(k, rest)
     _count(k, "pgsteal_" + who, reclaimed)
     _count(k, "pgsteal_file" if _is_file(lru) else "pgsteal_anon", reclaimed)
     return reclaimed
