@@ -190,7 +190,7 @@ def test_boost_stays_until_kswapd_has_run():
     k.free_pages(k.alloc_pages(0, G.GFP_KERNEL, cpu=0))   # more allocations do not reset it
     assert z.boost == 512 and k.kswapd_wakeups == 1
     k.tick()                                           # the clock moves: kswapd runs
-    assert z.boost == 0 and not k.delayed_work_pending(("kswapd", 0))
+    assert z.boost == 0 and not k.kswapd_is_running(k.nodes[0])     # napping, then asleep
 
 
 def test_kswapd_is_not_woken_for_a_balanced_unboosted_node():

@@ -177,9 +177,9 @@ class Vmstat:
                 return
         if any(self.need_update(c) for c in range(self.nr_cpu_ids)):
             return
-        last = self._sleep_until // TICK_NSEC
+        last = self._sleep_until
         for i, (due, seq, key, fn, arg) in enumerate(work):
             if due <= last:
-                period = KCOMPACTD_INTERVAL if key[0] == "kcompactd" else STAT_INTERVAL
+                period = (KCOMPACTD_INTERVAL if key[0] == "kcompactd" else STAT_INTERVAL) * TICK_NSEC
                 work[i] = (due + (last - due) // period * period + period, seq, key, fn, arg)
         heapq.heapify(work)
