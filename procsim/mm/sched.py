@@ -44,6 +44,39 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .timer import HZ
+
+# kernel/sched/loadavg.c: the load average, sampled every LOAD_FREQ, in FSHIFT fixed point
+FSHIFT = 11
+FIXED_1 = 1 << FSHIFT
+LOAD_FREQ = 5 * HZ + 1                      # jiffies: 5 s intervals (+1 so it does not beat with HZ work)
+EXP_1, EXP_5, EXP_15 = 1884, 2014, 2037     # 1/exp(5sec/1min), 5 min, 15 min in fixed point
+# An idle booted system forked this many processes before anyone looks (init, the kernel
+# threads, udev, a shell...): /proc/stat "processes" starts here
+BOOT_FORKS = 350
+
+
+def calc_load(load: int, exp: int, active: int) -> int:
+    """calc_load(): one exponential step, rounded up while the load rises."""
+    newload = load * exp + active * (FIXED_1 - exp)
+    if active >= load:
+        newload += FIXED_1 - 1
+    return newload // FIXED_1
+
+
+def calc_load_n(load: int, exp: int, active: int, n: int) -> int:
+    """calc_load_n(): n steps at once (fixed_power_int(exp, FSHIFT, n)), as the kernel
+    catches up after a NO_HZ idle stretch."""
+    e = FIXED_1
+    x, m = exp, n
+    while m:                                  # fixed_power_int(): rounded fixed-point power
+        if m & 1:
+            e = (e * x + (FIXED_1 >> 1)) >> FSHIFT
+        m >>= 1
+        if m:
+            x = (x * x + (FIXED_1 >> 1)) >> FSHIFT
+    return calc_load(load, e, active)
+
 
 @dataclass(frozen=True)
 class Costs:
@@ -76,6 +109,7 @@ class TaskClock:
         self.k, self.cpu = k, cpu
         self.cost = k.costs.fault(use, order)
         self.t0 = k.now_ns
+        k.task_busy = True
 
     def at(self, i: int) -> None:
         t = self.t0 + i * self.cost
@@ -95,6 +129,7 @@ class TaskClock:
 
     def done(self, n: int) -> None:
         self.at(n)
+        self.k.task_busy = False
         self.k.cpu_system_ns[self.cpu] += n * self.cost
         self.k.generation += 1
 
@@ -105,8 +140,29 @@ class Sched:
     def _init_sched(self):
         self.costs = COSTS
         self.cpu_system_ns = [0] * self.nr_cpu_ids     # kernel time per simulated CPU
-        self.nr_forks = 0                              # /proc/stat processes: tasks created
         self.nr_switches = 0                           # /proc/stat ctxt: actor switches
+        self.task_busy = False                         # a command's task is on its CPU
+        self.avenrun = [0, 0, 0]                       # the 1, 5, 15 minute load, FSHIFT fixed point
+        self.boot_epoch_s = 1767225600                 # btime: 2026-01-01 00:00 UTC (a live mount sets it)
+        self.queue_delayed_work("calc_load", LOAD_FREQ, self.calc_global_load)
+
+    def nr_running(self) -> int:
+        """Runnable actors: a command's task on its CPU, every kswapd that is awake."""
+        return self.task_busy + sum(1 for p in self.nodes if p.kswapd_state == 1)
+
+    def calc_global_load(self, _=None, missed: int = 0):
+        """calc_global_load(): every LOAD_FREQ, fold the runnable count into the averages
+        (``missed`` idle intervals the vmstat fast-forward skipped are folded at once)."""
+        active = self.nr_running() * FIXED_1
+        a = self.avenrun
+        for i, exp in enumerate((EXP_1, EXP_5, EXP_15)):
+            a[i] = calc_load_n(a[i], exp, 0, missed) if missed else calc_load(a[i], exp, active)
+        if not missed:
+            self.queue_delayed_work("calc_load", LOAD_FREQ, self.calc_global_load)
+
+    def nr_processes(self) -> int:
+        """total_forks: the boot's, then one per task a command created."""
+        return BOOT_FORKS + self.tasks._next_pid - 2
 
     def task_clock(self, cpu: int | None, node: int | None, use: str | None, order: int = 0) -> TaskClock:
         if cpu is None:
