@@ -41,13 +41,14 @@ frees or faults it back) or, with
 no swap, activated again.  shrink_slab() asks the dentry/inode shrinker in proportion to
 the pages scanned (do_shrink_slab, vm.vfs_cache_pressure, slabs_scanned).
 
-**kswapd** is a kernel thread per node; here it is deferred work on the simulated clock
-(procsim/mm/timer.py): wakeup_kswapd() records the request and queues the node's kswapd,
-which runs when the clock next moves (the next command's tick, or a sleep).
-balance_pgdat() reclaims at priorities 12 down to 1 until a zone of the node is above its
-high mark (pageoutrun, kswapd_failures), then takes back the watermark boost; going back to
-sleep counts kswapd_high_wmark_hit_quickly (still unbalanced) or, when woken again within
-its HZ/10 nap, kswapd_low_wmark_hit_quickly.  **Direct reclaim** (try_to_free_pages) runs
+**kswapd** is a kernel thread per node; here an actor on the simulated clock (mm/sched.py):
+a generator running kswapd(), balance_pgdat() and kswapd_try_to_sleep() that yields the cost
+of each pass, so it reclaims beside the task that woke it.  wakeup_kswapd() records the
+request and wakes it when it sleeps or naps.  balance_pgdat() reclaims the watermark boost of
+a balanced node (no swap), or at priorities 12 down to 1 until a zone of the node is above its
+high mark (pageoutrun, kswapd_failures), then takes the boost back and wakes kcompactd;
+going back to sleep counts kswapd_high_wmark_hit_quickly (still unbalanced) or, when woken
+in its HZ/10 nap, kswapd_low_wmark_hit_quickly.  **Direct reclaim** (try_to_free_pages) runs
 in the slow path below min: SWAP_CLUSTER_MAX pages, allocstall_<zone>, pgscan/pgsteal_direct.
 
 The Kernel mixin ``Vmscan`` holds the entry points the allocator and the clock call; the
