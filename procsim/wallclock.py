@@ -27,6 +27,9 @@ class WallClock:
         self._stop = threading.Event()
         self._thread = None
         self.wakeups = 0
+        # called outside the lock after a background advance changed the state: how the shell
+        # wakes blocked readers (kmsg, trace_pipe) when kernel threads logged or traced
+        self.listeners: list = []
         self._sync()
 
     def _sync(self) -> None:
@@ -58,8 +61,13 @@ class WallClock:
         while not self._stop.wait(wait):
             self.wakeups += 1
             with self.session._mutex:
+                gen = self.session.kernel.generation
                 due = self.advance()
                 now = self.now_ns()
+                moved = self.session.kernel.generation != gen
+            if moved:
+                for fn in self.listeners:
+                    fn()
             wait = MAX_PERIOD if due is None else min(MAX_PERIOD, max(MIN_PERIOD, (due - now) / NS))
 
     def stop(self) -> None:

@@ -155,3 +155,27 @@ def test_journal_records_when_each_batch_ran(tmp_path):
         assert (state_digest(r.kernel), r.kernel.now_ns) == want
     finally:
         r.close()
+
+
+def _uptime(mp) -> float:
+    return float((mp / "uptime").read_text().split()[0])
+
+
+def test_a_live_mount_follows_the_wall_clock():
+    """procsim mount (default --clock=wall): uptime moves with the wall; kswapd woken by a
+    command finishes in the background; /proc/stat lists every simulated cpu.
+    --clock=virtual: the clock moves only on commands."""
+    from procsim.harness import mounted
+    with mounted(str(CONFIGS / "seed-server.yaml")) as m:
+        a = _uptime(m.path)
+        time.sleep(1.0)
+        assert _uptime(m.path) - a >= 0.5
+        cpus = [l for l in (m.path / "stat").read_text().splitlines() if l.startswith("cpu")]
+        assert len(cpus) == 1 + 48
+        assert (m.path / "loadavg").read_text().count(" ") == 4
+    with mounted(str(CONFIGS / "tiny.yaml"), extra=("--clock=virtual",)) as m:
+        a = _uptime(m.path)
+        time.sleep(0.3)
+        assert _uptime(m.path) == a
+        (m.path / "control").write_text("sleep 2\n")
+        assert round(_uptime(m.path) - a, 2) == 2.0
