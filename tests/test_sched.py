@@ -70,7 +70,7 @@ def test_runs_path_and_per_page_path_interleave_kswapd_the_same():
     out = []
     for runs in (True, False):
         k = Kernel(machine("tiny"), page_runs=runs)
-        ctl = Control(lambda: k)
+        ctl = Control(lambda k=k: k)
         assert ctl.run("alloc_pages 0 count=20000 use=pagecache tag=c").errno == 0
         assert ctl.run("alloc_pages 0 count=3000 use=anon gfp=GFP_HIGHUSER_MOVABLE tag=a").errno == 0
         out.append((state_digest(k), k.now_ns, dict(k.vm_events), list(k.cpu_system_ns)))

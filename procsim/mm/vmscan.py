@@ -804,7 +804,6 @@ class Vmscan:
         the priority only after a pass that scanned less than it was to reclaim or reclaimed
         nothing.  kswapd_failures counts a run that ended unbalanced with nothing reclaimed;
         the boosts the zones had are taken off and kcompactd woken at pageblock order."""
-        nid = pgdat.id
         costs = self.costs
         _count(self, "pageoutrun", 1)
         sc = ScanControl(G.GFP_KERNEL, order, highest, 0, kswapd=True)
@@ -844,7 +843,7 @@ class Vmscan:
                 pgdat.kswapd_failures += 1
             break
         if boosted:
-            for z, b in zip(pgdat.zones, zone_boosts):
+            for z, b in zip(pgdat.zones[:highest + 1], zone_boosts, strict=True):
                 if b:
                     z.boost -= min(z.boost, b)
             self.wakeup_kcompactd(pgdat, PAGEBLOCK_ORDER, highest)
