@@ -49,11 +49,11 @@ def _boot_failed(m, e: Exception):
     _fail(f"booting the simulated kernel failed: {type(e).__name__}: {e} (PROCSIM_DEBUG=1 shows where)")
 
 
-def _session(args, state=None):
+def _session(args, state=None, clock="virtual"):
     from procsim.session import Session, StateError
     m = _load(args.config)
     try:
-        return Session(m, state=state)
+        return Session(m, state=state, clock=clock)
     except StateError as e:
         _fail(f"cannot use --state: {e}", EXIT_USAGE)
     except Exception as e:
@@ -207,7 +207,7 @@ def _mount(args, mp: str, unlock) -> int:
     if not args.foreground:
         return _daemonize(args, mp)
     from procsim.fs import serve
-    s = _session(args, state=args.state)
+    s = _session(args, state=args.state, clock=args.clock)
     m = s.machine
 
     def ready():
@@ -242,6 +242,7 @@ def _daemonize(args, mp: str) -> int:
         cmd[4:4] = ["--state", os.path.abspath(args.state)]
     if args.allow_other:
         cmd[4:4] = ["--allow-other"]
+    cmd[4:4] = [f"--clock={args.clock}"]
     from procsim.harness import wait_mounted
     with tempfile.TemporaryFile() as err:
         p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
@@ -407,6 +408,9 @@ def parser() -> argparse.ArgumentParser:
                    help="replay FILE's commands at start and append every successful command to it")
     m.add_argument("--log", metavar="FILE", help="the daemon's log (internal errors): FILE, capped at 1 MiB "
                    "with one older file kept (default: stderr, capped at 1 MiB)")
+    m.add_argument("--clock", choices=("wall", "virtual"), default="wall",
+                   help="wall (default): uptime follows the wall clock and kernel threads run between "
+                        "commands; virtual: the clock moves only on commands and sleep")
     m.add_argument("--parent-locked", action="store_true", help=argparse.SUPPRESS)   # set by _daemonize
     m.add_argument("mountpoint", metavar="MOUNTPOINT")
     m.set_defaults(func=cmd_mount)

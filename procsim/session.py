@@ -118,8 +118,10 @@ def _command_text(line: str) -> str:
 
 
 class Session:
-    def __init__(self, machine, boot=None, views: dict | None = None, state: str | Path | None = None):
+    def __init__(self, machine, boot=None, views: dict | None = None, state: str | Path | None = None,
+                 clock: str = "virtual"):
         self.machine = machine
+        self.clock = None                          # a WallClock when the clock follows the wall
         self._static = load_views(machine) if views is None else dict(views)
         self._dynamic = views is None               # view modules whose files follow the state
         self._views = dict(self._static)
@@ -145,6 +147,10 @@ class Session:
             self.control = Control(boot or default_boot(machine))
             if self.journal is not None:
                 self.journal.replay(self.control)
+            if clock == "wall":                     # procsim/wallclock.py
+                from procsim.wallclock import WallClock
+                self.clock = WallClock(self)
+                self.clock.start()
         except BaseException:
             self.close()
             raise
@@ -415,11 +421,15 @@ class Session:
         kept = [(i, _command_text(lines[i])) for i in range(start, end)]
         kept = [(i, t) for i, t in kept if t and t != "help"]
         marks = None
+        stamp = ""
+        if self.clock is not None:                  # the wall's time first; the journal says when
+            self.clock.advance()
+            stamp = f"@{self.control.kernel.now_ns} "
         if kept and (j is not None or self._broken is not None):
             refusal = self._broken
             if refusal is None and j is not None:
                 try:
-                    marks = j.append([t for _, t in kept])
+                    marks = j.append([(stamp if n == 0 else "") + t for n, (_, t) in enumerate(kept)])
                 except OSError as e:
                     refusal = (e.errno or errno.EIO,
                                f"--state {j.path}: {e.strerror or e}; the command was not applied")
@@ -484,6 +494,9 @@ class Session:
             self._cache.pop(LOG, None)          # its key (the command serial) did not move
 
     def close(self) -> None:
+        if self.clock is not None:
+            self.clock.stop()
+            self.clock = None
         if self.journal is not None:
             self.journal.close()
             self.journal = None
@@ -593,6 +606,11 @@ class Journal:
                 self._check_header(line)
                 self.header_end = end
                 continue
+            if line.startswith("@"):               # @NS: the batch ran at NS on the simulated clock
+                at, _, line = line[1:].partition(" ")
+                if not at.isdigit():
+                    raise StateError(f"{p}:{n}: '@{at}' is not a time in nanoseconds")
+                control.kernel.advance_to(int(at))
             before = (control.boots, control.kernel.generation)
             r = control.run(line)
             if r is None or not r.errno:

@@ -207,6 +207,9 @@ class FakeKernel:
     def sleep(self, ns):
         self.now_ns += ns
 
+    def task_clock(self, cpu, node, use, order=0):   # a command's work takes no time here
+        return _NoClock()
+
     def alloc_pages(self, order, gfp, node=None, cpu=None):
         self.calls.append((order, gfp, node, cpu))
         if node is None:
@@ -386,3 +389,10 @@ def node_exporter_metrics(collectors, procfs=None, sysfs=None) -> dict[str, floa
                     out[key] = float(value)
             return out
     raise RuntimeError(f"node_exporter did not answer: {err[-2000:]}")
+
+
+class _NoClock:
+    """FakeKernel's TaskClock: nothing else runs beside a command."""
+    def at(self, i): pass
+    def room(self, i): return 1 << 62
+    def done(self, n): pass

@@ -330,7 +330,9 @@ def test_runs_are_the_per_page_algorithm_under_pressure(swap, steps, big, seed, 
     check(pages.kernel)
     k = runs.kernel
     ev = k.vm_events
-    assert ev.get("pgscan_kswapd", 0) and ev.get("pgscan_direct", 0) and ev.get("pgactivate", 0) > 0
+    assert ev.get("pgscan_kswapd", 0) and ev.get("pgactivate", 0) > 0
+    if not swap:                         # with swap to write to, kswapd keeps up with the script
+        assert ev.get("pgscan_direct", 0)
     assert any(t.startswith("ok touched") for t in replies)
     # the runs path keeps its LRU as runs: fewer entries than pages (direct reclaim in the
     # middle of a fill interleaves its pages with the ones it rotates: runs of ~32 then)
@@ -380,9 +382,15 @@ def test_reclaim_takes_runs_in_bites_and_touch_splits_in_place():
     same(runs, pages, "alloc_pages 0 gfp=GFP_HIGHUSER_MOVABLE count=160000 use=anon tag=a")
     same(runs, pages, "sleep 1s")
     assert k.vm_events.get("pgsteal_kswapd", 0) + k.vm_events.get("pgsteal_direct", 0) > 0
-    states = [k.tasks.lookup(i).state for i in range(1, 10001)]
+    # reclaim (kswapd beside the fill, then direct) takes the inactive list from its tail:
+    # 1..4994 (4990..4994 referenced: clean page cache is reclaimed all the same), then
+    # 5003..10000; the active 4995..5002 stay while any inactive page is left
+    inactive = list(range(1, 4995)) + list(range(5003, 10001))
+    states = [k.tasks.lookup(i).state for i in inactive]
     gone = states.count("reclaimed")
     assert gone and states[:gone] == ["reclaimed"] * gone and "reclaimed" not in states[gone:]
+    if gone < len(inactive):
+        assert all(k.tasks.lookup(i).state == "live" for i in range(4995, 5003))
     assert state_digest(k) == state_digest(pages.kernel)
     check(k)
     check(pages.kernel)

@@ -245,3 +245,47 @@ def test_a_failed_command_leaves_no_ids_slots_or_task():
     assert swap_kb(k) == before[1]
     assert run(ctl, f"alloc_pages 0 {HUM} use=anon count=10 tag=next") == (0, "ok 1-10")
     check(k)
+
+
+# ---- issue 26: the real guest's pressure run, replayed at its pace ----------------------------
+# The guest (tests/data/guest-2g-pressure.yaml: Debian 6.1 under qemu/TCG, 2 GiB, 2 vCPUs, no
+# swap, THP off) wrote 800 MiB with `dd bs=1M` in about 50 s (oracle.md), then grew anonymous
+# memory until the OOM kill.  Its /proc/vmstat at the end (issue 26): pgscan_kswapd 202397,
+# pgscan_direct 2702, allocstall 95, pageoutrun 225, kswapd_high_wmark_hit_quickly 71, and the
+# OOM report's "all_unreclaimable? yes".
+REAL = {"pgscan_kswapd": 202397, "pgscan_direct": 2702, "pageoutrun": 225, "kswapd_high_wmark_hit_quickly": 71}
+
+
+def guest_replay():
+    """dd: 4 MiB of page cache every 250 ms (the guest's 16 MiB/s); then the hog: 1 MiB of
+    anon every 20 ms until the OOM killer takes it.  Returns the kernel."""
+    from procsim import machine as M
+    from procsim.mm.kernel import Kernel
+    from pathlib import Path
+    ctl = Control(lambda: Kernel(M.load(Path(__file__).parent / "data" / "guest-2g-pressure.yaml")))
+    k = ctl.kernel
+    for _ in range(800 // 4):
+        assert run(ctl, f"alloc_pages 0 {HUM} use=pagecache count=1024 tag=dd")[0] == 0
+        ctl.run("sleep 240ms")
+    for _ in range(10000):
+        e, text = run(ctl, f"alloc_pages 0 {HUM} use=anon count=256 tag=hog")
+        if e:
+            break
+        ctl.run("sleep 20ms")
+    assert e == errno.ENOMEM and "OOM killer killed" in text and k.vm_events["oom_kill"] == 1
+    return k
+
+
+def test_guest_pressure_run_replayed_at_its_pace():
+    """kswapd, running beside the writer and the hog, does nearly all the scanning; the run
+    ends with the node unreclaimable, and kswapd's runs and premature sleeps come within 2x
+    of the real kernel's."""
+    k = guest_replay()
+    ev = {name: k.vm_events.get(name, 0) for name in REAL}
+    assert ev["pgscan_kswapd"] >= 0.95 * (ev["pgscan_kswapd"] + ev["pgscan_direct"])   # real: 98.7 %
+    assert abs(ev["pgscan_kswapd"] - REAL["pgscan_kswapd"]) <= 0.1 * REAL["pgscan_kswapd"]
+    for name in ("pageoutrun", "kswapd_high_wmark_hit_quickly", "pgscan_direct"):
+        assert REAL[name] / 2 <= ev[name] <= REAL[name] * 2, (name, ev[name])
+    assert k.nodes[0].unreclaimable
+    report = "\n".join(r.text for r in printk.ring(k).records)
+    assert "all_unreclaimable? yes" in report

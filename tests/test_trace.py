@@ -202,7 +202,7 @@ def test_vmscan_events_follow_kswapd():
     z = k.zones[1]
     z.boost = 512
     k.wakeup_kswapd(z, G.GFP_KERNEL, 2, 1)
-    k.tick()
+    k.sleep(200_000_000)                      # kswapd_sleep comes after kswapd_try_to_sleep's HZ/10 nap
     lines = [LINE.fullmatch(ln) for ln in render_trace(k).decode().splitlines() if not ln.startswith("#")]
     assert [(m["task"], m["event"], m["fields"]) for m in lines] == [
         ("init", "mm_vmscan_wakeup_kswapd", "nid=0 order=2 gfp_flags=GFP_KERNEL"),

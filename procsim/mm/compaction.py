@@ -455,7 +455,7 @@ class Compaction:
             self.reset_cached_positions(z)
             return COMPACT_COMPLETE if cc.whole_zone else COMPACT_PARTIAL_SKIPPED
         if cc.proactive:
-            if self.delayed_work_pending(("kswapd", z.node)):
+            if self.kswapd_is_running(self.nodes[z.node]):
                 return COMPACT_PARTIAL_SKIPPED
             score = self.fragmentation_score_zone(z)
             return COMPACT_CONTINUE if score > self.fragmentation_score_wmark(True) else COMPACT_SUCCESS
@@ -605,7 +605,7 @@ class Compaction:
         return sum(self.fragmentation_score_zone(z) * z.present // (present + 1) for z in pgdat.zones if z.populated)
 
     def should_proactive_compact_node(self, pgdat) -> bool:
-        if not self.sysctl_compaction_proactiveness or self.delayed_work_pending(("kswapd", pgdat.id)):
+        if not self.sysctl_compaction_proactiveness or self.kswapd_is_running(pgdat):
             return False
         wmark_high = self.fragmentation_score_wmark(False)
         return self.fragmentation_score_node(pgdat) > wmark_high

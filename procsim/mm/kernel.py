@@ -22,6 +22,7 @@ from .layout import build, Layout, MAX_NR_ZONES
 from .mm_init import MmInit
 from .profile import Profile, for_machine
 from .timer import Timers, BOOT_UPTIME_NS
+from .sched import Sched
 from .page_alloc import PageAlloc, PAGE_USES, USE_GFP, MAX_RECLAIM_RETRIES  # noqa: F401  (re-exported)
 from .page_writeback import PageWriteback
 from .show_mem import ShowMem
@@ -50,7 +51,9 @@ class PgData:
         self.kswapd_order = 0                     # what the wakers asked kswapd for
         self.kswapd_highest_zoneidx = MAX_NR_ZONES
         self.kswapd_failures = 0
-        self.kswapd_nap_until = 0                 # kswapd_try_to_sleep's HZ/10 nap ends (now_ns)
+        self.kswapd_state = 0                     # KSWAPD_SLEEPING / RUNNING / NAPPING (vmscan.py)
+        self.kswapd_thread = None                 # the kswapd() generator, made at the first wake
+        self.kswapd_remaining = False             # woken during the HZ/10 nap
 
     @property
     def unreclaimable(self) -> bool:
@@ -67,7 +70,7 @@ class PgData:
     def has_memory(self): return any(z.managed for z in self.zones)
 
 
-class Kernel(Compaction, PageAlloc, MmInit, Vmstat, Vmscan, Timers, PageWriteback, ShowMem):
+class Kernel(Compaction, PageAlloc, MmInit, Vmstat, Vmscan, Timers, Sched, PageWriteback, ShowMem):
     def __init__(self, machine: Machine, boot: bool = True, slab: bool = True, profile: Profile | None = None,
                  page_runs: bool = True):
         self.machine = machine
@@ -118,6 +121,7 @@ class Kernel(Compaction, PageAlloc, MmInit, Vmstat, Vmscan, Timers, PageWritebac
         self.block_home: dict = {}                 # start pfn -> (node, zone) of a block onlined elsewhere
         self.offlined_blocks: dict = {}            # start pfn -> (node, zone) of an offline block
         self._init_timers()
+        self._init_sched()                         # simulated CPUs' time, per-page costs (mm/sched.py)
         for z in self.zones:                       # memblock_free_all: pgfree starts near managed
             self.vm_events["pgfree"] += z.seed()
         self._build_zonelists()

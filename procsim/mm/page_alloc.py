@@ -206,7 +206,9 @@ class PageAlloc:
         left, err = nr, None
         tr = self.trace
         slow_flags = G.gfp_to_alloc_flags(gfp, 0)
+        clock = self.task_clock(cpu, node, use)   # the task faults page i at t0 + i * cost (mm/sched.py)
         while left:
+            clock.at(nr - left)                  # what fell due meanwhile runs first (kswapd beside it)
             z = self._pcp_source(plan, cpu, pindex, slow_flags) if self.page_runs else None
             if z is None:                        # one real call
                 self._refilled = None
@@ -235,7 +237,7 @@ class PageAlloc:
                 continue
             pcp = z.pcp[cpu]
             lst = pcp.lists[pindex]
-            k = min(len(lst), left)
+            k = min(len(lst), left, clock.room(nr - left))
             if known is not None and (known[0] is not lst or sum(n for _, n in known[1]) != len(lst)
                                       or known[1][0][0] != lst[0]):
                 known = None
@@ -285,6 +287,7 @@ class PageAlloc:
                 self._account_use_pages(use, z, k)
             self.generation += k
             left -= k
+        clock.done(nr - left)
         return out, cpu, err
 
     def _pcp_source(self, plan: _Plan, cpu: int, pindex: int, slow_flags: int = 0) -> Zone | None:
@@ -352,7 +355,7 @@ class PageAlloc:
             pgdat = self.nodes[z.node]
             if pgdat.kswapd_highest_zoneidx == MAX_NR_ZONES or pgdat.kswapd_highest_zoneidx < highest:
                 return False
-            if self.delayed_work_pending(("kswapd", pgdat.id)):
+            if self.kswapd_is_running(pgdat):
                 continue
             if pgdat.kswapd_failures >= MAX_RECLAIM_RETRIES or (
                     self.pgdat_balanced(pgdat, 0, highest) and not self.pgdat_watermark_boosted(pgdat, highest)):

@@ -372,10 +372,20 @@ class Tasks:
             return self._fault_in(tag, order, gfp, count, where)
         got: list = []
         k.current = InFlight(self, tag, order, use, got)       # who the OOM killer sees allocating
+        clock = k.task_clock(cpu, node, use, order)            # a task allocating in a loop (mm/sched.py)
         try:
-            pages = self._run(count, lambda: k.alloc_pages(order, gfp, **where), k.free_pages, got)
+            for i in range(count):
+                clock.at(i)
+                got.append(k.alloc_pages(order, gfp, **where))
+        except MMError as e:                                    # the time spent, then the undo
+            clock.done(len(got))
+            for page in reversed(got):
+                k.free_pages(page)
+            raise _failed(e, count, len(got)) from None
         finally:
             k.current = None
+        clock.done(count)
+        pages = got
         return self._add_pages(tag, order, use, pages)
 
     def _fault_in(self, tag, order: int, gfp: int, count: int, where: dict) -> range:
@@ -390,8 +400,11 @@ class Tasks:
         b = self._new(tag, PAGES, order, where.get("use"), 0)
         self._file(b)
         k.current = InFlight(self, tag, order, b.use, [])    # its blocks are in the task already
+        clock = k.task_clock(where.get("cpu"), where.get("node"), b.use, order)   # faulting in a loop (mm/sched.py)
+        i = 0
         try:
             for i in range(count):
+                clock.at(i)
                 page = k.alloc_pages(order, gfp, **where)
                 if i == 0:
                     b.cpu, b.mt = page.cpu, page.migratetype
@@ -400,11 +413,13 @@ class Tasks:
                 self._grow(b, page.zone, page.pfn, 1)
                 set_owner(k, page, b.first + i)
         except MMError as e:
+            clock.done(i)
             made = b.n
             self._unfault(b, new_task)
             raise _failed(e, count, made) from None
         finally:
             k.current = None
+        clock.done(count)
         return range(b.first, b.last + 1)
 
     def _fault_in_runs(self, tag, gfp: int, count: int, node, cpu, use: str) -> range:

@@ -40,14 +40,15 @@ BOOT_UPTIME_NS = 60 * NSEC_PER_SEC
 
 
 class Timers:
-    """Kernel mixin: the clock and the queue of deferred work."""
+    """Kernel mixin: the clock and the queue of deferred work (work items and kernel threads'
+    next steps, ordered by (due ns, queue order))."""
 
     def _init_timers(self):
         self._now_ns = 0
-        self._work: list[tuple[int, int, object, object, object]] = []   # (due tick, seq, key, fn, arg)
+        self._work: list[tuple[int, int, object, object, object]] = []   # (due ns, seq, key, fn, arg)
         self._pending: set = set()
         self._seq = 0
-        self._sleep_until = 0                     # where the current sleep ends (periodic work may skip to it)
+        self._sleep_until = 0                     # where the current advance ends (periodic work may skip to it)
 
     @property
     def now_ns(self) -> int:
@@ -60,30 +61,57 @@ class Timers:
         return (INITIAL_JIFFIES + self._now_ns // TICK_NSEC) & JIFFIES_MASK
 
     def queue_delayed_work(self, key, delay: int, fn, arg=None) -> bool:
-        """queue_delayed_work(): run fn(arg) ``delay`` jiffies from now; False if key is queued."""
+        """queue_delayed_work(): run fn(arg) ``delay`` jiffies from now (on a tick); False if
+        key is queued."""
+        return self.queue_work_at(key, (self._now_ns // TICK_NSEC + delay) * TICK_NSEC, fn, arg)
+
+    def queue_work_at(self, key, ns: int, fn, arg=None) -> bool:
+        """Run fn(arg) at ``ns`` (not before now): a kernel thread's next step, due when the
+        work it just did is done.  False if key is queued."""
         if key in self._pending:
             return False
         self._pending.add(key)
         self._seq += 1
-        heapq.heappush(self._work, (self._now_ns // TICK_NSEC + delay, self._seq, key, fn, arg))
+        heapq.heappush(self._work, (max(ns, self._now_ns), self._seq, key, fn, arg))
+        return True
+
+    def cancel_delayed_work(self, key) -> bool:
+        """cancel_delayed_work(): take key's item off the queue; False if it was not queued."""
+        if key not in self._pending:
+            return False
+        self._pending.discard(key)
+        self._work[:] = [w for w in self._work if w[2] != key]
+        heapq.heapify(self._work)
         return True
 
     def delayed_work_pending(self, key) -> bool:
         return key in self._pending
 
+    def next_due_ns(self) -> int | None:
+        """When the next queued item falls due (None: nothing queued)."""
+        return self._work[0][0] if self._work else None
+
+    def advance_to(self, ns: int):
+        """Move the clock to ``ns`` (never back), running every item due on the way in
+        (due, queue order), each at its own due time: what the CPUs other than the one a
+        command runs on did meanwhile, or an idle machine's timers."""
+        end = max(ns, self._now_ns)
+        self._sleep_until = end
+        work = self._work
+        while work and work[0][0] <= end:
+            due, _, key, fn, arg = heapq.heappop(work)
+            self._pending.discard(key)
+            self._now_ns = max(self._now_ns, due)
+            fn(arg)
+        if end != self._now_ns:
+            self._now_ns = end
+        self.generation += 1                       # the clock is state: /proc/uptime moved
+
     def sleep(self, ns: int):
         """Let ``ns`` nanoseconds pass, running the deferred work that falls due on the way."""
         if not isinstance(ns, int) or isinstance(ns, bool) or ns < 0:
             raise MMError(errno.EINVAL, f"sleep: {ns!r} is not a whole number of nanoseconds >= 0")
-        end = self._sleep_until = self._now_ns + ns
-        work = self._work
-        while work and work[0][0] * TICK_NSEC <= end:
-            due, _, key, fn, arg = heapq.heappop(work)
-            self._pending.discard(key)
-            self._now_ns = max(self._now_ns, due * TICK_NSEC)
-            fn(arg)
-        self._now_ns = end
-        self.generation += 1                       # the clock is state: /proc/uptime moved
+        self.advance_to(self._now_ns + ns)
 
     def tick(self):
         """The clock cost of one control command (COMMAND_COST_NS), and a timeline sample."""

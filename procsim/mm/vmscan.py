@@ -41,13 +41,14 @@ frees or faults it back) or, with
 no swap, activated again.  shrink_slab() asks the dentry/inode shrinker in proportion to
 the pages scanned (do_shrink_slab, vm.vfs_cache_pressure, slabs_scanned).
 
-**kswapd** is a kernel thread per node; here it is deferred work on the simulated clock
-(procsim/mm/timer.py): wakeup_kswapd() records the request and queues the node's kswapd,
-which runs when the clock next moves (the next command's tick, or a sleep).
-balance_pgdat() reclaims at priorities 12 down to 1 until a zone of the node is above its
-high mark (pageoutrun, kswapd_failures), then takes back the watermark boost; going back to
-sleep counts kswapd_high_wmark_hit_quickly (still unbalanced) or, when woken again within
-its HZ/10 nap, kswapd_low_wmark_hit_quickly.  **Direct reclaim** (try_to_free_pages) runs
+**kswapd** is a kernel thread per node; here an actor on the simulated clock (mm/sched.py):
+a generator running kswapd(), balance_pgdat() and kswapd_try_to_sleep() that yields the cost
+of each pass, so it reclaims beside the task that woke it.  wakeup_kswapd() records the
+request and wakes it when it sleeps or naps.  balance_pgdat() reclaims the watermark boost of
+a balanced node (no swap), or at priorities 12 down to 1 until a zone of the node is above its
+high mark (pageoutrun, kswapd_failures), then takes the boost back and wakes kcompactd;
+going back to sleep counts kswapd_high_wmark_hit_quickly (still unbalanced) or, when woken
+in its HZ/10 nap, kswapd_low_wmark_hit_quickly.  **Direct reclaim** (try_to_free_pages) runs
 in the slow path below min: SWAP_CLUSTER_MAX pages, allocstall_<zone>, pgscan/pgsteal_direct.
 
 The Kernel mixin ``Vmscan`` holds the entry points the allocator and the clock call; the
@@ -61,7 +62,7 @@ from math import isqrt
 from . import gfp as G
 from . import swapfile
 from .layout import MAX_NR_ZONES
-from .page_types import PAGE_SIZE
+from .page_types import PAGE_SIZE, PAGEBLOCK_ORDER
 from .timer import TICK_NSEC, HZ
 
 LRU_INACTIVE_ANON, LRU_ACTIVE_ANON, LRU_INACTIVE_FILE, LRU_ACTIVE_FILE = range(4)
@@ -75,6 +76,10 @@ DEF_PRIORITY = 12
 SHRINK_BATCH = 128
 DEFAULT_SEEKS = 2
 ZONE_NAMES_LOWER = ("dma", "dma32", "normal", "movable", "device")
+
+
+KSWAPD_SLEEPING, KSWAPD_RUNNING, KSWAPD_NAPPING = range(3)   # PgData.kswapd_state
+KSWAPD_NAP, KSWAPD_SLEEP = "nap", "sleep"                    # what the kswapd generator yields besides ns
 
 
 class LruEntry:
@@ -474,6 +479,8 @@ def shrink_node(k, nid: int, sc: ScanControl) -> None:
     if can_reclaim_anon_pages(k) and inactive_is_low(k, nid, LRU_INACTIVE_ANON):
         shrink_active_list(k, nid, SWAP_CLUSTER_MAX, sc, LRU_ACTIVE_ANON)
     sc.nr_reclaimed += shrink_slab(k, nid, sc.priority, sc.nr_scanned - scanned_before)
+    if sc.nr_reclaimed > reclaimed_before:      # progress revives a node kswapd gave up on
+        k.nodes[nid].kswapd_failures = 0
 
 
 def _isolate(k, nid: int, nr_to_scan: int, sc: ScanControl, lru: int) -> tuple[list, int]:
@@ -670,24 +677,33 @@ class Vmscan:
 
     def wakeup_kswapd(self, zone, gfp: int, order: int, highest: int):
         """wakeup_kswapd(): note the largest order and zone asked for, and wake the node's
-        kswapd unless it gave up (kswapd_failures) or the node is balanced and unboosted."""
+        kswapd if it waits (asleep, or napping in kswapd_try_to_sleep) unless it gave up
+        (kswapd_failures) or the node is balanced and unboosted.  A running kswapd sees the
+        request when its balance_pgdat() ends."""
         pgdat = self.nodes[zone.node]
         if not zone.managed:
             return
         pgdat.kswapd_order = max(pgdat.kswapd_order, order)
         if pgdat.kswapd_highest_zoneidx == MAX_NR_ZONES or pgdat.kswapd_highest_zoneidx < highest:
             pgdat.kswapd_highest_zoneidx = highest
-        if self.delayed_work_pending(("kswapd", pgdat.id)):
-            return                                   # already awake
+        if pgdat.kswapd_state == KSWAPD_RUNNING:     # !waitqueue_active(&pgdat->kswapd_wait)
+            return
         if pgdat.kswapd_failures >= MAX_RECLAIM_RETRIES or (
                 self.pgdat_balanced(pgdat, order, highest) and not self.pgdat_watermark_boosted(pgdat, highest)):
             return
-        if self.now_ns < pgdat.kswapd_nap_until:    # woken during kswapd_try_to_sleep's HZ/10 nap
-            _count(self, "kswapd_low_wmark_hit_quickly", 1)
         self.kswapd_wakeups += 1
         if self.trace.active:
             self.trace.emit("mm_vmscan_wakeup_kswapd", self.trace.cpu, pgdat.id, order, gfp)
-        self.queue_delayed_work(("kswapd", pgdat.id), 0, self.kswapd, pgdat.id)
+        key = ("kswapd", pgdat.id)
+        if pgdat.kswapd_state == KSWAPD_NAPPING:    # schedule_timeout(HZ/10) returns early
+            self.cancel_delayed_work(key)
+            pgdat.kswapd_remaining = True
+        pgdat.kswapd_state = KSWAPD_RUNNING
+        self.queue_work_at(key, self.now_ns, self._kswapd_step, pgdat.id)
+
+    def kswapd_is_running(self, pgdat) -> bool:
+        """kswapd_is_running(): the thread is awake (not asleep, not napping)."""
+        return pgdat.kswapd_state == KSWAPD_RUNNING
 
     def pgdat_balanced(self, pgdat, order: int, highest: int) -> bool:
         """pgdat_balanced(): some managed zone up to ``highest`` is above its high mark."""
@@ -704,60 +720,147 @@ class Vmscan:
     def pgdat_watermark_boosted(pgdat, highest: int) -> bool:
         return any(z.boost for z in pgdat.zones[:highest + 1])
 
-    def kswapd(self, nid: int):
-        """One kswapd run: read and reset the request, balance_pgdat(), then
-        kswapd_try_to_sleep(): a node still unbalanced counts kswapd_high_wmark_hit_quickly,
-        a balanced one naps HZ/10 first (a wake-up in it is kswapd_low_wmark_hit_quickly)."""
-        pgdat = self.nodes[nid]
-        order, highest = pgdat.kswapd_order, pgdat.kswapd_highest_zoneidx
-        pgdat.kswapd_order, pgdat.kswapd_highest_zoneidx = 0, MAX_NR_ZONES
-        highest = MAX_NR_ZONES - 1 if highest == MAX_NR_ZONES else highest
-        tr = self.trace
-        traced, woken_for = tr.active, tr.current
-        if traced:                                   # kswapd runs as its own kernel thread
-            tr.current = (f"kswapd{nid}", 0)
-            tr.emit("mm_vmscan_kswapd_wake", tr.cpu, nid, order)
-        highest = MAX_NR_ZONES - 1 if highest == MAX_NR_ZONES else highest
-        self.balance_pgdat(pgdat, order, highest)
-        if self.pgdat_balanced(pgdat, order, highest):
-            pgdat.kswapd_nap_until = self.now_ns + (HZ // 10) * TICK_NSEC
-        else:
-            _count(self, "kswapd_high_wmark_hit_quickly", 1)
-        if traced:
-            tr.emit("mm_vmscan_kswapd_sleep", tr.cpu, nid)
-            tr.current = woken_for
-        # kswapd_try_to_sleep(): balanced at order 0 (a high order kswapd leaves to
-        # compaction), it wakes kcompactd for the order it was asked for
-        if order and self.pgdat_balanced(pgdat, 0, highest):
-            self.wakeup_kcompactd(pgdat, order, highest)
+    def prepare_kswapd_sleep(self, pgdat, order: int, highest: int) -> bool:
+        """prepare_kswapd_sleep(): a hopeless node or a balanced one may sleep."""
+        return pgdat.kswapd_failures >= MAX_RECLAIM_RETRIES or self.pgdat_balanced(pgdat, order, highest)
 
-    def balance_pgdat(self, pgdat, order: int, highest: int) -> int:
-        """balance_pgdat(): priorities DEF_PRIORITY..1 until a zone is above its high mark
-        (boost included); pageoutrun once, kswapd_failures when nothing at all was reclaimed;
-        the boost the zones had is taken off at the end.  Returns the pages reclaimed."""
+    # kswapd is an actor (mm/sched.py): a generator that yields how long each step took
+    # (ns), KSWAPD_NAP for kswapd_try_to_sleep's HZ/10 nap (it is sent True when woken
+    # early), or KSWAPD_SLEEP to sleep until wakeup_kswapd().
+    def _kswapd_step(self, nid: int):
+        """Run the node's kswapd until its next yield, and queue what follows."""
+        pgdat = self.nodes[nid]
+        if pgdat.kswapd_thread is None:
+            pgdat.kswapd_thread = self._kswapd_thread(pgdat)
+            remaining = None
+        else:
+            remaining, pgdat.kswapd_remaining = pgdat.kswapd_remaining, False
+        tr = self.trace
+        woken_for = tr.current
+        if tr.active:                                # kswapd runs as its own kernel thread
+            tr.current = (f"kswapd{nid}", 0)
+        try:
+            y = pgdat.kswapd_thread.send(remaining)
+        finally:
+            tr.current = woken_for
+        key = ("kswapd", nid)
+        if y is KSWAPD_SLEEP:
+            pgdat.kswapd_state = KSWAPD_SLEEPING
+        elif y is KSWAPD_NAP:
+            pgdat.kswapd_state = KSWAPD_NAPPING
+            self.queue_work_at(key, self.now_ns + (HZ // 10) * TICK_NSEC, self._kswapd_step, nid)
+        else:
+            self.account_kthread(nid, y)
+            self.queue_work_at(key, self.now_ns + y, self._kswapd_step, nid)
+
+    def _kswapd_thread(self, pgdat):
+        """kswapd(): woken, read and reset the request, balance_pgdat(), then
+        kswapd_try_to_sleep(): balanced (or hopeless), it wakes kcompactd and naps HZ/10; a
+        wake-up in the nap is kswapd_low_wmark_hit_quickly, a node unbalanced after it (or
+        right after balance_pgdat) kswapd_high_wmark_hit_quickly -- both run again at once;
+        otherwise it sleeps until woken."""
         nid = pgdat.id
+        tr = self.trace
+        highest = MAX_NR_ZONES - 1                   # pgdat->nr_zones - 1
+        while True:
+            alloc_order = pgdat.kswapd_order
+            if pgdat.kswapd_highest_zoneidx != MAX_NR_ZONES:
+                highest = pgdat.kswapd_highest_zoneidx
+            pgdat.kswapd_order, pgdat.kswapd_highest_zoneidx = 0, MAX_NR_ZONES
+            if tr.active:
+                tr.emit("mm_vmscan_kswapd_wake", tr.cpu, nid, alloc_order)
+            reclaim_order = yield from self.balance_pgdat(pgdat, alloc_order, highest)
+            if reclaim_order >= alloc_order:         # else: goto kswapd_try_sleep with these orders
+                alloc_order = reclaim_order = pgdat.kswapd_order
+                if pgdat.kswapd_highest_zoneidx != MAX_NR_ZONES:
+                    highest = pgdat.kswapd_highest_zoneidx
+            # kswapd_try_to_sleep()
+            remaining = False
+            if self.prepare_kswapd_sleep(pgdat, reclaim_order, highest):
+                self.wakeup_kcompactd(pgdat, alloc_order, highest)
+                remaining = yield KSWAPD_NAP
+                if remaining:
+                    if pgdat.kswapd_highest_zoneidx == MAX_NR_ZONES or pgdat.kswapd_highest_zoneidx < highest:
+                        pgdat.kswapd_highest_zoneidx = highest
+                    pgdat.kswapd_order = max(pgdat.kswapd_order, reclaim_order)
+            if not remaining and self.prepare_kswapd_sleep(pgdat, reclaim_order, highest):
+                if tr.active:
+                    tr.emit("mm_vmscan_kswapd_sleep", tr.cpu, nid)
+                yield KSWAPD_SLEEP
+            else:
+                _count(self, "kswapd_low_wmark_hit_quickly" if remaining else "kswapd_high_wmark_hit_quickly", 1)
+
+    def kswapd_shrink_node(self, pgdat, sc: ScanControl) -> bool:
+        """kswapd_shrink_node(): reclaim the node's high marks' worth; a high-order run that
+        reclaimed compact_gap(order) goes on at order 0.  True when the pass scanned at
+        least what it was to reclaim (no need to raise the priority)."""
+        sc.nr_to_reclaim = sum(max(z.wmark_high, SWAP_CLUSTER_MAX)
+                               for z in pgdat.zones[:sc.reclaim_idx + 1] if z.managed)
+        shrink_node(self, pgdat.id, sc)
+        if sc.order and sc.nr_reclaimed >= 2 << sc.order:      # compact_gap(order)
+            sc.order = 0
+        return sc.nr_scanned >= sc.nr_to_reclaim
+
+    def balance_pgdat(self, pgdat, order: int, highest: int):
+        """balance_pgdat() (a generator: yields each pass's cost, returns the order it ended
+        at): pageoutrun once; a boosted node balanced at its boosted marks reclaims the
+        boost first, without swap (priority held at DEF_PRIORITY - 2); an unbalanced one
+        drops the boost and reclaims at priorities DEF_PRIORITY..1 until balanced, raising
+        the priority only after a pass that scanned less than it was to reclaim or reclaimed
+        nothing.  kswapd_failures counts a run that ended unbalanced with nothing reclaimed;
+        the boosts the zones had are taken off and kcompactd woken at pageblock order."""
+        costs = self.costs
         _count(self, "pageoutrun", 1)
         sc = ScanControl(G.GFP_KERNEL, order, highest, 0, kswapd=True)
-        while sc.priority >= 1:
-            if self.pgdat_balanced(pgdat, order, highest):
-                break
-            sc.nr_to_reclaim = sum(max(z.wmark_high, SWAP_CLUSTER_MAX)
-                                   for z in pgdat.zones[:highest + 1] if z.managed)
-            before = sc.nr_reclaimed
-            shrink_node(self, nid, sc)
-            if sc.nr_reclaimed - before < sc.nr_to_reclaim:
-                sc.priority -= 1
-        pgdat.kswapd_failures = 0 if sc.nr_reclaimed else pgdat.kswapd_failures + 1
-        for z in pgdat.zones[:highest + 1]:
-            if z.boost:
-                z.boost = 0
+        zone_boosts = [z.boost if z.managed else 0 for z in pgdat.zones[:highest + 1]]
+        nr_boost_reclaim = boosted = sum(zone_boosts)
+        while True:                                  # restart:
+            sc.priority = DEF_PRIORITY
+            restart = balanced_out = False
+            while sc.priority >= 1:
+                nr_reclaimed = sc.nr_reclaimed
+                raise_priority = True
+                sc.reclaim_idx = highest
+                balanced = self.pgdat_balanced(pgdat, sc.order, highest)
+                if not balanced and nr_boost_reclaim:
+                    nr_boost_reclaim, restart = 0, True
+                    break
+                if not nr_boost_reclaim and balanced:
+                    balanced_out = True
+                    break
+                if nr_boost_reclaim and sc.priority == DEF_PRIORITY - 2:
+                    raise_priority = False
+                sc.may_swap = not nr_boost_reclaim    # boosted reclaim: no swap, no writeback
+                sc.nr_scanned = 0
+                if self.kswapd_shrink_node(pgdat, sc):
+                    raise_priority = False
+                nr_reclaimed = sc.nr_reclaimed - nr_reclaimed
+                self.generation += 1
+                yield max(costs.kswapd_pass, sc.nr_scanned * costs.kswapd_scan + nr_reclaimed * costs.kswapd_reclaim)
+                nr_boost_reclaim -= min(nr_boost_reclaim, nr_reclaimed)
+                if nr_boost_reclaim and not nr_reclaimed:
+                    break
+                if raise_priority or not nr_reclaimed:
+                    sc.priority -= 1
+            if restart:
+                continue
+            if not balanced_out and not sc.nr_reclaimed:
+                pgdat.kswapd_failures += 1
+            break
+        if boosted:
+            for z, b in zip(pgdat.zones[:highest + 1], zone_boosts, strict=True):
+                if b:
+                    z.boost -= min(z.boost, b)
+            self.wakeup_kcompactd(pgdat, PAGEBLOCK_ORDER, highest)
         self.generation += 1
-        return sc.nr_reclaimed
+        return sc.order
 
     def try_to_free_pages(self, zonelist, order: int, gfp: int) -> int:
         """try_to_free_pages() -> do_try_to_free_pages(): SWAP_CLUSTER_MAX pages from the nodes
-        of the zonelist, priority DEF_PRIORITY down to 0; allocstall_<highest zone>."""
-        highest = zonelist[0].idx
+        of the zonelist, priority DEF_PRIORITY down to 0; allocstall_<zone> and reclaim_idx
+        from gfp_zone(gfp): a GFP_HIGHUSER_MOVABLE fault stalls in the movable zone's count
+        whatever zone it was served from."""
+        highest = G.gfp_zone(gfp)
         _count(self, "allocstall_" + ZONE_NAMES_LOWER[highest], 1)
         sc = ScanControl(gfp, order, highest, SWAP_CLUSTER_MAX, kswapd=False)
         tr = self.trace
@@ -772,9 +875,6 @@ class Vmscan:
             if sc.nr_reclaimed >= sc.nr_to_reclaim:
                 break
             sc.priority -= 1
-        if sc.nr_reclaimed:                          # shrink_node(): progress revives a hopeless node
-            for nid in nodes:
-                self.nodes[nid].kswapd_failures = 0
         if tr.active:
             tr.emit("mm_vmscan_direct_reclaim_end", tr.cpu, sc.nr_reclaimed)
         self.generation += 1

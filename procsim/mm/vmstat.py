@@ -14,6 +14,7 @@ from __future__ import annotations
 import heapq
 
 from .timer import HZ, TICK_NSEC
+from .sched import LOAD_FREQ
 
 HPAGE_FRAG_CHECK_INTERVAL_MSEC = 500
 KCOMPACTD_INTERVAL = HPAGE_FRAG_CHECK_INTERVAL_MSEC * HZ // 1000   # kcompactd's proactive check, jiffies
@@ -110,7 +111,7 @@ class Vmstat:
     # expiry in the kernel; the threshold that folds large diffs early is not modelled.
     def _stat_interval(self) -> int:
         """sysctl_stat_interval in jiffies (vm.stat_interval); 0 runs the worker every tick."""
-        return max(1, self.__dict__.get("sysctl_stat_interval", STAT_INTERVAL))
+        return max(1, self.sysctl_stat_interval)
 
     def start_shepherd_timer(self):
         """start_shepherd_timer(): the first shepherd run one interval after boot."""
@@ -179,15 +180,18 @@ class Vmstat:
         keeping its phase and queue order (same state, without the empty runs)."""
         work = self._work
         for _, _, key, _, arg in work:
-            if key != "vmstat_shepherd" and not (key[0] == "vmstat_update" and self._vmstat_idle[arg]) \
+            if key != "vmstat_shepherd" and key != "calc_load" and not (key[0] == "vmstat_update" and self._vmstat_idle[arg]) \
                     and not (key[0] == "kcompactd" and self.kcompactd_idle(key)):
                 return
         if any(self.need_update(c) for c in range(self.nr_cpu_ids)):
             return
-        last = self._sleep_until // TICK_NSEC
+        last = self._sleep_until
         for i, (due, seq, key, fn, arg) in enumerate(work):
-            if due <= last:
-                period = KCOMPACTD_INTERVAL if key[0] == "kcompactd" else \
-                    self._stat_interval()
+            if due <= last and key == "calc_load":     # idle: the averages decay, folded at once
+                n = (last - due) // (LOAD_FREQ * TICK_NSEC) + 1
+                self.calc_global_load(missed=n)
+                work[i] = (due + n * LOAD_FREQ * TICK_NSEC, seq, key, fn, arg)
+            elif due <= last:
+                period = (KCOMPACTD_INTERVAL if key[0] == "kcompactd" else self._stat_interval()) * TICK_NSEC
                 work[i] = (due + (last - due) // period * period + period, seq, key, fn, arg)
         heapq.heapify(work)

@@ -12,7 +12,8 @@ from typing import Callable
 
 # Modules that contribute files, in the order their files are listed at the mount point.
 MODULES = ("zoneinfo", "pagetypeinfo", "buddyinfo", "slabinfo", "meminfo", "vmstat", "uptime", "hardware", "memory", "slab_sysfs",
-           "tracefs", "pictures", "extfrag", "compact", "kmsg", "sysctl", "swaps")
+           "tracefs", "pictures", "extfrag", "compact", "kmsg", "sysctl", "swaps",
+           "procstat", "loadavg")
 
 
 @dataclass(frozen=True)

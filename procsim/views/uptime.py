@@ -1,8 +1,8 @@
 """/proc/uptime as fs/proc/uptime.c prints it: seconds since boot and the idle time summed
 over all cpus, both with two decimals ("%lu.%02lu %lu.%02lu\\n").
 
-Both come from the simulated clock (``k.now_ns``), never the host's.  The simulated machine
-runs no tasks, so every cpu has been idle all along: idle = uptime x nr_cpu_ids.
+Both come from the simulated clock (``k.now_ns``), never the host's: idle is every cpu's
+uptime less what it spent in the kernel (commands' faults, kswapd: ``k.cpu_system_ns``).
 """
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ def _seconds(ns: int) -> str:
 
 def render(k) -> bytes:
     uptime = k.now_ns
-    return f"{_seconds(uptime)} {_seconds(uptime * k.nr_cpu_ids)}\n".encode()
+    idle = sum(uptime - min(ns, uptime) for ns in k.cpu_system_ns)
+    return f"{_seconds(uptime)} {_seconds(idle)}\n".encode()
 
 
 FILES = {"uptime": View(0o444, render)}
