@@ -58,6 +58,7 @@ import procsim.views as views
 
 # Files the shell adds beside the views.
 CONTROL, LOG, ALLOCATIONS = "control", "log", "allocations"
+TRACE_PIPE = "sys/kernel/tracing/trace_pipe"       # read under Trace.lock, not the session lock
 
 log = logging.getLogger("procsim.daemon")     # fs.serve routes it to a bounded file; never under _mutex
 
@@ -144,7 +145,7 @@ class Session:
         if self.state is not None:               # locked and checked before the core boots
             self.journal = Journal(self.state, journal_header(machine))
         try:
-            self.control = Control(boot or default_boot(machine))
+            self.control = Control(self._with_trace_readers(boot or default_boot(machine)))
             if self.journal is not None:
                 self.journal.replay(self.control)
             if clock == "wall":                     # procsim/wallclock.py
@@ -154,6 +155,22 @@ class Session:
         except BaseException:
             self.close()
             raise
+
+    def _with_trace_readers(self, boot):
+        """Every kernel this session boots (``reset`` too) lets trace_pipe readers in without
+        the session lock, so a reader drains while a long command records (docs/DESIGN.md,
+        "Trace ring"): a real lock around the rings' pages, and a wake-up as each page starts."""
+        def booted():
+            k = boot()
+            k.trace.lock = threading.Lock()
+            k.trace.on_page = self._trace_page
+            return k
+        return booted
+
+    def _trace_page(self) -> None:
+        """Trace.on_page, on the thread running a command: wake the trace_pipe readers only."""
+        pipes = self._tree.pipes if self._tree is not None else frozenset()
+        self._wake(only=lambda path: path in pipes)
 
     @property
     def kernel(self):
@@ -294,6 +311,12 @@ class Session:
         path).  Waiting for the count to move past that value (``wait``) cannot miss an event
         recorded after this read."""
         seq = self.seq()
+        view = self._static.get(path)
+        if view is not None and view.pipe is not None and path.endswith(TRACE_PIPE):
+            data = view.pipe(self.control.kernel, size)     # Trace.lock only: never waits for a command
+            if data:
+                self._epoch += 1                    # `trace` no longer shows what was consumed
+            return seq, data
         with self._mutex:
             self._sync_views()
             view = self._views.get(path)

@@ -243,7 +243,7 @@ class PageAlloc:
                 known = None
             if tr.active:                        # each pop's mm_page_alloc, in popping order
                 tr.cpu = cpu
-                tr.emit_pfns("mm_page_alloc", cpu, islice(lst, k), 0, mt, gfp)
+                tr.emit_pfns("mm_page_alloc", cpu, islice(lst, k), 0, mt, gfp, step=clock.cost)
             if known is None:                    # a list filled before this call: page by page
                 for _ in range(k):
                     pfn = lst.popleft()

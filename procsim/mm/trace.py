@@ -308,9 +308,10 @@ class Trace:
         b.bytes_in += size
         b.pages[-1].append((self.seq, ts, event, args, self.current, size))
 
-    def emit_pfns(self, event: str, cpu: int, pfns, *rest):
-        """emit(event, cpu, pfn, *rest) for each pfn, in order: a run's per-page events
-        (one timestamp, so no time extend after the first; the page check per event)."""
+    def emit_pfns(self, event: str, cpu: int, pfns, *rest, step: int = 0):
+        """emit(event, cpu, pfn, *rest) for each pfn, in order: a run's per-page events, the
+        first at now and each next ``step`` ns later (a task faulting page after page, as
+        mm/sched.py's TaskClock times them; step < 2^27 ns, so no time extend after the first)."""
         if not self.enabled[event]:
             return
         it = iter(pfns)
@@ -335,11 +336,13 @@ class Trace:
             used += size
             seq += 1
             n += 1
+            ts += step
             page.append((seq, ts, event, (pfn, *rest), task, size))
         b.tail_bytes = used
         self.seq = seq
         b.written += n
         b.bytes_in += n * size
+        b.last_ts = ts
 
     def _new_page(self, b: CpuBuffer):
         """rb_move_tail(): the next page; a full ring overwrites its oldest (rb_handle_head_page)."""
