@@ -229,6 +229,13 @@ class _Doc:
             self.fail(node, f"{what} is not a valid name: {s!r}")
         return s
 
+    def path_name(self, node, s: str, what: str) -> None:
+        """A name that becomes a directory (fixtures OUT/<machine>, sys/kernel/slab/<cache>) and
+        a journal header line: no path syntax, no line break or other control character."""
+        bad = _path_name_problem(s)
+        if bad:
+            self.fail(node, f"{what} {s!r} {bad}")
+
     def integer(self, node, what: str, lo: int | None = None, hi: int | None = None) -> int:
         n = self.scalar(node, what)
         try:                            # YAML 1.1 also calls 017 (octal) and 1:30 (base 60) ints
@@ -263,6 +270,18 @@ class _Doc:
 
 
 _NAME = r"[^\s:]{1,64}"
+
+
+def _path_name_problem(s: str) -> str | None:
+    """Why ``s`` cannot name one directory entry (None when it can): ``.``, ``..``, a ``/`` or a
+    control character (a newline would also break the journal's header line)."""
+    if s in (".", ".."):
+        return "would name a directory (. or ..)"
+    if "/" in s:
+        return "holds a '/' (it names a directory)"
+    if any(ord(c) < 0x20 or 0x7f <= ord(c) < 0xa0 for c in s):
+        return "holds a control character"
+    return None
 
 
 def shipped() -> list[str]:
@@ -314,7 +333,12 @@ def loads(text: str, path: str = "<string>") -> Machine:
     top = d.mapping(root, "machine", {"name", "sockets", "dimms", "numa_distances", "tunables",
                                       "reserved", "boot", "cpu_numbering", "kernel", "swap"},
                       {"sockets", "dimms"})
-    name = d.string(top["name"], "name") if "name" in top else Path(path).stem
+    if "name" in top:
+        name = d.string(top["name"], "name")
+        d.path_name(top["name"], name, "name")
+    else:
+        name = Path(path).stem
+        d.path_name(None, name, f"name (from the file name; add a name: line)")
 
     sockets = []
     items = d.sequence(top["sockets"], "sockets")
@@ -498,6 +522,7 @@ def _load_boot(d: _Doc, node, node_mem: list[int]) -> Boot:
         c = d.mapping(cn, f"boot.caches[{i}]", {"name", "size", "objects", "align", "flags", "node", "ctor"},
                       {"name", "size"})
         name = d.string(c["name"], "cache name", _NAME)
+        d.path_name(c["name"], name, "cache name")
         if name in seen:
             d.fail(c["name"], f"cache {name!r} is listed twice")
         seen.add(name)
