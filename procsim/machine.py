@@ -322,6 +322,9 @@ def load(path: str | Path) -> Machine:
 def loads(text: str, path: str = "<string>") -> Machine:
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except RecursionError:                      # the composer recurses once per nesting level
+        raise ConfigError(path, _too_deep(text), f"nested more than {MAX_DEPTH} levels deep: "
+                                                 "not a machine description") from None
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         raise ConfigError(path, mark.line + 1 if mark else 1, f"YAML syntax: {e.problem or e}") from None
@@ -494,8 +497,53 @@ def loads(text: str, path: str = "<string>") -> Machine:
         swap = d.size(top["swap"], "swap", lo=MIN_SWAP, hi=MAX_SWAP)
         if swap % PAGE_SIZE:
             d.fail(top["swap"], f"swap must be a whole number of {PAGE_SIZE}-byte pages")
-    return Machine(name, tuple(sockets), tuple(dimms), distances, tun, res, boot, source=path,
-                   cpu_numbering=numbering, kernel=kernel, swap=swap)
+    m = Machine(name, tuple(sockets), tuple(dimms), distances, tun, res, boot, source=path,
+                cpu_numbering=numbering, kernel=kernel, swap=swap)
+    _check_layout(d, top, m)
+    return m
+
+
+MAX_DEPTH = 100
+
+
+def _too_deep(text: str) -> int:
+    """The line where the YAML nests deeper than MAX_DEPTH (the event parser does not recurse)."""
+    depth = 0
+    try:
+        for ev in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(ev, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    return ev.start_mark.line + 1
+            elif isinstance(ev, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+                depth -= 1
+    except yaml.YAMLError:
+        pass
+    return 1
+
+
+def _check_layout(d: _Doc, top: dict, m: Machine) -> None:
+    """What boot places in memblock (NODE_DATA, the memmap, the per-CPU areas) must fit the RAM
+    the description leaves: else FILE:LINE at the part that does not fit (the e820 ranges when
+    the machine fits without them, the sockets when the per-CPU areas do not fit, else dimms)."""
+    from dataclasses import replace
+    from .mm import layout
+    try:
+        layout.build(m)
+        return
+    except ValueError as e:
+        why = str(e)
+    e820 = next((v for k, v in top["reserved"].value if k.value == "e820"), None) if "reserved" in top else None
+    if e820 is not None:
+        try:
+            layout.build(replace(m, reserved=replace(m.reserved, e820=())))
+            d.fail(e820, f"the machine does not boot: {why}: the reserved e820 ranges leave too little RAM")
+        except ValueError:
+            pass
+    if why.startswith("no room for percpu"):
+        d.fail(top["sockets"], f"the machine does not boot: {why}: too many CPUs ({m.nr_cpu_ids}) for the memory "
+                               "(each CPU's per-CPU area is placed on its node)")
+    d.fail(top["dimms"], f"the machine does not boot: {why}: too little memory")
 
 
 def _load_boot(d: _Doc, node, node_mem: list[int]) -> Boot:

@@ -59,3 +59,39 @@ def test_after_a_short_count_a_prefix_of_the_rest_is_still_the_retry():
     log = pfs.session.control.render_log().decode().splitlines()
     assert [line.split(" ", 1)[1].split(" -> ")[0] for line in log] == \
         ["kmalloc 64", "kmalloc 64 count=0", "kmalloc 128"], log
+
+
+# --- descriptions that validate field by field but cannot boot: FILE:LINE, exit 2 -------------
+import subprocess                                          # noqa: E402
+
+import procsim                                             # noqa: E402
+from procsim.testing import procsim_cmd                    # noqa: E402
+
+ONE_GIB = "dimms:\n  - {socket: 0, size: 1GiB}\n"
+UNBOOTABLE = {
+    "deep": ("name: deep\nsockets:\n  - {cores: 1}\n" + ONE_GIB + "boot: " + "[" * 5000 + "]" * 5000 + "\n",
+             6, "nested more than 100 levels deep"),
+    "8192 cpus": ("name: many\nsockets:\n  - {cores: 4096, threads: 8192}\n" + ONE_GIB,
+                  3, "no room for percpu node 0 (524288 pages): too many CPUs (8192)"),
+    "1024 sockets": ("name: socks\nsockets:\n" + "  - {cores: 1}\n" * 1024 + ONE_GIB,
+                     3, "too many CPUs (1024)"),
+    "e820 over all RAM": ("name: e8\nsockets:\n  - {cores: 1}\n" + ONE_GIB + "reserved:\n  e820:\n"
+                          "    - {start: 0, size: 1GiB}\n", 8, "the reserved e820 ranges leave too little RAM"),
+}
+
+
+@pytest.mark.parametrize("case", UNBOOTABLE, ids=str)
+def test_unbootable_descriptions_name_the_line(case):
+    text, line, words = UNBOOTABLE[case]
+    with pytest.raises(procsim.machine.ConfigError) as e:
+        procsim.machine.loads(text, "m.yaml")
+    assert str(e.value).startswith(f"m.yaml:{line}: ") and words in str(e.value), str(e.value)
+
+
+def test_unbootable_description_exits_2_with_one_line(tmp_path):
+    for case, (text, line, words) in UNBOOTABLE.items():
+        p = tmp_path / "m.yaml"
+        p.write_text(text)
+        r = subprocess.run(procsim_cmd("check", p), capture_output=True, text=True, timeout=60)
+        assert r.returncode == 2 and r.stderr.startswith(f"{p}:{line}: "), (case, r.stderr)
+        assert len(r.stderr.splitlines()) == 1 and "Traceback" not in r.stderr, (case, r.stderr)
