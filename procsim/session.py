@@ -297,9 +297,12 @@ class Session:
             self._cache.pop(LOG, None)          # its key (the command serial) did not move
 
     def close(self) -> None:
+        """Release the journal's descriptor and lock.  A session that had one refuses every
+        later command (EBADF) rather than apply it without journaling it."""
         if self.journal is not None:
             self.journal.close()
-            self.journal = None
+            self._broken = (errno.EBADF, f"--state {self.journal.path}: the session is closed;"
+                                         " the command was not applied")
 
 
 class StateError(Exception):

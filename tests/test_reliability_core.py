@@ -95,3 +95,54 @@ def test_unbootable_description_exits_2_with_one_line(tmp_path):
         r = subprocess.run(procsim_cmd("check", p), capture_output=True, text=True, timeout=60)
         assert r.returncode == 2 and r.stderr.startswith(f"{p}:{line}: "), (case, r.stderr)
         assert len(r.stderr.splitlines()) == 1 and "Traceback" not in r.stderr, (case, r.stderr)
+
+
+# --- the library: Simulation releases what it holds; a closed one refuses commands ---------------
+def _fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_dropped_simulations_release_their_journal(tmp_path):
+    import gc
+    state = tmp_path / "state"
+    procsim.Simulation("tiny", state=state).close()           # the journal exists, with its header
+    before = _fds()
+    for _ in range(50):
+        sim = procsim.Simulation("tiny", state=state)
+        del sim
+    gc.collect()
+    assert _fds() == before                                     # no descriptor kept
+    with procsim.Simulation("tiny", state=state) as sim:       # nor the lock: it reopens
+        assert sim.run("kmalloc 64")[0].startswith("ok ")
+        with pytest.raises(Exception, match="in use"):
+            procsim.Simulation("tiny", state=state)
+    assert _fds() == before
+    with procsim.Simulation("tiny", state=state) as again:     # the journal replays the kmalloc
+        assert again.kernel.tasks.lookup(1) is not None
+
+
+def test_run_after_close_is_refused_and_journals_nothing(tmp_path):
+    from procsim.mm.check import state_digest
+    state = tmp_path / "state"
+    sim = procsim.Simulation("tiny", state=state)
+    sim.run("kmalloc 64")
+    sim.close()
+    journal, digest = state.read_bytes(), state_digest(sim.kernel)
+    with pytest.raises(procsim.CommandError) as e:
+        sim.run("kmalloc 128")
+    assert e.value.errno == errno.EBADF
+    assert sim.session.execute(["kmalloc 128"])[-1].errno == errno.EBADF   # the session below too
+    assert state.read_bytes() == journal and state_digest(sim.kernel) == digest
+    assert sim.render("slabinfo").startswith(b"slabinfo")    # still renders
+    sim.close()                                                 # twice is fine
+
+
+def test_write_tree_checks_every_view_before_writing(tmp_path):
+    sim = procsim.boot("tiny")
+    root = tmp_path / "a" / "root"
+    for bad in ("../../../escape", "no-such-view"):
+        with pytest.raises(KeyError):
+            sim.write_tree(root, views=["zoneinfo", bad])
+    assert list(tmp_path.iterdir()) == []
+    sim.write_tree(root, views=["zoneinfo"])
+    assert (root / "proc/zoneinfo").read_bytes() == sim.render("zoneinfo")
