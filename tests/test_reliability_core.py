@@ -146,3 +146,49 @@ def test_write_tree_checks_every_view_before_writing(tmp_path):
     assert list(tmp_path.iterdir()) == []
     sim.write_tree(root, views=["zoneinfo"])
     assert (root / "proc/zoneinfo").read_bytes() == sim.render("zoneinfo")
+
+
+# --- make setup waits for another apt-get's lock (issue 30 §4), with stand-in apt-get/dpkg ------
+FAKE_APT = """#!/bin/bash
+echo "$*" >> "$FAKE_STATE.calls"
+c=$(cat "$FAKE_STATE")
+if [ "$c" -gt 0 ]; then
+  echo $((c - 1)) > "$FAKE_STATE"
+  echo "E: Could not get lock /var/lib/apt/lists/lock. It is held by process 4242 (apt-get)" >&2
+  echo "E: Unable to lock directory /var/lib/apt/lists/" >&2
+  exit 100
+fi
+"""
+
+
+def _make_deps(tmp_path, locked: int, wait: int):
+    from pathlib import Path
+    bin_ = tmp_path / "bin"
+    bin_.mkdir()
+    for name, text in (("apt-get", FAKE_APT), ("dpkg", "#!/bin/sh\nexit 1\n"), ("id", "#!/bin/sh\necho 0\n")):
+        (bin_ / name).write_text(text)
+        (bin_ / name).chmod(0o755)
+    state = tmp_path / "state"
+    state.write_text(f"{locked}\n")
+    env = dict(os.environ, PATH=f"{bin_}:{os.environ['PATH']}", FAKE_STATE=str(state))
+    root = Path(__file__).resolve().parent.parent
+    r = subprocess.run(["make", "-s", "-C", str(root), "deps", "APT_PKGS=procsim-test-pkg",
+                        f"APT_LOCK_WAIT={wait}", "APT_LOCK_POLL=0.1"],
+                       capture_output=True, text=True, env=env, timeout=60)
+    calls = Path(f"{state}.calls").read_text().splitlines()
+    return r, calls
+
+
+def test_setup_waits_for_the_apt_lock_and_says_so(tmp_path):
+    r, calls = _make_deps(tmp_path, locked=3, wait=600)
+    assert r.returncode == 0, r.stderr
+    assert "waiting for the apt lock, at most 600 s: E: Could not get lock /var/lib/apt/lists/lock" in r.stdout
+    assert r.stdout.count("waiting for the apt lock") == 1               # said once
+    assert [c.split()[2] for c in calls] == ["update"] * 4 + ["install"]
+    assert all(c.startswith("-o DPkg::Lock::Timeout=") for c in calls)
+
+
+def test_setup_gives_up_waiting_after_the_bound(tmp_path):
+    r, calls = _make_deps(tmp_path, locked=10 ** 6, wait=1)
+    assert r.returncode != 0 and "gave up after 1 s waiting for the apt lock" in r.stderr, r.stderr
+    assert "install" not in " ".join(calls)
