@@ -62,7 +62,8 @@ def _command_text(line: str) -> str:
 
 
 class Session:
-    def __init__(self, machine, boot=None, views: dict | None = None, state: str | Path | None = None):
+    def __init__(self, machine, boot=None, views: dict | None = None, state: str | Path | None = None,
+                 progress=None):
         self.machine = machine
         self._static = load_views(machine) if views is None else dict(views)
         self._dynamic = views is None               # view modules whose files follow the state
@@ -82,7 +83,7 @@ class Session:
         try:
             self.control = Control(boot or default_boot(machine))
             if self.journal is not None:
-                self.journal.replay(self.control)
+                self.journal.replay(self.control, progress)
         except BaseException:
             self.close()
             raise
@@ -392,12 +393,16 @@ class Journal:
                 yield n, start, raw[:-1]
                 start += len(raw)
 
-    def replay(self, control: Control) -> None:
+    def replay(self, control: Control, progress=None) -> None:
         """Check the header and run the journal again.  A last line without its newline was
-        torn by a crash before it was acknowledged: it is cut off rather than run."""
+        torn by a crash before it was acknowledged: it is cut off rather than run.
+        ``progress(n, offset, size, line)``, when given, is told of each line before it runs
+        (the mount reports a long replay with it; procsim.cli)."""
         p = self.path
         end = 0
         for n, start, raw in self._lines():
+            if progress is not None:
+                progress(n, start, self.end, raw)
             if raw is None:                      # torn: never acknowledged
                 break
             end = start + len(raw) + 1

@@ -192,3 +192,83 @@ def test_setup_gives_up_waiting_after_the_bound(tmp_path):
     r, calls = _make_deps(tmp_path, locked=10 ** 6, wait=1)
     assert r.returncode != 0 and "gave up after 1 s waiting for the apt lock" in r.stderr, r.stderr
     assert "install" not in " ".join(calls)
+
+
+# --- tasks exit with their last allocation; pids increase and wrap as alloc_pid() (§3b) --------
+TINY_SWAP = (procsim.machine.CONFIGS_DIR / "tiny.yaml").read_text() + "swap: 16MiB\n"
+
+
+def test_oom_victims_get_distinct_increasing_pids():
+    sim = procsim.Simulation(procsim.machine.loads(TINY_SWAP, "t.yaml"))
+    for tag in "aba":
+        with pytest.raises(procsim.CommandError):
+            sim.run(f"alloc_pages 0 count=100000 tag={tag} use=anon gfp=GFP_HIGHUSER_MOVABLE")
+    import re
+    kills = re.findall(r"Out of memory: Killed process (\d+) \((\w+)\)", sim.render("kmsg").decode())
+    assert kills == [("2", "a"), ("3", "b"), ("4", "a")]       # the old code: all three pid 2
+    assert [t.pid for t in sim.kernel.tasks] == [1]
+
+
+def test_a_task_exits_with_its_last_allocation():
+    """2000 distinct tags, each allocating and freeing: the task list does not grow."""
+    sim = procsim.boot("tiny")
+    tasks = sim.kernel.tasks
+    for i in range(2000):
+        sim.run(f"kmalloc 64 tag=t{i}", f"kfree tag=t{i}")
+    assert list(tasks) == [tasks.default]
+    sim.run("kmalloc 64 tag=t0")
+    assert tasks.find_task("t0").pid == 2002                    # pids 2..2001 were used once each
+
+
+def test_pid_max_follows_the_cpus_and_pids_wrap_past_it():
+    from procsim.mm.task import PID_MAX_LIMIT, RESERVED_PIDS
+    assert procsim.boot("tiny").kernel.tasks.pid_max == 32768              # PID_MAX_DEFAULT (2 cpus)
+    many = (procsim.machine.CONFIGS_DIR / "tiny.yaml").read_text().replace(
+        "{model: \"procsim teaching CPU\", cores: 1, threads: 2}", "{cores: 32, threads: 64}")
+    k = procsim.Simulation(procsim.machine.loads(many, "m.yaml")).kernel
+    assert k.nr_cpu_ids == 64 and k.tasks.pid_max == 1024 * 64             # PIDS_PER_CPU_DEFAULT each
+    assert PID_MAX_LIMIT == 4 * 1024 * 1024
+    sim = procsim.boot("tiny")
+    tasks = sim.kernel.tasks
+    sim.run("kmalloc 64 tag=keep")                                          # pid 2
+    tasks._next_pid = tasks.pid_max - 1
+    sim.run("kmalloc 64 tag=last")
+    assert tasks.find_task("last").pid == 32767
+    tasks.task("x").pid                                                     # noqa: B018
+    assert tasks.find_task("x").pid == RESERVED_PIDS                        # wrapped to 300
+    tasks._next_pid = 301
+    tasks.task("blocker")                                                   # 301
+    tasks._by_tag["blocker"].pid = 302                                      # 302 in use
+    tasks._next_pid = 302
+    assert tasks.task("y").pid == 303                                       # skips the pid in use
+
+
+# --- a long journal replay reports progress and the mount waits while it advances (§1b) -------
+def test_wait_mounted_is_not_cut_off_while_the_daemon_advances(tmp_path):
+    from procsim.harness import wait_mounted
+    calls = []
+
+    def progress():                                  # advances for 40 polls, then stops
+        calls.append(1)
+        return min(len(calls), 40)
+    with pytest.raises(RuntimeError, match="not mounted"):
+        wait_mounted(tmp_path, timeout=0.2, progress=progress)
+    assert len(calls) > 40                           # 0.2 s is ~10 polls: it was extended
+
+
+def test_replay_tells_its_progress_line_by_line(tmp_path, capsys, monkeypatch):
+    from procsim import cli
+    from procsim.session import Session
+    state = tmp_path / "state"
+    with procsim.Simulation("tiny", state=state) as sim:
+        for i in range(300):
+            sim.run(f"kmalloc 64 tag=t{i}")
+    seen = []
+    Session(procsim.load("tiny"), state=state, progress=lambda n, off, size, raw: seen.append((n, off, raw))).close()
+    assert [n for n, _, _ in seen] == list(range(1, 302))            # header + 300 commands
+    assert seen[-1][2] == b"kmalloc 64 tag=t299" and seen[-1][1] < state.stat().st_size
+    monkeypatch.setattr(cli, "REPLAY_REPORT", 0.005)
+    args = types.SimpleNamespace(config="tiny")
+    cli._session(args, state=str(state)).close()
+    err = capsys.readouterr().err
+    assert f"procsim: replaying {state}: line " in err, err
