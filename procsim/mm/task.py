@@ -883,6 +883,18 @@ class Tasks:
                 return None
             i += off >> b.what
             return self.page(b, i) if b.value(i) == pfn else None   # moved away meanwhile: no
+
+        def span(pfn):
+            """(end pfn, batch) of the run whose block head pfn is, or None: what the migrate
+            scanner steps over in one go when the run cannot move (no Page is made)."""
+            j = bisect_right(starts, pfn) - 1
+            if j < 0 or pfn >= runs[j][0]:
+                return None
+            end, b, i = runs[j]
+            if (pfn - starts[j]) & ((1 << b.what) - 1):
+                return None
+            return end, b
+        find.span = span
         return find
 
     # ---- invariants (procsim.mm.check) -----------------------------------------------------
