@@ -44,6 +44,7 @@ from __future__ import annotations
 import errno
 from array import array
 from bisect import bisect_left, bisect_right
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from typing import Iterator
@@ -71,6 +72,7 @@ _SWAPPED = _DEAD - 2             # an anon member reclaim wrote to swap: still t
 # markers are the values >= _SWAPPED; members below _RECLAIMED are the task's (live or swapped)
 
 PAGES, SLAB, KMALLOC = "pages", "slab", "kmalloc"       # Batch.kind
+_NOBODY = object()                                       # no tag (None is the default task's)
 _RSS_OF_USE = {"anon": MM_ANONPAGES, "pagecache": MM_FILEPAGES}
 
 
@@ -317,6 +319,7 @@ class Tasks:
         self._by_tag: dict[str | None, Task] = {None: self.default}
         self._next_pid = 2
         self._wrapped = False                      # pids went past pid_max once
+        self._running = _NOBODY                    # the tag a slab batch is being made for
         # kernel/pid.c pid_idr_init(): PID_MAX_DEFAULT, raised to PIDS_PER_CPU_DEFAULT per
         # possible cpu, at most PID_MAX_LIMIT
         self.pid_max = min(PID_MAX_LIMIT, max(PID_MAX_DEFAULT,
@@ -360,7 +363,7 @@ class Tasks:
         if t._batches or t is self.default or self._by_tag.get(t.tag) is not t:
             return
         cur = getattr(self.k, "current", None)
-        if cur is not None and cur.tag == t.tag:
+        if (cur is not None and cur.tag == t.tag) or self._running == t.tag:
             return
         del self._by_tag[t.tag]
 
@@ -522,15 +525,33 @@ class Tasks:
     def kmalloc(self, tag: str | None, size: int, gfp: int, count: int = 1, node=None, cpu=None) -> range:
         slab, where = self.k.slab, _where(node, cpu)
         self._trace_current(tag)
-        addrs = self._run(count, lambda: slab.kmalloc(size, gfp, **where), slab.kfree, array("Q"))
+        with self._running_for(tag):
+            addrs = self._run(count, lambda: slab.kmalloc(size, gfp, **where), slab.kfree, array("Q"))
         return self._objects(tag, KMALLOC, size, addrs)
 
     def kmem_cache_alloc(self, tag: str | None, cache, gfp: int, count: int = 1, node=None, cpu=None) -> range:
         slab, where = self.k.slab, _where(node, cpu)
         self._trace_current(tag)
-        addrs = self._run(count, lambda: slab.kmem_cache_alloc(cache, gfp, **where),
-                          lambda a: slab.kmem_cache_free(cache, a), array("Q"))
+        with self._running_for(tag):
+            addrs = self._run(count, lambda: slab.kmem_cache_alloc(cache, gfp, **where),
+                              lambda a: slab.kmem_cache_free(cache, a), array("Q"))
         return self._objects(tag, SLAB, cache.name, addrs, cache)
+
+    @contextmanager
+    def _running_for(self, tag):
+        """A slab batch is being made for tag: its task does not exit under it (reclaim may
+        take its last pages meanwhile); if the batch fails and it owns nothing, it exits."""
+        self._running = tag
+        try:
+            yield
+        except BaseException:
+            self._running = _NOBODY
+            t = self._by_tag.get(tag)
+            if t is not None:
+                self._exit_if_empty(t)
+            raise
+        finally:
+            self._running = _NOBODY
 
     def _trace_current(self, tag, task: Task | None = None) -> None:
         """Trace lines name the task an operation runs for (ftrace's TASK-PID column)."""
