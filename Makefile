@@ -16,13 +16,29 @@ SLABINFO := build/slabinfo
 setup: deps venv $(SLABINFO)
 
 # System packages: only what is missing, only as root (CI and fresh machines run as root).
+# Another apt-get (unattended-upgrades on a fresh VM) may hold the dpkg or the lists lock:
+# wait for it, saying so, at most APT_LOCK_WAIT seconds (DPkg::Lock::Timeout covers the dpkg
+# lock only; `apt-get update`'s lists lock is retried here).
+APT_LOCK_WAIT ?= 600
+APT_LOCK_POLL ?= 5
+APT_LOCK_STEP := 10
 # $(call apt_install,PACKAGES)
 define apt_install
 	@missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" != 0 ]; then echo "missing packages:$$missing (run as root or apt-get install them)"; exit 1; fi; \
+	  deadline=$$(( $$(date +%s) + $(APT_LOCK_WAIT) )); told=; \
+	  aptw() { \
+	    while ! out=$$(DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=$(APT_LOCK_STEP) "$$@" 2>&1); do \
+	      case "$$out" in *"Could not get lock"*|*"Unable to lock"*|*"Unable to acquire the dpkg"*) ;; \
+	        *) printf '%s\n' "$$out" >&2; return 1;; esac; \
+	      if [ "$$(date +%s)" -ge "$$deadline" ]; then printf '%s\n' "$$out" >&2; \
+	        echo "gave up after $(APT_LOCK_WAIT) s waiting for the apt lock (APT_LOCK_WAIT=seconds waits longer)" >&2; return 1; fi; \
+	      [ -n "$$told" ] || echo "waiting for the apt lock, at most $(APT_LOCK_WAIT) s: $$(printf '%s\n' "$$out" | grep -m1 -i lock)"; \
+	      told=1; sleep $(APT_LOCK_POLL); \
+	    done; }; \
 	  echo "apt-get install$$missing"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  aptw update -qq && aptw install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 endef
 

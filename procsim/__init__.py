@@ -90,12 +90,29 @@ class Simulation:
     """One booted machine: run control commands, render its files.
 
     ``machine`` is a name, a path or a :class:`~procsim.machine.Machine`; ``state`` is a
-    ``--state`` journal (replayed if it exists, appended to by every command)."""
+    ``--state`` journal (replayed if it exists, appended to by every command, locked while the
+    simulation is open).  :meth:`close` (or ``with procsim.Simulation(...) as sim:``, or
+    dropping the last reference) releases the journal's descriptor and lock; a closed
+    simulation still renders, and refuses commands (:class:`CommandError`, EBADF)."""
 
     def __init__(self, machine: "str | Path | Machine" = DEFAULT_MACHINE, *, state: str | Path | None = None):
+        import weakref
         from procsim.machine import Machine
         from procsim.session import Session
         self.session: Session = Session(machine if isinstance(machine, Machine) else load(machine), state=state)
+        self._closed = False
+        self._finalizer = weakref.finalize(self, self.session.close)
+
+    def close(self) -> None:
+        """Release the journal (descriptor and lock); later :meth:`run` calls fail."""
+        self._closed = True
+        self._finalizer()
+
+    def __enter__(self) -> "Simulation":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     @property
     def machine(self) -> "Machine":
@@ -111,6 +128,9 @@ class Simulation:
         replies (``ok ...``).  Raises :class:`CommandError` at the first failing line."""
         out = []
         for line in lines:
+            if self._closed:
+                import errno
+                raise CommandError(line, errno.EBADF, "error EBADF: the simulation is closed")
             for r in self.session.execute([line]):
                 if r.errno:
                     raise CommandError(r.line, r.errno, r.text)
@@ -134,12 +154,12 @@ class Simulation:
         (:func:`tree_path`; the pictures are left out): point ``node_exporter --path.procfs=ROOT/proc --path.sysfs=ROOT/sys``
         or ``psutil.PROCFS_PATH = ROOT/proc`` at it.  Returns ``root``."""
         root = Path(root)
-        for view in self.views() if views is None else views:
-            if tree_path(view) is None:                  # pictures: not part of a real system's tree
-                continue
-            dest = root / tree_path(view)
+        names = [v for v in (self.views() if views is None else views)]
+        tree = {tree_path(v): self.render(v) for v in names if tree_path(v) is not None}
+        for rel, data in tree.items():          # every view exists (KeyError before any write);
+            dest = root / rel                   # pictures are not part of a real system's tree
             dest.parent.mkdir(parents=True, exist_ok=True)
-            dest.write_bytes(self.render(view))
+            dest.write_bytes(data)
         return root
 
     def __repr__(self) -> str:

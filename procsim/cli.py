@@ -49,15 +49,51 @@ def _boot_failed(m, e: Exception):
     _fail(f"booting the simulated kernel failed: {type(e).__name__}: {e} (PROCSIM_DEBUG=1 shows where)")
 
 
+REPLAY_REPORT = 2.0        # seconds between "replaying" lines on stderr (the parent waits while they come)
+
+
+class _ReplayReport:
+    """Journal.replay's progress, printed to stderr every REPLAY_REPORT seconds while a
+    replay runs (from a thread: one journal line, compact_memory on 1 TiB, may take long);
+    `mount` without --foreground waits as long as these lines keep coming."""
+
+    def __init__(self, state):
+        import threading
+        self.state, self.at, self.t0 = state, None, time.monotonic()
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def __call__(self, n, offset, size, raw):
+        self.at = (n, offset, size, raw)
+
+    def _run(self):
+        while not self.done.wait(REPLAY_REPORT):
+            if self.at is None:
+                continue
+            n, offset, size, raw = self.at
+            line = (raw or b"").decode(errors="replace")[:60]
+            print(f"procsim: replaying {self.state}: line {n}, {100 * offset // max(size, 1)}% of its bytes, "
+                  f"{time.monotonic() - self.t0:.0f} s: {line}", file=sys.stderr, flush=True)
+
+    def stop(self):
+        self.done.set()
+        self.thread.join()
+
+
 def _session(args, state=None, clock="virtual"):
     from procsim.session import Session, StateError
     m = _load(args.config)
+    report = _ReplayReport(state) if state else None
     try:
-        return Session(m, state=state, clock=clock)
+        return Session(m, state=state, clock=clock, progress=report)
     except StateError as e:
         _fail(f"cannot use --state: {e}", EXIT_USAGE)
     except Exception as e:
         _boot_failed(m, e)
+    finally:
+        if report is not None:
+            report.stop()
 
 
 def summary(m) -> str:
@@ -229,6 +265,21 @@ def _mount(args, mp: str, unlock) -> int:
     return 0
 
 
+def _relay(err) -> int:
+    """The daemon's stderr so far: new "replaying" lines are shown here too; its size tells
+    wait_mounted that the daemon advances."""
+    size = os.fstat(err.fileno()).st_size
+    seen = getattr(_relay, "seen", 0)
+    if size > seen:
+        new = os.pread(err.fileno(), size - seen, seen)
+        cut = new.rfind(b"\n") + 1
+        for line in new[:cut].decode(errors="replace").splitlines():
+            if line.startswith("procsim: replaying "):
+                print(line, file=sys.stderr, flush=True)
+        _relay.seen = seen + cut
+    return size
+
+
 def _daemonize(args, mp: str) -> int:
     """Start `mount --foreground` in its own session; return once the mount answers and is
     served by that very daemon (racing mounts stack on one path; a daemon that died after
@@ -248,7 +299,7 @@ def _daemonize(args, mp: str) -> int:
         p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
                              start_new_session=True, cwd="/")
         try:
-            wait_mounted(mp, p, MOUNT_WAIT, pid=p.pid)
+            wait_mounted(mp, p, MOUNT_WAIT, pid=p.pid, progress=lambda: _relay(err))
         except RuntimeError:
             if p.poll() is not None:
                 err.seek(0)

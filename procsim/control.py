@@ -232,8 +232,9 @@ def _slab_flags(v, verb):
 
 
 def _cache_name(v, verb):
-    if not re.fullmatch(r"[^\s:#]{1,64}", v):
-        raise ControlError(E.EINVAL, f"bad cache name {_q(v)}")
+    if not re.fullmatch(r"[^\s:#/\x00-\x1f\x7f-\x9f]{1,64}", v) or v in (".", ".."):
+        raise ControlError(E.EINVAL, f"bad cache name {_q(v)} (no /, . or .., control characters:"
+                                     " it names sys/kernel/slab/NAME)")
     return v
 
 

@@ -20,8 +20,10 @@ import gzip
 import hashlib
 import io
 import json
+import os
 import shutil
 import tarfile
+import tempfile
 from pathlib import Path
 from typing import Iterable
 
@@ -93,19 +95,53 @@ def _remake(machines: dict, source: str | None, kernels: list[str]) -> str:
 
 def write_dir(out: Path, files: dict[str, bytes]) -> None:
     """Replace the machines' subtrees and the manifest below ``out``; refuse to write into a
-    non-empty directory that procsim did not make (no manifest.json there)."""
+    non-empty directory that procsim did not make (no manifest.json there).  Everything is
+    written aside first (``out/.procsim-new-*``) and renamed into place, so a failed write
+    (ENOSPC) leaves the old trees as they were and no half tree; an entry already at
+    ``out/<machine>`` (a symlink too) is renamed away and removed, never followed."""
+    _check_paths(files)
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / MANIFEST).is_file())):
         raise FixturesError(f"{out}: exists and is not a procsim fixtures directory (no {MANIFEST})")
-    for top in {p.split("/", 1)[0] for p in files if "/" in p}:
-        shutil.rmtree(out / top, ignore_errors=True)
-    for rel, data in sorted(files.items()):
-        dest = out / rel
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        dest.write_bytes(data)
+    out.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=".procsim-new-", dir=out))
+    moved: list[tuple[Path, Path]] = []
+    try:
+        for rel, data in sorted(files.items()):
+            dest = stage / rel
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_bytes(data)
+        old = stage / ".old"
+        old.mkdir()
+        for top in sorted({p.split("/", 1)[0] for p in files}):
+            if os.path.lexists(out / top):
+                os.rename(out / top, old / top)
+                moved.append((old / top, out / top))
+            os.rename(stage / top, out / top)
+            moved.append((out / top, stage / top))
+    except BaseException:
+        for src, dst in reversed(moved):        # put every renamed entry back where it was
+            os.rename(src, dst)
+        raise
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def _check_paths(files: dict[str, bytes]) -> None:
+    """Every member stays below OUT: relative, no ``.``/``..``/empty part, no control character."""
+    for rel in files:
+        parts = rel.split("/")
+        if rel.startswith("/") or any(p in ("", ".", "..") for p in parts) or \
+                any(ord(c) < 0x20 or ord(c) == 0x7f for c in rel):
+            raise FixturesError(f"{rel!r}: not a path below OUT (a machine or cache name names a path)")
 
 
 def write_tar(out: Path, files: dict[str, bytes]) -> None:
-    """A reproducible tar (gzip-compressed if ``out`` ends in .gz or .tgz)."""
+    """A reproducible tar (gzip-compressed if ``out`` ends in .gz or .tgz).  An existing ``out``
+    is replaced only when it is a procsim fixtures tar (holds manifest.json); the tar is written
+    aside and renamed into place, so a failed write leaves the old file (or none), never half."""
+    _check_paths(files)
+    if os.path.lexists(out) and not _is_fixtures_tar(out):
+        raise FixturesError(f"{out}: exists and is not a procsim fixtures tar (no {MANIFEST}); not overwritten")
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
         dirs = {d for p in files for d in _parents(str(Path(p).parent))}
@@ -119,7 +155,31 @@ def write_tar(out: Path, files: dict[str, bytes]) -> None:
         with gzip.GzipFile(filename="", mode="wb", fileobj=z, mtime=0) as g:
             g.write(data)
         data = z.getvalue()
-    out.write_bytes(data)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, out)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _is_fixtures_tar(out: Path) -> bool:
+    if out.is_symlink() or not out.is_file():
+        return False
+    try:
+        with tarfile.open(out) as tar:
+            return MANIFEST in tar.getnames()
+    except (tarfile.TarError, OSError, EOFError):
+        return False
 
 
 def _parents(d: str) -> list[str]:

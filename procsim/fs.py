@@ -220,7 +220,8 @@ class _Interrupts:
 
 class Handle:
     """One open file.  Plain slots: an open+read+close makes one, so it must be cheap."""
-    __slots__ = ("path", "kind", "snapshot", "pending", "replies", "reply_bytes", "failed", "cursor", "lock")
+    __slots__ = ("path", "kind", "snapshot", "pending", "replies", "reply_bytes", "failed", "split_at", "cursor",
+                 "lock")
 
     def __init__(self, path: str, kind: str = "file"):
         self.path = path
@@ -229,7 +230,8 @@ class Handle:
         self.pending = None if kind == "file" else bytearray()   # control: a partial line; pipe: a line's rest
         self.replies = deque() if kind == "control" else None
         self.reply_bytes = 0
-        self.failed = None              # control: (errno, the failing line's bytes) for the retry
+        self.failed = None              # control: (errno, the failing line's bytes, errno told) for the retry
+        self.split_at = -1              # control: where a next request of the same write(2) starts
         self.cursor = None              # stream views (kmsg): the next record
         self.lock = threading.Lock()    # one request at a time per handle
 
@@ -457,15 +459,17 @@ class ProcFS(Operations):
         where it starts (or, when it is the request's first line, the request fails with its
         errno), and the handle remembers the line's bytes: the writer's retry, which starts
         with them, fails at once with the same errno and nothing runs twice (so does any later
-        write starting with them).  A write whose bytes do not start with them (a new command
-        after the error) runs normally.
+        write starting with them; a prefix of them too while the errno has not reached the
+        writer: after a short count it resends the rest, maybe in smaller pieces).  A write
+        whose bytes do not start with them (a new command after the error, even one that is a
+        prefix of the failed line once the errno was returned) runs normally.
         A request that ends inside a line keeps the fragment pending for the next one.
         At most MAX_COMMANDS lines run per request; the rest is handed back as a short count.
         """
         h = self._handle(fi)
         if h.kind == "control":
             with h.lock:
-                return self._write_control(h, data)
+                return self._write_control(h, data, offset)
         if offset:                                  # sysctl_writes_strict: a write past 0 is ignored
             return len(data)
         try:                                        # the whole write is the value (tracefs, sysctl)
@@ -479,13 +483,19 @@ class ProcFS(Operations):
             raise FuseOSError(errno.EIO) from None
         return len(data)
 
-    def _write_control(self, h: Handle, data: bytes) -> int:
+    def _write_control(self, h: Handle, data: bytes, offset: int = -2) -> int:
         if h.failed is not None:                    # a retry (Python's close() retries twice)
-            code, line = h.failed
-            if data.startswith(line) or line.startswith(data):
+            code, line, told = h.failed
+            if data.startswith(line):
                 raise FuseOSError(code)
-            h.failed = None
+            if not told and line.startswith(data):  # the rest after a short count, resent in pieces
+                h.failed = (code, line, True)
+                raise FuseOSError(code)
+            h.failed = None                         # a new write, even a prefix of the line
         texts, ends, pos, refusal = [], [], 0, None
+        # the first line began in an earlier request, or this request may continue the last
+        # one's write(2) (a whole request of at least a page taken, the offset just after it)
+        joined, h.split_at = bool(h.pending) or offset == h.split_at, -1
         while len(texts) < MAX_COMMANDS:
             nl = data.find(b"\n", pos)
             if nl < 0:
@@ -520,11 +530,17 @@ class ProcFS(Operations):
                 h.pending.clear()
             if full:
                 h.pending += data[pos:]
+                if len(data) >= 4096:
+                    h.split_at = offset + len(data)
                 return len(data)
             return pos
         start = ends[done - 1] if done else 0
         stop = data.find(b"\n", start)
-        h.failed = (code, data[start:stop + 1 if stop >= 0 else len(data)])
+        # told: the errno reaches the writer now (its write(2) began with this line); after a
+        # short count (or a line begun in an earlier request) the writer resends the rest,
+        # maybe in smaller pieces, so a prefix of the line is its retry too
+        told = not start and not (done == 0 and joined)
+        h.failed = (code, data[start:stop + 1 if stop >= 0 else len(data)], told)
         h.pending.clear()
         if start:
             return start

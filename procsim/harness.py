@@ -165,11 +165,19 @@ def _reap(proc, timeout: float) -> None:
             proc.join()
 
 
-def wait_mounted(mountpoint, proc=None, timeout: float = 120.0, pid: int | None = None) -> None:
+def wait_mounted(mountpoint, proc=None, timeout: float = 120.0, pid: int | None = None,
+                 progress=None) -> None:
     """Until mountpoint answers (and, given pid, is served by that daemon); RuntimeError if
-    proc (a Popen or a multiprocessing.Process) exits first or time runs out."""
+    proc (a Popen or a multiprocessing.Process) exits first or time runs out.  ``progress()``,
+    when given, returns a value that changes while the daemon advances (a long journal
+    replay reports to its stderr): each change gives it ``timeout`` seconds more."""
     deadline = time.monotonic() + timeout
+    last = progress() if progress is not None else None
     while time.monotonic() < deadline:
+        if progress is not None:
+            now = progress()
+            if now != last:
+                last, deadline = now, time.monotonic() + timeout
         if mount_entry(mountpoint) is not None and state(mountpoint) == "alive":
             if (pid is None or daemon_pid(mountpoint) == pid) and ready(mountpoint):
                 return

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-KiB, MiB, GiB, TiB = 1 << 10, 1 << 20, 1 << 30, 1 << 40
+from .mm.page_types import KiB, MiB, GiB, TiB  # noqa: F401  (re-exported)
 from .mm.page_types import DEFAULT_KERNEL, KERNEL_VERSIONS, PAGE_SIZE
 
 # The largest machine we accept: x86-64 with 4-level paging maps 64 TiB of RAM.
@@ -253,6 +253,13 @@ class _Doc:
             self.fail(node, f"{what} is not a valid name: {s!r}")
         return s
 
+    def path_name(self, node, s: str, what: str) -> None:
+        """A name that becomes a directory (fixtures OUT/<machine>, sys/kernel/slab/<cache>) and
+        a journal header line: no path syntax, no line break or other control character."""
+        bad = _path_name_problem(s)
+        if bad:
+            self.fail(node, f"{what} {s!r} {bad}")
+
     def integer(self, node, what: str, lo: int | None = None, hi: int | None = None) -> int:
         n = self.scalar(node, what)
         try:                            # YAML 1.1 also calls 017 (octal) and 1:30 (base 60) ints
@@ -287,6 +294,18 @@ class _Doc:
 
 
 _NAME = r"[^\s:]{1,64}"
+
+
+def _path_name_problem(s: str) -> str | None:
+    """Why ``s`` cannot name one directory entry (None when it can): ``.``, ``..``, a ``/`` or a
+    control character (a newline would also break the journal's header line)."""
+    if s in (".", ".."):
+        return "would name a directory (. or ..)"
+    if "/" in s:
+        return "holds a '/' (it names a directory)"
+    if any(ord(c) < 0x20 or 0x7f <= ord(c) < 0xa0 for c in s):
+        return "holds a control character"
+    return None
 
 
 def shipped() -> list[str]:
@@ -327,6 +346,9 @@ def load(path: str | Path) -> Machine:
 def loads(text: str, path: str = "<string>") -> Machine:
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except RecursionError:                      # the composer recurses once per nesting level
+        raise ConfigError(path, _too_deep(text), f"nested more than {MAX_DEPTH} levels deep: "
+                                                 "not a machine description") from None
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         raise ConfigError(path, mark.line + 1 if mark else 1, f"YAML syntax: {e.problem or e}") from None
@@ -338,7 +360,12 @@ def loads(text: str, path: str = "<string>") -> Machine:
     top = d.mapping(root, "machine", {"name", "sockets", "dimms", "numa_distances", "tunables",
                                       "reserved", "boot", "cpu_numbering", "kernel", "swap"},
                       {"sockets", "dimms"})
-    name = d.string(top["name"], "name") if "name" in top else Path(path).stem
+    if "name" in top:
+        name = d.string(top["name"], "name")
+        d.path_name(top["name"], name, "name")
+    else:
+        name = Path(path).stem
+        d.path_name(None, name, "name (from the file name; add a name: line)")
 
     sockets = []
     items = d.sequence(top["sockets"], "sockets")
@@ -495,8 +522,53 @@ def loads(text: str, path: str = "<string>") -> Machine:
         swap = d.size(top["swap"], "swap", lo=MIN_SWAP, hi=MAX_SWAP)
         if swap % PAGE_SIZE:
             d.fail(top["swap"], f"swap must be a whole number of {PAGE_SIZE}-byte pages")
-    return Machine(name, tuple(sockets), tuple(dimms), distances, tun, res, boot, source=path,
-                   cpu_numbering=numbering, kernel=kernel, swap=swap)
+    m = Machine(name, tuple(sockets), tuple(dimms), distances, tun, res, boot, source=path,
+                cpu_numbering=numbering, kernel=kernel, swap=swap)
+    _check_layout(d, top, m)
+    return m
+
+
+MAX_DEPTH = 100
+
+
+def _too_deep(text: str) -> int:
+    """The line where the YAML nests deeper than MAX_DEPTH (the event parser does not recurse)."""
+    depth = 0
+    try:
+        for ev in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(ev, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    return ev.start_mark.line + 1
+            elif isinstance(ev, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+                depth -= 1
+    except yaml.YAMLError:
+        pass
+    return 1
+
+
+def _check_layout(d: _Doc, top: dict, m: Machine) -> None:
+    """What boot places in memblock (NODE_DATA, the memmap, the per-CPU areas) must fit the RAM
+    the description leaves: else FILE:LINE at the part that does not fit (the e820 ranges when
+    the machine fits without them, the sockets when the per-CPU areas do not fit, else dimms)."""
+    from dataclasses import replace
+    from .mm import layout
+    try:
+        layout.build(m)
+        return
+    except ValueError as e:
+        why = str(e)
+    e820 = next((v for k, v in top["reserved"].value if k.value == "e820"), None) if "reserved" in top else None
+    if e820 is not None:
+        try:
+            layout.build(replace(m, reserved=replace(m.reserved, e820=())))
+            d.fail(e820, f"the machine does not boot: {why}: the reserved e820 ranges leave too little RAM")
+        except ValueError:
+            pass
+    if why.startswith("no room for percpu"):
+        d.fail(top["sockets"], f"the machine does not boot: {why}: too many CPUs ({m.nr_cpu_ids}) for the memory "
+                               "(each CPU's per-CPU area is placed on its node)")
+    d.fail(top["dimms"], f"the machine does not boot: {why}: too little memory")
 
 
 def _load_boot(d: _Doc, node, node_mem: list[int]) -> Boot:
@@ -523,6 +595,7 @@ def _load_boot(d: _Doc, node, node_mem: list[int]) -> Boot:
         c = d.mapping(cn, f"boot.caches[{i}]", {"name", "size", "objects", "align", "flags", "node", "ctor",
                                                  "slabs"}, {"name", "size"})
         name = d.string(c["name"], "cache name", _NAME)
+        d.path_name(c["name"], name, "cache name")
         if name in seen:
             d.fail(c["name"], f"cache {name!r} is listed twice")
         seen.add(name)

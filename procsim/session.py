@@ -120,7 +120,7 @@ def _command_text(line: str) -> str:
 
 class Session:
     def __init__(self, machine, boot=None, views: dict | None = None, state: str | Path | None = None,
-                 clock: str = "virtual"):
+                 clock: str = "virtual", progress=None):
         self.machine = machine
         self.clock = None                          # a WallClock when the clock follows the wall
         self._static = load_views(machine) if views is None else dict(views)
@@ -147,7 +147,7 @@ class Session:
         try:
             self.control = Control(self._with_trace_readers(boot or default_boot(machine)))
             if self.journal is not None:
-                self.journal.replay(self.control)
+                self.journal.replay(self.control, progress)
             if clock == "wall":                     # procsim/wallclock.py
                 from procsim.wallclock import WallClock
                 self.clock = WallClock(self)
@@ -517,12 +517,15 @@ class Session:
             self._cache.pop(LOG, None)          # its key (the command serial) did not move
 
     def close(self) -> None:
+        """Release the journal's descriptor and lock.  A session that had one refuses every
+        later command (EBADF) rather than apply it without journaling it."""
         if self.clock is not None:
             self.clock.stop()
             self.clock = None
         if self.journal is not None:
             self.journal.close()
-            self.journal = None
+            self._broken = (errno.EBADF, f"--state {self.journal.path}: the session is closed;"
+                                         " the command was not applied")
 
 
 class StateError(Exception):
@@ -612,12 +615,16 @@ class Journal:
                 yield n, start, raw[:-1]
                 start += len(raw)
 
-    def replay(self, control: Control) -> None:
+    def replay(self, control: Control, progress=None) -> None:
         """Check the header and run the journal again.  A last line without its newline was
-        torn by a crash before it was acknowledged: it is cut off rather than run."""
+        torn by a crash before it was acknowledged: it is cut off rather than run.
+        ``progress(n, offset, size, line)``, when given, is told of each line before it runs
+        (the mount reports a long replay with it; procsim.cli)."""
         p = self.path
         end = 0
         for n, start, raw in self._lines():
+            if progress is not None:
+                progress(n, start, self.end, raw)
             if raw is None:                      # torn: never acknowledged
                 break
             end = start + len(raw) + 1

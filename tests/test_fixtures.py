@@ -118,3 +118,133 @@ def test_readme_lists_the_shipped_machines():
     from pathlib import Path
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     assert f"procsim.machines()                               # {procsim.machines()!r}" in readme
+# --- 30 §1b: fixtures never write outside OUT, never follow a link, never leave half a tree ----
+TINY = (procsim.machine.CONFIGS_DIR / "tiny.yaml").read_text()
+
+
+def _config(tmp_path, text, filename="m.yaml"):
+    p = tmp_path / filename
+    p.write_text(text)
+    return p
+
+
+@pytest.mark.parametrize("name,why", [
+    ('"../x"', "holds a '/'"), ('".."', "would name a directory"), ('"."', "would name a directory"),
+    ('"a/b"', "holds a '/'"), ('"a\\nb"', "holds a control character"),
+    ('"a\\x01b"', "holds a control character"),
+])
+def test_machine_names_that_name_a_path_are_refused_with_file_line(tmp_path, name, why):
+    cfg = _config(tmp_path, TINY.replace("name: tiny", f"name: {name}"))
+    out = tmp_path / "sub" / "out"
+    r = sh("fixtures", out, "-c", cfg)
+    line = TINY.splitlines().index("name: tiny") + 1
+    assert r.returncode == 2 and f"{cfg}:{line}: name " in r.stderr and why in r.stderr, r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.yaml"]      # nothing beside OUT
+
+
+def test_a_file_name_that_names_a_path_is_refused(tmp_path):
+    cfg = _config(tmp_path, TINY.replace("name: tiny\n", ""), "...yaml")
+    r = sh("fixtures", tmp_path / "out", "-c", cfg)
+    assert r.returncode == 2 and "would name a directory" in r.stderr and "add a name:" in r.stderr, r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["...yaml"]
+
+
+@pytest.mark.parametrize("name", ["../x", "a/b", ".", "..", "a\x01b"])
+def test_boot_cache_names_that_name_a_path_are_refused(name):
+    text = TINY + f"boot:\n  caches:\n    - {{name: {json.dumps(name)}, size: 64}}\n"
+    with pytest.raises(procsim.machine.ConfigError) as e:
+        procsim.machine.loads(text, "c.yaml")
+    assert str(e.value).startswith(f"c.yaml:{len(TINY.splitlines()) + 3}: cache name "), str(e.value)
+
+
+@pytest.mark.parametrize("name", ["../x", "a/b", ".", "..", "a\x01b", "a\x7fb"])
+def test_kmem_cache_create_refuses_names_that_name_a_path(name):
+    sim = procsim.boot("tiny")
+    before = sim.render("slabinfo")
+    with pytest.raises(procsim.CommandError) as e:
+        sim.run(f"kmem_cache_create {name} 64")
+    assert e.value.reply.startswith(("error EINVAL: bad cache name", "error EINVAL: control character")), e.value.reply
+    assert sim.render("slabinfo") == before
+    assert sim.run("kmem_cache_create a.b 64")[0].startswith("ok a.b ")      # a dot inside is a name
+
+
+def test_a_symlink_at_out_machine_is_replaced_not_followed(tmp_path):
+    out = tmp_path / "out"
+    assert sh("fixtures", out, "-c", "tiny").returncode == 0
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "keep").write_text("mine")
+    import shutil
+    shutil.rmtree(out / "tiny")
+    (out / "tiny").symlink_to(victim)
+    assert sh("fixtures", out, "-c", "tiny").returncode == 0
+    assert [p.name for p in victim.iterdir()] == ["keep"] and (victim / "keep").read_text() == "mine"
+    assert not (out / "tiny").is_symlink() and (out / "tiny" / "proc" / "zoneinfo").is_file()
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "tiny"]   # no staging left
+
+
+def test_tar_never_overwrites_a_file_it_did_not_make(tmp_path):
+    out = tmp_path / "fx.tar"
+    out.write_text("my notes")
+    r = sh("fixtures", out, "-c", "tiny", "--tar")
+    assert r.returncode == 1 and "not a procsim fixtures tar" in r.stderr and out.read_text() == "my notes"
+    out.unlink()
+    assert sh("fixtures", out, "-c", "tiny", "--tar").returncode == 0
+    first = out.read_bytes()
+    assert sh("fixtures", out, "-c", "tiny", "--tar").returncode == 0     # its own tar: replaced
+    assert out.read_bytes() == first
+    import tarfile
+    with tarfile.open(out) as t:
+        assert all(not n.startswith(("/", "..")) and ".." not in n.split("/") for n in t.getnames())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fx.tar"]
+
+
+@pytest.mark.parametrize("rel", ["../x/proc/zoneinfo", "/etc/x", "a/../../b", "a/./b", "a\nb/c"])
+def test_members_outside_out_are_refused_before_anything_is_written(tmp_path, rel):
+    from procsim import fixtures
+    for write in (fixtures.write_dir, fixtures.write_tar):
+        with pytest.raises(fixtures.FixturesError, match="not a path below OUT"):
+            write(tmp_path / "out", {"manifest.json": b"{}", rel: b"x"})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failed_write_leaves_the_old_tree_and_no_half_tree(tmp_path, monkeypatch):
+    """ENOSPC in the middle of a rerun: the previous tree and manifest stay as they were, no
+    staging directory is left; the same for --tar (the old tar stays)."""
+    import errno
+    from pathlib import Path
+    from procsim import fixtures
+    out = tmp_path / "out"
+    _, files = fixtures.build(["tiny"], [])
+    fixtures.write_dir(out, files)
+    before = {str(p.relative_to(out)): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    _, files2 = fixtures.build(["tiny"], ["kmalloc 64 count=100"])
+    assert files2 != files
+    real, calls = Path.write_bytes, []
+
+    def full(self, data):
+        calls.append(self)
+        if len(calls) > 20:
+            raise OSError(errno.ENOSPC, "No space left on device", str(self))
+        return real(self, data)
+    monkeypatch.setattr(Path, "write_bytes", full)
+    with pytest.raises(OSError, match="No space"):
+        fixtures.write_dir(out, files2)
+    after = {str(p.relative_to(out)): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert after == before and sorted(p.name for p in out.iterdir()) == ["manifest.json", "tiny"]
+    monkeypatch.undo()
+
+    tar = tmp_path / "fx.tar"
+    fixtures.write_tar(tar, files)
+    old = tar.read_bytes()
+    import os as _os
+    real_fdopen = _os.fdopen
+
+    def fdopen(fd, *a, **kw):
+        f = real_fdopen(fd, *a, **kw)
+        f.write = lambda data: (_ for _ in ()).throw(OSError(errno.ENOSPC, "No space left on device"))
+        return f
+    monkeypatch.setattr(fixtures.os, "fdopen", fdopen)
+    with pytest.raises(OSError, match="No space"):
+        fixtures.write_tar(tar, files2)
+    assert tar.read_bytes() == old and sorted(p.name for p in tmp_path.iterdir()) == ["fx.tar", "out"]

@@ -68,8 +68,12 @@ def test_counters_follow_use_and_free(real):
     ok(real, "kfree tag=t")
     assert (t.get_mm_rss(), t.pgtables_bytes, t.kernel_pages, t.objects) == (0, 0, 0, 0)
     assert tasks.default.get_mm_rss() == 0
+    assert tasks.find_task("t") is None                           # nothing left: the task exited
     ok(real, "alloc_pages 0 use=anon tag=t")
     ok(real, "kmalloc 64 count=2 tag=t")
+    t2 = tasks.find_task("t")
+    assert t2 is not t and t2.pid == t.pid + 1                    # a new process, the next pid
+    t = t2
     assert tasks.free(tasks.select_task(t)) == 3                  # every kind at once: what an OOM kill frees
     assert (t.get_mm_rss(), t.objects, list(t.batches())) == (0, 0, [])
 
@@ -153,7 +157,7 @@ def test_a_free_touches_only_its_own_batch(fake):
     for i in range(1, 499):
         if i != 250:
             ok(fake, f"kfree {i}")
-    assert list(tasks.batches()) == [] and list(tasks.find_task("many").batches()) == []
+    assert list(tasks.batches()) == [] and tasks.find_task("many") is None     # its last one freed: exited
 
 
 def test_failed_line_consumes_no_id_and_no_batch(fake):

@@ -128,6 +128,7 @@ class Zone:
         self.numa = dict.fromkeys(numa_items, 0)
         self.stat_threshold = 0
         self.below_high = False                  # ZONE_BELOW_HIGH
+        self.compaction_gaps = None              # compaction.py: (ranges, starts, ends) of _free_ranges
         self.boosted_wmark = False               # ZONE_BOOSTED_WATERMARK: wake kswapd on the next rmqueue
         self.nr_free = 0                         # NR_FREE_PAGES
         self.nr_free_highatomic = 0

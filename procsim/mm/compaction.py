@@ -35,6 +35,7 @@ pick where to start), capture_control and lock contention are not modelled.
 from __future__ import annotations
 
 import errno
+from bisect import bisect_right
 
 from . import gfp as G
 from .buddy import Page, MIGRATE_MOVABLE, MAX_PAGE_ORDER, NR_PAGE_ORDERS, PAGE_ALLOC_COSTLY_ORDER
@@ -127,6 +128,33 @@ def page_movable(page) -> bool:
     if page.migratetype != MIGRATE_MOVABLE:
         return False
     return page.use in LRU_USES or (page.use is None and page.id > 0)
+
+
+def _reserved_end(z, pfn: int, end: int) -> int:
+    """pfn is neither free nor allocated: when it is outside every range the zone gave the
+    buddy allocator (memblock reservations such as the memmap, holes), where that stretch
+    ends (at most end); else pfn + 1."""
+    ranges = z._free_ranges
+    gaps = z.compaction_gaps
+    if gaps is None or gaps[0] is not ranges:
+        gaps = z.compaction_gaps = (ranges, [r[0] for r in ranges], [r[1] for r in ranges])
+    _, starts, ends = gaps
+    j = bisect_right(starts, pfn) - 1
+    if j >= 0 and pfn < ends[j]:
+        return pfn + 1                           # buddy memory: one pfn (a tail, isolated, ...)
+    return min(starts[j + 1] if j + 1 < len(starts) else end, end)
+
+
+def run_movable(b) -> bool:
+    """page_movable() of every member of page batch b (one gfp, one use, each with an ID)."""
+    return b.mt == MIGRATE_MOVABLE and (b.use in LRU_USES or b.use is None)
+
+
+def _no_runs(pfn):
+    return None
+
+
+_no_runs.span = _no_runs
 
 
 def skip_isolation_on_order(order: int, target_order: int) -> bool:
@@ -298,6 +326,12 @@ class Compaction:
             if page is None and pfn not in free:     # order-0 bulk work is kept as runs
                 if cc.run_page is None:
                     cc.run_page = self.tasks.run_page_finder(z)
+                sp = cc.run_page.span(pfn)
+                if sp is not None and (not run_movable(sp[1]) or skip_isolation_on_order(sp[1].what, cc.order)):
+                    stop = min(sp[0], end)           # each block of it scanned, none isolated
+                    scanned += stop - pfn
+                    pfn = stop
+                    continue
                 page = cc.run_page(pfn)
             if page is not None:
                 n = 1 << page.order
@@ -321,8 +355,9 @@ class Compaction:
                 scanned += min(n, end - pfn)
                 pfn += n
             else:
-                scanned += 1
-                pfn += 1
+                stop = _reserved_end(z, pfn, end)   # memblock-reserved or a hole: never free
+                scanned += stop - pfn               # nor allocated, each pfn scanned in turn
+                pfn = stop
         pfn = min(pfn, end)
         cc.total_migrate_scanned += scanned
         self.count_vm_events("compact_isolated", isolated)

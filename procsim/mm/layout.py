@@ -21,8 +21,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..machine import MiB, GiB, PAGE_SIZE, Machine
+from typing import TYPE_CHECKING
 
+from .page_types import MiB, GiB, PAGE_SIZE
+
+if TYPE_CHECKING:                                # the description's type only: layout.py is a leaf
+    from ..machine import Machine
 from .page_types import PAGE_SHIFT, MAX_ORDER_NR_PAGES, PAGEBLOCK_ORDER, PAGEBLOCK_NR_PAGES  # noqa: F401
 from .page_types import (ZONE_DMA, ZONE_DMA32, ZONE_NORMAL, ZONE_MOVABLE, ZONE_DEVICE,  # noqa: F401 (re-exported)
                          MAX_NR_ZONES, ZONE_NAMES)

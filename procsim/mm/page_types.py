@@ -4,6 +4,7 @@ names of the kernel versions procsim models.
 
 Everything else imports them from here, so a reader finds one definition of each.
 """
+KiB, MiB, GiB, TiB = 1 << 10, 1 << 20, 1 << 30, 1 << 40
 PAGE_SHIFT = 12
 PAGE_SIZE = 1 << PAGE_SHIFT
 PAGE_OFFSET = 0xffff888000000000        # the direct map (__PAGE_OFFSET_BASE_L4)

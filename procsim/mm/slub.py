@@ -324,6 +324,15 @@ class KmemCache:
         return nr_objs - nr_free, nr_objs, nr_slabs, nr_slabs
 
 
+def _remove_id(items: list, x) -> bool:
+    """Remove x (by identity) from items; whether it was there."""
+    for i in range(len(items) - 1, -1, -1):
+        if items[i] is x:
+            del items[i]
+            return True
+    return False
+
+
 class Slub:
     """The slab allocator of one Kernel (``k.slab``)."""
 
@@ -762,12 +771,29 @@ class Slub:
         """___slab_alloc(): find a slab with free objects and make it this cpu's slab.
 
         The only step that can fail, taking a new slab from the buddy, runs before any list
-        moves, so a failed allocation leaves the cache exactly as it was."""
+        moves, so a failed allocation leaves the cache exactly as it was.
+
+        new_slab() may enter reclaim and the OOM killer, whose victim's objects are freed
+        meanwhile: a slab of this cache can come onto this cpu's partial list or a node's.
+        The kernel installs the new slab all the same (retry_load_slab) and leaves those where
+        the frees put them; only the cpu partial slabs that were there before go back."""
         plist = s.cpu_partial_list.get(cpu)
         fresh = None
         if not (plist and (node is None or any(x.node == node for x in plist))) \
                 and not self._partial_available(s, node, cpu):
+            stale = list(plist) if plist else []
             fresh = self._grow(s, gfp, node, cpu)
+            if fresh is not None:
+                old = s.cpu_slab.pop(cpu, None)
+                if old is not None:
+                    self._deactivate_slab(old)
+                plist = s.cpu_partial_list.get(cpu)
+                for slab in reversed(stale):         # other nodes' slabs, from the list head
+                    if plist and slab.state == CPU_PARTIAL and slab.cpu == cpu and _remove_id(plist, slab):
+                        self._put_partials(s, [slab])
+                fresh.state, fresh.cpu = FROZEN, cpu
+                s.cpu_slab[cpu] = fresh
+                return fresh
         old = s.cpu_slab.pop(cpu, None)
         if old is not None:
             self._deactivate_slab(old)       # exhausted (no list) or node mismatch (back to its node)
@@ -778,16 +804,12 @@ class Slub:
                 new = head
                 break
             self._put_partials(s, [head])
-        if new is None and fresh is None:
+        if new is None:
             new = self._get_partial(s, node, cpu)
             if new is None:
                 new = self._get_any_partial(s, node, cpu)
         if new is None:
-            if fresh is None:
-                raise AssertionError("___slab_alloc found no slab")
-            new = fresh
-        elif fresh is not None:              # cannot happen: the plan found no partial slab
-            raise AssertionError("new slab taken while a partial slab was available")
+            raise AssertionError("___slab_alloc found no slab")
         new.state, new.cpu = FROZEN, cpu
         s.cpu_slab[cpu] = new
         return new

@@ -11,8 +11,12 @@ processes; a control command's ``tag=NAME`` names the task the allocation is mad
 **Untagged allocations belong to the default task**, ``Tasks.default`` (``tag`` None, pid 1,
 comm ``init``): like init, it has ``oom_score_adj = OOM_SCORE_ADJ_MIN``, which
 ``oom_badness()`` reads as "never kill" -- a script that tags nothing keeps getting ENOMEM,
-and tagging a workload is what makes it a possible OOM victim.  Tagged tasks get pids 2, 3,
-... in the order their tag is first used, and live until ``reset`` (a new Kernel).
+and tagging a workload is what makes it a possible OOM victim.  A tag's task is made when
+the tag is first used and exits, as a process does, when its last allocation is gone (freed,
+reclaimed or killed by the OOM killer): a later use of the tag is a new task.  Pids are
+handed out as alloc_pid() does: increasing (2, 3, ...; a pid once used is not given again,
+even by a command that failed), up to pid_max, then again from RESERVED_PIDS, skipping the
+pids in use.
 
 An allocation's identity is its **ID** (the handle the control file prints), not its pfn:
 compaction may ``move()`` a page allocation to another block, reclaim may ``reclaim()`` a
@@ -40,6 +44,7 @@ from __future__ import annotations
 import errno
 from array import array
 from bisect import bisect_left, bisect_right
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from typing import Iterator
@@ -53,6 +58,8 @@ from .page_types import PAGE_SIZE
 
 # include/linux/mm_types_task.h: enum rss stat items
 MM_FILEPAGES, MM_ANONPAGES, MM_SWAPENTS, MM_SHMEMPAGES = range(4)
+# include/linux/threads.h
+PID_MAX_DEFAULT, PID_MAX_LIMIT, RESERVED_PIDS, PIDS_PER_CPU_DEFAULT = 0x8000, 4 * 1024 * 1024, 300, 1024
 NR_MM_COUNTERS = 4
 OOM_SCORE_ADJ_MIN, OOM_SCORE_ADJ_MAX = -1000, 1000      # include/uapi/linux/oom.h
 TASK_COMM_LEN = 16
@@ -65,6 +72,7 @@ _SWAPPED = _DEAD - 2             # an anon member reclaim wrote to swap: still t
 # markers are the values >= _SWAPPED; members below _RECLAIMED are the task's (live or swapped)
 
 PAGES, SLAB, KMALLOC = "pages", "slab", "kmalloc"       # Batch.kind
+_NOBODY = object()                                       # no tag (None is the default task's)
 _RSS_OF_USE = {"anon": MM_ANONPAGES, "pagecache": MM_FILEPAGES}
 
 
@@ -284,7 +292,7 @@ class InFlight:
     @property
     def task(self) -> "Task":
         """The tag's task, or the one it would become (the next pid)."""
-        return self.tasks.find_task(self.tag) or Task(self.tasks._next_pid, self.tag)
+        return self.tasks.find_task(self.tag) or Task(self.tasks.peek_pid(), self.tag)
 
 
 @dataclass(frozen=True)
@@ -310,6 +318,12 @@ class Tasks:
         self.default = Task(1, None, OOM_SCORE_ADJ_MIN)
         self._by_tag: dict[str | None, Task] = {None: self.default}
         self._next_pid = 2
+        self._wrapped = False                      # pids went past pid_max once
+        self._running = _NOBODY                    # the tag a slab batch is being made for
+        # kernel/pid.c pid_idr_init(): PID_MAX_DEFAULT, raised to PIDS_PER_CPU_DEFAULT per
+        # possible cpu, at most PID_MAX_LIMIT
+        self.pid_max = min(PID_MAX_LIMIT, max(PID_MAX_DEFAULT,
+                                              PIDS_PER_CPU_DEFAULT * kernel.nr_cpu_ids))
         self._batches: dict[int, Batch] = {}       # first -> batch with live members, ID order
         self._gone: dict[int, Batch] = {}          # batches with no live member but reclaimed ones
         self._firsts = array("Q")                  # first ID of every batch ever made (bisect)
@@ -320,15 +334,44 @@ class Tasks:
         """The task tag names (None: the default task), created on first use."""
         t = self._by_tag.get(tag)
         if t is None:
-            t = self._by_tag[tag] = Task(self._next_pid, tag)
-            self._next_pid += 1
+            pid = self.peek_pid()
+            t = self._by_tag[tag] = Task(pid, tag)
+            self._wrapped = self._wrapped or pid < self._next_pid
+            self._next_pid = pid + 1
         return t
+
+    def peek_pid(self) -> int:
+        """The pid the next new task gets: alloc_pid()'s idr_alloc_cyclic() from the last
+        one; past pid_max again from RESERVED_PIDS, skipping the pids in use."""
+        pid = self._next_pid
+        if not self._wrapped and pid < self.pid_max:
+            return pid
+        used = {t.pid for t in self._by_tag.values()}
+        for _ in range(2):
+            if pid >= self.pid_max:
+                pid = RESERVED_PIDS
+            while pid < self.pid_max and pid in used:
+                pid += 1
+            if pid < self.pid_max:
+                return pid
+        raise MMError(errno.EAGAIN, f"no free pid below pid_max ({self.pid_max})")
+
+    def _exit_if_empty(self, t: Task) -> None:
+        """A task whose last allocation went exits (do_exit): it leaves the task list, so the
+        OOM report, trace lines and a later use of its tag see it gone.  Not while a command
+        runs for it (k.current)."""
+        if t._batches or t is self.default or self._by_tag.get(t.tag) is not t:
+            return
+        cur = self.k.current
+        if (cur is not None and cur.tag == t.tag) or self._running == t.tag:
+            return
+        del self._by_tag[t.tag]
 
     def find_task(self, tag: str | None) -> Task | None:
         return self._by_tag.get(tag)
 
     def __iter__(self) -> Iterator[Task]:
-        """Every task, in pid order."""
+        """Every task, in the order they were made (for_each_process)."""
         return iter(list(self._by_tag.values()))
 
     # ---- allocating ---------------------------------------------------------------------
@@ -475,9 +518,8 @@ class Tasks:
         b.task._batches.pop(b.first, None)
         self._firsts.pop()
         self.next_id = b.first
-        if new_task and not b.task._batches:
-            del self._by_tag[b.task.tag]
-            self._next_pid -= 1
+        if not b.task._batches and self._by_tag.get(b.task.tag) is b.task and b.task is not self.default:
+            del self._by_tag[b.task.tag]               # exits; its pid stays used (alloc_pid moved on)
 
     def alloc_pages_exact(self, tag: str | None, size: int, gfp: int, node=None, cpu=None) -> range:
         """alloc_pages_exact(): the order-0 pages of the covering block that size needs (the
@@ -497,15 +539,33 @@ class Tasks:
     def kmalloc(self, tag: str | None, size: int, gfp: int, count: int = 1, node=None, cpu=None) -> range:
         slab, where = self.k.slab, _where(node, cpu)
         self._trace_current(tag)
-        addrs = self._run(count, lambda: slab.kmalloc(size, gfp, **where), slab.kfree)
+        with self._running_for(tag):
+            addrs = self._run(count, lambda: slab.kmalloc(size, gfp, **where), slab.kfree, array("Q"))
         return self._objects(tag, KMALLOC, size, addrs)
 
     def kmem_cache_alloc(self, tag: str | None, cache, gfp: int, count: int = 1, node=None, cpu=None) -> range:
         slab, where = self.k.slab, _where(node, cpu)
         self._trace_current(tag)
-        addrs = self._run(count, lambda: slab.kmem_cache_alloc(cache, gfp, **where),
-                          lambda a: slab.kmem_cache_free(cache, a))
+        with self._running_for(tag):
+            addrs = self._run(count, lambda: slab.kmem_cache_alloc(cache, gfp, **where),
+                              lambda a: slab.kmem_cache_free(cache, a), array("Q"))
         return self._objects(tag, SLAB, cache.name, addrs, cache)
+
+    @contextmanager
+    def _running_for(self, tag):
+        """A slab batch is being made for tag: its task does not exit under it (reclaim may
+        take its last pages meanwhile); if the batch fails and it owns nothing, it exits."""
+        self._running = tag
+        try:
+            yield
+        except BaseException:
+            self._running = _NOBODY
+            t = self._by_tag.get(tag)
+            if t is not None:
+                self._exit_if_empty(t)
+            raise
+        finally:
+            self._running = _NOBODY
 
     def _trace_current(self, tag, task: Task | None = None) -> None:
         """Trace lines name the task an operation runs for (ftrace's TASK-PID column)."""
@@ -531,7 +591,7 @@ class Tasks:
 
     def _objects(self, tag, kind, what, addrs: list, cache=None) -> range:
         b = self._new(tag, kind, what, None, len(addrs), cache)
-        b._addrs = array("Q", addrs)
+        b._addrs = addrs if isinstance(addrs, array) else array("Q", addrs)   # 8 bytes an object
         return self._file(b)
 
     def _new(self, tag, kind, what, use, n, cache=None) -> Batch:
@@ -717,6 +777,8 @@ class Tasks:
             del b.task._batches[b.first]
             if b.reclaimed:
                 self._gone[b.first] = b            # its IDs still answer "reclaimed"
+            if not b.task._batches:
+                self._exit_if_empty(b.task)
 
     def reclaim(self, id_: int, n: int = 1) -> int:
         """Reclaim drops page-cache allocations id_ .. id_+n-1 (one batch): their pages go back
@@ -856,6 +918,18 @@ class Tasks:
                 return None
             i += off >> b.what
             return self.page(b, i) if b.value(i) == pfn else None   # moved away meanwhile: no
+
+        def span(pfn):
+            """(end pfn, batch) of the run whose block head pfn is, or None: what the migrate
+            scanner steps over in one go when the run cannot move (no Page is made)."""
+            j = bisect_right(starts, pfn) - 1
+            if j < 0 or pfn >= runs[j][0]:
+                return None
+            end, b, i = runs[j]
+            if (pfn - starts[j]) & ((1 << b.what) - 1):
+                return None
+            return end, b
+        find.span = span
         return find
 
     # ---- invariants (procsim.mm.check) -----------------------------------------------------
