@@ -282,3 +282,28 @@ def test_3_10_counts_reclaim_its_way():
         per_zone = sum(int(vs[f"{ev}_{z}"]) for z in ("dma", "dma32", "normal", "movable"))
         assert per_zone == k.vm_events.get(ev, 0), ev
     assert int(vs["pgsteal_direct_dma32"]) > 0 and int(vs["pgscan_direct_dma32"]) >= int(vs["pgsteal_direct_dma32"])
+
+
+def _suitable_marks(version: str, order: int) -> tuple[int, int, int, tuple]:
+    """The order-0 watermark check compaction_suitable() makes under a version: (order, mark,
+    highest_zoneidx) of its first _watermark_ok call, with the zone's min/low/high."""
+    m = M.loads(f'kernel: "{version}"\nsockets: [{{cores: 1}}]\ndimms: [{{socket: 0, size: 1GiB}}]\n')
+    k = Kernel(m, boot=False, slab=False)
+    z = k.zones[1]
+    calls = []
+    k._watermark_ok = lambda zone, o, mark, highest, flags, free=None: calls.append((o, mark, highest)) or False
+    assert k.compaction_suitable(z, order, z.wmark_high, 2) is False
+    return calls[0], (z.wmark_min, z.wmark_low, z.wmark_high)
+
+
+def test_compaction_suitable_runs_each_versions_rule():
+    """6.18: the caller's watermark + compact_gap(); 6.1 and 5.4 (since 4.9): min for orders up
+    to PAGE_ALLOC_COSTLY_ORDER, low above it; 3.10: low + 2 << order for classzone 0."""
+    for order in (2, 9):
+        call, (wmin, low, high) = _suitable_marks("6.18", order)
+        assert call == (0, high + (2 << order), 2)
+        for v in ("6.1", "5.4"):
+            call, (wmin, low, high) = _suitable_marks(v, order)
+            assert call == (0, (low if order > 3 else wmin) + (2 << order), 2), v
+        call, (wmin, low, high) = _suitable_marks("3.10", order)
+        assert call == (0, low + (2 << order), 0)
