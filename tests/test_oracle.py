@@ -19,7 +19,7 @@ sys.path.insert(0, str(ROOT))
 from oracle import compare, run          # noqa: E402
 from procsim import machine as machine_mod  # noqa: E402
 
-MACHINES = ("one-node", "two-node", "three-node", "straddle", "movable-low")
+MACHINES = ("one-node", "two-node", "three-node", "straddle", "four-node", "movable-low")
 
 
 @lru_cache(maxsize=None)
