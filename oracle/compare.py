@@ -2,7 +2,7 @@
 
 Each comparison is a row: what, real value, procsim value, and whether it is within the
 tolerance the project promises (issue 18): zone start/spanned/present exact, managed within
-0.05 %, watermarks and protection within 0.1 %, file keys and their order exact, SLUB
+0.05 %, watermarks and protection within 0.15 %, file keys and their order exact, SLUB
 geometry of every real cache (recreated from its size, align, flags and constructor) exact.
 Values that depend on what ran after boot (free counts, slab object counts) are not compared.
 """
@@ -16,7 +16,7 @@ from procsim.mm.kernel import Kernel
 from procsim.views import files
 
 MANAGED_TOL = 0.0005
-WMARK_TOL = 0.001
+WMARK_TOL = 0.0015                              # issue 25: watermarks within 0.15 %
 
 
 @dataclass
