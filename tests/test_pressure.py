@@ -68,8 +68,9 @@ def test_oom_kills_the_biggest_task_and_then_the_allocating_one(ctl):
     assert k.vm_events["oom_kill"] == 1
     assert run(ctl, "free_pages tag=big")[0] == errno.ENOENT
     texts = [r.text for r in printk.ring(k).records]
+    # big's page tables: 16 PTE pages for 8000 pages, a PMD and a PUD page
     assert "Out of memory: Killed process 3 (big) total-vm:32000kB, anon-rss:32000kB, file-rss:0kB, " \
-           "shmem-rss:0kB, UID:0 pgtables:0kB oom_score_adj:0" in texts
+           "shmem-rss:0kB, UID:0 pgtables:72kB oom_score_adj:0" in texts
     # now hog is the biggest: its next allocation kills hog itself and fails
     code, text = run(ctl, f"alloc_pages 0 {HUM} use=anon count=9000 tag=hog")
     assert code == errno.ENOMEM and "killed process 4 (hog)" in text
@@ -125,14 +126,15 @@ def test_oom_report_in_the_real_dmesg(mounted):
     head = out.index("hog invoked oom-killer: gfp_mask=0x100cca(GFP_HIGHUSER_MOVABLE), order=0, oom_score_adj=0")
     assert out[head + 1] == "Mem-Info:"
     tasks = out.index("Tasks state (memory values in pages):")
+    # page tables: big's 16 PTE pages + a PMD + a PUD; hog's for the 9000 pages it is faulting in
     assert out[tasks + 2:tasks + 4] == [          # init (pid 1) is never listed: oom_unkillable_task()
-        "[      2]     0     2     8000     8000     8000        0         0        0        0             0 big",
+        "[      2]     0     2     8000     8000     8000        0         0    73728        0             0 big",
         f"[      3]     0     3 {out[tasks + 3].split()[4]:>8} {out[tasks + 3].split()[4]:>8} "
-        f"{out[tasks + 3].split()[4]:>8}        0         0        0        0             0 hog"]
+        f"{out[tasks + 3].split()[4]:>8}        0         0    81920        0             0 hog"]
     assert out[tasks + 4].startswith("oom-kill:constraint=CONSTRAINT_NONE,nodemask=(null),cpuset=/,mems_allowed=0,"
                                      "global_oom,task_memcg=/,task=big,pid=2,uid=0")
     assert out[tasks + 5] == ("Out of memory: Killed process 2 (big) total-vm:32000kB, anon-rss:32000kB, "
-                              "file-rss:0kB, shmem-rss:0kB, UID:0 pgtables:0kB oom_score_adj:0")
+                              "file-rss:0kB, shmem-rss:0kB, UID:0 pgtables:72kB oom_score_adj:0")
     vmstat = dict(line.split() for line in (m / "vmstat").read_text().splitlines())
     assert vmstat["oom_kill"] == "1"
 

@@ -307,3 +307,30 @@ def test_compaction_suitable_runs_each_versions_rule():
             assert call == (0, (low if order > 3 else wmin) + (2 << order), 2), v
         call, (wmin, low, high) = _suitable_marks("3.10", order)
         assert call == (0, low + (2 << order), 0)
+
+
+def test_use_anon_without_gfp_faults_with_the_fault_paths_mask():
+    """use=anon without gfp= allocates as do_anonymous_page(): GFP_HIGHUSER_MOVABLE|__GFP_ZERO,
+    6.x adding __GFP_COMP for the folio -- the OOM header of a real Debian 6.1 guest whose
+    awk failed an anon fault (tests/data/oracle/movable-low.txt) names 0x140dca; 5.4 allocates
+    a page (0x100dca).  (one-node.txt's awk failed a page table: GFP_KERNEL_ACCOUNT|__GFP_ZERO,
+    task.GFP_PGTABLE_USER.)  The pageblocks the anon fills are Movable."""
+    from procsim.control import Control
+    from procsim.mm import printk
+    real = (ROOT / "tests" / "data" / "oracle" / "movable-low.txt").read_text()
+    assert "gfp_mask=0x140dca(GFP_HIGHUSER_MOVABLE|__GFP_COMP|__GFP_ZERO)" in real
+    from procsim.mm.task import GFP_PGTABLE_USER
+    one = (ROOT / "tests" / "data" / "oracle" / "one-node.txt").read_text()
+    assert f"gfp_mask={GFP_PGTABLE_USER:#x}(GFP_KERNEL_ACCOUNT|__GFP_ZERO)" in one
+    for version, mask in (("6.1", 0x140dca), ("6.18", 0x140dca), ("5.4", 0x100dca)):
+        m = M.loads(f'kernel: "{version}"\nsockets: [{{cores: 1}}]\ndimms: [{{socket: 0, size: 256MiB}}]\n')
+        ctl = Control(lambda: Kernel(m))
+        while ctl.run("alloc_pages 0 use=anon count=4096 tag=hog").errno == 0:
+            pass
+        head = next(r.text for r in printk.ring(ctl.kernel).records if "invoked oom-killer" in r.text)
+        assert head.startswith(f"hog invoked oom-killer: gfp_mask={mask:#x}(GFP_HIGHUSER_MOVABLE|"), head
+    assert ctl.run("alloc_pages 0 use=anon tag=x").errno == 0
+    page = next(iter(ctl.kernel.tasks.find_task("x").batches()))
+    assert page.mt == 1                                     # MIGRATE_MOVABLE
+    assert ctl.run("alloc_pages 0 use=anon gfp=GFP_KERNEL tag=y").errno == 0
+    assert next(iter(ctl.kernel.tasks.find_task("y").batches())).mt == 0    # gfp= still wins

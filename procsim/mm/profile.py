@@ -188,6 +188,8 @@ class Profile:
     # compaction_suitable()'s order-0 watermark: "6.18" the caller's (since 6.6), "4.9" low for
     # costly orders and min otherwise (4.9..6.5), "3.10" low + 2 << order and fragindex at every order
     compaction_suitable: str = "6.18"
+    # anon and page cache pages are folios, allocated __GFP_COMP (6.x; gfp.use_gfp)
+    folios: bool = True
     # the kernel log: dump_tasks()'s columns (6.18: rss split by type) and show_free_areas()'s
     # "shmem_thp: %lukB" with a space (until 6.2; the oracle's 6.1 OOM report shows it)
     oom_rss_columns: bool = True
@@ -218,7 +220,7 @@ LINUX_5_4 = Profile("5.4", _NODE_5_4, _ZONE_5_4, _NUMA, _EVENTS_5_4, wmark_lines
                     kmalloc_sequence=kmalloc_sequence((KMALLOC_NORMAL, KMALLOC_RECLAIM), KMALLOC_IDX_POW2_ORDER)
                     + kmalloc_sequence((KMALLOC_DMA,), _DMA_IDX),
                     kmalloc_buckets=False, compaction_proactiveness=None, oom_rss_columns=False,
-                    show_mem_thp_space=True, compaction_suitable="4.9")
+                    show_mem_thp_space=True, compaction_suitable="4.9", folios=False)
 # 3.10 (seed 002, a CentOS 7 SLUB): SLUB, /proc/vmstat and /proc/meminfo are 3.10's; zoneinfo,
 # node meminfo, pagetypeinfo keep 5.4's shapes
 # 3.10 counted direct reclaim once per do_try_to_free_pages(), not per zone (ALLOCSTALL)
