@@ -322,13 +322,15 @@ def test_use_anon_without_gfp_faults_with_the_fault_paths_mask():
     from procsim.mm.task import GFP_PGTABLE_USER
     one = (ROOT / "tests" / "data" / "oracle" / "one-node.txt").read_text()
     assert f"gfp_mask={GFP_PGTABLE_USER:#x}(GFP_KERNEL_ACCOUNT|__GFP_ZERO)" in one
+    names = {"6.1": "GFP_HIGHUSER_MOVABLE|__GFP_COMP|__GFP_ZERO",      # 6.1's mmflags.h order, as real
+             "6.18": "GFP_HIGHUSER_MOVABLE|__GFP_ZERO|__GFP_COMP", "5.4": "GFP_HIGHUSER_MOVABLE|__GFP_ZERO"}
     for version, mask in (("6.1", 0x140dca), ("6.18", 0x140dca), ("5.4", 0x100dca)):
         m = M.loads(f'kernel: "{version}"\nsockets: [{{cores: 1}}]\ndimms: [{{socket: 0, size: 256MiB}}]\n')
         ctl = Control(lambda: Kernel(m))
         while ctl.run("alloc_pages 0 use=anon count=4096 tag=hog").errno == 0:
             pass
         head = next(r.text for r in printk.ring(ctl.kernel).records if "invoked oom-killer" in r.text)
-        assert head.startswith(f"hog invoked oom-killer: gfp_mask={mask:#x}(GFP_HIGHUSER_MOVABLE|"), head
+        assert head.startswith(f"hog invoked oom-killer: gfp_mask={mask:#x}({names[version]}), "), head
     assert ctl.run("alloc_pages 0 use=anon tag=x").errno == 0
     page = next(iter(ctl.kernel.tasks.find_task("x").batches()))
     assert page.mt == 1                                     # MIGRATE_MOVABLE

@@ -138,6 +138,16 @@ _MEMINFO_5_4 = _edit(_MEMINFO_6_1, ("Zswap", "Zswapped", "SecPageTables"),
 # THP lines (4.8, 5.4), CMA lines (4.1)
 _MEMINFO_3_10 = _edit(_MEMINFO_5_4, ("MemAvailable", "KReclaimable", "Percpu", "ShmemHugePages", "ShmemPmdMapped",
                                      "FileHugePages", "FilePmdMapped", "CmaTotal", "CmaFree"))
+# 6.1's __def_gfpflag_names (include/trace/events/mmflags.h), procsim's flags only (no
+# __GFP_ATOMIC): the single bits in another order than 6.15's -- a real 6.1 OOM header reads
+# GFP_HIGHUSER_MOVABLE|__GFP_COMP|__GFP_ZERO.  5.4 and 3.10 keep it (not checked against them)
+_GFPFLAG_NAMES_6_1 = (
+    "GFP_TRANSHUGE", "GFP_TRANSHUGE_LIGHT", "GFP_HIGHUSER_MOVABLE", "GFP_HIGHUSER", "GFP_USER",
+    "GFP_KERNEL_ACCOUNT", "GFP_KERNEL", "GFP_NOFS", "GFP_ATOMIC", "GFP_NOIO", "GFP_NOWAIT", "GFP_DMA",
+    "__GFP_HIGHMEM", "GFP_DMA32", "__GFP_HIGH", "__GFP_IO", "__GFP_FS", "__GFP_NOWARN", "__GFP_RETRY_MAYFAIL",
+    "__GFP_NOFAIL", "__GFP_NORETRY", "__GFP_COMP", "__GFP_ZERO", "__GFP_NOMEMALLOC", "__GFP_MEMALLOC",
+    "__GFP_HARDWALL", "__GFP_THISNODE", "__GFP_RECLAIMABLE", "__GFP_MOVABLE", "__GFP_ACCOUNT", "__GFP_WRITE",
+    "__GFP_RECLAIM", "__GFP_DIRECT_RECLAIM", "__GFP_KSWAPD_RECLAIM", "__GFP_ZEROTAGS")
 # the 5.4 names of 6.x counters procsim keeps (the value is the sum of the split ones)
 _ALIASES_5_4 = {"workingset_refault": ("workingset_refault_anon", "workingset_refault_file"),
                 "workingset_activate": ("workingset_activate_anon", "workingset_activate_file"),
@@ -190,6 +200,8 @@ class Profile:
     compaction_suitable: str = "6.18"
     # anon and page cache pages are folios, allocated __GFP_COMP (6.x; gfp.use_gfp)
     folios: bool = True
+    # %pGg's flag names in include/trace/events/mmflags.h order; None: 6.15+'s (printk)
+    gfpflag_names: tuple[str, ...] | None = None
     # the kernel log: dump_tasks()'s columns (6.18: rss split by type) and show_free_areas()'s
     # "shmem_thp: %lukB" with a space (until 6.2; the oracle's 6.1 OOM report shows it)
     oom_rss_columns: bool = True
@@ -211,7 +223,7 @@ LINUX_6_1 = Profile("6.1", _NODE_6_1, _ZONE_6_1, _NUMA, _EVENTS_6_1, wmark_lines
                     kmalloc_sequence=kmalloc_sequence((KMALLOC_NORMAL, KMALLOC_CGROUP, KMALLOC_RECLAIM, KMALLOC_DMA),
                                                       KMALLOC_IDX_POW2_ORDER),
                     kmalloc_buckets=False, oom_rss_columns=False, show_mem_thp_space=True,
-                    compaction_suitable="4.9")
+                    compaction_suitable="4.9", gfpflag_names=_GFPFLAG_NAMES_6_1)
 LINUX_5_4 = Profile("5.4", _NODE_5_4, _ZONE_5_4, _NUMA, _EVENTS_5_4, wmark_lines=("min", "low", "high"),
                     zoneinfo_cma=False, free_pages_blocks=False, memmap_pages=False, pcp="6*batch",
                     movable_wmark_clamp=False, meminfo_lines=_MEMINFO_5_4, vmstat_nr_unstable=False,
@@ -220,7 +232,8 @@ LINUX_5_4 = Profile("5.4", _NODE_5_4, _ZONE_5_4, _NUMA, _EVENTS_5_4, wmark_lines
                     kmalloc_sequence=kmalloc_sequence((KMALLOC_NORMAL, KMALLOC_RECLAIM), KMALLOC_IDX_POW2_ORDER)
                     + kmalloc_sequence((KMALLOC_DMA,), _DMA_IDX),
                     kmalloc_buckets=False, compaction_proactiveness=None, oom_rss_columns=False,
-                    show_mem_thp_space=True, compaction_suitable="4.9", folios=False)
+                    show_mem_thp_space=True, compaction_suitable="4.9", folios=False,
+                    gfpflag_names=_GFPFLAG_NAMES_6_1)
 # 3.10 (seed 002, a CentOS 7 SLUB): SLUB, /proc/vmstat and /proc/meminfo are 3.10's; zoneinfo,
 # node meminfo, pagetypeinfo keep 5.4's shapes
 # 3.10 counted direct reclaim once per do_try_to_free_pages(), not per zone (ALLOCSTALL)
