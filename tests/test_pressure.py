@@ -247,3 +247,28 @@ def test_a_failed_command_leaves_no_ids_slots_or_task():
     assert swap_kb(k) == before[1]
     assert run(ctl, f"alloc_pages 0 {HUM} use=anon count=10 tag=next") == (0, "ok 1-10")
     check(k)
+
+
+def test_unreserve_highatomic_pageblock_before_giving_up():
+    """should_reclaim_retry() past MAX_RECLAIM_RETRIES gives the highatomic reserve back one
+    pageblock at a time (force) before the OOM killer; the direct-reclaim retry does so only
+    while a zone keeps more than one reserved pageblock.  The block's free pages move to the
+    requester's migratetype."""
+    from procsim import machine as M
+    from procsim.mm import gfp as G
+    from procsim.mm.buddy import MIGRATE_HIGHATOMIC, MIGRATE_MOVABLE
+    from procsim.mm.kernel import Kernel
+    from procsim.mm.page_alloc import MAX_RECLAIM_RETRIES
+    k = Kernel(M.loads("sockets: [{cores: 1}]\ndimms: [{socket: 0, size: 1GiB}]\n"), boot=False, slab=False)
+    z = k.zones[1]
+    page = k.alloc_pages(1, G.GFP_ATOMIC)
+    k._reserve_highatomic_pageblock(z, page.pfn, 1)           # what an ALLOC_HIGHATOMIC success does
+    assert z.nr_reserved_highatomic == 512 and 0 < z.nr_free_highatomic < 512
+    zl = k.zonelists[0]
+    assert not k.unreserve_highatomic_pageblock(zl, 2, MIGRATE_MOVABLE, False)   # its last block stays
+    assert z.nr_reserved_highatomic == 512
+    assert k._should_reclaim_retry(0, 0, zl, 2, MAX_RECLAIM_RETRIES + 1, MIGRATE_MOVABLE)    # one more try
+    assert (z.nr_reserved_highatomic, z.nr_free_highatomic) == (0, 0)
+    assert z.get_pageblock_migratetype(page.pfn) == MIGRATE_MOVABLE != MIGRATE_HIGHATOMIC
+    assert not k._should_reclaim_retry(0, 0, zl, 2, MAX_RECLAIM_RETRIES + 1, MIGRATE_MOVABLE)  # then OOM
+    check(k)
