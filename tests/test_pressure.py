@@ -170,7 +170,7 @@ def test_a_tasks_anon_goes_to_swap_and_comes_back_when_touched():
     assert re.search(rf"^ +{first} old +pages +order 0 +- swap +- +4096$", listing, re.M)
     # oom_badness: rss + swap entries (+ page tables)
     from procsim.mm.oom_kill import TaskMm, oom_badness
-    assert oom_badness(TaskMm(old), 1000) == 3000
+    assert oom_badness(TaskMm(old), 1000) == 3000 + 6 + 1 + 1       # 6 PTE pages, a PMD, a PUD
     # touch faults the swapped members back in, one major fault each
     assert run(ctl, "free_pages tag=new")[0] == 0                   # its swap slots go back too
     assert swap_kb(k) == boot_swapped + 4 * out
