@@ -2,7 +2,7 @@
 
 Each comparison is a row: what, real value, procsim value, and whether it is within the
 tolerance the project promises (issue 18): zone start/spanned/present exact, managed within
-0.05 %, watermarks and protection within 0.1 %, file keys and their order exact, SLUB
+0.05 %, watermarks and protection within 0.15 %, file keys and their order exact, SLUB
 geometry of every real cache (recreated from its size, align, flags and constructor) exact.
 Values that depend on what ran after boot (free counts, slab object counts) are not compared.
 """
@@ -16,7 +16,7 @@ from procsim.mm.kernel import Kernel
 from procsim.views import files
 
 MANAGED_TOL = 0.0005
-WMARK_TOL = 0.001
+WMARK_TOL = 0.0015                              # issue 25: watermarks within 0.15 %
 
 
 @dataclass
@@ -39,7 +39,12 @@ class Report:
     def exact(self, what, real, sim, note=""):
         self.rows.append(Row(what, real, sim, real == sim, note))
 
-    def near(self, what, real: int, sim: int, tol: float):
+    def near(self, what, real: int | None, sim: int | None, tol: float):
+        """Within tol of the real value; a value only one side has (a zone populated on one
+        side only has no pageset there) is a difference, not a crash."""
+        if real is None or sim is None:
+            self.rows.append(Row(what, real, sim, False, "only on one side"))
+            return
         ok = abs(real - sim) <= tol * max(abs(real), 1)
         pct = f"{(sim - real) / real * 100:+.3f}%" if real else ""
         self.rows.append(Row(what, real, sim, ok, f"{sim - real:+d} {pct}".strip()))
@@ -224,18 +229,18 @@ def compare(m, cap: dict[str, str]) -> Report:
         for f in ("start_pfn:", "spanned", "present"):
             if f in a or f in b:
                 r.exact(f"{where} {f}", a.get(f), b.get(f))
-        r.near(f"{where} managed", a["managed"], b["managed"], MANAGED_TOL)
-        if not a["managed"] and not b["managed"]:
+        r.near(f"{where} managed", a.get("managed"), b.get("managed"), MANAGED_TOL)
+        if not a.get("managed") and not b.get("managed"):
             for f in ("min", "low", "high"):
-                r.exact(f"{where} {f}", a[f], b[f])
+                r.exact(f"{where} {f}", a.get(f), b.get(f))
         else:
             for f in ("min", "low", "high"):
-                r.near(f"{where} {f}", a[f], b[f], WMARK_TOL)
-        for i, (x, y) in enumerate(zip(a["protection"], b["protection"], strict=False)):
+                r.near(f"{where} {f}", a.get(f), b.get(f), WMARK_TOL)
+        for i, (x, y) in enumerate(zip(a.get("protection", ()), b.get("protection", ()), strict=False)):
             r.near(f"{where} protection[{i}]", x, y, WMARK_TOL)
         if "batch:" in a:
             r.exact(f"{where} pcp batch", a["batch:"], b.get("batch:"))
-            r.near(f"{where} pcp high", a["high:"], b.get("high_min:", b.get("high:")), WMARK_TOL)
+            r.near(f"{where} pcp high", a.get("high:"), b.get("high_min:", b.get("high:")), WMARK_TOL)
             r.exact(f"{where} stat threshold", a["vm stats threshold:"], b.get("vm stats threshold:"))
         r.keys(f"{where} zoneinfo keys", zone_keys(lines), zone_keys(sim_z[key]))
 

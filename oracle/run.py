@@ -114,10 +114,24 @@ def qemu_args(m) -> list[str]:
     return args
 
 
+def cmdline(m) -> str:
+    """The kernel command line: APPEND plus the boot parameters the YAML's tunables stand
+    for (kernelcore=, movablecore=, parsed by memparse: a size with a K/M/G suffix)."""
+    extra = []
+    for key in ("kernelcore", "movablecore"):
+        v = getattr(m.tunables, key)
+        if v is not None:
+            unit = next((u for u, sh in (("G", 30), ("M", 20), ("K", 10)) if v % (1 << sh) == 0), "")
+            extra.append(f"{key}={v >> {'G': 30, 'M': 20, 'K': 10}.get(unit, 0)}{unit}")
+    return " ".join([APPEND, *extra])
+
+
 def capture_key(m) -> str:
-    """What the guest sees: qemu's machine arguments, the kernel package and the init script
-    (procsim-only keys of the YAML do not force a new boot)."""
-    h = hashlib.sha256(" ".join(qemu_args(m)).encode() + KERNEL_PKG.encode() + (HERE / "init.sh").read_bytes())
+    """What the guest sees: qemu's machine arguments, the kernel package, the init script and
+    any boot parameter beyond APPEND (procsim-only keys of the YAML do not force a new boot)."""
+    extra = cmdline(m)[len(APPEND):].encode()
+    h = hashlib.sha256(" ".join(qemu_args(m)).encode() + KERNEL_PKG.encode() + (HERE / "init.sh").read_bytes()
+                       + extra)
     return h.hexdigest()[:16]
 
 
@@ -142,7 +156,7 @@ def boot(path: Path, force: bool = False) -> str:
     if out.exists() and not force:
         return out.read_text()
     cmd = ["qemu-system-x86_64", *qemu_args(m), "-kernel", str(kernel_image()),
-           "-initrd", str(initramfs()), "-append", APPEND]
+           "-initrd", str(initramfs()), "-append", cmdline(m)]
     print(f"oracle: booting {path.stem}: {' '.join(cmd)}", file=sys.stderr, flush=True)
     r = subprocess.run(cmd, capture_output=True, timeout=BOOT_TIMEOUT, stdin=subprocess.DEVNULL)
     console = r.stdout.decode(errors="replace").replace("\r\n", "\n").replace("\r", "")

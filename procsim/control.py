@@ -352,6 +352,7 @@ class _Allocate(Command):
 class AllocPages(_Allocate):
     order: int = arg("ORDER", _order)
     use: str | None = opt(_use)
+    gfp: int | None = opt(_gfp, None, show=_show_gfp)   # None: the use's own gfp (gfp.use_gfp)
 
     def apply(self, k):
         if self.order and self.count > MAX_COUNT:     # only order 0 comes as runs
@@ -359,12 +360,15 @@ class AllocPages(_Allocate):
         if self.use == "anon":                         # an anon mapping commits memory first (mmap)
             t = k.tasks.find_task(self.tag)
             k.vm_enough_memory(self.count << self.order, getattr(t, "total_vm", 0) if t is not None else 0)
+        gfp = self.gfp
+        if gfp is None:
+            gfp = G.use_gfp(self.use, k.profile.folios) if self.use in G.USER_USES else G.GFP_KERNEL
         try:
-            ids = k.tasks.alloc_pages(self.tag, self.order, self.gfp, self.count, use=self.use, **self._where(k))
+            ids = k.tasks.alloc_pages(self.tag, self.order, gfp, self.count, use=self.use, **self._where(k))
         except MMError:
-            count_thp_fault(k, self.order, self.gfp, 0, True)
+            count_thp_fault(k, self.order, gfp, 0, True)
             raise
-        count_thp_fault(k, self.order, self.gfp, len(ids), False)
+        count_thp_fault(k, self.order, gfp, len(ids), False)
         return _ok_ids(ids)
 
 

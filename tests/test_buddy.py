@@ -213,7 +213,7 @@ def numa(z):
 def test_numa_counters_local_remote_miss_foreign():
     k = two_node()
     n0 = k.nodes[0].zones[1]                                   # DMA32 of node 0 (1 GiB, all below 4G)
-    n1 = k.nodes[1].zones[2]                                   # Normal of node 1
+    n1 = k.nodes[1].zones[1]                                   # DMA32 of node 1: it follows node 0 at 1 GiB
     k.alloc_pages(0, G.GFP_KERNEL, node=0, cpu=0)
     assert numa(n0)["numa_hit"] == 1 and numa(n0)["numa_local"] == 1
     k.alloc_pages(0, G.GFP_KERNEL, node=1, cpu=0)              # node 1 memory for a node 0 cpu

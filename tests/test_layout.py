@@ -1,4 +1,6 @@
 """Physical layout: zone spans, present and managed pages checked by independent arithmetic."""
+from pathlib import Path
+
 import pytest
 
 from procsim.machine import ConfigError, load, loads, CONFIGS_DIR, GiB, MiB
@@ -129,3 +131,93 @@ def test_watermarks_are_set_before_initrd_and_initmem_are_freed():
     lowmem = 3840 + early
     pages_min = late.min_free_kbytes // 4
     assert d1.wmark_min == pages_min * early // lowmem < d0.wmark_min
+
+
+# ---- nodes in physical address order, the split at the PCI hole (qemu -M pc) ----------------
+
+def _node_ranges(m):
+    from procsim.mm.layout import place_dimms
+    return place_dimms(m)
+
+
+def test_nodes_follow_each_other_and_the_straddling_node_is_split():
+    """Nodes of 2, 3 and 1 GiB: node 1 starts where node 0 ends (2 GiB), its part from the
+    3 GiB hole up moves to 4 GiB, node 2 follows it above 4 GiB (qemu's SRAT)."""
+    m = load(Path(__file__).resolve().parent.parent / "oracle" / "machines" / "straddle.yaml")
+    G = GiB // P
+    assert _node_ranges(m) == [((0, 2 * G),), ((2 * G, 3 * G), (4 * G, 6 * G)), ((6 * G, 7 * G),)]
+    z = zones(build(m))
+    firmware = 32                                # e820-reserved top 128 KiB below the hole
+    # DMA32 spans to 4 GiB (the hole is inside the node's span), RAM only below the hole
+    dma32 = z[(1, "DMA32")]
+    assert (dma32.start_pfn, dma32.spanned, dma32.present) == (2 * G, 2 * G, G - firmware)
+    assert (z[(1, "Normal")].start_pfn, z[(1, "Normal")].spanned) == (4 * G, 2 * G)
+    assert (z[(2, "Normal")].start_pfn, z[(2, "Normal")].spanned) == (6 * G, G)
+    assert (0, "Normal") not in z and (2, "DMA32") not in z
+    # SWIOTLB goes top-down below 4 GiB: into node 1's DMA32, not node 0's
+    res = {r.what: (r.start, r.end) for r in build(m).reservations}
+    lo, hi = res["swiotlb"]
+    assert 2 * G <= lo and hi <= 3 * G - firmware and hi - lo == 64 * MiB // P
+
+
+def test_memoryless_node_takes_no_address_space():
+    """Nodes of 1, 1.5, 0 and 2 GiB: node 3 starts at 2.5 GiB and straddles the hole."""
+    m = load(Path(__file__).resolve().parent.parent / "oracle" / "machines" / "four-node.yaml")
+    G = GiB // P
+    half = G // 2
+    assert _node_ranges(m) == [((0, G),), ((G, 2 * G + half),), (), ((2 * G + half, 3 * G), (4 * G, 5 * G + half))]
+    z = zones(build(m))
+    assert (z[(3, "DMA32")].start_pfn, z[(3, "DMA32")].present) == (2 * G + half, half - 33)   # 132 KiB firmware
+    assert z[(3, "Normal")].start_pfn == 4 * G and z[(3, "Normal")].present == G + half
+    assert not [k for k in z if k[0] == 2]
+
+
+def test_movablecore_without_ram_above_4g_carves_dma32():
+    """find_usable_zone_for_movable(): no Normal memory, so Movable comes out of DMA32.  2 GiB
+    less pfn 0, the legacy hole and qemu's 32 firmware pages: 524158 pages; movablecore=512M
+    leaves 393086 kernel pages, of which 158 + 3840 lie below DMA32 (usable_startpfn 4096):
+    Movable starts at 4096 + 389088 = 393184, rounded up to 1024 -- what Debian's 6.1 shows."""
+    m = load(Path(__file__).resolve().parent.parent / "oracle" / "machines" / "movable-low.yaml")
+    z = zones(build(m))
+    assert (z[(0, "Movable")].start_pfn, z[(0, "Movable")].spanned) == (393216, 131040)
+    assert (z[(0, "DMA32")].start_pfn, z[(0, "DMA32")].end_pfn) == (4096, 393216)
+
+
+def test_kernelcore_a_node_cannot_hold_goes_to_the_others():
+    """kernelcore=4G (1 Mi pages) on nodes of 1 and 8 GiB: 512 Ki pages each.  Node 0 holds
+    262046 (all it has); node 1's 512 Ki are its 2 GiB below the 3 GiB hole, all kernel
+    memory.  The second pass, over one node, gives node 1 the 262242 pages still wanted
+    above 4 GiB, so its Movable starts at 4 GiB + 262242, rounded up to 1024."""
+    m = loads("""
+sockets: [{cores: 1}, {cores: 1}]
+dimms:
+  - {socket: 0, size: 1GiB}
+  - {socket: 1, size: 8GiB}
+tunables: {kernelcore: 4GiB}
+""")
+    z = zones(build(m))
+    node0 = 158 + 262144 - 256
+    rest = (1 << 20) - node0 - (1 << 19)
+    assert rest == 262242
+    assert z[(1, "Movable")].start_pfn == -(-((1 << 20) + rest) // 1024) * 1024 == 1311744
+    assert z[(1, "DMA32")].start_pfn == 262144
+    assert (0, "Movable") not in z
+
+
+def test_6_1_counts_movable_as_lowmem_6_18_does_not():
+    """__setup_per_zone_wmarks(): 6.1 shares min among every zone but highmem, Movable included;
+    6.18 leaves Movable out of lowmem_pages and clamps its min to [32, 128]."""
+    from procsim.mm.kernel import Kernel
+    cfg = "sockets: [{cores: 1}]\ndimms: [{socket: 0, size: 4GiB}]\ntunables: {movablecore: 512MiB}\n"
+    for version in ("6.1", "6.18"):
+        k = Kernel(loads(cfg + f'kernel: "{version}"\n'), boot=False, slab=False)
+        pages_min = k.min_free_kbytes // 4
+        mv = next(z for z in k.zones if z.name == "Movable" and z.managed)
+        if version == "6.1":
+            lowmem = sum(z.managed for z in k.zones)
+            assert mv._watermark[0] == pages_min * mv.managed // lowmem > 128
+        else:
+            lowmem = sum(z.managed for z in k.zones if z.name != "Movable")
+            assert mv._watermark[0] == min(max(mv.managed // 1024, 32), 128)
+        dma32 = k.zones[1]
+        assert dma32._watermark[0] == pages_min * dma32.managed // lowmem

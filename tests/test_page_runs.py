@@ -146,8 +146,11 @@ def test_bulk_pages_are_runs_not_pages():
     (b,) = k.tasks.batches()
     nruns = len(list(b.runs()))
     assert nruns <= parked + 3 and sum(n for _, _, _, n in b.runs()) == 1000000
-    assert max(n for _, _, _, n in b.runs()) > 900000           # the bulk is one run
-    assert sum(len(z.allocated) for z in k.zones) == before
+    # the bulk is one run, or two: the anon's page tables (unmovable, allocated before each
+    # stretch of it) may take a pageblock from the middle of the free movable memory
+    assert sum(sorted(n for _, _, _, n in b.runs())[-2:]) > 900000
+    tables = len(k.tasks.find_task("a").pgtables)           # the page tables are pages of their own
+    assert tables == 1954 + 4 + 1 and sum(len(z.allocated) for z in k.zones) == before + tables
     assert ctl.run("free_pages 500000").text == "ok freed 1"
     ids = [(first, n) for first, _, _, n in b.runs()]
     assert sum(n for _, n in ids) == 999999 and len(ids) <= nruns + 1
@@ -388,9 +391,13 @@ def test_reclaim_takes_runs_in_bites_and_touch_splits_in_place():
     inactive = list(range(1, 4995)) + list(range(5003, 10001))
     states = [k.tasks.lookup(i).state for i in inactive]
     gone = states.count("reclaimed")
-    assert gone and states[:gone] == ["reclaimed"] * gone and "reclaimed" not in states[gone:]
-    if gone < len(inactive):
-        assert all(k.tasks.lookup(i).state == "live" for i in range(4995, 5003))
+    # the inactive tail first, in ID order; when reclaim goes on into the active list (node 1
+    # now follows node 0 below 4 GiB, so the fill squeezes harder), it takes that list from
+    # its oldest end: the newest activated IDs are the last to stay
+    active = [5000, 4995, 4996, 4997, 4998, 4999, 5001, 5002]         # oldest first, as above
+    live = [i + 1 for i, st in enumerate(states) if st != "reclaimed"]
+    assert gone and (states[:gone] == ["reclaimed"] * gone and "reclaimed" not in states[gone:]
+                     or sorted(active[len(active) - len(live):]) == live)
     assert state_digest(k) == state_digest(pages.kernel)
     check(k)
     check(pages.kernel)

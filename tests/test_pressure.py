@@ -68,8 +68,9 @@ def test_oom_kills_the_biggest_task_and_then_the_allocating_one(ctl):
     assert k.vm_events["oom_kill"] == 1
     assert run(ctl, "free_pages tag=big")[0] == errno.ENOENT
     texts = [r.text for r in printk.ring(k).records]
+    # big's page tables: 16 PTE pages for 8000 pages, a PMD and a PUD page
     assert "Out of memory: Killed process 3 (big) total-vm:32000kB, anon-rss:32000kB, file-rss:0kB, " \
-           "shmem-rss:0kB, UID:0 pgtables:0kB oom_score_adj:0" in texts
+           "shmem-rss:0kB, UID:0 pgtables:72kB oom_score_adj:0" in texts
     # now hog is the biggest: its next allocation kills hog itself and fails
     code, text = run(ctl, f"alloc_pages 0 {HUM} use=anon count=9000 tag=hog")
     assert code == errno.ENOMEM and "killed process 4 (hog)" in text
@@ -125,14 +126,15 @@ def test_oom_report_in_the_real_dmesg(mounted):
     head = out.index("hog invoked oom-killer: gfp_mask=0x100cca(GFP_HIGHUSER_MOVABLE), order=0, oom_score_adj=0")
     assert out[head + 1] == "Mem-Info:"
     tasks = out.index("Tasks state (memory values in pages):")
+    # page tables: big's 16 PTE pages + a PMD + a PUD; hog's for the 9000 pages it is faulting in
     assert out[tasks + 2:tasks + 4] == [          # init (pid 1) is never listed: oom_unkillable_task()
-        "[      2]     0     2     8000     8000     8000        0         0        0        0             0 big",
+        "[      2]     0     2     8000     8000     8000        0         0    73728        0             0 big",
         f"[      3]     0     3 {out[tasks + 3].split()[4]:>8} {out[tasks + 3].split()[4]:>8} "
-        f"{out[tasks + 3].split()[4]:>8}        0         0        0        0             0 hog"]
+        f"{out[tasks + 3].split()[4]:>8}        0         0    81920        0             0 hog"]
     assert out[tasks + 4].startswith("oom-kill:constraint=CONSTRAINT_NONE,nodemask=(null),cpuset=/,mems_allowed=0,"
                                      "global_oom,task_memcg=/,task=big,pid=2,uid=0")
     assert out[tasks + 5] == ("Out of memory: Killed process 2 (big) total-vm:32000kB, anon-rss:32000kB, "
-                              "file-rss:0kB, shmem-rss:0kB, UID:0 pgtables:0kB oom_score_adj:0")
+                              "file-rss:0kB, shmem-rss:0kB, UID:0 pgtables:72kB oom_score_adj:0")
     vmstat = dict(line.split() for line in (m / "vmstat").read_text().splitlines())
     assert vmstat["oom_kill"] == "1"
 
@@ -168,7 +170,7 @@ def test_a_tasks_anon_goes_to_swap_and_comes_back_when_touched():
     assert re.search(rf"^ +{first} old +pages +order 0 +- swap +- +4096$", listing, re.M)
     # oom_badness: rss + swap entries (+ page tables)
     from procsim.mm.oom_kill import TaskMm, oom_badness
-    assert oom_badness(TaskMm(old), 1000) == 3000
+    assert oom_badness(TaskMm(old), 1000) == 3000 + 6 + 1 + 1       # 6 PTE pages, a PMD, a PUD
     # touch faults the swapped members back in, one major fault each
     assert run(ctl, "free_pages tag=new")[0] == 0                   # its swap slots go back too
     assert swap_kb(k) == boot_swapped + 4 * out
@@ -289,3 +291,26 @@ def test_guest_pressure_run_replayed_at_its_pace():
     assert k.nodes[0].unreclaimable
     report = "\n".join(r.text for r in printk.ring(k).records)
     assert "all_unreclaimable? yes" in report
+def test_unreserve_highatomic_pageblock_before_giving_up():
+    """should_reclaim_retry() past MAX_RECLAIM_RETRIES gives the highatomic reserve back one
+    pageblock at a time (force) before the OOM killer; the direct-reclaim retry does so only
+    while a zone keeps more than one reserved pageblock.  The block's free pages move to the
+    requester's migratetype."""
+    from procsim import machine as M
+    from procsim.mm import gfp as G
+    from procsim.mm.buddy import MIGRATE_HIGHATOMIC, MIGRATE_MOVABLE
+    from procsim.mm.kernel import Kernel
+    from procsim.mm.page_alloc import MAX_RECLAIM_RETRIES
+    k = Kernel(M.loads("sockets: [{cores: 1}]\ndimms: [{socket: 0, size: 1GiB}]\n"), boot=False, slab=False)
+    z = k.zones[1]
+    page = k.alloc_pages(1, G.GFP_ATOMIC)
+    k._reserve_highatomic_pageblock(z, page.pfn, 1)           # what an ALLOC_HIGHATOMIC success does
+    assert z.nr_reserved_highatomic == 512 and 0 < z.nr_free_highatomic < 512
+    zl = k.zonelists[0]
+    assert not k.unreserve_highatomic_pageblock(zl, 2, MIGRATE_MOVABLE, False)   # its last block stays
+    assert z.nr_reserved_highatomic == 512
+    assert k._should_reclaim_retry(0, 0, zl, 2, MAX_RECLAIM_RETRIES + 1, MIGRATE_MOVABLE)    # one more try
+    assert (z.nr_reserved_highatomic, z.nr_free_highatomic) == (0, 0)
+    assert z.get_pageblock_migratetype(page.pfn) == MIGRATE_MOVABLE != MIGRATE_HIGHATOMIC
+    assert not k._should_reclaim_retry(0, 0, zl, 2, MAX_RECLAIM_RETRIES + 1, MIGRATE_MOVABLE)  # then OOM
+    check(k)

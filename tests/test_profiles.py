@@ -287,3 +287,57 @@ def test_3_10_counts_reclaim_its_way():
         assert per_zone == k.vm_events.get(ev, 0), ev
     # kswapd, beside the task, did the reclaiming (the direct reclaim before the OOM found nothing)
     assert int(vs["pgsteal_kswapd_dma32"]) > 0 and int(vs["pgscan_kswapd_dma32"]) >= int(vs["pgsteal_kswapd_dma32"])
+
+
+def _suitable_marks(version: str, order: int) -> tuple[int, int, int, tuple]:
+    """The order-0 watermark check compaction_suitable() makes under a version: (order, mark,
+    highest_zoneidx) of its first _watermark_ok call, with the zone's min/low/high."""
+    m = M.loads(f'kernel: "{version}"\nsockets: [{{cores: 1}}]\ndimms: [{{socket: 0, size: 1GiB}}]\n')
+    k = Kernel(m, boot=False, slab=False)
+    z = k.zones[1]
+    calls = []
+    k._watermark_ok = lambda zone, o, mark, highest, flags, free=None: calls.append((o, mark, highest)) or False
+    assert k.compaction_suitable(z, order, z.wmark_high, 2) is False
+    return calls[0], (z.wmark_min, z.wmark_low, z.wmark_high)
+
+
+def test_compaction_suitable_runs_each_versions_rule():
+    """6.18: the caller's watermark + compact_gap(); 6.1 and 5.4 (since 4.9): min for orders up
+    to PAGE_ALLOC_COSTLY_ORDER, low above it; 3.10: low + 2 << order for classzone 0."""
+    for order in (2, 9):
+        call, (wmin, low, high) = _suitable_marks("6.18", order)
+        assert call == (0, high + (2 << order), 2)
+        for v in ("6.1", "5.4"):
+            call, (wmin, low, high) = _suitable_marks(v, order)
+            assert call == (0, (low if order > 3 else wmin) + (2 << order), 2), v
+        call, (wmin, low, high) = _suitable_marks("3.10", order)
+        assert call == (0, low + (2 << order), 0)
+
+
+def test_use_anon_without_gfp_faults_with_the_fault_paths_mask():
+    """use=anon without gfp= allocates as do_anonymous_page(): GFP_HIGHUSER_MOVABLE|__GFP_ZERO,
+    6.x adding __GFP_COMP for the folio -- the OOM header of a real Debian 6.1 guest whose
+    awk failed an anon fault (tests/data/oracle/movable-low.txt) names 0x140dca; 5.4 allocates
+    a page (0x100dca).  (one-node.txt's awk failed a page table: GFP_KERNEL_ACCOUNT|__GFP_ZERO,
+    task.GFP_PGTABLE_USER.)  The pageblocks the anon fills are Movable."""
+    from procsim.control import Control
+    from procsim.mm import printk
+    real = (ROOT / "tests" / "data" / "oracle" / "movable-low.txt").read_text()
+    assert "gfp_mask=0x140dca(GFP_HIGHUSER_MOVABLE|__GFP_COMP|__GFP_ZERO)" in real
+    from procsim.mm.task import GFP_PGTABLE_USER
+    one = (ROOT / "tests" / "data" / "oracle" / "one-node.txt").read_text()
+    assert f"gfp_mask={GFP_PGTABLE_USER:#x}(GFP_KERNEL_ACCOUNT|__GFP_ZERO)" in one
+    names = {"6.1": "GFP_HIGHUSER_MOVABLE|__GFP_COMP|__GFP_ZERO",      # 6.1's mmflags.h order, as real
+             "6.18": "GFP_HIGHUSER_MOVABLE|__GFP_ZERO|__GFP_COMP", "5.4": "GFP_HIGHUSER_MOVABLE|__GFP_ZERO"}
+    for version, mask in (("6.1", 0x140dca), ("6.18", 0x140dca), ("5.4", 0x100dca)):
+        m = M.loads(f'kernel: "{version}"\nsockets: [{{cores: 1}}]\ndimms: [{{socket: 0, size: 256MiB}}]\n')
+        ctl = Control(lambda m=m: Kernel(m))
+        while ctl.run("alloc_pages 0 use=anon count=4096 tag=hog").errno == 0:
+            pass
+        head = next(r.text for r in printk.ring(ctl.kernel).records if "invoked oom-killer" in r.text)
+        assert head.startswith(f"hog invoked oom-killer: gfp_mask={mask:#x}({names[version]}), "), head
+    assert ctl.run("alloc_pages 0 use=anon tag=x").errno == 0
+    page = next(iter(ctl.kernel.tasks.find_task("x").batches()))
+    assert page.mt == 1                                     # MIGRATE_MOVABLE
+    assert ctl.run("alloc_pages 0 use=anon gfp=GFP_KERNEL tag=y").errno == 0
+    assert next(iter(ctl.kernel.tasks.find_task("y").batches())).mt == 0    # gfp= still wins

@@ -191,6 +191,8 @@ class Compaction:
         proactiveness = self.profile.compaction_proactiveness      # None: the version has none
         self.sysctl_compaction_proactiveness = proactiveness or 0
         self.sysctl_extfrag_threshold = SYSCTL_EXTFRAG_THRESHOLD
+        self._compaction_suitable = {"6.18": self._compaction_suitable_6_18, "4.9": self._compaction_suitable_4_9,
+                                     "3.10": self._compaction_suitable_3_10}[self.profile.compaction_suitable]
         self.last_compact_result = COMPACT_SKIPPED      # of the last direct compaction (the slow path reads it)
         for z in self.zones:
             z.compact_considered = z.compact_defer_shift = z.compact_order_failed = 0
@@ -245,16 +247,44 @@ class Compaction:
 
     # ---- suitability ----------------------------------------------------------------------
     def compaction_suitable(self, z, order: int, watermark: int, highest: int) -> bool:
-        """compaction_suitable(): enough order-0 pages above the watermark plus compact_gap()
-        to migrate into, and, for costly orders, a failure that is fragmentation's fault
+        """compaction_suitable() by the rule of the profile's version (bound at boot in
+        _init_compaction): would compaction run (COMPACT_CONTINUE)?"""
+        return self._compaction_suitable(z, order, watermark, highest) == COMPACT_CONTINUE
+
+    def _compaction_suitable_6_18(self, z, order, watermark, highest) -> int:
+        """6.18: enough order-0 pages above the caller's watermark plus compact_gap() to
+        migrate into, and, for costly orders, a failure that is fragmentation's fault
         (fragmentation_index above vm.extfrag_threshold) rather than lack of memory."""
         if not self._watermark_ok(z, 0, watermark + compact_gap(order), highest, _ALLOC_CMA):
-            return False
+            return COMPACT_SKIPPED
         if order > PAGE_ALLOC_COSTLY_ORDER:
             fragindex = fragmentation_index(z, order)
             if 0 <= fragindex <= self.sysctl_extfrag_threshold:
-                return False
-        return True
+                return COMPACT_SKIPPED
+        return COMPACT_CONTINUE
+
+    def _compaction_suitable_4_9(self, z, order, watermark, highest) -> int:
+        """4.9 to 6.5 (5.4, 6.1) __compaction_suitable(): the order-0 check is against the low
+        watermark for costly orders and the min watermark otherwise, whatever the caller's
+        alloc_flags (commit 8348faf91f56), plus compact_gap(); the fragindex test for
+        costly orders as in 6.18."""
+        mark = z.wmark_low if order > PAGE_ALLOC_COSTLY_ORDER else z.wmark_min
+        return self._compaction_suitable_6_18(z, order, mark, highest)
+
+    def _compaction_suitable_3_10(self, z, order, watermark, highest) -> int:
+        """3.10: the low watermark plus 2 << order at order 0 for classzone 0, then the
+        fragindex test for every order; a fragindex of -1000 (a free block of the order
+        exists) that passes the order's watermark is COMPACT_PARTIAL: the allocation would
+        succeed without compaction."""
+        mark = z.wmark_low + compact_gap(order)
+        if not self._watermark_ok(z, 0, mark, 0, 0):
+            return COMPACT_SKIPPED
+        fragindex = fragmentation_index(z, order)
+        if 0 <= fragindex <= self.sysctl_extfrag_threshold:
+            return COMPACT_SKIPPED
+        if fragindex == -1000 and self._watermark_ok(z, order, mark, 0, 0):
+            return COMPACT_SUCCESS
+        return COMPACT_CONTINUE
 
     def compaction_suit_allocation_order(self, z, order, highest, alloc_flags, kcompactd=False) -> int:
         """COMPACT_SUCCESS when the order's watermark already passes, COMPACT_SKIPPED when
@@ -262,9 +292,7 @@ class Compaction:
         watermark = z.wmark(alloc_flags & G.ALLOC_WMARK_MASK)
         if self._watermark_ok(z, order, watermark, highest, alloc_flags):
             return COMPACT_SUCCESS
-        if not self.compaction_suitable(z, order, watermark, highest):
-            return COMPACT_SKIPPED
-        return COMPACT_CONTINUE
+        return self._compaction_suitable(z, order, watermark, highest)
 
     # ---- the scanners -----------------------------------------------------------------------
     @staticmethod

@@ -132,3 +132,23 @@ def format_gfp(gfp: int) -> str:
     parts = [name] if name else []
     parts += [n for n, v in NAMES.items() if n.startswith("__") and rest & v == v and v and bin(v).count("1") == 1]
     return "|".join(parts) or "0"
+
+
+USER_USES = ("anon", "pagecache")                # the uses use_gfp() gives a gfp of their own
+
+
+def use_gfp(use: str | None, folios: bool = True) -> int:
+    """The gfp the kernel allocates a page of this use with when the caller names none.
+
+    anon: the anonymous fault (do_anonymous_page -> vma_alloc_zeroed_movable_folio):
+    GFP_HIGHUSER_MOVABLE | __GFP_ZERO; pagecache: a regular file's mapping_gfp_mask(),
+    GFP_HIGHUSER_MOVABLE (inode_init_always), as filemap_create_folio() reads a page with.
+    ``folios``: 6.x allocates them as folios, which folio_alloc()/vma_alloc_folio() make
+    __GFP_COMP (a real 6.1 OOM header: gfp_mask=0x140dca(GFP_HIGHUSER_MOVABLE|__GFP_COMP|
+    __GFP_ZERO)).  Anything else (kernel stacks, page tables, no use=): GFP_KERNEL."""
+    comp = __GFP_COMP if folios else 0
+    if use == "anon":
+        return GFP_HIGHUSER_MOVABLE | __GFP_ZERO | comp
+    if use == "pagecache":
+        return GFP_HIGHUSER_MOVABLE | comp
+    return GFP_KERNEL

@@ -7,10 +7,11 @@ mm/mm_init.c):
 * pfn 0 is reserved (trim_bios_range), 640 KiB..1 MiB is the legacy hole, and 6.x reserves
   the whole first MiB (reserve_real_mode), so DMA shows spanned 4095 / present 3998 /
   managed 3840 on every PC.
-* Node 0 memory above ``pci_hole_start`` is displaced above 4 GiB; further nodes follow in
-  socket order.
+* Nodes follow one another in physical address order from pfn 0; RAM from
+  ``pci_hole_start`` up is displaced above 4 GiB, splitting whichever node straddles it.
 * Zones: DMA [.., 16 MiB), DMA32 [16 MiB, 4 GiB), Normal above; Movable is carved from the
-  top of each node's Normal memory when kernelcore/movablecore ask; Device is always empty.
+  top of each node's highest zone (Normal, or DMA32 when no RAM is above 4 GiB) when
+  kernelcore/movablecore ask; Device is always empty.
 * Firmware-reserved e820 ranges (``reserved.e820``) are no RAM: they shrink spanned/present.
 * managed = present - memblock reservations (``_memblock_reserve`` lists them in boot order:
   the low MiB, the kernel image, initrd, NODE_DATA, crashkernel, memmap, the per-cpu first
@@ -136,26 +137,29 @@ def _alloc_top_down(ranges, taken, size, limit, align):
 
 
 def place_dimms(m: Machine) -> list[tuple[Range, ...]]:
-    """Per socket, the pfn ranges its DIMMs are decoded at: node 0 from 0 up to the PCI hole
-    and the rest above 4 GiB, further nodes contiguously after it.  The one placement rule:
-    build() takes node RAM from it, procsim.views.smbios the type 19 mapped addresses."""
+    """Per socket, the pfn ranges its DIMMs are decoded at.  Firmware lays the nodes out one
+    after another in physical address order (qemu's SRAT: each node's base is the previous
+    node's end); RAM from ``pci_hole_start`` up is moved above 4 GiB, so whichever node
+    straddles the hole is split in two and every later node lives above 4 GiB.  The one
+    placement rule: build() takes node RAM from it, procsim.views.smbios the type 19 mapped
+    addresses."""
     hole = m.reserved.pci_hole_start >> PAGE_SHIFT
+
+    def decoded(off: int) -> int:                # RAM offset -> pfn
+        return off if off < hole else off - hole + MAX_DMA32_PFN
+
     placed: list[tuple[Range, ...]] = []
     cursor = 0
     for s in m.sockets:
         pages = m.node_memory(s.id) >> PAGE_SHIFT
-        if pages == 0:
-            placed.append(())
-            continue
-        if s.id == 0:
-            ranges = [(0, min(pages, hole))]
-            if pages > hole:
-                ranges.append((MAX_DMA32_PFN, MAX_DMA32_PFN + pages - hole))
-        else:
-            start = max(cursor, MAX_DMA32_PFN)
-            ranges = [(start, start + pages)]
+        lo, hi = cursor, cursor + pages
+        ranges = []
+        if lo < min(hi, hole):
+            ranges.append((lo, min(hi, hole)))
+        if hi > max(lo, hole):
+            ranges.append((decoded(max(lo, hole)), decoded(hi)))
         placed.append(tuple(ranges))
-        cursor = ranges[-1][1]
+        cursor = hi
     return placed
 
 
@@ -169,7 +173,7 @@ def build(m: Machine) -> Layout:
     taken = [(x.start, x.end) for x in reservations]
     late = [(x.start, x.end) for x in reservations if x.late]
 
-    movable_start = _zone_movable_pfns(m, node_ram)
+    movable_start, movable_zone = _zone_movable_pfns(m, node_ram)
     nodes = []
     for nid, ram in enumerate(node_ram):
         cpus = tuple(m.node_cpus(nid))
@@ -179,12 +183,17 @@ def build(m: Machine) -> Layout:
             continue
         nstart, nend = ram[0][0], ram[-1][1]
         mv = movable_start.get(nid)
-        bounds = [(0, MAX_DMA_PFN), (MAX_DMA_PFN, MAX_DMA32_PFN),
-                  (MAX_DMA32_PFN, mv if mv is not None else 1 << 62),
-                  (mv, 1 << 62) if mv is not None else (0, 0), (0, 0)]
+        bounds = [(0, MAX_DMA_PFN), (MAX_DMA_PFN, MAX_DMA32_PFN), (MAX_DMA32_PFN, 1 << 62), (0, 0), (0, 0)]
         zones = []
         for idx, (lo, hi) in enumerate(bounds):
             zs, ze = max(lo, nstart), min(hi, nend)
+            if mv is not None:                    # adjust_zone_range_for_zone_movable()
+                if idx == ZONE_MOVABLE:
+                    zs, ze = mv, nend
+                elif zs < mv < ze:
+                    ze = mv
+                elif zs >= mv:
+                    ze = zs
             if ze <= zs:
                 zones.append(ZoneLayout(nid, idx, 0, 0, (), (), 0))
                 continue
@@ -346,37 +355,67 @@ def _early_hash_pages(node_ram, scale: int) -> int:
     return max(1, entries * HASH_BUCKET_SIZE >> PAGE_SHIFT)
 
 
-def _zone_movable_pfns(m: Machine, node_ram) -> dict[int, int]:
-    """find_zone_movable_pfns_for_nodes(), single pass: spread kernelcore evenly over the
-    nodes with memory; memory below 4 GiB counts as kernel memory first; the Movable start
-    is rounded up to MAX_ORDER_NR_PAGES."""
+def find_usable_zone_for_movable(node_ram) -> int:
+    """The highest zone the architecture populates (arch_zone_lowest_possible_pfn <
+    highest): ZONE_MOVABLE is carved from it.  x86-64's Normal spans [4 GiB, max_pfn), so
+    with no RAM above 4 GiB it is DMA32 (mm/page_alloc.c, the same since 2.6.23)."""
+    max_pfn = max((e for rs in node_ram for _, e in rs), default=0)
+    return ZONE_NORMAL if max_pfn > MAX_DMA32_PFN else ZONE_DMA32
+
+
+def _zone_movable_pfns(m: Machine, node_ram) -> tuple[dict[int, int], int]:
+    """find_zone_movable_pfns_for_nodes(): where ZONE_MOVABLE starts on each node, and the
+    zone it is carved from.  movablecore is rounded up to MAX_ORDER_NR_PAGES and turned into
+    the kernelcore it leaves; kernelcore is spread evenly over the nodes with memory, memory
+    below the movable zone's lowest pfn counting as kernel memory first; nodes that cannot
+    hold their share leave the rest to another pass over one node fewer; each start is
+    rounded up to MAX_ORDER_NR_PAGES and dropped when it is past the node's end."""
     t = m.tunables
+    movable_zone = find_usable_zone_for_movable(node_ram)
     if t.kernelcore is None and t.movablecore is None:
-        return {}
-    total = sum(e - s for rs in node_ram for s, e in rs)
-    if t.movablecore is not None:
-        kernel = total - (t.movablecore >> PAGE_SHIFT)
-    else:
-        kernel = t.kernelcore >> PAGE_SHIFT
+        return {}, movable_zone
+    totalpages = sum(e - s for rs in node_ram for s, e in rs)      # early_calculate_totalpages()
+    required_kernelcore = (t.kernelcore or 0) >> PAGE_SHIFT
+    if t.movablecore:
+        required_movablecore = -(-(t.movablecore >> PAGE_SHIFT) // MAX_ORDER_NR_PAGES) * MAX_ORDER_NR_PAGES
+        required_movablecore = min(totalpages, required_movablecore)
+        required_kernelcore = max(required_kernelcore, totalpages - required_movablecore)
+    if not required_kernelcore or required_kernelcore >= totalpages:
+        return {}, movable_zone
+    usable_startpfn = MAX_DMA_PFN if movable_zone == ZONE_DMA32 else MAX_DMA32_PFN
     nodes = [i for i, rs in enumerate(node_ram) if rs]
-    per_node = -(-kernel // len(nodes))
+    usable_nodes = len(nodes)
+    zone_movable_pfn = dict.fromkeys(nodes, 0)
+    while True:                                   # restart:
+        kernelcore_node = required_kernelcore // usable_nodes
+        for nid in nodes:
+            if required_kernelcore < kernelcore_node:
+                kernelcore_node = required_kernelcore // usable_nodes
+            kernelcore_remaining = kernelcore_node
+            for start_pfn, end_pfn in node_ram[nid]:
+                start_pfn = max(start_pfn, zone_movable_pfn[nid])
+                if start_pfn >= end_pfn:
+                    continue
+                if start_pfn < usable_startpfn:   # only usable for kernelcore
+                    kernel_pages = min(end_pfn, usable_startpfn) - start_pfn
+                    kernelcore_remaining -= min(kernel_pages, kernelcore_remaining)
+                    required_kernelcore -= min(kernel_pages, required_kernelcore)
+                    if end_pfn <= usable_startpfn:
+                        zone_movable_pfn[nid] = end_pfn
+                        continue
+                    start_pfn = usable_startpfn
+                size_pages = min(end_pfn - start_pfn, kernelcore_remaining)
+                zone_movable_pfn[nid] = start_pfn + size_pages
+                required_kernelcore -= min(required_kernelcore, size_pages)
+                kernelcore_remaining -= size_pages
+                if not kernelcore_remaining:
+                    break
+        usable_nodes -= 1
+        if not (usable_nodes and required_kernelcore > usable_nodes):
+            break
     out = {}
-    for nid in nodes:
-        ram = node_ram[nid]
-        remaining = per_node
-        remaining -= sum(e - s for s, e in _clip(ram, 0, MAX_DMA32_PFN))
-        start = None
-        for s, e in _clip(ram, MAX_DMA32_PFN, 1 << 62):
-            if remaining <= 0:
-                start = s
-                break
-            if e - s > remaining:
-                start = s + remaining
-                break
-            remaining -= e - s
-        if start is None:
-            continue
-        start = -(-start // MAX_ORDER_NR_PAGES) * MAX_ORDER_NR_PAGES
-        if start < ram[-1][1]:
+    for nid in nodes:                             # out2: align, drop starts past the node
+        start = -(-zone_movable_pfn[nid] // MAX_ORDER_NR_PAGES) * MAX_ORDER_NR_PAGES
+        if start and start < node_ram[nid][-1][1]:
             out[nid] = start
-    return out
+    return out, movable_zone

@@ -88,11 +88,15 @@ class MmInit:
             self.setup_per_zone_wmarks()
 
     def setup_per_zone_wmarks(self):
+        """__setup_per_zone_wmarks(): min shared out in proportion to managed among the lowmem
+        zones.  Versions that treat ZONE_MOVABLE like highmem (movable_wmark_clamp: 6.18)
+        leave it out of lowmem_pages and clamp its min; 6.1 and older count it as lowmem."""
         pages_min = self.min_free_kbytes // 4
-        lowmem = sum(z.managed for z in self.zones if z.idx != ZONE_MOVABLE)
+        clamp = self.profile.movable_wmark_clamp
+        lowmem = sum(z.managed for z in self.zones if z.idx != ZONE_MOVABLE or not clamp)
         for z in self.zones:
             tmp = pages_min * z.managed // lowmem
-            if z.idx == ZONE_MOVABLE and self.profile.movable_wmark_clamp:
+            if z.idx == ZONE_MOVABLE and clamp:
                 wmin = min(max(z.managed // 1024, 32), 128)
             else:
                 wmin = tmp

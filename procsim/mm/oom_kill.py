@@ -169,7 +169,7 @@ def out_of_memory(k, tasks, gfp: int, order: int, current=None, kill=None):
 
 def _dump_header(k, tasks, gfp, order, current) -> None:
     adj = current.oom_score_adj if current is not None else 0
-    P.pr_warn(k, f"{_comm(current)} invoked oom-killer: gfp_mask={gfp:#x}({P.format_gfp_flags(gfp)}), "
+    P.pr_warn(k, f"{_comm(current)} invoked oom-killer: gfp_mask={gfp:#x}({P.format_gfp_flags(gfp, k.profile.gfpflag_names)}), "
                  f"order={order}, oom_score_adj={adj}")
     show_mem.show_mem(k, show_mem.SHOW_MEM_FILTER_NODES, None, G.gfp_zone(gfp))
     if should_dump_unreclaim_slab(k):

@@ -578,7 +578,7 @@ class PageAlloc:
             if gfp & _GFP_NORETRY or (costly and (not gfp & _GFP_RETRY_MAYFAIL or not gfp & _GFP_IO)):
                 break
             no_progress_loops = 0 if progress and not costly else no_progress_loops + 1
-            if self._should_reclaim_retry(order, flags, zonelist, highest, no_progress_loops):
+            if self._should_reclaim_retry(order, flags, zonelist, highest, no_progress_loops, mt):
                 continue
             if oom_kill.may_oom(gfp, order, highest) and oom_kill.oom_kill_tasks(self, gfp, order) is not None:
                 no_progress_loops = 0
@@ -600,6 +600,7 @@ class PageAlloc:
             return None, 0
         page = self._get_page_from_freelist(plan.zonelist, order, flags, plan.mt, cpu)
         if page is None:
+            self.unreserve_highatomic_pageblock(plan.zonelist, G.gfp_zone(gfp), plan.mt, False)
             self.drain_all_pages()
             page = self._get_page_from_freelist(plan.zonelist, order, flags, plan.mt, cpu)
         return page, progress
@@ -608,12 +609,14 @@ class PageAlloc:
         """__alloc_pages_direct_compact(): the Compaction mixin (compaction.py) overrides this."""
         return None
 
-    def _should_reclaim_retry(self, order: int, flags: int, zonelist, highest: int, no_progress_loops: int) -> bool:
+    def _should_reclaim_retry(self, order: int, flags: int, zonelist, highest: int, no_progress_loops: int,
+                              mt: int = MIGRATE_MOVABLE) -> bool:
         """should_reclaim_retry(): retry while some zone would pass its min mark if every page
         reclaim could free were free (zone_reclaimable_pages(), vmscan), at most
-        MAX_RECLAIM_RETRIES times without progress."""
+        MAX_RECLAIM_RETRIES times without progress -- and then once more for each highatomic
+        pageblock it can give back before the OOM killer."""
         if no_progress_loops > MAX_RECLAIM_RETRIES:
-            return False
+            return self.unreserve_highatomic_pageblock(zonelist, highest, mt, True)
         for z in zonelist:
             if z.idx <= highest and self._watermark_ok(z, order, z.wmark_min, highest, flags,
                                                        z.nr_free + self.zone_reclaimable_pages(z)):
@@ -822,6 +825,28 @@ class PageAlloc:
                 mode[0] = 2
                 return pfn
         return -1
+
+    def unreserve_highatomic_pageblock(self, zonelist, highest: int, mt: int, force: bool) -> bool:
+        """unreserve_highatomic_pageblock(): the first free page on a zone's HIGHATOMIC lists
+        (lowest order first) turns its pageblock into the requester's migratetype, its free
+        pages with it; the reserve shrinks by a pageblock.  Without ``force`` a zone keeps its
+        last reserved pageblock.  True when pages moved."""
+        for z in zonelist:
+            if z.idx > highest or not z.nr_reserved_highatomic:
+                continue
+            if not force and z.nr_reserved_highatomic <= PAGEBLOCK_NR_PAGES:
+                continue
+            for order in range(NR_PAGE_ORDERS):
+                pfn = z._first(order, MIGRATE_HIGHATOMIC)
+                if pfn < 0:
+                    continue
+                start = pfn & ~(PAGEBLOCK_NR_PAGES - 1)
+                if z.get_pageblock_migratetype(pfn) == MIGRATE_HIGHATOMIC:
+                    z.nr_reserved_highatomic -= min(PAGEBLOCK_NR_PAGES, z.nr_reserved_highatomic)
+                z.set_pageblock_migratetype(start, mt)
+                if z.move_freepages_block(start, MIGRATE_HIGHATOMIC, mt):
+                    return True
+        return False
 
     def _reserve_highatomic_pageblock(self, z: Zone, pfn: int, order: int):
         limit = z.managed // 100

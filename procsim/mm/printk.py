@@ -141,12 +141,13 @@ def bitmap_list(items) -> str:
     return ",".join(f"{a}" if a == b else f"{a}-{b}" for a, b in out)
 
 
-def format_gfp_flags(gfp: int) -> str:
-    """vsprintf's ``%pGg``: the names of include/trace/events/mmflags.h (6.15+) in their order,
-    a matching compound mask first; bits without a name as a hex tail; nothing for 0."""
+def format_gfp_flags(gfp: int, names: tuple[str, ...] | None = None) -> str:
+    """vsprintf's ``%pGg``: the names of include/trace/events/mmflags.h (6.15+, or the
+    profile's ``gfpflag_names``) in their order, a matching compound mask first; bits without
+    a name as a hex tail; nothing for 0."""
     from . import gfp as G
     parts = []
-    for name in _GFP_NAMES:
+    for name in names or _GFP_NAMES:
         mask = G.NAMES[name]
         if gfp and gfp & mask == mask:
             parts.append(name)

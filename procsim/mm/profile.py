@@ -18,8 +18,10 @@ docs/PROFILES.md says, per profile, what differs and how it is checked.  Sources
 * pcp high: 5.4 pageset_set_batch() high = 6 * batch; 6.1 zone_highsize() from the low
   watermark -- both static, pinned at boot as high_min == high_max (mm_init.zone_pcp_update);
   6.18 high_min/high_max and a dynamic high;
-* __setup_per_zone_wmarks(): 6.18 clamps an empty ZONE_MOVABLE's min to 32 pages
-  (SWAP_CLUSTER_MAX) like highmem; 6.1 and 5.4 give it 0;
+* __setup_per_zone_wmarks(): 6.18 treats ZONE_MOVABLE like highmem (a change made after
+  6.1): it is left out of lowmem_pages and its min is clamped to [32, 128] pages (an empty
+  one gets SWAP_CLUSTER_MAX); 6.1, 5.4 and 3.10 count it in lowmem_pages and give it its
+  proportional share (0 when empty);
 * meminfo: fs/proc/meminfo.c meminfo_proc_show() of the version, with the distribution's
   configuration (_MEMINFO_* below);
 * sizeof(struct kmem_cache_node): 64 bytes before 6.18's barn pointer, 72 with it.
@@ -138,6 +140,16 @@ _MEMINFO_5_4 = _edit(_MEMINFO_6_1, ("Zswap", "Zswapped", "SecPageTables"),
 # THP lines (4.8, 5.4), CMA lines (4.1)
 _MEMINFO_3_10 = _edit(_MEMINFO_5_4, ("MemAvailable", "KReclaimable", "Percpu", "ShmemHugePages", "ShmemPmdMapped",
                                      "FileHugePages", "FilePmdMapped", "CmaTotal", "CmaFree"))
+# 6.1's __def_gfpflag_names (include/trace/events/mmflags.h), procsim's flags only (no
+# __GFP_ATOMIC): the single bits in another order than 6.15's -- a real 6.1 OOM header reads
+# GFP_HIGHUSER_MOVABLE|__GFP_COMP|__GFP_ZERO.  5.4 and 3.10 keep it (not checked against them)
+_GFPFLAG_NAMES_6_1 = (
+    "GFP_TRANSHUGE", "GFP_TRANSHUGE_LIGHT", "GFP_HIGHUSER_MOVABLE", "GFP_HIGHUSER", "GFP_USER",
+    "GFP_KERNEL_ACCOUNT", "GFP_KERNEL", "GFP_NOFS", "GFP_ATOMIC", "GFP_NOIO", "GFP_NOWAIT", "GFP_DMA",
+    "__GFP_HIGHMEM", "GFP_DMA32", "__GFP_HIGH", "__GFP_IO", "__GFP_FS", "__GFP_NOWARN", "__GFP_RETRY_MAYFAIL",
+    "__GFP_NOFAIL", "__GFP_NORETRY", "__GFP_COMP", "__GFP_ZERO", "__GFP_NOMEMALLOC", "__GFP_MEMALLOC",
+    "__GFP_HARDWALL", "__GFP_THISNODE", "__GFP_RECLAIMABLE", "__GFP_MOVABLE", "__GFP_ACCOUNT", "__GFP_WRITE",
+    "__GFP_RECLAIM", "__GFP_DIRECT_RECLAIM", "__GFP_KSWAPD_RECLAIM", "__GFP_ZEROTAGS")
 # the 5.4 names of 6.x counters procsim keeps (the value is the sum of the split ones)
 _ALIASES_5_4 = {"workingset_refault": ("workingset_refault_anon", "workingset_refault_file"),
                 "workingset_activate": ("workingset_activate_anon", "workingset_activate_file"),
@@ -164,7 +176,7 @@ class Profile:
     free_pages_blocks: bool = True               # also in vmstat
     memmap_pages: bool = True                    # vmstat nr_memmap_pages / nr_memmap_boot_pages
     pcp: str = "6.18"                            # "6.18": high_min/high_max; "zone_highsize"; "6*batch"
-    movable_wmark_clamp: bool = True             # an empty ZONE_MOVABLE's min is SWAP_CLUSTER_MAX
+    movable_wmark_clamp: bool = True             # ZONE_MOVABLE is no lowmem: not in lowmem_pages, min clamped
     meminfo_lines: tuple[str, ...] = _MEMINFO_6_18   # /proc/meminfo's kB lines before the hugetlb block
     vmstat_nr_unstable: bool = True              # the fake "nr_unstable 0" vmstat_show() ends with (5.8+)
     # /proc/vmstat's counters before the dirty thresholds when the version does not print
@@ -185,6 +197,13 @@ class Profile:
     # vm.compaction_proactiveness's default; None: no proactive compaction (before 5.9), so
     # kcompactd only runs when woken
     compaction_proactiveness: int | None = 20
+    # compaction_suitable()'s order-0 watermark: "6.18" the caller's (since 6.6), "4.9" low for
+    # costly orders and min otherwise (4.9..6.5), "3.10" low + 2 << order and fragindex at every order
+    compaction_suitable: str = "6.18"
+    # anon and page cache pages are folios, allocated __GFP_COMP (6.x; gfp.use_gfp)
+    folios: bool = True
+    # %pGg's flag names in include/trace/events/mmflags.h order; None: 6.15+'s (printk)
+    gfpflag_names: tuple[str, ...] | None = None
     # the kernel log: dump_tasks()'s columns (6.18: rss split by type) and show_free_areas()'s
     # "shmem_thp: %lukB" with a space (until 6.2; the oracle's 6.1 OOM report shows it)
     oom_rss_columns: bool = True
@@ -205,7 +224,8 @@ LINUX_6_1 = Profile("6.1", _NODE_6_1, _ZONE_6_1, _NUMA, _EVENTS_6_1, wmark_lines
                     kmem_cache_node_size=64,
                     kmalloc_sequence=kmalloc_sequence((KMALLOC_NORMAL, KMALLOC_CGROUP, KMALLOC_RECLAIM, KMALLOC_DMA),
                                                       KMALLOC_IDX_POW2_ORDER),
-                    kmalloc_buckets=False, oom_rss_columns=False, show_mem_thp_space=True)
+                    kmalloc_buckets=False, oom_rss_columns=False, show_mem_thp_space=True,
+                    compaction_suitable="4.9", gfpflag_names=_GFPFLAG_NAMES_6_1)
 LINUX_5_4 = Profile("5.4", _NODE_5_4, _ZONE_5_4, _NUMA, _EVENTS_5_4, wmark_lines=("min", "low", "high"),
                     zoneinfo_cma=False, free_pages_blocks=False, memmap_pages=False, pcp="6*batch",
                     movable_wmark_clamp=False, meminfo_lines=_MEMINFO_5_4, vmstat_nr_unstable=False,
@@ -214,12 +234,14 @@ LINUX_5_4 = Profile("5.4", _NODE_5_4, _ZONE_5_4, _NUMA, _EVENTS_5_4, wmark_lines
                     kmalloc_sequence=kmalloc_sequence((KMALLOC_NORMAL, KMALLOC_RECLAIM), KMALLOC_IDX_POW2_ORDER)
                     + kmalloc_sequence((KMALLOC_DMA,), _DMA_IDX),
                     kmalloc_buckets=False, compaction_proactiveness=None, oom_rss_columns=False,
-                    show_mem_thp_space=True)
+                    show_mem_thp_space=True, compaction_suitable="4.9", folios=False,
+                    gfpflag_names=_GFPFLAG_NAMES_6_1)
 # 3.10 (seed 002, a CentOS 7 SLUB): SLUB, /proc/vmstat and /proc/meminfo are 3.10's; zoneinfo,
 # node meminfo, pagetypeinfo keep 5.4's shapes
 # 3.10 counted direct reclaim once per do_try_to_free_pages(), not per zone (ALLOCSTALL)
 _ALIASES_3_10 = {**_ALIASES_5_4, "allocstall": tuple(_zones("allocstall"))}
 LINUX_3_10 = replace(LINUX_5_4, version="3.10", kmalloc_k_names=False, vmstat_counters=_VMSTAT_3_10,
+                     compaction_suitable="3.10",
                      aliases=tuple(_ALIASES_3_10.items()),
                      vm_event_items=_EVENTS_3_10, kernel_stack_kb=16, meminfo_lines=_MEMINFO_3_10,
                      meminfo_hugetlb=False,

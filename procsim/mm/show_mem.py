@@ -182,7 +182,7 @@ def warn_alloc(k, gfp: int, order: int, comm: str = "procsim", nodemask=None, cp
         return False
     nm = "(null)" if nodemask is None else P.bitmap_list(nodemask)
     P.pr_warn(k, f"{comm[:15]}: page allocation failure: order:{order}, mode:{gfp:#x}"
-                 f"({P.format_gfp_flags(gfp)}), nodemask={nm},cpuset=/,mems_allowed={mems_allowed(k)}")
+                 f"({P.format_gfp_flags(gfp, k.profile.gfpflag_names)}), nodemask={nm},cpuset=/,mems_allowed={mems_allowed(k)}")
     # warn_alloc_show_mem(): a task that may not sleep sees every node
     filt = SHOW_MEM_FILTER_NODES if gfp & G.__GFP_DIRECT_RECLAIM else 0
     show_mem(k, filt, nodemask, G.gfp_zone(gfp), cpu)

@@ -73,6 +73,28 @@ _SWAPPED = _DEAD - 2             # an anon member reclaim wrote to swap: still t
 
 PAGES, SLAB, KMALLOC = "pages", "slab", "kmalloc"       # Batch.kind
 _NOBODY = object()                                       # no tag (None is the default task's)
+PTRS_PER_TABLE = 512             # entries of a PTE, PMD or PUD page (x86-64, 4 KiB pages)
+# anon is faulted in stretches of up to 64 PTE pages' worth (128 MiB), each stretch's tables
+# allocated before it: in the kernel they come one per 512 pages, but a run per table costs
+# ~1.5 ms; a failing stretch counts at most 64 tables more than the kernel would.  Both the
+# runs path and the per-page one use the same stretches, so they stay the same algorithm
+TABLES_AHEAD = 64 * PTRS_PER_TABLE
+GFP_PGTABLE_USER = G.GFP_KERNEL_ACCOUNT | G.__GFP_ZERO  # pte_alloc_one() and the upper levels
+
+
+def pgtable_pages(pages: int) -> int:
+    """Page-table pages mapping ``pages`` anonymous pages laid out from a table boundary (one
+    growing mapping, as a heap or an mmap'ed arena): a PTE page per 512 pages, a PMD page per
+    512 PTE pages, a PUD page per 512 PMD pages -- what mm_pgtables_bytes counts (the PGD is
+    the mm's own).  A real 6.1 awk with 1962984 kB of anon had 3880 kB: 962 pages are this
+    count, the other 8 map its binary, libraries and stack."""
+    out, n = 0, pages
+    for _ in range(3):
+        n = -(-n // PTRS_PER_TABLE)
+        out += n
+    return out if pages > 0 else 0
+
+
 _RSS_OF_USE = {"anon": MM_ANONPAGES, "pagecache": MM_FILEPAGES}
 
 
@@ -84,7 +106,7 @@ class Task:
     kernel stacks, slab objects) is counted in ``kernel_pages`` and ``objects``.
     """
     __slots__ = ("pid", "tag", "comm", "oom_score_adj", "rss", "pgtables_bytes", "kernel_pages", "objects",
-                 "_batches")
+                 "_batches", "pgtables")
 
     def __init__(self, pid: int, tag: str | None, oom_score_adj: int = 0):
         self.pid, self.tag = pid, tag
@@ -95,6 +117,7 @@ class Task:
         self.kernel_pages = 0
         self.objects = 0
         self._batches: dict[int, Batch] = {}        # first ID -> batch with live members, ID order
+        self.pgtables: list[Page] = []               # the page-table pages mapping its anon
 
     def get_mm_rss(self) -> int:
         """get_mm_rss(): file + anon + shmem pages."""
@@ -446,8 +469,11 @@ class Tasks:
         clock = k.task_clock(where.get("cpu"), where.get("node"), b.use, order)   # faulting in a loop (mm/sched.py)
         i = 0
         try:
+            ahead = max(1, TABLES_AHEAD >> order)      # the stretches _fault_in_runs() makes
             for i in range(count):
                 clock.at(i)
+                if not i % ahead:
+                    self._pgtables(b, min(count - i, ahead) << order, where.get("node"), where.get("cpu"))
                 page = k.alloc_pages(order, gfp, **where)
                 if i == 0:
                     b.cpu, b.mt = page.cpu, page.migratetype
@@ -458,10 +484,13 @@ class Tasks:
         except MMError as e:
             clock.done(i)
             made = b.n
+            self._faulted(b, made)
             self._unfault(b, new_task)
+            self._pgtables(b)
             raise _failed(e, count, made) from None
         finally:
             k.current = None
+        self._faulted(b, b.n)
         clock.done(count)
         return range(b.first, b.last + 1)
 
@@ -477,16 +506,55 @@ class Tasks:
         b.mt = G.gfp_migratetype(gfp)
         k.current = InFlight(self, tag, 0, use, [])         # its blocks are in the task already
         try:
-            _, _, err = k.alloc_pages_runs(gfp, count, node, cpu, use, made=partial(self._made, b))
+            err, done = None, 0
+            while done < count and err is None:         # a stretch and the tables it needs first
+                n = min(count - done, TABLES_AHEAD)
+                self._pgtables(b, n, node, cpu)
+                _, _, err = k.alloc_pages_runs(gfp, n, node, cpu, use, made=partial(self._made, b))
+                done += n
         except MMError as e:                                 # refused before a page moved
             err = e
         finally:
             k.current = None
+        made = b.n
+        self._faulted(b, made)
         if err is not None:
-            made = b.n
             self._unfault(b, new_task)
+            self._pgtables(b)
             raise _failed(err, count, made)
         return range(b.first, b.last + 1)
+
+    def _faulted(self, b: "Batch", n: int) -> None:
+        """The events of n blocks faulted in, made even when the command is then undone: an
+        anon block is one page fault (handle_mm_fault's PGFAULT: a huge page is one); page
+        cache is read from the file: pgpgin counts the read in kB (submit_bio's sectors, which
+        /proc/vmstat halves)."""
+        if not n:
+            return
+        ev = self.k.vm_events
+        if b.use == "anon":
+            ev["pgfault"] = ev.get("pgfault", 0) + n
+        elif b.use == "pagecache":
+            ev["pgpgin"] = ev.get("pgpgin", 0) + (n << b.what) * PAGE_SIZE // 1024
+
+    def _pgtables(self, b: "Batch", more: int = 0, node=None, cpu=None) -> None:
+        """The page tables of b's task, for its anon (resident and swapped: a swap entry is a
+        pte too) and ``more`` pages about to be faulted in: allocated before the pages they
+        map, as __handle_mm_fault() allocates a table before do_anonymous_page(); freed when
+        the anon they map is unmapped (free_pgtables()).  Counted in the task's
+        pgtables_bytes and, as use=page_tables, in NR_PAGETABLE.  They come from where the
+        pages do (the faulting cpu, the task's memory policy: node=, cpu=)."""
+        t = b.task
+        if b.use != "anon":
+            return
+        k = self.k
+        want = pgtable_pages(t.rss[MM_ANONPAGES] + t.rss[MM_SWAPENTS] + more)
+        while len(t.pgtables) > want:
+            k.free_pages(t.pgtables.pop())
+            t.pgtables_bytes -= PAGE_SIZE
+        while len(t.pgtables) < want:
+            t.pgtables.append(k.alloc_pages(0, GFP_PGTABLE_USER, node=node, cpu=cpu, use="page_tables"))
+            t.pgtables_bytes += PAGE_SIZE
 
     def _made(self, b: Batch, z, pfn: int, n: int) -> None:
         """Pages pfn..pfn+n-1 of z are b's next n members, on the LRU under their own IDs."""
@@ -728,6 +796,7 @@ class Tasks:
                         done += 1
             finally:
                 self._drop(b, done)
+                self._pgtables(b)
             total += done
         return total
 
@@ -959,6 +1028,9 @@ class Tasks:
             assert live == b.live, f"batch {first}: live {b.live} but {live} live members"
             b._charge(+1, live, counted[b.task])
         for t, c in counted.items():
+            c.pgtables_bytes += len(t.pgtables) * PAGE_SIZE
+            assert len(t.pgtables) == pgtable_pages(c.rss[MM_ANONPAGES] + c.rss[MM_SWAPENTS]), \
+                f"{t}: {len(t.pgtables)} page-table pages for {c.rss[MM_ANONPAGES]} anon pages"
             got = (t.rss, t.pgtables_bytes, t.kernel_pages, t.objects)
             want = (c.rss, c.pgtables_bytes, c.kernel_pages, c.objects)
             assert got == want, f"{t}: counters {got} but its live allocations add up to {want}"
