@@ -29,7 +29,8 @@ import tarfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 
-from .machine import MiB, GiB, Machine, Socket, Dimm, Tunables, Reserved, Boot, BootCache, BootPages
+from .machine import (MiB, GiB, Machine, Socket, Dimm, Tunables, Reserved, Boot, BootCache, BootPages, Cache,
+                      CACHE_TYPES)
 from .mm.page_types import PAGE_SHIFT, PAGE_SIZE
 
 READ_CAP = 32 << 20                  # no /proc file we read is this large; a device would be
@@ -358,6 +359,32 @@ def clone(src: Source | str | Path, state: bool = True, name: str | None = None)
     return c
 
 
+def _cpu_caches(src: Source, cpu: int, siblings: int) -> tuple[Cache, ...]:
+    """The socket's ``cache:`` list from cpuN/cache/indexK (drivers/base/cacheinfo.c's files):
+    level, type, size, ways, line size, and shared by the whole socket when shared_cpu_list
+    names more CPUs than the core's threads (siblings).  () when the files are not there."""
+    out = []
+    base = f"sys/devices/system/cpu/cpu{cpu}/cache"
+    for d in sorted(src.listdir(base)):
+        if not re.fullmatch(r"index\d+", d):
+            continue
+        get = {a: (src.read(f"{base}/{d}/{a}") or "").strip() for a in
+               ("level", "type", "size", "ways_of_associativity", "coherency_line_size", "shared_cpu_list")}
+        m = re.fullmatch(r"(\d+)([KMG]?)", get["size"])
+        if not m or not get["level"].isdigit() or get["type"] not in CACHE_TYPES \
+                or not get["ways_of_associativity"].isdigit():
+            return ()
+        size = int(m.group(1)) << {"": 0, "K": 10, "M": 20, "G": 30}[m.group(2)]
+        line = int(get["coherency_line_size"]) if get["coherency_line_size"].isdigit() else 64
+        try:
+            sharing = len(parse_cpulist(get["shared_cpu_list"]))
+        except ValueError:
+            sharing = 0
+        out.append(Cache(int(get["level"]), get["type"], size, int(get["ways_of_associativity"]), line,
+                         "socket" if sharing > siblings else "core"))
+    return tuple(out)
+
+
 def _nodes(src: Source) -> dict[int, list[int]]:
     """{node: cpus} from sys/devices/system/node/node*/cpulist (lscpu's NUMA lines in a sosreport
     without it); {} when nothing says."""
@@ -457,7 +484,7 @@ def clone_hardware(src: Source, name: str | None = None) -> Clone:
         if len(cpus) % cores:
             notes.append(f"node {n}: {len(cpus)} CPUs on {cores} cores is uneven: one thread per core assumed")
             cores = len(cpus)
-        sockets.append(Socket(n, model, cores, len(cpus)))
+        sockets.append(Socket(n, model, cores, len(cpus), _cpu_caches(src, cpus[0], len(cpus) // cores)))
     pkgs = {p for p, _ in ids.values()}
     if len(pkgs) != len(sockets) and ids:
         comments.append(f"{len(pkgs)} physical package(s) on {len(sockets)} NUMA node(s): "
@@ -1208,6 +1235,14 @@ def _size(b: int) -> str:
     return str(b)
 
 
+def _cache_yaml(caches) -> str:
+    if not caches:
+        return ""
+    items = [f"{{level: {c.level}, type: {c.type}, size: {_size(c.size)}, ways: {c.ways}, "
+             f"line_size: {c.line_size}, shared: {c.shared}}}" for c in caches]
+    return f", cache: [{', '.join(items)}]"
+
+
 def to_yaml(c: Clone, source: str = "") -> str:
     """The machine description, in the shipped configs' style, with what was not reproduced
     as comments at the top."""
@@ -1219,7 +1254,8 @@ def to_yaml(c: Clone, source: str = "") -> str:
         out.append("# Not reproduced (see `procsim clone --check`):")
         out += [f"#   - {x}" for x in c.notes]
     out += [f"name: {q(m.name)}", f'kernel: "{m.kernel}"', f"cpu_numbering: {m.cpu_numbering}", "sockets:"]
-    out += [f"  - {{model: {q(s.model)}, cores: {s.cores}, threads: {s.threads}}}" for s in m.sockets]
+    out += [f"  - {{model: {q(s.model)}, cores: {s.cores}, threads: {s.threads}{_cache_yaml(s.cache)}}}"
+            for s in m.sockets]
     out.append("dimms:")
     out += [f"  - {{socket: {d.socket}, size: {_size(d.size)}, locator: {q(d.locator)}, bank: {q(d.bank)}, "
             f"speed: {d.speed}, type: {d.type}}}" for d in m.dimms]

@@ -9,6 +9,7 @@ import pytest
 from fuse import FuseOSError
 
 from procsim import fs
+from procsim.session import CONTROL
 from procsim.testing import fake_session
 
 
@@ -16,12 +17,12 @@ def _control():
     """A ProcFS on a fake kernel (no mount) and an open control handle."""
     pfs = fs.ProcFS(fake_session())
     fi = types.SimpleNamespace(flags=os.O_RDWR, fh=0, direct_io=0)
-    pfs.open("/" + fs.CONTROL, fi)
+    pfs.open("/" + CONTROL, fi)
     return pfs, fi
 
 
 def _replies(pfs, fi) -> list[str]:
-    return pfs.read("/" + fs.CONTROL, 1 << 16, 0, fi).decode().splitlines()
+    return pfs.read("/" + CONTROL, 1 << 16, 0, fi).decode().splitlines()
 
 
 def test_a_retry_is_the_same_bytes_not_a_prefix():
@@ -29,7 +30,7 @@ def test_a_retry_is_the_same_bytes_not_a_prefix():
     for its newline), and write(" 128\\n") completes it to `kmalloc 128`, which runs; the old
     code took "kmalloc" as the failed line's retry (EINVAL) and then ran " 128"."""
     pfs, fi = _control()
-    path = "/" + fs.CONTROL
+    path = "/" + CONTROL
     with pytest.raises(FuseOSError) as e:
         pfs.write(path, b"kmalloc 64 count=0\n", 0, fi)
     assert e.value.errno == errno.EINVAL
@@ -49,7 +50,7 @@ def test_after_a_short_count_a_prefix_of_the_rest_is_still_the_retry():
     is a prefix of the failed line fails with its errno (nothing runs twice); after that errno
     reached the writer, a new write runs normally."""
     pfs, fi = _control()
-    path = "/" + fs.CONTROL
+    path = "/" + CONTROL
     assert pfs.write(path, b"kmalloc 64\nkmalloc 64 count=0\n", 0, fi) == 11      # short count
     with pytest.raises(FuseOSError) as e:
         pfs.write(path, b"kmalloc 64 co", 11, fi)
