@@ -70,6 +70,10 @@ run: setup
 lint: venv
 	$(VENV)/bin/ruff check .
 
+# pytest-xdist: one worker per CPU, each test module (or state-machine class) on one worker,
+# so module-scoped boots are shared and the long property tests run side by side
+PYTEST_ARGS ?= -n auto --dist loadscope
+
 test: setup lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 

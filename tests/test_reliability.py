@@ -347,10 +347,10 @@ class TinySwapMachine(ControlMachine):
 
 
 TestControlTiny = ControlMachine.TestCase
-TestControlTiny.settings = settings(max_examples=40, stateful_step_count=40, deadline=None,
+TestControlTiny.settings = settings(max_examples=20, stateful_step_count=40, deadline=None,
                                     suppress_health_check=[HealthCheck.too_slow])
 TestControlSeedVm = SeedVmMachine.TestCase
-TestControlSeedVm.settings = settings(max_examples=3, stateful_step_count=15, deadline=None,
+TestControlSeedVm.settings = settings(max_examples=2, stateful_step_count=12, deadline=None,
                                       suppress_health_check=[HealthCheck.too_slow])
 TestControlTinySwap = TinySwapMachine.TestCase
 TestControlTinySwap.settings = settings(max_examples=8, stateful_step_count=40, deadline=None,
