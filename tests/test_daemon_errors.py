@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import errno
 import os
+import time
 
 import pytest
 
@@ -107,6 +108,13 @@ def test_a_full_stderr_pipe_does_not_hang_the_daemon(mount_session):
     assert b"refused: an internal error" in (mp / "log").read_bytes()
 
 
+def _drained(q, limit: float = 30.0) -> None:
+    """Wait until the log thread has taken every queued record (bounded)."""
+    deadline = time.monotonic() + limit
+    while not q.empty() and time.monotonic() < deadline:
+        time.sleep(0.001)
+
+
 def test_the_log_file_is_capped(tmp_path):
     """serve(log_file=F): F rotates at LOG_BYTES and keeps one old file, so thousands of
     tracebacks take at most twice that."""
@@ -118,6 +126,8 @@ def test_the_log_file_is_capped(tmp_path):
                 raise ValueError(f"boom {i}")
             except ValueError:
                 fs.log.exception("rendering x failed")
+            if i % 100 == 99:               # a full queue drops records (never blocks a FUSE thread):
+                _drained(log.q)             # here the writer is given time, so nothing is dropped
     finally:
         log.stop()
     files = sorted(p.name for p in tmp_path.iterdir())

@@ -474,6 +474,8 @@ class Tasks:
                 clock.at(i)
                 if not i % ahead:
                     self._pgtables(b, min(count - i, ahead) << order, where.get("node"), where.get("cpu"))
+                    clock.at(i)                # what the tables' allocations woke runs first, as
+                                               # in _fault_in_runs (its next stretch's first step)
                 page = k.alloc_pages(order, gfp, **where)
                 if i == 0:
                     b.cpu, b.mt = page.cpu, page.migratetype
