@@ -11,7 +11,7 @@
     >>> sim.write_tree("/tmp/fixture")        # /tmp/fixture/proc/zoneinfo, /tmp/fixture/sys/devices/...
 
 A machine is named (one shipped inside the package, :func:`machines`) or given as the path of
-a YAML description (README "Machine description").  The simulation is deterministic: the same
+a YAML description (docs/machine.md).  The simulation is deterministic: the same
 machine and the same commands give the same bytes, on any host.  The CLI (``procsim render``,
 ``procsim fixtures``), the FUSE daemon and the pytest plugin (:mod:`procsim.pytest_plugin`)
 all stand on the same :class:`~procsim.session.Session` this wraps.
@@ -124,7 +124,7 @@ class Simulation:
         return self.session.kernel
 
     def run(self, *lines: str) -> list[str]:
-        """Apply control-file lines in order (README "The control language"); return their
+        """Apply control-file lines in order (docs/control.md); return their
         replies (``ok ...``).  Raises :class:`CommandError` at the first failing line."""
         out = []
         for line in lines:

@@ -114,9 +114,9 @@ def test_trees_are_laid_out_like_root(tmp_path):
 
 
 def test_readme_lists_the_shipped_machines():
-    """README's procsim.machines() line is what the function returns (issue 29.5)."""
+    """docs/library.md's procsim.machines() line is what the function returns (issue 29.5)."""
     from pathlib import Path
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    readme = (Path(__file__).parent.parent / "docs" / "library.md").read_text()
     assert f"procsim.machines()                               # {procsim.machines()!r}" in readme
 # --- 30 §1b: fixtures never write outside OUT, never follow a link, never leave half a tree ----
 TINY = (procsim.machine.CONFIGS_DIR / "tiny.yaml").read_text()

@@ -112,8 +112,8 @@ def parse_meminfo(path):
 
 
 def readme_example() -> str:
-    """The README's worked example (its ``# test_meminfo_parser.py`` block), as written there."""
-    text = (ROOT / "README.md").read_text()
+    """docs/library.md's worked example (its ``# test_meminfo_parser.py`` block), as written there."""
+    text = (ROOT / "docs" / "library.md").read_text()
     start = text.index("# test_meminfo_parser.py\n")
     return text[start:text.index("```", start)]
 

@@ -116,7 +116,7 @@ def test_node_uses_add_up_to_present_pages(seed_vm):
 
 
 def test_legend_names_what_the_readme_says():
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "docs" / "files.md").read_text()
     line = re.search(r"Legend: (.*?)\.\n", readme, re.S).group(1)
     names = [n.strip() for n in line.replace("\n", " ").split(",")]
     expanded = []

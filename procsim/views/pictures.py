@@ -60,7 +60,7 @@ OWNER_COLOURS = ("#e41a1c", "#377eb8", "#4daf4a", "#984ea3", "#ff7f00", "#a65628
 
 
 def map_legend() -> list[tuple[str, str]]:
-    """Every name the map legend shows (the README lists the same)."""
+    """Every name the map legend shows (docs/files.md lists the same)."""
     items = [(f"{n} pageblock", c) for n, c in zip(MIGRATETYPE_NAMES, MIGRATETYPE_COLOURS, strict=False)]
     items += [(f"free order {o}", FREE_COLOURS[o]) for o in range(NR_PAGE_ORDERS)]
     items += [(name, USE_COLOURS[name]) for name in LAYERS]
