@@ -31,6 +31,7 @@ from pathlib import Path, PurePosixPath
 
 from .machine import (MiB, GiB, Machine, Socket, Dimm, Tunables, Reserved, Boot, BootCache, BootPages, Cache,
                       CACHE_TYPES)
+from .mm.layout import subtract_ranges
 from .mm.page_types import PAGE_SHIFT, PAGE_SIZE
 
 READ_CAP = 32 << 20                  # no /proc file we read is this large; a device would be
@@ -723,19 +724,8 @@ def _merge(r):
     return out
 
 
-def _subtract(ranges, holes):
-    out = []
-    for s, e in ranges:
-        cur = s
-        for hs, he in sorted(holes):
-            if he <= cur or hs >= e:
-                continue
-            if hs > cur:
-                out.append((cur, hs))
-            cur = max(cur, he)
-        if cur < e:
-            out.append((cur, e))
-    return out
+def _subtract(ranges, holes) -> list:
+    return list(subtract_ranges(ranges, holes))
 
 
 def _place(ram, notes) -> tuple[list[int], list[tuple[int, int]], int]:

@@ -112,7 +112,8 @@ def _clip(ranges, lo, hi):
     return tuple((max(s, lo), min(e, hi)) for s, e in ranges if min(e, hi) > max(s, lo))
 
 
-def _subtract(ranges, holes):
+def subtract_ranges(ranges, holes) -> tuple:
+    """The parts of [s, e) ranges outside the holes, in order (memblock_remove() of each hole)."""
     out = []
     for s, e in ranges:
         cur = s
@@ -129,7 +130,7 @@ def _subtract(ranges, holes):
 
 def _alloc_top_down(ranges, taken, size, limit, align):
     """memblock_alloc_range top-down: highest aligned free [s, s+size) below limit."""
-    for s, e in reversed(_subtract(_clip(ranges, 0, limit), taken)):
+    for s, e in reversed(subtract_ranges(_clip(ranges, 0, limit), taken)):
         start = ((e - size) // align) * align
         if start >= s:
             return start, start + size
@@ -167,7 +168,7 @@ def build(m: Machine) -> Layout:
     placed = place_dimms(m)
     # RAM the kernel sees: the DIMMs less pfn 0 (trim_bios_range), the legacy hole and the
     # firmware-reserved e820 ranges
-    node_ram = [tuple(_subtract(r, [(0, 1), LOW_HOLE, *_e820_reserved_pfns(m)])) for r in placed]
+    node_ram = [tuple(subtract_ranges(r, [(0, 1), LOW_HOLE, *_e820_reserved_pfns(m)])) for r in placed]
 
     reservations = _memblock_reserve(m, node_ram)
     taken = [(x.start, x.end) for x in reservations]
@@ -198,7 +199,7 @@ def build(m: Machine) -> Layout:
                 zones.append(ZoneLayout(nid, idx, 0, 0, (), (), 0))
                 continue
             zram = _clip(ram, zs, ze)
-            zfree = _subtract(zram, taken)
+            zfree = subtract_ranges(zram, taken)
             nblocks = 0
             for sec in sorted({x for s, e in zram for x in range(s // PAGES_PER_SECTION, (e - 1) // PAGES_PER_SECTION + 1)}):
                 lo, hi = max(zs, sec * PAGES_PER_SECTION), min(ze, (sec + 1) * PAGES_PER_SECTION)

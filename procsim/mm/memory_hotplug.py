@@ -425,8 +425,7 @@ def do_migrate_range(k, z, sources) -> bool:
     (move_page: its ID and LRU place along, the old block freed onto the Isolate list); a
     large block with no destination is split and its pages go one by one, unless it has a
     control-file ID (an ID names the whole block).  False when some could not move."""
-    from .migrate import HPAGE_PMD_ORDER, move_page
-    from .vmscan import LRU_OF_USE, lru_split
+    from .migrate import move_page, try_split_folio
     tasks = k.tasks
     ok = failed = 0
     work = sources[::-1]
@@ -434,12 +433,7 @@ def do_migrate_range(k, z, sources) -> bool:
         src = work.pop()
         dst = _migration_target(k, z, src.order)
         if dst < 0:
-            if src.order and not src.id:
-                k.count_vm_events("thp_migration_split", src.order == HPAGE_PMD_ORDER)
-                pieces = k.split_page(src)
-                if src.use in LRU_OF_USE:
-                    lru_split(k, src, pieces)
-                work += pieces[::-1]
+            if try_split_folio(k, src, work):
                 continue
             failed += 1 << src.order
             break

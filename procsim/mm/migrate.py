@@ -23,6 +23,20 @@ from .vmscan import LRU_OF_USE, lru_migrate, lru_split
 HPAGE_PMD_ORDER = PAGEBLOCK_ORDER
 
 
+def try_split_folio(k, src, work: list) -> bool:
+    """-ENOMEM for a large folio (no room for it whole): try_split_folio(), its pages pushed on
+    the work stack to migrate one by one.  False for an order-0 page or an allocation with an
+    ID (the control file's handle stays one block)."""
+    if not src.order or src.id:
+        return False
+    k.count_vm_events("thp_migration_split", src.order == HPAGE_PMD_ORDER)
+    pieces = k.split_page(src)
+    if src.use in LRU_OF_USE:
+        lru_split(k, src, pieces)
+    work += pieces[::-1]
+    return True
+
+
 def migrate_pages(k, cc) -> int:
     """migrate_pages(): each isolated page to a block compaction_alloc() gives; 0, or
     -ENOMEM when destinations ran out (the rest stay where they are: putback)."""
@@ -35,13 +49,7 @@ def migrate_pages(k, cc) -> int:
         n = 1 << src.order
         dst_pfn = k.compaction_alloc(cc, src.order)
         if dst_pfn < 0:
-            if src.order and not src.id:
-                # -ENOMEM for a large folio: try_split_folio(), its pages migrate one by one
-                k.count_vm_events("thp_migration_split", src.order == HPAGE_PMD_ORDER)
-                pieces = k.split_page(src)
-                if src.use in LRU_OF_USE:
-                    lru_split(k, src, pieces)
-                work += pieces[::-1]
+            if try_split_folio(k, src, work):
                 continue
             failed += n
             thp_fail += src.order == HPAGE_PMD_ORDER
