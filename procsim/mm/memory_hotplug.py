@@ -536,10 +536,7 @@ def init_per_zone_wmark_min(k) -> None:
         pr_warn(k, f"min_free_kbytes is not updated to {new} because user defined value "
                    f"{k.user_min_free_kbytes} is preferred")
     k.setup_per_zone_wmarks()
-    for z in k.zones:
-        if z.populated:                          # refresh_zone_stat_thresholds
-            mem = z.managed >> 15
-            z.stat_threshold = min(k.profile.stat_threshold_max, 2 * _fls(k.nr_cpu_ids) * (1 + _fls(mem)))
+    k.refresh_zone_stat_thresholds()
     k.setup_per_zone_lowmem_reserve()
     if k.machine.tunables.transparent_hugepage and k.user_min_free_kbytes < 0:
         # khugepaged_min_free_kbytes_update() -> set_recommended_min_free_kbytes()

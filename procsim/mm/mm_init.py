@@ -59,6 +59,13 @@ class MmInit:
         node = self.cpu_node[0]
         return sum(max(0, z.managed - z.wmark_high) for z in self.zonelists[node] if z.idx <= ZONE_NORMAL)
 
+    def refresh_zone_stat_thresholds(self):
+        """refresh_zone_stat_thresholds(): calculate_normal_threshold() of each populated zone."""
+        for z in self.zones:
+            if z.populated:
+                mem = z.managed >> 15
+                z.stat_threshold = min(self.profile.stat_threshold_max, 2 * _fls(self.nr_cpu_ids) * (1 + _fls(mem)))
+
     def _init_watermarks(self):
         t = self.machine.tunables
         self.watermark_scale_factor = t.watermark_scale_factor
@@ -70,10 +77,7 @@ class MmInit:
         self.min_free_kbytes = min(max(isqrt(self.nr_free_buffer_pages() * 4 * 16), 128),
                                    self.profile.min_free_kbytes_max)
         self.setup_per_zone_wmarks()
-        for z in self.zones:
-            if z.populated:                      # refresh_zone_stat_thresholds
-                mem = z.managed >> 15
-                z.stat_threshold = min(self.profile.stat_threshold_max, 2 * _fls(self.nr_cpu_ids) * (1 + _fls(mem)))
+        self.refresh_zone_stat_thresholds()
         self.setup_per_zone_lowmem_reserve()
         # hugepage_init -> set_recommended_min_free_kbytes (subsys_initcall)
         if t.transparent_hugepage:
