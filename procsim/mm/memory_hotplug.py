@@ -500,10 +500,6 @@ def _isqrt(n: int) -> int:
     return isqrt(n)
 
 
-def _fls(x: int) -> int:
-    return x.bit_length()
-
-
 def _grow_zone(k, z, start: int, end: int) -> None:
     """resize_zone_range(): the zone's span grows to cover [start, end); the pageblock
     array with it (pageblocks without present pages count nowhere, as holes)."""
