@@ -126,6 +126,7 @@ class Kernel(Compaction, PageAlloc, MmInit, Vmstat, Vmscan, Timers, Sched, PageW
             self.vm_events["pgfree"] += z.seed()
         self._build_zonelists()
         self._init_node_states()
+        self.khugepaged_running = False            # started by hugepage_init() when THP is on
         self._init_watermarks()
         for z in self.zones:                       # populate_rootfs, free_initmem: after the watermarks
             self.vm_events["pgfree"] += z.free_late()

@@ -404,7 +404,7 @@ def offline_pages(k, start_pfn: int, nr_pages: int) -> None:
         k.reset_cached_positions(z)
         k._build_zonelists()
         k._init_node_states()
-    init_per_zone_wmark_min(k)
+    k.init_per_zone_wmark_min()
     k.generation += 1
 
 
@@ -491,13 +491,8 @@ def online_pages(k, start_pfn: int, nr_pages: int, zone) -> None:
         k.zone_pcp_update(z)
         k._build_zonelists()
         k._init_node_states()
-    init_per_zone_wmark_min(k)
+    k.init_per_zone_wmark_min()
     k.generation += 1
-
-
-def _isqrt(n: int) -> int:
-    from math import isqrt
-    return isqrt(n)
 
 
 def _grow_zone(k, z, start: int, end: int) -> None:
@@ -519,29 +514,6 @@ def _grow_zone(k, z, start: int, end: int) -> None:
     z.start_pfn, z.end_pfn = lo, hi
     z.spanned = hi - lo
     k.reset_cached_positions(z)
-
-
-def init_per_zone_wmark_min(k) -> None:
-    """init_per_zone_wmark_min() after hotplug: calculate_min_free_kbytes() (a value the
-    user set wins, with the kernel's warning), the watermarks and pcp limits, stat
-    thresholds, lowmem_reserve, then khugepaged's recommended minimum."""
-    new = _isqrt(k.nr_free_buffer_pages() * 4 * 16)
-    if new > k.user_min_free_kbytes:
-        k.min_free_kbytes = min(max(new, 128), k.profile.min_free_kbytes_max)
-    else:
-        pr_warn(k, f"min_free_kbytes is not updated to {new} because user defined value "
-                   f"{k.user_min_free_kbytes} is preferred")
-    k.setup_per_zone_wmarks()
-    k.refresh_zone_stat_thresholds()
-    k.setup_per_zone_lowmem_reserve()
-    if k.machine.tunables.transparent_hugepage and k.user_min_free_kbytes < 0:
-        # khugepaged_min_free_kbytes_update() -> set_recommended_min_free_kbytes()
-        nr_zones = sum(1 for z in k.zones if z.populated and z.idx <= ZONE_NORMAL)
-        rec = PAGEBLOCK_NR_PAGES * nr_zones * 2 + PAGEBLOCK_NR_PAGES * nr_zones * 3 ** 2
-        rec = min(rec, k.nr_free_buffer_pages() // 20) * 4
-        if rec > k.min_free_kbytes:
-            k.min_free_kbytes = rec
-        k.setup_per_zone_wmarks()
 
 
 # --------------------------------------------------------------------------------------------

@@ -208,6 +208,8 @@ class Profile:
     # "shmem_thp: %lukB" with a space (until 6.2; the oracle's 6.1 OOM report shows it)
     oom_rss_columns: bool = True
     show_mem_thp_space: bool = False
+    # set_recommended_min_free_kbytes() recomputes min_free_kbytes when THP is off (5.17+)
+    thp_off_recalculates_min_free: bool = True
 
     def stat(self, counters: dict, item: str) -> int:
         """A counter by this version's name: 0 for one procsim does not keep."""
@@ -235,7 +237,7 @@ LINUX_5_4 = Profile("5.4", _NODE_5_4, _ZONE_5_4, _NUMA, _EVENTS_5_4, wmark_lines
                     + kmalloc_sequence((KMALLOC_DMA,), _DMA_IDX),
                     kmalloc_buckets=False, compaction_proactiveness=None, oom_rss_columns=False,
                     show_mem_thp_space=True, compaction_suitable="4.9", folios=False,
-                    gfpflag_names=_GFPFLAG_NAMES_6_1)
+                    gfpflag_names=_GFPFLAG_NAMES_6_1, thp_off_recalculates_min_free=False)
 # 3.10 (seed 002, a CentOS 7 SLUB): SLUB, /proc/vmstat and /proc/meminfo are 3.10's; zoneinfo,
 # node meminfo, pagetypeinfo keep 5.4's shapes
 # 3.10 counted direct reclaim once per do_try_to_free_pages(), not per zone (ALLOCSTALL)
