@@ -1,7 +1,8 @@
 #!/bin/busybox sh
 # /init of the pressure oracle's initramfs (oracle/pressure.py builds it with the kernel
-# package's virtio and ext4 modules and /bin/hog).  Phases, each printed between markers
-# "@@@BEGIN <phase>/<file>" / "@@@END <phase>/<file>" on the serial console:
+# package's virtio and ext4 modules and /bin/hog; THP is off from the command line,
+# transparent_hugepage=never, as the machine's `transparent_hugepage: false` says).  Phases,
+# each printed between "@@@BEGIN <phase>/<file>" / "@@@END <phase>/<file>" on the console:
 #   before-oom  after dd wrote DD_MIB MiB to the virtio disk (ext2 via ext4) and sync
 #   after-oom   after /bin/hog grew anonymous memory 1 MiB a step until the OOM killer took it
 #   fragmented  after the file was read back and every other page of its cache was dropped
@@ -10,7 +11,6 @@ mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 DD_MIB=800
-echo never > /sys/kernel/mm/transparent_hugepage/enabled
 echo 1 > /proc/sys/vm/overcommit_memory
 for m in virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_blk \
          crc16 mbcache jbd2 crc32c_generic ext4; do
