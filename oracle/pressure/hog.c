@@ -5,6 +5,9 @@
  *                                  between steps, until the OOM killer takes it.  One mapping,
  *                                  reserved up front (overcommit 1), so its page tables are the
  *                                  kernel's for one growing VMA.
+ *   hog hold MIB                   MIB of anonymous memory written, then /held created and
+ *                                  the process waits for a signal: memory kept in use while
+ *                                  the zone is captured.
  *   hog frag FILE                  drop every other page of FILE's page cache
  *                                  (posix_fadvise DONTNEED, one page at a time): free memory
  *                                  left in single pages that cannot merge, a fragmented zone.
@@ -37,6 +40,21 @@ static int grow(long step_mib, long pause_us)
     return 0;
 }
 
+static int hold(long mib)
+{
+    size_t size = (size_t)mib << 20;
+    char *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+        perror("hog: mmap");
+        return 1;
+    }
+    for (size_t i = 0; i < size; i += 4096)
+        p[i] = 1;
+    close(open("/held", O_WRONLY | O_CREAT, 0644));
+    for (;;)
+        pause();
+}
+
 static int frag(const char *path)
 {
     int fd = open(path, O_RDONLY);
@@ -57,8 +75,10 @@ int main(int argc, char **argv)
 {
     if (argc == 4 && !strcmp(argv[1], "grow"))
         return grow(atol(argv[2]), atol(argv[3]));
+    if (argc == 3 && !strcmp(argv[1], "hold"))
+        return hold(atol(argv[2]));
     if (argc == 3 && !strcmp(argv[1], "frag"))
         return frag(argv[2]);
-    fprintf(stderr, "usage: hog grow MIB USLEEP | hog frag FILE\n");
+    fprintf(stderr, "usage: hog grow MIB USLEEP | hog hold MIB | hog frag FILE\n");
     return 2;
 }

@@ -5,12 +5,14 @@
 # each printed between "@@@BEGIN <phase>/<file>" / "@@@END <phase>/<file>" on the console:
 #   before-oom  after dd wrote DD_MIB MiB to the virtio disk (ext2 via ext4) and sync
 #   after-oom   after /bin/hog grew anonymous memory 1 MiB a step until the OOM killer took it
-#   fragmented  after the file was read back and every other page of its cache was dropped
+#   fragmented  with HOLD_MIB of anon held, the file read back and every other page of its
+#               cache dropped: most free memory in single pages
 /bin/busybox --install -s /bin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 DD_MIB=800
+HOLD_MIB=1000                  # anon kept while the fragmented zone is captured
 echo 1 > /proc/sys/vm/overcommit_memory
 for m in virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev virtio_pci virtio_blk \
          crc16 mbcache jbd2 crc32c_generic ext4; do
@@ -61,10 +63,14 @@ mark hog_start
 /bin/hog grow 1 20000
 mark hog_killed
 capture after-oom
+/bin/hog hold $HOLD_MIB &
+while [ ! -e /held ]; do sleep 0.2; done
+mark hold_end
 cat /mnt/big > /dev/null
 mark read_end
 /bin/hog frag /mnt/big > /dev/null
 mark frag_end
 capture fragmented
+kill $!
 echo "@@@DONE"
 poweroff -f
