@@ -52,6 +52,11 @@ def modules() -> list[Path]:
     with tempfile.TemporaryDirectory() as tmp:
         pkg = Path(tmp) / "pkg"
         run.unpack_kernel_package(pkg)
+        boot = run.CACHE / "kernel" / run.KERNEL_PKG / "boot"    # kernel_image()'s, from the same .deb
+        if not any(boot.glob("vmlinuz-*")):
+            boot.mkdir(exist_ok=True)
+            for v in (pkg / "boot").glob("vmlinuz-*"):
+                shutil.copy(v, boot / v.name)
         base = next((pkg / "lib" / "modules").iterdir()) / "kernel"
         for m, dest in zip(MODULES, want, strict=True):
             src = base / f"{m}.ko"
@@ -119,7 +124,8 @@ def boot(force: bool = False) -> str:
     out = run.CACHE / "captures" / f"pressure-{run.KERNEL_PKG}-{capture_key(m)}.txt"
     if out.exists() and not force:
         return out.read_text()
-    kernel, initrd = run.kernel_image(), initramfs()
+    initrd = initramfs()                 # first: one download gives the modules and vmlinuz
+    kernel = run.kernel_image()
     with tempfile.TemporaryDirectory() as tmp:
         disk = Path(tmp) / "disk.img"
         with open(disk, "wb") as f:
