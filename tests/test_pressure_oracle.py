@@ -5,7 +5,9 @@ tests/data/oracle/pressure-{before,after}-oom.txt and fragmented.txt (real kerne
 Here the same workload is replayed in procsim on the same machine (oracle/pressure/machine.yaml,
 no qemu) and the table ``make oracle`` prints is checked row by row against the tolerances the
 issue states.  Rows procsim does not meet yet are not asserted here (and no tolerance is
-loosened for them): ``make oracle`` prints them as DIFF.
+loosened for them): ``make oracle`` prints them as DIFF (today: slabs_scanned 26064 against the
+real 53, allocstall_movable and kswapd_high_wmark_hit_quickly beyond 2x, DMA32 min/low and
+min_free_kbytes with THP off from the command line).
 """
 from __future__ import annotations
 
@@ -118,8 +120,10 @@ def test_machine_layout_exact_and_managed():
     assert_ok(lambda w: w.endswith(("spanned", "present", "managed (0.05 %)")))
 
 
-def test_the_file_written_is_on_the_inactive_file_list():
-    assert_ok(lambda w: w == "after dd+sync Inactive(file) (3 %)")
+def test_after_dd_the_file_is_inactive_page_cache_and_free_memory_matches():
+    """dd's 800 MiB on the inactive file list; MemFree within 3 % (the description's boot
+    state: the guest's slab caches and kernel pages)."""
+    assert_ok(lambda w: w in ("after dd+sync Inactive(file) (3 %)", "after dd+sync MemFree (3 %)"))
 
 
 def test_hog_anon_rss_within_3_percent_and_page_tables_within_25():
