@@ -5,7 +5,7 @@ PY    := $(VENV)/bin/python
 APT_PKGS := fuse3 libfuse2 procps numactl dmidecode util-linux prometheus-node-exporter python3-venv trace-cmd hwloc-nox \
             chromium fonts-dejavu-core linux-source-6.1 gcc libc6-dev make xz-utils
 MNT   ?= mnt
-ORACLE_APT_PKGS := qemu-system-x86 busybox-static cpio
+ORACLE_APT_PKGS := qemu-system-x86 busybox-static cpio e2fsprogs
 # The kernel's own slabinfo tool (tools/vm/slabinfo.c in 6.1), run by the tests against the
 # simulated /sys/kernel/slab.
 KSRC  := /usr/src/linux-source-6.1.tar.xz
@@ -81,7 +81,9 @@ bench: setup
 	$(PY) benchmarks/run.py
 
 # Boot the machines of oracle/machines in qemu (captures cached in .oracle-cache/) and print
-# how procsim's files differ from the real kernel's.  ORACLE_ARGS: machine names, --boot, -v.
+# how procsim's files differ from the real kernel's; then the pressure guest (oracle/pressure:
+# a virtio disk, dd, a hog until the OOM kill) and its replay in procsim.  ORACLE_ARGS: machine
+# names or `pressure`, --boot, -v.
 oracle: setup oracle-deps
 	$(PY) oracle/run.py $(ORACLE_ARGS)
 

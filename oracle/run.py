@@ -49,6 +49,16 @@ def kernel_image() -> Path:
     if found:
         return found[0]
     d.mkdir(parents=True, exist_ok=True)
+    unpack_kernel_package(d / "pkg")
+    (d / "boot").mkdir(exist_ok=True)
+    for v in (d / "pkg" / "boot").glob("vmlinuz-*"):
+        shutil.move(str(v), d / "boot" / v.name)
+    shutil.rmtree(d / "pkg")
+    return sorted(d.glob("boot/vmlinuz-*"))[0]
+
+
+def unpack_kernel_package(dest: Path) -> None:
+    """KERNEL_PKG fetched by name (``apt-get download``) and unpacked into dest (dpkg-deb -x)."""
     with tempfile.TemporaryDirectory() as tmp:
         os.chmod(tmp, 0o755)                     # apt's _apt user writes the .deb here
         get = ["apt-get", "download", "-q", "-o", "APT::Sandbox::User=root", KERNEL_PKG]
@@ -56,12 +66,7 @@ def kernel_image() -> Path:
             subprocess.run(["apt-get", "update", "-qq"], check=True)
             subprocess.run(get, cwd=tmp, check=True)
         deb = next(Path(tmp).glob("*.deb"))
-        subprocess.run(["dpkg-deb", "-x", str(deb), str(d / "pkg")], check=True)
-    (d / "boot").mkdir(exist_ok=True)
-    for v in (d / "pkg" / "boot").glob("vmlinuz-*"):
-        shutil.move(str(v), d / "boot" / v.name)
-    shutil.rmtree(d / "pkg")
-    return sorted(d.glob("boot/vmlinuz-*"))[0]
+        subprocess.run(["dpkg-deb", "-x", str(deb), str(dest)], check=True)
 
 
 def initramfs() -> Path:
@@ -179,18 +184,37 @@ def machines(names: list[str]) -> list[Path]:
     return picked
 
 
+def pressure_scenario(a) -> int:
+    """The pressure guest (oracle/pressure): booted (or its saved captures), replayed in
+    procsim, its table printed; returns the rows outside tolerance."""
+    from oracle import pressure
+    from oracle.pressure import replay
+    caps = pressure.captures(a.captures, a.boot)
+    if a.save:
+        for name, text in caps.items():
+            Path(a.save).mkdir(parents=True, exist_ok=True)
+            (Path(a.save) / f"{name}.txt").write_text(text)
+    report = replay.compare(machine_mod.load(pressure.MACHINE), parse_capture(caps["pressure-before-oom"]),
+                            parse_capture(caps["pressure-after-oom"]))
+    print(report.table("pressure (oracle/pressure: dd 800 MiB, then anon until the OOM kill)", verbose=a.verbose))
+    return report.failures
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("machines", nargs="*", help="machine names (default: all in oracle/machines)")
+    ap.add_argument("machines", nargs="*",
+                    help="machine names, or 'pressure' (default: all in oracle/machines, then pressure)")
     ap.add_argument("--boot", action="store_true", help="boot again even when a capture is cached")
-    ap.add_argument("--save", metavar="DIR", help="copy the captures to DIR/<machine>.txt")
+    ap.add_argument("--save", metavar="DIR", help="copy the captures to DIR/<machine>.txt (pressure: "
+                    "DIR/{pressure-before-oom,pressure-after-oom,fragmented}.txt)")
     ap.add_argument("--captures", metavar="DIR",
                     help="compare against DIR/<machine>.txt instead of booting (e.g. tests/data/oracle)")
     ap.add_argument("-v", "--verbose", action="store_true", help="print every compared value")
     a = ap.parse_args(argv)
     from oracle import compare
     failed = 0
-    for path in machines(a.machines):
+    names = [n for n in a.machines if n != "pressure"]
+    for path in machines(names) if names or not a.machines else []:
         if a.captures:
             cap = (Path(a.captures) / f"{path.stem}.txt").read_text()
         else:
@@ -201,6 +225,8 @@ def main(argv=None) -> int:
         report = compare.compare(machine_mod.load(path), parse_capture(cap))
         print(report.table(path.stem, verbose=a.verbose))
         failed += report.failures
+    if not a.machines or "pressure" in a.machines:
+        failed += pressure_scenario(a)
     print(f"oracle: {failed} value(s) outside tolerance" if failed else "oracle: all within tolerance")
     return 1 if failed else 0
 
