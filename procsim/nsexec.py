@@ -76,6 +76,7 @@ DEBUG_DIRS = ("extfrag",)
 # M's places for one host file or directory, first found wins: a mount keeps /proc files at its
 # root, a tree laid out like / keeps them where the host does.
 SYSCTL_VM_SOURCES = (SYSCTL_VM, "proc/sys/vm")
+SYSCTL_KERNEL_SOURCES = ("sysctl/kernel", "proc/sys/kernel")   # one by one: the host's others stay
 KMSG_SOURCES = (KMSG, "dev/kmsg")
 TRACEFS = "kernel/tracing"                 # below the sys root
 
@@ -158,6 +159,12 @@ def bind_plan(mp: str, proc: str = "/proc", sys_root: str = "/sys", kmsg_dev: st
     src = _first(mp, SYSCTL_VM_SOURCES, "dir")
     if src:                                          # procps sysctl reads and writes here
         ops.append(("bind", src, os.path.join(proc, "sys", "vm")))
+    src = _first(mp, SYSCTL_KERNEL_SOURCES, "dir")
+    if src:                                          # ftrace_enabled, which trace-cmd record writes
+        for name in sorted(os.listdir(src)):
+            dst = os.path.join(proc, "sys", "kernel", name)
+            if _kind(os.path.join(src, name)) == "file" and os.path.isfile(dst) and not os.path.islink(dst):
+                ops.append(("bind", os.path.join(src, name), dst))
     src = _first(mp, KMSG_SOURCES, "file")
     if src and os.path.lexists(kmsg_dev):            # the real dmesg reads /dev/kmsg
         ops.append(("bind", src, kmsg_dev))
