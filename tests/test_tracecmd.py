@@ -1,0 +1,251 @@
+"""trace-cmd record / report on the simulated tracefs (issue 29 §4).
+
+* The format files say what the kernel's say: trace_entry's common fields, each event's fields at
+  the offsets C gives them (worked out by hand below), the print fmt of a real kernel
+  (tests/data/mm_page_alloc_print_fmt.txt), header_page and header_event of ring_buffer.c.
+* per_cpu/cpuN/trace_pipe_raw serves buffer_data_page pages that a decoder written here from
+  kernel/trace/ring_buffer.c (not the view's encoder) reads back into the simulated allocations:
+  pfn and order from the ``allocations`` file, the gfp masks by hand, the timestamps of the text
+  ``trace``; a gap of 2^27 ns or more takes a TIME_EXTEND; overwritten events set RB_MISSED_EVENTS
+  with the count stats gives.
+* Through ``procsim exec``, ``trace-cmd record -e kmem:mm_page_alloc CMD`` (CMD writing alloc
+  commands to M/control) and ``trace-cmd report`` print exactly those allocations and no host event.
+"""
+from __future__ import annotations
+
+import re
+import struct
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from procsim.machine import load
+from procsim.session import Session
+from procsim.testing import CONFIGS, procsim_cmd
+
+T = "sys/kernel/tracing"
+DATA = Path(__file__).parent / "data"
+GFP_KERNEL = 0x400 | 0x800 | 0x40 | 0x80            # __GFP_RECLAIM | __GFP_IO | __GFP_FS (gfp_types.h)
+GFP_HIGHUSER_MOVABLE = GFP_KERNEL | 0x100000 | 0x02 | 0x08   # | __GFP_HARDWALL | __GFP_HIGHMEM | __GFP_MOVABLE
+MIGRATE_UNMOVABLE, MIGRATE_MOVABLE = 0, 1
+
+# struct trace_entry {unsigned short type; unsigned char flags, preempt_count; int pid;} then
+# mm_page_alloc's TP_STRUCT__entry {unsigned long pfn; unsigned int order; unsigned long gfp_flags;
+# int migratetype;}: pfn at 8, order at 16, gfp_flags aligned to 8 after 20 -> 24, migratetype at 32
+MM_PAGE_ALLOC_FIELDS = """\
+\tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;
+\tfield:unsigned char common_flags;\toffset:2;\tsize:1;\tsigned:0;
+\tfield:unsigned char common_preempt_count;\toffset:3;\tsize:1;\tsigned:0;
+\tfield:int common_pid;\toffset:4;\tsize:4;\tsigned:1;
+
+\tfield:unsigned long pfn;\toffset:8;\tsize:8;\tsigned:0;
+\tfield:unsigned int order;\toffset:16;\tsize:4;\tsigned:0;
+\tfield:unsigned long gfp_flags;\toffset:24;\tsize:8;\tsigned:0;
+\tfield:int migratetype;\toffset:32;\tsize:4;\tsigned:1;
+"""
+# kmem_cache_alloc: call_site 8, ptr 16, __string name (a u32 __data_loc) 24, bytes_req 32,
+# bytes_alloc 40, gfp_flags 48, node 56, bool accounted 60
+KMEM_CACHE_ALLOC_FIELDS = [("unsigned long", "call_site", 8, 8, 0), ("const void *", "ptr", 16, 8, 0),
+                           ("__data_loc char[]", "name", 24, 4, 0), ("size_t", "bytes_req", 32, 8, 0),
+                           ("size_t", "bytes_alloc", 40, 8, 0), ("unsigned long", "gfp_flags", 48, 8, 0),
+                           ("int", "node", 56, 4, 1), ("bool", "accounted", 60, 1, 0)]
+# ring_buffer_print_page_header() and ring_buffer_print_entry_header() on x86-64 (4096-byte pages)
+HEADER_PAGE = ("\tfield: u64 timestamp;\toffset:0;\tsize:8;\tsigned:0;\n"
+               "\tfield: local_t commit;\toffset:8;\tsize:8;\tsigned:1;\n"
+               "\tfield: int overwrite;\toffset:8;\tsize:1;\tsigned:1;\n"
+               "\tfield: char data;\toffset:16;\tsize:4080;\tsigned:1;\n")
+HEADER_EVENT = ("# compressed entry header\n\ttype_len    :    5 bits\n\ttime_delta  :   27 bits\n"
+                "\tarray       :   32 bits\n\n\tpadding     : type == 29\n\ttime_extend : type == 30\n"
+                "\ttime_stamp : type == 31\n\tdata max type_len  == 28\n")
+
+
+def session() -> Session:
+    return Session(load(CONFIGS / "tiny.yaml"))
+
+
+def run(s: Session, *lines: str) -> None:
+    for r in s.execute(list(lines)):
+        assert not r.errno, r.text
+
+
+def fields_of(fmt: str) -> dict:
+    """name -> (offset, size, signed), parsed from a format file's field lines."""
+    out = {}
+    for m in re.finditer(r"\tfield:(.*?) (\w+);\toffset:(\d+);\tsize:(\d+);\tsigned:(\d+);", fmt):
+        out[m[2]] = (int(m[3]), int(m[4]), int(m[5]))
+    return out
+
+
+def decode_page(page: bytes, header_page: str) -> tuple[int, list[tuple[int, bytes]], int | None]:
+    """(commit flags, [(timestamp, record)], missed count or None) of one buffer_data_page, by
+    kernel/trace/ring_buffer.c's rules, the header's offsets taken from header_page."""
+    hp = fields_of(header_page)
+    assert len(page) == 4096
+    ts = struct.unpack_from("<Q", page, hp["timestamp"][0])[0]
+    commit = struct.unpack_from("<q", page, hp["commit"][0])[0]
+    flags, length = commit & (3 << 30), commit & ((1 << 30) - 1)
+    data = page[hp["data"][0]:]
+    out, i = [], 0
+    while i < length:
+        word = struct.unpack_from("<I", data, i)[0]
+        type_len, delta = word & 0x1f, word >> 5
+        if type_len == 30:                           # RINGBUF_TYPE_TIME_EXTEND: array[0] has bits 27..
+            ts += delta + (struct.unpack_from("<I", data, i + 4)[0] << 27)
+            i += 8
+            continue
+        assert type_len not in (29, 31), type_len    # no padding, no absolute stamps expected
+        ts += delta
+        if type_len == 0:                            # array[0]: the length, itself included
+            n = struct.unpack_from("<I", data, i + 4)[0]
+            out.append((ts, data[i + 8:i + 4 + n]))
+            i += 4 + n
+        else:
+            out.append((ts, data[i + 4:i + 4 + 4 * type_len]))
+            i += 4 + 4 * type_len
+    assert i == length
+    missed = struct.unpack_from("<Q", data, length)[0] if flags & (1 << 30) else None
+    return flags, out, missed
+
+
+def pages(blob: bytes) -> list[bytes]:
+    assert len(blob) % 4096 == 0
+    return [blob[i:i + 4096] for i in range(0, len(blob), 4096)]
+
+
+def value(rec: bytes, field) -> int:
+    off, size, signed = field
+    return int.from_bytes(rec[off:off + size], "little", signed=bool(signed))
+
+
+def allocations(s: Session) -> list[tuple[int, int]]:
+    """(pfn, order) of every page allocation the ``allocations`` file lists."""
+    out = []
+    for line in s.render("allocations").decode().splitlines()[1:]:
+        cols = line.split()
+        if cols[2] == "pages":
+            out.append((int(cols[7]), int(cols[4])))
+    return out
+
+
+def trace_stamps(s: Session) -> list[int]:
+    """The microsecond timestamps of the text ``trace`` (ftrace's SECS.USECS)."""
+    return [int(m[1]) * 1_000_000 + int(m[2]) for m in re.finditer(r" (\d+)\.(\d{6}): ", s.render(f"{T}/trace").decode())]
+
+
+def test_format_files_are_the_kernels():
+    s = session()
+    fmt = s.render(f"{T}/events/kmem/mm_page_alloc/format").decode()
+    event_id = int(s.render(f"{T}/events/kmem/mm_page_alloc/id"))
+    head, _, fmt_line = fmt.partition("\nprint fmt: ")
+    assert head == f"name: mm_page_alloc\nID: {event_id}\nformat:\n" + MM_PAGE_ALLOC_FIELDS
+    assert fmt_line.startswith((DATA / "mm_page_alloc_print_fmt.txt").read_text().rstrip("\n"))
+    assert fmt_line.endswith(') : "none"\n')
+    # show_gfp_flags' table: GFP_KERNEL and __GFP_ZEROTAGS (bit 23) with their values
+    assert '{( unsigned long)(0xcc0), "GFP_KERNEL"}' in fmt_line
+    assert '{( unsigned long)(0x800000), "__GFP_ZEROTAGS"}' in fmt_line
+    kca = s.render(f"{T}/events/kmem/kmem_cache_alloc/format").decode()
+    got = re.findall(r"\tfield:(.*?) (\w+);\toffset:(\d+);\tsize:(\d+);\tsigned:(\d+);", kca)[4:]
+    assert [(c, n, int(o), int(z), int(g)) for c, n, o, z, g in got] == KMEM_CACHE_ALLOC_FIELDS
+    assert s.render(f"{T}/events/header_page").decode() == HEADER_PAGE
+    assert s.render(f"{T}/events/header_event").decode() == HEADER_EVENT
+    ids = {int(s.render(f"{T}/events/{e}/id")) for e in s.render(f"{T}/available_events").decode().replace(":", "/").split()}
+    assert len(ids) == 15                              # one id per event
+
+
+def test_trace_pipe_raw_decodes_to_the_simulated_allocations():
+    s = session()
+    run(s, "tracefs events/kmem/mm_page_alloc/enable 1", "alloc_pages 2 gfp=GFP_KERNEL",
+        "alloc_pages 0 count=3 gfp=GFP_HIGHUSER_MOVABLE")
+    expect_ts = trace_stamps(s)
+    fmt = fields_of(s.render(f"{T}/events/kmem/mm_page_alloc/format").decode())
+    event_id = int(s.render(f"{T}/events/kmem/mm_page_alloc/id"))
+    header = s.render(f"{T}/events/header_page").decode()
+    got = []
+    for cpu in range(2):
+        for page in pages(s.render(f"{T}/per_cpu/cpu{cpu}/trace_pipe_raw")):
+            flags, records, _ = decode_page(page, header)
+            assert flags == 0
+            got += [(ts, rec) for ts, rec in records]
+    got.sort(key=lambda x: x[0])
+    assert [value(r, fmt["common_type"]) for _, r in got] == [event_id] * 4
+    assert [value(r, fmt["common_pid"]) for _, r in got] == [1] * 4           # init: untagged commands
+    assert [(value(r, fmt["pfn"]), value(r, fmt["order"])) for _, r in got] == allocations(s)
+    assert [value(r, fmt["gfp_flags"]) for _, r in got] == [GFP_KERNEL] + [GFP_HIGHUSER_MOVABLE] * 3
+    assert [value(r, fmt["migratetype"]) for _, r in got] == [MIGRATE_UNMOVABLE] + [MIGRATE_MOVABLE] * 3
+    assert [ts // 1000 for ts, _ in got] == expect_ts
+    # reading through the shell consumes, as trace_pipe does: the text trace is empty after
+    data = b""
+    for cpu in range(2):
+        while chunk := s.read_pipe(f"{T}/per_cpu/cpu{cpu}/trace_pipe_raw", 4096)[1]:
+            assert len(chunk) == 4096
+            data += chunk
+    assert sorted(rec for p in pages(data) for _, rec in decode_page(p, header)[1]) == sorted(r for _, r in got)
+    assert trace_stamps(s) == []
+
+
+def test_a_long_gap_takes_a_time_extend():
+    """2^27 ns is 0.134 s: a second allocation 1 s later needs the upper bits in array[0]."""
+    s = session()
+    run(s, "tracefs events/kmem/mm_page_alloc/enable 1", "alloc_pages 0 gfp=GFP_KERNEL", "sleep 1s",
+        "alloc_pages 0 gfp=GFP_KERNEL")
+    expect_ts = trace_stamps(s)
+    assert expect_ts[1] - expect_ts[0] >= 1_000_000
+    blob = b"".join(s.render(f"{T}/per_cpu/cpu{c}/trace_pipe_raw") for c in range(2))
+    assert len(blob) == 4096
+    data = blob[16:]
+    words = struct.unpack_from("<IIIIIIIIIIIIII", data, 0)
+    assert words[0] & 0x1f == 10 and words[0] >> 5 == 0     # the first record: 40 bytes, delta 0
+    assert words[11] & 0x1f == 30                             # then a time extend (4 + 40 bytes on)
+    ts = [t // 1000 for t, _ in decode_page(blob, s.render(f"{T}/events/header_page").decode())[1]]
+    assert ts == expect_ts
+
+
+def test_overwritten_events_are_flagged_with_their_count():
+    """buffer_size_kb=4: two pages a cpu; 400 events of 44 bytes overwrite all but the newest;
+    the first page read says RB_MISSED_EVENTS and stores the overrun that stats reports."""
+    s = session()
+    run(s, "tracefs buffer_size_kb 4", "tracefs events/kmem/mm_page_alloc/enable 1",
+        "alloc_pages 0 count=400 gfp=GFP_KERNEL")
+    stats = s.render(f"{T}/per_cpu/cpu0/stats").decode()
+    overrun = int(re.search(r"overrun: (\d+)", stats)[1])
+    assert overrun > 0
+    header = s.render(f"{T}/events/header_page").decode()
+    first = s.read_pipe(f"{T}/per_cpu/cpu0/trace_pipe_raw", 4096)[1]
+    flags, records, missed = decode_page(first, header)
+    assert flags == 3 << 30 and missed == overrun and records
+    second = s.read_pipe(f"{T}/per_cpu/cpu0/trace_pipe_raw", 4096)[1]
+    assert second == b"" or decode_page(second, header)[0] == 0
+
+
+def _exec(mp, *cmd, cwd=None):
+    return subprocess.run(procsim_cmd("exec", mp, "--", *cmd), capture_output=True, text=True, timeout=300, cwd=cwd)
+
+
+@pytest.mark.parametrize("flags", [[], ["--nosplice"]])
+def test_trace_cmd_record_and_report_through_exec(mounted, tmp_path, flags):
+    """record enables the event, runs a script that allocates through M/control, gathers the
+    rings; report prints those allocations (pfn, order, migratetype, gfp) and nothing else.
+    splice() on a FUSE file reads nothing (its page cache, st_size 0), so by default the data
+    comes at record's final flush, which read()s; --nosplice reads throughout."""
+    mp = mounted("tiny")
+    dat = tmp_path / "trace.dat"
+    script = (f"echo 'alloc_pages 2 gfp=GFP_KERNEL' > {mp}/control && "
+              f"echo 'alloc_pages 0 count=3 gfp=GFP_HIGHUSER_MOVABLE' > {mp}/control")
+    r = _exec(mp, "trace-cmd", "record", *flags, "-e", "kmem:mm_page_alloc", "-o", str(dat), "sh", "-c", script,
+              cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    r = _exec(mp, "trace-cmd", "report", "-i", str(dat))
+    assert r.returncode == 0, r.stderr
+    lines = [ln for ln in r.stdout.splitlines() if not ln.startswith("cpus=")]
+    pat = re.compile(r" *init-1 +\[\d{3}\] +\d+\.\d{6}: mm_page_alloc: +page=0x[0-9a-f]+ pfn=0x([0-9a-f]+) "
+                     r"order=(\d+) migratetype=(\d+) gfp_flags=(\S+)")
+    got = [pat.fullmatch(ln) for ln in lines]
+    assert all(got), lines
+    rows = []
+    for line in (mp / "allocations").read_text().splitlines()[1:]:
+        cols = line.split()
+        rows.append((int(cols[7]), int(cols[4])))
+    assert [(int(m[1], 16), int(m[2])) for m in got] == rows
+    assert [(int(m[3]), m[4]) for m in got] == [(0, "GFP_KERNEL")] + [(1, "GFP_HIGHUSER_MOVABLE")] * 3
+    assert (mp / T / "events/kmem/mm_page_alloc/enable").read_text() == "0\n"    # record put it back
