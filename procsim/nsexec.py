@@ -21,7 +21,11 @@ than no answer (clients.md §0.3).  In order:
    the /dev/pts, /dev/shm and /dev/mqueue mounts; so the disks, /dev/mem, /dev/port,
    /dev/cpu/*/msr, /dev/watchdog ... answer EACCES wherever a node for them lies.
 3. **The simulation's files are bound on top** (``bind_plan``): a bind is a new mount of M, so
-   they stay writable -- ``sysctl -w vm.min_free_kbytes=...`` reaches the simulation.  If M
+   they stay writable -- ``sysctl -w vm.min_free_kbytes=...`` reaches the simulation. A whole
+   directory the simulation provides (``SYS_DIRS``) that the host lacks (no memory hotplug, no
+   tracefs) has no place to go: exec refuses (NsExecError), as the tool would see neither.
+   /proc/sys/kernel files the mount has (ftrace_enabled, which ``trace-cmd record`` writes)
+   are bound one by one; /proc/kallsyms is the simulation's (the kmem events' call_site).  If M
    binds a tracefs but the namespace has no tracefs mount there, the real tracefs is mounted
    underneath first (read-only, then covered) so that /proc/mounts names a ``tracefs`` at
    /sys/kernel/tracing as libtracefs (trace-cmd) requires; it never sees the host's events.

@@ -147,3 +147,17 @@ def test_exec_refuses_when_a_whole_directory_has_no_place(mount_session, tmp_pat
     err = capsys.readouterr().err
     assert f"no {host}/devices/system/memory to bind it over" in err and "nothing run" in err
     assert not marker.exists()
+
+
+def test_kernel_sysctls_bind_one_by_one_where_the_host_has_them(tmp_path):
+    """ftrace_enabled (trace-cmd record writes it) replaces the host's file; the host's other
+    kernel sysctls stay (read-only); one the host lacks is not bound; kallsyms binds like any
+    /proc file."""
+    m = tmp_path / "m"
+    _tree(m, "sysctl/kernel/ftrace_enabled", "sysctl/kernel/nosuchknob", "kallsyms")
+    proc = tmp_path / "proc"
+    _host(proc, files=("sys/kernel/ftrace_enabled", "sys/kernel/printk", "kallsyms"))
+    assert nsexec.bind_script(str(m), proc=str(proc), sys_root=str(tmp_path / "nosys")) == [
+        f"mount --bind {m}/kallsyms {proc}/kallsyms",
+        f"mount --bind {m}/sysctl/kernel/ftrace_enabled {proc}/sys/kernel/ftrace_enabled",
+    ]

@@ -249,3 +249,27 @@ def test_trace_cmd_record_and_report_through_exec(mounted, tmp_path, flags):
     assert [(int(m[1], 16), int(m[2])) for m in got] == rows
     assert [(int(m[3]), m[4]) for m in got] == [(0, "GFP_KERNEL")] + [(1, "GFP_HIGHUSER_MOVABLE")] * 3
     assert (mp / T / "events/kmem/mm_page_alloc/enable").read_text() == "0\n"    # record put it back
+
+
+def test_a_string_field_is_a_data_loc_after_the_struct():
+    """kmem_cache_alloc's __string(name): a u32 at the name field's offset, (length << 16) |
+    offset from the record's start, the text and its NUL after the struct (64 bytes: the
+    format's last field, bool accounted, ends at 61, rounded up to 8); call_site is the address
+    ``kallsyms`` names."""
+    s = session()
+    run(s, "kmem_cache_create procsim_test 100", "tracefs events/kmem/kmem_cache_alloc/enable 1",
+        "kmem_cache_alloc procsim_test tag=web")
+    fmt = fields_of(s.render(f"{T}/events/kmem/kmem_cache_alloc/format").decode())
+    header = s.render(f"{T}/events/header_page").decode()
+    recs = [r for c in range(2) for p in pages(s.render(f"{T}/per_cpu/cpu{c}/trace_pipe_raw"))
+            for _, r in decode_page(p, header)[1]]
+    assert len(recs) == 1
+    rec = recs[0]
+    loc = value(rec, fmt["name"])
+    assert (loc >> 16, loc & 0xffff) == (len("procsim_test") + 1, 64)
+    assert rec[64:64 + (loc >> 16)] == b"procsim_test\0"
+    assert value(rec, fmt["bytes_req"]) == 100
+    addr, kind, name = s.render("kallsyms").decode().split()
+    assert (value(rec, fmt["call_site"]), kind, name) == (int(addr, 16), "T", "procsim_control")
+    comm = dict(line.split(" ", 1) for line in s.render(f"{T}/saved_cmdlines").decode().splitlines())
+    assert comm[str(value(rec, fmt["common_pid"]))] == "web"

@@ -30,7 +30,7 @@ import errno
 from ..mm.errors import MMError
 from ..mm.gfp import NAMES as GFP_NAMES
 from ..mm.page_types import PAGEBLOCK_ORDER
-from ..mm.trace import BUF_PAGE_SIZE, EVENTS, INIT, SAVED_CMDLINES, SUBSYSTEMS, TS_DELTA_LIMIT, Trace, field_offsets, parse_write
+from ..mm.trace import BUF_PAGE_SIZE, CALL_SITE, EVENTS, INIT, SAVED_CMDLINES, SUBSYSTEMS, TS_DELTA_LIMIT, Trace, field_offsets, parse_write
 from . import View
 
 DIR = "sys/kernel/tracing"
@@ -191,9 +191,14 @@ PRINT_FMT = {
     "mm_vmscan_kswapd_wake": '"nid=%d order=%d", REC->nid, REC->order',
     "mm_vmscan_wakeup_kswapd": f'"nid=%d order=%d gfp_flags=%s", REC->nid, REC->order, {_show_gfp("gfp_flags")}',
 }
+# The caller the kmem events name (%pS of call_site): the control file stands in for it
+# (mm/trace.py's CALL_SITE), at _text of an x86-64 kernel without KASLR; ``kallsyms`` (bound over
+# /proc/kallsyms by exec, which trace-cmd record stores) names it, so no host symbol is used.
+CALL_SITE_ADDR = 0xffffffff81000000
+KALLSYMS = f"{CALL_SITE_ADDR:016x} T {CALL_SITE.split('+')[0]}\n"
 # Which stored argument of an entry (mm/trace.py FORMATS' order) fills each field of the record;
-# "call_site" is the control file's stand-in (0: no kernel text), a field not listed is 0 (the
-# zid of the kswapd events: the core does not keep it, and TP_printk never prints it).
+# call_site is CALL_SITE_ADDR, a field not listed is 0 (the zid of the kswapd events: the core
+# does not keep it, and TP_printk never prints it).
 FIELD_ARGS = {
     "kmalloc": {"ptr": 0, "bytes_req": 1, "bytes_alloc": 2, "gfp_flags": 3, "node": 4},
     "kfree": {"ptr": 0},
@@ -262,7 +267,7 @@ def _record(entry) -> bytes:
     rec = bytearray(size)
     struct.pack_into("<HBBi", rec, 0, EVENT_ID[event], 0, 0, task[1])
     for name, ctype, off, fsize, signed in fields:
-        value = args[take[name]] if name in take else 0
+        value = args[take[name]] if name in take else CALL_SITE_ADDR if name == "call_site" else 0
         if ctype.startswith("__data_loc"):            # the text after the struct, (len << 16) | offset
             text = str(value).encode() + b"\0"
             struct.pack_into("<I", rec, off, len(text) << 16 | (size + len(strings)))
@@ -396,6 +401,7 @@ FILES = {
     # /proc/sys/kernel/ftrace_enabled (kernel/trace/ftrace.c): trace-cmd record writes 1 and dies
     # if it cannot; there is no function tracer to switch off, so it stays 1
     "sysctl/kernel/ftrace_enabled": View(0o644, lambda k: b"1\n", write=_ignored("ftrace_enabled")),
+    "kallsyms": View(0o444, lambda k: KALLSYMS.encode()),
 }
 
 
