@@ -30,6 +30,7 @@ import errno
 from ..mm.errors import MMError
 from ..mm.gfp import NAMES as GFP_NAMES
 from ..mm.page_types import PAGEBLOCK_ORDER
+from ..mm.printk import _GFP_NAMES as GFP_FLAG_NAMES
 from ..mm.trace import BUF_PAGE_SIZE, CALL_SITE, EVENTS, INIT, SAVED_CMDLINES, SUBSYSTEMS, TS_DELTA_LIMIT, Trace, field_offsets, parse_write
 from . import View
 
@@ -140,21 +141,12 @@ TRACE_CLOCKS = "[local] global counter uptime perf mono mono_raw boot tai x86-ts
 COMMON_FIELDS = (("common_type", "unsigned short", 0, 2, 0), ("common_flags", "unsigned char", 2, 1, 0),
                  ("common_preempt_count", "unsigned char", 3, 1, 0), ("common_pid", "int", 4, 4, 1))
 
-# show_gfp_flags(): __def_gfpflag_names of include/trace/events/mmflags.h (6.18): the masks, then
-# TRACE_GFP_FLAGS bit by bit.  The kernel's format file spells each value as the expression the
-# preprocessor left (the ___GFP_*_BIT enums replaced by their numbers at boot, TRACE_DEFINE_ENUM);
-# here each is written as the number that expression evaluates to.
-_GFP_MASKS = ("GFP_TRANSHUGE", "GFP_TRANSHUGE_LIGHT", "GFP_HIGHUSER_MOVABLE", "GFP_HIGHUSER", "GFP_USER",
-              "GFP_KERNEL_ACCOUNT", "GFP_KERNEL", "GFP_NOFS", "GFP_ATOMIC", "GFP_NOIO", "GFP_NOWAIT",
-              "GFP_DMA", "GFP_DMA32", "__GFP_RECLAIM")
-_GFP_BITS = ("DMA", "HIGHMEM", "DMA32", "MOVABLE", "RECLAIMABLE", "HIGH", "IO", "FS", "ZERO",
-             "DIRECT_RECLAIM", "KSWAPD_RECLAIM", "WRITE", "NOWARN", "RETRY_MAYFAIL", "NOFAIL", "NORETRY",
-             "MEMALLOC", "COMP", "NOMEMALLOC", "HARDWALL", "THISNODE", "ACCOUNT", "ZEROTAGS")
-
-
+# show_gfp_flags(): __def_gfpflag_names of include/trace/events/mmflags.h (6.18), the table %pGg
+# uses too (printk.GFP_FLAG_NAMES).  The kernel's format file spells each value as the expression
+# the preprocessor left (the ___GFP_*_BIT enums replaced by their numbers at boot,
+# TRACE_DEFINE_ENUM); here each is written as the number that expression evaluates to.
 def _show_gfp(field: str) -> str:
-    names = [*_GFP_MASKS, *(f"__GFP_{b}" for b in _GFP_BITS)]
-    flags = ", ".join(f'{{( unsigned long)({GFP_NAMES[n]:#x}), "{n}"}}' for n in names)
+    flags = ", ".join(f'{{( unsigned long)({GFP_NAMES[n]:#x}), "{n}"}}' for n in GFP_FLAG_NAMES)
     return f'(REC->{field}) ? __print_flags(REC->{field}, "|", {flags}) : "none"'
 
 
