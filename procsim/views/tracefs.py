@@ -18,8 +18,16 @@ Views only read (procsim/mm/trace.py keeps the rings):
   events are mixed), the buffer sizes, ``echo > trace`` -- are checked here and applied by the
   control command ``tracefs FILE VALUE``, so they are journaled and replayed like every change.
 
+* What ``trace-cmd record``/``report`` read besides: ``events/<subsystem>/<event>/format`` (and
+  ``id``, ``filter``), ``events/header_page``, ``events/header_event``, ``events/ftrace/print``,
+  ``saved_cmdlines``, ``saved_tgids``, ``trace_clock``, ``current_tracer``, and
+  ``per_cpu/cpuN/trace_pipe_raw``: ring-buffer pages in the kernel's binary format, built from
+  the core's entries by one function (``raw_pages``) and consumed like trace_pipe's
+  (``read_raw``).  ``sysctl/kernel/ftrace_enabled`` and ``kallsyms`` stand for the /proc files
+  record also needs.
+
 ``procsim exec`` binds the directory over /sys/kernel/tracing, so
-``cat /sys/kernel/tracing/trace_pipe`` works unchanged.
+``cat /sys/kernel/tracing/trace_pipe`` and trace-cmd work unchanged.
 """
 from __future__ import annotations
 
@@ -321,10 +329,18 @@ def _page(stamp: int, data: bytes, lost: int) -> bytes:
     return (struct.pack("<Qq", stamp, commit) + bytes(data) + tail).ljust(PAGE_SIZE, b"\0")
 
 
+def _event_size(entry, last_ts) -> int:
+    """The bytes raw_pages gives the entry after one stamped last_ts (None: first on its page)."""
+    length = -(-len(_record(entry)) // 4) * 4
+    extend = last_ts is not None and entry[1] - last_ts > TS_MASK
+    return 4 + length + 4 * (length > RB_MAX_SMALL_DATA) + 8 * extend
+
+
 def read_raw(k, cpu: int, size: int) -> bytes:
     """One read(2) of per_cpu/cpuN/trace_pipe_raw (tracing_buffers_read): the cpu's oldest
-    unread entries that fit one page, consumed as trace_pipe consumes them (under Trace.lock);
-    b"" when there are none (the shell then blocks, or answers EAGAIN to O_NONBLOCK)."""
+    unread entries that fit one page, each consumed as trace_pipe consumes it (the core's
+    ring_buffer_consume, ``Trace._advance``, under Trace.lock); b"" when there are none (the
+    shell then blocks, or answers EAGAIN to O_NONBLOCK)."""
     tr: Trace = k.trace
     with tr.lock:
         b = tr.bufs.get(cpu)
@@ -332,19 +348,14 @@ def read_raw(k, cpu: int, size: int) -> bytes:
             return b""
         lost = b.overrun - b.last_overrun
         taken, used = [], 0
-        for i, page in enumerate(b.pages):
-            for e in (page[b.start:] if i == 0 else page):
-                n = len(_record(e)) + 20              # with its header, array[0], a time extend: at most
-                if taken and used + n > BUF_PAGE_SIZE:
-                    break
-                taken.append(e)
-                used += n
-            else:
-                continue
-            break
-        for _ in taken:
+        while (e := b.oldest()) is not None:
+            n = _event_size(e, taken[-1][1] if taken else None)
+            if taken and used + n > BUF_PAGE_SIZE:
+                break
             tr._advance(cpu)
-    return raw_pages(taken, lost)[0]
+            taken.append(e)
+            used += n
+    return b"".join(raw_pages(taken, lost))         # one page (_event_size counts as raw_pages packs)
 
 
 def render_raw(k, cpu: int) -> bytes:
