@@ -303,3 +303,23 @@ def test_many_pages_carry_every_event_once():
         pfns += [value(r, fmt["pfn"]) for _, r in recs]
     assert counts == [92] * 6 + [48]
     assert pfns == [pfn for pfn, _ in allocations(s)]
+
+
+def test_trace_cmd_start_extract_stop_through_exec(mounted, tmp_path):
+    """start enables the events and returns; an allocation from outside is recorded; extract
+    reads trace_pipe_raw into a trace.dat that report prints; stop turns tracing_on off."""
+    mp = mounted("tiny")
+    r = _exec(mp, "trace-cmd", "start", "-e", "kmem:mm_page_alloc")
+    assert r.returncode == 0, r.stderr
+    assert (mp / T / "events/kmem/mm_page_alloc/enable").read_text() == "1\n"
+    (mp / "control").write_text("alloc_pages 1 gfp=GFP_KERNEL\n")
+    dat = tmp_path / "extract.dat"
+    r = _exec(mp, "trace-cmd", "extract", "-o", str(dat), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    r = _exec(mp, "trace-cmd", "report", "-i", str(dat))
+    lines = [ln for ln in r.stdout.splitlines() if not ln.startswith("cpus=")]
+    (pfn, order), = [(int(c[7]), int(c[4])) for c in (ln.split() for ln in (mp / "allocations").read_text().splitlines()[1:])]
+    assert len(lines) == 1 and "mm_page_alloc: " in lines[0], lines
+    assert f" pfn={pfn:#x} order={order} migratetype=0 gfp_flags=GFP_KERNEL" in lines[0]
+    r = _exec(mp, "trace-cmd", "stop")
+    assert r.returncode == 0 and (mp / T / "tracing_on").read_text() == "0\n"
