@@ -21,7 +21,11 @@ than no answer (clients.md §0.3).  In order:
    the /dev/pts, /dev/shm and /dev/mqueue mounts; so the disks, /dev/mem, /dev/port,
    /dev/cpu/*/msr, /dev/watchdog ... answer EACCES wherever a node for them lies.
 3. **The simulation's files are bound on top** (``bind_plan``): a bind is a new mount of M, so
-   they stay writable -- ``sysctl -w vm.min_free_kbytes=...`` reaches the simulation.  If M
+   they stay writable -- ``sysctl -w vm.min_free_kbytes=...`` reaches the simulation. A whole
+   directory the simulation provides (``SYS_DIRS``) that the host lacks (no memory hotplug, no
+   tracefs) has no place to go: exec refuses (NsExecError), as the tool would see neither.
+   /proc/sys/kernel files the mount has (ftrace_enabled, which ``trace-cmd record`` writes)
+   are bound one by one; /proc/kallsyms is the simulation's (the kmem events' call_site).  If M
    binds a tracefs but the namespace has no tracefs mount there, the real tracefs is mounted
    underneath first (read-only, then covered) so that /proc/mounts names a ``tracefs`` at
    /sys/kernel/tracing as libtracefs (trace-cmd) requires; it never sees the host's events.
@@ -76,8 +80,10 @@ DEBUG_DIRS = ("extfrag",)
 # M's places for one host file or directory, first found wins: a mount keeps /proc files at its
 # root, a tree laid out like / keeps them where the host does.
 SYSCTL_VM_SOURCES = (SYSCTL_VM, "proc/sys/vm")
+SYSCTL_KERNEL_SOURCES = ("sysctl/kernel", "proc/sys/kernel")   # one by one: the host's others stay
 KMSG_SOURCES = (KMSG, "dev/kmsg")
 TRACEFS = "kernel/tracing"                 # below the sys root
+SYS_ROOT = "/sys"                          # the host's sysfs (tests point it elsewhere)
 
 
 class NsExecError(Exception):
@@ -131,11 +137,14 @@ def _sys_files(mp: str, sys_root: str, ops: list) -> None:
                 ops.append(("bind", src, dst))
 
 
-def bind_plan(mp: str, proc: str = "/proc", sys_root: str = "/sys", kmsg_dev: str = "/dev/kmsg") -> list[tuple]:
+def bind_plan(mp: str, proc: str = "/proc", sys_root: str | None = None, kmsg_dev: str = "/dev/kmsg") -> list[tuple]:
     """What puts M's files in place of the host's: ("bind", src, dst), ("tmpfs", name, dst) (a
     place where the host has none) and ("mkdir", path), in order.  Every file or directory of M
     that has a real counterpart is bound; what the host lacks is bound only where a placeholder
-    cannot hide anything of the host's (DMI tables, debugfs)."""
+    cannot hide anything of the host's (DMI tables, debugfs).  A whole directory of SYS_DIRS
+    that M has and the host has not (no memory hotplug, no tracefs) cannot be placed inside
+    sysfs: NsExecError, and the tool is not run (it would see neither)."""
+    sys_root = SYS_ROOT if sys_root is None else sys_root
     ops: list[tuple] = []
     seen = set()
     for sub in ("", "proc"):                         # /proc files: M/NAME, or M/proc/NAME
@@ -153,11 +162,21 @@ def bind_plan(mp: str, proc: str = "/proc", sys_root: str = "/sys", kmsg_dev: st
     for rel in SYS_DIRS:
         src = os.path.join(mp, rel)
         dst = os.path.join(sys_root, rel.split("/", 1)[1])
-        if _kind(src) == "dir" and os.path.isdir(dst):
-            ops.append(("bind", src, dst))
+        if _kind(src) != "dir":
+            continue
+        if not os.path.isdir(dst):                   # nothing to bind it over: the tool would not see it
+            raise NsExecError(f"{src} cannot be bound: this host has no {dst} to bind it over (a kernel "
+                              f"without it), so the tool would miss the simulated one; nothing run")
+        ops.append(("bind", src, dst))
     src = _first(mp, SYSCTL_VM_SOURCES, "dir")
     if src:                                          # procps sysctl reads and writes here
         ops.append(("bind", src, os.path.join(proc, "sys", "vm")))
+    src = _first(mp, SYSCTL_KERNEL_SOURCES, "dir")
+    if src:                                          # ftrace_enabled, which trace-cmd record writes
+        for name in sorted(os.listdir(src)):
+            dst = os.path.join(proc, "sys", "kernel", name)
+            if _kind(os.path.join(src, name)) == "file" and os.path.isfile(dst) and not os.path.islink(dst):
+                ops.append(("bind", os.path.join(src, name), dst))
     src = _first(mp, KMSG_SOURCES, "file")
     if src and os.path.lexists(kmsg_dev):            # the real dmesg reads /dev/kmsg
         ops.append(("bind", src, kmsg_dev))
@@ -187,7 +206,7 @@ def bind_plan(mp: str, proc: str = "/proc", sys_root: str = "/sys", kmsg_dev: st
     return ops
 
 
-def bind_script(mp: str, proc: str = "/proc", sys_root: str = "/sys", kmsg_dev: str = "/dev/kmsg") -> list[str]:
+def bind_script(mp: str, proc: str = "/proc", sys_root: str | None = None, kmsg_dev: str = "/dev/kmsg") -> list[str]:
     """bind_plan as the equivalent shell lines (what exec does, readable; the tests' view)."""
     q = shlex.quote
     render = {"bind": lambda s, d: f"mount --bind {q(s)} {q(d)}",

@@ -49,9 +49,12 @@ def test_memory_blocks_bind_whole_when_the_host_has_them(tmp_path):
         f"mount --bind {m}/sys/devices/system/memory {host}/devices/system/memory",
     ]
     (host / "devices/system/memory/memory54").rmdir()
-    (host / "devices/system/memory").rmdir()                   # a host without memory hotplug
-    assert nsexec.bind_script(str(m), proc=str(tmp_path / "noproc"), sys_root=str(host)) == [
-        f"mount --bind {m}/sys/devices/system/cpu {host}/devices/system/cpu"]
+    (host / "devices/system/memory").rmdir()                   # a host without memory hotplug:
+    with pytest.raises(nsexec.NsExecError) as e:               # lsmem would see nothing, refuse
+        nsexec.bind_script(str(m), proc=str(tmp_path / "noproc"), sys_root=str(host))
+    assert str(e.value) == (f"{m}/sys/devices/system/memory cannot be bound: this host has no "
+                            f"{host}/devices/system/memory to bind it over (a kernel without it), so the "
+                            f"tool would miss the simulated one; nothing run")
 
 
 def test_other_sys_files_bind_one_by_one_where_the_host_has_them(tmp_path):
@@ -127,3 +130,34 @@ def test_shell_files_are_the_sessions():
     start fast); they must stay the session's."""
     from procsim.session import ALLOCATIONS, CONTROL, LOG
     assert nsexec.SHELL_FILES == {CONTROL, LOG, ALLOCATIONS, nsexec.KMSG}
+
+
+def test_exec_refuses_when_a_whole_directory_has_no_place(mount_session, tmp_path, monkeypatch, capsys):
+    """The mount has memory blocks, the host (here a stand-in sysfs) has no
+    /sys/devices/system/memory: `procsim exec` says so, exits non-zero and runs nothing."""
+    from procsim import cli
+    mp = mount_session(_session)
+    host = tmp_path / "hostsys"
+    (host / "devices/system/cpu").mkdir(parents=True)
+    monkeypatch.setattr(nsexec, "SYS_ROOT", str(host))
+    marker = tmp_path / "ran"
+    with pytest.raises(SystemExit) as e:
+        cli.main(["exec", str(mp), "--", "sh", "-c", f"echo ran > {marker}"])
+    assert e.value.code == 1
+    err = capsys.readouterr().err
+    assert f"no {host}/devices/system/memory to bind it over" in err and "nothing run" in err
+    assert not marker.exists()
+
+
+def test_kernel_sysctls_bind_one_by_one_where_the_host_has_them(tmp_path):
+    """ftrace_enabled (trace-cmd record writes it) replaces the host's file; the host's other
+    kernel sysctls stay (read-only); one the host lacks is not bound; kallsyms binds like any
+    /proc file."""
+    m = tmp_path / "m"
+    _tree(m, "sysctl/kernel/ftrace_enabled", "sysctl/kernel/nosuchknob", "kallsyms")
+    proc = tmp_path / "proc"
+    _host(proc, files=("sys/kernel/ftrace_enabled", "sys/kernel/printk", "kallsyms"))
+    assert nsexec.bind_script(str(m), proc=str(proc), sys_root=str(tmp_path / "nosys")) == [
+        f"mount --bind {m}/kallsyms {proc}/kallsyms",
+        f"mount --bind {m}/sysctl/kernel/ftrace_enabled {proc}/sys/kernel/ftrace_enabled",
+    ]

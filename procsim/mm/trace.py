@@ -31,7 +31,7 @@ from collections import deque
 from contextlib import nullcontext
 
 from .errors import MMError
-from .gfp import format_gfp
+from .printk import format_gfp_flags
 from .page_types import PAGEBLOCK_ORDER
 
 # Subsystem -> its events, in the order of include/trace/events/<subsystem>.h.
@@ -64,10 +64,11 @@ _GFP_NAMES: dict[int, str] = {}
 
 
 def gfp_str(gfp: int) -> str:
-    """show_gfp_flags(): the flag names, or "none" for 0 (a command uses a few masks: kept)."""
+    """show_gfp_flags(): __print_flags over mmflags.h's table (printk's %pGg table), or "none"
+    for 0 (a command uses a few masks: kept)."""
     name = _GFP_NAMES.get(gfp)
     if name is None:
-        name = format_gfp(gfp) if gfp else "none"
+        name = format_gfp_flags(gfp) if gfp else "none"
         if len(_GFP_NAMES) < 4096:
             _GFP_NAMES[gfp] = name
     return name
