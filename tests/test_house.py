@@ -70,3 +70,27 @@ def test_core_state_is_declared_not_defaulted():
     hits = [f"{p.name}:{i}" for p in sorted((PKG / "mm").glob("*.py"))
             for i, line in enumerate(p.read_text().splitlines(), 1) if pattern.search(line)]
     assert len(hits) <= 5, hits
+
+
+def test_pageblock_ranges_cut_at_pageblock_bounds():
+    """One home for cutting a pfn range at pageblock bounds (512-page pageblocks on x86-64):
+    golden pieces worked out by hand."""
+    from procsim.mm.page_types import pageblock_aligned, pageblock_end_pfn, pageblock_ranges, pageblock_start_pfn
+    assert (pageblock_start_pfn(1000), pageblock_end_pfn(1000)) == (512, 1024)
+    assert (pageblock_start_pfn(1024), pageblock_end_pfn(1024)) == (1024, 1536)
+    assert (pageblock_start_pfn(1023), pageblock_end_pfn(1023)) == (512, 1024)
+    assert pageblock_aligned(1536) and not pageblock_aligned(1537)
+    assert list(pageblock_ranges(1000, 2100)) == [(1000, 1024), (1024, 1536), (1536, 2048), (2048, 2100)]
+    assert list(pageblock_ranges(1000, 2100, True)) == [(2048, 2100), (1536, 2048), (1024, 1536), (1000, 1024)]
+    assert list(pageblock_ranges(512, 1024)) == [(512, 1024)]
+    assert list(pageblock_ranges(5, 5)) == []
+
+
+def test_pageblock_arithmetic_has_one_home():
+    """Nothing outside page_types.py masks pfns with the pageblock size by hand: the cut
+    is pageblock_start_pfn / pageblock_end_pfn / pageblock_ranges."""
+    pattern = re.compile(r"PAGEBLOCK_NR_PAGES - 1|\+ 1\) << PAGEBLOCK_ORDER")
+    hits = [f"{p.relative_to(ROOT)}:{i}" for p in sorted(PKG.rglob("*.py")) if p.name != "page_types.py"
+            for i, line in enumerate(p.read_text().splitlines(), 1) if pattern.search(line)]
+    assert not hits, hits
+
