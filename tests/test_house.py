@@ -94,3 +94,69 @@ def test_pageblock_arithmetic_has_one_home():
             for i, line in enumerate(p.read_text().splitlines(), 1) if pattern.search(line)]
     assert not hits, hits
 
+
+# --- the kernel Slub and Tasks run on (procsim/mm/core_api.py) ------------------------------
+SLAB_MEMBERS = {"generation", "nr_cpu_ids", "nodes", "cpu_node", "node_order", "profile", "trace",
+                "alloc_pages", "free_pages", "mod_node_stat"}
+TASK_MEMBERS = {"nr_cpu_ids", "trace", "slab", "current", "page_runs", "alloc_pages", "free_pages", "task_clock"}
+RUNS_MEMBERS = TASK_MEMBERS | {"vm_events", "alloc_pages_runs", "free_pages_run", "default_cpu", "alloc_pages_exact"}
+
+
+def _kernel_attrs(path: Path) -> set[str]:
+    """Every attribute the module reads or sets on its kernel (``self.k.x``, ``k.x``, ``kernel.x``)."""
+    out = set()
+    for n in ast.walk(ast.parse(path.read_text())):
+        if isinstance(n, ast.Attribute):
+            v = n.value
+            if (isinstance(v, ast.Name) and v.id in ("k", "kernel")) or (
+                    isinstance(v, ast.Attribute) and v.attr == "k" and getattr(v.value, "id", "") == "self"):
+                out.add(n.attr)
+    return out
+
+
+def test_core_api_lists_what_slub_and_tasks_use():
+    """The Protocols list exactly the members named here, and Slub and Tasks touch nothing on
+    their kernel that the Protocols do not list (a new use must be declared, and so reach
+    the fake)."""
+    from procsim.mm.core_api import RunsKernel, SlabKernel, TaskKernel, protocol_members
+    assert protocol_members(SlabKernel) == SLAB_MEMBERS
+    assert protocol_members(TaskKernel) == TASK_MEMBERS
+    assert protocol_members(RunsKernel) == RUNS_MEMBERS
+    assert _kernel_attrs(PKG / "mm" / "slub.py") <= SLAB_MEMBERS
+    assert _kernel_attrs(PKG / "mm" / "task.py") <= RUNS_MEMBERS
+    assert {"alloc_pages", "mod_node_stat", "node_order"} <= _kernel_attrs(PKG / "mm" / "slub.py")  # the scan sees
+
+
+def _satisfies(obj, proto) -> list[str]:
+    """What obj lacks of proto: a member missing, a method not callable, or a parameter of the
+    Protocol's method the implementation does not take by that name."""
+    import inspect
+    from procsim.mm.core_api import protocol_members
+    bad = []
+    for name in sorted(protocol_members(proto)):
+        if not hasattr(obj, name):
+            bad.append(f"no {name}")
+            continue
+        want = getattr(proto, name, None)
+        if callable(want):
+            have = getattr(obj, name)
+            if not callable(have):
+                bad.append(f"{name} not callable")
+                continue
+            params = inspect.signature(have).parameters
+            bad += [f"{name}() takes no {p}" for p in list(inspect.signature(want).parameters)[1:] if p not in params]
+    return bad
+
+
+def test_kernel_and_fake_kernel_satisfy_the_core_api():
+    from procsim.mm.core_api import RunsKernel, SlabKernel, TaskKernel
+    from procsim.testing import FakeKernel, boot
+    k = boot("tiny")
+    for proto in (SlabKernel, TaskKernel, RunsKernel):
+        assert isinstance(k, proto) and _satisfies(k, proto) == [], (proto.__name__, _satisfies(k, proto))
+    for fake in (FakeKernel(slab="slub"), FakeKernel(pages_per_node=(2048, 2048), cpus_per_node=(1, 1))):
+        for proto in (SlabKernel, TaskKernel):
+            assert isinstance(fake, proto) and _satisfies(fake, proto) == [], (proto.__name__, _satisfies(fake, proto))
+        assert fake.page_runs is False             # so Tasks never asks it for RunsKernel's members
+        assert _satisfies(fake, RunsKernel)        # ... which it does not have
+    assert not isinstance(object(), TaskKernel)
