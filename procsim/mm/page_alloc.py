@@ -1108,9 +1108,7 @@ def _trace_drains(z: Zone, pfns: range) -> None:
     pageblock's migratetype (free_one_page() of the pages before does not change it): one
     emit_pfns() per pageblock the range crosses."""
     tr = z.trace
-    if not tr.enabled["mm_page_pcpu_drain"]:
-        return
-    if not pfns:
+    if not tr.enabled["mm_page_pcpu_drain"] or not pfns:
         return
     if pfns.step > 0:
         for s, e in pageblock_ranges(pfns[0], pfns[-1] + 1):
