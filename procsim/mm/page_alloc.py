@@ -904,7 +904,7 @@ class PageAlloc:
         retune = _pcp_free_headroom(pcp, z) < nr
         pcp.alloc_factor >>= 1
         pcp.lists[pindex].appendleft(pfn)
-        pcp.count = count = pcp.count + nr
+        pcp.count += nr
         batch = pcp.batch
         free_high = False
         if order and order <= PAGE_ALLOC_COSTLY_ORDER:
@@ -914,12 +914,13 @@ class PageAlloc:
             pcp.prev_free_high_order = False
         if pcp.free_count < batch << PCP_BATCH_SCALE_MAX:
             pcp.free_count += nr
-        high = pcp.high
-        if free_high or retune:                  # the common free leaves high alone: skip the call
+        # The common free has headroom: _nr_pcp_high() would leave high alone and count stays
+        # under it, so neither the call nor a flush happens.
+        if free_high or retune:
             high = self._nr_pcp_high(pcp, z, batch, free_high)
-        if count >= high:
-            self._free_pcppages_bulk(z, self._nr_pcp_free(pcp, batch, high, free_high), pcp, pindex)
-            self._clear_below_high(z)
+            if pcp.count >= high:
+                self._free_pcppages_bulk(z, self._nr_pcp_free(pcp, batch, high, free_high), pcp, pindex)
+                self._clear_below_high(z)
 
     def _clear_below_high(self, z: Zone) -> None:
         """After a pcp flush: ZONE_BELOW_HIGH goes once the zone is above its high mark again."""
