@@ -160,3 +160,53 @@ def test_kernel_and_fake_kernel_satisfy_the_core_api():
         assert fake.page_runs is False             # so Tasks never asks it for RunsKernel's members
         assert _satisfies(fake, RunsKernel)        # ... which it does not have
     assert not isinstance(object(), TaskKernel)
+
+
+def test_pcp_free_rule_has_one_home():
+    """free_pages() and the runs path ask one rule (page_alloc._pcp_free_headroom): with
+    the zone above its high mark and pcp->high within [high_min, high_max], the frees that
+    keep count under high leave high alone and flush nothing; the one that reaches high
+    flushes a batch (free_frozen_page_commit()).  tiny: DMA32's cpu-0 pcp, high 660."""
+    from procsim.mm.page_alloc import _pcp_free_headroom
+    from procsim.testing import boot
+    k = boot("tiny")
+    pages = [k.alloc_pages(0) for _ in range(1000)]
+    z = pages[0].zone
+    pcp = z.pcp[0]
+    assert {p.zone for p in pages} == {z} and not z.below_high and pcp.high_min <= pcp.high <= pcp.high_max
+    count, high = pcp.count, pcp.high
+    room = _pcp_free_headroom(pcp, z)
+    assert room == high - count - 1 and 0 < room < len(pages)
+    for p in pages[:room]:
+        k.free_pages(p)
+    assert (pcp.count, pcp.high) == (count + room, high)          # every one only counted
+    k.free_pages(pages[room])                                     # count reaches high: a batch goes
+    assert pcp.count < count + room + 1
+    z.below_high = True                                           # ZONE_BELOW_HIGH: every free re-tunes
+    assert _pcp_free_headroom(pcp, z) == 0
+
+
+def test_kswapd_wake_rule_has_one_home():
+    """The allocator's shortcut (_kswapd_wake_is_noop) and wakeup_kswapd() ask the same
+    rule: while the shortcut says a wake changes nothing, wakeup_kswapd() queues nothing and
+    leaves what kswapd was asked for as it was."""
+    from procsim.mm import gfp as G
+    from procsim.testing import boot
+    k = boot("tiny")
+    plan = k._plan(0, G.GFP_KERNEL)
+    pgdat = k.nodes[0]
+    assert not k._kswapd_wake_is_noop(plan)      # just booted: nothing asked yet, a wake notes the zone
+    wakeups = k.kswapd_wakeups
+    k.wake_all_kswapds(0, G.GFP_KERNEL, plan.zonelist, plan.highest)
+    assert k.kswapd_wakeups == wakeups and pgdat.kswapd_highest_zoneidx == plan.highest   # balanced: no wake
+    assert k._kswapd_wake_is_noop(plan)          # asked already, still balanced
+    before = (pgdat.kswapd_order, pgdat.kswapd_highest_zoneidx, pgdat.kswapd_state, k.kswapd_wakeups)
+    k.wake_all_kswapds(0, G.GFP_KERNEL, plan.zonelist, plan.highest)
+    assert (pgdat.kswapd_order, pgdat.kswapd_highest_zoneidx, pgdat.kswapd_state, k.kswapd_wakeups) == before
+    pgdat.kswapd_failures = 0
+    for z in pgdat.zones:                         # a boost: balanced but boosted, the wake goes through
+        if z.managed:
+            z.boost = 1
+    assert not k._kswapd_wake_is_noop(plan)
+    k.wake_all_kswapds(0, G.GFP_KERNEL, plan.zonelist, plan.highest)
+    assert k.kswapd_wakeups == before[3] + 1
