@@ -14,6 +14,7 @@ from .layout import ZONE_NAMES, ZoneLayout
 from .trace import Trace
 from .vmstat import ZONE_STAT_ITEMS, NUMA_STAT_ITEMS
 from .page_types import PAGEBLOCK_ORDER, PAGEBLOCK_NR_PAGES, MAX_PAGE_ORDER, NR_PAGE_ORDERS  # noqa: F401
+from .page_types import pageblock_start_pfn
 
 MIGRATE_UNMOVABLE, MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE, MIGRATE_HIGHATOMIC, MIGRATE_ISOLATE = range(5)
 MIGRATE_PCPTYPES = 3
@@ -442,7 +443,7 @@ class Zone:
             return pfn
         if self.boost_watermark(boost_factor) and kswapd:
             self.boosted_wmark = True
-        start = pfn & ~(PAGEBLOCK_NR_PAGES - 1)
+        start = pageblock_start_pfn(pfn)
         if start < self.start_pfn or start + PAGEBLOCK_NR_PAGES > self.end_pfn:
             return -1                            # prep_move_freepages_block: block crosses the zone
         free_pages = sum(1 << o for _, o in self._free_in_block(start))

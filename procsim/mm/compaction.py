@@ -41,7 +41,7 @@ from . import gfp as G
 from .buddy import Page, MIGRATE_MOVABLE, MAX_PAGE_ORDER, NR_PAGE_ORDERS, PAGE_ALLOC_COSTLY_ORDER
 from .errors import MMError
 from .layout import MAX_NR_ZONES
-from .page_types import PAGEBLOCK_ORDER, PAGEBLOCK_NR_PAGES
+from .page_types import PAGEBLOCK_ORDER, PAGEBLOCK_NR_PAGES, pageblock_aligned, pageblock_start_pfn
 from .vmstat import KCOMPACTD_INTERVAL
 
 # enum compact_result (include/linux/compaction.h), in its order: try_to_compact_pages keeps the max
@@ -66,10 +66,6 @@ _GFP_IO = G.__GFP_IO
 def compact_gap(order: int) -> int:
     """compact_gap(): free pages compaction wants beyond the watermark (2 << order)."""
     return 2 << order
-
-
-def pageblock_start_pfn(pfn: int) -> int:
-    return pfn & ~(PAGEBLOCK_NR_PAGES - 1)
 
 
 # ---- fragmentation (mm/vmstat.c) ------------------------------------------------------------
@@ -347,7 +343,7 @@ class Compaction:
         free, allocated = z._free, z.allocated
         scanned = isolated = 0
         pfn = low
-        if not pfn & (PAGEBLOCK_NR_PAGES - 1) and self._inside_free_block(z, pfn):
+        if pageblock_aligned(pfn) and self._inside_free_block(z, pfn):
             scanned, pfn = end - pfn, end
         while pfn < end:
             page = allocated.get(pfn)
@@ -524,7 +520,7 @@ class Compaction:
             return COMPACT_CONTINUE if score > self.fragmentation_score_wmark(True) else COMPACT_SUCCESS
         if cc.order < 0:
             return COMPACT_CONTINUE
-        if cc.migrate_pfn & (PAGEBLOCK_NR_PAGES - 1):
+        if not pageblock_aligned(cc.migrate_pfn):
             return COMPACT_CONTINUE
         for order in range(cc.order, NR_PAGE_ORDERS):
             if z._nr[order][cc.migratetype] or (order == MAX_PAGE_ORDER and z._runs[cc.migratetype]):

@@ -21,7 +21,8 @@ from .errors import MMError
 from . import oom_kill
 from .show_mem import explain_nopage
 from .vmscan import LRU_OF_USE, MAX_RECLAIM_RETRIES, lru_add, lru_del
-from .layout import MAX_NR_ZONES, ZONE_DMA32, ZONE_NORMAL, ZONE_MOVABLE, PAGEBLOCK_ORDER, PAGEBLOCK_NR_PAGES
+from .layout import ZONE_DMA32, ZONE_NORMAL, ZONE_MOVABLE, PAGEBLOCK_ORDER, PAGEBLOCK_NR_PAGES
+from .page_types import pageblock_ranges, pageblock_start_pfn
 
 # What a page allocation is for: node counters it feeds (per page; the stack counter is in kB),
 # and the zone LRU counter, so meminfo/zoneinfo follow what the workload allocated.
@@ -353,14 +354,9 @@ class PageAlloc:
             if not z.managed:
                 continue
             pgdat = self.nodes[z.node]
-            if pgdat.kswapd_highest_zoneidx == MAX_NR_ZONES or pgdat.kswapd_highest_zoneidx < highest:
+            if self.kswapd_request(pgdat, 0, highest) != (pgdat.kswapd_order, pgdat.kswapd_highest_zoneidx) \
+                    or not self.kswapd_wake_refused(pgdat, 0, highest):
                 return False
-            if self.kswapd_is_running(pgdat):
-                continue
-            if pgdat.kswapd_failures >= MAX_RECLAIM_RETRIES or (
-                    self.pgdat_balanced(pgdat, 0, highest) and not self.pgdat_watermark_boosted(pgdat, highest)):
-                continue
-            return False
         return True
 
     def free_pages_run(self, z: Zone, pfn: int, n: int, cpu: int, mt: int, use: str | None = None,
@@ -395,14 +391,7 @@ class PageAlloc:
         pcp = z.pcp[cpu]
         head: deque = deque()                    # [lo, hi] runs at the list head, oldest first
         hpindex = -1
-        lo, hi = pfn, pfn + n
-        while lo < hi:
-            # the next stretch in one pageblock, in freeing order
-            if descending:
-                s = max(lo, (hi - 1) & ~(PAGEBLOCK_NR_PAGES - 1))
-                e = hi
-            else:
-                s, e = lo, min(hi, (lo | (PAGEBLOCK_NR_PAGES - 1)) + 1)
+        for s, e in pageblock_ranges(pfn, pfn + n, descending):   # each pageblock's stretch, in freeing order
             bmt = z.pageblock_mt[(s >> PAGEBLOCK_ORDER) - z._pb_base]
             pindex = _PCP_LIST[0][bmt]
             if pindex != hpindex:
@@ -415,10 +404,6 @@ class PageAlloc:
                 pcp.stat_diff = True
             else:
                 self._free_stretch(z, pcp, pindex, s, e, head, descending)
-            if descending:
-                hi = s
-            else:
-                lo = e
         self._head_to_list(pcp, hpindex, head, descending)
 
     def _free_stretch(self, z: Zone, pcp: PerCpuPages, pindex: int, s: int, e: int, head: deque,
@@ -428,22 +413,19 @@ class PageAlloc:
         cap = batch << PCP_BATCH_SCALE_MAX
         while s < e:
             high = pcp.high
-            quiet = 0
-            if not z.below_high and pcp.high_min <= high <= pcp.high_max:
-                quiet = min(e - s, high - pcp.count - 1)
+            quiet = min(e - s, _pcp_free_headroom(pcp, z))
             if quiet > 0:                        # frees that only add a page and count it
                 pcp.alloc_factor >>= quiet
                 pcp.count += quiet
                 if pcp.free_count < cap:
                     pcp.free_count = min(pcp.free_count + quiet, cap)
-            else:                                # one free, as free_pages() does it
+            else:                                # one free that re-tunes high, as free_pages() does it
                 quiet = 1
                 pcp.alloc_factor >>= 1
-                pcp.count = count = pcp.count + 1
+                pcp.count += 1
                 if pcp.free_count < cap:
                     pcp.free_count += 1
-                if z.below_high or count >= high or not pcp.high_min <= high <= pcp.high_max:
-                    high = self._nr_pcp_high(pcp, z, batch, False)
+                high = self._nr_pcp_high(pcp, z, batch, False)
             pcp.prev_free_high_order = False
             if z.trace.active:                   # each free's mm_page_free, before a flush's drains
                 z.trace.emit_pfns("mm_page_free", z.trace.cpu,
@@ -456,8 +438,7 @@ class PageAlloc:
                 s += quiet
             if pcp.count >= high:
                 self._flush_head(z, self._nr_pcp_free(pcp, batch, high, False), pcp, pindex, head)
-                if z.below_high and self._watermark_ok(z, 0, z.wmark_high, ZONE_MOVABLE, 0):
-                    z.below_high = False
+                self._clear_below_high(z)
 
     def _flush_head(self, z: Zone, count: int, pcp: PerCpuPages, pindex: int, head: deque) -> None:
         """free_pcppages_bulk() from list pindex whose newest pages are the runs in head: the
@@ -506,12 +487,9 @@ class PageAlloc:
     def _movable_used_range(self, z: Zone, pfn: int, n: int, sign: int) -> None:
         """_movable_used() of n order-0 pages from pfn, one add per pageblock."""
         used = z.movable_used
-        end = pfn + n
-        while pfn < end:
-            b = pfn >> PAGEBLOCK_ORDER
-            m = min(end, (b + 1) << PAGEBLOCK_ORDER) - pfn
-            used[b] = used.get(b, 0) + sign * m
-            pfn += m
+        for s, e in pageblock_ranges(pfn, pfn + n):
+            b = s >> PAGEBLOCK_ORDER
+            used[b] = used.get(b, 0) + sign * (e - s)
 
     def _plan(self, node: int, gfp: int, cpu0: bool = False) -> "_Plan":
         """What a (node, gfp) request needs, worked out once: the zonelist cut at the highest
@@ -840,7 +818,7 @@ class PageAlloc:
                 pfn = z._first(order, MIGRATE_HIGHATOMIC)
                 if pfn < 0:
                     continue
-                start = pfn & ~(PAGEBLOCK_NR_PAGES - 1)
+                start = pageblock_start_pfn(pfn)
                 if z.get_pageblock_migratetype(pfn) == MIGRATE_HIGHATOMIC:
                     z.nr_reserved_highatomic -= min(PAGEBLOCK_NR_PAGES, z.nr_reserved_highatomic)
                 z.set_pageblock_migratetype(start, mt)
@@ -859,7 +837,7 @@ class PageAlloc:
         if not migratetype_is_mergeable(mt):
             return
         if order < PAGEBLOCK_ORDER:
-            start = pfn & ~(PAGEBLOCK_NR_PAGES - 1)
+            start = pageblock_start_pfn(pfn)
             if start < z.start_pfn or start + PAGEBLOCK_NR_PAGES > z.end_pfn:
                 return
             z.move_freepages_block(start, mt, MIGRATE_HIGHATOMIC)
@@ -869,15 +847,14 @@ class PageAlloc:
             z.change_pageblock_range(pfn, order, MIGRATE_HIGHATOMIC)
             z.nr_reserved_highatomic += 1 << order
 
-    @staticmethod
-    def _movable_used(z: Zone, pfn: int, order: int, sign: int):
+    def _movable_used(self, z: Zone, pfn: int, order: int, sign: int):
+        """Movable pages in use per pageblock (steal_suitable_fallback()'s movable_pages)
+        as a page of ``order`` at pfn is allocated (sign 1) or freed (-1)."""
         if order < PAGEBLOCK_ORDER:              # the common case: inside one pageblock
             b = pfn >> PAGEBLOCK_ORDER
             z.movable_used[b] = z.movable_used.get(b, 0) + (sign << order)
-            return
-        n = 1 << order
-        for b in range(pfn >> PAGEBLOCK_ORDER, ((pfn + n - 1) >> PAGEBLOCK_ORDER) + 1):
-            z.movable_used[b] = z.movable_used.get(b, 0) + sign * min(n, PAGEBLOCK_NR_PAGES)
+        else:
+            self._movable_used_range(z, pfn, 1 << order, sign)
 
     def _account_use(self, page: Page, sign: int):
         self._account_use_pages(page.use, page.zone, sign * (1 << page.order))
@@ -924,9 +901,10 @@ class PageAlloc:
             return
         # free_frozen_page_commit(): onto the list head, then tune high and maybe free a batch
         pcp = z.pcp[page.cpu]
+        retune = _pcp_free_headroom(pcp, z) < nr
         pcp.alloc_factor >>= 1
         pcp.lists[pindex].appendleft(pfn)
-        pcp.count = count = pcp.count + nr
+        pcp.count += nr
         batch = pcp.batch
         free_high = False
         if order and order <= PAGE_ALLOC_COSTLY_ORDER:
@@ -936,16 +914,18 @@ class PageAlloc:
             pcp.prev_free_high_order = False
         if pcp.free_count < batch << PCP_BATCH_SCALE_MAX:
             pcp.free_count += nr
-        high = pcp.high
-        # _nr_pcp_high() returns pcp.high untouched when it is already within [high_min,
-        # high_max] and the zone is above its high mark with room left on the pcp: the
-        # common free, so skip the call.
-        if free_high or z.below_high or count >= high or not pcp.high_min <= high <= pcp.high_max:
+        # The common free has headroom: _nr_pcp_high() would leave high alone and count stays
+        # under it, so neither the call nor a flush happens.
+        if free_high or retune:
             high = self._nr_pcp_high(pcp, z, batch, free_high)
-        if count >= high:
-            self._free_pcppages_bulk(z, self._nr_pcp_free(pcp, batch, high, free_high), pcp, pindex)
-            if z.below_high and self._watermark_ok(z, 0, z.wmark_high, ZONE_MOVABLE, 0):
-                z.below_high = False
+            if pcp.count >= high:
+                self._free_pcppages_bulk(z, self._nr_pcp_free(pcp, batch, high, free_high), pcp, pindex)
+                self._clear_below_high(z)
+
+    def _clear_below_high(self, z: Zone) -> None:
+        """After a pcp flush: ZONE_BELOW_HIGH goes once the zone is above its high mark again."""
+        if z.below_high and self._watermark_ok(z, 0, z.wmark_high, ZONE_MOVABLE, 0):
+            z.below_high = False
 
     @staticmethod
     def _nr_pcp_high(pcp: PerCpuPages, z: Zone, batch, free_high) -> int:
@@ -1129,15 +1109,26 @@ def _trace_drains(z: Zone, pfns: range) -> None:
     pageblock's migratetype (free_one_page() of the pages before does not change it): one
     emit_pfns() per pageblock the range crosses."""
     tr = z.trace
-    if not tr.enabled["mm_page_pcpu_drain"]:
+    if not tr.enabled["mm_page_pcpu_drain"] or not pfns:
         return
-    i, n, up = 0, len(pfns), pfns.step > 0
-    while i < n:
-        p = pfns[i]
-        base = p & ~(PAGEBLOCK_NR_PAGES - 1)
-        j = min(n, i + (base + PAGEBLOCK_NR_PAGES - p if up else p - base + 1))
-        tr.emit_pfns("mm_page_pcpu_drain", tr.cpu, pfns[i:j], 0, z.get_pageblock_migratetype(p))
-        i = j
+    if pfns.step > 0:
+        for s, e in pageblock_ranges(pfns[0], pfns[-1] + 1):
+            tr.emit_pfns("mm_page_pcpu_drain", tr.cpu, range(s, e), 0, z.get_pageblock_migratetype(s))
+    else:
+        for s, e in pageblock_ranges(pfns[-1], pfns[0] + 1, True):
+            tr.emit_pfns("mm_page_pcpu_drain", tr.cpu, range(e - 1, s - 1, -1), 0, z.get_pageblock_migratetype(s))
+
+
+def _pcp_free_headroom(pcp: PerCpuPages, z: Zone) -> int:
+    """How many more pages freed onto pcp leave pcp->high as it is and free no batch: in
+    free_frozen_page_commit(), _nr_pcp_high() returns pcp->high untouched while the zone is
+    not below its high mark (ZONE_BELOW_HIGH) and high is within [high_min, high_max], and
+    nothing is flushed while count stays under high.  0 or less: the next free re-tunes.
+    free_pages() and the runs path (_free_stretch) both ask this rule."""
+    high = pcp.high
+    if z.below_high or not pcp.high_min <= high <= pcp.high_max:
+        return 0
+    return high - pcp.count - 1
 
 
 def _add_run(out: list, z: Zone, pfn: int, n: int) -> None:

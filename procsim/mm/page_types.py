@@ -14,6 +14,38 @@ MAX_ORDER_NR_PAGES = 1 << MAX_PAGE_ORDER
 PAGEBLOCK_ORDER = 9                     # HUGETLB_PAGE_ORDER: a 2 MiB pageblock
 PAGEBLOCK_NR_PAGES = 1 << PAGEBLOCK_ORDER
 
+
+# pageblock-flags.h's pfn arithmetic, the one home of "cut at pageblock bounds": the
+# allocator's per-pageblock counters, the runs paths, compaction and the pictures use these.
+def pageblock_start_pfn(pfn: int) -> int:
+    """pageblock_start_pfn(): the first pfn of pfn's pageblock."""
+    return pfn & ~(PAGEBLOCK_NR_PAGES - 1)
+
+
+def pageblock_end_pfn(pfn: int) -> int:
+    """pageblock_end_pfn(): the first pfn after pfn's pageblock."""
+    return (pfn | (PAGEBLOCK_NR_PAGES - 1)) + 1
+
+
+def pageblock_aligned(pfn: int) -> bool:
+    """pageblock_aligned(): pfn starts a pageblock."""
+    return not pfn & (PAGEBLOCK_NR_PAGES - 1)
+
+
+def pageblock_ranges(lo: int, hi: int, descending: bool = False):
+    """The pfns [lo, hi) cut at pageblock bounds: (start, end) of each piece, lowest
+    first, or highest first when ``descending`` (a free of the pages from the top)."""
+    if descending:
+        while lo < hi:
+            s = max(lo, pageblock_start_pfn(hi - 1))
+            yield s, hi
+            hi = s
+    else:
+        while lo < hi:
+            e = min(hi, pageblock_end_pfn(lo))
+            yield lo, e
+            lo = e
+
 # enum zone_type (mmzone.h) on x86-64: DMA below 16 MiB, DMA32 below 4 GiB, then Normal;
 # Movable carved out by kernelcore=/movablecore=; Device for ZONE_DEVICE memory.
 ZONE_DMA, ZONE_DMA32, ZONE_NORMAL, ZONE_MOVABLE, ZONE_DEVICE = range(5)

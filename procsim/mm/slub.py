@@ -25,6 +25,7 @@ from __future__ import annotations
 import errno
 from collections import OrderedDict
 
+from .core_api import SlabKernel
 from .errors import MMError
 from .gfp import (GFP_DMA, GFP_DMA32, GFP_KERNEL, GFP_NOWAIT, __GFP_ACCOUNT, __GFP_COMP, __GFP_DMA,
                   __GFP_DMA32, __GFP_HARDWALL, __GFP_HIGH, __GFP_IO, __GFP_FS, __GFP_MEMALLOC,
@@ -334,10 +335,11 @@ def _remove_id(items: list, x) -> bool:
 
 
 class Slub:
-    """The slab allocator of one Kernel (``k.slab``)."""
+    """The slab allocator of one Kernel (``k.slab``), or of any kernel with the small
+    surface it uses (core_api.SlabKernel: the tests' FakeKernel too)."""
 
-    def __init__(self, kernel):
-        self.k = kernel
+    def __init__(self, kernel: SlabKernel):
+        self.k: SlabKernel = kernel
         self.trace = kernel.trace                        # the kernel's kmem events
         self.caches: list[KmemCache] = []                # slab_caches: newest first
         self._by_name: dict[str, KmemCache] = {}

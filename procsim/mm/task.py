@@ -52,6 +52,7 @@ from typing import Iterator
 from . import gfp as G
 from . import swapfile
 from .buddy import Page
+from .core_api import TaskKernel
 from .errors import MMError
 from .vmscan import LRU_OF_USE as LRU_USES, OWN, lru_add_run, lru_del_run, set_owner
 from .page_types import PAGE_SIZE
@@ -333,10 +334,12 @@ class Allocation:
 
 
 class Tasks:
-    """The task list and every allocation made for a task (``k.tasks``)."""
+    """The task list and every allocation made for a task (``k.tasks``).  Its kernel is
+    a core_api.TaskKernel (the tests' FakeKernel too); the bulk-runs, alloc_pages_exact,
+    fault and LRU paths ask the production Kernel's RunsKernel surface."""
 
-    def __init__(self, kernel):
-        self.k = kernel
+    def __init__(self, kernel: TaskKernel):
+        self.k: TaskKernel = kernel
         self.next_id = 1
         self.default = Task(1, None, OOM_SCORE_ADJ_MIN)
         self._by_tag: dict[str | None, Task] = {None: self.default}

@@ -683,13 +683,8 @@ class Vmscan:
         pgdat = self.nodes[zone.node]
         if not zone.managed:
             return
-        pgdat.kswapd_order = max(pgdat.kswapd_order, order)
-        if pgdat.kswapd_highest_zoneidx == MAX_NR_ZONES or pgdat.kswapd_highest_zoneidx < highest:
-            pgdat.kswapd_highest_zoneidx = highest
-        if pgdat.kswapd_state == KSWAPD_RUNNING:     # !waitqueue_active(&pgdat->kswapd_wait)
-            return
-        if pgdat.kswapd_failures >= MAX_RECLAIM_RETRIES or (
-                self.pgdat_balanced(pgdat, order, highest) and not self.pgdat_watermark_boosted(pgdat, highest)):
+        pgdat.kswapd_order, pgdat.kswapd_highest_zoneidx = self.kswapd_request(pgdat, order, highest)
+        if self.kswapd_wake_refused(pgdat, order, highest):
             return
         self.kswapd_wakeups += 1
         if self.trace.active:
@@ -700,6 +695,21 @@ class Vmscan:
             pgdat.kswapd_remaining = True
         pgdat.kswapd_state = KSWAPD_RUNNING
         self.queue_work_at(key, self.now_ns, self._kswapd_step, pgdat.id)
+
+    @staticmethod
+    def kswapd_request(pgdat, order: int, highest: int) -> tuple[int, int]:
+        """(kswapd_order, kswapd_highest_zoneidx) once wakeup_kswapd() has noted a request
+        for order up to zone ``highest``: the largest of each asked for since kswapd last read them."""
+        hz = pgdat.kswapd_highest_zoneidx
+        return max(pgdat.kswapd_order, order), highest if hz == MAX_NR_ZONES or hz < highest else hz
+
+    def kswapd_wake_refused(self, pgdat, order: int, highest: int) -> bool:
+        """wakeup_kswapd() wakes no one: kswapd is running already (!waitqueue_active; it
+        sees the request when balance_pgdat() ends), gave up (kswapd_failures), or the node
+        is balanced and unboosted.  The allocator's fast path asks the same rule
+        (_kswapd_wake_is_noop)."""
+        return pgdat.kswapd_state == KSWAPD_RUNNING or pgdat.kswapd_failures >= MAX_RECLAIM_RETRIES or (
+            self.pgdat_balanced(pgdat, order, highest) and not self.pgdat_watermark_boosted(pgdat, highest))
 
     def kswapd_is_running(self, pgdat) -> bool:
         """kswapd_is_running(): the thread is awake (not asleep, not napping)."""

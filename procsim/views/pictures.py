@@ -26,7 +26,7 @@ from math import log2
 from ..mm.buddy import MIGRATETYPE_NAMES, NR_PAGE_ORDERS, pindex_to_order
 from ..mm.layout import ZONE_NAMES, build
 from ..mm.timeline import EVENTS
-from ..mm.page_types import MAX_PAGE_ORDER, PAGEBLOCK_NR_PAGES, PAGEBLOCK_ORDER
+from ..mm.page_types import MAX_PAGE_ORDER, PAGEBLOCK_NR_PAGES, PAGEBLOCK_ORDER, pageblock_ranges
 from . import View
 from .svg import blend, document, human, legend, num, rect, row_runs, text
 
@@ -89,19 +89,10 @@ def block_owners(k, z) -> dict[int, int]:
         pid = b.task.pid
         for _, bz, pfn, members in b.runs():     # runs of contiguous blocks, not pages
             if bz is z:
-                for blk, n in _per_pageblock(pfn, members << b.what):
-                    d = pages.setdefault(blk - base, {})
-                    d[pid] = d.get(pid, 0) + n
+                for lo, hi in pageblock_ranges(pfn, pfn + (members << b.what)):
+                    d = pages.setdefault((lo >> PAGEBLOCK_ORDER) - base, {})
+                    d[pid] = d.get(pid, 0) + hi - lo
     return {blk: min(d, key=lambda pid: (-d[pid], pid)) for blk, d in pages.items()}
-
-
-def _per_pageblock(pfn: int, npages: int):
-    """(pageblock index, pages) for the pages [pfn, pfn + npages), cut at pageblock bounds."""
-    end = pfn + npages
-    while pfn < end:
-        stop = min(end, (pfn | (PAGEBLOCK_NR_PAGES - 1)) + 1)
-        yield pfn >> PAGEBLOCK_ORDER, stop - pfn
-        pfn = stop
 
 
 def pageblock_cells(k, z) -> list[tuple]:
@@ -128,9 +119,9 @@ def pageblock_cells(k, z) -> list[tuple]:
     used: dict[int, dict[str, int]] = {}
 
     def add_range(pfn, npages, what):
-        for blk, n in _per_pageblock(pfn, npages):
-            d = used.setdefault(blk - base, {})
-            d[what] = d.get(what, 0) + n
+        for lo, hi in pageblock_ranges(pfn, pfn + npages):
+            d = used.setdefault((lo >> PAGEBLOCK_ORDER) - base, {})
+            d[what] = d.get(what, 0) + hi - lo
 
     def add(pfn, order, what):
         add_range(pfn, 1 << order, what)
