@@ -106,3 +106,26 @@ def test_trace_text_is_byte_for_byte_the_per_event_trees():
 
 if __name__ == "__main__" and sys.argv[1:] == ["--write"]:
     GOLDEN.write_bytes(gzip.compress(current().encode(), mtime=0))
+
+
+def test_run_records_print_each_events_line():
+    """A run record's lines are Trace.line() of each of its events (the per-event formatter the
+    golden's tree used): steps that cross a second, pfns whose hex grows or shrinks a digit,
+    descending ranges, tuples, steps of whole and of part microseconds, a '%' in the comm."""
+    from procsim.mm.trace import Trace, _entry
+    tr = Trace()
+    cases = [
+        ("mm_page_alloc", range(0xff0, 0x1010), (0, 1, 0x140cca), 999_980_000, 1000),
+        ("mm_page_alloc", tuple(range(0x10005, 0xfff5, -1)), (0, 2, 0xcc0), 5_999_999_500, 3000),
+        ("mm_page_alloc", (7, 3, 0x10000, 9), (0, 1, 0x140cca), 1_000_000_000, 250),
+        ("mm_page_alloc_zone_locked", range(0x2000, 0x1ff0, -1), (0, 1, True), 12_345_678_901, 0),
+        ("mm_page_pcpu_drain", range(0, 40), (0, 0), 0, 0),
+        ("mm_page_free", range(0xfffff0, 0x1000010), (0,), 86_400_000_000_000, 0),
+    ]
+    for event, pfns, rest, ts, step in cases:
+        for task in (("kswapd0", 35), ("50%done", 1234567)):
+            rec = (100, ts, event, pfns, task, 28, rest, step)
+            for cpu in (0, 13):
+                want = [Trace.line(_entry(rec, i), cpu) for i in range(len(pfns))]
+                assert tr._run_lines(cpu, rec, 0, len(pfns)) == want, (event, step)
+                assert tr._run_lines(cpu, rec, 3, 5) == want[3:5]

@@ -183,6 +183,18 @@ def _entry(rec, i: int = 0):
     return (seq + i, ts + i * step, event, (pfns[i], *rest), task, size)
 
 
+# events whose TP_printk prints the stored arguments as they are: their % format (read_pipe
+# formats a stretch of them with one context by one template)
+_PLAIN = {
+    "kfree": f"call_site={CALL_SITE} ptr=%016x\n",
+    "kmem_cache_free": f"call_site={CALL_SITE} ptr=%016x name=%s\n",
+    "mm_vmscan_direct_reclaim_end": "nr_reclaimed=%d\n",
+    "mm_vmscan_kswapd_sleep": "nid=%d\n",
+    "mm_vmscan_kswapd_wake": "nid=%d order=%d\n",
+}
+assert "%" not in CALL_SITE
+
+
 class CpuBuffer:
     """One cpu's ring_buffer_per_cpu: ``pages`` (oldest first; the last one is being
     written), each a list of records (an event, or a run of per-page events: ``_entry``);
@@ -370,6 +382,10 @@ class Trace:
             return
         if type(pfns) is not range:
             pfns = tuple(pfns)
+            if len(pfns) > 2:                         # consecutive pfns (a pcp list's run) keep as a range
+                p0, d = pfns[0], 1 if pfns[1] > pfns[0] else -1
+                if pfns[-1] - p0 == d * (len(pfns) - 1) and pfns == tuple(range(p0, pfns[-1] + d, d)):
+                    pfns = range(p0, pfns[-1] + d, d)
         n = len(pfns)
         if not n:
             return
@@ -446,6 +462,28 @@ class Trace:
         else:
             ptrs = map(_add, repeat(_VM), map(_mul, sub, repeat(64)))
         if step:
+            t0 = ts + a * step
+            if step % 1000 == 0:                      # whole microseconds: each second's lines a range of them
+                out = []
+                us0, dus = t0 // 1000, step // 1000
+                i, n = 0, len(sub)
+                while i < n:
+                    secs, us = divmod(us0 + i * dus, 1_000_000)
+                    j = min(n, i + (1_000_000 - us + dus - 1) // dus)
+                    key = (task, cpu, -1 - secs, event, rest)
+                    t = self._templates.get(key)
+                    if t is None:
+                        comm, pid = task
+                        t = (f"{comm:>16}-{pid:<7d} [{cpu:03d}] ..... {secs:5d}.".replace("%", "%%") + "%06d: "
+                             + f"{event}: page=".replace("%", "%%") + _VMX
+                             + _page_tail(event, sub[0], rest).replace("%", "%%") + "\n")
+                        self._templates[key] = t
+                    part = sub[i:j]
+                    pp = (range(_VM + part.start * 64, _VM + part.stop * 64, part.step * 64) if type(part) is range
+                          else map(_add, repeat(_VM), map(_mul, part, repeat(64))))
+                    out.extend(map(t.__mod__, zip(range(us, us + (j - i) * dus, dus), pp, part)))
+                    i = j
+                return out
             key = (task, cpu, None, event, rest)
             t = self._templates.get(key)
             if t is None:
@@ -454,7 +492,6 @@ class Trace:
                      + f"{event}: page=".replace("%", "%%") + _VMX + _page_tail(event, sub[0], rest).replace("%", "%%")
                      + "\n")
                 self._templates[key] = t
-            t0 = ts + a * step
             times = map(divmod, map(_floordiv, range(t0, t0 + len(sub) * step, step), repeat(1000)),
                         repeat(1_000_000))
             return list(map(t.__mod__, map(_tuple_add, times, zip(ptrs, sub))))
@@ -572,6 +609,42 @@ class Trace:
                     seq = e[0] + off
                     if bound is not None and seq > bound:
                         break
+                    if len(e) == 6 and not head and (fmt := _PLAIN.get(e[2])) is not None:
+                        # a stretch of events printed as their arguments are, one context: one template
+                        ev, ets, etask = e[2], e[1], e[4]
+                        j, lim = i + 1, min(end, i + 1 + max(0, size - used) // 64)
+                        while j < lim:
+                            r = page[j]
+                            if len(r) != 6 or r[2] != ev or r[1] != ets or r[4] is not etask or (
+                                    bound is not None and r[0] > bound):
+                                break
+                            j += 1
+                        key = (etask, c, ets, ev)
+                        t = self._templates.get(key)
+                        if t is None:
+                            t = f"{context(etask, c, ets)}{ev}: ".replace("%", "%%") + fmt
+                            self._templates[key] = t
+                        stretch = page[i:j]
+                        lines = list(map(t.__mod__, [r[3] for r in stretch]))
+                        text = "".join(lines)
+                        if text.isascii():
+                            acc = list(accumulate(map(len, lines)))
+                        else:
+                            acc = list(accumulate(len(x.encode()) for x in lines))
+                        took = bisect_right(acc, size - used)
+                        if not took and not out:
+                            took = 1
+                        if took:
+                            out.append(text if took == len(lines) else "".join(lines[:took]))
+                            used += acc[took - 1]
+                            nbytes += sum(r[5] for r in stretch[:took]) if took < len(lines) else sum(
+                                r[5] for r in stretch)
+                            n += took
+                            i += took
+                        if took < len(lines):
+                            full = True
+                            break
+                        continue
                     if len(e) == 6:
                         if e[4] is not task or e[1] != ts:    # trace_print_context, once per run of lines
                             task, ts = e[4], e[1]
