@@ -358,19 +358,20 @@ class Trace:
             b = self.bufs[cpu] = CpuBuffer(self.cpu_size(cpu))
         ts = self.k.now_ns
         size = EVENT_BYTES[event]
-        if event in STRING_ARG:
-            size += -(-(len(args[STRING_ARG[event]]) + 1) // 4) * 4
-        last = b.last_ts
-        if last is not None and ts - last >= TS_DELTA_LIMIT and b.tail_bytes:
+        if event in STRING_ARG:                       # the __string's bytes and NUL, 4-byte aligned
+            size += (len(args[STRING_ARG[event]]) + 4) & ~3
+        used = b.tail_bytes
+        if used and ts - b.last_ts >= TS_DELTA_LIMIT:  # (a page with bytes has a last event)
             size += 8                                 # RINGBUF_TYPE_TIME_EXTEND
         b.last_ts = ts
-        if b.tail_bytes + size > BUF_PAGE_SIZE:
+        if used + size > BUF_PAGE_SIZE:
             self._new_page(b)
-        b.tail_bytes += size
-        self.seq += 1
+            used = 0
+        b.tail_bytes = used + size
+        self.seq = seq = self.seq + 1
         b.written += 1
         b.bytes_in += size
-        b.pages[-1].append((self.seq, ts, event, args, self.current, size))
+        b.pages[-1].append((seq, ts, event, args, self.current, size))
 
     def emit_pfns(self, event: str, cpu: int, pfns, *rest, step: int = 0):
         """emit(event, cpu, pfn, *rest) for each pfn, in order: a run's per-page events, the
@@ -679,26 +680,28 @@ class Trace:
                         if off == k:
                             i, off = i + 1, 0
                         continue
-                    # as many whole lines as fit: at most room // (a line's length) + 1, cut by their lengths
+                    # as many whole lines as fit (a line is longer than 64 bytes), cut by their lengths
                     room = size - used
-                    want = stop - off
-                    if want > 64:
-                        first = self._run_lines(c, e, off, off + 1)[0]
-                        want = min(want, max(0, room) // max(1, len(first) - 2) + 1)
-                    lines = self._run_lines(c, e, off, off + want)
-                    if lines[0].isascii():
-                        acc = list(accumulate(map(len, lines)))
+                    lines = self._run_lines(c, e, off, min(stop, off + max(0, room) // 64 + 1))
+                    text = "".join(lines)
+                    if text.isascii() and len(text) <= room:
+                        took = len(lines)
+                        out.append(text)
+                        used += len(text)
                     else:
-                        acc = list(accumulate(len(t.encode()) for t in lines))
-                    took = bisect_right(acc, room)
-                    if not took and not out:
-                        took = 1
-                    if took:
-                        out.append("".join(lines[:took]) if took < len(lines) else "".join(lines))
-                        used += acc[took - 1]
-                        nbytes += took * e[5]
-                        n += took
-                        off += took
+                        if text.isascii():
+                            acc = list(accumulate(map(len, lines)))
+                        else:
+                            acc = list(accumulate(len(x.encode()) for x in lines))
+                        took = bisect_right(acc, room)
+                        if not took and not out:
+                            took = 1
+                        if took:
+                            out.append("".join(lines[:took]))
+                            used += acc[took - 1]
+                    nbytes += took * e[5]
+                    n += took
+                    off += took
                     if off == k:
                         i, off = i + 1, 0
                     elif took < len(lines):
