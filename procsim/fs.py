@@ -236,6 +236,18 @@ class Handle:
         self.lock = threading.Lock()    # one request at a time per handle
 
 
+class _Plain:
+    """A read-only open of a plain file: all that read and release use (half a Handle's cost)."""
+    __slots__ = ("path", "snapshot", "lock")
+    kind = "file"
+    pending = None
+
+    def __init__(self, path: str, lock):
+        self.path = path
+        self.snapshot = None
+        self.lock = lock
+
+
 _DIR = stat.S_IFDIR | 0o555
 
 
@@ -254,6 +266,7 @@ class ProcFS(Operations):
         self._handles: dict[int, Handle] = {}
         self._ids = itertools.count(1)
         self._hmutex = threading.Lock()             # guards _handles and the pins
+        self._hmutex_plain = threading.Lock()       # the plain read handles' (see _plain_lock)
         self._pinned = 0                            # bytes of the handles' snapshots (each counted)
         self._uid, self._gid = os.getuid(), os.getgid()
         t = self._time = time.time_ns()
@@ -262,6 +275,7 @@ class ProcFS(Operations):
         # a threaded session's mount point: fusermount wants write access to it (as sysfs's 0755)
         self._mount_dir_attr = dict(self._base, st_mode=stat.S_IFDIR | 0o755, st_nlink=2)
         self._file_attrs: dict[int, dict] = {}      # mode -> attrs (fusepy only reads them)
+        self._memo: tuple = (None, {})              # (tree, FUSE path -> (name, attrs) or None): _plain
         self.ready = on_ready is None               # READY_XATTR: every session of the mount is up
         self.fuse = None                            # libfuse's struct fuse *, once init ran
 
@@ -279,7 +293,36 @@ class ProcFS(Operations):
             self._on_ready(self)
 
     # --- metadata ------------------------------------------------------------------------
+    def _plain(self, path: str):
+        """(name, attrs) of a plain file at this FUSE path (readable, not a pipe, stream,
+        control or sized file) in the current tree, or None: every open+read+close asks it
+        twice (getattr, open), so it is remembered per tree (a new tree starts afresh)."""
+        tree = self.session.tree()
+        memo = self._memo
+        if memo[0] is not tree:
+            memo = self._memo = (tree, {})
+        got = memo[1].get(path, False)
+        if got is False:
+            name = self._name(path)
+            mode = tree.files.get(name)
+            got = None
+            if (mode is not None and mode & 0o444 and name not in tree.kinds and name not in tree.sized
+                    and name not in tree.dirs):
+                got = (name, self._attrs(mode))
+            if len(memo[1]) < 4096:
+                memo[1][path] = got
+        return got
+
+    def _attrs(self, mode: int) -> dict:
+        attrs = self._file_attrs.get(mode)
+        if attrs is None:
+            attrs = self._file_attrs[mode] = dict(self._base, st_mode=stat.S_IFREG | mode, st_nlink=1, st_size=0)
+        return attrs
+
     def getattr(self, path, fh=None):
+        got = self._plain(path)
+        if got is not None:
+            return got[1]
         tree = self.session.tree()
         name = self._name(path)
         if name in tree.dirs:
@@ -289,10 +332,7 @@ class ProcFS(Operations):
             raise FuseOSError(errno.ENOENT)
         if name in tree.sized:
             return dict(self._base, st_mode=stat.S_IFREG | mode, st_nlink=1, st_size=len(self._snapshot(name)[1]))
-        attrs = self._file_attrs.get(mode)
-        if attrs is None:
-            attrs = self._file_attrs[mode] = dict(self._base, st_mode=stat.S_IFREG | mode, st_nlink=1, st_size=0)
-        return attrs
+        return self._attrs(mode)
 
     def readdir(self, path, fh):
         tree = self.session.tree()
@@ -321,6 +361,11 @@ class ProcFS(Operations):
 
     # --- open / read / write ---------------------------------------------------------------
     def open(self, path, fi):
+        if not fi.flags & os.O_ACCMODE and (got := self._plain(path)) is not None:   # read-only, plain
+            fi.direct_io = 1
+            fi.fh = fh = next(self._ids)
+            self._handles[fh] = _Plain(got[0], self._plain_lock())   # (one dict store: atomic)
+            return 0
         tree = self.session.tree()
         name = self._name(path)
         mode = tree.files.get(name)
@@ -338,6 +383,10 @@ class ProcFS(Operations):
             self._handles[fh] = h
         return 0
 
+    def _plain_lock(self):
+        """The main session answers one request at a time: its plain reads share one lock."""
+        return self._hmutex_plain
+
     def _handle(self, fi) -> Handle:
         h = self._handles.get(fi.fh)               # a dict read is atomic; entries only come and go
         if h is None:
@@ -354,11 +403,15 @@ class ProcFS(Operations):
             raise FuseOSError(errno.EIO) from None
 
     def read(self, path, size, offset, fi):
-        h = self._handle(fi)
+        h = self._handles.get(fi.fh)               # _handle() inline: every read asks
+        if h is None:
+            raise FuseOSError(errno.EBADF)
         kind = h.kind
         if kind == "file":
-            with h.lock:
-                data = self._take_snapshot(h) if offset == 0 or h.snapshot is None else h.snapshot
+            data = h.snapshot
+            if offset == 0 or data is None:
+                with h.lock:
+                    data = self._take_snapshot(h)
             return data[offset:offset + size]
         if kind == "control":                       # replies not read yet on this handle
             with h.lock:
@@ -430,7 +483,13 @@ class ProcFS(Operations):
         later offset takes the current state (the kernel's seq_file does the same: it never
         keeps a whole copy per reader, and a reader that spans a change sees it).
         """
-        data = self._snapshot(h.path)[1]
+        try:                                        # _snapshot() inline: every first read asks
+            data = self.session.snapshot(h.path)[1]
+        except Gone:
+            raise FuseOSError(errno.ENOENT) from None
+        except Exception:
+            log.exception("rendering %s failed", h.path)
+            raise FuseOSError(errno.EIO) from None
         old = h.snapshot
         n = len(data)
         with self._hmutex:
@@ -592,6 +651,9 @@ class BlockingFS(ProcFS):
         if not getattr(_thread, "kept", False):
             _keep_thread_state()
         return getattr(self, op)(*args)
+
+    def _plain_lock(self):
+        return threading.Lock()
 
     def _wait(self, h: Handle, seq: int) -> bool:
         if not self.session.wait(h.path, seq, stop=_libfuse.fuse_interrupted):
