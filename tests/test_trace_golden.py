@@ -129,3 +129,29 @@ def test_run_records_print_each_events_line():
                 want = [Trace.line(_entry(rec, i), cpu) for i in range(len(pfns))]
                 assert tr._run_lines(cpu, rec, 0, len(pfns)) == want, (event, step)
                 assert tr._run_lines(cpu, rec, 3, 5) == want[3:5]
+
+
+def test_events_snapshot_consume_and_read_pipe_agree():
+    """The iteration API (Trace.events, for other renderings such as binary pages) gives every
+    unread event once, oldest first, as snapshot() and consume() do; consume()'s per-event lines
+    (Trace.line) are what read_pipe prints for a twin machine given the same commands."""
+    from procsim.mm.trace import Trace
+    twins = [Control(lambda: Kernel(M.loads(TINY_SWAP))) for _ in range(2)]
+    for c in twins:
+        for cmd in ("tracefs events/enable 1", "kmalloc 128 count=200 cpu=1", FILL.format("a"),
+                    "alloc_pages 0 count=3000 use=pagecache cpu=1", "sleep 1", "free_pages tag=a"):
+            assert not c.run(cmd).errno
+    tr, other = twins[0].kernel.trace, twins[1].kernel.trace
+    events = list(tr.events())
+    snap = tr.snapshot()
+    assert len(events) == len(snap) == tr.entries() == tr.listing()[0] > 20000
+    assert events == [(c, *e[:5]) for c, e in snap]
+    assert [e[1] for e in events] == sorted(e[1] for e in events)
+    assert {e[0] for e in events} == {0, 1}
+    got = tr.consume()
+    assert [(c, e) for c, e, _ in got] == snap and tr.entries() == 0 and list(tr.events()) == []
+    text = "".join(Trace.line(e, c) for c, e, _ in got)
+    piped = []
+    while chunk := other.read_pipe(50000):
+        piped.append(chunk)
+    assert b"".join(piped).decode() == text
