@@ -236,18 +236,6 @@ class Handle:
         self.lock = threading.Lock()    # one request at a time per handle
 
 
-class _Plain:
-    """A read-only open of a plain file: all that read and release use (half a Handle's cost)."""
-    __slots__ = ("path", "snapshot", "lock")
-    kind = "file"
-    pending = None
-
-    def __init__(self, path: str, lock):
-        self.path = path
-        self.snapshot = None
-        self.lock = lock
-
-
 _DIR = stat.S_IFDIR | 0o555
 
 
@@ -266,7 +254,7 @@ class ProcFS(Operations):
         self._handles: dict[int, Handle] = {}
         self._ids = itertools.count(1)
         self._hmutex = threading.Lock()             # guards _handles and the pins
-        self._hmutex_plain = threading.Lock()       # the plain read handles' (see _plain_lock)
+        self._snaps: dict[int, bytes] = {}          # plain read handle -> its snapshot (counted in _pinned)
         self._pinned = 0                            # bytes of the handles' snapshots (each counted)
         self._uid, self._gid = os.getuid(), os.getgid()
         t = self._time = time.time_ns()
@@ -364,7 +352,7 @@ class ProcFS(Operations):
         if not fi.flags & os.O_ACCMODE and (got := self._plain(path)) is not None:   # read-only, plain
             fi.direct_io = 1
             fi.fh = fh = next(self._ids)
-            self._handles[fh] = _Plain(got[0], self._plain_lock())   # (one dict store: atomic)
+            self._handles[fh] = got[0]              # a plain read handle is its file's name (one dict store)
             return 0
         tree = self.session.tree()
         name = self._name(path)
@@ -383,13 +371,9 @@ class ProcFS(Operations):
             self._handles[fh] = h
         return 0
 
-    def _plain_lock(self):
-        """The main session answers one request at a time: its plain reads share one lock."""
-        return self._hmutex_plain
-
     def _handle(self, fi) -> Handle:
         h = self._handles.get(fi.fh)               # a dict read is atomic; entries only come and go
-        if h is None:
+        if h is None or h.__class__ is str:         # (a plain read handle is never written)
             raise FuseOSError(errno.EBADF)
         return h
 
@@ -403,7 +387,13 @@ class ProcFS(Operations):
             raise FuseOSError(errno.EIO) from None
 
     def read(self, path, size, offset, fi):
-        h = self._handles.get(fi.fh)               # _handle() inline: every read asks
+        fh = fi.fh
+        h = self._handles.get(fh)                  # _handle() inline: every read asks
+        if h.__class__ is str:                      # a plain file opened read-only
+            data = self._snaps.get(fh) if offset else None
+            if data is None:
+                data = self._take_plain(fh, h)
+            return data[offset:offset + size]
         if h is None:
             raise FuseOSError(errno.EBADF)
         kind = h.kind
@@ -500,6 +490,25 @@ class ProcFS(Operations):
                 h.snapshot = data
             else:
                 h.snapshot = None
+        return data
+
+    def _take_plain(self, fh: int, name: str) -> bytes:
+        """_take_snapshot() for a plain read handle (its snapshot lives in _snaps)."""
+        try:
+            data = self.session.snapshot(name)[1]
+        except Gone:
+            raise FuseOSError(errno.ENOENT) from None
+        except Exception:
+            log.exception("rendering %s failed", name)
+            raise FuseOSError(errno.EIO) from None
+        n = len(data)
+        with self._hmutex:
+            old = self._snaps.pop(fh, None)
+            if old is not None:
+                self._pinned -= len(old)
+            if self._pinned + n <= SNAPSHOT_BYTES and fh in self._handles:   # (not released meanwhile)
+                self._pinned += n
+                self._snaps[fh] = data
         return data
 
     def _unpin(self, h: Handle) -> None:
@@ -623,6 +632,11 @@ class ProcFS(Operations):
         reach the writer (close(2) has returned), so the log says it ran at close."""
         with self._hmutex:
             h = self._handles.pop(fi.fh, None)
+            if h.__class__ is str:                  # a plain read handle
+                data = self._snaps.pop(fi.fh, None)
+                if data is not None:
+                    self._pinned -= len(data)
+                return 0
             if h is not None and h.snapshot is not None:
                 self._pinned -= len(h.snapshot)
                 h.snapshot = None
@@ -651,9 +665,6 @@ class BlockingFS(ProcFS):
         if not getattr(_thread, "kept", False):
             _keep_thread_state()
         return getattr(self, op)(*args)
-
-    def _plain_lock(self):
-        return threading.Lock()
 
     def _wait(self, h: Handle, seq: int) -> bool:
         if not self.session.wait(h.path, seq, stop=_libfuse.fuse_interrupted):
