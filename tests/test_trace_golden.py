@@ -121,6 +121,8 @@ def test_run_records_print_each_events_line():
         ("mm_page_alloc_zone_locked", range(0x2000, 0x1ff0, -1), (0, 1, True), 12_345_678_901, 0),
         ("mm_page_pcpu_drain", range(0, 40), (0, 0), 0, 0),
         ("mm_page_free", range(0xfffff0, 0x1000010), (0,), 86_400_000_000_000, 0),
+        ("mm_page_pcpu_drain", range((1 << 34) - 3, (1 << 34) + 3), (0, 1), 5, 0),
+        ("mm_page_alloc", ((1 << 34) + 5, 3), (0, 1, 0xcc0), 5, 1000),
     ]
     for event, pfns, rest, ts, step in cases:
         for task in (("kswapd0", 35), ("50%done", 1234567)):

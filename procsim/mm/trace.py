@@ -257,6 +257,11 @@ class CpuBuffer:
 
 
 _VMX = "%016x pfn=%#x"
+# below pfn 2^34 (64 TiB) the pointer is "ffffea" and 10 hex digits of pfn * 64 (vmemmap's low 40
+# bits are 0): formatting a small int is cheaper than the 64-bit one
+_SMALL_PFN = 1 << 34
+_VMX_SMALL = f"{VMEMMAP_BASE >> 40:x}%010x pfn=%#x"
+assert VMEMMAP_BASE & ((1 << 40) - 1) == 0 and len(f"{VMEMMAP_BASE >> 40:x}") == 6
 
 
 def _page_tail(event: str, pfn: int, rest: tuple) -> str:
@@ -458,10 +463,14 @@ class Trace:
         with each page's struct page pointer and pfn -- C-level map/zip, no per-line Python."""
         seq, ts, event, pfns, task, size, rest, step = rec
         sub = pfns[a:b]
+        if not sub:
+            return []
+        small = (max(sub[0], sub[-1]) if type(sub) is range else max(sub)) < _SMALL_PFN
+        base, vmx = (0, _VMX_SMALL) if small else (_VM, _VMX)
         if type(sub) is range:
-            ptrs = range(_VM + sub.start * 64, _VM + sub.stop * 64, sub.step * 64)
+            ptrs = range(base + sub.start * 64, base + sub.stop * 64, sub.step * 64)
         else:
-            ptrs = map(_add, repeat(_VM), map(_mul, sub, repeat(64)))
+            ptrs = map(_add, repeat(base), map(_mul, sub, repeat(64)))
         if step:
             t0 = ts + a * step
             if step % 1000 == 0:                      # whole microseconds: each second's lines a range of them
@@ -471,37 +480,37 @@ class Trace:
                 while i < n:
                     secs, us = divmod(us0 + i * dus, 1_000_000)
                     j = min(n, i + (1_000_000 - us + dus - 1) // dus)
-                    key = (task, cpu, -1 - secs, event, rest)
+                    key = (task, cpu, -1 - secs, event, rest, small)
                     t = self._templates.get(key)
                     if t is None:
                         comm, pid = task
                         t = (f"{comm:>16}-{pid:<7d} [{cpu:03d}] ..... {secs:5d}.".replace("%", "%%") + "%06d: "
-                             + f"{event}: page=".replace("%", "%%") + _VMX
+                             + f"{event}: page=".replace("%", "%%") + vmx
                              + _page_tail(event, sub[0], rest).replace("%", "%%") + "\n")
                         self._templates[key] = t
                     part = sub[i:j]
-                    pp = (range(_VM + part.start * 64, _VM + part.stop * 64, part.step * 64) if type(part) is range
-                          else map(_add, repeat(_VM), map(_mul, part, repeat(64))))
+                    pp = (range(base + part.start * 64, base + part.stop * 64, part.step * 64) if type(part) is range
+                          else map(_add, repeat(base), map(_mul, part, repeat(64))))
                     out.extend(map(t.__mod__, zip(range(us, us + (j - i) * dus, dus), pp, part)))
                     i = j
                 return out
-            key = (task, cpu, None, event, rest)
+            key = (task, cpu, None, event, rest, small)
             t = self._templates.get(key)
             if t is None:
                 comm, pid = task
                 t = (f"{comm:>16}-{pid:<7d} [{cpu:03d}] ..... ".replace("%", "%%") + "%5d.%06d: "
-                     + f"{event}: page=".replace("%", "%%") + _VMX + _page_tail(event, sub[0], rest).replace("%", "%%")
+                     + f"{event}: page=".replace("%", "%%") + vmx + _page_tail(event, sub[0], rest).replace("%", "%%")
                      + "\n")
                 self._templates[key] = t
             times = map(divmod, map(_floordiv, range(t0, t0 + len(sub) * step, step), repeat(1000)),
                         repeat(1_000_000))
             return list(map(t.__mod__, map(_tuple_add, times, zip(ptrs, sub))))
-        key = (task, cpu, ts, event, rest)
+        key = (task, cpu, ts, event, rest, small)
         t = self._templates.get(key)
         if t is None:
             if len(self._templates) > 4096:
                 self._templates.clear()
-            t = (f"{self.context(task, cpu, ts)}{event}: page=".replace("%", "%%") + _VMX
+            t = (f"{self.context(task, cpu, ts)}{event}: page=".replace("%", "%%") + vmx
                  + _page_tail(event, sub[0], rest).replace("%", "%%") + "\n")
             self._templates[key] = t
         return list(map(t.__mod__, zip(ptrs, sub)))
