@@ -491,7 +491,7 @@ class Trace:
                     part = sub[i:j]
                     pp = (range(base + part.start * 64, base + part.stop * 64, part.step * 64) if type(part) is range
                           else map(_add, repeat(base), map(_mul, part, repeat(64))))
-                    out.extend(map(t.__mod__, zip(range(us, us + (j - i) * dus, dus), pp, part)))
+                    out.extend(map(t.__mod__, zip(range(us, us + (j - i) * dus, dus), pp, part, strict=True)))
                     i = j
                 return out
             key = (task, cpu, None, event, rest, small)
@@ -504,7 +504,7 @@ class Trace:
                 self._templates[key] = t
             times = map(divmod, map(_floordiv, range(t0, t0 + len(sub) * step, step), repeat(1000)),
                         repeat(1_000_000))
-            return list(map(t.__mod__, map(_tuple_add, times, zip(ptrs, sub))))
+            return list(map(t.__mod__, map(_tuple_add, times, zip(ptrs, sub, strict=True))))
         key = (task, cpu, ts, event, rest, small)
         t = self._templates.get(key)
         if t is None:
@@ -513,7 +513,7 @@ class Trace:
             t = (f"{self.context(task, cpu, ts)}{event}: page=".replace("%", "%%") + vmx
                  + _page_tail(event, sub[0], rest).replace("%", "%%") + "\n")
             self._templates[key] = t
-        return list(map(t.__mod__, zip(ptrs, sub)))
+        return list(map(t.__mod__, zip(ptrs, sub, strict=True)))
 
     def entries(self) -> int:
         return sum(b.entries() for b in self.bufs.values())
