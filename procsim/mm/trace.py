@@ -607,9 +607,8 @@ class Trace:
                             default=None)
                 self._normalise(b)
                 page, i, off = b.pages[0], b.start, b.off
-                lost = b.overrun - b.last_overrun
-                b.last_overrun = b.overrun
-                head = f"CPU:{c} [LOST {lost} EVENTS]\n" if lost else ""
+                lost = b.overrun - b.last_overrun      # told once it is printed (with its first line):
+                head = f"CPU:{c} [LOST {lost} EVENTS]\n" if lost else ""   # one that does not fit waits
                 full = False
                 n = nbytes = 0
                 task = ts = prefix = None
@@ -664,7 +663,9 @@ class Trace:
                         if out and used + m > size:
                             full = True
                             break
-                        head = ""
+                        if head:
+                            head = ""
+                            b.last_overrun += lost
                         out.append(text)
                         used += m
                         nbytes += e[5]
@@ -681,6 +682,7 @@ class Trace:
                             full = True
                             break
                         head = ""
+                        b.last_overrun += lost
                         out.append(text)
                         used += m
                         nbytes += e[5]
