@@ -1079,6 +1079,7 @@ def main() -> int:
     info = machine_info()
     info["pinned to"] = f"CPU {pinned} (everything the run starts)"
     pace = python_pace()
+    load = os.getloadavg()[0]                  # the machine is shared: its load beside every run
     print(" · ".join(f"{k} {v}" for k, v in info.items()), flush=True)
     t = time.perf_counter()
     bench_engine()
@@ -1102,6 +1103,7 @@ def main() -> int:
     bench_idle_mount()
     pace = f"{pace} at the start, {python_pace()} at the end"
     info["Python pace (a fixed 1 M-iteration loop, per iteration)"] = pace
+    info["load average (1 min, uptime)"] = f"{load:.2f} at the start, {os.getloadavg()[0]:.2f} at the end"
     tbl = table()
     print()
     print(tbl)

@@ -254,6 +254,7 @@ class ProcFS(Operations):
         self._handles: dict[int, Handle] = {}
         self._ids = itertools.count(1)
         self._hmutex = threading.Lock()             # guards _handles and the pins
+        self._snaps: dict[int, bytes] = {}          # plain read handle -> its snapshot (counted in _pinned)
         self._pinned = 0                            # bytes of the handles' snapshots (each counted)
         self._uid, self._gid = os.getuid(), os.getgid()
         t = self._time = time.time_ns()
@@ -262,6 +263,7 @@ class ProcFS(Operations):
         # a threaded session's mount point: fusermount wants write access to it (as sysfs's 0755)
         self._mount_dir_attr = dict(self._base, st_mode=stat.S_IFDIR | 0o755, st_nlink=2)
         self._file_attrs: dict[int, dict] = {}      # mode -> attrs (fusepy only reads them)
+        self._memo: tuple = (None, {})              # (tree, FUSE path -> (name, attrs) or None): _plain
         self.ready = on_ready is None               # READY_XATTR: every session of the mount is up
         self.fuse = None                            # libfuse's struct fuse *, once init ran
 
@@ -279,7 +281,36 @@ class ProcFS(Operations):
             self._on_ready(self)
 
     # --- metadata ------------------------------------------------------------------------
+    def _plain(self, path: str):
+        """(name, attrs) of a plain file at this FUSE path (readable, not a pipe, stream,
+        control or sized file) in the current tree, or None: every open+read+close asks it
+        twice (getattr, open), so it is remembered per tree (a new tree starts afresh)."""
+        tree = self.session.tree()
+        memo = self._memo
+        if memo[0] is not tree:
+            memo = self._memo = (tree, {})
+        got = memo[1].get(path, False)
+        if got is False:
+            name = self._name(path)
+            mode = tree.files.get(name)
+            got = None
+            if (mode is not None and mode & 0o444 and name not in tree.kinds and name not in tree.sized
+                    and name not in tree.dirs):
+                got = (name, self._attrs(mode))
+            if len(memo[1]) < 4096:
+                memo[1][path] = got
+        return got
+
+    def _attrs(self, mode: int) -> dict:
+        attrs = self._file_attrs.get(mode)
+        if attrs is None:
+            attrs = self._file_attrs[mode] = dict(self._base, st_mode=stat.S_IFREG | mode, st_nlink=1, st_size=0)
+        return attrs
+
     def getattr(self, path, fh=None):
+        got = self._plain(path)
+        if got is not None:
+            return got[1]
         tree = self.session.tree()
         name = self._name(path)
         if name in tree.dirs:
@@ -289,10 +320,7 @@ class ProcFS(Operations):
             raise FuseOSError(errno.ENOENT)
         if name in tree.sized:
             return dict(self._base, st_mode=stat.S_IFREG | mode, st_nlink=1, st_size=len(self._snapshot(name)[1]))
-        attrs = self._file_attrs.get(mode)
-        if attrs is None:
-            attrs = self._file_attrs[mode] = dict(self._base, st_mode=stat.S_IFREG | mode, st_nlink=1, st_size=0)
-        return attrs
+        return self._attrs(mode)
 
     def readdir(self, path, fh):
         tree = self.session.tree()
@@ -321,6 +349,11 @@ class ProcFS(Operations):
 
     # --- open / read / write ---------------------------------------------------------------
     def open(self, path, fi):
+        if not fi.flags & os.O_ACCMODE and (got := self._plain(path)) is not None:   # read-only, plain
+            fi.direct_io = 1
+            fi.fh = fh = next(self._ids)
+            self._handles[fh] = got[0]              # a plain read handle is its file's name (one dict store)
+            return 0
         tree = self.session.tree()
         name = self._name(path)
         mode = tree.files.get(name)
@@ -340,7 +373,7 @@ class ProcFS(Operations):
 
     def _handle(self, fi) -> Handle:
         h = self._handles.get(fi.fh)               # a dict read is atomic; entries only come and go
-        if h is None:
+        if h is None or h.__class__ is str:         # (a plain read handle is never written)
             raise FuseOSError(errno.EBADF)
         return h
 
@@ -354,11 +387,21 @@ class ProcFS(Operations):
             raise FuseOSError(errno.EIO) from None
 
     def read(self, path, size, offset, fi):
-        h = self._handle(fi)
+        fh = fi.fh
+        h = self._handles.get(fh)                  # _handle() inline: every read asks
+        if h.__class__ is str:                      # a plain file opened read-only
+            data = self._snaps.get(fh) if offset else None
+            if data is None:
+                data = self._take_plain(fh, h)
+            return data[offset:offset + size]
+        if h is None:
+            raise FuseOSError(errno.EBADF)
         kind = h.kind
         if kind == "file":
-            with h.lock:
-                data = self._take_snapshot(h) if offset == 0 or h.snapshot is None else h.snapshot
+            data = h.snapshot
+            if offset == 0 or data is None:
+                with h.lock:
+                    data = self._take_snapshot(h)
             return data[offset:offset + size]
         if kind == "control":                       # replies not read yet on this handle
             with h.lock:
@@ -430,7 +473,13 @@ class ProcFS(Operations):
         later offset takes the current state (the kernel's seq_file does the same: it never
         keeps a whole copy per reader, and a reader that spans a change sees it).
         """
-        data = self._snapshot(h.path)[1]
+        try:                                        # _snapshot() inline: every first read asks
+            data = self.session.snapshot(h.path)[1]
+        except Gone:
+            raise FuseOSError(errno.ENOENT) from None
+        except Exception:
+            log.exception("rendering %s failed", h.path)
+            raise FuseOSError(errno.EIO) from None
         old = h.snapshot
         n = len(data)
         with self._hmutex:
@@ -441,6 +490,25 @@ class ProcFS(Operations):
                 h.snapshot = data
             else:
                 h.snapshot = None
+        return data
+
+    def _take_plain(self, fh: int, name: str) -> bytes:
+        """_take_snapshot() for a plain read handle (its snapshot lives in _snaps)."""
+        try:
+            data = self.session.snapshot(name)[1]
+        except Gone:
+            raise FuseOSError(errno.ENOENT) from None
+        except Exception:
+            log.exception("rendering %s failed", name)
+            raise FuseOSError(errno.EIO) from None
+        n = len(data)
+        with self._hmutex:
+            old = self._snaps.pop(fh, None)
+            if old is not None:
+                self._pinned -= len(old)
+            if self._pinned + n <= SNAPSHOT_BYTES and fh in self._handles:   # (not released meanwhile)
+                self._pinned += n
+                self._snaps[fh] = data
         return data
 
     def _unpin(self, h: Handle) -> None:
@@ -564,6 +632,11 @@ class ProcFS(Operations):
         reach the writer (close(2) has returned), so the log says it ran at close."""
         with self._hmutex:
             h = self._handles.pop(fi.fh, None)
+            if h.__class__ is str:                  # a plain read handle
+                data = self._snaps.pop(fi.fh, None)
+                if data is not None:
+                    self._pinned -= len(data)
+                return 0
             if h is not None and h.snapshot is not None:
                 self._pinned -= len(h.snapshot)
                 h.snapshot = None

@@ -132,6 +132,7 @@ class Session:
         self._mutex = threading.Lock()
         self._tree: Tree | None = None
         self._tree_state = None                     # (boots, generation) the tree was checked at
+        self._tree_seen = None                      # (boots, generation, tree): tree()'s lock-free look
         self._epoch = 0                             # volatile views' changes not in generation (under _mutex)
         self._wake_lock = threading.Lock()          # blocked readers: one condition per file on this lock
         self._conds: dict[str, threading.Condition] = {}
@@ -217,7 +218,12 @@ class Session:
         return list(self.views) + [CONTROL, LOG, ALLOCATIONS]
 
     def tree(self) -> Tree:
-        """The file tree of the state now: one look-up per FUSE operation, atomic."""
+        """The file tree of the state now: one look-up per FUSE operation, atomic.  Without the
+        lock while the state has not moved (every FUSE request asks: the common case)."""
+        seen = self._tree_seen                     # (boots, generation, tree), replaced whole
+        c = self.control
+        if seen is not None and seen[1] == c.kernel.generation and seen[0] == c.boots:
+            return seen[2]
         with self._mutex:
             c = self.control
             state = (c.boots, c.kernel.generation)
@@ -228,15 +234,22 @@ class Session:
             if t is None or t.key != key:
                 t = self._tree = build_tree(key, self._views, {CONTROL: 0o600, LOG: 0o444, ALLOCATIONS: 0o444})
             self._tree_state = state
+            self._tree_seen = (*state, t)
             return t
 
     def snapshot(self, path: str) -> tuple[tuple, bytes]:
         """(key, bytes) of the file now; the key names the state it was rendered from, so
         open handles can share one snapshot per (path, state).  Gone if the file is not in
         the state any more."""
+        hit = self._cache.get(path)                 # the common case first, without the lock: a file
+        if hit is not None:                         # read again, unchanged (entries are replaced whole)
+            key, c = hit[0], self.control
+            if len(key) == 3 and key[2] == (c.serial if path in (LOG, ALLOCATIONS) else c.kernel.generation) \
+                    and key[1] == c.boots:
+                return hit
         with self._mutex:
             c = self.control
-            hit = self._cache.get(path)             # the common case first: a file read again, unchanged
+            hit = self._cache.get(path)
             if hit is not None:
                 key = hit[0]
                 if len(key) == 3 and key[1] == c.boots and \

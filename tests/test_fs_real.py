@@ -192,3 +192,36 @@ def test_blocked_trace_pipe_readers_get_eof_on_sigterm_and_sigint(sig):
         assert results == [b"", b"", b""]
         assert not mounts(m.path) and not mounts(m.path / "sys/kernel/tracing")
         assert "Traceback" not in m.stderr_text()
+
+
+def test_no_read_is_stale_after_a_control_write(mounted):
+    """Reads are served from renders cached per state and from per-path memos of the tree
+    (procsim/fs.py ProcFS._plain, Session.snapshot's lock-free hit): after each control write
+    a new open, and an open handle read again at offset 0, give exactly what a fresh session
+    given the same commands renders (an in-process Session is the oracle), and a file the
+    write creates can be stat'ed and read at once even after a failed look-up of it."""
+    from procsim.session import Session
+    m = mounted("tiny")
+    oracle = Session(load(CONFIGS / "tiny.yaml"))
+    names = ("zoneinfo", "meminfo", "vmstat", "slabinfo", NODE0)
+    slab = "sys/kernel/slab/perf_test_cache/object_size"
+    held = {n: open(m / n, "rb", buffering=0) for n in names}
+    try:
+        assert not (m / slab).exists()                  # remembered as absent by the daemon
+        for cmd in ("alloc_pages 0 count=3000 tag=a", "kmalloc 256 count=500", "free_pages tag=a",
+                    "kmem_cache_create perf_test_cache 200", "drain_pages"):
+            before = {n: (m / n).read_bytes() for n in names}
+            (m / "control").write_text(cmd + "\n")
+            assert not oracle.run_lines([cmd])[0][-1].errno
+            for n in names:
+                want = oracle.snapshot(n)[1]
+                assert (m / n).read_bytes() == want, (cmd, n)
+                f = held[n]
+                f.seek(0)
+                assert f.read() == want, (cmd, n)
+            assert any(before[n] != oracle.snapshot(n)[1] for n in names), cmd
+        assert (m / slab).read_text() == "200\n"
+    finally:
+        for f in held.values():
+            f.close()
+        oracle.close()

@@ -312,3 +312,24 @@ def test_the_tracefs_command_checks_what_it_sets():
     assert c.kernel.trace.enabled["mm_page_alloc"] and not c.kernel.trace.enabled["kmalloc"]
     c.run("alloc_pages 0 count=3")
     assert c.kernel.trace.entries() == 3          # only mm_page_alloc is on: one a page
+
+
+def test_a_lost_notice_that_does_not_fit_a_read_starts_the_next_one():
+    """The kernel peeks the lost count with the entry (rb_lost_events) and consumes neither when
+    the LOST line and the entry's line do not fit the read (tracing_read_pipe rolls back a
+    partial line): the next read starts with the notice.  Before this it was lost."""
+    def machine():
+        c = Control(lambda: Kernel(M.loads((CONFIGS / "tiny.yaml").read_text())))
+        for cmd in ("tracefs per_cpu/cpu1/buffer_size_kb 1", "tracefs events/kmem/kmalloc/enable 1",
+                    "kmalloc 64 count=5 cpu=0", "kmalloc 64 count=2000 cpu=1"):
+            assert not c.run(cmd).errno, cmd
+        return c.kernel.trace
+    tr = machine()
+    lost = tr.bufs[1].overrun
+    assert lost > 0
+    first5 = b"".join(machine().read_pipe(1 << 20).splitlines(keepends=True)[:5])
+    got = tr.read_pipe(len(first5) + 40)             # cpu 0's five lines; the notice + a line do not fit
+    assert got == first5
+    nxt = tr.read_pipe(1 << 20)
+    assert nxt.startswith(f"CPU:1 [LOST {lost} EVENTS]\n".encode())
+    assert b"[LOST" not in tr.read_pipe(1 << 20)

@@ -9,9 +9,14 @@ events themselves), so the same commands leave the same state traced or not.
 Each cpu has its own ring (kernel/trace/ring_buffer.c): pages of BUF_PAGE_SIZE bytes, as
 many as ``buffer_size_kb`` asks (tracing_resize_ring_buffer), each event taking the bytes
 its ring-buffer event would (a 4-byte header, the trace_entry and the event's fields, plus
-an 8-byte time extend after a gap of 2^27 ns).  An entry is stored raw -- a small tuple of
-ints (seq, timestamp, event, arguments, task) -- and formatted only when read, with the
-TP_printk formats of include/trace/events/kmem.h and vmscan.h (6.18).  In overwrite mode
+an 8-byte time extend after a gap of 2^27 ns).  An entry is stored raw and formatted only when
+read, with the TP_printk formats of include/trace/events/kmem.h and vmscan.h (6.18): one event
+is a small tuple (seq, timestamp, event, arguments, task, bytes); the per-page events of a run
+(``emit_pfns``: the pages of a pcp refill, a drain, a fill) are one record per ring page they
+fill -- the pfns as a ``range`` (or a tuple), the shared arguments, the first timestamp and the
+step -- which costs the same whatever the run's length, and is expanded into its lines, byte
+for byte the per-event ones, by one C-level ``%`` template per run when read (``_run_text``).
+The ring's arithmetic (bytes per event, events per page, overrun, LOST) is per event as before.  In overwrite mode
 (the default) a full ring drops its oldest page: ``overrun`` counts the events lost, and
 the next trace_pipe read from that cpu starts with ``CPU:N [LOST M EVENTS]`` as
 print_trace_line() prints it.  ``trace`` reads the rings (entries-in-buffer/entries-written
@@ -27,8 +32,11 @@ deterministic: no host clock, no threads.
 from __future__ import annotations
 
 import errno
+from bisect import bisect_right
 from collections import deque
 from contextlib import nullcontext
+from itertools import accumulate, repeat
+from operator import add as _add, floordiv as _floordiv, mul as _mul
 
 from .errors import MMError
 from .printk import format_gfp_flags
@@ -128,6 +136,7 @@ EVENT_BYTES = {e: _event_bytes(e) for e in FIELDS}
 STRING_ARG = {"kmem_cache_alloc": 1, "kmem_cache_free": 1}   # which stored argument is a __string
 
 
+_tuple_add = tuple.__add__
 _VM = VMEMMAP_BASE                     # page_ptr() spelled out in the per-page formats: %p of pfn_to_page
 assert STRUCT_PAGE_SIZE == 64
 
@@ -162,17 +171,43 @@ FORMATS = {
 }
 
 
+def _nevents(rec) -> int:
+    """Events in a ring record: 1 for an event, the pfns for a run."""
+    return 1 if len(rec) == 6 else len(rec[3])
+
+
+def _entry(rec, i: int = 0):
+    """Event i of a record as the per-event tuple (seq, ts, event, args, task, bytes)."""
+    if len(rec) == 6:
+        return rec
+    seq, ts, event, pfns, task, size, rest, step = rec
+    return (seq + i, ts + i * step, event, (pfns[i], *rest), task, size)
+
+
+# events whose TP_printk prints the stored arguments as they are: their % format (read_pipe
+# formats a stretch of them with one context by one template)
+_PLAIN = {
+    "kfree": f"call_site={CALL_SITE} ptr=%016x\n",
+    "kmem_cache_free": f"call_site={CALL_SITE} ptr=%016x name=%s\n",
+    "mm_vmscan_direct_reclaim_end": "nr_reclaimed=%d\n",
+    "mm_vmscan_kswapd_sleep": "nid=%d\n",
+    "mm_vmscan_kswapd_wake": "nid=%d order=%d\n",
+}
+assert "%" not in CALL_SITE
+
+
 class CpuBuffer:
     """One cpu's ring_buffer_per_cpu: ``pages`` (oldest first; the last one is being
-    written), ``start`` the first unread entry of the oldest page.  The writer's counters
-    (entries written, bytes written) and the reader's (read, bytes gone, overrun, taken
-    under Trace.lock) are kept apart, so each has one writer."""
-    __slots__ = ("pages", "start", "tail_bytes", "nr_pages", "size", "last_ts", "written", "bytes_in",
+    written), each a list of records (an event, or a run of per-page events: ``_entry``);
+    ``start``/``off`` the first unread event of the oldest page (record index, event within
+    it).  The writer's counters (entries written, bytes written) and the reader's (read,
+    bytes gone, overrun, taken under Trace.lock) are kept apart, so each has one writer."""
+    __slots__ = ("pages", "start", "off", "tail_bytes", "nr_pages", "size", "last_ts", "written", "bytes_in",
                  "read", "overrun", "bytes_out", "last_overrun")
 
     def __init__(self, size: int):
         self.pages: deque = deque([[]])
-        self.start = 0
+        self.start = self.off = 0
         self.tail_bytes = 0
         self.resize(size)
         self.last_ts = None
@@ -188,19 +223,52 @@ class CpuBuffer:
         """ring_buffer_entries_cpu(): in the ring, not yet consumed."""
         return self.written - self.overrun - self.read
 
-    def oldest(self):
-        """The first unread entry, or None."""
+    def _first(self):
+        """(record, event index) of the first unread event, or None."""
         for i, page in enumerate(self.pages):
-            if len(page) > (self.start if i == 0 else 0):
-                return page[self.start if i == 0 else 0]
+            if i == 0:
+                if self.start < len(page):
+                    return page[self.start], self.off
+            elif page:
+                return page[0], 0
         return None
 
-    def unread(self):
-        """The unread entries, oldest first (a snapshot)."""
+    def oldest(self):
+        """The first unread entry (the per-event tuple), or None."""
+        got = self._first()
+        return None if got is None else _entry(*got)
+
+    def oldest_seq(self):
+        got = self._first()
+        return None if got is None else got[0][0] + got[1]
+
+    def records(self):
+        """The unread records, oldest first, each as (record, first unread event index)."""
         out = []
         for i, page in enumerate(self.pages):
-            out.extend(page[self.start:] if i == 0 else page[:])
+            if i == 0:
+                out.extend((r, self.off if j == self.start else 0) for j, r in enumerate(page) if j >= self.start)
+            else:
+                out.extend((r, 0) for r in page)
         return out
+
+    def unread(self):
+        """The unread entries, oldest first (a snapshot, one tuple per event)."""
+        return [_entry(r, i) for r, o in self.records() for i in range(o, _nevents(r))]
+
+
+_VMX = "%016x pfn=%#x"
+# below pfn 2^34 (64 TiB) the pointer is "ffffea" and 10 hex digits of pfn * 64 (vmemmap's low 40
+# bits are 0): formatting a small int is cheaper than the 64-bit one
+_SMALL_PFN = 1 << 34
+_VMX_SMALL = f"{VMEMMAP_BASE >> 40:x}%010x pfn=%#x"
+assert VMEMMAP_BASE & ((1 << 40) - 1) == 0 and len(f"{VMEMMAP_BASE >> 40:x}") == 6
+
+
+def _page_tail(event: str, pfn: int, rest: tuple) -> str:
+    """What a per-page event prints after its ``page=%p pfn=%#lx`` (the same for every page of a run)."""
+    body = FORMATS[event](pfn, *rest)
+    return body[body.index(" ", body.index(" pfn=") + 1):]
 
 
 class Trace:
@@ -220,6 +288,7 @@ class Trace:
         self.current = INIT                           # (comm, pid) of the task it runs for
         self.lock = nullcontext()                     # the shell's lock around pages and reads
         self.on_page = None                           # the shell's wake-up, called as a page is started
+        self._templates: dict = {}                    # (context, event, rest) -> a run's % template
 
     # --- control, as the tracefs files set it --------------------------------------------
     def _update(self):
@@ -295,55 +364,58 @@ class Trace:
             b = self.bufs[cpu] = CpuBuffer(self.cpu_size(cpu))
         ts = self.k.now_ns
         size = EVENT_BYTES[event]
-        if event in STRING_ARG:
-            size += -(-(len(args[STRING_ARG[event]]) + 1) // 4) * 4
-        last = b.last_ts
-        if last is not None and ts - last >= TS_DELTA_LIMIT and b.tail_bytes:
+        if event in STRING_ARG:                       # the __string's bytes and NUL, 4-byte aligned
+            size += (len(args[STRING_ARG[event]]) + 4) & ~3
+        used = b.tail_bytes
+        if used and ts - b.last_ts >= TS_DELTA_LIMIT:  # (a page with bytes has a last event)
             size += 8                                 # RINGBUF_TYPE_TIME_EXTEND
         b.last_ts = ts
-        if b.tail_bytes + size > BUF_PAGE_SIZE:
+        if used + size > BUF_PAGE_SIZE:
             self._new_page(b)
-        b.tail_bytes += size
-        self.seq += 1
+            used = 0
+        b.tail_bytes = used + size
+        self.seq = seq = self.seq + 1
         b.written += 1
         b.bytes_in += size
-        b.pages[-1].append((self.seq, ts, event, args, self.current, size))
+        b.pages[-1].append((seq, ts, event, args, self.current, size))
 
     def emit_pfns(self, event: str, cpu: int, pfns, *rest, step: int = 0):
         """emit(event, cpu, pfn, *rest) for each pfn, in order: a run's per-page events, the
         first at now and each next ``step`` ns later (a task faulting page after page, as
-        mm/sched.py's TaskClock times them; step < 2^27 ns, so no time extend after the first)."""
+        mm/sched.py's TaskClock times them; step < 2^27 ns, so no time extend after the first).
+        The first is recorded as emit() does it (it may take a time extend); the rest as one
+        record per ring page they fill, with the ring's per-event arithmetic."""
         if not self.enabled[event]:
             return
-        it = iter(pfns)
-        for pfn in it:                                # the first as emit() does it
-            self.emit(event, cpu, pfn, *rest)
-            break
-        else:
+        if type(pfns) is not range:
+            pfns = tuple(pfns)
+            if len(pfns) > 2:                         # consecutive pfns (a pcp list's run) keep as a range
+                p0, d = pfns[0], 1 if pfns[1] > pfns[0] else -1
+                if pfns[-1] - p0 == d * (len(pfns) - 1) and pfns == tuple(range(p0, pfns[-1] + d, d)):
+                    pfns = range(p0, pfns[-1] + d, d)
+        n = len(pfns)
+        if not n:
+            return
+        self.emit(event, cpu, pfns[0], *rest)
+        if n == 1:
             return
         b = self.bufs[cpu]
-        ts, task, size = b.last_ts, self.current, EVENT_BYTES[event]
-        page, used, seq = b.pages[-1], b.tail_bytes, self.seq
-        n = 0
-        for pfn in it:
-            if used + size > BUF_PAGE_SIZE:
-                b.tail_bytes = used
-                self.seq = seq
-                b.written += n
-                b.bytes_in += n * size
-                n = 0
+        ts0, task, size = b.last_ts, self.current, EVENT_BYTES[event]
+        i = 1
+        while i < n:
+            room = (BUF_PAGE_SIZE - b.tail_bytes) // size
+            if not room:
                 self._new_page(b)
-                page, used = b.pages[-1], 0
-            used += size
-            seq += 1
-            n += 1
-            ts += step
-            page.append((seq, ts, event, (pfn, *rest), task, size))
-        b.tail_bytes = used
-        self.seq = seq
-        b.written += n
-        b.bytes_in += n * size
-        b.last_ts = ts
+                continue
+            j = min(n, i + room)
+            m = j - i
+            b.pages[-1].append((self.seq + 1, ts0 + i * step, event, pfns[i:j], task, size, rest, step))
+            b.tail_bytes += m * size
+            self.seq += m
+            b.written += m
+            b.bytes_in += m * size
+            i = j
+        b.last_ts = ts0 + (n - 1) * step
 
     def _new_page(self, b: CpuBuffer):
         """rb_move_tail(): the next page; a full ring overwrites its oldest (rb_handle_head_page)."""
@@ -359,10 +431,15 @@ class Trace:
     def _drop_oldest(b: CpuBuffer):
         """The oldest page is overwritten: its unread entries are overrun (under the lock)."""
         page = b.pages.popleft()
-        gone = page[b.start:]
-        b.overrun += len(gone)
-        b.bytes_out += sum(e[5] for e in gone)
-        b.start = 0
+        gone = nbytes = 0
+        for j in range(b.start, len(page)):
+            rec = page[j]
+            m = _nevents(rec) - (b.off if j == b.start else 0)
+            gone += m
+            nbytes += m * rec[5]
+        b.overrun += gone
+        b.bytes_out += nbytes
+        b.start = b.off = 0
         if not b.pages:
             b.pages.append([])
             b.tail_bytes = 0
@@ -381,6 +458,64 @@ class Trace:
         _, ts, event, args, task, _ = entry
         return f"{Trace.context(task, cpu, ts)}{event}: {FORMATS[event](*args)}\n"
 
+    def _run_lines(self, cpu: int, rec, a: int, b: int) -> list:
+        """The lines of events a..b-1 of a run record, each byte for byte Trace.line()'s: one
+        ``%`` template per run (context, event name and the shared arguments fixed), filled
+        with each page's struct page pointer and pfn -- C-level map/zip, no per-line Python."""
+        seq, ts, event, pfns, task, size, rest, step = rec
+        sub = pfns[a:b]
+        if not sub:
+            return []
+        small = (max(sub[0], sub[-1]) if type(sub) is range else max(sub)) < _SMALL_PFN
+        base, vmx = (0, _VMX_SMALL) if small else (_VM, _VMX)
+        if type(sub) is range:
+            ptrs = range(base + sub.start * 64, base + sub.stop * 64, sub.step * 64)
+        else:
+            ptrs = map(_add, repeat(base), map(_mul, sub, repeat(64)))
+        if step:
+            t0 = ts + a * step
+            if step % 1000 == 0:                      # whole microseconds: each second's lines a range of them
+                out = []
+                us0, dus = t0 // 1000, step // 1000
+                i, n = 0, len(sub)
+                while i < n:
+                    secs, us = divmod(us0 + i * dus, 1_000_000)
+                    j = min(n, i + (1_000_000 - us + dus - 1) // dus)
+                    key = (task, cpu, -1 - secs, event, rest, small)
+                    t = self._templates.get(key)
+                    if t is None:
+                        comm, pid = task
+                        t = (f"{comm:>16}-{pid:<7d} [{cpu:03d}] ..... {secs:5d}.".replace("%", "%%") + "%06d: "
+                             + f"{event}: page=".replace("%", "%%") + vmx
+                             + _page_tail(event, sub[0], rest).replace("%", "%%") + "\n")
+                        self._templates[key] = t
+                    part = sub[i:j]
+                    pp = (range(base + part.start * 64, base + part.stop * 64, part.step * 64) if type(part) is range
+                          else map(_add, repeat(base), map(_mul, part, repeat(64))))
+                    out.extend(map(t.__mod__, zip(range(us, us + (j - i) * dus, dus), pp, part, strict=True)))
+                    i = j
+                return out
+            key = (task, cpu, None, event, rest, small)
+            t = self._templates.get(key)
+            if t is None:
+                comm, pid = task
+                t = (f"{comm:>16}-{pid:<7d} [{cpu:03d}] ..... ".replace("%", "%%") + "%5d.%06d: "
+                     + f"{event}: page=".replace("%", "%%") + vmx + _page_tail(event, sub[0], rest).replace("%", "%%")
+                     + "\n")
+                self._templates[key] = t
+            times = map(divmod, map(_floordiv, range(t0, t0 + len(sub) * step, step), repeat(1000)),
+                        repeat(1_000_000))
+            return list(map(t.__mod__, map(_tuple_add, times, zip(ptrs, sub, strict=True))))
+        key = (task, cpu, ts, event, rest, small)
+        t = self._templates.get(key)
+        if t is None:
+            if len(self._templates) > 4096:
+                self._templates.clear()
+            t = (f"{self.context(task, cpu, ts)}{event}: page=".replace("%", "%%") + vmx
+                 + _page_tail(event, sub[0], rest).replace("%", "%%") + "\n")
+            self._templates[key] = t
+        return list(map(t.__mod__, zip(ptrs, sub, strict=True)))
+
     def entries(self) -> int:
         return sum(b.entries() for b in self.bufs.values())
 
@@ -396,16 +531,42 @@ class Trace:
     def unread(self) -> int:
         return self.entries()
 
+    def _segments(self) -> list:
+        """Every unread record as (first seq, cpu, record, first event index), oldest first.
+        A run's events have consecutive seqs that no other cpu's event falls between (the core
+        records one thing at a time), so ordering the records orders the events."""
+        with self.lock:
+            segs = [(r[0] + o, c, r, o) for c, b in self.bufs.items() for r, o in b.records()]
+        segs.sort(key=lambda x: x[0])
+        return segs
+
+    def events(self):
+        """Every unread event, oldest first, not consumed: (cpu, seq, ts, event, args, (comm, pid)).
+        The iteration API for other renderings of the rings (e.g. binary trace_pipe_raw pages)."""
+        for _, c, r, o in self._segments():
+            for i in range(o, _nevents(r)):
+                seq, ts, event, args, task, _ = _entry(r, i)
+                yield c, seq, ts, event, args, task
+
     def snapshot(self) -> list:
         """Every unread entry as (cpu, entry), merged oldest first: what ``trace`` lists."""
-        with self.lock:
-            merged = [(e, c) for c, b in self.bufs.items() for e in b.unread()]
-        merged.sort(key=lambda x: x[0][0])
-        return [(c, e) for e, c in merged]
+        return [(c, _entry(r, i)) for _, c, r, o in self._segments() for i in range(o, _nevents(r))]
+
+    def listing(self) -> tuple[int, str]:
+        """(entries, lines) of ``trace`` (without its header), from one look at the rings."""
+        out, n = [], 0
+        for _, c, r, o in self._segments():
+            if len(r) == 6:
+                out.append(self.line(r, c))
+                n += 1
+            else:
+                out.extend(self._run_lines(c, r, o, len(r[3])))
+                n += len(r[3]) - o
+        return n, "".join(out)
 
     def render(self) -> str:
         """The lines of ``trace`` (without its header)."""
-        return "".join(self.line(e, c) for c, e in self.snapshot())
+        return self.listing()[1]
 
     def consume(self) -> list:
         """trace_pipe read to the end: [(cpu, entry, lost)] oldest first, gone afterwards."""
@@ -416,6 +577,12 @@ class Trace:
                 out.append(got)
         return out
 
+    def _normalise(self, b: CpuBuffer):
+        """Drop emptied oldest pages before the first unread event (under the lock)."""
+        while b.start >= len(b.pages[0]) and len(b.pages) > 1:
+            b.pages.popleft()
+            b.start = b.off = 0
+
     def read_pipe(self, size: int) -> bytes:
         """One read(2) of trace_pipe (tracing_read_pipe()): the oldest unread entries as lines,
         as many whole lines as fit in size bytes (always at least one), consumed; a cpu whose
@@ -425,47 +592,141 @@ class Trace:
         out, used = [], 0
         context = self.context
         with self.lock:
-            while (got := self._peek_one()) is not None:
-                c, e, lost = got
-                b = self.bufs[c]
+            bufs = self.bufs
+            while True:
+                best = None
+                for c, b in bufs.items():
+                    s = b.oldest_seq()
+                    if s is not None and (best is None or s < best[0]):
+                        best = (s, c)
+                if best is None:
+                    break
+                c = best[1]
+                b = bufs[c]
                 # the other cpus' oldest: this cpu's entries before it come next, in a row
-                bound = min((o[0] for cc, bb in self.bufs.items() if cc != c and (o := bb.oldest()) is not None),
+                bound = min((s for cc, bb in bufs.items() if cc != c and (s := bb.oldest_seq()) is not None),
                             default=None)
-                page, i = b.pages[0], b.start
-                while i >= len(page):                 # an emptied oldest page before the entry
-                    b.pages.popleft()
-                    b.start = i = 0
-                    page = b.pages[0]
-                b.last_overrun = b.overrun
-                head = f"CPU:{c} [LOST {lost} EVENTS]\n" if lost else ""
+                self._normalise(b)
+                page, i, off = b.pages[0], b.start, b.off
+                lost = b.overrun - b.last_overrun      # told once it is printed (with its first line):
+                head = f"CPU:{c} [LOST {lost} EVENTS]\n" if lost else ""   # one that does not fit waits
                 full = False
                 n = nbytes = 0
                 task = ts = prefix = None
                 end = len(page)
                 while i < end:
                     e = page[i]
-                    if bound is not None and e[0] > bound:
+                    seq = e[0] + off
+                    if bound is not None and seq > bound:
                         break
-                    if e[4] is not task or e[1] != ts:    # trace_print_context, once per run of lines
-                        task, ts = e[4], e[1]
-                        prefix = context(task, c, ts)
-                    text = f"{head}{prefix}{e[2]}: {FORMATS[e[2]](*e[3])}\n"
-                    m = len(text) if text.isascii() else len(text.encode())
-                    if out and used + m > size:
+                    if len(e) == 6 and not head and (fmt := _PLAIN.get(e[2])) is not None:
+                        # a stretch of events printed as their arguments are, one context: one template
+                        ev, ets, etask = e[2], e[1], e[4]
+                        j, lim = i + 1, min(end, i + 1 + max(0, size - used) // 64)
+                        while j < lim:
+                            r = page[j]
+                            if len(r) != 6 or r[2] != ev or r[1] != ets or r[4] is not etask or (
+                                    bound is not None and r[0] > bound):
+                                break
+                            j += 1
+                        key = (etask, c, ets, ev)
+                        t = self._templates.get(key)
+                        if t is None:
+                            t = f"{context(etask, c, ets)}{ev}: ".replace("%", "%%") + fmt
+                            self._templates[key] = t
+                        stretch = page[i:j]
+                        lines = list(map(t.__mod__, [r[3] for r in stretch]))
+                        text = "".join(lines)
+                        if text.isascii():
+                            acc = list(accumulate(map(len, lines)))
+                        else:
+                            acc = list(accumulate(len(x.encode()) for x in lines))
+                        took = bisect_right(acc, size - used)
+                        if not took and not out:
+                            took = 1
+                        if took:
+                            out.append(text if took == len(lines) else "".join(lines[:took]))
+                            used += acc[took - 1]
+                            nbytes += sum(r[5] for r in stretch[:took]) if took < len(lines) else sum(
+                                r[5] for r in stretch)
+                            n += took
+                            i += took
+                        if took < len(lines):
+                            full = True
+                            break
+                        continue
+                    if len(e) == 6:
+                        if e[4] is not task or e[1] != ts:    # trace_print_context, once per run of lines
+                            task, ts = e[4], e[1]
+                            prefix = context(task, c, ts)
+                        text = f"{head}{prefix}{e[2]}: {FORMATS[e[2]](*e[3])}\n"
+                        m = len(text) if text.isascii() else len(text.encode())
+                        if out and used + m > size:
+                            full = True
+                            break
+                        if head:
+                            head = ""
+                            b.last_overrun += lost
+                        out.append(text)
+                        used += m
+                        nbytes += e[5]
+                        n += 1
+                        i += 1
+                        continue
+                    k = len(e[3])
+                    stop = k if bound is None else min(k, bound - e[0] + 1)
+                    if head:                          # the LOST line goes with the first line
+                        lines = self._run_lines(c, e, off, off + 1)
+                        text = head + lines[0]
+                        m = len(text) if text.isascii() else len(text.encode())
+                        if out and used + m > size:
+                            full = True
+                            break
+                        head = ""
+                        b.last_overrun += lost
+                        out.append(text)
+                        used += m
+                        nbytes += e[5]
+                        n += 1
+                        off += 1
+                        if off == k:
+                            i, off = i + 1, 0
+                        continue
+                    # as many whole lines as fit (a line is longer than 64 bytes), cut by their lengths
+                    room = size - used
+                    lines = self._run_lines(c, e, off, min(stop, off + max(0, room) // 64 + 1))
+                    text = "".join(lines)
+                    if text.isascii() and len(text) <= room:
+                        took = len(lines)
+                        out.append(text)
+                        used += len(text)
+                    else:
+                        if text.isascii():
+                            acc = list(accumulate(map(len, lines)))
+                        else:
+                            acc = list(accumulate(len(x.encode()) for x in lines))
+                        took = bisect_right(acc, room)
+                        if not took and not out:
+                            took = 1
+                        if took:
+                            out.append("".join(lines[:took]))
+                            used += acc[took - 1]
+                    nbytes += took * e[5]
+                    n += took
+                    off += took
+                    if off == k:
+                        i, off = i + 1, 0
+                    elif took < len(lines):
                         full = True
                         break
-                    head = ""
-                    out.append(text)
-                    used += m
-                    nbytes += e[5]
-                    n += 1
-                    i += 1
+                    elif off == stop:                 # another cpu's event comes first
+                        break
                 b.bytes_out += nbytes
                 b.read += n
-                b.start = i
+                b.start, b.off = i, off
                 if i >= len(page) and len(b.pages) > 1:
                     b.pages.popleft()
-                    b.start = 0
+                    b.start = b.off = 0
                 if full:
                     break
         return "".join(out).encode()
@@ -473,35 +734,31 @@ class Trace:
     def _peek_one(self):
         """(cpu, entry, lost) of the oldest unread entry over all cpus (trace_find_next_entry), or None."""
         best = None
-        if len(self.bufs) == 1:                       # one cpu traced: its oldest
-            for c, b in self.bufs.items():
-                page = b.pages[0]
-                if b.start < len(page):
-                    return c, page[b.start], b.overrun - b.last_overrun
         for c, b in self.bufs.items():
-            e = b.oldest()
-            if e is not None and (best is None or e[0] < best[1][0]):
-                best = (c, e)
+            s = b.oldest_seq()
+            if s is not None and (best is None or s < best[0]):
+                best = (s, c)
         if best is None:
             return None
-        b = self.bufs[best[0]]
-        return best[0], best[1], b.overrun - b.last_overrun
+        b = self.bufs[best[1]]
+        return best[1], b.oldest(), b.overrun - b.last_overrun
 
     def _advance(self, cpu: int):
-        """ring_buffer_consume() of cpu's oldest unread entry (under the lock)."""
+        """ring_buffer_consume() of cpu's oldest unread event (under the lock)."""
         b = self.bufs[cpu]
         b.last_overrun = b.overrun
+        self._normalise(b)
         page = b.pages[0]
-        while b.start >= len(page):             # an emptied oldest page before the entry
-            b.pages.popleft()
-            b.start = 0
-            page = b.pages[0]
-        b.bytes_out += page[b.start][5]
+        rec = page[b.start]
+        b.bytes_out += rec[5]
         b.read += 1
-        b.start += 1
+        b.off += 1
+        if b.off >= _nevents(rec):
+            b.start += 1
+            b.off = 0
         if b.start >= len(page) and len(b.pages) > 1:
             b.pages.popleft()
-            b.start = 0
+            b.start = b.off = 0
 
     def stats(self, cpu: int) -> str:
         """per_cpu/cpuN/stats as tracing_stats_read() prints it."""

@@ -61,9 +61,9 @@ HEADER = """\
 
 def render_trace(k) -> bytes:
     tr: Trace = k.trace
-    snap = tr.snapshot()
-    head = HEADER.format(entries=len(snap), written=tr.total(), cpus=k.nr_cpu_ids)
-    return (head + "".join(Trace.line(e, c) for c, e in snap)).encode()
+    entries, lines = tr.listing()
+    head = HEADER.format(entries=entries, written=tr.total(), cpus=k.nr_cpu_ids)
+    return (head + lines).encode()
 
 
 def render_pipe(k) -> bytes:

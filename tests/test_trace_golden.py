@@ -1,0 +1,159 @@
+"""The trace text is the same bytes whatever the rings store.
+
+The rings record runs of pages compactly and format lines only when read (procsim/mm/trace.py).
+The oracle here is independent of that code: ``tests/data/trace_golden.txt.gz`` was written by
+the tree *before* the compact records (main at dc4f01e, per-event tuples formatted one by one),
+running exactly the scenarios below; the test runs them again on the current code and compares
+every byte of every trace_pipe read (reads of many sizes, so lines are split across reads at
+every kind of boundary), every ``trace`` file, every per_cpu/cpuN/stats and the entry counts,
+including rings that overflow (``CPU:N [LOST M EVENTS]``, overrun counts), a resize with data in
+the rings, ``echo > trace``, tracing_on 0 and per-event enables.
+
+Regenerate only from a tree whose trace output is known right (``python
+tests/test_trace_golden.py --write`` on that tree), never from the code the test checks.
+"""
+from __future__ import annotations
+
+import gzip
+import sys
+from pathlib import Path
+
+from procsim import machine as M
+from procsim.control import Control
+from procsim.mm.kernel import Kernel
+from procsim.testing import CONFIGS
+from procsim.views import files
+
+GOLDEN = Path(__file__).parent / "data" / "trace_golden.txt.gz"
+T = "sys/kernel/tracing"
+SIZES = (4096, 1 << 17, 200, 1, 65536, 1000, 8192, 333)
+
+# (machine source, commands); "READ n" reads trace_pipe n times (cycling through SIZES, stopping
+# at an empty read), "DRAIN" reads it to the end, "TRACE" renders trace, "STATS" every cpu's stats.
+TINY_SWAP = (CONFIGS / "tiny.yaml").read_text() + "swap: 16MiB\n"
+FILL = "alloc_pages 0 count=5000 use=anon gfp=GFP_HIGHUSER_MOVABLE tag={}"
+SCENARIOS = {
+    "everything, a reader that keeps up": (TINY_SWAP, [
+        "tracefs events/enable 1", "kmem_cache_create foo 100", "kmem_cache_alloc foo count=50 tag=x cpu=1",
+        "DRAIN", "kmalloc 512 count=300 tag=d cpu=0", "READ 3", "TRACE", "DRAIN", "STATS",
+        "alloc_pages 0 count=3000 use=anon tag=a", "DRAIN", "alloc_pages 3 count=20 tag=b cpu=1", "DRAIN",
+        FILL.format("p"), "DRAIN", "STATS", FILL.format("q"), "DRAIN", FILL.format("r"), "DRAIN",
+        "sleep 2", "DRAIN", "free_pages tag=a", "DRAIN", "drain_pages", "DRAIN", "kfree tag=d", "DRAIN",
+        "alloc_pages 0 count=2000 use=pagecache cpu=1 tag=c", "DRAIN", "compact_memory", "DRAIN",
+        "kmem_cache_free foo tag=x", "alloc_pages 0 count=700 use=anon cpu=1 tag=e", "TRACE", "DRAIN", "STATS",
+    ]),
+    "small rings, a reader that falls behind": (TINY_SWAP, [
+        "tracefs buffer_size_kb 8", "tracefs per_cpu/cpu1/buffer_size_kb 12", "tracefs events/kmem/enable 1",
+        "kmalloc 64 count=500 tag=k", "READ 2", "STATS", "alloc_pages 0 count=4000 use=anon tag=a", "STATS",
+        "TRACE", "READ 5", "alloc_pages 0 count=3000 use=anon tag=b cpu=1", "READ 1", "STATS", "TRACE",
+        "tracefs buffer_size_kb 5", "STATS", "TRACE", "READ 4", FILL.format("f"), "STATS", "DRAIN", "STATS",
+        "tracefs events/kmem/mm_page_alloc/enable 0", "tracefs events/vmscan/enable 1",
+        "free_pages tag=a", "sleep 1", "READ 2", "tracefs trace 0", "STATS", "TRACE",
+        "alloc_pages 0 count=2500 use=anon tag=g", "tracefs tracing_on 0", "kfree tag=k",
+        "tracefs tracing_on 1", "free_pages tag=g", "TRACE", "DRAIN", "STATS",
+    ]),
+}
+
+
+def run(src: str, script: list[str]) -> str:
+    m = M.loads(src)
+    c = Control(lambda: Kernel(m))
+    k = c.kernel
+    fs = files(m)
+    out, reads = [], 0
+
+    def read(limit):
+        nonlocal reads
+        for _ in range(limit):
+            size = SIZES[reads % len(SIZES)]
+            reads += 1
+            chunk = k.trace.read_pipe(size)
+            out.append(f"== read {size}: {len(chunk)} bytes\n{chunk.decode()}")
+            if not chunk:
+                return
+
+    for cmd in script:
+        if cmd == "DRAIN":
+            read(10 ** 9)
+        elif cmd.startswith("READ "):
+            read(int(cmd.split()[1]))
+        elif cmd == "TRACE":
+            out.append("== trace\n" + fs[f"{T}/trace"].render(k).decode())
+        elif cmd == "STATS":
+            for cpu in range(k.nr_cpu_ids):
+                out.append(f"== cpu{cpu} stats\n" + fs[f"{T}/per_cpu/cpu{cpu}/stats"].render(k).decode())
+            out.append(f"== entries {k.trace.entries()} total {k.trace.total()} written {k.trace.written}\n")
+        else:
+            r = c.run(cmd)
+            out.append(f"== {cmd}: {r.errno} {r.text}\n")
+    return "".join(out)
+
+
+def current() -> str:
+    return "".join(f"#### {name}\n{run(src, script)}" for name, (src, script) in SCENARIOS.items())
+
+
+def test_trace_text_is_byte_for_byte_the_per_event_trees():
+    want = gzip.decompress(GOLDEN.read_bytes()).decode()
+    got = current()
+    # compare scenario by scenario, then line by line, so a failure points at the first difference
+    assert len(got) == len(want) or got.splitlines()[:5] == want.splitlines()[:5]
+    for i, (a, b) in enumerate(zip(got.splitlines(), want.splitlines(), strict=True)):
+        assert a == b, f"line {i + 1}"
+    assert got == want
+    assert "[LOST " in want and "percpu_refill=1" in want and "mm_page_pcpu_drain" in want
+
+
+if __name__ == "__main__" and sys.argv[1:] == ["--write"]:
+    GOLDEN.write_bytes(gzip.compress(current().encode(), mtime=0))
+
+
+def test_run_records_print_each_events_line():
+    """A run record's lines are Trace.line() of each of its events (the per-event formatter the
+    golden's tree used): steps that cross a second, pfns whose hex grows or shrinks a digit,
+    descending ranges, tuples, steps of whole and of part microseconds, a '%' in the comm."""
+    from procsim.mm.trace import Trace, _entry
+    tr = Trace()
+    cases = [
+        ("mm_page_alloc", range(0xff0, 0x1010), (0, 1, 0x140cca), 999_980_000, 1000),
+        ("mm_page_alloc", tuple(range(0x10005, 0xfff5, -1)), (0, 2, 0xcc0), 5_999_999_500, 3000),
+        ("mm_page_alloc", (7, 3, 0x10000, 9), (0, 1, 0x140cca), 1_000_000_000, 250),
+        ("mm_page_alloc_zone_locked", range(0x2000, 0x1ff0, -1), (0, 1, True), 12_345_678_901, 0),
+        ("mm_page_pcpu_drain", range(0, 40), (0, 0), 0, 0),
+        ("mm_page_free", range(0xfffff0, 0x1000010), (0,), 86_400_000_000_000, 0),
+        ("mm_page_pcpu_drain", range((1 << 34) - 3, (1 << 34) + 3), (0, 1), 5, 0),
+        ("mm_page_alloc", ((1 << 34) + 5, 3), (0, 1, 0xcc0), 5, 1000),
+    ]
+    for event, pfns, rest, ts, step in cases:
+        for task in (("kswapd0", 35), ("50%done", 1234567)):
+            rec = (100, ts, event, pfns, task, 28, rest, step)
+            for cpu in (0, 13):
+                want = [Trace.line(_entry(rec, i), cpu) for i in range(len(pfns))]
+                assert tr._run_lines(cpu, rec, 0, len(pfns)) == want, (event, step)
+                assert tr._run_lines(cpu, rec, 3, 5) == want[3:5]
+
+
+def test_events_snapshot_consume_and_read_pipe_agree():
+    """The iteration API (Trace.events, for other renderings such as binary pages) gives every
+    unread event once, oldest first, as snapshot() and consume() do; consume()'s per-event lines
+    (Trace.line) are what read_pipe prints for a twin machine given the same commands."""
+    from procsim.mm.trace import Trace
+    twins = [Control(lambda: Kernel(M.loads(TINY_SWAP))) for _ in range(2)]
+    for c in twins:
+        for cmd in ("tracefs events/enable 1", "kmalloc 128 count=200 cpu=1", FILL.format("a"),
+                    "alloc_pages 0 count=3000 use=pagecache cpu=1", "sleep 1", "free_pages tag=a"):
+            assert not c.run(cmd).errno
+    tr, other = twins[0].kernel.trace, twins[1].kernel.trace
+    events = list(tr.events())
+    snap = tr.snapshot()
+    assert len(events) == len(snap) == tr.entries() == tr.listing()[0] > 20000
+    assert events == [(c, *e[:5]) for c, e in snap]
+    assert [e[1] for e in events] == sorted(e[1] for e in events)
+    assert {e[0] for e in events} == {0, 1}
+    got = tr.consume()
+    assert [(c, e) for c, e, _ in got] == snap and tr.entries() == 0 and list(tr.events()) == []
+    text = "".join(Trace.line(e, c) for c, e, _ in got)
+    piped = []
+    while chunk := other.read_pipe(50000):
+        piped.append(chunk)
+    assert b"".join(piped).decode() == text
