@@ -111,6 +111,8 @@ class BootCache:
     ctor: str | None = None                     # constructor name: the free pointer goes after the object
     slabs: int = 0                              # slabs in all (0: as many as the objects fill); the
                                                 # free objects beyond a cpu slab's one sit in partial slabs
+    unused: int | None = None                   # of a dentry/inode cache's objects, those with no reference
+                                                # (on the superblock's LRU, the shrinker's); None = all
 
 
 @dataclass(frozen=True)
@@ -593,7 +595,7 @@ def _load_boot(d: _Doc, node, node_mem: list[int]) -> Boot:
     caches, pages, seen = [], [], set()
     for i, cn in enumerate(d.sequence(m["caches"], "boot.caches") if "caches" in m else ()):
         c = d.mapping(cn, f"boot.caches[{i}]", {"name", "size", "objects", "align", "flags", "node", "ctor",
-                                                 "slabs"}, {"name", "size"})
+                                                 "slabs", "unused"}, {"name", "size"})
         name = d.string(c["name"], "cache name", _NAME)
         d.path_name(c["name"], name, "cache name")
         if name in seen:
@@ -613,7 +615,10 @@ def _load_boot(d: _Doc, node, node_mem: list[int]) -> Boot:
             flags=flags,
             node=_node_ref(d, c, nsockets),
             ctor=d.string(c["ctor"], "ctor", r"[A-Za-z_]\w*") if "ctor" in c else None,
-            slabs=d.integer(c["slabs"], "slabs", 0, 1 << 32) if "slabs" in c else 0))
+            slabs=d.integer(c["slabs"], "slabs", 0, 1 << 32) if "slabs" in c else 0,
+            unused=d.integer(c["unused"], "unused", 0, 1 << 32) if "unused" in c else None))
+        if caches[-1].unused is not None and caches[-1].unused > caches[-1].objects:
+            d.fail(c["unused"], f"unused ({caches[-1].unused}) is more than objects ({caches[-1].objects})")
         if caches[-1].slabs and caches[-1].slabs > caches[-1].objects:
             d.fail(c["slabs"], f"slabs ({caches[-1].slabs}) is more than objects ({caches[-1].objects}): "
                                "every slab holds at least one live object")

@@ -108,7 +108,8 @@ class Kernel(Compaction, PageAlloc, MmInit, Vmstat, Vmscan, Timers, Sched, PageW
         self.swap_info = swapon_boot(machine)      # swapfile.py: the machine's swap: area
         self.swapped_unowned = 0                   # slots of boot anon swapped out (vmscan.py)
         self.lruvecs = [Lruvec() for _ in self.nodes]             # vmscan.py
-        self.shrinkable: dict[str, list] = {}      # the dentry/inode shrinker's objects (vmscan.py)
+        self.shrinkable: dict[tuple[str, int], list] = {}   # the superblock shrinker's LRUs per node (vmscan.py)
+        self.nr_deferred = [0] * len(self.nodes)   # its per-node deferred scan count
         self.swappiness = 60                       # vm sysctls with no room of their own (sysctl.py)
         self.vfs_cache_pressure = 100
         self.sysctl_drop_caches = 0
