@@ -126,11 +126,14 @@ def test_oom_report_in_the_real_dmesg(mounted):
     head = out.index("hog invoked oom-killer: gfp_mask=0x100cca(GFP_HIGHUSER_MOVABLE), order=0, oom_score_adj=0")
     assert out[head + 1] == "Mem-Info:"
     tasks = out.index("Tasks state (memory values in pages):")
-    # page tables: big's 16 PTE pages + a PMD + a PUD; hog's for the 9000 pages it is faulting in
+    # page tables: big's 16 PTE pages + a PMD + a PUD; hog's for the pages it has faulted so far
+    # (a PTE page per 512 begun, allocated as the fault enters its range: __pte_alloc), not
+    # for the 9000 it asked for
+    rss = int(out[tasks + 3].split()[4])
     assert out[tasks + 2:tasks + 4] == [          # init (pid 1) is never listed: oom_unkillable_task()
         "[      2]     0     2     8000     8000     8000        0         0    73728        0             0 big",
-        f"[      3]     0     3 {out[tasks + 3].split()[4]:>8} {out[tasks + 3].split()[4]:>8} "
-        f"{out[tasks + 3].split()[4]:>8}        0         0    81920        0             0 hog"]
+        f"[      3]     0     3 {rss:>8} {rss:>8} {rss:>8}        0         0 "
+        f"{(-(-rss // 512) + 2) * 4096:>8}        0             0 hog"]
     assert out[tasks + 4].startswith("oom-kill:constraint=CONSTRAINT_NONE,nodemask=(null),cpuset=/,mems_allowed=0,"
                                      "global_oom,task_memcg=/,task=big,pid=2,uid=0")
     assert out[tasks + 5] == ("Out of memory: Killed process 2 (big) total-vm:32000kB, anon-rss:32000kB, "
@@ -332,4 +335,21 @@ def test_unreserve_highatomic_pageblock_before_giving_up():
     assert (z.nr_reserved_highatomic, z.nr_free_highatomic) == (0, 0)
     assert z.get_pageblock_migratetype(page.pfn) == MIGRATE_MOVABLE != MIGRATE_HIGHATOMIC
     assert not k._should_reclaim_retry(0, 0, zl, 2, MAX_RECLAIM_RETRIES + 1, MIGRATE_MOVABLE)  # then OOM
+    check(k)
+
+
+@pytest.mark.parametrize("order", [0, 2])
+def test_page_tables_follow_the_pages_faulted(ctl, order):
+    """A PTE page is allocated as a fault first enters its 512-page range (__pte_alloc), with
+    a PMD and a PUD page for the first: 1000 pages -> 2 + 2; up to 1024 no more; the 1025th
+    page (a new range) one more.  The per-page path (order 2) counts the same as the runs."""
+    k = ctl.kernel
+    per = 1 << order
+    assert run(ctl, f"alloc_pages {order} {HUM} use=anon count={1000 // per} tag=t")[0] == 0
+    t = k.tasks.find_task("t")
+    assert t.pgtables_bytes == 4 * 4096 and k.node_stat_total("nr_page_table_pages") >= 4
+    assert run(ctl, f"alloc_pages {order} {HUM} use=anon count={24 // per} tag=t")[0] == 0
+    assert t.pgtables_bytes == 4 * 4096
+    assert run(ctl, f"alloc_pages {order} {HUM} use=anon count=1 tag=t")[0] == 0
+    assert t.pgtables_bytes == 5 * 4096
     check(k)
