@@ -121,6 +121,7 @@ class BootPages:
     size: int                                   # bytes
     node: int | None = None                     # None = spread over nodes with memory
     active: int = 0                             # bytes of it on the active LRU list (anon, pagecache)
+    mapped: int = 0                             # bytes of page cache mapped by processes (Mapped)
 
 
 CPU_NUMBERINGS = ("interleaved", "by_socket")
@@ -624,7 +625,7 @@ def _load_boot(d: _Doc, node, node_mem: list[int]) -> Boot:
                                "every slab holds at least one live object")
         place(caches[-1].node, caches[-1].objects * caches[-1].size, cn)
     for i, pn in enumerate(d.sequence(m["pages"], "boot.pages") if "pages" in m else ()):
-        p = d.mapping(pn, f"boot.pages[{i}]", {"use", "size", "node", "active"}, {"use", "size"})
+        p = d.mapping(pn, f"boot.pages[{i}]", {"use", "size", "node", "active", "mapped"}, {"use", "size"})
         use = d.string(p["use"], "use")
         if use not in BOOT_PAGE_USES:
             d.fail(p["use"], f"unknown page use {use!r} (one of {', '.join(BOOT_PAGE_USES)})")
@@ -636,7 +637,14 @@ def _load_boot(d: _Doc, node, node_mem: list[int]) -> Boot:
             active = d.size(p["active"], "active", lo=0)
             if active > size:
                 d.fail(p["active"], f"active ({_mib(active)}) is more than size ({_mib(size)})")
-        pages.append(BootPages(use, size, _node_ref(d, p, nsockets), active))
+        mapped = 0
+        if "mapped" in p:                       # the share processes map (nr_mapped)
+            if use != "pagecache":
+                d.fail(p["mapped"], f"mapped: only page cache is counted as Mapped, not {use}")
+            mapped = d.size(p["mapped"], "mapped", lo=0)
+            if mapped > size:
+                d.fail(p["mapped"], f"mapped ({_mib(mapped)}) is more than size ({_mib(size)})")
+        pages.append(BootPages(use, size, _node_ref(d, p, nsockets), active, mapped))
         place(pages[-1].node, pages[-1].size, pn)
     return Boot(tuple(caches), tuple(pages), line=node.start_mark.line + 1)
 

@@ -87,12 +87,13 @@ class LruEntry:
     """One element of an LRU list (a folio's ``lru`` list_head): a folio (``page``, pages
     ``lo..hi`` = ``0..2^order``) or a run of ``batch`` members ``lo..hi-1``.  ``lru`` is
     the list it is on (kept while isolated: ``prev`` is None then), ``ref`` PG_referenced."""
-    __slots__ = ("prev", "next", "lru", "zone", "page", "batch", "lo", "hi", "owner", "ref")
+    __slots__ = ("prev", "next", "lru", "zone", "page", "batch", "lo", "hi", "owner", "ref", "mapped")
 
     def __init__(self, lru=-1, zone=None, page=None, batch=None, lo=0, hi=0, owner=None, ref=False):
         self.prev = self.next = None
         self.lru, self.zone, self.page, self.batch = lru, zone, page, batch
         self.lo, self.hi, self.owner, self.ref = lo, hi, owner, ref
+        self.mapped = False                     # a page-cache folio some process maps (NR_FILE_MAPPED)
 
 
 class Lruvec:
@@ -238,6 +239,8 @@ def lru_del(k, page) -> None:
     e = lruvec(k, page.zone.node).folios.pop(page, None)
     if e is not None:
         _unlink(e)
+        if e.mapped:                            # unmapped before it is freed (try_to_unmap)
+            _map(k, e, -1)
         if e.lru & 1:
             _move_counters(k, page.zone, e.hi, e.lru, e.lru - 1)
         return
@@ -305,6 +308,8 @@ def lru_migrate(k, src, dst) -> None:
     lru, ref = (e.lru, e.ref) if e is not None else (base, False)
     d = LruEntry(lru, dst.zone, dst, None, 0, 1 << dst.order, owner, ref)
     lruvec(k, dst.zone.node).folios[dst] = d
+    if e is not None and e.mapped:              # remove_migration_ptes(): mapped again
+        _map(k, d, +1)
     _add_head(k, d)
     if lru != base:
         _move_counters(k, dst.zone, 1 << dst.order, base, lru)
@@ -335,6 +340,19 @@ def activate_boot(k, blocks, n: int) -> None:
     would have made them (pgactivate counts them, as it would on the machine)."""
     for page in blocks[:n]:
         activate(k, page)
+
+
+def _map(k, e, sign: int) -> None:
+    """folio_add_file_rmap / folio_remove_rmap: NR_FILE_MAPPED of the folio's node."""
+    e.mapped = sign > 0
+    k.nodes[e.zone.node].stat["nr_mapped"] += sign * (e.hi - e.lo)
+
+
+def map_boot(k, blocks, n: int) -> None:
+    """The boot workload's oldest n page-cache blocks are mapped by processes (program text,
+    libraries: boot.pages[].mapped), the blocks activate_boot() made active first."""
+    for page in blocks[:n]:
+        _map(k, lruvec(k, page.zone.node).folios[page], +1)
 
 
 def mark_page_accessed(k, page) -> None:
@@ -520,8 +538,9 @@ def _isolate(k, nid: int, nr_to_scan: int, sc: ScanControl, lru: int) -> tuple[l
 
 
 def shrink_active_list(k, nid: int, nr_to_scan: int, sc: ScanControl, lru: int) -> None:
-    """shrink_active_list(): the oldest active folios go to the inactive head (none is
-    mapped, so none stays active): pgrefill for the scan, pgdeactivate for the moves."""
+    """shrink_active_list(): the oldest active folios go to the inactive head (no page
+    table's accessed bit is simulated, so no mapped folio is found referenced and kept
+    active): pgrefill for the scan, pgdeactivate for the moves."""
     taken, scanned = _isolate(k, nid, nr_to_scan, sc, lru)
     for e in taken:
         e.lru = lru - 1
@@ -703,13 +722,14 @@ def _prune(k, keys: list, n: int, touched: set) -> int:
 
 def drop_pagecache(k) -> int:
     """drop_pagecache_sb() for every superblock: every clean, unmapped page-cache folio the
-    kernel holds is dropped (a user's page-cache allocations go through the task registry),
+    kernel holds is dropped (a mapped one stays: invalidate_mapping_pages skips it) (a user's page-cache allocations go through the task registry),
     oldest first; returns the pages freed."""
     freed = 0
     for nid in range(len(k.nodes)):
         vec = lruvec(k, nid)
         for lru in (LRU_INACTIVE_FILE, LRU_ACTIVE_FILE):
-            for page, b, lo, hi, owner in [(e.page, e.batch, e.lo, e.hi, e.owner) for e in vec.entries(lru)]:
+            for page, b, lo, hi, owner in [(e.page, e.batch, e.lo, e.hi, e.owner) for e in vec.entries(lru)
+                                            if not e.mapped]:    # mapping_evict_folio(): mapped stays
                 if owner == PINNED:
                     continue
                 if b is not None:
