@@ -208,6 +208,10 @@ class Profile:
     # "shmem_thp: %lukB" with a space (until 6.2; the oracle's 6.1 OOM report shows it)
     oom_rss_columns: bool = True
     show_mem_thp_space: bool = False
+    # the embedded first percpu chunk's static, reserved and dynamic sizes in bytes (dmesg's
+    # "percpu: Embedded"; mm/percpu.py); None: not known for this version, Percpu counts only
+    # the boot workload's percpu pages
+    pcpu_first_chunk: tuple[int, int, int] | None = None
 
     def stat(self, counters: dict, item: str) -> int:
         """A counter by this version's name: 0 for one procsim does not keep."""
@@ -225,7 +229,8 @@ LINUX_6_1 = Profile("6.1", _NODE_6_1, _ZONE_6_1, _NUMA, _EVENTS_6_1, wmark_lines
                     kmalloc_sequence=kmalloc_sequence((KMALLOC_NORMAL, KMALLOC_CGROUP, KMALLOC_RECLAIM, KMALLOC_DMA),
                                                       KMALLOC_IDX_POW2_ORDER),
                     kmalloc_buckets=False, oom_rss_columns=False, show_mem_thp_space=True,
-                    compaction_suitable="4.9", gfpflag_names=_GFPFLAG_NAMES_6_1)
+                    compaction_suitable="4.9", gfpflag_names=_GFPFLAG_NAMES_6_1,
+                    pcpu_first_chunk=(217088, 8192, 28672))      # the oracle guests' dmesg
 LINUX_5_4 = Profile("5.4", _NODE_5_4, _ZONE_5_4, _NUMA, _EVENTS_5_4, wmark_lines=("min", "low", "high"),
                     zoneinfo_cma=False, free_pages_blocks=False, memmap_pages=False, pcp="6*batch",
                     movable_wmark_clamp=False, meminfo_lines=_MEMINFO_5_4, vmstat_nr_unstable=False,
