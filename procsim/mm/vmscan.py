@@ -672,22 +672,19 @@ def shrink_slab(k, gfp: int, nid: int, priority: int) -> int:
     delta = (freeable >> priority) * 4 // DEFAULT_SEEKS
     total_scan = min((nr >> priority) + delta, 2 * freeable)
     scanned = freed = 0
-    touched: set = set()
     while total_scan >= SHRINK_BATCH or total_scan >= freeable:
         n = min(SHRINK_BATCH, total_scan)
         if not gfp & G.__GFP_FS:                            # super_cache_scan: SHRINK_STOP
             break
-        freed += super_cache_scan(k, nid, n, touched)
+        freed += super_cache_scan(k, nid, n)
         _count(k, "slabs_scanned", n)
         total_scan -= n
         scanned += n
     k.nr_deferred[nid] += min(max(nr + delta - scanned, 0), 2 * freeable)    # add_nr_deferred()
-    for name in sorted(touched):               # empty slabs back to the page allocator
-        k.slab.kmem_cache_shrink(k.slab.find(name))
     return freed
 
 
-def super_cache_scan(k, nid: int, nr_to_scan: int, touched: set) -> int:
+def super_cache_scan(k, nid: int, nr_to_scan: int) -> int:
     """super_cache_scan(): the scan shared between the dentry and inode LRUs in proportion
     (mult_frac, +1 each), prune_dcache_sb() then prune_icache_sb(); every unused object
     walked is freed.  Returns the objects freed."""
@@ -695,19 +692,18 @@ def super_cache_scan(k, nid: int, nr_to_scan: int, touched: set) -> int:
     total = d + i + 1
     dentries, inodes = nr_to_scan * d // total, nr_to_scan * i // total
     freed = _prune(k, [key for key in sorted(k.shrinkable) if key[1] == nid and key[0] == "dentry"],
-                   dentries + 1, touched)
+                   dentries + 1)
     return freed + _prune(k, [key for key in sorted(k.shrinkable) if key[1] == nid and key[0] != "dentry"],
-                          inodes + 1, touched)
+                          inodes + 1)
 
 
-def _prune(k, keys: list, n: int, touched: set) -> int:
+def _prune(k, keys: list, n: int) -> int:
     """prune_dcache_sb / prune_icache_sb: free up to n unused objects from the tail of the
     LRUs ``keys``; returns how many were freed."""
     pools, freed = k.shrinkable, 0
     for key in keys:
         objs = pools[key]
         c = k.slab.find(key[0])
-        touched.add(key[0])
         while n and objs:
             s, i = objs.pop()
             k.slab.kmem_cache_free(c, s.base + i * c.size)
@@ -969,8 +965,9 @@ class Vmscan:
 
     def drop_slab(self) -> int:
         """drop_slab(): drop_slab_node() of every node at priority 0 (GFP_KERNEL), again while
-        a round freed more than 1 << shift objects, then every cache's empty slabs; counts
-        drop_slab.  Returns the slab pages freed."""
+        a round freed more than 1 << shift objects; counts drop_slab.  Only shrinkers run:
+        objects in use stay, and so do the empty slabs SLUB keeps on a node's partial list
+        (up to min_partial; kmem_cache_shrink is another path).  Returns the slab pages freed."""
         self.vm_events["drop_slab"] += 1
         slab_pages = lambda: self.node_stat_total("nr_slab_reclaimable") + self.node_stat_total("nr_slab_unreclaimable")
         before, shift = slab_pages(), 0
@@ -979,6 +976,5 @@ class Vmscan:
             if not (n >> shift) > 1:
                 break
             shift += 1
-        sum(self.slab.kmem_cache_shrink(c) for c in list(self.slab.caches))
         self.generation += 1
         return max(0, before - slab_pages())
