@@ -1,6 +1,7 @@
 """Memory pressure through the control language and the mount: touch, reclaim of a task's page
 cache, the OOM killer choosing by oom_badness, its report in the real dmesg, sysctl lines."""
 import errno
+import functools
 import os
 import re
 import subprocess
@@ -297,6 +298,23 @@ def test_guest_pressure_run_replayed_at_its_pace():
     assert k.nodes[0].unreclaimable
     report = "\n".join(r.text for r in printk.ring(k).records)
     assert "all_unreclaimable? yes" in report
+_replayed = functools.cache(guest_replay)       # one replay for the tests that only read it
+
+
+def test_guest_pressure_run_oom_report_as_the_kernel_wrote_it():
+    """Issue 25's must-show items of the OOM report and allocstall: the header names
+    GFP_HIGHUSER_MOVABLE (use=anon without gfp=: the fault path's mask), allocstall only in
+    the movable zone (gfp_zone of that mask), and the hog's page tables within 25 % of the
+    real 3880 kB (a PTE page per 512 pages faulted, plus PMD and PUD pages)."""
+    k = _replayed()
+    report = "\n".join(r.text for r in printk.ring(k).records)
+    assert "hog invoked oom-killer: gfp_mask=0x100cca(GFP_HIGHUSER_MOVABLE), order=0" in report
+    stalls = {n: v for n, v in k.vm_events.items() if n.startswith("allocstall_") and v}
+    assert list(stalls) == ["allocstall_movable"], stalls
+    pgtables = int(re.search(r"Killed process \d+ \(hog\) .*pgtables:(\d+)kB", report)[1])
+    assert abs(pgtables - 3880) <= 0.25 * 3880, pgtables
+
+
 def test_guest_pressure_run_shrinks_slab_as_the_kernel_did():
     """The real run's shrinkers scanned 41 objects (slabs_scanned): the booted guest's dentries
     and inodes are nearly all in use (pinned by rootfs/devtmpfs/tracefs, or held by their
@@ -304,7 +322,7 @@ def test_guest_pressure_run_shrinks_slab_as_the_kernel_did():
     priorities of the last passes.  Within 20x of 41; the caches in use stay, so the hog gets
     no memory the kernel kept (anon-rss within 3 % of the real 1962984 kB; with every boot
     dentry and inode taken as unused procsim scanned 20224 and emptied both caches)."""
-    k = guest_replay()
+    k = _replayed()
     assert 41 / 20 <= k.vm_events["slabs_scanned"] <= 41 * 20, k.vm_events["slabs_scanned"]
     active = {l.split()[0]: int(l.split()[1]) for l in slabinfo.render(k).decode().splitlines()[2:]}
     assert active["dentry"] >= 10373 - 45 and active["inode_cache"] >= 9947
