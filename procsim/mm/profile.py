@@ -212,6 +212,8 @@ class Profile:
     # "percpu: Embedded"; mm/percpu.py); None: not known for this version, Percpu counts only
     # the boot workload's percpu pages
     pcpu_first_chunk: tuple[int, int, int] | None = None
+    # CONFIG_VMAP_STACK (4.9+): kernel stacks are vmalloc areas, counted in VmallocUsed (mm/vmalloc.py)
+    vmap_stack: bool = True
 
     def stat(self, counters: dict, item: str) -> int:
         """A counter by this version's name: 0 for one procsim does not keep."""
@@ -248,7 +250,7 @@ _ALIASES_3_10 = {**_ALIASES_5_4, "allocstall": tuple(_zones("allocstall"))}
 LINUX_3_10 = replace(LINUX_5_4, version="3.10", kmalloc_k_names=False, vmstat_counters=_VMSTAT_3_10,
                      compaction_suitable="3.10",
                      aliases=tuple(_ALIASES_3_10.items()),
-                     vm_event_items=_EVENTS_3_10, kernel_stack_kb=16, meminfo_lines=_MEMINFO_3_10,
+                     vm_event_items=_EVENTS_3_10, kernel_stack_kb=16, meminfo_lines=_MEMINFO_3_10, vmap_stack=False,
                      meminfo_hugetlb=False,
                      kmalloc_sequence=kmalloc_sequence((KMALLOC_NORMAL,), KMALLOC_IDX_POW2_ORDER)
                      + kmalloc_sequence((KMALLOC_DMA,), _DMA_IDX))
