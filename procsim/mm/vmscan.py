@@ -624,7 +624,7 @@ def note_boot_slabs(k) -> None:
     inode held by its dentry) and no shrinker or drop_caches frees them.  A user's objects are
     freed by their owner only.  Pools are keyed (cache, node)."""
     from .slub import SLAB_RECLAIM_ACCOUNT
-    unused = {bc.name: bc.unused for bc in (k.machine.boot.caches if k.machine.boot else ())}
+    unused = {bc.name: bc.unused for bc in k.boot_caches}
     pools: dict[tuple[str, int], list] = {}
     slab = k.slab
     for s in (slab._slab_of.values() if slab is not None else ()):
