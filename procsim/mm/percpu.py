@@ -31,12 +31,12 @@ def pcpu_build_alloc_info(static: int, reserved: int, dyn: int, group_cnt: list[
     size_sum = _pfn_align(static + reserved + max(dyn, PERCPU_DYNAMIC_EARLY_SIZE))
     min_unit_size = max(size_sum, PCPU_MIN_UNIT_SIZE)
     alloc_size = -(-min_unit_size // PMD_SIZE) * PMD_SIZE
-    upa = alloc_size // min_unit_size
-    while alloc_size % upa or (alloc_size // upa) % PAGE_SIZE:
-        upa -= 1
+    max_upa = alloc_size // min_unit_size
+    while alloc_size % max_upa or (alloc_size // max_upa) % PAGE_SIZE:
+        max_upa -= 1
     ncpus = sum(group_cnt)
     last_allocs, best_upa = 1 << 30, 0
-    for upa in range(upa, 0, -1):
+    for upa in range(max_upa, 0, -1):
         if alloc_size % upa or (alloc_size // upa) % PAGE_SIZE:
             continue
         allocs = sum(-(-c // upa) for c in group_cnt)

@@ -471,8 +471,7 @@ def get_scan_count(k, nid: int, sc: ScanControl) -> list[int]:
 
 def shrink_node(k, nid: int, sc: ScanControl) -> None:
     """shrink_node() -> shrink_lruvec(): the lists in SWAP_CLUSTER_MAX bites until the target
-    is met, the anon lists rebalanced, then the slab shrinkers for what was scanned."""
-    scanned_before = sc.nr_scanned
+    is met, the anon lists rebalanced, then the slab shrinkers at this priority."""
     reclaimed_before = sc.nr_reclaimed
     # prepare_scan_control(): deactivate a type only when its inactive list is low
     sc.may_deactivate = 0
