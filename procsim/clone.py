@@ -1115,6 +1115,14 @@ MEMINFO_USES = (                    # (boot use, meminfo key of its size, key of
 )                                   # and kmalloc_large: meminfo's Slab less slabinfo's slabs
 
 
+def _vmap_stacks_kb(bare, real: dict, ours: dict) -> int:
+    """The kernel stacks boot.pages will add, which VmallocUsed already counts with
+    CONFIG_VMAP_STACK (mm/vmalloc.py): not to be cloned as vmalloc pages a second time."""
+    if not bare.profile.vmap_stack:
+        return 0
+    return max(real.get("KernelStack", 0) - ours.get("KernelStack", 0), 0)
+
+
 def clone_state(src: Source, c: Clone) -> None:
     """boot.caches from slabinfo, boot.pages from meminfo (per node from node meminfo on a
     machine with more than one node): what the real machine holds less what procsim's own
@@ -1190,6 +1198,8 @@ def clone_state(src: Source, c: Clone) -> None:
             if nid is not None and use in ("percpu", "vmalloc"):
                 continue
             kb = sum(real[k] for k in keys) - sum(ours.get(k, 0) for k in keys)
+            if use == "vmalloc":
+                kb -= _vmap_stacks_kb(bare, real, ours)
             if kb < 4:
                 continue
             active = 0
@@ -1210,6 +1220,8 @@ def clone_state(src: Source, c: Clone) -> None:
             if use in ("percpu", "vmalloc") and mi:
                 real, ours = parse_kv(mi), parse_kv(views["meminfo"].render(bare).decode())
                 kb = real.get(key, 0) - ours.get(key, 0)
+                if use == "vmalloc":
+                    kb -= _vmap_stacks_kb(bare, real, ours)
                 if kb >= 4:
                     pages.append(BootPages(use, _spread_size(bare, kb >> 2) << PAGE_SHIFT, None, 0))
     caches.reverse()             # slabinfo lists the newest cache first: create the oldest first

@@ -111,6 +111,8 @@ class BootCache:
     ctor: str | None = None                     # constructor name: the free pointer goes after the object
     slabs: int = 0                              # slabs in all (0: as many as the objects fill); the
                                                 # free objects beyond a cpu slab's one sit in partial slabs
+    unused: int | None = None                   # of a dentry/inode cache's objects, those with no reference
+                                                # (on the superblock's LRU, the shrinker's); None = all
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,7 @@ class BootPages:
     size: int                                   # bytes
     node: int | None = None                     # None = spread over nodes with memory
     active: int = 0                             # bytes of it on the active LRU list (anon, pagecache)
+    mapped: int = 0                             # bytes of page cache mapped by processes (Mapped)
 
 
 CPU_NUMBERINGS = ("interleaved", "by_socket")
@@ -593,7 +596,7 @@ def _load_boot(d: _Doc, node, node_mem: list[int]) -> Boot:
     caches, pages, seen = [], [], set()
     for i, cn in enumerate(d.sequence(m["caches"], "boot.caches") if "caches" in m else ()):
         c = d.mapping(cn, f"boot.caches[{i}]", {"name", "size", "objects", "align", "flags", "node", "ctor",
-                                                 "slabs"}, {"name", "size"})
+                                                 "slabs", "unused"}, {"name", "size"})
         name = d.string(c["name"], "cache name", _NAME)
         d.path_name(c["name"], name, "cache name")
         if name in seen:
@@ -613,13 +616,16 @@ def _load_boot(d: _Doc, node, node_mem: list[int]) -> Boot:
             flags=flags,
             node=_node_ref(d, c, nsockets),
             ctor=d.string(c["ctor"], "ctor", r"[A-Za-z_]\w*") if "ctor" in c else None,
-            slabs=d.integer(c["slabs"], "slabs", 0, 1 << 32) if "slabs" in c else 0))
+            slabs=d.integer(c["slabs"], "slabs", 0, 1 << 32) if "slabs" in c else 0,
+            unused=d.integer(c["unused"], "unused", 0, 1 << 32) if "unused" in c else None))
+        if caches[-1].unused is not None and caches[-1].unused > caches[-1].objects:
+            d.fail(c["unused"], f"unused ({caches[-1].unused}) is more than objects ({caches[-1].objects})")
         if caches[-1].slabs and caches[-1].slabs > caches[-1].objects:
             d.fail(c["slabs"], f"slabs ({caches[-1].slabs}) is more than objects ({caches[-1].objects}): "
                                "every slab holds at least one live object")
         place(caches[-1].node, caches[-1].objects * caches[-1].size, cn)
     for i, pn in enumerate(d.sequence(m["pages"], "boot.pages") if "pages" in m else ()):
-        p = d.mapping(pn, f"boot.pages[{i}]", {"use", "size", "node", "active"}, {"use", "size"})
+        p = d.mapping(pn, f"boot.pages[{i}]", {"use", "size", "node", "active", "mapped"}, {"use", "size"})
         use = d.string(p["use"], "use")
         if use not in BOOT_PAGE_USES:
             d.fail(p["use"], f"unknown page use {use!r} (one of {', '.join(BOOT_PAGE_USES)})")
@@ -631,7 +637,14 @@ def _load_boot(d: _Doc, node, node_mem: list[int]) -> Boot:
             active = d.size(p["active"], "active", lo=0)
             if active > size:
                 d.fail(p["active"], f"active ({_mib(active)}) is more than size ({_mib(size)})")
-        pages.append(BootPages(use, size, _node_ref(d, p, nsockets), active))
+        mapped = 0
+        if "mapped" in p:                       # the share processes map (nr_mapped)
+            if use != "pagecache":
+                d.fail(p["mapped"], f"mapped: only page cache is counted as Mapped, not {use}")
+            mapped = d.size(p["mapped"], "mapped", lo=0)
+            if mapped > size:
+                d.fail(p["mapped"], f"mapped ({_mib(mapped)}) is more than size ({_mib(size)})")
+        pages.append(BootPages(use, size, _node_ref(d, p, nsockets), active, mapped))
         place(pages[-1].node, pages[-1].size, pn)
     return Boot(tuple(caches), tuple(pages), line=node.start_mark.line + 1)
 

@@ -186,3 +186,105 @@ def test_kswapd_hit_quickly_counters():
     assert 1 <= ev(k, "kswapd_high_wmark_hit_quickly") < vmscan.MAX_RECLAIM_RETRIES
     assert pgdat.unreclaimable and pgdat.kswapd_state == vmscan.KSWAPD_SLEEPING
     assert not k.pgdat_balanced(pgdat, 0, z.idx)
+
+
+# ---- shrink_slab by do_shrink_slab's arithmetic (issue 25) -----------------------------------
+TWO_NODES = """
+sockets: [{cores: 1, threads: 2}, {cores: 1, threads: 2}]
+dimms:
+  - {socket: 0, size: 512MiB}
+  - {socket: 1, size: 512MiB}
+boot:
+  caches:
+    - {name: dentry, size: 192, objects: 3000, flags: SLAB_RECLAIM_ACCOUNT, unused: 2000}
+    - {name: inode_cache, size: 640, objects: 500, flags: SLAB_RECLAIM_ACCOUNT, unused: 0}
+"""
+
+
+def _active(k, name):
+    line = next(l for l in slabinfo.render(k).decode().splitlines() if l.startswith(name + " "))
+    return int(line.split()[1])
+
+
+def test_shrink_slab_arithmetic_by_hand():
+    """6.1's do_shrink_slab() for the superblock shrinker, node 0's 1000 unused dentries (2000
+    spread over two nodes as boot spread them): priority 12: delta = (1000 >> 12) * 4 / 2 = 0,
+    nothing scanned or deferred.  Priority 2: delta = 250 * 4 / 2 = 500 = total_scan; three
+    batches of 128 (384 scanned; super_cache_scan frees 128 * d / (d + 1) + 1 = 128 each),
+    the 116 left are under SHRINK_BATCH and under freeable: deferred.  Again at priority 2:
+    freeable 616, delta 154 * 2 = 308, total_scan 116 >> 2 + 308 = 337: two batches (256),
+    next_deferred = 116 + 308 - 256 = 168.  Node 1 is never touched."""
+    k = boot(text=TWO_NODES)
+    assert vmscan.super_cache_count(k, 0) == vmscan.super_cache_count(k, 1) == (1000, 0)
+    assert vmscan.shrink_slab(k, G.GFP_KERNEL, 0, 12) == 0 and ev(k, "slabs_scanned") == 0
+    assert k.nr_deferred == [0, 0]
+    assert vmscan.shrink_slab(k, G.GFP_KERNEL, 0, 2) == 384
+    assert ev(k, "slabs_scanned") == 384 and k.nr_deferred == [116, 0]
+    assert vmscan.shrink_slab(k, G.GFP_KERNEL, 0, 2) == 256
+    assert ev(k, "slabs_scanned") == 640 and k.nr_deferred == [168, 0]
+    assert vmscan.super_cache_count(k, 0) == (360, 0) and vmscan.super_cache_count(k, 1) == (1000, 0)
+    assert _active(k, "inode_cache") >= 500                 # the inodes in use are nobody's to free
+
+
+def test_shrink_slab_stops_without_gfp_fs_and_defers():
+    """super_cache_scan() returns SHRINK_STOP without __GFP_FS: nothing scanned, and the
+    delta (1000 >> 0) * 4 / 2 = 2000 is deferred, capped at 2 * freeable = 2000."""
+    k = boot(text=TWO_NODES)
+    assert vmscan.shrink_slab(k, G.GFP_NOFS, 1, 0) == 0
+    assert ev(k, "slabs_scanned") == 0 and k.nr_deferred == [0, 2000]
+    # the deferred work comes back at the next call: (2000 >> 12) + 0 = 0 still under a batch
+    assert vmscan.shrink_slab(k, G.GFP_KERNEL, 1, 12) == 0 and k.nr_deferred == [0, 2000]
+    # priority 3: 2000 >> 3 = 250 + (1000 >> 3) * 2 = 250: 500 -> three batches, 384 freed
+    assert vmscan.shrink_slab(k, G.GFP_KERNEL, 1, 3) == 384
+
+
+def test_drop_caches_keeps_objects_in_use():
+    """drop_caches 2 frees the unused dentries only (both nodes' 1000); the 1000 in use and
+    every inode (held by its dentry) stay."""
+    k = boot(text=TWO_NODES)
+    sysctl.write(k, "drop_caches", "2")
+    dentry, inode = k.slab.find("dentry"), k.slab.find("inode_cache")
+    assert (dentry.inuse, inode.inuse) == (1000, 500) and not k.shrinkable
+    # priority 0: total_scan = min(2 * 1000, 2 * 1000) per node, 15 batches of 128 (1920); the
+    # last 80 are under a batch and under freeable (1000 when counted): deferred.  The second
+    # round finds nothing freeable and stops.
+    assert ev(k, "slabs_scanned") == 2 * 1920 and k.nr_deferred == [80, 80]
+
+
+def test_boot_cache_unused_validated():
+    from procsim import machine as M
+    with pytest.raises(M.ConfigError, match=r"unused \(20\) is more than objects \(10\)"):
+        M.loads("sockets: [{cores: 1}]\ndimms: [{socket: 0, size: 256MiB}]\n"
+                "boot:\n  caches:\n    - {name: dentry, size: 192, objects: 10, unused: 20}\n")
+
+
+MAPPED = """
+sockets: [{cores: 1, threads: 2}]
+dimms: [{socket: 0, size: 256MiB}]
+boot:
+  pages:
+    - {use: pagecache, size: 8MiB, active: 4MiB, mapped: 2MiB}
+"""
+
+
+def test_mapped_page_cache_is_counted_and_kept_by_drop_caches():
+    """boot.pages[].mapped: 2 MiB of the 8 MiB page cache is mapped (Mapped, nr_mapped in
+    zoneinfo/vmstat).  drop_caches 1 drops only unmapped clean page cache
+    (invalidate_mapping_pages skips mapped folios): Cached goes from 8 MiB to the 2 MiB mapped."""
+    k = boot(text=MAPPED)
+    assert kb(k, "Mapped") == 2048 and kb(k, "Cached") == 8192
+    sysctl.write(k, "drop_caches", "1")
+    assert kb(k, "Cached") == 2048 and kb(k, "Mapped") == 2048
+    # reclaim unmaps and frees mapped page cache as any clean page cache (no pte is found
+    # referenced): past the free memory, Mapped falls with Cached
+    while kb(k, "Cached"):
+        k.alloc_pages(0, G.GFP_HIGHUSER_MOVABLE, use="anon")
+    assert kb(k, "Mapped") == 0 and ev(k, "pgsteal_file") >= 512
+
+
+def test_boot_mapped_validated():
+    from procsim import machine as M
+    with pytest.raises(M.ConfigError, match=r"mapped: only page cache"):
+        M.loads(MAPPED.replace("use: pagecache", "use: anon"))
+    with pytest.raises(M.ConfigError, match=r"mapped \(16 MiB\) is more than size"):
+        M.loads(MAPPED.replace("mapped: 2MiB", "mapped: 16MiB"))

@@ -254,7 +254,7 @@ def state_digest(kernel) -> str:
     for n in kernel.nodes:                     # LRU order, owners and flags steer what reclaim takes next
         put("lru", n.id, lru_digest(kernel, n.id))
     put("swap", [(si.pages, si.inuse_pages) for si in kernel.swap_info],
-        sorted((name, len(objs)) for name, objs in kernel.shrinkable.items()),
+        sorted((name, len(objs)) for name, objs in kernel.shrinkable.items()), list(kernel.nr_deferred),
         sorted((a, getattr(kernel, a)) for a in ("min_free_kbytes", "watermark_scale_factor",
                                                      "percpu_pagelist_high_fraction", "swappiness",
                                                      "vfs_cache_pressure")))

@@ -16,7 +16,7 @@ limits), ``show_mem`` (MemAvailable, overcommit, show_mem, warn_alloc), and
 """
 from __future__ import annotations
 
-from ..machine import Machine
+from ..machine import BootCache, Machine
 from .buddy import Zone
 from .layout import build, Layout, MAX_NR_ZONES
 from .mm_init import MmInit
@@ -108,7 +108,8 @@ class Kernel(Compaction, PageAlloc, MmInit, Vmstat, Vmscan, Timers, Sched, PageW
         self.swap_info = swapon_boot(machine)      # swapfile.py: the machine's swap: area
         self.swapped_unowned = 0                   # slots of boot anon swapped out (vmscan.py)
         self.lruvecs = [Lruvec() for _ in self.nodes]             # vmscan.py
-        self.shrinkable: dict[str, list] = {}      # the dentry/inode shrinker's objects (vmscan.py)
+        self.shrinkable: dict[tuple[str, int], list] = {}   # the superblock shrinker's LRUs per node (vmscan.py)
+        self.nr_deferred = [0] * len(self.nodes)   # its per-node deferred scan count
         self.swappiness = 60                       # vm sysctls with no room of their own (sysctl.py)
         self.vfs_cache_pressure = 100
         self.sysctl_drop_caches = 0
@@ -136,8 +137,11 @@ class Kernel(Compaction, PageAlloc, MmInit, Vmstat, Vmscan, Timers, Sched, PageW
         if slab:                                   # SLUB sits on top of the page allocator
             from .slub import Slub
             self.slab = Slub(self)
+        # the kernel's own boot makes its version's caches; the machine's boot workload adds to them
+        boot_node = self.cpu_node[0] if self.nodes[self.cpu_node[0]].has_memory else None
+        self.boot_caches = default_boot_caches(self.profile, boot_node) + machine.boot.caches if boot and slab else ()
         if boot and slab:
-            self.slab.apply_boot(machine.boot.caches)
+            self.slab.apply_boot(self.boot_caches)
             self._boot_pages()
         self.booted = True                         # LRU pages allocated from now on are a user's
         note_boot_slabs(self)                      # what the dentry/inode shrinker may free
@@ -145,3 +149,12 @@ class Kernel(Compaction, PageAlloc, MmInit, Vmstat, Vmscan, Timers, Sched, PageW
         # filled, kswapd takes back the boosts its fallbacks raised.
         self.sleep(BOOT_UPTIME_NS)
         self.timeline.start(self)
+
+
+def default_boot_caches(profile, node=None) -> tuple:
+    """The caches a booted kernel of the profile's version holds (mm/boot_6_1.py), as
+    boot.caches entries: every machine of that version boots with them, before its own, on
+    ``node`` (boot runs on CPU 0: its allocations are local to its node)."""
+    return tuple(BootCache(name, size, objects, align, tuple(f for f in flags.split("|") if f), node, ctor, slabs,
+                           unused=0 if name == "dentry" or name.endswith("inode_cache") else None)
+                 for name, size, objects, align, flags, ctor, slabs in profile.boot_caches)

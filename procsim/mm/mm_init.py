@@ -13,7 +13,7 @@ from .page_types import PAGE_SIZE
 from .buddy import Zone, MIGRATE_PCPTYPES
 from .layout import ZONE_NORMAL, ZONE_MOVABLE, MAX_NR_ZONES, PAGEBLOCK_NR_PAGES
 from .page_alloc import USE_GFP, _Plan
-from .vmscan import activate_boot
+from .vmscan import activate_boot, map_boot
 from .printk import pr_info, pr_warn
 from .x86_init import direct_map
 
@@ -221,6 +221,8 @@ class MmInit:
                 blocks = self.alloc_pages_bulk(order, gfp, n >> order, node=node.id, use=bp.use)
                 if bp.active:                     # the share used twice since: on the active list
                     activate_boot(self, blocks, len(blocks) * bp.active // bp.size)
+                if bp.mapped:                     # the share processes map: the same oldest blocks first
+                    map_boot(self, blocks, len(blocks) * bp.mapped // bp.size)
 
 
     def _boot_kmalloc_large(self, nid: int, pages: int):

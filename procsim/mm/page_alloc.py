@@ -56,6 +56,7 @@ class PageAlloc:
     # refill).  False makes every one of them the per-page reference the tests compare with.
     page_runs = True
     _refilled = None                             # (pcp list, runs) the last pcp refill put there
+    _known = None                                # what alloc_pages_runs last knew a pcp list held, as runs
 
     def default_cpu(self, node: int | None) -> int:
         if node is None:
@@ -203,7 +204,7 @@ class PageAlloc:
         mt, pindex = plan.mt, _PCP_LIST[0][plan.mt]
         cpu_node, vm_events = self.cpu_node[cpu], self.vm_events
         out = [] if out is None else out
-        known = None                             # (pcp list, runs): what that list holds, as runs
+        known = self._known                      # (pcp list, runs): what that list holds, as runs
         left, err = nr, None
         tr = self.trace
         slow_flags = G.gfp_to_alloc_flags(gfp, 0)
@@ -239,9 +240,9 @@ class PageAlloc:
             pcp = z.pcp[cpu]
             lst = pcp.lists[pindex]
             k = min(len(lst), left, clock.room(nr - left))
-            if known is not None and (known[0] is not lst or sum(n for _, n in known[1]) != len(lst)
-                                      or known[1][0][0] != lst[0]):
-                known = None
+            if known is not None and (known[0] is not lst or not known[1] or sum(n for _, n in known[1]) != len(lst)
+                                      or known[1][0][0] != lst[0] or sum(known[1][-1]) - 1 != lst[-1]):
+                known = None                     # (kept from an earlier call: checked at both ends)
             if tr.active:                        # each pop's mm_page_alloc, in popping order
                 tr.cpu = cpu
                 tr.emit_pfns("mm_page_alloc", cpu, islice(lst, k), 0, mt, gfp, step=clock.cost)
@@ -288,6 +289,7 @@ class PageAlloc:
                 self._account_use_pages(use, z, k)
             self.generation += k
             left -= k
+        self._known = known
         clock.done(nr - left)
         return out, cpu, err
 

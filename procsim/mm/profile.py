@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from .boot_6_1 import BOOT_CACHES_6_1
 from .page_types import DEFAULT_KERNEL, KERNEL_VERSIONS
 
 from .slub import (KMALLOC_NORMAL, KMALLOC_RECLAIM, KMALLOC_DMA, KMALLOC_CGROUP, KMALLOC_IDX_POW2_ORDER,
@@ -210,6 +211,15 @@ class Profile:
     show_mem_thp_space: bool = False
     # set_recommended_min_free_kbytes() recomputes min_free_kbytes when THP is off (5.17+)
     thp_off_recalculates_min_free: bool = True
+    # the embedded first percpu chunk's static, reserved and dynamic sizes in bytes (dmesg's
+    # "percpu: Embedded"; mm/percpu.py); None: not known for this version, Percpu counts only
+    # the boot workload's percpu pages
+    pcpu_first_chunk: tuple[int, int, int] | None = None
+    # CONFIG_VMAP_STACK (4.9+): kernel stacks are vmalloc areas, counted in VmallocUsed (mm/vmalloc.py)
+    vmap_stack: bool = True
+    # the slab caches a booted kernel of this version holds, made before the machine's boot
+    # workload (rows of mm/boot_6_1.py); (): only what procsim's own boot creates
+    boot_caches: tuple = ()
 
     def stat(self, counters: dict, item: str) -> int:
         """A counter by this version's name: 0 for one procsim does not keep."""
@@ -227,7 +237,9 @@ LINUX_6_1 = Profile("6.1", _NODE_6_1, _ZONE_6_1, _NUMA, _EVENTS_6_1, wmark_lines
                     kmalloc_sequence=kmalloc_sequence((KMALLOC_NORMAL, KMALLOC_CGROUP, KMALLOC_RECLAIM, KMALLOC_DMA),
                                                       KMALLOC_IDX_POW2_ORDER),
                     kmalloc_buckets=False, oom_rss_columns=False, show_mem_thp_space=True,
-                    compaction_suitable="4.9", gfpflag_names=_GFPFLAG_NAMES_6_1)
+                    compaction_suitable="4.9", gfpflag_names=_GFPFLAG_NAMES_6_1,
+                    pcpu_first_chunk=(217088, 8192, 28672),      # the oracle guests' dmesg
+                    boot_caches=BOOT_CACHES_6_1)
 LINUX_5_4 = Profile("5.4", _NODE_5_4, _ZONE_5_4, _NUMA, _EVENTS_5_4, wmark_lines=("min", "low", "high"),
                     zoneinfo_cma=False, free_pages_blocks=False, memmap_pages=False, pcp="6*batch",
                     movable_wmark_clamp=False, meminfo_lines=_MEMINFO_5_4, vmstat_nr_unstable=False,
@@ -245,7 +257,7 @@ _ALIASES_3_10 = {**_ALIASES_5_4, "allocstall": tuple(_zones("allocstall"))}
 LINUX_3_10 = replace(LINUX_5_4, version="3.10", kmalloc_k_names=False, vmstat_counters=_VMSTAT_3_10,
                      compaction_suitable="3.10",
                      aliases=tuple(_ALIASES_3_10.items()),
-                     vm_event_items=_EVENTS_3_10, kernel_stack_kb=16, meminfo_lines=_MEMINFO_3_10,
+                     vm_event_items=_EVENTS_3_10, kernel_stack_kb=16, meminfo_lines=_MEMINFO_3_10, vmap_stack=False,
                      meminfo_hugetlb=False,
                      kmalloc_sequence=kmalloc_sequence((KMALLOC_NORMAL,), KMALLOC_IDX_POW2_ORDER)
                      + kmalloc_sequence((KMALLOC_DMA,), _DMA_IDX))

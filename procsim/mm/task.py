@@ -75,11 +75,8 @@ _SWAPPED = _DEAD - 2             # an anon member reclaim wrote to swap: still t
 PAGES, SLAB, KMALLOC = "pages", "slab", "kmalloc"       # Batch.kind
 _NOBODY = object()                                       # no tag (None is the default task's)
 PTRS_PER_TABLE = 512             # entries of a PTE, PMD or PUD page (x86-64, 4 KiB pages)
-# anon is faulted in stretches of up to 64 PTE pages' worth (128 MiB), each stretch's tables
-# allocated before it: in the kernel they come one per 512 pages, but a run per table costs
-# ~1.5 ms; a failing stretch counts at most 64 tables more than the kernel would.  Both the
-# runs path and the per-page one use the same stretches, so they stay the same algorithm
-TABLES_AHEAD = 64 * PTRS_PER_TABLE
+STRETCH = 64 * PTRS_PER_TABLE    # page cache is made in runs of up to this many pages; anon in
+                                 # runs that end where a PTE table does, its table made first
 GFP_PGTABLE_USER = G.GFP_KERNEL_ACCOUNT | G.__GFP_ZERO  # pte_alloc_one() and the upper levels
 
 
@@ -472,11 +469,11 @@ class Tasks:
         clock = k.task_clock(where.get("cpu"), where.get("node"), b.use, order)   # faulting in a loop (mm/sched.py)
         i = 0
         try:
-            ahead = max(1, TABLES_AHEAD >> order)      # the stretches _fault_in_runs() makes
+            t = b.task
             for i in range(count):
                 clock.at(i)
-                if not i % ahead:
-                    self._pgtables(b, min(count - i, ahead) << order, where.get("node"), where.get("cpu"))
+                if b.use == "anon" and self._table_ahead(t) < 1 << order:   # a range with no table yet
+                    self._pgtables(b, 1 << order, where.get("node"), where.get("cpu"))
                     clock.at(i)                # what the tables' allocations woke runs first, as
                                                # in _fault_in_runs (its next stretch's first step)
                 page = k.alloc_pages(order, gfp, **where)
@@ -512,9 +509,15 @@ class Tasks:
         k.current = InFlight(self, tag, 0, use, [])         # its blocks are in the task already
         try:
             err, done = None, 0
+            t = b.task
             while done < count and err is None:         # a stretch and the tables it needs first
-                n = min(count - done, TABLES_AHEAD)
-                self._pgtables(b, n, node, cpu)
+                n = STRETCH
+                if use == "anon":
+                    n = self._table_ahead(t)
+                    if not n:                           # the next page starts a new PTE table
+                        self._pgtables(b, 1, node, cpu)
+                        n = PTRS_PER_TABLE
+                n = min(count - done, n)
                 _, _, err = k.alloc_pages_runs(gfp, n, node, cpu, use, made=partial(self._made, b))
                 done += n
         except MMError as e:                                 # refused before a page moved
@@ -541,6 +544,12 @@ class Tasks:
             ev["pgfault"] = ev.get("pgfault", 0) + n
         elif b.use == "pagecache":
             ev["pgpgin"] = ev.get("pgpgin", 0) + (n << b.what) * PAGE_SIZE // 1024
+
+    @staticmethod
+    def _table_ahead(t) -> int:
+        """Pages the task's last PTE table still maps ahead of its anon (resident and
+        swapped): the next fault past them allocates a table first (__pte_alloc)."""
+        return (-(t.rss[MM_ANONPAGES] + t.rss[MM_SWAPENTS])) % PTRS_PER_TABLE
 
     def _pgtables(self, b: "Batch", more: int = 0, node=None, cpu=None) -> None:
         """The page tables of b's task, for its anon (resident and swapped: a swap entry is a

@@ -38,8 +38,9 @@ can meet the target), shrink_active_list() when inactive_is_low() (pgrefill,
 pgdeactivate), shrink_inactive_list() from the tail (pgscan_*, pgsteal_*): clean unmapped
 page cache is freed; anon is written to swap (pswpout; the slots stay used until the owner
 frees or faults it back) or, with
-no swap, activated again.  shrink_slab() asks the dentry/inode shrinker in proportion to
-the pages scanned (do_shrink_slab, vm.vfs_cache_pressure, slabs_scanned).
+no swap, activated again.  shrink_slab() asks the superblock shrinker for the node's unused
+dentries and inodes by the reclaim priority (do_shrink_slab, nr_deferred, vm.vfs_cache_pressure,
+slabs_scanned).
 
 **kswapd** is a kernel thread per node; here an actor on the simulated clock (mm/sched.py):
 a generator running kswapd(), balance_pgdat() and kswapd_try_to_sleep() that yields the cost
@@ -86,12 +87,13 @@ class LruEntry:
     """One element of an LRU list (a folio's ``lru`` list_head): a folio (``page``, pages
     ``lo..hi`` = ``0..2^order``) or a run of ``batch`` members ``lo..hi-1``.  ``lru`` is
     the list it is on (kept while isolated: ``prev`` is None then), ``ref`` PG_referenced."""
-    __slots__ = ("prev", "next", "lru", "zone", "page", "batch", "lo", "hi", "owner", "ref")
+    __slots__ = ("prev", "next", "lru", "zone", "page", "batch", "lo", "hi", "owner", "ref", "mapped")
 
     def __init__(self, lru=-1, zone=None, page=None, batch=None, lo=0, hi=0, owner=None, ref=False):
         self.prev = self.next = None
         self.lru, self.zone, self.page, self.batch = lru, zone, page, batch
         self.lo, self.hi, self.owner, self.ref = lo, hi, owner, ref
+        self.mapped = False                     # a page-cache folio some process maps (NR_FILE_MAPPED)
 
 
 class Lruvec:
@@ -237,6 +239,8 @@ def lru_del(k, page) -> None:
     e = lruvec(k, page.zone.node).folios.pop(page, None)
     if e is not None:
         _unlink(e)
+        if e.mapped:                            # unmapped before it is freed (try_to_unmap)
+            _map(k, e, -1)
         if e.lru & 1:
             _move_counters(k, page.zone, e.hi, e.lru, e.lru - 1)
         return
@@ -304,6 +308,8 @@ def lru_migrate(k, src, dst) -> None:
     lru, ref = (e.lru, e.ref) if e is not None else (base, False)
     d = LruEntry(lru, dst.zone, dst, None, 0, 1 << dst.order, owner, ref)
     lruvec(k, dst.zone.node).folios[dst] = d
+    if e is not None and e.mapped:              # remove_migration_ptes(): mapped again
+        _map(k, d, +1)
     _add_head(k, d)
     if lru != base:
         _move_counters(k, dst.zone, 1 << dst.order, base, lru)
@@ -334,6 +340,19 @@ def activate_boot(k, blocks, n: int) -> None:
     would have made them (pgactivate counts them, as it would on the machine)."""
     for page in blocks[:n]:
         activate(k, page)
+
+
+def _map(k, e, sign: int) -> None:
+    """folio_add_file_rmap / folio_remove_rmap: NR_FILE_MAPPED of the folio's node."""
+    e.mapped = sign > 0
+    k.nodes[e.zone.node].stat["nr_mapped"] += sign * (e.hi - e.lo)
+
+
+def map_boot(k, blocks, n: int) -> None:
+    """The boot workload's oldest n page-cache blocks are mapped by processes (program text,
+    libraries: boot.pages[].mapped), the blocks activate_boot() made active first."""
+    for page in blocks[:n]:
+        _map(k, lruvec(k, page.zone.node).folios[page], +1)
 
 
 def mark_page_accessed(k, page) -> None:
@@ -452,8 +471,7 @@ def get_scan_count(k, nid: int, sc: ScanControl) -> list[int]:
 
 def shrink_node(k, nid: int, sc: ScanControl) -> None:
     """shrink_node() -> shrink_lruvec(): the lists in SWAP_CLUSTER_MAX bites until the target
-    is met, the anon lists rebalanced, then the slab shrinkers for what was scanned."""
-    scanned_before = sc.nr_scanned
+    is met, the anon lists rebalanced, then the slab shrinkers at this priority."""
     reclaimed_before = sc.nr_reclaimed
     # prepare_scan_control(): deactivate a type only when its inactive list is low
     sc.may_deactivate = 0
@@ -478,7 +496,9 @@ def shrink_node(k, nid: int, sc: ScanControl) -> None:
             break
     if can_reclaim_anon_pages(k) and inactive_is_low(k, nid, LRU_INACTIVE_ANON):
         shrink_active_list(k, nid, SWAP_CLUSTER_MAX, sc, LRU_ACTIVE_ANON)
-    sc.nr_reclaimed += shrink_slab(k, nid, sc.priority, sc.nr_scanned - scanned_before)
+    slab_before = k.node_stat_total("nr_slab_reclaimable")
+    shrink_slab(k, sc.gfp, nid, sc.priority)
+    sc.nr_reclaimed += max(0, slab_before - k.node_stat_total("nr_slab_reclaimable"))   # reclaim_state
     if sc.nr_reclaimed > reclaimed_before:      # progress revives a node kswapd gave up on
         k.nodes[nid].kswapd_failures = 0
 
@@ -517,8 +537,9 @@ def _isolate(k, nid: int, nr_to_scan: int, sc: ScanControl, lru: int) -> tuple[l
 
 
 def shrink_active_list(k, nid: int, nr_to_scan: int, sc: ScanControl, lru: int) -> None:
-    """shrink_active_list(): the oldest active folios go to the inactive head (none is
-    mapped, so none stays active): pgrefill for the scan, pgdeactivate for the moves."""
+    """shrink_active_list(): the oldest active folios go to the inactive head (no page
+    table's accessed bit is simulated, so no mapped folio is found referenced and kept
+    active): pgrefill for the scan, pgdeactivate for the moves."""
     taken, scanned = _isolate(k, nid, nr_to_scan, sc, lru)
     for e in taken:
         e.lru = lru - 1
@@ -587,70 +608,123 @@ def _add_to_swap(k, nr: int) -> bool:
 
 
 # ---- shrinkers -------------------------------------------------------------------------------
+def _sb_cache(name: str) -> bool:
+    """The caches on a superblock's LRUs (s_dentry_lru, s_inode_lru): what super_cache_count
+    counts.  Not sockfs's or procfs's inodes: their drop_inode is generic_delete_inode, so an
+    unused one is evicted at its last iput and never waits on an LRU."""
+    return name == "dentry" or (name.endswith("inode_cache") and name not in ("sock_inode_cache", "proc_inode_cache"))
+
+
 def note_boot_slabs(k) -> None:
-    """What the dentry/inode shrinker may free: the objects the boot workload left in full
-    slabs of SLAB_RECLAIM_ACCOUNT caches (users free their own objects themselves)."""
-    from .slub import FULL, SLAB_RECLAIM_ACCOUNT
-    pools: dict[str, list] = {}
+    """What the boot superblock's shrinker finds on its list_lrus: the boot workload's unused
+    dentries and inodes (SLAB_RECLAIM_ACCOUNT, no reference held), kept per node as list_lru
+    keeps them.  boot.caches[].unused says how many of a cache's objects are unused (all when
+    not said); the others are in use (the pinned dentries of rootfs, devtmpfs, tracefs, an
+    inode held by its dentry) and no shrinker or drop_caches frees them.  A user's objects are
+    freed by their owner only.  Pools are keyed (cache, node)."""
+    from .slub import SLAB_RECLAIM_ACCOUNT
+    unused = {bc.name: bc.unused for bc in k.boot_caches}
+    pools: dict[tuple[str, int], list] = {}
     slab = k.slab
     for s in (slab._slab_of.values() if slab is not None else ()):
-        if s.state == FULL and s.cache.flags & SLAB_RECLAIM_ACCOUNT:
-            pools.setdefault(s.cache.name, []).extend((s, i) for i in range(s.objects))
+        c = s.cache
+        if c.flags & SLAB_RECLAIM_ACCOUNT and _sb_cache(c.name):
+            pools.setdefault((c.name, s.node), []).extend((s, i) for i in range(s.objects) if s.used[i])
+    for name, want in unused.items():          # the unused ones, spread over the nodes as apply_boot spread them
+        keys = sorted(key for key in pools if key[0] == name)
+        if want is None or not keys:
+            continue
+        for j, key in enumerate(keys):
+            del pools[key][want // len(keys) + (j < want % len(keys)):]
+            if not pools[key]:
+                del pools[key]
     k.shrinkable = pools
+    k.nr_deferred = [0] * len(k.nodes)
 
 
-def shrink_slab(k, nid: int, priority: int, nr_scanned: int) -> int:
-    """do_shrink_slab() of the superblock shrinker (super_cache_count/scan): delta =
-    freeable >> priority * 4 / seeks scaled by vfs_cache_pressure, in SHRINK_BATCH bites;
-    returns the slab pages freed (reclaim_state).  Counts slabs_scanned."""
-    pools = k.shrinkable
-    if not pools:
-        return 0
-    pressure = k.vfs_cache_pressure
-    freeable = sum(len(v) for v in pools.values()) * pressure // 100
+def super_cache_count(k, nid: int) -> tuple[int, int]:
+    """super_cache_count(): the node's unused dentries and inodes (list_lru_shrink_count)."""
+    dentries = inodes = 0
+    for (name, n), objs in k.shrinkable.items():
+        if n == nid:
+            if name == "dentry":
+                dentries += len(objs)
+            else:
+                inodes += len(objs)
+    return dentries, inodes
+
+
+def shrink_slab(k, gfp: int, nid: int, priority: int) -> int:
+    """shrink_slab() -> do_shrink_slab() of the superblock shrinker (NUMA-aware: the node's
+    objects and the node's nr_deferred), the same arithmetic in 6.1's mm/vmscan.c and 6.18's
+    mm/shrinker.c: freeable = vfs_pressure_ratio(count); delta = (freeable >> priority) * 4 /
+    seeks; total_scan = (nr_deferred >> priority) + delta, at most 2 * freeable, scanned in
+    SHRINK_BATCH bites while total_scan >= SHRINK_BATCH or >= freeable (a small cache under
+    high pressure is scanned whole); what was not scanned is deferred to the next call.
+    super_cache_scan() stops (SHRINK_STOP) without __GFP_FS.  Counts slabs_scanned; returns
+    the objects freed."""
+    d, i = super_cache_count(k, nid)
+    freeable = (d + i) * k.vfs_cache_pressure // 100        # vfs_pressure_ratio()
     if not freeable:
         return 0
-    total_scan = min((freeable >> priority) * 4 // DEFAULT_SEEKS, 2 * freeable)
-    before = k.node_stat_total("nr_slab_reclaimable")
-    scanned, touched = 0, set()
-    while total_scan >= SHRINK_BATCH or (total_scan and total_scan >= freeable):
+    nr, k.nr_deferred[nid] = k.nr_deferred[nid], 0          # xchg_nr_deferred()
+    delta = (freeable >> priority) * 4 // DEFAULT_SEEKS
+    total_scan = min((nr >> priority) + delta, 2 * freeable)
+    scanned = freed = 0
+    while total_scan >= SHRINK_BATCH or total_scan >= freeable:
         n = min(SHRINK_BATCH, total_scan)
-        touched |= _prune(k, pools, n)
+        if not gfp & G.__GFP_FS:                            # super_cache_scan: SHRINK_STOP
+            break
+        freed += super_cache_scan(k, nid, n)
+        _count(k, "slabs_scanned", n)
         total_scan -= n
         scanned += n
-    _count(k, "slabs_scanned", scanned)
-    for name in sorted(touched):               # empty slabs back to the page allocator
-        k.slab.kmem_cache_shrink(k.slab.find(name))
-    return max(0, before - k.node_stat_total("nr_slab_reclaimable"))
+    k.nr_deferred[nid] += min(max(nr + delta - scanned, 0), 2 * freeable)    # add_nr_deferred()
+    return freed
 
 
-def _prune(k, pools: dict, n: int) -> set:
-    """prune_dcache_sb / prune_icache_sb: free n unused boot objects; returns the caches touched."""
-    touched = set()
-    for name in list(pools):
-        objs = pools[name]
-        c = k.slab.find(name)
-        touched.add(name)
+def super_cache_scan(k, nid: int, nr_to_scan: int) -> int:
+    """super_cache_scan(): the scan shared between the dentry and inode LRUs in proportion
+    (mult_frac, +1 each), prune_dcache_sb() then prune_icache_sb(); every unused object
+    walked is freed.  Returns the objects freed."""
+    d, i = super_cache_count(k, nid)
+    total = d + i + 1
+    dentries, inodes = nr_to_scan * d // total, nr_to_scan * i // total
+    freed = _prune(k, [key for key in sorted(k.shrinkable) if key[1] == nid and key[0] == "dentry"],
+                   dentries + 1)
+    return freed + _prune(k, [key for key in sorted(k.shrinkable) if key[1] == nid and key[0] != "dentry"],
+                          inodes + 1)
+
+
+def _prune(k, keys: list, n: int) -> int:
+    """prune_dcache_sb / prune_icache_sb: free up to n unused objects from the tail of the
+    LRUs ``keys``; returns how many were freed."""
+    pools, freed = k.shrinkable, 0
+    for key in keys:
+        objs = pools[key]
+        c = k.slab.find(key[0])
         while n and objs:
             s, i = objs.pop()
             k.slab.kmem_cache_free(c, s.base + i * c.size)
             n -= 1
+            freed += 1
         if not objs:
-            del pools[name]
+            del pools[key]
         if not n:
             break
-    return touched
+    return freed
 
 
 def drop_pagecache(k) -> int:
     """drop_pagecache_sb() for every superblock: every clean, unmapped page-cache folio the
-    kernel holds is dropped (a user's page-cache allocations go through the task registry),
+    kernel holds is dropped (a mapped one stays: invalidate_mapping_pages skips it) (a user's page-cache allocations go through the task registry),
     oldest first; returns the pages freed."""
     freed = 0
     for nid in range(len(k.nodes)):
         vec = lruvec(k, nid)
         for lru in (LRU_INACTIVE_FILE, LRU_ACTIVE_FILE):
-            for page, b, lo, hi, owner in [(e.page, e.batch, e.lo, e.hi, e.owner) for e in vec.entries(lru)]:
+            for page, b, lo, hi, owner in [(e.page, e.batch, e.lo, e.hi, e.owner) for e in vec.entries(lru)
+                                            if not e.mapped]:    # mapping_evict_folio(): mapped stays
                 if owner == PINNED:
                     continue
                 if b is not None:
@@ -899,16 +973,17 @@ class Vmscan:
         return nr
 
     def drop_slab(self) -> int:
-        """drop_slab(): the shrinkers at priority 0 until a round frees next to nothing, then
-        every cache's empty slabs; counts drop_slab.  Returns the pages freed."""
+        """drop_slab(): drop_slab_node() of every node at priority 0 (GFP_KERNEL), again while
+        a round freed more than 1 << shift objects; counts drop_slab.  Only shrinkers run:
+        objects in use stay, and so do the empty slabs SLUB keeps on a node's partial list
+        (up to min_partial; kmem_cache_shrink is another path).  Returns the slab pages freed."""
         self.vm_events["drop_slab"] += 1
-        freed, shift = 0, 0
+        slab_pages = lambda: self.node_stat_total("nr_slab_reclaimable") + self.node_stat_total("nr_slab_unreclaimable")
+        before, shift = slab_pages(), 0
         while True:
-            n = shrink_slab(self, 0, 0, 0)
-            freed += n
+            n = sum(shrink_slab(self, G.GFP_KERNEL, nid, 0) for nid in range(len(self.nodes)))
             if not (n >> shift) > 1:
                 break
             shift += 1
-        freed += sum(self.slab.kmem_cache_shrink(c) for c in list(self.slab.caches))
         self.generation += 1
-        return freed
+        return max(0, before - slab_pages())

@@ -9,6 +9,8 @@ DirectMap*: k.direct_map); this file only prints.
 from __future__ import annotations
 
 from ..mm import swapfile
+from ..mm.percpu import first_chunk_pages
+from ..mm.vmalloc import vmalloc_nr_pages
 from ..mm.page_types import PAGE_SIZE
 from . import View
 
@@ -43,7 +45,7 @@ def _values(k) -> dict[str, int]:
         "PageTables": st("nr_page_table_pages"), "SecPageTables": st("nr_sec_page_table_pages"),
         "NFS_Unstable": 0, "Bounce": 0, "WritebackTmp": 0,
         "CommitLimit": k.vm_commit_limit(), "Committed_AS": k.vm_committed_as(),
-        "VmallocUsed": k.vmalloc_pages, "VmallocChunk": 0, "Percpu": k.percpu_pages,
+        "VmallocUsed": vmalloc_nr_pages(k), "VmallocChunk": 0, "Percpu": k.percpu_pages + first_chunk_pages(k),
         "HardwareCorrupted": 0,                   # CONFIG_MEMORY_FAILURE: num_poisoned_pages
         "AnonHugePages": st("nr_anon_transparent_hugepages"), "ShmemHugePages": st("nr_shmem_hugepages"),
         "ShmemPmdMapped": st("nr_shmem_pmdmapped"), "FileHugePages": st("nr_file_hugepages"),
