@@ -60,6 +60,7 @@ class _ReplayReport:
     def __init__(self, state):
         import threading
         self.state, self.at, self.t0 = state, None, time.monotonic()
+        self.printed = False
         self.done = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
@@ -69,16 +70,24 @@ class _ReplayReport:
 
     def _run(self):
         while not self.done.wait(REPLAY_REPORT):
-            if self.at is None:
-                continue
-            n, offset, size, raw = self.at
-            line = (raw or b"").decode(errors="replace")[:60]
-            print(f"procsim: replaying {self.state}: line {n}, {100 * offset // max(size, 1)}% of its bytes, "
-                  f"{time.monotonic() - self.t0:.0f} s: {line}", file=sys.stderr, flush=True)
+            self._print()
+
+    def _print(self):
+        if self.at is None:
+            return
+        n, offset, size, raw = self.at
+        self.printed = True
+        line = (raw or b"").decode(errors="replace")[:60]
+        print(f"procsim: replaying {self.state}: line {n}, {100 * offset // max(size, 1)}% of its bytes, "
+              f"{time.monotonic() - self.t0:.0f} s: {line}", file=sys.stderr, flush=True)
 
     def stop(self):
+        """A replay that lasted a period says where it got to at least once, however the
+        reporting thread was scheduled."""
         self.done.set()
         self.thread.join()
+        if not self.printed and time.monotonic() - self.t0 >= REPLAY_REPORT:
+            self._print()
 
 
 def _session(args, state=None, clock="virtual"):
