@@ -122,6 +122,8 @@ class BootPages:
     node: int | None = None                     # None = spread over nodes with memory
     active: int = 0                             # bytes of it on the active LRU list (anon, pagecache)
     mapped: int = 0                             # bytes of page cache mapped by processes (Mapped)
+    touched: int = 0                            # bytes of the mapped share running programs keep touching
+    text: int = 0                               # bytes of the touched share they execute
 
 
 CPU_NUMBERINGS = ("interleaved", "by_socket")
@@ -625,7 +627,7 @@ def _load_boot(d: _Doc, node, node_mem: list[int]) -> Boot:
                                "every slab holds at least one live object")
         place(caches[-1].node, caches[-1].objects * caches[-1].size, cn)
     for i, pn in enumerate(d.sequence(m["pages"], "boot.pages") if "pages" in m else ()):
-        p = d.mapping(pn, f"boot.pages[{i}]", {"use", "size", "node", "active", "mapped"}, {"use", "size"})
+        p = d.mapping(pn, f"boot.pages[{i}]", {"use", "size", "node", "active", "mapped", "touched", "text"}, {"use", "size"})
         use = d.string(p["use"], "use")
         if use not in BOOT_PAGE_USES:
             d.fail(p["use"], f"unknown page use {use!r} (one of {', '.join(BOOT_PAGE_USES)})")
@@ -644,9 +646,22 @@ def _load_boot(d: _Doc, node, node_mem: list[int]) -> Boot:
             mapped = d.size(p["mapped"], "mapped", lo=0)
             if mapped > size:
                 d.fail(p["mapped"], f"mapped ({_mib(mapped)}) is more than size ({_mib(size)})")
-        pages.append(BootPages(use, size, _node_ref(d, p, nsockets), active, mapped))
+        touched = text = 0                      # what running programs keep touching: reclaim keeps it
+        if "touched" in p:
+            touched = d.size(p["touched"], "touched", lo=0)
+            if touched > mapped:
+                d.fail(p["touched"], f"touched ({_kib(touched)}) is more than mapped ({_kib(mapped)})")
+        if "text" in p:
+            text = d.size(p["text"], "text", lo=0)
+            if text > touched:
+                d.fail(p["text"], f"text ({_kib(text)}) is more than touched ({_kib(touched)})")
+        pages.append(BootPages(use, size, _node_ref(d, p, nsockets), active, mapped, touched, text))
         place(pages[-1].node, pages[-1].size, pn)
     return Boot(tuple(caches), tuple(pages), line=node.start_mark.line + 1)
+
+
+def _kib(nbytes: int) -> str:
+    return f"{nbytes >> 10} KiB"
 
 
 def _mib(nbytes: int) -> str:

@@ -282,9 +282,36 @@ def test_mapped_page_cache_is_counted_and_kept_by_drop_caches():
     assert kb(k, "Mapped") == 0 and ev(k, "pgsteal_file") >= 512
 
 
+def test_running_programs_text_and_touched_pages_stay():
+    """boot.pages[].touched/text: mapped page cache whose ptes running programs keep young.
+    folio_check_references(): text (VM_EXEC) is activated at once and shrink_active_list()
+    rotates it back to the active list; touched data is kept (PG_referenced) on its first scan
+    and activated on its second.  Reclaim frees every other page of cache around them, and
+    the counters say so: pgactivate grows, pgdeactivate counts only what moved."""
+    k = boot(text=MAPPED.replace("mapped: 2MiB", "mapped: 2MiB, touched: 2MiB, text: 1MiB"))
+    assert kb(k, "Mapped") == 2048 and kb(k, "Active(file)") == 4096
+    act = ev(k, "pgactivate")
+    for _ in range(60000):
+        if kb(k, "Cached") <= 2048:
+            break
+        k.alloc_pages(0, G.GFP_HIGHUSER_MOVABLE, use="anon")
+    from procsim.mm.errors import MMError
+    with pytest.raises(MMError):                # on to the end: reclaim scans what is left, in vain
+        for _ in range(20000):
+            k.alloc_pages(0, G.GFP_HIGHUSER_MOVABLE, use="anon")
+    assert kb(k, "Cached") == 2048 and kb(k, "Mapped") == 2048
+    assert ev(k, "pgsteal_file") >= (8192 - 2048) // 4
+    assert ev(k, "pgactivate") > act
+    assert ev(k, "pgrefill") > ev(k, "pgdeactivate")      # the text was scanned and stayed active
+
+
 def test_boot_mapped_validated():
     from procsim import machine as M
     with pytest.raises(M.ConfigError, match=r"mapped: only page cache"):
         M.loads(MAPPED.replace("use: pagecache", "use: anon"))
     with pytest.raises(M.ConfigError, match=r"mapped \(16 MiB\) is more than size"):
         M.loads(MAPPED.replace("mapped: 2MiB", "mapped: 16MiB"))
+    with pytest.raises(M.ConfigError, match=r"touched \(3072 KiB\) is more than mapped \(2048 KiB\)"):
+        M.loads(MAPPED.replace("mapped: 2MiB", "mapped: 2MiB, touched: 3MiB"))
+    with pytest.raises(M.ConfigError, match=r"text \(2048 KiB\) is more than touched \(1024 KiB\)"):
+        M.loads(MAPPED.replace("mapped: 2MiB", "mapped: 2MiB, touched: 1MiB, text: 2MiB"))

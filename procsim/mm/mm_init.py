@@ -222,7 +222,8 @@ class MmInit:
                 if bp.active:                     # the share used twice since: on the active list
                     activate_boot(self, blocks, len(blocks) * bp.active // bp.size)
                 if bp.mapped:                     # the share processes map: the same oldest blocks first
-                    map_boot(self, blocks, len(blocks) * bp.mapped // bp.size)
+                    map_boot(self, blocks, len(blocks) * bp.mapped // bp.size,
+                             len(blocks) * bp.touched // bp.size, len(blocks) * bp.text // bp.size)
 
 
     def _boot_kmalloc_large(self, nid: int, pages: int):

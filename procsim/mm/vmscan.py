@@ -83,17 +83,22 @@ KSWAPD_SLEEPING, KSWAPD_RUNNING, KSWAPD_NAPPING = range(3)   # PgData.kswapd_sta
 KSWAPD_NAP, KSWAPD_SLEEP = "nap", "sleep"                    # what the kswapd generator yields besides ns
 
 
+YOUNG_DATA, YOUNG_TEXT = 1, 2           # LruEntry.young: a mapping running programs keep touching
+
+
 class LruEntry:
     """One element of an LRU list (a folio's ``lru`` list_head): a folio (``page``, pages
     ``lo..hi`` = ``0..2^order``) or a run of ``batch`` members ``lo..hi-1``.  ``lru`` is
     the list it is on (kept while isolated: ``prev`` is None then), ``ref`` PG_referenced."""
-    __slots__ = ("prev", "next", "lru", "zone", "page", "batch", "lo", "hi", "owner", "ref", "mapped")
+    __slots__ = ("prev", "next", "lru", "zone", "page", "batch", "lo", "hi", "owner", "ref", "mapped", "young")
 
     def __init__(self, lru=-1, zone=None, page=None, batch=None, lo=0, hi=0, owner=None, ref=False):
         self.prev = self.next = None
         self.lru, self.zone, self.page, self.batch = lru, zone, page, batch
         self.lo, self.hi, self.owner, self.ref = lo, hi, owner, ref
         self.mapped = False                     # a page-cache folio some process maps (NR_FILE_MAPPED)
+        self.young = 0                          # its ptes are found young at every rmap walk: YOUNG_DATA
+                                                # (boot.pages[].touched) or YOUNG_TEXT (VM_EXEC, .text)
 
 
 class Lruvec:
@@ -280,6 +285,7 @@ def lru_split(k, folio, pieces) -> None:
     at = e
     for p in pieces:
         f = folios[p] = LruEntry(e.lru, p.zone, p, None, 0, 1 << p.order, e.owner, e.ref)
+        f.mapped, f.young = e.mapped, e.young     # nr_mapped counted the pages already
         q = at.prev
         f.prev, f.next = q, at
         q.next = at.prev = f
@@ -310,6 +316,7 @@ def lru_migrate(k, src, dst) -> None:
     lruvec(k, dst.zone.node).folios[dst] = d
     if e is not None and e.mapped:              # remove_migration_ptes(): mapped again
         _map(k, d, +1)
+        d.young = e.young
     _add_head(k, d)
     if lru != base:
         _move_counters(k, dst.zone, 1 << dst.order, base, lru)
@@ -348,11 +355,15 @@ def _map(k, e, sign: int) -> None:
     k.nodes[e.zone.node].stat["nr_mapped"] += sign * (e.hi - e.lo)
 
 
-def map_boot(k, blocks, n: int) -> None:
+def map_boot(k, blocks, n: int, touched: int = 0, text: int = 0) -> None:
     """The boot workload's oldest n page-cache blocks are mapped by processes (program text,
-    libraries: boot.pages[].mapped), the blocks activate_boot() made active first."""
-    for page in blocks[:n]:
-        _map(k, lruvec(k, page.zone.node).folios[page], +1)
+    libraries: boot.pages[].mapped), the blocks activate_boot() made active first; running
+    programs keep touching the oldest ``touched`` of them, of which the oldest ``text`` are
+    executable (boot.pages[].touched, .text)."""
+    for i, page in enumerate(blocks[:n]):
+        e = lruvec(k, page.zone.node).folios[page]
+        _map(k, e, +1)
+        e.young = YOUNG_TEXT if i < text else YOUNG_DATA if i < touched else 0
 
 
 def mark_page_accessed(k, page) -> None:
@@ -537,17 +548,21 @@ def _isolate(k, nid: int, nr_to_scan: int, sc: ScanControl, lru: int) -> tuple[l
 
 
 def shrink_active_list(k, nid: int, nr_to_scan: int, sc: ScanControl, lru: int) -> None:
-    """shrink_active_list(): the oldest active folios go to the inactive head (no page
-    table's accessed bit is simulated, so no mapped folio is found referenced and kept
-    active): pgrefill for the scan, pgdeactivate for the moves."""
+    """shrink_active_list(): the oldest active folios go to the inactive head, but for the
+    text of running programs (young ptes and VM_EXEC: rotated back to the active head, the
+    rule that keeps executables in memory): pgrefill for the scan, pgdeactivate for the moves."""
     taken, scanned = _isolate(k, nid, nr_to_scan, sc, lru)
+    moved = 0
     for e in taken:
-        e.lru = lru - 1
-        _move_counters(k, e.zone, e.hi - e.lo, lru, lru - 1)
-        _count(k, "pgrefill_" + ZONE_NAMES_LOWER[e.zone.idx], e.hi - e.lo)     # 3.10's zone events
+        n = e.hi - e.lo
+        _count(k, "pgrefill_" + ZONE_NAMES_LOWER[e.zone.idx], n)     # 3.10's zone events
+        if e.young != YOUNG_TEXT:
+            e.lru = lru - 1
+            _move_counters(k, e.zone, n, lru, lru - 1)
+            moved += n
         _add_head(k, e)
     _count(k, "pgrefill", scanned)
-    _count(k, "pgdeactivate", scanned)
+    _count(k, "pgdeactivate", moved)
 
 
 def shrink_inactive_list(k, nid: int, nr_to_scan: int, sc: ScanControl, lru: int) -> int:
@@ -562,7 +577,15 @@ def shrink_inactive_list(k, nid: int, nr_to_scan: int, sc: ScanControl, lru: int
         n = e.hi - e.lo
         zone = ZONE_NAMES_LOWER[e.zone.idx]
         _count(k, f"pgscan_{who}_{zone}", n)    # 3.10 counted reclaim per zone
-        e.ref = False                           # folio_check_references() clears PG_referenced
+        referenced, e.ref = e.ref, False        # folio_check_references() clears PG_referenced
+        if e.young:                             # referenced ptes: executable or seen before, activate;
+            if e.young == YOUNG_TEXT or referenced:     # else PG_referenced and keep (FOLIOREF_KEEP)
+                e.ref = True
+                _activate(k, e)
+            else:
+                e.ref = True
+                _add_head(k, e)
+            continue
         owner = e.owner
         if owner == PINNED:
             _add_head(k, e)                     # not ours to free: rotate back to the head
