@@ -116,6 +116,28 @@ def test_movable_small_order_steals_without_changing_the_block():
     assert free_table(z, U)[:7] == [0, 1, 1, 1, 1, 1, 1]
 
 
+def test_a_stolen_page_boosts_the_watermarks_before_6_15():
+    """steal_suitable_fallback() (6.1, 5.4) boosts the watermarks on every fallback below
+    pageblock order, a movable page stolen from an unmovable block too; 6.15+ boosts only when
+    it tries to claim the block (try_to_claim_block), so the same steal on 6.18 leaves them."""
+    from procsim.mm.profile import PROFILES
+    assert PROFILES["6.1"].steal_boosts and PROFILES["5.4"].steal_boosts
+    assert not PROFILES["6.18"].steal_boosts and not PROFILES["3.10"].steal_boosts
+    for version, boosted in (("6.18", 0), ("6.1", 512)):
+        k = kernel("tiny")
+        k.profile = PROFILES[version]                          # the allocator asks the profile
+        z = k.zones[1]
+        k.alloc_pages(0, G.GFP_KERNEL)
+        drain_type(z, M)
+        for o in (9, 8, 7, 6, 5, 4):                           # no block a claim would try: orders < 4 left
+            z.rmqueue_smallest(o, U)
+        assert not any(z.free_count(o, mt) for o in range(4, 11) for mt in range(3))
+        assert z.boost == 0
+        pfn = k._rmqueue_typed(z, 0, M, G.ALLOC_WMARK_LOW | G.ALLOC_KSWAPD, [0])
+        assert pfn == 5121 and z.get_pageblock_migratetype(5120) == U
+        assert z.boost == boosted and z.boosted_wmark == bool(boosted), version
+
+
 # ---- watermarks, protection, pagesets, thresholds, recomputed in the test ----------------------
 
 def fls(x):

@@ -480,11 +480,16 @@ class Zone:
         self.account_freepages(moved, new_mt)
         return moved
 
-    def rmqueue_steal(self, order: int, mt: int) -> int:
+    def rmqueue_steal(self, order: int, mt: int, boost_factor: int = 0, kswapd: bool = False) -> int:
+        """__rmqueue_steal(): the smallest free block of a fallback type, split for us.  Before
+        6.15 (steal_suitable_fallback) a steal below pageblock order boosted the watermarks too:
+        the caller passes boost_factor then."""
         for q in range(order, NR_PAGE_ORDERS):
             fmt = self.find_suitable_fallback(q, mt, False)
             if fmt == -1:
                 continue
+            if boost_factor and q < PAGEBLOCK_ORDER and self.boost_watermark(boost_factor) and kswapd:
+                self.boosted_wmark = True
             pfn = self._first(q, fmt)
             self._take(pfn, q, fmt)
             self.account_freepages(-(1 << q), fmt)

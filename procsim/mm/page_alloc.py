@@ -800,7 +800,8 @@ class PageAlloc:
                 mode[0] = 0
                 return pfn
         if not flags & G.ALLOC_NOFRAGMENT:
-            pfn = z.rmqueue_steal(order, mt)
+            pfn = z.rmqueue_steal(order, mt, self.watermark_boost_factor if self.profile.steal_boosts else 0,
+                                  flags & G.ALLOC_KSWAPD)
             if pfn >= 0:
                 mode[0] = 2
                 return pfn

@@ -209,6 +209,9 @@ class Profile:
     # "shmem_thp: %lukB" with a space (until 6.2; the oracle's 6.1 OOM report shows it)
     oom_rss_columns: bool = True
     show_mem_thp_space: bool = False
+    # steal_suitable_fallback() (until 6.14) boosts the watermarks on every fallback below
+    # pageblock order, a single page stolen too; since 6.15 only an attempt to claim the block does
+    steal_boosts: bool = False
     # set_recommended_min_free_kbytes() recomputes min_free_kbytes when THP is off (5.17+)
     thp_off_recalculates_min_free: bool = True
     # the embedded first percpu chunk's static, reserved and dynamic sizes in bytes (dmesg's
@@ -239,7 +242,7 @@ LINUX_6_1 = Profile("6.1", _NODE_6_1, _ZONE_6_1, _NUMA, _EVENTS_6_1, wmark_lines
                     kmalloc_buckets=False, oom_rss_columns=False, show_mem_thp_space=True,
                     compaction_suitable="4.9", gfpflag_names=_GFPFLAG_NAMES_6_1,
                     pcpu_first_chunk=(217088, 8192, 28672),      # the oracle guests' dmesg
-                    boot_caches=BOOT_CACHES_6_1)
+                    boot_caches=BOOT_CACHES_6_1, steal_boosts=True)
 LINUX_5_4 = Profile("5.4", _NODE_5_4, _ZONE_5_4, _NUMA, _EVENTS_5_4, wmark_lines=("min", "low", "high"),
                     zoneinfo_cma=False, free_pages_blocks=False, memmap_pages=False, pcp="6*batch",
                     movable_wmark_clamp=False, meminfo_lines=_MEMINFO_5_4, vmstat_nr_unstable=False,
@@ -249,13 +252,13 @@ LINUX_5_4 = Profile("5.4", _NODE_5_4, _ZONE_5_4, _NUMA, _EVENTS_5_4, wmark_lines
                     + kmalloc_sequence((KMALLOC_DMA,), _DMA_IDX),
                     kmalloc_buckets=False, compaction_proactiveness=None, oom_rss_columns=False,
                     show_mem_thp_space=True, compaction_suitable="4.9", folios=False,
-                    gfpflag_names=_GFPFLAG_NAMES_6_1, thp_off_recalculates_min_free=False)
+                    gfpflag_names=_GFPFLAG_NAMES_6_1, thp_off_recalculates_min_free=False, steal_boosts=True)
 # 3.10 (seed 002, a CentOS 7 SLUB): SLUB, /proc/vmstat and /proc/meminfo are 3.10's; zoneinfo,
 # node meminfo, pagetypeinfo keep 5.4's shapes
 # 3.10 counted direct reclaim once per do_try_to_free_pages(), not per zone (ALLOCSTALL)
 _ALIASES_3_10 = {**_ALIASES_5_4, "allocstall": tuple(_zones("allocstall"))}
 LINUX_3_10 = replace(LINUX_5_4, version="3.10", kmalloc_k_names=False, vmstat_counters=_VMSTAT_3_10,
-                     compaction_suitable="3.10",
+                     compaction_suitable="3.10", steal_boosts=False,     # (no watermark boost before 5.0)
                      aliases=tuple(_ALIASES_3_10.items()),
                      vm_event_items=_EVENTS_3_10, kernel_stack_kb=16, meminfo_lines=_MEMINFO_3_10, vmap_stack=False,
                      meminfo_hugetlb=False,
