@@ -25,6 +25,15 @@ DD_MIB = int(re.search(r"^DD_MIB=(\d+)$", (HERE / "init.sh").read_text(), re.M)[
 DD_STEP_MIB = 4
 HOG_STEP_PAGES = 256                     # hog.c: `hog grow 1 ...`, 1 MiB a step
 TOL = {"anon-rss": 0.03, "pgtables": 0.25, "kswapd": 0.10, "direct": 2.0, "slabs_scanned": 20.0}
+# Rows the replay is known not to meet, and why: shown as GAP, not failing `make oracle`, and
+# failing it as soon as one is met (Report.known_gaps), so the list is always the truth.
+KNOWN_GAPS = {
+    "kswapd_high_wmark_hit_quickly (2x)":
+        "issue 25: the real dd also made 205101 buffer_heads (5259 reclaimable slab pages, freed as "
+        "its page cache was reclaimed); the hog's fallbacks into those blocks boosted the watermarks "
+        "(compact_daemon_wake 33, boost 2048 kB at the kill). The replay's page cache has no "
+        "buffer_heads: no fallback, no boost, and kswapd's frees land on the hog's pcp list",
+}
 
 
 def timing(cap: dict[str, str]) -> dict[str, float]:
@@ -206,4 +215,5 @@ def compare(m, before: dict[str, str], after: dict[str, str]) -> oc.Report:
         diff = [f"{x}->{y}" for x, y in zip(re.findall(r"\d+", a), re.findall(r"\d+", b), strict=False) if x != y]
         r.rows.append(oc.Row(label, "", "", ok, ("numbers " + " ".join(diff[:6]) + (" ..." if len(diff) > 6 else ""))
                              if ok and diff else ("" if ok else f"real {a!r} procsim {b!r}")))
+    r.known_gaps(KNOWN_GAPS)
     return r
