@@ -2,7 +2,7 @@
 
 One command per line (``#`` comments and blank lines are ignored)::
 
-    alloc_pages ORDER [gfp=FLAGS] [node=N] [cpu=C] [count=K] [tag=NAME] [use=USE]
+    alloc_pages ORDER [gfp=FLAGS] [node=N] [cpu=C] [count=K] [tag=NAME] [use=USE] [buffers=1]
     free_pages ID | free_pages tag=NAME
     kmem_cache_create NAME SIZE [align=A] [flags=SLAB_HWCACHE_ALIGN|...]
     kmem_cache_alloc NAME [gfp=FLAGS] [node=N] [cpu=C] [count=K] [tag=NAME]
@@ -177,6 +177,7 @@ def _count(v, verb): return number(v, "count", 1, MAX_PAGE_COUNT if verb == "all
 def _size(v, verb): return size(v, "size", 1, 1 << 30)
 def _align(v, verb): return size(v, "align", 0, 1 << 20)
 def _word(v, verb): return v
+def _buffers(v, verb): return number(v, "buffers", 0, 1)
 
 
 _DURATION_RE = re.compile(rf"({_NUMBER})(s|ms|us|ns)?", re.ASCII)
@@ -353,8 +354,12 @@ class AllocPages(_Allocate):
     order: int = arg("ORDER", _order)
     use: str | None = opt(_use)
     gfp: int | None = opt(_gfp, None, show=_show_gfp)   # None: the use's own gfp (gfp.use_gfp)
+    buffers: int = opt(_buffers, 0)    # 1: a block-mapped file's page cache, a buffer_head a page
 
     def apply(self, k):
+        if self.buffers and (self.use != "pagecache" or self.order):
+            raise ControlError(E.EINVAL, "buffers=1 is for order-0 page cache (use=pagecache): a "
+                                         "block-mapped file's pages, each with its buffer_head")
         if self.order and self.count > MAX_COUNT:     # only order 0 comes as runs
             raise ControlError(E.EINVAL, f"count must be in 1..{MAX_COUNT} for order {self.order}, not {self.count}")
         if self.use == "anon":                         # an anon mapping commits memory first (mmap)
@@ -364,7 +369,8 @@ class AllocPages(_Allocate):
         if gfp is None:
             gfp = G.use_gfp(self.use, k.profile.folios) if self.use in G.USER_USES else G.GFP_KERNEL
         try:
-            ids = k.tasks.alloc_pages(self.tag, self.order, gfp, self.count, use=self.use, **self._where(k))
+            ids = k.tasks.alloc_pages(self.tag, self.order, gfp, self.count, use=self.use, buffers=bool(self.buffers),
+                                      **self._where(k))
         except MMError:
             count_thp_fault(k, self.order, gfp, 0, True)
             raise

@@ -263,7 +263,7 @@ REAL = {"pgscan_kswapd": 202397, "pgscan_direct": 2702, "pageoutrun": 225, "kswa
 
 
 def guest_replay():
-    """dd: 4 MiB of page cache every 250 ms (the guest's 16 MiB/s); then the hog: 1 MiB of
+    """dd: 4 MiB of page cache every 250 ms (the guest's 16 MiB/s, ext2: a buffer_head a page); then the hog: 1 MiB of
     anon every 20 ms until the OOM killer takes it.  Returns the kernel."""
     from procsim import machine as M
     from procsim.mm.kernel import Kernel
@@ -271,7 +271,7 @@ def guest_replay():
     ctl = Control(lambda: Kernel(M.load(Path(__file__).parent / "data" / "guest-2g-pressure.yaml")))
     k = ctl.kernel
     for _ in range(800 // 4):
-        assert run(ctl, f"alloc_pages 0 {HUM} use=pagecache count=1024 tag=dd")[0] == 0
+        assert run(ctl, f"alloc_pages 0 {HUM} use=pagecache count=1024 tag=dd buffers=1")[0] == 0
         ctl.run("sleep 240ms")
     for _ in range(10000):
         e, text = run(ctl, f"alloc_pages 0 {HUM} use=anon count=256 tag=hog")

@@ -228,3 +228,41 @@ def test_faults_count_pgfault_and_page_cache_reads_pgpgin(real):
     assert ev.get("pgfault", 0) - f0 == 11
     ok(real, "alloc_pages 0 count=3 use=pagecache tag=f")
     assert ev.get("pgpgin", 0) - i0 == 12 and ev.get("pgfault", 0) - f0 == 11
+
+
+def test_page_cache_with_buffers_carries_a_buffer_head_per_page():
+    """buffers=1: each page-cache page gets a buffer_head (104 bytes, 39 to a 4 KiB slab,
+    SLAB_RECLAIM_ACCOUNT so SReclaimable), made with its page and freed with it -- by reclaim
+    (try_to_free_buffers before the folio goes) and by free_pages."""
+    import procsim
+    from procsim.mm.gfp import __GFP_RECLAIMABLE
+    sim = procsim.Simulation("tiny")
+    k = sim.kernel
+
+    def bh():
+        line = next(x for x in sim.render("slabinfo").decode().splitlines() if x.startswith("buffer_head "))
+        return [int(w) for w in line.split()[1:6]]
+
+    def live_bh():                          # objects in use, counted in the slabs themselves
+        c = k.slab.find("buffer_head")
+        return sum(s.inuse for s in k.slab._slab_of.values() if s.cache is c)
+
+    def kb(key):
+        return int(next(x for x in sim.render("meminfo").decode().splitlines() if x.startswith(key + ":")).split()[1])
+
+    before = kb("SReclaimable")
+    sim.run("alloc_pages 0 use=pagecache count=390 tag=dd buffers=1")
+    assert bh() == [390, 390, 104, 39, 1] and live_bh() == 390      # 390 / 39 = 10 slabs exactly
+    assert kb("SReclaimable") - before == 10 * 4
+    assert k.slab.find("buffer_head").allocflags & __GFP_RECLAIMABLE
+    with pytest.raises(procsim.CommandError, match="EINVAL"):
+        sim.run("alloc_pages 0 use=anon count=5 tag=x buffers=1")
+    assert live_bh() == 390 and not k.tasks.find_task("x")
+    # past free memory: reclaim frees page cache and its buffer_heads together (slabinfo's
+    # active_objs also counts the free objects of the cpu slabs, as SLUB's does)
+    sim.run("alloc_pages 0 use=pagecache count=14000 tag=big buffers=1")
+    assert k.vm_events.get("pgsteal_kswapd", 0) + k.vm_events.get("pgsteal_direct", 0) > 390
+    assert live_bh() == kb("Cached") // 4 < 14000
+    assert bh()[0] >= live_bh()
+    sim.run("free_pages tag=big")
+    assert live_bh() == 0

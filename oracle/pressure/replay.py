@@ -91,7 +91,7 @@ def replay(m, before: dict[str, str], after: dict[str, str]) -> tuple[Kernel, di
     ctl = Control(lambda: Kernel(m))
     k = ctl.kernel
     for _ in range(DD_MIB // DD_STEP_MIB):
-        r = ctl.run(f"alloc_pages 0 use=pagecache count={DD_STEP_MIB * 256} tag=dd")
+        r = ctl.run(f"alloc_pages 0 use=pagecache count={DD_STEP_MIB * 256} tag=dd buffers=1")
         if r.errno:
             raise RuntimeError(f"dd: {r.text}")
         _sleep(ctl, dd)

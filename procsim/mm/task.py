@@ -56,6 +56,7 @@ from .core_api import TaskKernel
 from .errors import MMError
 from .vmscan import LRU_OF_USE as LRU_USES, OWN, lru_add_run, lru_del_run, set_owner
 from .page_types import PAGE_SIZE
+from .slub import SLAB_RECLAIM_ACCOUNT
 
 # include/linux/mm_types_task.h: enum rss stat items
 MM_FILEPAGES, MM_ANONPAGES, MM_SWAPENTS, MM_SHMEMPAGES = range(4)
@@ -75,6 +76,9 @@ _SWAPPED = _DEAD - 2             # an anon member reclaim wrote to swap: still t
 PAGES, SLAB, KMALLOC = "pages", "slab", "kmalloc"       # Batch.kind
 _NOBODY = object()                                       # no tag (None is the default task's)
 PTRS_PER_TABLE = 512             # entries of a PTE, PMD or PUD page (x86-64, 4 KiB pages)
+BH_SIZE = 104                    # sizeof(struct buffer_head), 64-bit
+GFP_BUFFERS = G.GFP_NOFS | G.__GFP_ACCOUNT   # folio_alloc_buffers()
+_BH_NONE, _BH_GONE = 0, 1        # Batch.bh: not made yet; the page is gone (else the object's address)
 STRETCH = 64 * PTRS_PER_TABLE    # page cache is made in runs of up to this many pages; anon in
                                  # runs that end where a PTE table does, its table made first
 GFP_PGTABLE_USER = G.GFP_KERNEL_ACCOUNT | G.__GFP_ZERO  # pte_alloc_one() and the upper levels
@@ -138,7 +142,7 @@ class Batch:
     ``cpu`` and ``mt`` (pages: the cpu and migratetype they were allocated with).
     """
     __slots__ = ("first", "n", "task", "kind", "what", "use", "live", "reclaimed", "version", "cpu", "mt",
-                 "lru", "_addrs", "_cache", "_idx", "_pfn", "_zone", "_pages")
+                 "lru", "bh", "_addrs", "_cache", "_idx", "_pfn", "_zone", "_pages")
 
     def __init__(self, first, task, kind, what, use, n: int, cache=None):
         self.first, self.n, self.task, self.kind, self.what, self.use = first, n, task, kind, what, use
@@ -151,6 +155,8 @@ class Batch:
         self._zone: list = []                    #   its zone
         self._pages: dict = {}                   #   member index -> Page, for members that have one
         self.lru: list = []                      # anon / page cache: its LRU run entries by first member (vmscan)
+        self.bh = None                           # page cache of a block-mapped file: each member's
+                                                 # buffer_head (its address; 0 once freed), by index
 
     @property
     def last(self) -> int:
@@ -399,17 +405,20 @@ class Tasks:
 
     # ---- allocating ---------------------------------------------------------------------
     def alloc_pages(self, tag: str | None, order: int, gfp: int, count: int = 1, node=None, cpu=None,
-                    use: str | None = None) -> range:
+                    use: str | None = None, buffers: bool = False) -> range:
         """count blocks of 2^order pages for the task tag names; all or nothing (a failure
         frees what the call made, newest first, and creates no task).  Returns the new IDs.
         Order 0 comes from the allocator as runs (no Page per page) unless the kernel's
-        ``page_runs`` is off, which makes this the per-page reference."""
+        ``page_runs`` is off, which makes this the per-page reference.  ``buffers``: page
+        cache of a block-mapped file, each page with its buffer_head (_attach_buffers)."""
         k = self.k
+        if buffers and (use != "pagecache" or order):
+            raise MMError(errno.EINVAL, "buffers: only order-0 page cache has buffer_heads here")
         # runs, unless the reference is asked for (the runs emit every page's trace events)
         if order == 0 and k.page_runs:
             self._trace_current(tag)
             if use in LRU_USES:
-                return self._fault_in_runs(tag, gfp, count, node, cpu, use)
+                return self._fault_in_runs(tag, gfp, count, node, cpu, use, buffers)
             runs: list = []
             k.current = InFlight(self, tag, 0, use, _RunPages(runs))
             try:
@@ -435,7 +444,7 @@ class Tasks:
             where["use"] = use
         self._trace_current(tag)
         if use in LRU_USES:
-            return self._fault_in(tag, order, gfp, count, where)
+            return self._fault_in(tag, order, gfp, count, where, buffers)
         got: list = []
         k.current = InFlight(self, tag, order, use, got)       # who the OOM killer sees allocating
         clock = k.task_clock(cpu, node, use, order)            # a task allocating in a loop (mm/sched.py)
@@ -454,7 +463,7 @@ class Tasks:
         pages = got
         return self._add_pages(tag, order, use, pages)
 
-    def _fault_in(self, tag, order: int, gfp: int, count: int, where: dict) -> range:
+    def _fault_in(self, tag, order: int, gfp: int, count: int, where: dict, buffers: bool = False) -> range:
         """Anon or page cache, one block at a time like a task faulting it in: each block is
         the task's (its ID, its rss, the LRU owner) as soon as it is made, so reclaim under
         this very command may drop or swap out the ones made before, as the kernel reclaims a
@@ -465,6 +474,8 @@ class Tasks:
         new_task = tag not in self._by_tag
         b = self._new(tag, PAGES, order, where.get("use"), 0)
         self._file(b)
+        if buffers:
+            b.bh = array("Q")
         k.current = InFlight(self, tag, order, b.use, [])    # its blocks are in the task already
         clock = k.task_clock(where.get("cpu"), where.get("node"), b.use, order)   # faulting in a loop (mm/sched.py)
         i = 0
@@ -483,6 +494,7 @@ class Tasks:
                 b._pages[i] = page
                 self._grow(b, page.zone, page.pfn, 1)
                 set_owner(k, page, b.first + i)
+                self._attach_buffers(b, 1, where.get("node"), where.get("cpu"))
         except MMError as e:
             clock.done(i)
             made = b.n
@@ -496,7 +508,7 @@ class Tasks:
         clock.done(count)
         return range(b.first, b.last + 1)
 
-    def _fault_in_runs(self, tag, gfp: int, count: int, node, cpu, use: str) -> range:
+    def _fault_in_runs(self, tag, gfp: int, count: int, node, cpu, use: str, buffers: bool = False) -> range:
         """_fault_in() for order 0 with the allocator's runs: each stretch joins the filed
         batch and the LRU as it is made (``_made``), exactly where the per-page path would
         have its pages."""
@@ -504,6 +516,8 @@ class Tasks:
         new_task = tag not in self._by_tag
         b = self._new(tag, PAGES, 0, use, 0)
         self._file(b)
+        if buffers:
+            b.bh = array("Q")
         b.cpu = cpu if cpu is not None else k.default_cpu(node)     # the cpu alloc_pages_runs takes
         b.mt = G.gfp_migratetype(gfp)
         k.current = InFlight(self, tag, 0, use, [])         # its blocks are in the task already
@@ -518,7 +532,7 @@ class Tasks:
                         self._pgtables(b, 1, node, cpu)
                         n = PTRS_PER_TABLE
                 n = min(count - done, n)
-                _, _, err = k.alloc_pages_runs(gfp, n, node, cpu, use, made=partial(self._made, b))
+                _, _, err = k.alloc_pages_runs(gfp, n, node, cpu, use, made=partial(self._made, b, node, cpu))
                 done += n
         except MMError as e:                                 # refused before a page moved
             err = e
@@ -570,11 +584,44 @@ class Tasks:
             t.pgtables.append(k.alloc_pages(0, GFP_PGTABLE_USER, node=node, cpu=cpu, use="page_tables"))
             t.pgtables_bytes += PAGE_SIZE
 
-    def _made(self, b: Batch, z, pfn: int, n: int) -> None:
+    def _made(self, b: Batch, node, cpu, z, pfn: int, n: int) -> None:
         """Pages pfn..pfn+n-1 of z are b's next n members, on the LRU under their own IDs."""
         i = b.n
         self._grow(b, z, pfn, n)
         lru_add_run(self.k, b, i, i + n, z, OWN)
+        self._attach_buffers(b, n, node, cpu)
+
+    def _attach_buffers(self, b: Batch, n: int, node=None, cpu=None) -> None:
+        """create_empty_buffers(): each of b's n newest page-cache pages gets a buffer_head
+        (one 4 KiB block a page), from bh_cachep (SLAB_RECLAIM_ACCOUNT: reclaimable
+        pageblocks), right after the page, as a write to a block-mapped file (ext2/ext4's
+        buffered writes) makes them; try_to_free_buffers() frees it with the page.  A slab
+        page for them may reclaim one of these very pages first (the kernel holds the page
+        locked meanwhile): its buffer_head is then freed as soon as it is made."""
+        if b.bh is None:
+            return
+        slab = self.k.slab
+        cache = slab.find("buffer_head") or slab.kmem_cache_create("buffer_head", BH_SIZE, 0, SLAB_RECLAIM_ACCOUNT)
+        where = _where(node, cpu)
+        bh = b.bh
+        lo = len(bh)
+        bh.extend([_BH_NONE] * (b.n - lo))
+        for j in range(lo, b.n):
+            addr = slab.kmem_cache_alloc(cache, GFP_BUFFERS, **where)
+            if bh[j] == _BH_GONE:                   # reclaimed while its buffer_head was made
+                slab.kmem_cache_free(cache, addr)
+            else:
+                bh[j] = addr
+
+    def _free_buffers(self, b: Batch, lo: int, hi: int) -> None:
+        """try_to_free_buffers(): the buffer_heads of members lo..hi-1 that still have one."""
+        bh = b.bh
+        slab = self.k.slab
+        cache = slab.find("buffer_head")
+        for j in range(lo, min(hi, len(bh))):
+            if bh[j] > _BH_GONE:
+                slab.kmem_cache_free(cache, bh[j])
+            bh[j] = _BH_GONE
 
     def _grow(self, b: Batch, z, pfn: int, n: int) -> None:
         """Blocks from pfn on in z become filed batch b's next n members: their IDs handed
@@ -849,6 +896,8 @@ class Tasks:
                 k.free_pages(b._pages.pop(piece))
             else:
                 k.free_pages_run(*piece, b.cpu, b.mt, b.use, descending=descending)
+        if b.bh is not None:                     # the folios' buffers go with them
+            self._free_buffers(b, lo, hi)
 
     def _drop(self, b: Batch, n: int = 1) -> None:
         """n members of b left (freed or reclaimed): counters, and b leaves when it empties."""
