@@ -29,10 +29,12 @@ TOL = {"anon-rss": 0.03, "pgtables": 0.25, "kswapd": 0.10, "direct": 2.0, "slabs
 # failing it as soon as one is met (Report.known_gaps), so the list is always the truth.
 KNOWN_GAPS = {
     "kswapd_high_wmark_hit_quickly (2x)":
-        "issue 25: the real dd also made 205101 buffer_heads (5259 reclaimable slab pages, freed as "
-        "its page cache was reclaimed); the hog's fallbacks into those blocks boosted the watermarks "
-        "(compact_daemon_wake 33, boost 2048 kB at the kill). The replay's page cache has no "
-        "buffer_heads: no fallback, no boost, and kswapd's frees land on the hog's pcp list",
+        "issue 25/26: procsim frees a page onto the pcp list of the cpu that allocated it, so the "
+        "hog allocates what kswapd reclaims without the zone's free count moving, and kswapd finds "
+        "the node balanced after its nap (sim 21, real 200). The kernel frees on the freeing cpu "
+        "(kswapd's) and keeps few pages on the lists while kswapd runs (ZONE_RECLAIM_ACTIVE): tried, "
+        "the row is met (175) but direct reclaim falls to 0.2x, as procsim's hog never falls back "
+        "into other pageblocks where the real one was boosted 33 times (compact_daemon_wake 33)",
 }
 
 
