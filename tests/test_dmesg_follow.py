@@ -162,3 +162,34 @@ def test_a_wall_clock_step_that_logs_wakes_kmsg_readers():
         assert logged and s.read_stream("dev/kmsg", None, 8192)[0].endswith(b"kthread: hello\n")
     finally:
         s.close()
+
+
+def test_procsim_umount_ends_a_dmesg_follow_running_through_exec(tmp_path):
+    """A `dmesg -w` under exec keeps binds of M in its mount namespace, so unmounting M here
+    does not end the daemon's connection; `procsim umount` then sends the daemon SIGTERM, whose
+    end gives dmesg's blocked read EOF: umount succeeds and dmesg exits by itself."""
+    from procsim.harness import force_unmount, mount_entry
+    mp = tmp_path / "m"
+    mp.mkdir()
+    r = subprocess.run(procsim_cmd("mount", "--config", CONFIGS / "tiny.yaml", mp), capture_output=True,
+                       text=True, timeout=180)
+    dmesg = None
+    try:
+        assert r.returncode == 0, r.stderr
+        (mp / "sysctl/vm/drop_caches").write_text("1\n")
+        out_path = tmp_path / "dmesg.out"
+        with open(out_path, "wb") as out, open(tmp_path / "dmesg.err", "wb") as err:
+            dmesg = subprocess.Popen(procsim_cmd("exec", mp, "--", "dmesg", "-w"), stdin=subprocess.DEVNULL,
+                                     stdout=out, stderr=err, start_new_session=True)
+        _until(lambda: "drop_caches: 1" in out_path.read_text(), 60, "dmesg -w printed the log")
+        t0 = time.monotonic()
+        u = subprocess.run(procsim_cmd("umount", mp), capture_output=True, text=True, timeout=60)
+        assert u.returncode == 0, u.stderr
+        assert dmesg.wait(10) == 0                                  # EOF: dmesg -w ends by itself
+        assert time.monotonic() - t0 < 10
+        assert mount_entry(mp) is None and mount_entry(mp / "dev") is None
+    finally:
+        if dmesg is not None and dmesg.poll() is None:
+            os.killpg(dmesg.pid, signal.SIGKILL)
+            dmesg.wait(30)
+        force_unmount(mp)
