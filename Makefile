@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 VENV  := .venv
 PY    := $(VENV)/bin/python
-APT_PKGS := fuse3 libfuse2 procps numactl dmidecode util-linux prometheus-node-exporter python3-venv trace-cmd hwloc-nox \
+APT_PKGS := fuse3 libfuse2 procps numactl dmidecode util-linux prometheus-node-exporter python3-venv trace-cmd hwloc-nox sysstat \
             chromium fonts-dejavu-core linux-source-6.1 gcc libc6-dev make xz-utils
 MNT   ?= mnt
 ORACLE_APT_PKGS := qemu-system-x86 busybox-static cpio e2fsprogs

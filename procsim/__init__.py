@@ -59,6 +59,9 @@ def boot(machine: "str | Path | Machine" = DEFAULT_MACHINE, commands: Iterable[s
 # files, and sys/... is already laid out like /sys).
 TREE_PLACES = (("sysctl/", "proc/sys/"), ("debug/", "sys/kernel/debug/"), ("kmsg", "dev/kmsg"))
 NOT_IN_TREE = ("pictures/",)                         # procsim's drawings: no file of a real system
+# A second name of a view's file: the mount serves the log at kmsg and at dev/kmsg (the one whose
+# reads wait, from the threaded FUSE session); in a tree kmsg is dev/kmsg already.
+ALIASES = ("dev/kmsg",)
 
 
 def tree_path(view: str) -> str | None:
@@ -66,8 +69,11 @@ def tree_path(view: str) -> str | None:
     ``sysctl/vm/min_free_kbytes`` -> ``proc/sys/vm/min_free_kbytes``, ``debug/extfrag/...`` ->
     ``sys/kernel/debug/extfrag/...`` (debugfs), ``kmsg`` -> ``dev/kmsg``;
     ``sys/devices/system/node/node0/meminfo`` stays as it is.  None for ``pictures/*``: drawings
-    procsim makes, which no real system has (``procsim render pictures/zones.svg`` prints one)."""
+    procsim makes, which no real system has (``procsim render pictures/zones.svg`` prints one), and
+    for ``dev/kmsg``, the mount's second name for ``kmsg``."""
     view = view.strip("/")
+    if view in ALIASES:
+        return None
     if view.startswith("sys/"):
         return view
     if view.startswith(NOT_IN_TREE):

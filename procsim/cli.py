@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from procsim import machine as machine_mod
 from procsim.harness import ANSWER_WAIT      # seconds before a daemon is called hung
+EXEC_HOLD_WAIT = 2.0     # s after unmounting before a daemon still serving another namespace gets SIGTERM
 
 EXIT_USAGE = 2
 
@@ -322,7 +324,10 @@ def _daemonize(args, mp: str) -> int:
 
 def cmd_umount(args) -> int:
     """Unmount and wait for the daemon.  A daemon that does not answer (SIGSTOPped, stuck) is
-    detached lazily (the kernel aborts its connection; it exits once it runs again)."""
+    detached lazily (the kernel aborts its connection; it exits once it runs again).  One
+    still running EXEC_HOLD_WAIT s after its mount left this namespace is held by another (a
+    tool under `procsim exec`, e.g. dmesg -w, keeps binds of M): it gets SIGTERM, which ends
+    the tool's blocked reads at EOF."""
     from procsim.harness import Hung, daemon_pid, detach, mount_entry, state
     mp = os.path.abspath(args.mountpoint)
     if mount_entry(mp) is None:
@@ -359,9 +364,20 @@ def cmd_umount(args) -> int:
         except subprocess.TimeoutExpired:
             print(f"procsim: unmounting {mp} does not finish; detaching it lazily", file=sys.stderr)
             detach(mp)
-    deadline = time.monotonic() + 15
+    start = time.monotonic()
+    told = False
     while pid is not None and _running(pid):
-        if time.monotonic() > deadline:
+        waited = time.monotonic() - start
+        if not told and waited > EXEC_HOLD_WAIT and mount_entry(mp) is None:
+            # Gone from here, but a tool under `procsim exec` (dmesg -w, cat trace_pipe) has
+            # binds of M in its mount namespace, which keep the daemon serving and the tool
+            # blocked: SIGTERM ends the daemon's loop, and its blocked readers get EOF.
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                break
+            told = True
+        if waited > 15:
             _fail(f"unmounted {mp}, but daemon pid {pid} is still running")
         time.sleep(0.05)
     return 0

@@ -20,9 +20,9 @@ render per state, shared), unread replies are capped per handle (MAX_REPLY_BYTES
 Threads (docs/DESIGN.md, "The shell's threads").  The mount is served by libfuse's
 single-threaded loop on the main thread: a fusepy callback on the thread Python started costs
 the least, and one thread never hands a request to another.  The files whose reads block
-(trace_pipe) live in a second FUSE session in the same process, multi-threaded, mounted
-over M/sys/kernel/tracing (``SUBMOUNTS``; a FUSE mount on a directory of a FUSE mount is an
-ordinary mount), so a blocked reader holds one of its workers while everything else goes
+(trace_pipe, dev/kmsg) live in second FUSE sessions in the same process, multi-threaded,
+mounted over M/sys/kernel/tracing and M/dev (``SUBMOUNTS``; a FUSE mount on a directory of a
+FUSE mount is an ordinary mount), so a blocked reader holds one of its workers while everything else goes
 on.  Every operation resolves its path once against the session's current tree
 (``Session.tree``, built under the session lock) and answers ENOENT for what is gone.
 A blocked reader waits on its file's condition in the session: notified when the state
@@ -59,7 +59,8 @@ MAX_REPLY_BYTES = 256 << 10  # unread replies kept per control handle (oldest dr
 SNAPSHOT_BYTES = 64 << 20    # snapshots kept by open handles, all files together
 AT_CLOSE = "(ran at close: the last line had no newline, so its error could not reach the writer)"
 KEPT_THREAD_STATES = 64      # libfuse worker threads whose Python thread state is kept (below)
-SUBMOUNTS = ("sys/kernel/tracing",)   # subtrees served by the threaded session (reads that block)
+SUBMOUNTS = ("sys/kernel/tracing", "dev")   # subtrees served by the threaded session (reads that block:
+                                            # trace_pipe, dev/kmsg)
 INTR_SIGNAL = signal.SIGUSR2  # libfuse's "intr": sent to the worker whose request the kernel interrupts
 LOG_BYTES = 1 << 20          # the daemon's log: per file (one rotation kept), or in all on stderr
 LOG_QUEUE = 1000             # records waiting for the log thread; more are dropped and counted
@@ -415,14 +416,40 @@ class ProcFS(Operations):
                 h.reply_bytes -= len(out)
                 return bytes(out)
         if kind == "stream":                        # kmsg: one record per read, offset unused
+            return self._read_stream(h, size, fi.flags)
+        return self._read_pipe(h, size, fi.flags)
+
+    # --- kmsg: one record per read ----------------------------------------------------------------
+    def _read_stream(self, h: Handle, size: int, flags: int) -> bytes:
+        """devkmsg_read(): the reader's next record.  A record overwritten before it was read
+        is EPIPE once (the next read starts at the oldest).  At the end of the log the main
+        session (which must never block: M/kmsg) answers EOF; the threaded one (M/dev/kmsg)
+        answers EAGAIN to O_NONBLOCK and otherwise waits (``_wait``) until a record is logged
+        (EOF when the mount goes, EINTR when the reader is killed), as /dev/kmsg does."""
+        while True:
+            if self.blocking and _libfuse.fuse_interrupted():
+                raise FuseOSError(errno.EINTR)
+            seq = self.session.seq()                # before the read: no record logged after it is missed
             with h.lock:
                 try:
                     data, h.cursor = self.session.read_stream(h.path, h.cursor, size)
+                except Gone:
+                    raise FuseOSError(errno.ENOENT) from None
                 except OSError as e:                # EPIPE: overwritten, go on at the oldest
                     h.cursor = None if e.errno == errno.EPIPE else h.cursor
                     raise FuseOSError(e.errno) from None
-            return data
-        return self._read_pipe(h, size, fi.flags)
+            if data or not self.blocking:
+                return data
+            if flags & os.O_NONBLOCK:
+                # A kernel's log is never empty (its first record is "Linux version ..."); the
+                # simulated one is until something logs.  dmesg takes EAGAIN at its first read
+                # as "no /dev/kmsg" and falls back to syslog(2), the host's log (EPERM through
+                # exec): so an empty log reads as EOF, the end of a log as EAGAIN.
+                if h.cursor == 0:                   # (kmsg's cursor is the next seq: none logged)
+                    return b""
+                raise FuseOSError(errno.EAGAIN)
+            if not self._wait(h, seq):
+                return b""
 
     # --- trace_pipe: a consuming read -----------------------------------------------------------
     def _read_pipe(self, h: Handle, size: int, flags: int) -> bytes:
@@ -655,7 +682,7 @@ class ProcFS(Operations):
 
 class BlockingFS(ProcFS):
     """The threaded session (libfuse's worker threads): the same files below ``root``, where
-    a trace_pipe read waits for events.  A wait holds one worker and no lock of the core; it
+    a trace_pipe read waits for events and a dev/kmsg read for the next record.  A wait holds one worker and no lock of the core; it
     ends when the state moves, when the session leaves (EOF) or when the kernel interrupts
     the request (EINTR: the reader was killed)."""
     blocking = True

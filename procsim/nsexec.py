@@ -81,7 +81,9 @@ DEBUG_DIRS = ("extfrag",)
 # root, a tree laid out like / keeps them where the host does.
 SYSCTL_VM_SOURCES = (SYSCTL_VM, "proc/sys/vm")
 SYSCTL_KERNEL_SOURCES = ("sysctl/kernel", "proc/sys/kernel")   # one by one: the host's others stay
-KMSG_SOURCES = (KMSG, "dev/kmsg")
+# dev/kmsg first: a mount serves it from its threaded session, where a read at the end waits for
+# the next record (dmesg -w follows the log); M/kmsg answers EOF there
+KMSG_SOURCES = ("dev/kmsg", KMSG)
 TRACEFS = "kernel/tracing"                 # below the sys root
 SYS_ROOT = "/sys"                          # the host's sysfs (tests point it elsewhere)
 

@@ -8,7 +8,7 @@ and swapped under it too, keyed by the state it was built from, so no thread can
 older one back.  Nothing is printed or logged under the lock: what goes wrong is logged
 (``log``, the daemon's bounded log) after it is released.
 
-A blocking reader (trace_pipe, and any stream view that says it blocks) never waits under
+A blocking reader (trace_pipe, dev/kmsg: the threaded session's reads) never waits under
 the lock: each such file has a condition (``wait``), notified after a batch of commands,
 a view write or a clock step (``advance``) changed the state, and when the session is
 leaving (``leave``: unmount, SIGTERM), after which every wait answers False (EOF).

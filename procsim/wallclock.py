@@ -60,12 +60,14 @@ class WallClock:
         wait = 0.0
         while not self._stop.wait(wait):
             self.wakeups += 1
-            with self.session._mutex:
-                gen = self.session.kernel.generation
+            s = self.session
+            with s._mutex:
+                before = s._marks()
                 due = self.advance()
                 now = self.now_ns()
-                moved = self.session.kernel.generation != gen
-            if moved:
+                after = s._marks()
+            if before != after:                     # kernel threads logged or traced: wake their
+                s._wake_if(before, after)           # readers (dmesg -w, trace_pipe), outside the lock
                 for fn in self.listeners:
                     fn()
             wait = MAX_PERIOD if due is None else min(MAX_PERIOD, max(MIN_PERIOD, (due - now) / NS))

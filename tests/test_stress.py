@@ -61,7 +61,7 @@ class Problems(list):
 
 def read_everything(mp, stop: threading.Event, problems: Problems, counts: list):
     """Walk the whole tree and read every readable file, again and again."""
-    skip = {"control", "kmsg", f"{T}/trace_pipe"}
+    skip = {"control", "kmsg", "dev/kmsg", f"{T}/trace_pipe"}
     while not stop.is_set():
         for root, _dirs, files in os.walk(mp):
             rel = os.path.relpath(root, mp)

@@ -2,8 +2,8 @@
 
 Each read() of an open handle returns the next record, ``prio,seq,usec,-;text\\n``; the
 bytes of the whole file (``render``) are those records one after another, which is what
-a reader reading until the end gets.  ``procsim exec`` binds it over /dev/kmsg, so the
-real ``dmesg`` prints the simulated kernel's log.
+a reader reading until the end gets.  ``procsim exec`` binds M/dev/kmsg over /dev/kmsg, so
+the real ``dmesg`` prints the simulated kernel's log and ``dmesg -w`` follows it.
 """
 from __future__ import annotations
 
@@ -20,4 +20,9 @@ def read(k, cursor, size: int):
     return printk.devkmsg_read(k, cursor, size)
 
 
-FILES = {"kmsg": View(0o444, render, stream=read)}
+KMSG = View(0o444, render, stream=read)
+# The same log twice: ``kmsg`` at the mount's root (the main FUSE session: a read at the end is
+# EOF, never a wait) and ``dev/kmsg``, served by the threaded session (fs.SUBMOUNTS), where a
+# read at the end waits for the next record as /dev/kmsg does (``dmesg -w``); O_NONBLOCK gets
+# EAGAIN there.  ``procsim exec`` binds dev/kmsg over /dev/kmsg.
+FILES = {"kmsg": KMSG, "dev/kmsg": KMSG}
