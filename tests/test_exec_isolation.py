@@ -218,6 +218,10 @@ def test_trace_cmd_finds_the_simulated_tracefs(mounted):
     assert "#P:48" in r.stdout                               # seed-server: 2 x 12 cores x 2 threads
     r = _exec(m, "sh", "-c", "echo 1 > /sys/kernel/tracing/tracing_on")     # M's knob: writable
     assert r.returncode == 0, r.stderr
+    r = _exec(m, "trace-cmd", "list", "-e")                  # issue 29: the simulated events only
+    assert r.returncode == 0, r.stderr
+    events = r.stdout.split()
+    assert "kmem:mm_page_alloc" in events and {e.split(":")[0] for e in events} == {"kmem", "vmscan"}
 
 
 def test_lstopo_builds_the_simulated_topology(mounted):
