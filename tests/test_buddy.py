@@ -116,6 +116,23 @@ def test_movable_small_order_steals_without_changing_the_block():
     assert free_table(z, U)[:7] == [0, 1, 1, 1, 1, 1, 1]
 
 
+def test_3_10_has_no_watermark_boost():
+    """Watermark boosting came with 5.0: on the 3.10 profile the same claim below pageblock
+    order as above moves the block and raises no mark (the factor is 0, no sysctl file)."""
+    from procsim.testing import CONFIGS
+    from procsim.mm import sysctl
+    k = kernel("tiny", text=(CONFIGS / "tiny.yaml").read_text() + 'kernel: "3.10"\n')
+    assert k.profile.version == "3.10" and k.watermark_boost_factor == 0
+    assert "watermark_boost_factor" not in sysctl.names("3.10") and "watermark_boost_factor" in sysctl.names("5.4")
+    z = k.zones[1]
+    k.alloc_pages(0, G.GFP_KERNEL)
+    drain_type(z, M)
+    z.rmqueue_smallest(9, U)
+    pfn = k._rmqueue_typed(z, 4, M, G.ALLOC_WMARK_LOW | G.ALLOC_KSWAPD, [0])
+    assert pfn >= 0 and z.get_pageblock_migratetype(pfn) == M
+    assert z.boost == 0 and not z.boosted_wmark
+
+
 def test_a_stolen_page_boosts_the_watermarks_before_6_15():
     """steal_suitable_fallback() (6.1, 5.4) boosts the watermarks on every fallback below
     pageblock order, a movable page stolen from an unmovable block too; 6.15+ boosts only when

@@ -70,7 +70,8 @@ class MmInit:
     def _init_watermarks(self):
         t = self.machine.tunables
         self.watermark_scale_factor = t.watermark_scale_factor
-        self.watermark_boost_factor = t.watermark_boost_factor
+        # 3.10 has no boost (5.0 added it): its fallbacks raise no mark
+        self.watermark_boost_factor = t.watermark_boost_factor if self.profile.watermark_boost else 0
         self.lowmem_reserve_ratio = list(t.lowmem_reserve_ratio)
         self.percpu_pagelist_high_fraction = t.percpu_pagelist_high_fraction
         self.user_min_free_kbytes = -1

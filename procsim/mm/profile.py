@@ -209,6 +209,8 @@ class Profile:
     # "shmem_thp: %lukB" with a space (until 6.2; the oracle's 6.1 OOM report shows it)
     oom_rss_columns: bool = True
     show_mem_thp_space: bool = False
+    # watermark boosting (5.0+): a fallback below pageblock order raises the zone's marks
+    watermark_boost: bool = True
     # steal_suitable_fallback() (until 6.14) boosts the watermarks on every fallback below
     # pageblock order, a single page stolen too; since 6.15 only an attempt to claim the block does
     steal_boosts: bool = False
@@ -258,7 +260,7 @@ LINUX_5_4 = Profile("5.4", _NODE_5_4, _ZONE_5_4, _NUMA, _EVENTS_5_4, wmark_lines
 # 3.10 counted direct reclaim once per do_try_to_free_pages(), not per zone (ALLOCSTALL)
 _ALIASES_3_10 = {**_ALIASES_5_4, "allocstall": tuple(_zones("allocstall"))}
 LINUX_3_10 = replace(LINUX_5_4, version="3.10", kmalloc_k_names=False, vmstat_counters=_VMSTAT_3_10,
-                     compaction_suitable="3.10", steal_boosts=False,     # (no watermark boost before 5.0)
+                     compaction_suitable="3.10", steal_boosts=False, watermark_boost=False,   # (boost: 5.0)
                      aliases=tuple(_ALIASES_3_10.items()),
                      vm_event_items=_EVENTS_3_10, kernel_stack_kb=16, meminfo_lines=_MEMINFO_3_10, vmap_stack=False,
                      meminfo_hugetlb=False,
