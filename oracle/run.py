@@ -195,7 +195,7 @@ def pressure_scenario(a) -> int:
             Path(a.save).mkdir(parents=True, exist_ok=True)
             (Path(a.save) / f"{name}.txt").write_text(text)
     report = replay.compare(machine_mod.load(pressure.MACHINE), parse_capture(caps["pressure-before-oom"]),
-                            parse_capture(caps["pressure-after-oom"]))
+                            parse_capture(caps["pressure-after-oom"]), strict_gaps=bool(a.captures))
     print(report.table("pressure (oracle/pressure: dd 800 MiB, then anon until the OOM kill)", verbose=a.verbose))
     return report.failures
 

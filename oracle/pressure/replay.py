@@ -25,8 +25,10 @@ DD_MIB = int(re.search(r"^DD_MIB=(\d+)$", (HERE / "init.sh").read_text(), re.M)[
 DD_STEP_MIB = 4
 HOG_STEP_PAGES = 256                     # hog.c: `hog grow 1 ...`, 1 MiB a step
 TOL = {"anon-rss": 0.03, "pgtables": 0.25, "kswapd": 0.10, "direct": 2.0, "slabs_scanned": 20.0}
-# Rows the replay is known not to meet, and why: shown as GAP, not failing `make oracle`, and
-# failing it as soon as one is met (Report.known_gaps), so the list is always the truth.
+# Rows the replay is known not to meet on the saved captures, and why: shown as GAP, not failing
+# `make oracle`; the suite (the saved captures) fails as soon as one is met (Report.known_gaps),
+# so the list is always the truth.  A fresh boot's figures vary (hit_quickly: 71 to 200 over four
+# boots), so there a met gap row is only said to be met.
 KNOWN_GAPS = {
     "kswapd_high_wmark_hit_quickly (2x)":
         "issue 25/26: procsim frees a page onto the pcp list of the cpu that allocated it, so the "
@@ -144,7 +146,7 @@ def _tasks_row(report: list[str], name: str) -> list[str]:
     return next(x for x in report if x.startswith("[") and x.split()[-1] == name).strip("[]").replace("]", "").split()
 
 
-def compare(m, before: dict[str, str], after: dict[str, str]) -> oc.Report:
+def compare(m, before: dict[str, str], after: dict[str, str], strict_gaps: bool = True) -> oc.Report:
     """The pressure table: the machine's layout (as oracle/compare.py's tolerances), the state
     after dd, then the OOM run against the real guest's."""
     r = oc.Report()
@@ -217,5 +219,5 @@ def compare(m, before: dict[str, str], after: dict[str, str]) -> oc.Report:
         diff = [f"{x}->{y}" for x, y in zip(re.findall(r"\d+", a), re.findall(r"\d+", b), strict=False) if x != y]
         r.rows.append(oc.Row(label, "", "", ok, ("numbers " + " ".join(diff[:6]) + (" ..." if len(diff) > 6 else ""))
                              if ok and diff else ("" if ok else f"real {a!r} procsim {b!r}")))
-    r.known_gaps(KNOWN_GAPS)
+    r.known_gaps(KNOWN_GAPS, strict=strict_gaps)
     return r
