@@ -578,12 +578,11 @@ def shrink_inactive_list(k, nid: int, nr_to_scan: int, sc: ScanControl, lru: int
         zone = ZONE_NAMES_LOWER[e.zone.idx]
         _count(k, f"pgscan_{who}_{zone}", n)    # 3.10 counted reclaim per zone
         referenced, e.ref = e.ref, False        # folio_check_references() clears PG_referenced
-        if e.young:                             # referenced ptes: executable or seen before, activate;
-            if e.young == YOUNG_TEXT or referenced:     # else PG_referenced and keep (FOLIOREF_KEEP)
-                e.ref = True
+        if e.young:                             # referenced ptes set PG_referenced; executable or
+            e.ref = True                        # seen before: activate, else keep (FOLIOREF_KEEP)
+            if e.young == YOUNG_TEXT or referenced:
                 _activate(k, e)
             else:
-                e.ref = True
                 _add_head(k, e)
             continue
         owner = e.owner
