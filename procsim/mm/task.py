@@ -156,7 +156,7 @@ class Batch:
         self._pages: dict = {}                   #   member index -> Page, for members that have one
         self.lru: list = []                      # anon / page cache: its LRU run entries by first member (vmscan)
         self.bh = None                           # page cache of a block-mapped file: each member's
-                                                 # buffer_head (its address; 0 once freed), by index
+                                                 # buffer_head by index (its address; _BH_NONE, _BH_GONE)
 
     @property
     def last(self) -> int:
@@ -494,7 +494,7 @@ class Tasks:
                 b._pages[i] = page
                 self._grow(b, page.zone, page.pfn, 1)
                 set_owner(k, page, b.first + i)
-                self._attach_buffers(b, 1, where.get("node"), where.get("cpu"))
+                self._attach_buffers(b, where.get("node"), where.get("cpu"))
         except MMError as e:
             clock.done(i)
             made = b.n
@@ -589,11 +589,11 @@ class Tasks:
         i = b.n
         self._grow(b, z, pfn, n)
         lru_add_run(self.k, b, i, i + n, z, OWN)
-        self._attach_buffers(b, n, node, cpu)
+        self._attach_buffers(b, node, cpu)
 
-    def _attach_buffers(self, b: Batch, n: int, node=None, cpu=None) -> None:
-        """create_empty_buffers(): each of b's n newest page-cache pages gets a buffer_head
-        (one 4 KiB block a page), from bh_cachep (SLAB_RECLAIM_ACCOUNT: reclaimable
+    def _attach_buffers(self, b: Batch, node=None, cpu=None) -> None:
+        """create_empty_buffers(): each page-cache page of b made since the last call gets a
+        buffer_head (one 4 KiB block a page) from bh_cachep (SLAB_RECLAIM_ACCOUNT: reclaimable
         pageblocks), right after the page, as a write to a block-mapped file (ext2/ext4's
         buffered writes) makes them; try_to_free_buffers() frees it with the page.  A slab
         page for them may reclaim one of these very pages first (the kernel holds the page
