@@ -6,12 +6,14 @@ APT_PKGS := fuse3 libfuse2 procps numactl dmidecode util-linux prometheus-node-e
             chromium fonts-dejavu-core linux-source-6.1 gcc libc6-dev make xz-utils
 MNT   ?= mnt
 ORACLE_APT_PKGS := qemu-system-x86 busybox-static cpio e2fsprogs
+# make bench measures reads beside LXCFS's (the peer that serves /proc/meminfo from FUSE)
+BENCH_APT_PKGS := lxcfs
 # The kernel's own slabinfo tool (tools/vm/slabinfo.c in 6.1), run by the tests against the
 # simulated /sys/kernel/slab.
 KSRC  := /usr/src/linux-source-6.1.tar.xz
 SLABINFO := build/slabinfo
 
-.PHONY: run test lint bench setup deps venv clean oracle oracle-deps
+.PHONY: run test lint bench bench-deps setup deps venv clean oracle oracle-deps
 
 setup: deps venv $(SLABINFO)
 
@@ -49,6 +51,9 @@ deps:
 oracle-deps:
 	$(call apt_install,$(ORACLE_APT_PKGS))
 
+bench-deps:
+	$(call apt_install,$(BENCH_APT_PKGS))
+
 venv: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
@@ -77,7 +82,7 @@ PYTEST_ARGS ?= -n auto --dist loadscope
 test: setup lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-bench: setup
+bench: setup bench-deps
 	$(PY) benchmarks/run.py
 
 # Boot the machines of oracle/machines in qemu (captures cached in .oracle-cache/) and print
