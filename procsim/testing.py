@@ -396,3 +396,26 @@ class _NoClock:
     def at(self, i): pass
     def room(self, i): return 1 << 62
     def done(self, n): pass
+
+
+def reader_ended_by_the_mount(start_reader, how: str):
+    """Mount tiny, start a reader that blocks on one of its files (start_reader(mountpoint)
+    returns the started thread), end the mount -- ``how``: "unmount" (the harness's fusermount
+    -u, lazily when busy) or "sigterm" -- and return the reader once its read has ended; the
+    daemon exits by itself either way (not the harness's SIGKILL)."""
+    import signal
+    from procsim.harness import mount_entry, mounted
+    with mounted(CONFIGS / "tiny.yaml") as mt:
+        mp, proc = mt.path, mt.proc
+        reader = start_reader(mp)
+        reader.join(1.0)
+        assert reader.is_alive()
+        if how == "sigterm":
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(20) == 0
+            assert mount_entry(mp) is None
+    if how == "unmount":
+        assert proc.returncode == 0
+    reader.join(20)
+    assert not reader.is_alive()
+    return reader

@@ -120,21 +120,13 @@ def test_dev_kmsg_blocks_wakes_and_answers_eagain_at_the_end(mounted):
 def test_a_reader_blocked_on_dev_kmsg_gets_eof_when_the_mount_goes(how):
     """With a reader blocked at the end of M/dev/kmsg, unmounting (the harness: fusermount -u,
     lazily when busy) or SIGTERM ends its read at EOF and the daemon exits by itself."""
-    from procsim.harness import mount_entry, mounted
-    with mounted(CONFIGS / "tiny.yaml") as mt:
-        mp, proc = mt.path, mt.proc
+    from procsim.testing import reader_ended_by_the_mount
+
+    def start(mp):
         reader = KmsgReader(mp / "dev/kmsg")
         reader.start()
-        reader.join(1.0)
-        assert reader.is_alive() and reader.records == []
-        if how == "sigterm":
-            proc.send_signal(signal.SIGTERM)
-            assert proc.wait(20) == 0
-            assert mount_entry(mp) is None
-    if how == "unmount":
-        assert proc.returncode == 0                                # not the harness's SIGKILL (-9)
-    reader.join(20)
-    assert not reader.is_alive()
+        return reader
+    reader = reader_ended_by_the_mount(start, how)
     assert reader.eof or (reader.error is not None and reader.error.errno in (errno.ENOTCONN, errno.ENODEV)), \
         reader.error
     assert reader.records == []

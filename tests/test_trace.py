@@ -348,23 +348,14 @@ def test_a_blocked_reader_does_not_hold_up_the_end_of_the_mount(how):
     """With a reader blocked on trace_pipe, unmounting (fusermount -u is busy, so the harness
     detaches lazily) or SIGTERM ends the read at EOF and the daemon exits by itself, long
     before the harness would kill it."""
-    import signal
-    from procsim.harness import mounted, mount_entry
-    from procsim.testing import CONFIGS
-    with mounted(CONFIGS / "tiny.yaml") as m:
-        mp, proc = m.path, m.proc
+    from procsim.testing import reader_ended_by_the_mount
+
+    def start(mp):
         reader = PipeReader(mp / T / "trace_pipe", 1)
         reader.start()
-        reader.join(1.0)
-        assert reader.is_alive()
-        if how == "sigterm":
-            proc.send_signal(signal.SIGTERM)
-            assert proc.wait(20) == 0
-            assert mount_entry(mp) is None
-    if how == "unmount":
-        assert proc.returncode == 0                         # not the harness's SIGKILL (-9)
-    reader.join(20)
-    assert not reader.is_alive() and reader.text == ""
+        return reader
+    reader = reader_ended_by_the_mount(start, how)
+    assert reader.text == ""
 
 
 def test_bulk_order0_work_is_traced_page_by_page():
