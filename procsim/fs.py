@@ -22,8 +22,8 @@ single-threaded loop on the main thread: a fusepy callback on the thread Python 
 the least, and one thread never hands a request to another.  The files whose reads block
 (trace_pipe, dev/kmsg) live in second FUSE sessions in the same process, multi-threaded,
 mounted over M/sys/kernel/tracing and M/dev (``SUBMOUNTS``; a FUSE mount on a directory of a
-FUSE mount is an ordinary mount), so a blocked reader holds one of its workers while everything else goes
-on.  Every operation resolves its path once against the session's current tree
+FUSE mount is an ordinary mount), so a blocked reader holds one of its workers while
+everything else goes on.  Every operation resolves its path once against the session's current tree
 (``Session.tree``, built under the session lock) and answers ENOENT for what is gone.
 A blocked reader waits on its file's condition in the session: notified when the state
 moves, when the session leaves (unmount, SIGTERM: the reader gets EOF) and when libfuse
@@ -682,9 +682,9 @@ class ProcFS(Operations):
 
 class BlockingFS(ProcFS):
     """The threaded session (libfuse's worker threads): the same files below ``root``, where
-    a trace_pipe read waits for events and a dev/kmsg read for the next record.  A wait holds one worker and no lock of the core; it
-    ends when the state moves, when the session leaves (EOF) or when the kernel interrupts
-    the request (EINTR: the reader was killed)."""
+    a trace_pipe read waits for events and a dev/kmsg read for the next record.  A wait holds
+    one worker and no lock of the core; it ends when the state moves, when the session leaves
+    (EOF) or when the kernel interrupts the request (EINTR: the reader was killed)."""
     blocking = True
 
     def __call__(self, op, *args):
