@@ -409,13 +409,19 @@ class Session:
         kernel threads) up to it, under the lock like a command, and blocked readers (dmesg
         -w, trace_pipe) are woken.  Without a core API for it (``Control.advance_to``), a no-op."""
         step = getattr(self.control, "advance_to", None)
-        if step is None:
-            return
+        if step is not None:
+            self.kernel_work(lambda: step(now_ns))
+
+    def kernel_work(self, fn):
+        """Run fn() -- the kernel's own work between commands (a clock step) -- under the lock
+        like a command, then wake the readers whose files it moved (dmesg -w, trace_pipe),
+        outside the lock.  Returns (fn's result, whether the state moved)."""
         with self._mutex:
             before = self._marks()
-            step(now_ns)
+            out = fn()
             after = self._marks()
         self._wake_if(before, after)
+        return out, before != after
 
     # --- commands ------------------------------------------------------------------------
     def execute(self, lines: list[str]) -> list[Reply]:

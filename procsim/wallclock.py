@@ -60,14 +60,8 @@ class WallClock:
         wait = 0.0
         while not self._stop.wait(wait):
             self.wakeups += 1
-            s = self.session
-            with s._mutex:
-                before = s._marks()
-                due = self.advance()
-                now = self.now_ns()
-                after = s._marks()
-            if before != after:                     # kernel threads logged or traced: wake their
-                s._wake_if(before, after)           # readers (dmesg -w, trace_pipe), outside the lock
+            (due, now), moved = self.session.kernel_work(lambda: (self.advance(), self.now_ns()))
+            if moved:                               # kernel threads logged or traced (readers woken)
                 for fn in self.listeners:
                     fn()
             wait = MAX_PERIOD if due is None else min(MAX_PERIOD, max(MIN_PERIOD, (due - now) / NS))
