@@ -632,36 +632,32 @@ def _load_boot(d: _Doc, node, node_mem: list[int]) -> Boot:
         if use not in BOOT_PAGE_USES:
             d.fail(p["use"], f"unknown page use {use!r} (one of {', '.join(BOOT_PAGE_USES)})")
         size = d.size(p["size"], "size", lo=PAGE_SIZE)
-        active = 0
-        if "active" in p:                       # how much of it was used again: the active LRU list
-            if use not in ("anon", "pagecache"):
-                d.fail(p["active"], f"active: only anon and pagecache pages are on the LRU lists, not {use}")
-            active = d.size(p["active"], "active", lo=0)
-            if active > size:
-                d.fail(p["active"], f"active ({_mib(active)}) is more than size ({_mib(size)})")
-        mapped = 0
-        if "mapped" in p:                       # the share processes map (nr_mapped)
-            if use != "pagecache":
-                d.fail(p["mapped"], f"mapped: only page cache is counted as Mapped, not {use}")
-            mapped = d.size(p["mapped"], "mapped", lo=0)
-            if mapped > size:
-                d.fail(p["mapped"], f"mapped ({_mib(mapped)}) is more than size ({_mib(size)})")
-        touched = text = 0                      # what running programs keep touching: reclaim keeps it
-        if "touched" in p:
-            touched = d.size(p["touched"], "touched", lo=0)
-            if touched > mapped:
-                d.fail(p["touched"], f"touched ({_kib(touched)}) is more than mapped ({_kib(mapped)})")
-        if "text" in p:
-            text = d.size(p["text"], "text", lo=0)
-            if text > touched:
-                d.fail(p["text"], f"text ({_kib(text)}) is more than touched ({_kib(touched)})")
+        if "active" in p and use not in ("anon", "pagecache"):     # used again: the active LRU list
+            d.fail(p["active"], f"active: only anon and pagecache pages are on the LRU lists, not {use}")
+        if "mapped" in p and use != "pagecache":                  # the share processes map (nr_mapped)
+            d.fail(p["mapped"], f"mapped: only page cache is counted as Mapped, not {use}")
+        active = _share(d, p, "active", size, "size")
+        mapped = _share(d, p, "mapped", size, "size")
+        touched = _share(d, p, "touched", mapped, "mapped")        # what running programs keep
+        text = _share(d, p, "text", touched, "touched")            # touching: reclaim keeps it
         pages.append(BootPages(use, size, _node_ref(d, p, nsockets), active, mapped, touched, text))
         place(pages[-1].node, pages[-1].size, pn)
     return Boot(tuple(caches), tuple(pages), line=node.start_mark.line + 1)
 
 
-def _kib(nbytes: int) -> str:
-    return f"{nbytes >> 10} KiB"
+def _share(d: _Doc, p: dict, key: str, of: int, whole: str) -> int:
+    """A boot.pages[] entry's share in bytes (0 when not given), at most ``of`` (``whole``'s)."""
+    if key not in p:
+        return 0
+    v = d.size(p[key], key, lo=0)
+    if v > of:
+        d.fail(p[key], f"{key} ({_bytes(v)}) is more than {whole} ({_bytes(of)})")
+    return v
+
+
+def _bytes(nbytes: int) -> str:
+    """MiB (GiB from 10 GiB) when whole, else KiB."""
+    return _mib(nbytes) if not nbytes % MiB else f"{nbytes >> 10} KiB"
 
 
 def _mib(nbytes: int) -> str:

@@ -311,7 +311,9 @@ def test_boot_mapped_validated():
         M.loads(MAPPED.replace("use: pagecache", "use: anon"))
     with pytest.raises(M.ConfigError, match=r"mapped \(16 MiB\) is more than size"):
         M.loads(MAPPED.replace("mapped: 2MiB", "mapped: 16MiB"))
-    with pytest.raises(M.ConfigError, match=r"touched \(3072 KiB\) is more than mapped \(2048 KiB\)"):
+    with pytest.raises(M.ConfigError, match=r"touched \(3 MiB\) is more than mapped \(2 MiB\)"):
         M.loads(MAPPED.replace("mapped: 2MiB", "mapped: 2MiB, touched: 3MiB"))
-    with pytest.raises(M.ConfigError, match=r"text \(2048 KiB\) is more than touched \(1024 KiB\)"):
+    with pytest.raises(M.ConfigError, match=r"text \(2 MiB\) is more than touched \(1 MiB\)"):
         M.loads(MAPPED.replace("mapped: 2MiB", "mapped: 2MiB, touched: 1MiB, text: 2MiB"))
+    with pytest.raises(M.ConfigError, match=r"touched \(108 KiB\) is more than mapped \(100 KiB\)"):
+        M.loads(MAPPED.replace("mapped: 2MiB", "mapped: 100KiB, touched: 108KiB"))
