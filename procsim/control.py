@@ -68,6 +68,7 @@ from typing import Callable, ClassVar
 from procsim.mm import gfp as G
 from procsim.mm.errors import MMError
 from procsim.mm.huge_memory import count_thp_fault
+from procsim.mm.task import check_buffers
 from procsim.mm.page_types import MAX_PAGE_ORDER as MAX_ORDER
 from procsim.views import allocations as _allocations
 from procsim.views.allocations import MAX_LISTED  # noqa: F401  (a documented limit)
@@ -357,9 +358,8 @@ class AllocPages(_Allocate):
     buffers: int = opt(_buffers, 0)    # 1: a block-mapped file's page cache, a buffer_head a page
 
     def apply(self, k):
-        if self.buffers and (self.use != "pagecache" or self.order):
-            raise ControlError(E.EINVAL, "buffers=1 is for order-0 page cache (use=pagecache): a "
-                                         "block-mapped file's pages, each with its buffer_head")
+        if self.buffers:                               # before anything counts or commits
+            check_buffers(self.use, self.order)
         if self.order and self.count > MAX_COUNT:     # only order 0 comes as runs
             raise ControlError(E.EINVAL, f"count must be in 1..{MAX_COUNT} for order {self.order}, not {self.count}")
         if self.use == "anon":                         # an anon mapping commits memory first (mmap)

@@ -412,8 +412,8 @@ class Tasks:
         ``page_runs`` is off, which makes this the per-page reference.  ``buffers``: page
         cache of a block-mapped file, each page with its buffer_head (_attach_buffers)."""
         k = self.k
-        if buffers and (use != "pagecache" or order):
-            raise MMError(errno.EINVAL, "buffers: only order-0 page cache has buffer_heads here")
+        if buffers:
+            check_buffers(use, order)
         # runs, unless the reference is asked for (the runs emit every page's trace events)
         if order == 0 and k.page_runs:
             self._trace_current(tag)
@@ -1098,6 +1098,13 @@ class Tasks:
             want = (c.rss, c.pgtables_bytes, c.kernel_pages, c.objects)
             assert got == want, f"{t}: counters {got} but its live allocations add up to {want}"
             assert all(self._batches.get(f) is b for f, b in t._batches.items()), f"{t} files a dead batch"
+
+
+def check_buffers(use: str | None, order: int) -> None:
+    """buffers= is for a block-mapped file's order-0 page cache (create_empty_buffers)."""
+    if use != "pagecache" or order:
+        raise MMError(errno.EINVAL, "buffers=1 is for order-0 page cache (use=pagecache): a "
+                                    "block-mapped file's pages, each with its buffer_head")
 
 
 def _failed(e: MMError, count: int, made: int) -> MMError:
