@@ -449,8 +449,7 @@ class Trace:
     def context(task, cpu: int, ts: int) -> str:
         """trace_print_context(): TASK-PID, [CPU], the flags, TIMESTAMP."""
         comm, pid = task
-        secs, us = divmod((ts + 500) // 1000, 1_000_000)       # ns2usecs() rounds
-        return f"{comm:>16}-{pid:<7d} [{cpu:03d}] ..... {secs:5d}.{us:06d}: "
+        return f"{comm:>16}-{pid:<7d} [{cpu:03d}] ..... {_usecs(ts)}: "
 
     @staticmethod
     def line(entry, cpu: int = 0) -> str:
@@ -476,7 +475,7 @@ class Trace:
             t0 = ts + a * step
             if step % 1000 == 0:                      # whole microseconds: each second's lines a range of them
                 out = []
-                us0, dus = (t0 + 500) // 1000, step // 1000
+                us0, dus = (t0 + 500) // 1000, step // 1000     # _usecs()'s rounding, per line
                 i, n = 0, len(sub)
                 while i < n:
                     secs, us = divmod(us0 + i * dus, 1_000_000)
