@@ -179,6 +179,40 @@ def test_direct_reclaim_stalls_in_the_movable_zone():
                               "allocstall_dma32 (0 where real is 0)", "allocstall_device (0 where real is 0)"))
 
 
+def _stalls_before_the_kill(trace: str) -> int:
+    """How many direct reclaims in a row reclaimed nothing right before the OOM kill (the
+    last run of ``mm_vmscan_direct_reclaim_end: nr_reclaimed=0``)."""
+    n = 0
+    for line in trace.splitlines():
+        if "mm_vmscan_direct_reclaim_end:" in line:
+            n = n + 1 if line.endswith(" nr_reclaimed=0") else 0
+        elif "mm_page_alloc_extfrag:" in line and " hog-" in line:    # the hog got a page
+            n = 0
+    return n
+
+
+def test_oom_kill_after_reclaim_retries_counting_dma_free_pages():
+    """6.1.176 (and 6.13+: the fix of CVE-2024-57884) counts a zone with no LRU pages as
+    reclaimable by its free pages, so should_reclaim_retry() finds the DMA zone's "available"
+    (free counted twice) above its min + lowmem_reserve and the hog retries reclaim until
+    no_progress_loops passes MAX_RECLAIM_RETRIES: 17 direct reclaims without progress, then the
+    kill.  pressure-oom-trace.txt is the tail of the real guest's trace (init.sh with
+    vmscan/mm_vmscan_direct_reclaim_*, oom/reclaim_retry_zone, oom/mark_victim and
+    kmem/mm_page_alloc_extfrag enabled from the hog's start; two other traced boots ended the
+    same way); procsim's replay, traced the same way, ends with the same run."""
+    from procsim.views.tracefs import render_trace
+    real = (DATA / "pressure-oom-trace.txt").read_text()
+    dma = [dict(re.findall(r"(\w+)=(\d+)", x)) for x in real.splitlines()
+           if "reclaim_retry_zone:" in x and " zone=DMA " in x]
+    assert len(dma) == 16 and all(int(d["available"]) == 2 * int(d["reclaimable"]) for d in dma)
+    assert [int(d["no_progress_loops"]) for d in dma] == list(range(1, 17))
+    assert "mark_victim:" in real.splitlines()[-2] and _stalls_before_the_kill(real) == 17
+    k, *_ = replay.replay(machine_mod.load(pressure.MACHINE), cap("pressure-before-oom"), cap("pressure-after-oom"),
+                          events=("mm_vmscan_direct_reclaim_begin", "mm_vmscan_direct_reclaim_end",
+                                  "mm_page_alloc_extfrag"))
+    assert _stalls_before_the_kill(render_trace(k).decode()) == 17
+
+
 def test_one_oom_kill_with_the_fault_paths_gfp():
     """`use=anon` without gfp= is the anonymous fault's GFP_HIGHUSER_MOVABLE|__GFP_COMP|
     __GFP_ZERO: the header line is the real one, byte for byte."""

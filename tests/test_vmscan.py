@@ -317,3 +317,17 @@ def test_boot_mapped_validated():
         M.loads(MAPPED.replace("mapped: 2MiB", "mapped: 2MiB, touched: 1MiB, text: 2MiB"))
     with pytest.raises(M.ConfigError, match=r"touched \(108 KiB\) is more than mapped \(100 KiB\)"):
         M.loads(MAPPED.replace("mapped: 2MiB", "mapped: 100KiB, touched: 108KiB"))
+
+
+@pytest.mark.parametrize("version, counts_free", [("6.18", True), ("6.1", True), ("5.4", False), ("3.10", False)])
+def test_a_zone_without_lru_pages_is_reclaimable_by_its_free_pages_since_the_cve_fix(version, counts_free):
+    """zone_reclaimable_pages() of a zone with no LRU pages: its free pages in 6.13+ and the
+    stable kernels that took CVE-2024-57884's fix (the oracle's 6.1.176 traces it), nothing in
+    5.4.286 and 3.10.  A zone with page cache counts its LRU pages only."""
+    from procsim.mm.profile import PROFILES
+    k = boot("tiny", profile=PROFILES[version])
+    dma = k.zones[0]
+    assert dma.nr_free and not dma.stat["nr_zone_inactive_file"] + dma.stat["nr_zone_active_file"]
+    assert k.zone_reclaimable_pages(dma) == (dma.nr_free if counts_free else 0)
+    page = k.alloc_pages(0, G.GFP_DMA, use="pagecache")        # one page of cache in DMA
+    assert page.zone is dma and k.zone_reclaimable_pages(dma) == 1

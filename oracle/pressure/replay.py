@@ -87,10 +87,12 @@ def _sleep(ctl: Control, seconds: float) -> None:
         ctl.run(f"sleep {us}us")
 
 
-def replay(m, before: dict[str, str], after: dict[str, str]) -> tuple[Kernel, dict[str, int], str, list[str]]:
+def replay(m, before: dict[str, str], after: dict[str, str],
+           events: tuple[str, ...] = ()) -> tuple[Kernel, dict[str, int], str, list[str]]:
     """The workload in procsim: returns the kernel after the OOM kill, its meminfo when the
     guest's before-oom capture was taken, the hog's last reply and the OOM report procsim
-    logged (without timestamps)."""
+    logged (without timestamps).  ``events``: trace events recorded from the hog's start, as
+    the traced guest enabled them."""
     dd, gap, hog = paces(before, after)
     ctl = Control(lambda: Kernel(m))
     k = ctl.kernel
@@ -101,6 +103,8 @@ def replay(m, before: dict[str, str], after: dict[str, str]) -> tuple[Kernel, di
         _sleep(ctl, dd)
     _sleep(ctl, gap)
     at_capture = oc.kv(meminfo.render(k).decode())
+    if events:
+        k.trace.enable(events, True)
     text = ""
     for _ in range(1 << 16):
         r = ctl.run(f"alloc_pages 0 use=anon count={HOG_STEP_PAGES} tag=hog")

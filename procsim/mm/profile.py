@@ -214,6 +214,10 @@ class Profile:
     # steal_suitable_fallback() (until 6.14) boosts the watermarks on every fallback below
     # pageblock order, a single page stolen too; since 6.15 only an attempt to claim the block does
     steal_boosts: bool = False
+    # zone_reclaimable_pages() counts a zone's free pages when it has no reclaimable LRU pages
+    # (6.13's fix for CVE-2024-57884, taken by the stable kernels: the oracle's 6.1.176 traces reclaim_retry_zone
+    # with DMA "reclaimable" = its free pages; not in 5.4.286, which the 5.4 profile follows)
+    reclaimable_counts_free: bool = True
     # set_recommended_min_free_kbytes() recomputes min_free_kbytes when THP is off (5.17+)
     thp_off_recalculates_min_free: bool = True
     # the embedded first percpu chunk's static, reserved and dynamic sizes in bytes (dmesg's
@@ -254,7 +258,8 @@ LINUX_5_4 = Profile("5.4", _NODE_5_4, _ZONE_5_4, _NUMA, _EVENTS_5_4, wmark_lines
                     + kmalloc_sequence((KMALLOC_DMA,), _DMA_IDX),
                     kmalloc_buckets=False, compaction_proactiveness=None, oom_rss_columns=False,
                     show_mem_thp_space=True, compaction_suitable="4.9", folios=False,
-                    gfpflag_names=_GFPFLAG_NAMES_6_1, thp_off_recalculates_min_free=False, steal_boosts=True)
+                    gfpflag_names=_GFPFLAG_NAMES_6_1, thp_off_recalculates_min_free=False, steal_boosts=True,
+                    reclaimable_counts_free=False)
 # 3.10 (seed 002, a CentOS 7 SLUB): SLUB, /proc/vmstat and /proc/meminfo are 3.10's; zoneinfo,
 # node meminfo, pagetypeinfo keep 5.4's shapes
 # 3.10 counted direct reclaim once per do_try_to_free_pages(), not per zone (ALLOCSTALL)

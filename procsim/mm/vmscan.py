@@ -987,11 +987,17 @@ class Vmscan:
         return sc.nr_reclaimed
 
     def zone_reclaimable_pages(self, z) -> int:
-        """zone_reclaimable_pages(): the zone's file LRU, and its anon LRU while swap has room."""
+        """zone_reclaimable_pages(): the zone's file LRU, and its anon LRU while swap has room;
+        a zone with none of either counts its free pages instead where the profile's version
+        does (Profile.reclaimable_counts_free), so should_reclaim_retry() counts them twice:
+        the real 6.1 guest's DMA zone keeps the hog retrying reclaim 16 more times before the
+        OOM kill."""
         st = z.stat
         nr = st["nr_zone_inactive_file"] + st["nr_zone_active_file"]
         if can_reclaim_anon_pages(self):
             nr += st["nr_zone_inactive_anon"] + st["nr_zone_active_anon"]
+        if not nr and self.profile.reclaimable_counts_free:
+            return z.nr_free
         return nr
 
     def drop_slab(self) -> int:
