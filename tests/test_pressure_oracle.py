@@ -191,6 +191,12 @@ def _stalls_before_the_kill(trace: str) -> int:
     return n
 
 
+def _retries(trace: str) -> list[dict]:
+    """The oom:reclaim_retry_zone events of a trace: {field: value} (zone= as its name)."""
+    return [dict(re.findall(r"(\w+)=(\w+)", x.split("reclaim_retry_zone: ", 1)[1]))
+            for x in trace.splitlines() if "reclaim_retry_zone: " in x]
+
+
 def test_oom_kill_after_reclaim_retries_counting_dma_free_pages():
     """6.1.176 (and 6.13+: the fix of CVE-2024-57884) counts a zone with no LRU pages as
     reclaimable by its free pages, so should_reclaim_retry() finds the DMA zone's "available"
@@ -199,18 +205,25 @@ def test_oom_kill_after_reclaim_retries_counting_dma_free_pages():
     kill.  pressure-oom-trace.txt is the tail of the real guest's trace (init.sh with
     vmscan/mm_vmscan_direct_reclaim_*, oom/reclaim_retry_zone, oom/mark_victim and
     kmem/mm_page_alloc_extfrag enabled from the hog's start; two other traced boots ended the
-    same way); procsim's replay, traced the same way, ends with the same run."""
+    same way); procsim's replay, traced the same way, ends with the same run, the same
+    reclaim_retry_zone verdicts and mark_victim's line as its "Killed process" line says."""
     from procsim.views.tracefs import render_trace
     real = (DATA / "pressure-oom-trace.txt").read_text()
-    dma = [dict(re.findall(r"(\w+)=(\d+)", x)) for x in real.splitlines()
-           if "reclaim_retry_zone:" in x and " zone=DMA " in x]
-    assert len(dma) == 16 and all(int(d["available"]) == 2 * int(d["reclaimable"]) for d in dma)
-    assert [int(d["no_progress_loops"]) for d in dma] == list(range(1, 17))
-    assert "mark_victim:" in real.splitlines()[-2] and _stalls_before_the_kill(real) == 17
-    k, *_ = replay.replay(machine_mod.load(pressure.MACHINE), cap("pressure-before-oom"), cap("pressure-after-oom"),
-                          events=("mm_vmscan_direct_reclaim_begin", "mm_vmscan_direct_reclaim_end",
-                                  "mm_page_alloc_extfrag"))
-    assert _stalls_before_the_kill(render_trace(k).decode()) == 17
+    k, _, _, report = replay.replay(machine_mod.load(pressure.MACHINE), cap("pressure-before-oom"),
+                                    cap("pressure-after-oom"),
+                                    events=("mm_vmscan_direct_reclaim_begin", "mm_vmscan_direct_reclaim_end",
+                                            "mm_page_alloc_extfrag", "reclaim_retry_zone", "mark_victim"))
+    sim = render_trace(k).decode()
+    for trace in (real, sim):
+        assert _stalls_before_the_kill(trace) == 17
+        last = _retries(trace)[-32:]                  # the 16 retries, DMA32 then DMA each
+        assert [(r["zone"], int(r["no_progress_loops"]), r["wmark_check"]) for r in last] == \
+            [(z, n, ok) for n in range(1, 17) for z, ok in (("DMA32", "0"), ("DMA", "1"))]
+        assert all(int(r["available"]) == 2 * int(r["reclaimable"]) for r in last if r["zone"] == "DMA")
+        victim = [x for x in trace.splitlines() if "mark_victim: " in x]
+        assert len(victim) == 1 and " comm=hog " in victim[0]
+    killed = replay.kill_line(report)
+    assert f"anon-rss={killed['anon-rss']}kB " in victim[0] and f"pgtables={killed['pgtables']}kB " in victim[0]
 
 
 def test_one_oom_kill_with_the_fault_paths_gfp():

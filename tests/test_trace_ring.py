@@ -249,7 +249,7 @@ def test_available_events_are_the_simulated_ones():
     s = Session(M.load(CONFIGS / "tiny.yaml"))
     listed = s.render(f"{T}/available_events").decode().splitlines()
     assert "kmem:mm_page_alloc" in listed and "vmscan:mm_vmscan_kswapd_wake" in listed
-    assert {ln.split(":")[0] for ln in listed} == {"kmem", "vmscan"} and len(listed) == len(EVENTS) == 15
+    assert {ln.split(":")[0] for ln in listed} == {"kmem", "vmscan", "oom"} and len(listed) == len(EVENTS) == 17
     for ln in listed:                                 # each has its enable file
         sub, event = ln.split(":")
         assert s.render(f"{T}/events/{sub}/{event}/enable") == b"0\n"

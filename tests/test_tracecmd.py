@@ -47,7 +47,7 @@ MM_PAGE_ALLOC_FIELDS = """\
 # kmem_cache_alloc: call_site 8, ptr 16, __string name (a u32 __data_loc) 24, bytes_req 32,
 # bytes_alloc 40, gfp_flags 48, node 56, bool accounted 60
 KMEM_CACHE_ALLOC_FIELDS = [("unsigned long", "call_site", 8, 8, 0), ("const void *", "ptr", 16, 8, 0),
-                           ("__data_loc char[]", "name", 24, 4, 0), ("size_t", "bytes_req", 32, 8, 0),
+                           ("__data_loc char[]", "name", 24, 4, 1), ("size_t", "bytes_req", 32, 8, 0),
                            ("size_t", "bytes_alloc", 40, 8, 0), ("unsigned long", "gfp_flags", 48, 8, 0),
                            ("int", "node", 56, 4, 1), ("bool", "accounted", 60, 1, 0)]
 # ring_buffer_print_page_header() and ring_buffer_print_entry_header() on x86-64 (4096-byte pages)
@@ -150,7 +150,20 @@ def test_format_files_are_the_kernels():
     assert s.render(f"{T}/events/header_page").decode() == HEADER_PAGE
     assert s.render(f"{T}/events/header_event").decode() == HEADER_EVENT
     ids = {int(s.render(f"{T}/events/{e}/id")) for e in s.render(f"{T}/available_events").decode().replace(":", "/").split()}
-    assert len(ids) == 15                              # one id per event
+    assert len(ids) == 17                              # one id per event
+
+
+def test_oom_format_files_are_the_real_kernels():
+    """events/oom/{reclaim_retry_zone,mark_victim}/format as a real 6.1.176 guest prints them
+    (tests/data/oracle/oom-formats-6.1.txt), but the ID and 6.18's rename of zone_idx to
+    zone_type; a __string is signed like its char (``signed:1``, comm here, name in kmem)."""
+    s = session()
+    real = (DATA / "oracle" / "oom-formats-6.1.txt").read_text()
+    for event in ("reclaim_retry_zone", "mark_victim"):
+        want = real.split(f"@@@BEGIN fmt/{event}\n", 1)[1].split("@@@END", 1)[0].replace("zone_idx", "zone_type")
+        got = s.render(f"{T}/events/oom/{event}/format").decode()
+        strip = lambda f: re.sub(r"\nID: \d+\n", "\nID: #\n", f)
+        assert strip(got) == strip(want)
 
 
 def test_trace_pipe_raw_decodes_to_the_simulated_allocations():
@@ -346,7 +359,7 @@ def _fields(event: str, text: str) -> tuple:
 
 
 def test_every_event_reads_back_as_trace_pipe_prints_it(mounted, tmp_path):
-    """All 15 events, recorded by trace-cmd (binary records, the format files' print fmt) over a
+    """The kmem and vmscan events, recorded by trace-cmd (binary records, the format files' print fmt) over a
     workload with reclaim, swap, frees, drains and compaction, say what the text trace of the
     same commands says: the daemon's log lists every command it ran (trace-cmd's tracefs writes
     too), replayed in process on the same machine with the same clock."""
@@ -388,3 +401,32 @@ def test_every_event_reads_back_as_trace_pipe_prints_it(mounted, tmp_path):
     want.sort(key=lambda w: (w[1:], w[0]))
     assert [g[1:] for g in got] == [w[1:] for w in want]
     assert {round((float(g[0]) - float(w[0])) * 1e6) for g, w in zip(got, want, strict=True)} == {0}
+
+
+def test_oom_events_read_back_as_the_trace_file_prints_them(mounted, tmp_path):
+    """oom:reclaim_retry_zone (zone= through __print_symbolic) and oom:mark_victim (comm, a
+    __string) over an OOM kill: a task holds most of tiny, another's allocation retries reclaim
+    and the OOM killer takes the holder.  trace-cmd start / extract / report (binary records
+    through the format files) says what the text ``trace`` says, field by field."""
+    cfg = tmp_path / "tinyswap.yaml"
+    cfg.write_text((CONFIGS / "tiny.yaml").read_text() + "swap: 16MiB\n")
+    mp = mounted(str(cfg.with_suffix("")), "--clock=virtual")
+    r = _exec(mp, "trace-cmd", "start", "-e", "oom")
+    assert r.returncode == 0, r.stderr
+    for c in ("alloc_pages 0 count=16000 use=anon tag=big", "alloc_pages 0 count=4000 use=anon tag=small"):
+        (mp / "control").write_text(c + "\n")
+    text = re.compile(r" *\S+-(\d+) +\[(\d{3})\] \S{5} +(\d+\.\d{6}): (\w+): (.*)")
+    want = [(m[3], int(m[2]), int(m[1]), *_fields(m[4], m[5]))
+            for m in map(text.fullmatch, (mp / T / "trace").read_text().splitlines()) if m]
+    dat = tmp_path / "extract.dat"
+    r = _exec(mp, "trace-cmd", "extract", "-o", str(dat), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    r = _exec(mp, "trace-cmd", "report", "-i", str(dat))
+    assert r.returncode == 0 and "FAILED TO PARSE" not in r.stdout, r.stderr
+    line = re.compile(r" *\S+-(\d+) +\[(\d{3})\] +(\d+\.\d{6}): (\w+): +(.*)")
+    matches = [line.fullmatch(ln) for ln in r.stdout.splitlines()[1:]]
+    assert all(matches), r.stdout
+    assert [(m[3], int(m[2]), int(m[1]), *_fields(m[4], m[5])) for m in matches] == want
+    retries = [dict(w[4:]) for w in want if w[3] == "reclaim_retry_zone"]
+    assert len(retries) == 16 and {r["zone"] for r in retries} == {"DMA32"}
+    assert [dict(w[4:])["comm"] for w in want if w[3] == "mark_victim"] == ["big"]

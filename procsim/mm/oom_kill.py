@@ -157,6 +157,11 @@ def out_of_memory(k, tasks, gfp: int, order: int, current=None, kill=None):
                      f"task={victim.comm[:15]},pid={victim.pid},uid={victim.uid}")
     k.vm_events["oom_kill"] = k.vm_events.get("oom_kill", 0) + 1
     k.timeline.note(k, "oom_kill", victim.comm)
+    tr = k.trace
+    if tr.active:                              # mark_oom_victim(), before the "Killed process" line
+        tr.emit("mark_victim", tr.cpu, victim.pid, victim.comm, _k(victim.total_vm), _k(victim.rss_anon),
+                _k(victim.rss_file), _k(victim.rss_shmem), victim.uid, victim.pgtables_bytes >> 10,
+                victim.oom_score_adj)
     P.pr_err(k, f"{why}: Killed process {victim.pid} ({victim.comm[:15]}) "
                 f"total-vm:{_k(victim.total_vm)}kB, anon-rss:{_k(victim.rss_anon)}kB, "
                 f"file-rss:{_k(victim.rss_file)}kB, shmem-rss:{_k(victim.rss_shmem)}kB, "

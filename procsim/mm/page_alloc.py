@@ -597,9 +597,17 @@ class PageAlloc:
         pageblock it can give back before the OOM killer."""
         if no_progress_loops > MAX_RECLAIM_RETRIES:
             return self.unreserve_highatomic_pageblock(zonelist, highest, mt, True)
+        tr = self.trace
         for z in zonelist:
-            if z.idx <= highest and self._watermark_ok(z, order, z.wmark_min, highest, flags,
-                                                       z.nr_free + self.zone_reclaimable_pages(z)):
+            if z.idx > highest:
+                continue
+            reclaimable = self.zone_reclaimable_pages(z)
+            available = z.nr_free + reclaimable
+            ok = self._watermark_ok(z, order, z.wmark_min, highest, flags, available)
+            if tr.active:
+                tr.emit("reclaim_retry_zone", tr.cpu, z.node, z.idx, order, reclaimable, available, z.wmark_min,
+                        no_progress_loops, ok)
+            if ok:
                 return True
         return False
 

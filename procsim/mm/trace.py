@@ -48,6 +48,7 @@ SUBSYSTEMS = {
              "mm_page_alloc", "mm_page_alloc_zone_locked", "mm_page_pcpu_drain", "mm_page_alloc_extfrag"),
     "vmscan": ("mm_vmscan_direct_reclaim_begin", "mm_vmscan_direct_reclaim_end", "mm_vmscan_kswapd_sleep",
                "mm_vmscan_kswapd_wake", "mm_vmscan_wakeup_kswapd"),
+    "oom": ("reclaim_retry_zone", "mark_victim"),
 }
 EVENTS = tuple(e for events in SUBSYSTEMS.values() for e in events)
 BUF_PAGE_SIZE = 4096 - 16             # a ring page less its buffer_data_page header (u64 ts, local_t commit)
@@ -90,13 +91,14 @@ def _bool(x) -> str:
 # size, signed).  A __string is a 4-byte __data_loc with the text (and its NUL) after the
 # struct.  They give each event's record size in the ring.
 _UL, _UI, _INT = ("unsigned long", 8, 0), ("unsigned int", 4, 0), ("int", 4, 1)
-_PTR, _SZ, _STR = ("const void *", 8, 0), ("size_t", 8, 0), ("__data_loc char[]", 4, 0)
+_BOOL, _SHORT, _UID = ("bool", 1, 0), ("short", 2, 1), ("uid_t", 4, 0)
+_PTR, _SZ, _STR = ("const void *", 8, 0), ("size_t", 8, 0), ("__data_loc char[]", 4, 1)   # char: signed
 FIELDS = {
     "kmalloc": (("call_site", _UL), ("ptr", _PTR), ("bytes_req", _SZ), ("bytes_alloc", _SZ),
                 ("gfp_flags", _UL), ("node", _INT)),
     "kfree": (("call_site", _UL), ("ptr", _PTR)),
     "kmem_cache_alloc": (("call_site", _UL), ("ptr", _PTR), ("name", _STR), ("bytes_req", _SZ),
-                         ("bytes_alloc", _SZ), ("gfp_flags", _UL), ("node", _INT), ("accounted", ("bool", 1, 0))),
+                         ("bytes_alloc", _SZ), ("gfp_flags", _UL), ("node", _INT), ("accounted", _BOOL)),
     "kmem_cache_free": (("call_site", _UL), ("ptr", _PTR), ("name", _STR)),
     "mm_page_free": (("pfn", _UL), ("order", _UI)),
     "mm_page_free_batched": (("pfn", _UL),),
@@ -111,6 +113,10 @@ FIELDS = {
     "mm_vmscan_kswapd_sleep": (("nid", _INT),),
     "mm_vmscan_kswapd_wake": (("nid", _INT), ("zid", _INT), ("order", _INT)),
     "mm_vmscan_wakeup_kswapd": (("nid", _INT), ("zid", _INT), ("order", _INT), ("gfp_flags", _UL)),
+    "reclaim_retry_zone": (("node", _INT), ("zone_type", _INT), ("order", _INT), ("reclaimable", _UL),
+                           ("available", _UL), ("min_wmark", _UL), ("no_progress_loops", _INT), ("wmark_check", _BOOL)),
+    "mark_victim": (("pid", _INT), ("comm", _STR), ("total_vm", _UL), ("anon_rss", _UL), ("file_rss", _UL),
+                    ("shmem_rss", _UL), ("uid", _UID), ("pgtables", _UL), ("oom_score_adj", _SHORT)),
 }
 
 
@@ -133,7 +139,8 @@ def _event_bytes(event: str) -> int:
 
 
 EVENT_BYTES = {e: _event_bytes(e) for e in FIELDS}
-STRING_ARG = {"kmem_cache_alloc": 1, "kmem_cache_free": 1}   # which stored argument is a __string
+STRING_ARG = {"kmem_cache_alloc": 1, "kmem_cache_free": 1, "mark_victim": 1}   # which stored argument is a __string
+ZONE_TYPE = ("DMA", "DMA32", "Normal", "Movable")   # mmflags.h's ZONE_TYPE on x86-64 (no HighMem, no Device)
 
 
 _tuple_add = tuple.__add__
@@ -168,6 +175,13 @@ FORMATS = {
     "mm_vmscan_kswapd_sleep": lambda nid: f"nid={nid}",
     "mm_vmscan_kswapd_wake": lambda nid, order: f"nid={nid} order={order}",
     "mm_vmscan_wakeup_kswapd": lambda nid, order, gfp: f"nid={nid} order={order} gfp_flags={gfp_str(gfp)}",
+    # include/trace/events/oom.h
+    "reclaim_retry_zone": lambda node, zid, order, reclaimable, available, min_wmark, loops, ok:
+        f"node={node} zone={ZONE_TYPE[zid]:<8} order={order} reclaimable={reclaimable} available={available} "
+        f"min_wmark={min_wmark} no_progress_loops={loops} wmark_check={int(ok)}",
+    "mark_victim": lambda pid, comm, total_vm, anon, file, shmem, uid, pgtables, adj:
+        f"pid={pid} comm={comm} total-vm={total_vm}kB anon-rss={anon}kB file-rss:{file}kB shmem-rss:{shmem}kB "
+        f"uid={uid} pgtables={pgtables}kB oom_score_adj={adj}",
 }
 
 

@@ -39,7 +39,7 @@ from ..mm.errors import MMError
 from ..mm.gfp import NAMES as GFP_NAMES
 from ..mm.page_types import PAGEBLOCK_ORDER
 from ..mm.printk import _GFP_NAMES as GFP_FLAG_NAMES
-from ..mm.trace import BUF_PAGE_SIZE, CALL_SITE, EVENTS, INIT, SAVED_CMDLINES, SUBSYSTEMS, TS_DELTA_LIMIT, Trace, field_offsets, parse_write
+from ..mm.trace import BUF_PAGE_SIZE, CALL_SITE, EVENTS, INIT, SAVED_CMDLINES, SUBSYSTEMS, TS_DELTA_LIMIT, ZONE_TYPE, Trace, field_offsets, parse_write
 from . import View
 
 DIR = "sys/kernel/tracing"
@@ -190,6 +190,14 @@ PRINT_FMT = {
     "mm_vmscan_kswapd_sleep": '"nid=%d", REC->nid',
     "mm_vmscan_kswapd_wake": '"nid=%d order=%d", REC->nid, REC->order',
     "mm_vmscan_wakeup_kswapd": f'"nid=%d order=%d gfp_flags=%s", REC->nid, REC->order, {_show_gfp("gfp_flags")}',
+    # include/trace/events/oom.h; ZONE_TYPE's enums replaced by their numbers (TRACE_DEFINE_ENUM)
+    "reclaim_retry_zone": '"node=%d zone=%-8s order=%d reclaimable=%lu available=%lu min_wmark=%lu '
+                          'no_progress_loops=%d wmark_check=%d", REC->node, __print_symbolic(REC->zone_type, '
+                          + ", ".join(f'{{{i}, "{n}"}}' for i, n in enumerate(ZONE_TYPE)) + '), REC->order, '
+                          'REC->reclaimable, REC->available, REC->min_wmark, REC->no_progress_loops, REC->wmark_check',
+    "mark_victim": '"pid=%d comm=%s total-vm=%lukB anon-rss=%lukB file-rss:%lukB shmem-rss:%lukB uid=%u '
+                   'pgtables=%lukB oom_score_adj=%hd", REC->pid, __get_str(comm), REC->total_vm, REC->anon_rss, '
+                   'REC->file_rss, REC->shmem_rss, REC->uid, REC->pgtables, REC->oom_score_adj',
 }
 # The caller the kmem events name (%pS of call_site): the control file stands in for it
 # (mm/trace.py's CALL_SITE), at _text of an x86-64 kernel without KASLR; ``kallsyms`` (bound over
@@ -217,8 +225,12 @@ FIELD_ARGS = {
     "mm_vmscan_kswapd_sleep": {"nid": 0},
     "mm_vmscan_kswapd_wake": {"nid": 0, "order": 1},
     "mm_vmscan_wakeup_kswapd": {"nid": 0, "order": 1, "gfp_flags": 2},
+    "reclaim_retry_zone": {"node": 0, "zone_type": 1, "order": 2, "reclaimable": 3, "available": 4, "min_wmark": 5,
+                           "no_progress_loops": 6, "wmark_check": 7},
+    "mark_victim": {"pid": 0, "comm": 1, "total_vm": 2, "anon_rss": 3, "file_rss": 4, "shmem_rss": 5, "uid": 6,
+                    "pgtables": 7, "oom_score_adj": 8},
 }
-_PACK = {(1, 0): "B", (1, 1): "b", (2, 0): "H", (4, 0): "I", (4, 1): "i", (8, 0): "Q", (8, 1): "q"}
+_PACK = {(1, 0): "B", (1, 1): "b", (2, 0): "H", (2, 1): "h", (4, 0): "I", (4, 1): "i", (8, 0): "Q", (8, 1): "q"}
 
 
 def format_file(sub: str, event: str) -> str:
