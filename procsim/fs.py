@@ -52,6 +52,7 @@ from fuse import FUSE, FuseOSError, Operations
 
 from procsim.control import MAX_COMMANDS, MAX_LINE
 from procsim.harness import PID_XATTR, READY_XATTR, detach, is_alive, mount_entry, state  # noqa: F401
+from procsim.harness import quiet_thread
 from procsim.mm.errors import MMError
 from procsim.session import Gone, Session, log
 
@@ -64,7 +65,6 @@ SUBMOUNTS = ("sys/kernel/tracing", "dev")   # subtrees served by the threaded se
 INTR_SIGNAL = signal.SIGUSR2  # libfuse's "intr": sent to the worker whose request the kernel interrupts
 LOG_BYTES = 1 << 20          # the daemon's log: per file (one rotation kept), or in all on stderr
 LOG_QUEUE = 1000             # records waiting for the log thread; more are dropped and counted
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 _libfuse = _fusepy._libfuse
 _libfuse.fuse_exited.argtypes = [ctypes.c_void_p]
@@ -87,18 +87,6 @@ def _keep_thread_state() -> None:
     _thread.kept = True
     if next(_kept) < KEPT_THREAD_STATES:
         ctypes.pythonapi.PyGILState_Ensure()
-
-
-def _start_quiet(target, name: str) -> threading.Thread:
-    """A daemon thread that never takes SIGINT/SIGTERM/SIGHUP: libfuse's handler ends the
-    main loop only when it interrupts the main thread's read of /dev/fuse."""
-    t = threading.Thread(target=target, name=name, daemon=True)
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
-    try:
-        t.start()                                   # the new thread inherits the mask
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
-    return t
 
 
 # --- the daemon's log: bounded, never written by a FUSE thread ------------------------------------
@@ -147,7 +135,7 @@ class DaemonLog:
             if lg.level == logging.NOTSET:
                 lg.setLevel(logging.INFO)
         self.level = logging.INFO
-        self.thread = _start_quiet(self._write, "procsim-log")
+        self.thread = quiet_thread(self._write, "procsim-log")
 
     # the logging.Handler protocol, just enough of it
     def handle(self, record):
@@ -198,7 +186,7 @@ class _Interrupts:
         os.set_blocking(self.w, False)
         signal.signal(INTR_SIGNAL, lambda *_: None)     # a handler (not SIG_DFL): libfuse keeps it
         self.old_fd = signal.set_wakeup_fd(self.w, warn_on_full_buffer=False)
-        self.thread = _start_quiet(self._run, "procsim-intr")
+        self.thread = quiet_thread(self._run, "procsim-intr")
 
     def _run(self):
         while True:
@@ -720,7 +708,7 @@ class _Sub:
         self.thread = None
 
     def start(self):
-        self.thread = _start_quiet(self._run, f"procsim-fuse-{os.path.basename(self.path)}")
+        self.thread = quiet_thread(self._run, f"procsim-fuse-{os.path.basename(self.path)}")
 
     def _run(self):
         try:

@@ -30,6 +30,23 @@ class Hung(Exception):
     """A call into the mount did not return in time: the daemon is stopped or stuck."""
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def quiet_thread(target, name: str) -> threading.Thread:
+    """Start a daemon thread that never takes SIGINT/SIGTERM/SIGHUP.  A daemon's every thread
+    but the main one must be one: libfuse's handler ends the main loop only when the signal
+    interrupts the main thread's read of /dev/fuse; taken by another thread it only marks the
+    session exited, and the daemon serves on until the next request comes."""
+    t = threading.Thread(target=target, name=name, daemon=True)
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    try:
+        t.start()                                   # the new thread inherits the mask
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+    return t
+
+
 def _unescape(field: str) -> str:
     """/proc/self/mounts escapes space, tab, newline and backslash as octal."""
     return field.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")

@@ -14,6 +14,8 @@ from __future__ import annotations
 import threading
 import time
 
+from procsim.harness import quiet_thread
+
 NS = 1_000_000_000
 MAX_PERIOD = 0.25            # seconds: how stale uptime may get between reads
 MIN_PERIOD = 0.005           # never spin faster than this
@@ -53,8 +55,7 @@ class WallClock:
         return k.next_due_ns()
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="procsim-clock", daemon=True)
-        self._thread.start()
+        self._thread = quiet_thread(self._run, "procsim-clock")   # stop signals are the main thread's
 
     def _run(self) -> None:
         wait = 0.0

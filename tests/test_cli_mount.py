@@ -35,6 +35,31 @@ def test_daemon_mount_and_umount(mp):
     assert not mounts(mp) and gone(pid)
 
 
+def _blocked(pid: int, tid: int) -> set[int]:
+    """The signals a thread blocks (SigBlk of /proc/PID/task/TID/status)."""
+    with open(f"/proc/{pid}/task/{tid}/status") as f:
+        mask = int(next(ln for ln in f if ln.startswith("SigBlk:")).split()[1], 16)
+    return {n for n in range(1, 65) if mask >> (n - 1) & 1}
+
+
+def test_only_the_main_thread_takes_the_stop_signals(mp):
+    """A signal the kernel hands to any other thread of the daemon (the wall clock, the log
+    writer, the threaded sessions and their workers) only marks libfuse's session exited
+    while the main thread sleeps in read(/dev/fuse) and serves on; so every thread but the
+    main one blocks SIGINT, SIGTERM and SIGHUP, and the main one none of them."""
+    p = subprocess.Popen(procsim_cmd("mount", "--foreground", "--config", TINY, mp),
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_mounted(mp, p)
+        stop = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+        others = [int(t) for t in os.listdir(f"/proc/{p.pid}/task") if int(t) != p.pid]
+        assert len(others) >= 4                     # the clock, the log, two threaded sessions, ...
+        assert not stop & _blocked(p.pid, p.pid)
+        assert [t for t in others if not stop <= _blocked(p.pid, t)] == []
+    finally:
+        force_unmount(mp, p)
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
 def test_signals_unmount_cleanly(mp, sig):
     p = subprocess.Popen(procsim_cmd("mount", "--foreground", "--config", TINY, mp),
