@@ -221,7 +221,7 @@ def test_trace_cmd_finds_the_simulated_tracefs(mounted):
     r = _exec(m, "trace-cmd", "list", "-e")                  # issue 29: the simulated events only
     assert r.returncode == 0, r.stderr
     events = r.stdout.split()
-    assert "kmem:mm_page_alloc" in events and {e.split(":")[0] for e in events} == {"kmem", "vmscan"}
+    assert "kmem:mm_page_alloc" in events and {e.split(":")[0] for e in events} == {"kmem", "vmscan", "oom"}
 
 
 def test_lstopo_builds_the_simulated_topology(mounted):

@@ -245,7 +245,7 @@ def test_a_reader_that_keeps_up_receives_every_event():
 
 def test_available_events_are_the_simulated_ones():
     """available_events lists system:event, one a line (what `trace-cmd list -e` prints):
-    the kmem and vmscan events the simulation records, nothing of the host."""
+    the kmem, vmscan and oom events the simulation records, nothing of the host."""
     s = Session(M.load(CONFIGS / "tiny.yaml"))
     listed = s.render(f"{T}/available_events").decode().splitlines()
     assert "kmem:mm_page_alloc" in listed and "vmscan:mm_vmscan_kswapd_wake" in listed

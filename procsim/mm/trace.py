@@ -1,4 +1,4 @@
-"""Trace events of the kmem and vmscan subsystems: ftrace's per-cpu ring buffers.
+"""Trace events of the kmem, vmscan and oom subsystems: ftrace's per-cpu ring buffers.
 
 Off by default, as in the kernel: every hook in the allocator is ``if tr.active:`` on a
 plain attribute, true only while ``tracing_on`` is 1 *and* some event is enabled, so an

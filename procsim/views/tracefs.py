@@ -1,4 +1,4 @@
-"""sys/kernel/tracing/: the kmem and vmscan trace events as tracefs shows them (kernel/trace/trace.c).
+"""sys/kernel/tracing/: the kmem, vmscan and oom trace events as tracefs shows them (kernel/trace/trace.c).
 
 Views only read (procsim/mm/trace.py keeps the rings):
 
