@@ -243,7 +243,11 @@ def test_trace_cmd_record_and_report_through_exec(mounted, tmp_path, flags):
     comes at record's final flush, which read()s; --nosplice reads throughout."""
     mp = mounted("tiny")
     dat = tmp_path / "trace.dat"
-    script = (f"echo 'alloc_pages 2 gfp=GFP_KERNEL' > {mp}/control && "
+    # record forks a recorder per cpu and does not wait for them: a command that is over before
+    # one has set its SIGUSR1 handler kills it when record stops them (strace: "killed by
+    # SIGUSR1"; on a loaded machine 1 run in 10), and its cpu's events are never read -- on a
+    # real kernel too.  The script gives them a second to start.
+    script = (f"sleep 1 && echo 'alloc_pages 2 gfp=GFP_KERNEL' > {mp}/control && "
               f"echo 'alloc_pages 0 count=3 gfp=GFP_HIGHUSER_MOVABLE' > {mp}/control && "
               f"echo 'alloc_pages 1 gfp=GFP_HIGHUSER' > {mp}/control")
     r = _exec(mp, "trace-cmd", "record", *flags, "-e", "kmem:mm_page_alloc", "-o", str(dat), "sh", "-c", script,
