@@ -51,8 +51,7 @@ import fuse as _fusepy
 from fuse import FUSE, FuseOSError, Operations
 
 from procsim.control import MAX_COMMANDS, MAX_LINE
-from procsim.harness import PID_XATTR, READY_XATTR, detach, is_alive, mount_entry, state  # noqa: F401
-from procsim.harness import quiet_thread
+from procsim.harness import PID_XATTR, READY_XATTR, detach, is_alive, mount_entry, quiet_thread, state  # noqa: F401
 from procsim.mm.errors import MMError
 from procsim.session import Gone, Session, log
 
