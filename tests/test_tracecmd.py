@@ -362,6 +362,18 @@ def _fields(event: str, text: str) -> tuple:
     return (event, *out)
 
 
+# a line of `trace-cmd report` (no flags column) and of the text trace / trace_pipe
+REPORT_LINE = re.compile(r" *\S+-(\d+) +\[(\d{3})\] +(\d+\.\d{6}): (\w+): +(?:\(\S+\) )?(.*)")
+TRACE_LINE = re.compile(r" *\S+-(\d+) +\[(\d{3})\] \S{5} +(\d+\.\d{6}): (\w+): (.*)")
+
+
+def _event(pattern: re.Pattern, ln: str) -> tuple:
+    """(time, cpu, pid, event, fields...) of a report or trace line, which must be one."""
+    m = pattern.fullmatch(ln)
+    assert m, ln
+    return (m[3], int(m[2]), int(m[1]), *_fields(m[4], m[5]))
+
+
 def test_every_event_reads_back_as_trace_pipe_prints_it(mounted, tmp_path):
     """The kmem and vmscan events, recorded by trace-cmd (binary records, the format files' print fmt) over a
     workload with reclaim, swap, frees, drains and compaction, say what the text trace of the
@@ -377,23 +389,14 @@ def test_every_event_reads_back_as_trace_pipe_prints_it(mounted, tmp_path):
     assert r.returncode == 0, r.stderr
     r = _exec(mp, "trace-cmd", "report", "-i", str(dat))
     assert r.returncode == 0 and "FAILED TO PARSE" not in r.stdout, r.stderr
-    line = re.compile(r" *\S+-(\d+) +\[(\d{3})\] +(\d+\.\d{6}): (\w+): +(?:\(\S+\) )?(.*)")
-    got = []
-    for ln in r.stdout.splitlines()[1:]:
-        m = line.fullmatch(ln)
-        assert m, ln
-        got.append((m[3], int(m[2]), int(m[1]), *_fields(m[4], m[5])))
+    got = [_event(REPORT_LINE, ln) for ln in r.stdout.splitlines()[1:]]
     commands = [ln.split(" ", 1)[1].rsplit(" -> ", 1)[0] for ln in (mp / "log").read_text().splitlines()]
     s = Session(load(cfg), clock="virtual")
     want = []
-    text = re.compile(r" *\S+-(\d+) +\[(\d{3})\] \S{5} +(\d+\.\d{6}): (\w+): (.*)")
     for c in commands:
         if c.startswith(("tracefs trace ", "tracefs events/enable 0")):
             while chunk := s.read_pipe(f"{T}/trace_pipe", 1 << 16)[1]:
-                for ln in chunk.decode().splitlines():
-                    m = text.fullmatch(ln)
-                    assert m, ln
-                    want.append((m[3], int(m[2]), int(m[1]), *_fields(m[4], m[5])))
+                want += [_event(TRACE_LINE, ln) for ln in chunk.decode().splitlines()]
         run(s, c)
     assert len(want) > 40000
     assert {w[3] for w in want} >= {"kmalloc", "kfree", "kmem_cache_alloc", "kmem_cache_free", "mm_page_alloc",
@@ -419,18 +422,13 @@ def test_oom_events_read_back_as_the_trace_file_prints_them(mounted, tmp_path):
     assert r.returncode == 0, r.stderr
     for c in ("alloc_pages 0 count=16000 use=anon tag=big", "alloc_pages 0 count=4000 use=anon tag=small"):
         (mp / "control").write_text(c + "\n")
-    text = re.compile(r" *\S+-(\d+) +\[(\d{3})\] \S{5} +(\d+\.\d{6}): (\w+): (.*)")
-    want = [(m[3], int(m[2]), int(m[1]), *_fields(m[4], m[5]))
-            for m in map(text.fullmatch, (mp / T / "trace").read_text().splitlines()) if m]
+    want = [_event(TRACE_LINE, ln) for ln in (mp / T / "trace").read_text().splitlines() if not ln.startswith("#")]
     dat = tmp_path / "extract.dat"
     r = _exec(mp, "trace-cmd", "extract", "-o", str(dat), cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     r = _exec(mp, "trace-cmd", "report", "-i", str(dat))
     assert r.returncode == 0 and "FAILED TO PARSE" not in r.stdout, r.stderr
-    line = re.compile(r" *\S+-(\d+) +\[(\d{3})\] +(\d+\.\d{6}): (\w+): +(.*)")
-    matches = [line.fullmatch(ln) for ln in r.stdout.splitlines()[1:]]
-    assert all(matches), r.stdout
-    assert [(m[3], int(m[2]), int(m[1]), *_fields(m[4], m[5])) for m in matches] == want
+    assert [_event(REPORT_LINE, ln) for ln in r.stdout.splitlines()[1:]] == want
     retries = [dict(w[4:]) for w in want if w[3] == "reclaim_retry_zone"]
     assert len(retries) == 16 and {r["zone"] for r in retries} == {"DMA32"}
     assert [dict(w[4:])["comm"] for w in want if w[3] == "mark_victim"] == ["big"]
