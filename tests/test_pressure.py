@@ -258,7 +258,7 @@ def test_a_failed_command_leaves_no_ids_slots_or_task():
 # swap, THP off) wrote 800 MiB with `dd bs=1M` in about 50 s (oracle.md), then grew anonymous
 # memory until the OOM kill.  Its /proc/vmstat at the end (issue 26): pgscan_kswapd 202397,
 # pgscan_direct 2702, allocstall 95, pageoutrun 225, kswapd_high_wmark_hit_quickly 71, and the
-# OOM report's "all_unreclaimable? yes".
+# OOM report's "all_unreclaimable? yes" with "Node 0 DMA32 ... boost:2048kB".
 REAL = {"pgscan_kswapd": 202397, "pgscan_direct": 2702, "pageoutrun": 225, "kswapd_high_wmark_hit_quickly": 71}
 
 
@@ -284,7 +284,7 @@ def guest_replay():
 
 def test_guest_pressure_run_replayed_at_its_pace():
     """kswapd, running beside the writer and the hog, does nearly all the scanning; the run
-    ends with the node unreclaimable, and kswapd's runs and premature sleeps come within 2x
+    ends with the node unreclaimable and DMA32 boosted by 2048 kB as the real one, and kswapd's runs and premature sleeps come within 2x
     of the real kernel's."""
     k = guest_replay()
     ev = {name: k.vm_events.get(name, 0) for name in REAL}
@@ -298,6 +298,10 @@ def test_guest_pressure_run_replayed_at_its_pace():
     assert k.nodes[0].unreclaimable
     report = "\n".join(r.text for r in printk.ring(k).records)
     assert "all_unreclaimable? yes" in report
+    # the real report's zone lines: the hog's last fallback (into a reclaimable pageblock, after
+    # kswapd gave up) boosted DMA32 by a pageblock, and nobody took it back
+    boosts = dict(re.findall(r"Node 0 (\w+) free:\d+kB boost:(\d+)kB", report))
+    assert boosts == {"DMA": "0", "DMA32": "2048"}, boosts
 _replayed = functools.cache(guest_replay)       # one replay for the tests that only read it
 
 
