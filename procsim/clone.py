@@ -29,10 +29,10 @@ import tarfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 
-from .machine import (MiB, GiB, Machine, Socket, Dimm, Tunables, Reserved, Boot, BootCache, BootPages, Cache,
-                      CACHE_TYPES)
+from .machine import (MiB, GiB, Machine, Socket, Dimm, Tunables, Reserved, Boot, BootCache, BootPages, BootFree,
+                      BOOT_FREE_ZONES, Cache, CACHE_TYPES)
 from .mm.layout import subtract_ranges
-from .mm.page_types import PAGE_SHIFT, PAGE_SIZE
+from .mm.page_types import NR_PAGE_ORDERS, PAGE_SHIFT, PAGE_SIZE, ZONE_NAMES
 
 READ_CAP = 32 << 20                  # no /proc file we read is this large; a device would be
 TAR_MEMBER_CAP = 64 << 20
@@ -1225,7 +1225,23 @@ def clone_state(src: Source, c: Clone) -> None:
                 if kb >= 4:
                     pages.append(BootPages(use, _spread_size(bare, kb >> 2) << PAGE_SHIFT, None, 0))
     caches.reverse()             # slabinfo lists the newest cache first: create the oldest first
-    c.machine = replace(m, boot=Boot(tuple(caches), tuple(pages)))
+    c.machine = replace(m, boot=Boot(tuple(caches), tuple(pages), _boot_free(src, bare, c.notes)))
+
+
+def _boot_free(src: Source, bare, notes: list[str]) -> tuple[BootFree, ...]:
+    """boot.free: each zone's buddyinfo row, for the boot to shape its free memory by."""
+    bi = src.read("proc/buddyinfo")
+    if bi is None:
+        notes.append("proc/buddyinfo: missing: free memory is laid out as procsim's boot leaves it")
+        return ()
+    out = []
+    for (nid, zone), counts in _buddy(bi).items():
+        z = bare.nodes[nid].zones[ZONE_NAMES.index(zone)] if nid < len(bare.nodes) and zone in BOOT_FREE_ZONES else None
+        if z is None or not z.managed:
+            notes.append(f"proc/buddyinfo: node {nid} {zone} is not a zone with memory here: its free blocks are not cloned")
+            continue
+        out.append(BootFree(nid, zone, tuple(counts[:NR_PAGE_ORDERS])))
+    return tuple(out)
 
 
 # ---- the description -----------------------------------------------------------------------
@@ -1294,7 +1310,7 @@ def to_yaml(c: Clone, source: str = "") -> str:
     if m.swap:
         out.append(f"swap: {_size(m.swap)}")
     b = m.boot
-    if b.caches or b.pages:
+    if b.caches or b.pages or b.free:
         out.append("boot:")
     if b.caches:
         out.append("  caches:")
@@ -1320,6 +1336,9 @@ def to_yaml(c: Clone, source: str = "") -> str:
             if p.node is not None:
                 parts.append(f"node: {p.node}")
             out.append(f"    - {{{', '.join(parts)}}}")
+    if b.free:
+        out.append("  free:                      # buddyinfo: free blocks of order 0, 1, 2, ... per zone")
+        out += [f"    - {{node: {f.node}, zone: {f.zone}, orders: [{', '.join(map(str, f.orders))}]}}" for f in b.free]
     return "\n".join(out) + "\n"
 
 
@@ -1403,8 +1422,10 @@ def check(src: Source | str | Path, c: Clone | None = None) -> tuple[list[tuple[
                              _near(a, b, 0.05, 2)))
         add("proc/buddyinfo", rows)
         if not out[-1][1]:
-            out[-1][2].append("why: procsim lays free memory out as its boot leaves it; the free "
-                              "blocks per order are not cloned yet")
+            out[-1][2].append("why: boot.free shapes free memory by moving the boot workload's anon and "
+                              "page cache; the pages the kernel holds (slab, stacks, page tables) stay "
+                              "where procsim's boot put them, and a zone with few movable pages cannot "
+                              "separate as many free blocks")
 
     pt = src.read("proc/pagetypeinfo")
     if pt is None:
@@ -1425,9 +1446,9 @@ def check(src: Source | str | Path, c: Clone | None = None) -> tuple[list[tuple[
                          len(mine) >= len(counts) and all(_near(a, b, 0.05, 2) for a, b in zip(counts, mine, strict=False))))
         add("proc/pagetypeinfo", rows)
         if not out[-1][1]:
-            out[-1][2].append("why: the description says what pages are used for, not where free blocks sit: "
-                              "procsim's boot decides which pageblocks hold which migratetype and how free "
-                              "memory is split (the shape of free memory is not cloned yet)")
+            out[-1][2].append("why: boot.free gives the free blocks per order, not per migratetype: "
+                              "procsim's boot decides which pageblocks are unmovable or reclaimable, and "
+                              "so which free list each block is on")
 
     mi = src.read("proc/meminfo")
     if mi is None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import yaml
 
 from .mm.page_types import KiB, MiB, GiB, TiB  # noqa: F401  (re-exported)
-from .mm.page_types import DEFAULT_KERNEL, KERNEL_VERSIONS, PAGE_SIZE
+from .mm.page_types import DEFAULT_KERNEL, KERNEL_VERSIONS, NR_PAGE_ORDERS, PAGE_SIZE, ZONE_NAMES
 
 # The largest machine we accept: x86-64 with 4-level paging maps 64 TiB of RAM.
 MAX_MEMORY = 64 * TiB
@@ -126,7 +126,16 @@ class BootPages:
     text: int = 0                               # bytes of the touched share they execute
 
 
+@dataclass(frozen=True)
+class BootFree:
+    """The shape of one zone's free memory: free blocks per order (buddyinfo's row)."""
+    node: int
+    zone: str                                   # one of BOOT_FREE_ZONES
+    orders: tuple[int, ...]                     # blocks of order 0, 1, ... (at most NR_PAGE_ORDERS)
+
+
 CPU_NUMBERINGS = ("interleaved", "by_socket")
+BOOT_FREE_ZONES = ZONE_NAMES[:4]                # a device zone has no free memory
 BOOT_PAGE_USES = ("kernel_stack", "page_tables", "pagecache", "anon", "percpu", "vmalloc", "kmalloc_large")
 
 
@@ -134,6 +143,7 @@ BOOT_PAGE_USES = ("kernel_stack", "page_tables", "pagecache", "anon", "percpu", 
 class Boot:
     caches: tuple[BootCache, ...] = ()
     pages: tuple[BootPages, ...] = ()
+    free: tuple[BootFree, ...] = ()
     line: int = field(default=0, compare=False)     # where ``boot:`` is, for boot failures
 
 
@@ -577,10 +587,11 @@ def _check_layout(d: _Doc, top: dict, m: Machine) -> None:
 
 
 def _load_boot(d: _Doc, node, node_mem: list[int]) -> Boot:
-    """boot.caches and boot.pages; a workload larger than the memory it is put on is refused
-    here, at its line (one that only misses by the watermarks fails when the kernel boots)."""
+    """boot.caches, boot.pages and boot.free; a workload larger than the memory it is put on
+    is refused here, at its line (one that only misses by the watermarks fails when the
+    kernel boots)."""
     nsockets = len(node_mem)
-    m = d.mapping(node, "boot", {"caches", "pages"})
+    m = d.mapping(node, "boot", {"caches", "pages", "free"})
     used = [0] * nsockets
     with_mem = [i for i, b in enumerate(node_mem) if b]
 
@@ -642,7 +653,24 @@ def _load_boot(d: _Doc, node, node_mem: list[int]) -> Boot:
         text = _share(d, p, "text", touched, "touched")            # touching: reclaim keeps it
         pages.append(BootPages(use, size, _node_ref(d, p, nsockets), active, mapped, touched, text))
         place(pages[-1].node, pages[-1].size, pn)
-    return Boot(tuple(caches), tuple(pages), line=node.start_mark.line + 1)
+    free, zones = [], set()
+    for i, fn in enumerate(d.sequence(m["free"], "boot.free") if "free" in m else ()):
+        f = d.mapping(fn, f"boot.free[{i}]", {"node", "zone", "orders"}, {"node", "zone", "orders"})
+        nid = d.integer(f["node"], "node", 0, nsockets - 1)
+        zone = d.string(f["zone"], "zone")
+        if zone not in BOOT_FREE_ZONES:
+            d.fail(f["zone"], f"unknown zone {zone!r} (one of {', '.join(BOOT_FREE_ZONES)})")
+        if (nid, zone) in zones:
+            d.fail(f["zone"], f"node {nid} {zone} is listed twice")
+        zones.add((nid, zone))
+        orders = tuple(d.integer(x, "free blocks", 0, 1 << 40) for x in d.sequence(f["orders"], "orders"))
+        if not 0 < len(orders) <= NR_PAGE_ORDERS:
+            d.fail(f["orders"], f"orders: 1 to {NR_PAGE_ORDERS} counts (blocks of order 0, 1, ...), not {len(orders)}")
+        if sum(n << o for o, n in enumerate(orders)) * PAGE_SIZE > node_mem[nid]:
+            d.fail(f["orders"], f"{_mib(sum(n << o for o, n in enumerate(orders)) * PAGE_SIZE)} free "
+                                f"on node {nid}, which has {_mib(node_mem[nid])}")
+        free.append(BootFree(nid, zone, orders))
+    return Boot(tuple(caches), tuple(pages), tuple(free), line=node.start_mark.line + 1)
 
 
 def _share(d: _Doc, p: dict, key: str, of: int, whole: str) -> int:

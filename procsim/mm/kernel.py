@@ -148,6 +148,8 @@ class Kernel(Compaction, PageAlloc, MmInit, Vmstat, Vmscan, Timers, Sched, PageW
         # The rest of boot is time: the vmstat worker trims the pagesets the boot workload
         # filled, kswapd takes back the boosts its fallbacks raised.
         self.sleep(BOOT_UPTIME_NS)
+        if boot and slab and machine.boot.free:
+            self._boot_free()                      # the shape of free memory, on the settled pagesets
         self.timeline.start(self)
 
 

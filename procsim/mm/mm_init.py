@@ -7,13 +7,19 @@ workload that makes the files look like a machine that has been running.
 """
 from __future__ import annotations
 
+import errno
 from math import isqrt
 
-from .page_types import PAGE_SIZE
-from .buddy import Zone, MIGRATE_PCPTYPES
-from .layout import ZONE_NORMAL, ZONE_MOVABLE, MAX_NR_ZONES, PAGEBLOCK_NR_PAGES
+from bisect import bisect_right
+
+from .page_types import PAGE_SIZE, MAX_PAGE_ORDER, NR_PAGE_ORDERS, ZONE_NAMES
+from .buddy import Zone, MIGRATE_PCPTYPES, MIGRATE_ISOLATE, MIGRATE_MOVABLE, largest_block
+from .layout import ZONE_NORMAL, ZONE_MOVABLE, MAX_NR_ZONES, PAGEBLOCK_NR_PAGES, PAGEBLOCK_ORDER
 from .page_alloc import USE_GFP, _Plan
-from .vmscan import activate_boot, map_boot
+from .compaction import page_movable
+from .errors import MMError
+from .migrate import move_page
+from .vmscan import LRU_OF_USE, activate_boot, lru_split, map_boot
 from .printk import pr_info, pr_warn
 from .x86_init import direct_map
 
@@ -227,6 +233,120 @@ class MmInit:
                              len(blocks) * bp.touched // bp.size, len(blocks) * bp.text // bp.size)
 
 
+    def _boot_free(self):
+        """boot.free: each zone's free memory in the blocks per order the description asks for
+        (a cloned machine's buddyinfo), made by moving the boot workload's anon and page cache
+        (migration, as compaction moves them) so that what stays free is cut into those blocks.
+        Free memory in unmovable, movable and reclaimable pageblocks and the movable pages are
+        rearranged; pages the kernel holds stay, and so does a zone the plan would not bring
+        closer.  A construction of the boot, not its history: the moves are not counted."""
+        events = dict(self.vm_events)
+        for bf in self.machine.boot.free:
+            z = self.nodes[bf.node].zones[ZONE_NAMES.index(bf.zone)]
+            if not z.managed:
+                raise MMError(errno.EINVAL, f"boot.free: node {bf.node} has no {bf.zone} memory")
+            want = list(bf.orders) + [0] * (NR_PAGE_ORDERS - len(bf.orders))
+            if [z.nr_free_order(o) for o in range(NR_PAGE_ORDERS)] == want:
+                continue
+            self._shape_free(z, want)
+        self.vm_events.clear()
+        self.vm_events.update(events)
+
+    def _shape_free(self, z, want):
+        """One zone: plan (plan_free_shape), take the area's free blocks off the lists, split
+        the folios that straddle used and free, move every movable page outside the used set
+        into it, and give the rest back to the buddy (free_range: merging as the kernel does)."""
+        pb_mt = z.get_pageblock_migratetype
+        runs = [(s + (i << MAX_PAGE_ORDER), MAX_PAGE_ORDER) for s, n in z._runs[MIGRATE_MOVABLE] for i in range(n)]
+        free = sorted([(p, o) for p, o in z._free.items() if pb_mt(p) < MIGRATE_PCPTYPES] + runs)
+        pages = sorted((p for p in z.allocated.values() if page_movable(p) and p.use in LRU_OF_USE
+                        and pb_mt(p.pfn) < MIGRATE_PCPTYPES), key=lambda p: p.pfn)
+        fixed = [z.nr_free_order(o) for o in range(NR_PAGE_ORDERS)]
+        for _, o in free:
+            fixed[o] -= 1
+        keep = sum(1 << p.order for p in pages)
+        area_ranges = _merge([(p, p + (1 << o)) for p, o in free] + [(p.pfn, p.pfn + (1 << p.order)) for p in pages])
+        area = _blocks(area_ranges)
+        planned, used = plan_free_shape(area, [max(w - f, 0) for w, f in zip(want, fixed, strict=True)], keep)
+        for _, o in planned:
+            fixed[o] += 1
+        if _shape_distance(want, fixed) >= _shape_distance(want, [z.nr_free_order(o) for o in range(NR_PAGE_ORDERS)]):
+            return                                   # too few movable pages to come closer
+        used = _merge([(p, p + (1 << o)) for p, o in used])
+        starts = [s for s, _ in used]
+
+        def where(pfn: int, n: int) -> int:         # 1 inside the used set, 0 outside, -1 across
+            i = bisect_right(starts, pfn) - 1
+            if i < 0 or used[i][1] <= pfn:
+                return 0 if i + 1 >= len(used) or used[i + 1][0] >= pfn + n else -1
+            return 1 if pfn + n <= used[i][1] else -1
+
+        stay, move = [], []
+        for p in pages:
+            w = where(p.pfn, 1 << p.order)
+            if w < 0:                                # try_split_folio(): its pages go their ways
+                pieces = self.split_page(p)
+                lru_split(self, p, pieces)
+                for q in pieces:
+                    (stay if where(q.pfn, 1) else move).append(q)
+            else:
+                (stay if w else move).append(p)
+        holes = [[] for _ in range(NR_PAGE_ORDERS)]
+        for s, o in _blocks(_subtract(used, _merge((p.pfn, p.pfn + (1 << p.order)) for p in stay))):
+            holes[o].append(s)
+        for h in holes:
+            h.reverse()                              # lowest pfn first off the end
+        for pfn, o in free:                          # the area's free memory off the lists
+            if o == MAX_PAGE_ORDER and pfn not in z._free:
+                continue
+            z._del(pfn, o, pb_mt(pfn))
+            z.account_freepages(-(1 << o), pb_mt(pfn))
+        if runs:
+            z._nr[MAX_PAGE_ORDER][MIGRATE_MOVABLE] -= len(runs)
+            z.account_freepages(-(len(runs) << MAX_PAGE_ORDER), MIGRATE_MOVABLE)
+            z._runs[MIGRATE_MOVABLE].clear()
+        # the moved pages' old places go straight back to the buddy, as from an isolated
+        # pageblock (no pcp list): set_migratetype_isolate() on the area's pageblocks
+        blocks = sorted({p >> PAGEBLOCK_ORDER for lo, hi in area_ranges for p in range(lo, hi, PAGEBLOCK_NR_PAGES)}
+                        | {(hi - 1) >> PAGEBLOCK_ORDER for _, hi in area_ranges})
+        types = [pb_mt(b << PAGEBLOCK_ORDER) for b in blocks]
+        for b in blocks:
+            z.set_pageblock_migratetype(b << PAGEBLOCK_ORDER, MIGRATE_ISOLATE)
+        stat_diff = [pcp.stat_diff for pcp in z.pcp]
+        given: list[tuple[int, int]] = []
+        small = [p for p in move if not p.order]     # split folios' pages join them
+        for src in sorted((p for p in move if p.order), key=lambda p: -p.order):
+            self._shape_move(src, holes, given, small)
+        for src in small:
+            self._shape_move(src, holes, given, None)
+        for pcp, d in zip(z.pcp, stat_diff, strict=True):
+            pcp.stat_diff = d
+        vacated = []
+        for b, mt in zip(blocks, types, strict=True):
+            for pfn, o in list(z._free_in_block(b << PAGEBLOCK_ORDER)):
+                z._del(pfn, o, MIGRATE_ISOLATE)
+                vacated.append((pfn, pfn + (1 << o)))
+            z.set_pageblock_migratetype(b << PAGEBLOCK_ORDER, mt)
+        for lo, hi in _merge(_subtract(_merge([(p, p + (1 << o)) for p, o in free]), _merge(given)) + vacated):
+            z.free_range(lo, hi)
+
+    def _shape_move(self, src, holes, given, pieces_to):
+        """One movable page into the smallest hole that holds it (split, the rest back); a
+        folio with no hole that big is split and its pages queued (``pieces_to``)."""
+        q = next((q for q in range(src.order, NR_PAGE_ORDERS) if holes[q]), None)
+        if q is None:
+            if src.order and pieces_to is not None:
+                pieces = self.split_page(src)
+                lru_split(self, src, pieces)
+                pieces_to.extend(pieces)
+            return                                   # an order-0 page with no hole stays put
+        dst = holes[q].pop()
+        while q > src.order:
+            q -= 1
+            holes[q].append(dst + (1 << q))
+        given.append((dst, dst + (1 << src.order)))
+        move_page(self, self.tasks, src, dst, src.cpu)
+
     def _boot_kmalloc_large(self, nid: int, pages: int):
         """boot.pages use kmalloc_large: kmalloc()s larger than the largest kmalloc cache go
         straight to the page allocator (kmalloc_large_node) and count as unreclaimable slab
@@ -237,6 +357,114 @@ class MmInit:
             while pages >= 1 << order:
                 self.slab._kmalloc_large(PAGE_SIZE << order, GFP_KERNEL, nid, cpu)
                 pages -= 1 << order
+
+
+def plan_free_shape(area, want, keep: int):
+    """Where free blocks of the wanted orders can sit in ``area`` (maximal aligned blocks of
+    free memory and movable pages) with exactly ``keep`` pages of it used: (free, used) as
+    lists of (pfn, order).
+
+    Largest first, each wanted block is cut from the smallest region that holds it, as
+    __rmqueue_smallest() splits; the halves split off go back as regions, and the block's own
+    buddy must keep a used page (else they would merge): a region marked so is never handed
+    out whole, but may be split for smaller blocks (it holds a used page either way).  What
+    no block took is used.  The wanted counts are first fitted to the free pages there are
+    (the description's free memory and this boot's differ): a difference is taken from, or
+    given to, blocks of the largest order (memory one side uses and the other does not comes
+    in large pieces), and what the largest blocks cannot take from every order in proportion;
+    what is left over (less than a largest block) or had no room is freed as single blocks,
+    one per bit of the pages still to free."""
+    regions = [([], []) for _ in range(NR_PAGE_ORDERS)]     # [order][must keep a used page]
+    for pfn, o in reversed(area):
+        regions[o][0].append(pfn)
+    placed = [[] for _ in range(NR_PAGE_ORDERS)]
+
+    def place(o: int) -> bool:
+        if regions[o][0]:
+            placed[o].append(regions[o][0].pop())
+            return True
+        for k in range(o + 1, NR_PAGE_ORDERS):
+            for r in (regions[k][1], regions[k][0]):
+                if r:
+                    pfn = r.pop()
+                    while k > o:
+                        k -= 1
+                        regions[k][k == o].append(pfn + (1 << k))
+                    placed[o].append(pfn)
+                    return True
+        return False
+
+    def place_pages(n: int) -> None:
+        for o in range(NR_PAGE_ORDERS - 1, -1, -1):
+            while n >= 1 << o and place(o):
+                n -= 1 << o
+
+    free_pages = sum(1 << o for _, o in area) - keep
+    asked = sum(n << o for o, n in enumerate(want))
+    want = list(want)
+    if asked > free_pages:                       # fewer free pages here: fewer of the largest
+        drop = min(want[MAX_PAGE_ORDER], -(-(asked - free_pages) >> MAX_PAGE_ORDER))
+        want[MAX_PAGE_ORDER] -= drop
+        asked -= drop << MAX_PAGE_ORDER
+        if asked > free_pages:                   # and then fewer of every order
+            want = [n * free_pages // asked for n in want]
+    else:                                        # more: in the largest blocks
+        want[MAX_PAGE_ORDER] += (free_pages - asked) >> MAX_PAGE_ORDER
+    for o in range(NR_PAGE_ORDERS - 1, -1, -1):
+        for _ in range(want[o]):
+            if not place(o):
+                break
+    place_pages(free_pages - sum(len(p) << o for o, p in enumerate(placed)))
+    free = [(pfn, o) for o, p in enumerate(placed) for pfn in p]
+    used = [(pfn, o) for o, r in enumerate(regions) for rr in r for pfn in rr]
+    return free, used
+
+
+def _shape_distance(want, have) -> tuple[int, int]:
+    """How far a zone's free blocks per order are from the wanted ones: blocks beyond the
+    tolerance a clone is held to (5 % or 2 blocks an order), then blocks off in all."""
+    off = [abs(w - h) for w, h in zip(want, have, strict=True)]
+    return sum(max(d - max(w // 20, 2), 0) for d, w in zip(off, want, strict=True)), sum(off)
+
+
+def _merge(ranges) -> list[tuple[int, int]]:
+    """Sorted [start, end) ranges, touching ones joined."""
+    out: list[list[int]] = []
+    for s, e in sorted(ranges):
+        if out and out[-1][1] >= s:
+            out[-1][1] = max(out[-1][1], e)
+        else:
+            out.append([s, e])
+    return [(s, e) for s, e in out]
+
+
+def _subtract(ranges, holes) -> list[tuple[int, int]]:
+    """Merged ranges less merged holes."""
+    out, i = [], 0
+    for s, e in ranges:
+        while i < len(holes) and holes[i][1] <= s:
+            i += 1
+        j = i
+        while j < len(holes) and holes[j][0] < e:
+            hs, he = holes[j]
+            if hs > s:
+                out.append((s, hs))
+            s = max(s, he)
+            j += 1
+        if s < e:
+            out.append((s, e))
+    return out
+
+
+def _blocks(ranges) -> list[tuple[int, int]]:
+    """Ranges as the largest aligned blocks (pfn, order), as memblock_free_all() cuts them."""
+    out = []
+    for s, e in ranges:
+        while s < e:
+            o = largest_block(s, e)
+            out.append((s, o))
+            s += 1 << o
+    return out
 
 
 def _fls(x: int) -> int:
