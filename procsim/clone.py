@@ -1234,13 +1234,18 @@ def _boot_free(src: Source, bare, notes: list[str]) -> tuple[BootFree, ...]:
     if bi is None:
         notes.append("proc/buddyinfo: missing: free memory is laid out as procsim's boot leaves it")
         return ()
+    real = {(z.node, z.name): z for z in parse_zoneinfo(src.read("proc/zoneinfo") or "")}
     out = []
     for (nid, zone), counts in _buddy(bi).items():
         z = bare.nodes[nid].zones[ZONE_NAMES.index(zone)] if nid < len(bare.nodes) and zone in BOOT_FREE_ZONES else None
         if z is None or not z.managed:
             notes.append(f"proc/buddyinfo: node {nid} {zone} is not a zone with memory here: its free blocks are not cloned")
             continue
-        out.append(BootFree(nid, zone, tuple(counts[:NR_PAGE_ORDERS])))
+        # zoneinfo's min, low and high each include the boost: all three off by one amount
+        rz = real.get((nid, zone))
+        off = {a - b for a, b in zip(rz.wmark, (z.wmark_min, z.wmark_low, z.wmark_high), strict=True)} if rz else set()
+        boost = off.pop() if len(off) == 1 else 0
+        out.append(BootFree(nid, zone, tuple(counts[:NR_PAGE_ORDERS]), max(boost, 0) << PAGE_SHIFT))
     return tuple(out)
 
 
@@ -1338,7 +1343,8 @@ def to_yaml(c: Clone, source: str = "") -> str:
             out.append(f"    - {{{', '.join(parts)}}}")
     if b.free:
         out.append("  free:                      # buddyinfo: free blocks of order 0, 1, 2, ... per zone")
-        out += [f"    - {{node: {f.node}, zone: {f.zone}, orders: [{', '.join(map(str, f.orders))}]}}" for f in b.free]
+        out += [f"    - {{node: {f.node}, zone: {f.zone}, orders: [{', '.join(map(str, f.orders))}]"
+                f"{f', boost: {_size(f.boost)}' if f.boost else ''}}}" for f in b.free]
     return "\n".join(out) + "\n"
 
 
@@ -1388,13 +1394,16 @@ def check(src: Source | str | Path, c: Clone | None = None) -> tuple[list[tuple[
         missing("proc/zoneinfo", "not in the source")
     else:
         sim = {(z.node, z.name): z for z in parse_zoneinfo(ours("zoneinfo"))}
-        rows = []
+        rows, boosts = [], []
         for z in c.real_zones:
             s = sim.get((z.node, z.name))
             where = f"node {z.node} {z.name}"
             if s is None:
                 rows.append((f"{where}: no such zone in procsim", False))
                 continue
+            off = {a - b for a, b in zip(z.wmark, s.wmark, strict=False)}
+            if len(off) == 1 and off.pop() > 0 and z.wmark[0] != s.wmark[0]:
+                boosts.append(f"{where} {z.wmark[0] - s.wmark[0]}")
             for f in ("start", "spanned", "present"):
                 if z.spanned or s.spanned:
                     rows.append((f"{where} {f}: real {getattr(z, f)}, procsim {getattr(s, f)}",
@@ -1405,6 +1414,10 @@ def check(src: Source | str | Path, c: Clone | None = None) -> tuple[list[tuple[
                 rows.append((f"{where} {f}: real {z.wmark[i]}, procsim {s.wmark[i]} (0.15 %)",
                              _near(z.wmark[i], s.wmark[i], ZONE_TOL[f], 0 if z.managed else 0)))
         add("proc/zoneinfo", rows)
+        if boosts and not out[-1][1]:
+            out[-1][2].append(f"why: min, low and high are each off by the same pages ({', '.join(boosts)}): "
+                              "a watermark boost the real zone held when its files were read (fallbacks "
+                              "raise it, kswapd takes it back); procsim's boot ends with none")
 
     bi = src.read("proc/buddyinfo")
     if bi is None:

@@ -132,6 +132,7 @@ class BootFree:
     node: int
     zone: str                                   # one of BOOT_FREE_ZONES
     orders: tuple[int, ...]                     # blocks of order 0, 1, ... (at most NR_PAGE_ORDERS)
+    boost: int = 0                              # bytes of watermark boost the zone holds
 
 
 CPU_NUMBERINGS = ("interleaved", "by_socket")
@@ -655,7 +656,7 @@ def _load_boot(d: _Doc, node, node_mem: list[int]) -> Boot:
         place(pages[-1].node, pages[-1].size, pn)
     free, zones = [], set()
     for i, fn in enumerate(d.sequence(m["free"], "boot.free") if "free" in m else ()):
-        f = d.mapping(fn, f"boot.free[{i}]", {"node", "zone", "orders"}, {"node", "zone", "orders"})
+        f = d.mapping(fn, f"boot.free[{i}]", {"node", "zone", "orders", "boost"}, {"node", "zone", "orders"})
         nid = d.integer(f["node"], "node", 0, nsockets - 1)
         zone = d.string(f["zone"], "zone")
         if zone not in BOOT_FREE_ZONES:
@@ -669,7 +670,10 @@ def _load_boot(d: _Doc, node, node_mem: list[int]) -> Boot:
         if sum(n << o for o, n in enumerate(orders)) * PAGE_SIZE > node_mem[nid]:
             d.fail(f["orders"], f"{_mib(sum(n << o for o, n in enumerate(orders)) * PAGE_SIZE)} free "
                                 f"on node {nid}, which has {_mib(node_mem[nid])}")
-        free.append(BootFree(nid, zone, orders))
+        boost = d.size(f["boost"], "boost", lo=0) if "boost" in f else 0
+        if boost % PAGE_SIZE:
+            d.fail(f["boost"], f"boost must be a whole number of {PAGE_SIZE}-byte pages")
+        free.append(BootFree(nid, zone, orders, boost))
     return Boot(tuple(caches), tuple(pages), tuple(free), line=node.start_mark.line + 1)
 
 

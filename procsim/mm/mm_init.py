@@ -239,16 +239,18 @@ class MmInit:
         (migration, as compaction moves them) so that what stays free is cut into those blocks.
         Free memory in unmovable, movable and reclaimable pageblocks and the movable pages are
         rearranged; pages the kernel holds stay, and so does a zone the plan would not bring
-        closer.  A construction of the boot, not its history: the moves are not counted."""
+        closer.  A construction of the boot, not its history: the moves are not counted.
+        ``boost`` is the zone's watermark boost at the moment the description was taken."""
         events = dict(self.vm_events)
         for bf in self.machine.boot.free:
             z = self.nodes[bf.node].zones[ZONE_NAMES.index(bf.zone)]
             if not z.managed:
                 raise MMError(errno.EINVAL, f"boot.free: node {bf.node} has no {bf.zone} memory")
             want = list(bf.orders) + [0] * (NR_PAGE_ORDERS - len(bf.orders))
-            if [z.nr_free_order(o) for o in range(NR_PAGE_ORDERS)] == want:
-                continue
-            self._shape_free(z, want)
+            if [z.nr_free_order(o) for o in range(NR_PAGE_ORDERS)] != want:
+                self._shape_free(z, want)
+            if bf.boost:                           # raised by fallbacks kswapd has not reclaimed
+                z.boost = bf.boost // PAGE_SIZE    # yet; it takes it back when next woken
         self.vm_events.clear()
         self.vm_events.update(events)
 
