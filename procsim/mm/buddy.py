@@ -54,8 +54,9 @@ class Page:
     The allocator fills the fields one by one after ``Page()``: a class without ``__init__``
     is the cheapest object CPython makes, and one is made per allocation.
     """
-    # ``id``: the control file's ID of the allocation, set by Tasks (compaction's migration
-    # reads it to move the ID along); 0 on the kernel's own pages
+    # ``id``: the page's one reference to its identity (docs/DESIGN.md): the control file's ID
+    # of the allocation, set by Tasks (migration moves it along, reclaim reads it); 0 on the
+    # kernel's own pages; vmscan.PINNED on a user's LRU page the registry has not named yet
     __slots__ = ("pfn", "order", "zone", "migratetype", "cpu", "use", "id")
 
     @property

@@ -1029,14 +1029,15 @@ class PageAlloc:
         return pages[:nr]
 
     def split_page(self, page: Page) -> list[Page]:
-        """split_page(): a non-compound 2^order block becomes 2^order order-0 pages."""
+        """split_page(): a non-compound 2^order block becomes 2^order order-0 pages (with its
+        ``id``: a user's folio not named yet stays PINNED, vmscan.lru_split)."""
         z = page.zone
         if z.allocated.get(page.pfn) is not page:
             raise MMError(errno.EINVAL, f"split_page: pfn {page.pfn:#x} is not allocated")
         out = []
         for pfn in range(page.pfn, page.pfn + (1 << page.order)):
             p = Page()
-            p.pfn, p.order, p.zone, p.migratetype, p.cpu, p.use, p.id = pfn, 0, z, page.migratetype, page.cpu, None, 0
+            p.pfn, p.order, p.zone, p.migratetype, p.cpu, p.use, p.id = pfn, 0, z, page.migratetype, page.cpu, None, page.id
             z.allocated[pfn] = p
             out.append(p)
         if page.use:                              # the use moves to the pieces, counted once
