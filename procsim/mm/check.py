@@ -95,7 +95,7 @@ def check_lru(kernel) -> None:
     add up to the LRU counters; a folio's ID names a live allocation of that page; a batch's
     run entries are sorted, disjoint, linked, and with its folio entries cover its members."""
     from .task import LIVE, _RECLAIMED, _SWAPPED
-    from .vmscan import LRU_NAMES, LRU_OF_USE, lruvec
+    from .vmscan import LRU_NAMES, LRU_OF_USE, _run_entry, lruvec
     tasks = kernel.tasks
     runs_seen: set = set()
     folio_entries: set = set()
@@ -134,13 +134,11 @@ def check_lru(kernel) -> None:
             assert total == n.stat["nr_" + LRU_NAMES[lru]], \
                 f"node {n.id}: {LRU_NAMES[lru]} list holds {total} pages, its counter says {n.stat['nr_' + LRU_NAMES[lru]]}"
         assert nfolios == len(vec.folios), f"node {n.id}: folio entries not on a list"
-        for z in n.zones:
+        for z in n.zones:                        # a page with no folio entry: in a run, through its ID
             for page in z.allocated.values():
-                use = page.use
-                if use in LRU_OF_USE and vec.folios.get(page) is None:
-                    b, i = tasks._slot(page.id) if page.id > 0 else (None, 0)
-                    assert b is not None and any(e.lo <= i < e.hi for e in b.lru), \
-                        f"{use} page {page.pfn:#x} is on no LRU list"
+                if page.use in LRU_OF_USE and vec.folios.get(page) is None:
+                    assert _run_entry(kernel, page)[0] is not None, \
+                        f"{page.use} page {page.pfn:#x} is on no LRU list"
     for b in (tasks.batches() if tasks is not None else ()):
         if b.kind != "pages" or b.use not in LRU_OF_USE:
             assert not b.lru, f"batch {b.first}: LRU runs but no LRU use"
