@@ -162,10 +162,10 @@ def check_lru(kernel) -> None:
 
 def lru_digest(kernel, nid: int) -> list:
     """The LRU lists of a node oldest first, as runs of (zone, pfn, pages, order, owner,
-    PG_referenced): owner the ID (None: the kernel's own; PINNED); neighbouring order-0 pages
+    PG_referenced): owner the ID (None: the kernel's own; -1: PINNED); neighbouring order-0 pages
     merged when the pfns, owners (the same, or IDs counting up) and flags continue, so folios
     one by one and runs give the same value."""
-    from .vmscan import PINNED, lruvec
+    from .vmscan import lruvec
     vec = lruvec(kernel, nid)
     lists = []
     for lru in range(4):
@@ -183,7 +183,7 @@ def lru_digest(kernel, nid: int) -> list:
                     last = out[-1]
                     lowner = last[4]
                     if not order and not last[3] and last[0] == zone and last[1] + last[2] == pfn \
-                            and last[5] == e.ref and (owner == lowner if owner is None or owner == PINNED
+                            and last[5] == e.ref and (owner == lowner if owner is None or owner < 0
                                                       else lowner is not None and lowner > 0 and lowner + last[2] == owner):
                         last[2] += m
                         continue

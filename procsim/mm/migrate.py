@@ -74,14 +74,16 @@ def move_page(k, tasks, src: Page, dst_pfn: int, cpu: int) -> Page:
     z = src.zone
     dst = Page()
     dst.pfn, dst.order, dst.zone, dst.migratetype = dst_pfn, src.order, z, src.migratetype
-    dst.cpu, dst.use, dst.id = src.cpu, src.use, src.id     # the identity goes along (PINNED too)
+    dst.cpu, dst.use, dst.owner = src.cpu, src.use, src.owner   # the identity goes along (PINNED too)
+    if dst.owner is not None:
+        dst.idx = src.idx
     z.allocated[dst_pfn] = dst
     k._movable_used(z, dst_pfn, dst.order, +1)
     if dst.use:
         k._account_use(dst, +1)
         if dst.use in LRU_OF_USE:
             lru_migrate(k, src, dst)
-    if src.id > 0:
+    if src.id > 0:                           # named: the record's member now is dst
         tasks.move(src.id, dst)
     owner_cpu = src.cpu
     src.cpu = cpu                            # the migrating cpu frees the old folio

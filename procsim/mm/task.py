@@ -490,7 +490,7 @@ class Tasks:
                 page = k.alloc_pages(order, gfp, **where)
                 if i == 0:
                     b.cpu, b.mt = page.cpu, page.migratetype
-                page.id = b.first + i                   # named: reclaim may take it from now on
+                page.owner, page.idx = b, i             # named: reclaim may take it from now on
                 b._pages[i] = page
                 self._grow(b, page.zone, page.pfn, 1)
                 self._attach_buffers(b, where.get("node"), where.get("cpu"))
@@ -659,7 +659,7 @@ class Tasks:
         b = self._new(tag, PAGES, order, use, len(pages))
         b.cpu, b.mt = pages[0].cpu, pages[0].migratetype
         for i, page in enumerate(pages):
-            page.id = b.first + i                   # migration moves the ID with the page
+            page.owner, page.idx = b, i             # migration moves the identity with the page
             b._append(i, page.zone, page.pfn)
             b._pages[i] = page
         return self._file(b)
@@ -765,7 +765,7 @@ class Tasks:
             page = Page()
             page.pfn = b.value(i); page.order = b.what; page.zone = b._zone[j]
             page.migratetype = b.mt; page.cpu = b.cpu; page.use = b.use
-            page.id = b.first + i                  # migration moves the ID with the page
+            page.owner, page.idx = b, i            # migration moves the identity with the page
             page.zone.allocated[page.pfn] = page
             b._pages[i] = page
         return page
@@ -978,7 +978,7 @@ class Tasks:
             if b.value(i) != _SWAPPED:          # the OOM killer freed its task meanwhile
                 k.free_pages(page)
                 continue
-            page.id = b.first + i                   # named: no longer PINNED
+            page.owner, page.idx = b, i             # named: no longer PINNED
             b._set(i, i + 1, page.pfn, page.zone)
             b._pages[i] = page
             b.version += 1
@@ -1001,7 +1001,7 @@ class Tasks:
         if page.order != b.what:
             raise MMError(errno.EINVAL, f"ID {id_} is order {b.what}, not {page.order}")
         old = self.page(b, i)
-        page.id = id_
+        page.owner, page.idx = b, i
         b._set(i, i + 1, page.pfn, page.zone)
         b._pages[i] = page
         b.version += 1
@@ -1080,7 +1080,7 @@ class Tasks:
                 for i, page in b._pages.items():
                     a = b.value(i)
                     assert a < _SWAPPED, f"ID {first + i} is not in memory but keeps a Page"
-                    assert page.pfn == a and page.order == b.what and page.id == first + i, \
+                    assert page.pfn == a and page.order == b.what and page.owner is b and page.idx == i, \
                         f"ID {first + i}: pfn {a} but page {page} (ID {page.id})"
                     assert page.zone.allocated.get(a) is page, f"ID {first + i}: pfn {a} is not allocated"
                 for j in range(1, len(b._idx)):

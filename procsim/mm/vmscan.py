@@ -24,10 +24,10 @@ entries it touches cost, not what their pages cost.
 
 **Who may be reclaimed.**  An entry keeps no owner of its own: it holds one reference to
 the allocation's identity (docs/DESIGN.md, "Where an allocation's identity lives").  A run
-entry's member i is ID ``batch.first + i``; a folio entry reads its page's ``id``: ``0`` for
-memory the kernel itself holds (the ``boot:`` workload's page cache and anon: reclaim frees
-it), an ID for a task's allocation, or ``PINNED`` (a user's page not named yet: scanned,
-rotated back, never freed, as shrink_folio_list keeps a locked folio).  Reclaim goes
+entry's member i is ID ``batch.first + i``; a folio entry reads its page's ``owner``: None
+for memory the kernel itself holds (the ``boot:`` workload's page cache and anon: reclaim
+frees it), a task's batch (the page is its member ``idx``), or ``PINNED`` (a user's page not
+named yet: scanned, rotated back, never freed, as shrink_folio_list keeps a locked folio).  Reclaim goes
 through the task registry: page cache ``k.tasks.reclaim(ID, n)`` (the IDs answer
 "reclaimed"), anon ``k.tasks.swap_out(ID, n)`` (the task keeps the IDs as swap entries until
 ``touch`` faults them back in).  An anon/page-cache command's blocks get their IDs as soon
@@ -71,7 +71,21 @@ from .timer import TICK_NSEC, HZ
 LRU_INACTIVE_ANON, LRU_ACTIVE_ANON, LRU_INACTIVE_FILE, LRU_ACTIVE_FILE = range(4)
 LRU_NAMES = ("inactive_anon", "active_anon", "inactive_file", "active_file")
 LRU_OF_USE = {"anon": LRU_INACTIVE_ANON, "pagecache": LRU_INACTIVE_FILE}
-PINNED = -1                          # Page.id of a user's LRU page not named yet: scanned, never freed
+
+
+class Pinned:
+    """The identity record of a user's LRU page the task registry has not named yet (lru_add
+    after boot: the pages swap_in gathers before it commits, a page a test allocates for a
+    user outside the registry): reclaim scans it, rotates it back and never frees it.  Its
+    ID, ``first + idx``, is -1: no allocation's."""
+    __slots__ = ()
+    first = -1
+
+    def __repr__(self):
+        return "PINNED"
+
+
+PINNED = Pinned()
 SWAP_CLUSTER_MAX = 32
 MAX_RECLAIM_RETRIES = 16             # mm/internal.h
 DEF_PRIORITY = 12
@@ -203,9 +217,9 @@ def _cut(b, j: int, e, a: int, c: int):
 def lru_add(k, page) -> None:
     """folio_add_lru(): a new anon or page-cache folio, on its inactive list (the counters
     were moved by the allocator's use accounting).  Pages allocated after boot belong to a
-    user: their ``id`` is PINNED until the task registry names it."""
+    user: their ``owner`` is PINNED until the task registry names them."""
     if k.booted:
-        page.id = PINNED
+        page.owner, page.idx = PINNED, 0
     e = LruEntry(LRU_OF_USE[page.use], page.zone, page, None, 0, 1 << page.order)
     lruvec(k, page.zone.node).folios[page] = e
     _add_head(k, e)
@@ -221,13 +235,10 @@ def lru_add_run(k, b, lo: int, hi: int, zone) -> None:
 
 def _run_entry(k, page):
     """(batch, j) of the run entry holding a task's page kept as part of a run, or (None, -1)."""
-    id_ = page.id
-    tasks = k.tasks
-    if id_ <= 0:
+    b = page.owner
+    if b is None or b is PINNED:
         return None, -1
-    b, i = tasks._slot(id_)
-    if b is None:
-        return None, -1
+    i = page.idx
     lst = b.lru
     j = bisect_right(lst, i, key=_lo) - 1
     return (b, j) if j >= 0 and lst[j].hi > i else (None, -1)
@@ -247,7 +258,7 @@ def lru_del(k, page) -> None:
         return
     b, j = _run_entry(k, page)
     if b is not None:
-        i = page.id - b.first
+        i = page.idx
         lru_del_run(k, b, i, i + 1)
 
 
@@ -302,7 +313,7 @@ def _entry_of(k, page):
 def lru_migrate(k, src, dst) -> None:
     """migrate_folio_move(): the new folio goes on the LRU list the old one was on (the
     active flag and PG_referenced follow, folio_migrate_flags) at its head (folio_add_lru;
-    the ID follows in ``dst.id``, move_page); freeing the old folio afterwards takes it off
+    the identity follows in ``dst.owner``, move_page); freeing the old folio afterwards takes it off
     its list (or its run)."""
     e = _entry_of(k, src)
     base = LRU_OF_USE[src.use]
@@ -368,7 +379,7 @@ def mark_page_accessed(k, page) -> None:
     if e is None:
         b, j = _run_entry(k, page)
         if b is not None:
-            i = page.id - b.first
+            i = page.idx
             _mark_run(k, b, j, i, i + 1)
         return
     if not e.ref:
@@ -580,8 +591,8 @@ def shrink_inactive_list(k, nid: int, nr_to_scan: int, sc: ScanControl, lru: int
             else:
                 _add_head(k, e)
             continue
-        owner = e.page.id if e.batch is None else None     # a folio's ID (0: the kernel's own)
-        if owner == PINNED:
+        owner = e.page.owner if e.batch is None else None  # a folio's record (None: the kernel's own)
+        if owner is PINNED:
             _add_head(k, e)                     # not ours to free: rotate back to the head
             continue
         rest = None
@@ -598,14 +609,14 @@ def shrink_inactive_list(k, nid: int, nr_to_scan: int, sc: ScanControl, lru: int
             _count(k, "pgpgout", n * PAGE_SIZE // 1024)     # the write's sectors, shown in kB
         if e.batch is not None:                 # the freeing takes the isolated entry off
             (k.tasks.reclaim if _is_file(lru) else k.tasks.swap_out)(e.batch.first + e.lo, n)
-        elif not owner:
+        elif owner is None:
             if not _is_file(lru):               # the boot workload's anon: its slots stay used
                 k.swapped_unowned += n
             k.free_pages(e.page)
         elif _is_file(lru):
-            k.tasks.reclaim(owner)
+            k.tasks.reclaim(e.page.id)
         else:
-            k.tasks.swap_out(owner)
+            k.tasks.swap_out(e.page.id)
         _count(k, f"pgsteal_{who}_{zone}", n)
         reclaimed += n
         if rest is not None:                    # swap full: the run's later folios stay
@@ -740,17 +751,17 @@ def drop_pagecache(k) -> int:
     for nid in range(len(k.nodes)):
         vec = lruvec(k, nid)
         for lru in (LRU_INACTIVE_FILE, LRU_ACTIVE_FILE):
-            for page, b, lo, hi, owner in [(e.page, e.batch, e.lo, e.hi, e.batch is None and e.page.id)
+            for page, b, lo, hi, owner in [(e.page, e.batch, e.lo, e.hi, e.page and e.page.owner)
                                             for e in vec.entries(lru)
                                             if not e.mapped]:    # mapping_evict_folio(): mapped stays
-                if owner == PINNED:
+                if owner is PINNED:
                     continue
                 if b is not None:
                     k.tasks.reclaim(b.first + lo, hi - lo)
-                elif not owner:
+                elif owner is None:
                     k.free_pages(page)
                 else:
-                    k.tasks.reclaim(owner)
+                    k.tasks.reclaim(owner.first + page.idx)
                 freed += hi - lo
     k.generation += 1
     return freed
