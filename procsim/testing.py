@@ -40,12 +40,17 @@ class FakeZone:
 
 
 class FakePage:
-    """The core's Page, as far as Tasks and SLUB read it (id: set by Tasks)."""
-    __slots__ = ("pfn", "order", "zone", "node", "id", "cpu", "migratetype", "use")
+    """The core's Page, as far as Tasks and SLUB read it (owner, idx: set by Tasks)."""
+    __slots__ = ("pfn", "order", "zone", "node", "owner", "idx", "cpu", "migratetype", "use")
 
     def __init__(self, pfn, order, zone):
         self.pfn, self.order, self.zone, self.node = pfn, order, zone, zone.node
-        self.id, self.cpu, self.migratetype, self.use = 0, None, None, None
+        self.owner, self.cpu, self.migratetype, self.use = None, None, None, None
+
+    @property
+    def id(self) -> int:
+        o = self.owner
+        return 0 if o is None else o.first + self.idx
 
 
 class FakeCache:

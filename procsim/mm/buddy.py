@@ -54,9 +54,18 @@ class Page:
     The allocator fills the fields one by one after ``Page()``: a class without ``__init__``
     is the cheapest object CPython makes, and one is made per allocation.
     """
-    # ``id``: the control file's ID of the allocation, set by Tasks (compaction's migration
-    # reads it to move the ID along); 0 on the kernel's own pages
-    __slots__ = ("pfn", "order", "zone", "migratetype", "cpu", "use", "id")
+    # ``owner``: the page's one reference to its identity record (docs/DESIGN.md): the task
+    # batch it is member ``idx`` of, set by Tasks (migration moves it along, reclaim reads
+    # it); None on the kernel's own pages; vmscan.PINNED on a user's LRU page the registry
+    # has not named yet.  ``idx`` is set with a record, never read without one.
+    __slots__ = ("pfn", "order", "zone", "migratetype", "cpu", "use", "owner", "idx")
+
+    @property
+    def id(self) -> int:
+        """The control file's ID of the allocation, ``owner.first + idx``: 0 on the kernel's
+        own pages, -1 (PINNED's) on a user's page not named yet."""
+        o = self.owner
+        return 0 if o is None else o.first + self.idx
 
     @property
     def node(self) -> int:

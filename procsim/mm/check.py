@@ -92,10 +92,10 @@ def check_swap(kernel) -> None:
 def check_lru(kernel) -> None:
     """Every anon and page-cache page is on exactly one LRU list of its node, of its type --
     as a folio entry or as a member of a run of its batch -- the lists are well linked and
-    add up to the LRU counters; an owner ID names a live allocation of that page; a batch's
+    add up to the LRU counters; a folio's ID names a live allocation of that page; a batch's
     run entries are sorted, disjoint, linked, and with its folio entries cover its members."""
     from .task import LIVE, _RECLAIMED, _SWAPPED
-    from .vmscan import LRU_NAMES, LRU_OF_USE, OWN, PINNED, lruvec
+    from .vmscan import LRU_NAMES, LRU_OF_USE, _run_entry, lruvec
     tasks = kernel.tasks
     runs_seen: set = set()
     folio_entries: set = set()
@@ -110,22 +110,21 @@ def check_lru(kernel) -> None:
                     f"node {n.id}: {LRU_NAMES[lru]} list is broken at an entry"
                 total += e.hi - e.lo
                 if e.page is not None:
-                    page, owner = e.page, e.owner
+                    page, id_ = e.page, e.page.id
                     nfolios += 1
                     assert vec.folios.get(page) is e and e.lo == 0 and e.hi == 1 << page.order, \
                         f"LRU page {page.pfn:#x}: entry not filed"
                     assert page.zone.allocated.get(page.pfn) is page, f"LRU page {page.pfn:#x} is not allocated"
                     assert LRU_OF_USE[page.use] == lru & ~1, f"LRU page {page.pfn:#x} ({page.use}) on {LRU_NAMES[lru]}"
-                    if owner is not None and owner != PINNED:
-                        a = kernel.tasks.lookup(owner)
+                    if id_ > 0:
+                        a = kernel.tasks.lookup(id_)
                         assert a is not None and a.state == LIVE and a.page is page, \
-                            f"LRU page {page.pfn:#x}: owner ID {owner} is not this live page"
+                            f"LRU page {page.pfn:#x}: ID {id_} is not this live page"
                     folio_entries.add(e)
                 else:
                     b = e.batch
                     where = f"LRU run of IDs {b.first + e.lo}-{b.first + e.hi - 1}"
                     assert tasks._batches.get(b.first) is b and LRU_OF_USE[b.use] == lru & ~1, f"{where}: not a live batch's"
-                    assert e.owner == OWN, f"{where}: owner {e.owner}"
                     assert e in b.lru, f"{where}: not in its batch's runs"
                     for _, p, _m, z in b.stretch(e.lo, e.hi):
                         assert p < _RECLAIMED and z is e.zone, f"{where}: a member is gone or in another zone"
@@ -135,13 +134,11 @@ def check_lru(kernel) -> None:
             assert total == n.stat["nr_" + LRU_NAMES[lru]], \
                 f"node {n.id}: {LRU_NAMES[lru]} list holds {total} pages, its counter says {n.stat['nr_' + LRU_NAMES[lru]]}"
         assert nfolios == len(vec.folios), f"node {n.id}: folio entries not on a list"
-        for z in n.zones:
+        for z in n.zones:                        # a page with no folio entry: in a run, through its ID
             for page in z.allocated.values():
-                use = page.use
-                if use in LRU_OF_USE and vec.folios.get(page) is None:
-                    b, i = tasks._slot(page.id) if page.id else (None, 0)
-                    assert b is not None and any(e.lo <= i < e.hi for e in b.lru), \
-                        f"{use} page {page.pfn:#x} is on no LRU list"
+                if page.use in LRU_OF_USE and vec.folios.get(page) is None:
+                    assert _run_entry(kernel, page)[0] is not None, \
+                        f"{page.use} page {page.pfn:#x} is on no LRU list"
     for b in (tasks.batches() if tasks is not None else ()):
         if b.kind != "pages" or b.use not in LRU_OF_USE:
             assert not b.lru, f"batch {b.first}: LRU runs but no LRU use"
@@ -165,9 +162,10 @@ def check_lru(kernel) -> None:
 
 def lru_digest(kernel, nid: int) -> list:
     """The LRU lists of a node oldest first, as runs of (zone, pfn, pages, order, owner,
-    PG_referenced): neighbouring order-0 pages merged when the pfns, owners (the same, or
-    IDs counting up) and flags continue, so folios one by one and runs give the same value."""
-    from .vmscan import OWN, PINNED, lruvec
+    PG_referenced): owner the ID (None: the kernel's own; -1: PINNED); neighbouring order-0 pages
+    merged when the pfns, owners (the same, or IDs counting up) and flags continue, so folios
+    one by one and runs give the same value."""
+    from .vmscan import lruvec
     vec = lruvec(kernel, nid)
     lists = []
     for lru in range(4):
@@ -175,17 +173,17 @@ def lru_digest(kernel, nid: int) -> list:
         for e in vec.entries(lru):
             if e.page is not None:
                 p = e.page
-                items = (((p.zone.node, p.zone.idx), p.pfn, 1 << p.order, p.order, e.owner),)
+                items = (((p.zone.node, p.zone.idx), p.pfn, 1 << p.order, p.order, p.id or None),)
             else:
                 b = e.batch
-                items = (((z.node, z.idx), pfn, m, 0, b.first + i if e.owner == OWN else e.owner)
+                items = (((z.node, z.idx), pfn, m, 0, b.first + i)
                          for i, pfn, m, z in b.stretch(e.lo, e.hi))
             for zone, pfn, m, order, owner in items:
                 if out:
                     last = out[-1]
                     lowner = last[4]
                     if not order and not last[3] and last[0] == zone and last[1] + last[2] == pfn \
-                            and last[5] == e.ref and (owner == lowner if owner is None or owner == PINNED
+                            and last[5] == e.ref and (owner == lowner if owner is None or owner < 0
                                                       else lowner is not None and lowner > 0 and lowner + last[2] == owner):
                         last[2] += m
                         continue

@@ -123,7 +123,7 @@ def page_movable(page) -> bool:
     percpu and vmalloc pages never move, whatever their gfp said."""
     if page.migratetype != MIGRATE_MOVABLE:
         return False
-    return page.use in LRU_USES or (page.use is None and page.id > 0)
+    return page.use in LRU_USES or (page.use is None and page.owner is not None)   # (PINNED: LRU pages only)
 
 
 def _reserved_end(z, pfn: int, end: int) -> int:
@@ -495,7 +495,7 @@ class Compaction:
             for pfn in cc.freepages[order]:
                 page = Page()
                 page.pfn, page.order, page.zone, page.migratetype = pfn, order, z, MIGRATE_MOVABLE
-                page.cpu, page.use, page.id = cc.cpu, None, 0
+                page.cpu, page.use, page.owner = cc.cpu, None, None
                 z.allocated[pfn] = page
                 self._movable_used(z, pfn, order, +1)
                 self.free_pages(page)

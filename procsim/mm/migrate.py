@@ -27,7 +27,7 @@ def try_split_folio(k, src, work: list) -> bool:
     """-ENOMEM for a large folio (no room for it whole): try_split_folio(), its pages pushed on
     the work stack to migrate one by one.  False for an order-0 page or an allocation with an
     ID (the control file's handle stays one block)."""
-    if not src.order or src.id:
+    if not src.order or src.id > 0:
         return False
     k.count_vm_events("thp_migration_split", src.order == HPAGE_PMD_ORDER)
     pieces = k.split_page(src)
@@ -74,17 +74,17 @@ def move_page(k, tasks, src: Page, dst_pfn: int, cpu: int) -> Page:
     z = src.zone
     dst = Page()
     dst.pfn, dst.order, dst.zone, dst.migratetype = dst_pfn, src.order, z, src.migratetype
-    dst.cpu, dst.use, dst.id = src.cpu, src.use, 0
+    dst.cpu, dst.use, dst.owner = src.cpu, src.use, src.owner   # the identity goes along (PINNED too)
+    if dst.owner is not None:
+        dst.idx = src.idx
     z.allocated[dst_pfn] = dst
     k._movable_used(z, dst_pfn, dst.order, +1)
     if dst.use:
         k._account_use(dst, +1)
         if dst.use in LRU_OF_USE:
             lru_migrate(k, src, dst)
-    id_ = src.id
-    if id_:
-        dst.id = id_
-        tasks.move(id_, dst)
+    if src.id > 0:                           # named: the record's member now is dst
+        tasks.move(src.id, dst)
     owner_cpu = src.cpu
     src.cpu = cpu                            # the migrating cpu frees the old folio
     k.free_pages(src)

@@ -117,7 +117,7 @@ class PageAlloc:
                 numa[local] += 1
                 page = Page()
                 page.pfn = pfn; page.order = order; page.zone = z; page.migratetype = mt
-                page.cpu = cpu; page.use = None; page.id = 0
+                page.cpu = cpu; page.use = None; page.owner = None
                 z.allocated[pfn] = page
                 if mt == MIGRATE_MOVABLE:
                     self._movable_used(z, pfn, order, +1)
@@ -377,7 +377,7 @@ class PageAlloc:
         if not self.page_runs:                   # the reference: n free_pages() calls
             for p in (range(pfn + n - 1, pfn - 1, -1) if descending else range(pfn, pfn + n)):
                 page = Page()
-                page.pfn = p; page.order = 0; page.zone = z; page.migratetype = mt; page.cpu = cpu; page.use = use; page.id = 0
+                page.pfn = p; page.order = 0; page.zone = z; page.migratetype = mt; page.cpu = cpu; page.use = use; page.owner = None
                 z.allocated[p] = page
                 self.free_pages(page)
             return
@@ -719,7 +719,7 @@ class PageAlloc:
             preferred.numa["numa_foreign"] += 1
         numa["numa_local" if z.node == self.cpu_node[cpu] else "numa_other"] += 1
         page = Page()
-        page.pfn = pfn; page.order = order; page.zone = z; page.migratetype = mt; page.cpu = cpu; page.use = None; page.id = 0
+        page.pfn = pfn; page.order = order; page.zone = z; page.migratetype = mt; page.cpu = cpu; page.use = None; page.owner = None
         z.allocated[pfn] = page
         if mt == MIGRATE_MOVABLE:
             self._movable_used(z, pfn, order, +1)
@@ -1029,14 +1029,17 @@ class PageAlloc:
         return pages[:nr]
 
     def split_page(self, page: Page) -> list[Page]:
-        """split_page(): a non-compound 2^order block becomes 2^order order-0 pages."""
+        """split_page(): a non-compound 2^order block becomes 2^order order-0 pages (with its
+        identity: a user's folio not named yet stays PINNED, vmscan.lru_split; a named one is
+        never split)."""
         z = page.zone
         if z.allocated.get(page.pfn) is not page:
             raise MMError(errno.EINVAL, f"split_page: pfn {page.pfn:#x} is not allocated")
         out = []
         for pfn in range(page.pfn, page.pfn + (1 << page.order)):
             p = Page()
-            p.pfn, p.order, p.zone, p.migratetype, p.cpu, p.use, p.id = pfn, 0, z, page.migratetype, page.cpu, None, 0
+            p.pfn, p.order, p.zone, p.migratetype, p.cpu, p.use, p.owner, p.idx = \
+                pfn, 0, z, page.migratetype, page.cpu, None, page.owner, 0
             z.allocated[pfn] = p
             out.append(p)
         if page.use:                              # the use moves to the pieces, counted once

@@ -54,7 +54,7 @@ from . import swapfile
 from .buddy import Page
 from .core_api import TaskKernel
 from .errors import MMError
-from .vmscan import LRU_OF_USE as LRU_USES, OWN, lru_add_run, lru_del_run, set_owner
+from .vmscan import LRU_OF_USE as LRU_USES, lru_add_run, lru_del_run
 from .page_types import PAGE_SIZE
 from .slub import SLAB_RECLAIM_ACCOUNT
 
@@ -490,10 +490,9 @@ class Tasks:
                 page = k.alloc_pages(order, gfp, **where)
                 if i == 0:
                     b.cpu, b.mt = page.cpu, page.migratetype
-                page.id = b.first + i
+                page.owner, page.idx = b, i             # named: reclaim may take it from now on
                 b._pages[i] = page
                 self._grow(b, page.zone, page.pfn, 1)
-                set_owner(k, page, b.first + i)
                 self._attach_buffers(b, where.get("node"), where.get("cpu"))
         except MMError as e:
             clock.done(i)
@@ -588,7 +587,7 @@ class Tasks:
         """Pages pfn..pfn+n-1 of z are b's next n members, on the LRU under their own IDs."""
         i = b.n
         self._grow(b, z, pfn, n)
-        lru_add_run(self.k, b, i, i + n, z, OWN)
+        lru_add_run(self.k, b, i, i + n, z)
         self._attach_buffers(b, node, cpu)
 
     def _attach_buffers(self, b: Batch, node=None, cpu=None) -> None:
@@ -660,7 +659,7 @@ class Tasks:
         b = self._new(tag, PAGES, order, use, len(pages))
         b.cpu, b.mt = pages[0].cpu, pages[0].migratetype
         for i, page in enumerate(pages):
-            page.id = b.first + i                   # migration moves the ID with the page
+            page.owner, page.idx = b, i             # migration moves the identity with the page
             b._append(i, page.zone, page.pfn)
             b._pages[i] = page
         return self._file(b)
@@ -766,7 +765,7 @@ class Tasks:
             page = Page()
             page.pfn = b.value(i); page.order = b.what; page.zone = b._zone[j]
             page.migratetype = b.mt; page.cpu = b.cpu; page.use = b.use
-            page.id = b.first + i                  # migration moves the ID with the page
+            page.owner, page.idx = b, i            # migration moves the identity with the page
             page.zone.allocated[page.pfn] = page
             b._pages[i] = page
         return page
@@ -979,11 +978,10 @@ class Tasks:
             if b.value(i) != _SWAPPED:          # the OOM killer freed its task meanwhile
                 k.free_pages(page)
                 continue
-            page.id = b.first + i
+            page.owner, page.idx = b, i             # named: no longer PINNED
             b._set(i, i + 1, page.pfn, page.zone)
             b._pages[i] = page
             b.version += 1
-            set_owner(k, page, b.first + i)
             pages = 1 << b.what
             swapfile.swap_free(k, pages)
             self._swap_charge(b.task, -pages)
@@ -1003,6 +1001,7 @@ class Tasks:
         if page.order != b.what:
             raise MMError(errno.EINVAL, f"ID {id_} is order {b.what}, not {page.order}")
         old = self.page(b, i)
+        page.owner, page.idx = b, i
         b._set(i, i + 1, page.pfn, page.zone)
         b._pages[i] = page
         b.version += 1
@@ -1081,7 +1080,8 @@ class Tasks:
                 for i, page in b._pages.items():
                     a = b.value(i)
                     assert a < _SWAPPED, f"ID {first + i} is not in memory but keeps a Page"
-                    assert page.pfn == a and page.order == b.what, f"ID {first + i}: pfn {a} but page {page}"
+                    assert page.pfn == a and page.order == b.what and page.owner is b and page.idx == i, \
+                        f"ID {first + i}: pfn {a} but page {page} (ID {page.id})"
                     assert page.zone.allocated.get(a) is page, f"ID {first + i}: pfn {a} is not allocated"
                 for j in range(1, len(b._idx)):
                     assert b._idx[j - 1] < b._idx[j] and not b._continues(j - 1, j), \

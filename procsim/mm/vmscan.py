@@ -22,10 +22,12 @@ some members) splits it in place.  A batch keeps its run entries sorted by ``lo`
 (``Batch.lru``), so finding a member's entry is a bisect.  Every operation costs what the
 entries it touches cost, not what their pages cost.
 
-**Who may be reclaimed.**  An entry has an owner: ``None`` for memory the kernel itself
-holds (the ``boot:`` workload's page cache and anon: reclaim frees it), an int ID for a
-task's allocation, ``OWN`` for a run whose members are each their own ID's allocation, or
-``PINNED`` (a page being allocated: scanned, rotated back, never freed).  Reclaim goes
+**Who may be reclaimed.**  An entry keeps no owner of its own: it holds one reference to
+the allocation's identity (docs/DESIGN.md, "Where an allocation's identity lives").  A run
+entry's member i is ID ``batch.first + i``; a folio entry reads its page's ``owner``: None
+for memory the kernel itself holds (the ``boot:`` workload's page cache and anon: reclaim
+frees it), a task's batch (the page is its member ``idx``), or ``PINNED`` (a user's page not
+named yet: scanned, rotated back, never freed, as shrink_folio_list keeps a locked folio).  Reclaim goes
 through the task registry: page cache ``k.tasks.reclaim(ID, n)`` (the IDs answer
 "reclaimed"), anon ``k.tasks.swap_out(ID, n)`` (the task keeps the IDs as swap entries until
 ``touch`` faults them back in).  An anon/page-cache command's blocks get their IDs as soon
@@ -69,8 +71,21 @@ from .timer import TICK_NSEC, HZ
 LRU_INACTIVE_ANON, LRU_ACTIVE_ANON, LRU_INACTIVE_FILE, LRU_ACTIVE_FILE = range(4)
 LRU_NAMES = ("inactive_anon", "active_anon", "inactive_file", "active_file")
 LRU_OF_USE = {"anon": LRU_INACTIVE_ANON, "pagecache": LRU_INACTIVE_FILE}
-PINNED = -1                          # owner of a page reclaim may scan but not free
-OWN = -2                             # owner of a run: member i is ID batch.first + i
+
+
+class Pinned:
+    """The identity record of a user's LRU page the task registry has not named yet (lru_add
+    after boot: the pages swap_in gathers before it commits, a page a test allocates for a
+    user outside the registry): reclaim scans it, rotates it back and never frees it.  Its
+    ID, ``first + idx``, is -1: no allocation's."""
+    __slots__ = ()
+    first = -1
+
+    def __repr__(self):
+        return "PINNED"
+
+
+PINNED = Pinned()
 SWAP_CLUSTER_MAX = 32
 MAX_RECLAIM_RETRIES = 16             # mm/internal.h
 DEF_PRIORITY = 12
@@ -88,14 +103,15 @@ YOUNG_DATA, YOUNG_TEXT = 1, 2           # LruEntry.young: a mapping running prog
 
 class LruEntry:
     """One element of an LRU list (a folio's ``lru`` list_head): a folio (``page``, pages
-    ``lo..hi`` = ``0..2^order``) or a run of ``batch`` members ``lo..hi-1``.  ``lru`` is
-    the list it is on (kept while isolated: ``prev`` is None then), ``ref`` PG_referenced."""
-    __slots__ = ("prev", "next", "lru", "zone", "page", "batch", "lo", "hi", "owner", "ref", "mapped", "young")
+    ``lo..hi`` = ``0..2^order``) or a run of ``batch`` members ``lo..hi-1``: its one
+    reference to the allocation's identity.  ``lru`` is the list it is on (kept while
+    isolated: ``prev`` is None then), ``ref`` PG_referenced."""
+    __slots__ = ("prev", "next", "lru", "zone", "page", "batch", "lo", "hi", "ref", "mapped", "young")
 
-    def __init__(self, lru=-1, zone=None, page=None, batch=None, lo=0, hi=0, owner=None, ref=False):
+    def __init__(self, lru=-1, zone=None, page=None, batch=None, lo=0, hi=0, ref=False):
         self.prev = self.next = None
         self.lru, self.zone, self.page, self.batch = lru, zone, page, batch
-        self.lo, self.hi, self.owner, self.ref = lo, hi, owner, ref
+        self.lo, self.hi, self.ref = lo, hi, ref
         self.mapped = False                     # a page-cache folio some process maps (NR_FILE_MAPPED)
         self.young = 0                          # its ptes are found young at every rmap walk: YOUNG_DATA
                                                 # (boot.pages[].touched) or YOUNG_TEXT (VM_EXEC, .text)
@@ -167,8 +183,7 @@ def _add_head(k, e) -> None:
     head = lruvec(k, e.zone.node).heads[e.lru]
     h = head.next
     b = e.batch
-    if b is not None and h.batch is b and h.hi == e.lo and h.zone is e.zone and h.owner == e.owner \
-            and h.ref == e.ref:
+    if b is not None and h.batch is b and h.hi == e.lo and h.zone is e.zone and h.ref == e.ref:
         h.hi = e.hi
         del b.lru[_index(b, e)]
         return
@@ -179,7 +194,7 @@ def _add_head(k, e) -> None:
 def _split(b, j: int, e, m: int):
     """Run e = b.lru[j] keeps members lo..m-1; a new entry m..hi-1 follows it on the head
     side (the same place on the list) and in b.lru.  Returns the new entry."""
-    f = LruEntry(e.lru, e.zone, None, b, m, e.hi, e.owner, e.ref)
+    f = LruEntry(e.lru, e.zone, None, b, m, e.hi, e.ref)
     e.hi = m
     p = e.prev
     if p is not None:
@@ -199,39 +214,31 @@ def _cut(b, j: int, e, a: int, c: int):
 
 
 # ---- entering and leaving the LRU (hooks of the page allocator and the task registry) ---------
-def lru_add(k, page, owner=None) -> None:
+def lru_add(k, page) -> None:
     """folio_add_lru(): a new anon or page-cache folio, on its inactive list (the counters
     were moved by the allocator's use accounting).  Pages allocated after boot belong to a
-    user: PINNED until the task registry names their ID (set_owner)."""
-    if owner is None and k.booted:
-        owner = PINNED
-    e = LruEntry(LRU_OF_USE[page.use], page.zone, page, None, 0, 1 << page.order, owner)
+    user: their ``owner`` is PINNED until the task registry names them."""
+    if k.booted:
+        page.owner, page.idx = PINNED, 0
+    e = LruEntry(LRU_OF_USE[page.use], page.zone, page, None, 0, 1 << page.order)
     lruvec(k, page.zone.node).folios[page] = e
     _add_head(k, e)
 
 
-def lru_add_run(k, b, lo: int, hi: int, zone, owner=OWN) -> None:
+def lru_add_run(k, b, lo: int, hi: int, zone) -> None:
     """folio_add_lru() of batch b's order-0 members lo..hi-1 (allocated in that order from
     zone, after every member already on the LRU), each reclaimed through its own ID."""
-    e = LruEntry(LRU_OF_USE[b.use], zone, None, b, lo, hi, owner)
+    e = LruEntry(LRU_OF_USE[b.use], zone, None, b, lo, hi)
     b.lru.append(e)
     _add_head(k, e)
 
 
-def set_owner(k, page, owner) -> None:
-    """The allocation ID (or None, PINNED) reclaim must go through to free this folio."""
-    lruvec(k, page.zone.node).folios[page].owner = owner
-
-
 def _run_entry(k, page):
     """(batch, j) of the run entry holding a task's page kept as part of a run, or (None, -1)."""
-    id_ = page.id
-    tasks = k.tasks
-    if not id_:
+    b = page.owner
+    if b is None or b is PINNED:
         return None, -1
-    b, i = tasks._slot(id_)
-    if b is None:
-        return None, -1
+    i = page.idx
     lst = b.lru
     j = bisect_right(lst, i, key=_lo) - 1
     return (b, j) if j >= 0 and lst[j].hi > i else (None, -1)
@@ -251,7 +258,7 @@ def lru_del(k, page) -> None:
         return
     b, j = _run_entry(k, page)
     if b is not None:
-        i = page.id - b.first
+        i = page.idx
         lru_del_run(k, b, i, i + 1)
 
 
@@ -279,12 +286,13 @@ def lru_del_run(k, b, lo: int, hi: int) -> None:
 
 def lru_split(k, folio, pieces) -> None:
     """lru_add_split_folio(): the pieces of a split folio take its place on its list, lowest
-    first (same owner, same PG_referenced); the counters already count their pages there."""
+    first (the same PG_referenced; split_page gave them its id); the counters already count
+    their pages there."""
     folios = lruvec(k, folio.zone.node).folios
     e = folios.pop(folio)
     at = e
     for p in pieces:
-        f = folios[p] = LruEntry(e.lru, p.zone, p, None, 0, 1 << p.order, e.owner, e.ref)
+        f = folios[p] = LruEntry(e.lru, p.zone, p, None, 0, 1 << p.order, e.ref)
         f.mapped, f.young = e.mapped, e.young     # nr_mapped counted the pages already
         q = at.prev
         f.prev, f.next = q, at
@@ -293,26 +301,24 @@ def lru_split(k, folio, pieces) -> None:
     _unlink(e)
 
 
-def _owner_of(k, page):
-    """The LRU entry of a page and the owner of its folio: (entry, owner)."""
+def _entry_of(k, page):
+    """The LRU entry holding a page: its folio entry or the run of its batch (or None)."""
     e = lruvec(k, page.zone.node).folios.get(page)
     if e is not None:
-        return e, e.owner
+        return e
     b, j = _run_entry(k, page)
-    if b is None:
-        return None, None
-    e = b.lru[j]
-    return e, (page.id if e.owner == OWN else e.owner)
+    return b.lru[j] if b is not None else None
 
 
 def lru_migrate(k, src, dst) -> None:
     """migrate_folio_move(): the new folio goes on the LRU list the old one was on (the
-    active flag and PG_referenced follow, folio_migrate_flags) with the same owner ID, at its
-    head (folio_add_lru); freeing the old folio afterwards takes it off its list (or its run)."""
-    e, owner = _owner_of(k, src)
+    active flag and PG_referenced follow, folio_migrate_flags) at its head (folio_add_lru;
+    the identity follows in ``dst.owner``, move_page); freeing the old folio afterwards takes it off
+    its list (or its run)."""
+    e = _entry_of(k, src)
     base = LRU_OF_USE[src.use]
     lru, ref = (e.lru, e.ref) if e is not None else (base, False)
-    d = LruEntry(lru, dst.zone, dst, None, 0, 1 << dst.order, owner, ref)
+    d = LruEntry(lru, dst.zone, dst, None, 0, 1 << dst.order, ref)
     lruvec(k, dst.zone.node).folios[dst] = d
     if e is not None and e.mapped:              # remove_migration_ptes(): mapped again
         _map(k, d, +1)
@@ -323,7 +329,7 @@ def lru_migrate(k, src, dst) -> None:
 
 
 def folio_active(k, page) -> bool:
-    e, _ = _owner_of(k, page)
+    e = _entry_of(k, page)
     return e is not None and bool(e.lru & 1)
 
 
@@ -373,7 +379,7 @@ def mark_page_accessed(k, page) -> None:
     if e is None:
         b, j = _run_entry(k, page)
         if b is not None:
-            i = page.id - b.first
+            i = page.idx
             _mark_run(k, b, j, i, i + 1)
         return
     if not e.ref:
@@ -585,8 +591,8 @@ def shrink_inactive_list(k, nid: int, nr_to_scan: int, sc: ScanControl, lru: int
             else:
                 _add_head(k, e)
             continue
-        owner = e.owner
-        if owner == PINNED:
+        owner = e.page.owner if e.batch is None else None  # a folio's record (None: the kernel's own)
+        if owner is PINNED:
             _add_head(k, e)                     # not ours to free: rotate back to the head
             continue
         rest = None
@@ -608,9 +614,9 @@ def shrink_inactive_list(k, nid: int, nr_to_scan: int, sc: ScanControl, lru: int
                 k.swapped_unowned += n
             k.free_pages(e.page)
         elif _is_file(lru):
-            k.tasks.reclaim(owner)
+            k.tasks.reclaim(e.page.id)
         else:
-            k.tasks.swap_out(owner)
+            k.tasks.swap_out(e.page.id)
         _count(k, f"pgsteal_{who}_{zone}", n)
         reclaimed += n
         if rest is not None:                    # swap full: the run's later folios stay
@@ -745,16 +751,17 @@ def drop_pagecache(k) -> int:
     for nid in range(len(k.nodes)):
         vec = lruvec(k, nid)
         for lru in (LRU_INACTIVE_FILE, LRU_ACTIVE_FILE):
-            for page, b, lo, hi, owner in [(e.page, e.batch, e.lo, e.hi, e.owner) for e in vec.entries(lru)
+            for page, b, lo, hi, owner in [(e.page, e.batch, e.lo, e.hi, e.page and e.page.owner)
+                                            for e in vec.entries(lru)
                                             if not e.mapped]:    # mapping_evict_folio(): mapped stays
-                if owner == PINNED:
+                if owner is PINNED:
                     continue
                 if b is not None:
                     k.tasks.reclaim(b.first + lo, hi - lo)
                 elif owner is None:
                     k.free_pages(page)
                 else:
-                    k.tasks.reclaim(owner)
+                    k.tasks.reclaim(owner.first + page.idx)
                 freed += hi - lo
     k.generation += 1
     return freed
