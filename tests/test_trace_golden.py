@@ -144,7 +144,9 @@ def test_the_reference_records_no_runs():
 def test_run_records_print_each_events_line():
     """A run record's lines are Trace.line() of each of its events (the per-event formatter the
     golden's tree used): steps that cross a second, pfns whose hex grows or shrinks a digit,
-    descending ranges, tuples, steps of whole and of part microseconds, a '%' in the comm."""
+    descending ranges, tuples, steps of whole and of part microseconds, a '%' in the comm.  The
+    chunks read_pipe and ``trace`` print (``_run_chunks``) are the same text, lines of the length
+    each chunk tells."""
     from procsim.mm.trace import Trace, _entry
     tr = Trace()
     cases = [
@@ -156,14 +158,30 @@ def test_run_records_print_each_events_line():
         ("mm_page_free", range(0xfffff0, 0x1000010), (0,), 86_400_000_000_000, 0),
         ("mm_page_pcpu_drain", range((1 << 34) - 3, (1 << 34) + 3), (0, 1), 5, 0),
         ("mm_page_alloc", ((1 << 34) + 5, 3), (0, 1, 0xcc0), 5, 1000),
+        # blocks of 256 pfns crossed up and down, milliseconds and seconds turning inside a run
+        ("mm_page_alloc", range(0x7fe00, 0x80210), (0, 1, 0x140cca), 999_980_000, 1000),
+        ("mm_page_alloc", range(0x80210, 0x7fe00, -1), (0, 1, 0x140cca), 999_980_400, 2000),
+        ("mm_page_alloc_zone_locked", range(0x2000, 0x1e00, -1), (0, 1, True), 12_345_678_901, 0),
+        ("mm_page_pcpu_drain", range(200, 300), (0, 0), 0, 0),
+        ("mm_page_pcpu_drain", range((1 << 34) - 300, (1 << 34) - 3), (0, 1), 5, 0),
+        ("mm_page_alloc", tuple(range(0x10005, 0x10105)) + tuple(range(0x2000, 0x1f00, -1)) + (5, 0x3000, 0x3002),
+         (0, 2, 0xcc0), 5_999_999_500, 7000),
+        ("mm_page_free", tuple(range(0x3000, 0x3100)) + tuple(range(0x5000, 0x5010)), (0,), 7_000_000_000, 1000),
     ]
     for event, pfns, rest, ts, step in cases:
-        for task in (("kswapd0", 35), ("50%done", 1234567)):
+        for task in (("kswapd0", 35), ("50%done", 1234567), ("tâche", 7)):
             rec = (100, ts, event, pfns, task, 28, rest, step)
             for cpu in (0, 13):
                 want = [Trace.line(_entry(rec, i), cpu) for i in range(len(pfns))]
                 assert tr._run_lines(cpu, rec, 0, len(pfns)) == want, (event, step)
                 assert tr._run_lines(cpu, rec, 3, 5) == want[3:5]
+                for a, b in ((0, len(pfns)), (3, 5), (1, len(pfns) - 1), (len(pfns) // 2, len(pfns))):
+                    chunks = tr._run_chunks(cpu, rec, a, b)
+                    assert "".join(x[0] for x in chunks) == "".join(want[a:b]), (event, step, a, b)
+                    assert sum(x[1] for x in chunks) == len(want[a:b])
+                    for text, lines, nbytes, nchars in chunks:     # lines of one length each, as told
+                        got = text.splitlines(keepends=True)
+                        assert len(got) == lines and {(len(x.encode()), len(x)) for x in got} == {(nbytes, nchars)}
 
 
 def test_events_snapshot_consume_and_read_pipe_agree():

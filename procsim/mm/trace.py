@@ -15,7 +15,8 @@ is a small tuple (seq, timestamp, event, arguments, task, bytes); the per-page e
 (``emit_pfns``: the pages of a pcp refill, a drain, a fill) are one record per ring page they
 fill -- the pfns as a ``range`` (or a tuple), the shared arguments, the first timestamp and the
 step -- which costs the same whatever the run's length, and is expanded into its lines, byte
-for byte the per-event ones, by one C-level ``%`` template per run when read (``_run_text``).
+for byte the per-event ones, when read (``_run_chunks``: joins of each page's cached
+``ptr pfn`` piece and the text the run's lines share; ``_run_lines`` the reference).
 The ring's arithmetic (bytes per event, events per page, overrun, LOST) is per event as before.  In overwrite mode
 (the default) a full ring drops its oldest page: ``overrun`` counts the events lost, and
 the next trace_pipe read from that cpu starts with ``CPU:N [LOST M EVENTS]`` as
@@ -35,7 +36,7 @@ import errno
 from bisect import bisect_right
 from collections import deque
 from contextlib import nullcontext
-from itertools import accumulate, repeat
+from itertools import accumulate, chain, repeat
 from operator import add as _add, floordiv as _floordiv, mul as _mul
 
 from .errors import MMError
@@ -285,6 +286,34 @@ def _page_tail(event: str, pfn: int, rest: tuple) -> str:
     return body[body.index(" ", body.index(" pfn=") + 1):]
 
 
+_PAGE_EVENTS = frozenset(("mm_page_free", "mm_page_free_batched", "mm_page_alloc", "mm_page_alloc_zone_locked",
+                          "mm_page_pcpu_drain"))       # those a run records: "page=%p pfn=%#lx ..." first
+_MID = "%010x pfn=%#x"
+_MID_BLOCKS = 256                      # blocks of 256 pfns whose pieces Trace keeps (~20 kB each)
+_D3 = [f"{i:03d}" for i in range(1000)]
+
+
+def _one_line_chunks(lines: list) -> list:
+    """_run_chunks' chunks of lines of any length: one a line."""
+    return [(x, 1, len(x) if x.isascii() else len(x.encode()), len(x)) for x in lines]
+
+
+def _stretches(pfns: tuple):
+    """[(index, range)] of the stretches of consecutive pfns (step 1 or -1) a tuple is made of."""
+    out, i, n = [], 0, len(pfns)
+    while i < n:
+        p = pfns[i]
+        d = pfns[i + 1] - p if i + 1 < n else 1
+        if d not in (1, -1):
+            d = 1
+        j = i + 1
+        while j < n and pfns[j] == p + d * (j - i):
+            j += 1
+        out.append((i, range(p, p + d * (j - i), d)))
+        i = j
+    return out
+
+
 class Trace:
     """The tracing instance of one Kernel (``k.trace``)."""
 
@@ -303,6 +332,7 @@ class Trace:
         self.lock = nullcontext()                     # the shell's lock around pages and reads
         self.on_page = None                           # the shell's wake-up, called as a page is started
         self._templates: dict = {}                    # (context, event, rest) -> a run's % template
+        self._mid: dict = {}                          # pfn >> 8 -> its block's pieces (_mids)
 
     # --- control, as the tracefs files set it --------------------------------------------
     def _update(self):
@@ -529,6 +559,95 @@ class Trace:
             self._templates[key] = t
         return list(map(t.__mod__, zip(ptrs, sub, strict=True)))
 
+    def _mids(self, hi: int) -> list:
+        """The 256 ``%010x pfn=%#x`` pieces (the low 40 bits of the struct page pointer, the
+        pfn) of pfns hi*256 .. hi*256+255, made once and kept for the next runs over them (at
+        most _MID_BLOCKS blocks, the oldest dropped first)."""
+        blk = self._mid.get(hi)
+        if blk is None:
+            if len(self._mid) >= _MID_BLOCKS:
+                self._mid.pop(next(iter(self._mid), None), None)
+            p0 = hi << 8
+            blk = self._mid[hi] = list(map(_MID.__mod__, zip(range(p0 * 64, (p0 + 256) * 64, 64),
+                                                            range(p0, p0 + 256), strict=True)))
+        return blk
+
+    def _run_chunks(self, cpu: int, rec, a: int, b: int) -> list:
+        """The text of events a..b-1 of a run record, what ``"".join(_run_lines(...))`` is, as
+        chunks (text, lines, bytes a line, characters a line) of lines of one length each.
+        Consecutive pfns of one block of 256 (their pointer and pfn only differ in the last
+        digits) take their ``ptr pfn`` pieces from _mids(), glued by one join: with one
+        timestamp the rest of the line is the join's separator; with a timestamp a whole
+        microsecond further each line, its last three digits come from a table of them.  Other
+        runs (a step of part microseconds, pfns below 256 or above 2^34, gaps) take
+        _run_lines(), a chunk a line."""
+        seq, ts, event, pfns, task, size, rest, step = rec
+        sub = pfns[a:b]
+        n = len(sub)
+        if not n:
+            return []
+        if step % 1000 or event not in _PAGE_EVENTS:
+            return _one_line_chunks(self._run_lines(cpu, rec, a, b))
+        if type(sub) is range:
+            parts = [(0, sub)] if sub.step in (1, -1) else None
+        elif sub == tuple(range(sub[0], sub[0] + n)):
+            parts = [(0, range(sub[0], sub[0] + n))]
+        else:
+            parts = _stretches(sub)
+        if parts is None:
+            return _one_line_chunks(self._run_lines(cpu, rec, a, b))
+        out = []
+        for k0, r in parts:
+            m = len(r)
+            lo_pfn, hi_pfn = (r[0], r[-1]) if r.step > 0 else (r[-1], r[0])
+            if lo_pfn < 256 or hi_pfn >= _SMALL_PFN:
+                out.extend(_one_line_chunks(self._run_lines(cpu, rec, a + k0, a + k0 + m)))
+                continue
+            key = (task, cpu, "chunk", event, rest, ts if not step else None)
+            pieces = self._templates.get(key)
+            if pieces is None:
+                if len(self._templates) > 4096:
+                    self._templates.clear()
+                tail = _page_tail(event, r[0], rest) + "\n"
+                if step:
+                    comm, pid = task
+                    head = f"{comm:>16}-{pid:<7d} [{cpu:03d}] ..... "
+                    pieces = (head, f": {event}: page={_VM >> 40:x}", tail)
+                else:
+                    head = f"{self.context(task, cpu, ts)}{event}: page={_VM >> 40:x}"
+                    pieces = (head, tail + head, tail)
+                self._templates[key] = pieces
+            if step:
+                dus = step // 1000
+                us = (ts + (a + k0) * step + 500) // 1000     # _usecs()'s rounding, per line
+            d = r.step
+            k = 0
+            while k < m:
+                pfn = r[k]
+                hi, lo = pfn >> 8, pfn & 255
+                cnt = min(m - k, 256 - lo if d > 0 else lo + 1)
+                blk = self._mids(hi)
+                mids = blk[lo:lo + cnt] if d > 0 else blk[lo - cnt + 1:lo + 1][::-1]
+                if step:
+                    secs, u = divmod(us + k * dus, 1_000_000)
+                    uh, ul = divmod(u, 1000)
+                    c2 = -(-(1000 - ul) // dus)             # lines until the millisecond turns
+                    if c2 < cnt:
+                        cnt = c2
+                        mids = mids[:cnt]
+                    head, mid, tail = pieces
+                    x1 = f"{head}{secs:5d}.{uh:03d}"
+                    zx = tail + x1
+                    text = x1 + "".join(chain.from_iterable(zip(_D3[ul:ul + cnt * dus:dus], repeat(mid), mids,
+                                                                repeat(zx))))[:-len(x1)]
+                else:
+                    head, sep, tail = pieces
+                    text = head + sep.join(mids) + tail
+                lc = len(text) // cnt
+                out.append((text, cnt, lc if text.isascii() else len(text.encode()) // cnt, lc))
+                k += cnt
+        return out
+
     def entries(self) -> int:
         return sum(b.entries() for b in self.bufs.values())
 
@@ -573,7 +692,7 @@ class Trace:
                 out.append(self.line(r, c))
                 n += 1
             else:
-                out.extend(self._run_lines(c, r, o, len(r[3])))
+                out.extend([x[0] for x in self._run_chunks(c, r, o, len(r[3]))])
                 n += len(r[3]) - o
         return n, "".join(out)
 
@@ -705,31 +824,29 @@ class Trace:
                         if off == k:
                             i, off = i + 1, 0
                         continue
-                    # as many whole lines as fit (a line is longer than 64 bytes), cut by their lengths
-                    room = size - used
-                    lines = self._run_lines(c, e, off, min(stop, off + max(0, room) // 64 + 1))
-                    text = "".join(lines)
-                    if text.isascii() and len(text) <= room:
-                        took = len(lines)
-                        out.append(text)
-                        used += len(text)
-                    else:
-                        if text.isascii():
-                            acc = list(accumulate(map(len, lines)))
-                        else:
-                            acc = list(accumulate(len(x.encode()) for x in lines))
-                        took = bisect_right(acc, room)
-                        if not took and not out:
-                            took = 1
-                        if took:
-                            out.append("".join(lines[:took]))
-                            used += acc[took - 1]
+                    # as many whole lines as fit (a line is longer than 64 bytes), chunk by chunk
+                    want = min(stop, off + max(0, size - used) // 64 + 1) - off
+                    took = 0
+                    for text, cnt, lb, lc in self._run_chunks(c, e, off, off + want):
+                        fit = max(0, size - used) // lb
+                        if fit >= cnt:
+                            out.append(text)
+                            used += cnt * lb
+                            took += cnt
+                            continue
+                        if not fit and not out:
+                            fit = 1
+                        if fit:
+                            out.append(text[:fit * lc])
+                            used += fit * lb
+                            took += fit
+                        break
                     nbytes += took * e[5]
                     n += took
                     off += took
                     if off == k:
                         i, off = i + 1, 0
-                    elif took < len(lines):
+                    elif took < want:
                         full = True
                         break
                     elif off == stop:                 # another cpu's event comes first
