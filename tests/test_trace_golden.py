@@ -32,6 +32,12 @@ SIZES = (4096, 1 << 17, 200, 1, 65536, 1000, 8192, 333)
 # at an empty read), "DRAIN" reads it to the end, "TRACE" renders trace, "STATS" every cpu's stats.
 TINY_SWAP = (CONFIGS / "tiny.yaml").read_text() + "swap: 16MiB\n"
 FILL = "alloc_pages 0 count=5000 use=anon gfp=GFP_HIGHUSER_MOVABLE tag={}"
+# with unused dentries and inodes for the superblock shrinker to free (its frees a run: Trace.emit_later)
+TINY_SB = TINY_SWAP + """boot:
+  caches:
+    - {name: dentry, size: 192, objects: 6000, unused: 5000, flags: "SLAB_RECLAIM_ACCOUNT"}
+    - {name: inode_cache, size: 640, objects: 3000, flags: "SLAB_RECLAIM_ACCOUNT"}
+"""
 SCENARIOS = {
     "everything, a reader that keeps up": (TINY_SWAP, [
         "tracefs events/enable 1", "kmem_cache_create foo 100", "kmem_cache_alloc foo count=50 tag=x cpu=1",
@@ -51,6 +57,11 @@ SCENARIOS = {
         "free_pages tag=a", "sleep 1", "READ 2", "tracefs trace 0", "STATS", "TRACE",
         "alloc_pages 0 count=2500 use=anon tag=g", "tracefs tracing_on 0", "kfree tag=k",
         "tracefs tracing_on 1", "free_pages tag=g", "TRACE", "DRAIN", "STATS",
+    ]),
+    "the shrinker's frees, read whole and in pieces, overrun": (TINY_SB, [
+        "tracefs events/enable 1", "tracefs buffer_size_kb 8", "alloc_pages 0 count=12000 use=anon tag=a",
+        "READ 3", "STATS", "TRACE", "DRAIN", "tracefs buffer_size_kb 64", "drop_caches", "READ 9", "TRACE",
+        "DRAIN", "STATS",
     ]),
 }
 
@@ -105,14 +116,19 @@ def _emit_each(self, event, cpu, pfns, *rest, step=0):
         k._now_ns = now
 
 
+def _emit_now(self, event, cpu, *args):
+    """The reference for Trace.emit_later: the event recorded now, by emit()."""
+    self.emit(event, cpu, *args)
+
+
 @contextmanager
 def per_event():
-    compact = Trace.emit_pfns
-    Trace.emit_pfns = _emit_each
+    compact, later = Trace.emit_pfns, Trace.emit_later
+    Trace.emit_pfns, Trace.emit_later = _emit_each, _emit_now
     try:
         yield
     finally:
-        Trace.emit_pfns = compact
+        Trace.emit_pfns, Trace.emit_later = compact, later
 
 
 def test_trace_text_is_byte_for_byte_the_per_event_trees():
@@ -208,3 +224,51 @@ def test_events_snapshot_consume_and_read_pipe_agree():
     while chunk := other.read_pipe(50000):
         piped.append(chunk)
     assert b"".join(piped).decode() == text
+
+
+def test_emit_later_records_what_emit_would_in_the_same_order():
+    """Trace.emit_later (the shrinker's frees) holds a stretch of one event, cpu, task, time and
+    arguments but the first back as one run; anything else recorded, or flush(), records it
+    first.  Reads of every size, ``trace`` and the counters are those of emit() called at once."""
+    class Clock:
+        now_ns = 5_000_000_000
+        nr_cpu_ids = 2
+
+    def script(tr, later):
+        k = tr.k
+        for i in range(700):
+            if i % 97 == 0:
+                k.now_ns += 1000 if i % 2 else (1 << 28)       # a time extend now and then
+            if i % 131 == 0:
+                tr.current = ("kswapd0", 35) if tr.current[1] == 1 else ("50%x", 1)
+            name = "dentry" if i % 200 < 150 else "inode_cache"
+            later("kmem_cache_free", i % 300 // 250, 0xffff888000000000 + 192 * i, name)
+            if i % 157 == 0:
+                tr.emit("mm_page_free", 0, 0x1000 + i, 0)
+            if i % 211 == 0:
+                tr.emit_pfns("mm_page_free", 1, range(0x2000 + i, 0x2010 + i), 0)
+            if i % 90 == 0:
+                later("kfree", 1, 0xffff888000100000 + 64 * i)
+        tr.flush()
+
+    twins = []
+    for compact in (True, False):
+        tr = Trace(Clock())
+        tr.enable(("kmem_cache_free", "kfree", "mm_page_free"), True)
+        tr.resize(12)
+        script(tr, tr.emit_later if compact else tr.emit)
+        twins.append(tr)
+    runs = [r for b in twins[0].bufs.values() for p in b.pages for r in p if len(r) == 8]
+    assert any(r[2] == "kmem_cache_free" and len(r[3]) > 20 for r in runs)
+    assert not any(len(r) == 8 and r[2] != "mm_page_free" for b in twins[1].bufs.values() for p in b.pages for r in p)
+    got, want = ([tr.listing(), tr.total(), tr.written, [tr.stats(c) for c in (0, 1)]] for tr in twins)
+    assert got == want
+    reads = [[], []]
+    for i in range(10 ** 6):
+        chunks = [tr.read_pipe(SIZES[i % len(SIZES)]) for tr in twins]
+        assert chunks[0] == chunks[1], i
+        if not chunks[0]:
+            break
+        reads[0].append(chunks[0])
+    text = b"".join(reads[0]).decode()
+    assert "[LOST " in text and "kmem_cache_free" in text and "kfree" in text

@@ -209,6 +209,9 @@ _PLAIN = {
     "mm_vmscan_kswapd_wake": "nid=%d order=%d\n",
 }
 assert "%" not in CALL_SITE
+# those whose line is "call_site=CALL_SITE ptr=%016x" and the rest of their arguments: how the rest prints
+_PTR_TAIL = {e: f[len(f"call_site={CALL_SITE} ptr=%016x"):] for e, f in _PLAIN.items()
+             if f.startswith(f"call_site={CALL_SITE} ptr=%016x")}
 
 
 class CpuBuffer:
@@ -333,6 +336,7 @@ class Trace:
         self.on_page = None                           # the shell's wake-up, called as a page is started
         self._templates: dict = {}                    # (context, event, rest) -> a run's % template
         self._mid: dict = {}                          # pfn >> 8 -> its block's pieces (_mids)
+        self._pend = None                             # emit_later()'s events not yet recorded
 
     # --- control, as the tracefs files set it --------------------------------------------
     def _update(self):
@@ -403,6 +407,8 @@ class Trace:
     def emit(self, event: str, cpu: int, *args):
         if not self.enabled[event]:
             return
+        if self._pend is not None:                    # the deferred events came first
+            self.flush()
         b = self.bufs.get(cpu)
         if b is None:
             b = self.bufs[cpu] = CpuBuffer(self.cpu_size(cpu))
@@ -437,14 +443,68 @@ class Trace:
                 p0, d = pfns[0], 1 if pfns[1] > pfns[0] else -1
                 if pfns[-1] - p0 == d * (len(pfns) - 1) and pfns == tuple(range(p0, pfns[-1] + d, d)):
                     pfns = range(p0, pfns[-1] + d, d)
+        if self._pend is not None:
+            self.flush()
+        self._emit_run(event, cpu, self.k.now_ns, pfns, rest, step)
+
+    def emit_later(self, event: str, cpu: int, arg, *rest):
+        """emit(event, cpu, arg, *rest), recorded at the next flush() -- which the next emit(),
+        emit_pfns() or emit_later() of anything else does first, so the order of events is
+        theirs: a stretch of one event with one cpu, task, time and ``rest`` (the shrinker's
+        kmem_cache_free of one cache) becomes a run record like a run of pages.  The caller
+        flushes when its stretch ends; until then readers do not see it."""
+        if not self.enabled[event]:
+            return
+        p = self._pend
+        ts = self.k.now_ns
+        if p is not None:
+            if p[0] == event and p[1] == cpu and p[2] == ts and p[3] is self.current and p[4] == rest:
+                p[5].append(arg)
+                return
+            self.flush()
+        self._pend = (event, cpu, ts, self.current, rest, [arg])
+
+    def flush(self):
+        """Record the events emit_later() holds back."""
+        p = self._pend
+        if p is not None:
+            self._pend = None
+            event, cpu, ts, task, rest, args = p
+            current, self.current = self.current, task
+            try:
+                self._emit_run(event, cpu, ts, tuple(args), rest, 0)
+            finally:
+                self.current = current
+
+    def _emit_run(self, event: str, cpu: int, ts: int, pfns, rest: tuple, step: int):
+        """Record event for each of pfns (an argument each, then rest), the first at ts and
+        each next step ns later: the first as emit() records it, the rest as one record per
+        ring page they fill."""
         n = len(pfns)
         if not n:
             return
-        self.emit(event, cpu, pfns[0], *rest)
+        b = self.bufs.get(cpu)
+        if b is None:
+            b = self.bufs[cpu] = CpuBuffer(self.cpu_size(cpu))
+        size = EVENT_BYTES[event]
+        if event in STRING_ARG:                       # the __string's bytes and NUL, 4-byte aligned
+            size += (len(rest[STRING_ARG[event] - 1]) + 4) & ~3
+        first = size
+        used = b.tail_bytes
+        if used and ts - b.last_ts >= TS_DELTA_LIMIT:
+            first += 8                                # RINGBUF_TYPE_TIME_EXTEND
+        if used + first > BUF_PAGE_SIZE:
+            self._new_page(b)
+            used = 0
+        b.tail_bytes = used + first
+        self.seq = seq = self.seq + 1
+        b.written += 1
+        b.bytes_in += first
+        b.pages[-1].append((seq, ts, event, (pfns[0], *rest), self.current, first))
+        ts0 = b.last_ts = ts
         if n == 1:
             return
-        b = self.bufs[cpu]
-        ts0, task, size = b.last_ts, self.current, EVENT_BYTES[event]
+        task = self.current
         i = 1
         while i < n:
             room = (BUF_PAGE_SIZE - b.tail_bytes) // size
@@ -509,6 +569,11 @@ class Trace:
         sub = pfns[a:b]
         if not sub:
             return []
+        if event not in _PAGE_EVENTS:                 # emit_later()'s runs: one time, the first argument varies
+            if step or event not in _PLAIN:
+                return [self.line(_entry(rec, i), cpu) for i in range(a, a + len(sub))]
+            t = f"{self.context(task, cpu, ts)}{event}: ".replace("%", "%%") + _PLAIN[event]
+            return [t % (x, *rest) for x in sub]
         small = (max(sub[0], sub[-1]) if type(sub) is range else max(sub)) < _SMALL_PFN
         base, vmx = (0, _VMX_SMALL) if small else (_VM, _VMX)
         if type(sub) is range:
@@ -586,7 +651,17 @@ class Trace:
         n = len(sub)
         if not n:
             return []
-        if step % 1000 or event not in _PAGE_EVENTS:
+        if event not in _PAGE_EVENTS:
+            tail = _PTR_TAIL.get(event)
+            if step or tail is None:
+                return _one_line_chunks(self._run_lines(cpu, rec, a, b))
+            # "call_site=... ptr=%016x" and what follows it the same each line: a join of the pointers
+            head = f"{self.context(task, cpu, ts)}{event}: call_site={CALL_SITE} ptr="
+            tail = tail % rest
+            text = head + (tail + head).join(map("%016x".__mod__, sub)) + tail
+            lc = len(text) // n
+            return [(text, n, lc if text.isascii() else len(text.encode()) // n, lc)]
+        if step % 1000:
             return _one_line_chunks(self._run_lines(cpu, rec, a, b))
         if type(sub) is range:
             parts = [(0, sub)] if sub.step in (1, -1) else None
