@@ -272,3 +272,12 @@ def test_emit_later_records_what_emit_would_in_the_same_order():
         reads[0].append(chunks[0])
     text = b"".join(reads[0]).decode()
     assert "[LOST " in text and "kmem_cache_free" in text and "kfree" in text
+
+
+def test_a_blocks_pieces_are_the_percent_format():
+    """Trace._mids (a block of 256 pfns' "ptr pfn=" pieces, built from a template by hi & 3) is
+    ``%010x pfn=%#x`` of each pfn's struct page offset and pfn, wherever the digits carry."""
+    tr = Trace()
+    for hi in (1, 2, 3, 4, 0xf, 0x10, 0xff, 0x100, 0x3ff, 0x400, 0x7fe, 0x12345, (1 << 26) - 1):
+        p0 = hi << 8
+        assert tr._mids(hi) == ["%010x pfn=%#x" % (p * 64, p) for p in range(p0, p0 + 256)], hi

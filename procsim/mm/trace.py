@@ -291,7 +291,9 @@ def _page_tail(event: str, pfn: int, rest: tuple) -> str:
 
 _PAGE_EVENTS = frozenset(("mm_page_free", "mm_page_free_batched", "mm_page_alloc", "mm_page_alloc_zone_locked",
                           "mm_page_pcpu_drain"))       # those a run records: "page=%p pfn=%#lx ..." first
-_MID = "%010x pfn=%#x"
+# a block of 256 pfns' ``%010x pfn=%#x`` pieces (pfn = hi * 256 + lo, 0 < hi < 2^26), by hi & 3, with
+# \1 for the pointer's first six digits, \2 for the pfn's digits before the last two, \0 after each
+_MID_BLOCK = ["".join(f"\1{(q << 14) | (lo << 6):04x} pfn=0x\2{lo:02x}\0" for lo in range(256)) for q in range(4)]
 _MID_BLOCKS = 256                      # blocks of 256 pfns whose pieces Trace keeps (~20 kB each)
 _D3 = [f"{i:03d}" for i in range(1000)]
 
@@ -626,15 +628,15 @@ class Trace:
 
     def _mids(self, hi: int) -> list:
         """The 256 ``%010x pfn=%#x`` pieces (the low 40 bits of the struct page pointer, the
-        pfn) of pfns hi*256 .. hi*256+255, made once and kept for the next runs over them (at
+        pfn) of pfns hi*256 .. hi*256+255 (0 < hi < 2^26), made once and kept for the next runs over them (at
         most _MID_BLOCKS blocks, the oldest dropped first)."""
         blk = self._mid.get(hi)
         if blk is None:
             if len(self._mid) >= _MID_BLOCKS:
                 self._mid.pop(next(iter(self._mid), None), None)
-            p0 = hi << 8
-            blk = self._mid[hi] = list(map(_MID.__mod__, zip(range(p0 * 64, (p0 + 256) * 64, 64),
-                                                            range(p0, p0 + 256), strict=True)))
+            # the pointer's top 24 bits are hi >> 2 (pfn < 2^34), its low 16 (hi & 3) << 14 | lo << 6
+            blk = self._mid[hi] = _MID_BLOCK[hi & 3].replace("\1", f"{hi >> 2:06x}").replace(
+                "\2", f"{hi:x}").split("\0")[:-1]
         return blk
 
     def _run_chunks(self, cpu: int, rec, a: int, b: int) -> list:
