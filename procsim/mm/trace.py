@@ -16,7 +16,8 @@ is a small tuple (seq, timestamp, event, arguments, task, bytes); the per-page e
 fill -- the pfns as a ``range`` (or a tuple), the shared arguments, the first timestamp and the
 step -- which costs the same whatever the run's length, and is expanded into its lines, byte
 for byte the per-event ones, when read (``_run_chunks``: joins of each page's cached
-``ptr pfn`` piece and the text the run's lines share; ``_run_lines`` the reference).
+``ptr pfn`` piece and the text the run's lines share, as bytes, which trace_pipe returns;
+``_run_lines`` the reference).
 The ring's arithmetic (bytes per event, events per page, overrun, LOST) is per event as before.  In overwrite mode
 (the default) a full ring drops its oldest page: ``overrun`` counts the events lost, and
 the next trace_pipe read from that cpu starts with ``CPU:N [LOST M EVENTS]`` as
@@ -293,14 +294,14 @@ _PAGE_EVENTS = frozenset(("mm_page_free", "mm_page_free_batched", "mm_page_alloc
                           "mm_page_pcpu_drain"))       # those a run records: "page=%p pfn=%#lx ..." first
 # a block of 256 pfns' ``%010x pfn=%#x`` pieces (pfn = hi * 256 + lo, 0 < hi < 2^26), by hi & 3, with
 # \1 for the pointer's first six digits, \2 for the pfn's digits before the last two, \0 after each
-_MID_BLOCK = ["".join(f"\1{(q << 14) | (lo << 6):04x} pfn=0x\2{lo:02x}\0" for lo in range(256)) for q in range(4)]
+_MID_BLOCK = [b"".join(b"\1%04x pfn=0x\2%02x\0" % ((q << 14) | (lo << 6), lo) for lo in range(256)) for q in range(4)]
 _MID_BLOCKS = 256                      # blocks of 256 pfns whose pieces Trace keeps (~20 kB each)
-_D3 = [f"{i:03d}" for i in range(1000)]
+_D3 = [b"%03d" % i for i in range(1000)]
 
 
 def _one_line_chunks(lines: list) -> list:
     """_run_chunks' chunks of lines of any length: one a line."""
-    return [(x, 1, len(x) if x.isascii() else len(x.encode()), len(x)) for x in lines]
+    return [(x, 1, len(x)) for x in map(str.encode, lines)]
 
 
 def _stretches(pfns: tuple):
@@ -627,7 +628,7 @@ class Trace:
         return list(map(t.__mod__, zip(ptrs, sub, strict=True)))
 
     def _mids(self, hi: int) -> list:
-        """The 256 ``%010x pfn=%#x`` pieces (the low 40 bits of the struct page pointer, the
+        """The 256 ``%010x pfn=%#x`` pieces (bytes) (the low 40 bits of the struct page pointer, the
         pfn) of pfns hi*256 .. hi*256+255 (0 < hi < 2^26), made once and kept for the next runs over them (at
         most _MID_BLOCKS blocks, the oldest dropped first)."""
         blk = self._mid.get(hi)
@@ -635,13 +636,13 @@ class Trace:
             if len(self._mid) >= _MID_BLOCKS:
                 self._mid.pop(next(iter(self._mid), None), None)
             # the pointer's top 24 bits are hi >> 2 (pfn < 2^34), its low 16 (hi & 3) << 14 | lo << 6
-            blk = self._mid[hi] = _MID_BLOCK[hi & 3].replace("\1", f"{hi >> 2:06x}").replace(
-                "\2", f"{hi:x}").split("\0")[:-1]
+            blk = self._mid[hi] = _MID_BLOCK[hi & 3].replace(b"\1", b"%06x" % (hi >> 2)).replace(
+                b"\2", b"%x" % hi).split(b"\0")[:-1]
         return blk
 
     def _run_chunks(self, cpu: int, rec, a: int, b: int) -> list:
-        """The text of events a..b-1 of a run record, what ``"".join(_run_lines(...))`` is, as
-        chunks (text, lines, bytes a line, characters a line) of lines of one length each.
+        """The text of events a..b-1 of a run record, what ``"".join(_run_lines(...))`` is, encoded,
+        as chunks (bytes, lines, bytes a line) of lines of one length each.
         Consecutive pfns of one block of 256 (their pointer and pfn only differ in the last
         digits) take their ``ptr pfn`` pieces from _mids(), glued by one join: with one
         timestamp the rest of the line is the join's separator; with a timestamp a whole
@@ -658,11 +659,10 @@ class Trace:
             if step or tail is None:
                 return _one_line_chunks(self._run_lines(cpu, rec, a, b))
             # "call_site=... ptr=%016x" and what follows it the same each line: a join of the pointers
-            head = f"{self.context(task, cpu, ts)}{event}: call_site={CALL_SITE} ptr="
-            tail = tail % rest
-            text = head + (tail + head).join(map("%016x".__mod__, sub)) + tail
-            lc = len(text) // n
-            return [(text, n, lc if text.isascii() else len(text.encode()) // n, lc)]
+            head = f"{self.context(task, cpu, ts)}{event}: call_site={CALL_SITE} ptr=".encode()
+            tail = (tail % rest).encode()
+            text = head + (tail + head).join(map(b"%016x".__mod__, sub)) + tail
+            return [(text, n, len(text) // n)]
         if step % 1000:
             return _one_line_chunks(self._run_lines(cpu, rec, a, b))
         if type(sub) is range:
@@ -685,13 +685,13 @@ class Trace:
             if pieces is None:
                 if len(self._templates) > 4096:
                     self._templates.clear()
-                tail = _page_tail(event, r[0], rest) + "\n"
+                tail = (_page_tail(event, r[0], rest) + "\n").encode()
                 if step:
                     comm, pid = task
-                    head = f"{comm:>16}-{pid:<7d} [{cpu:03d}] ..... "
-                    pieces = (head, f": {event}: page={_VM >> 40:x}", tail)
+                    head = f"{comm:>16}-{pid:<7d} [{cpu:03d}] ..... ".encode()
+                    pieces = (head, f": {event}: page={_VM >> 40:x}".encode(), tail)
                 else:
-                    head = f"{self.context(task, cpu, ts)}{event}: page={_VM >> 40:x}"
+                    head = f"{self.context(task, cpu, ts)}{event}: page={_VM >> 40:x}".encode()
                     pieces = (head, tail + head, tail)
                 self._templates[key] = pieces
             if step:
@@ -713,15 +713,14 @@ class Trace:
                         cnt = c2
                         mids = mids[:cnt]
                     head, mid, tail = pieces
-                    x1 = f"{head}{secs:5d}.{uh:03d}"
+                    x1 = b"%s%5d.%03d" % (head, secs, uh)
                     zx = tail + x1
-                    text = x1 + "".join(chain.from_iterable(zip(_D3[ul:ul + cnt * dus:dus], repeat(mid), mids,
+                    text = x1 + b"".join(chain.from_iterable(zip(_D3[ul:ul + cnt * dus:dus], repeat(mid), mids,
                                                                 repeat(zx))))[:-len(x1)]
                 else:
                     head, sep, tail = pieces
                     text = head + sep.join(mids) + tail
-                lc = len(text) // cnt
-                out.append((text, cnt, lc if text.isascii() else len(text.encode()) // cnt, lc))
+                out.append((text, cnt, len(text) // cnt))
                 k += cnt
         return out
 
@@ -769,7 +768,7 @@ class Trace:
                 out.append(self.line(r, c))
                 n += 1
             else:
-                out.extend([x[0] for x in self._run_chunks(c, r, o, len(r[3]))])
+                out.append(b"".join([x[0] for x in self._run_chunks(c, r, o, len(r[3]))]).decode())
                 n += len(r[3]) - o
         return n, "".join(out)
 
@@ -854,7 +853,7 @@ class Trace:
                         if not took and not out:
                             took = 1
                         if took:
-                            out.append(text if took == len(lines) else "".join(lines[:took]))
+                            out.append((text if took == len(lines) else "".join(lines[:took])).encode())
                             used += acc[took - 1]
                             nbytes += sum(r[5] for r in stretch[:took]) if took < len(lines) else sum(
                                 r[5] for r in stretch)
@@ -868,8 +867,8 @@ class Trace:
                         if e[4] is not task or e[1] != ts:    # trace_print_context, once per run of lines
                             task, ts = e[4], e[1]
                             prefix = context(task, c, ts)
-                        text = f"{head}{prefix}{e[2]}: {FORMATS[e[2]](*e[3])}\n"
-                        m = len(text) if text.isascii() else len(text.encode())
+                        text = f"{head}{prefix}{e[2]}: {FORMATS[e[2]](*e[3])}\n".encode()
+                        m = len(text)
                         if out and used + m > size:
                             full = True
                             break
@@ -886,8 +885,8 @@ class Trace:
                     stop = k if bound is None else min(k, bound - e[0] + 1)
                     if head:                          # the LOST line goes with the first line
                         lines = self._run_lines(c, e, off, off + 1)
-                        text = head + lines[0]
-                        m = len(text) if text.isascii() else len(text.encode())
+                        text = (head + lines[0]).encode()
+                        m = len(text)
                         if out and used + m > size:
                             full = True
                             break
@@ -904,7 +903,7 @@ class Trace:
                     # as many whole lines as fit (a line is longer than 64 bytes), chunk by chunk
                     want = min(stop, off + max(0, size - used) // 64 + 1) - off
                     took = 0
-                    for text, cnt, lb, lc in self._run_chunks(c, e, off, off + want):
+                    for text, cnt, lb in self._run_chunks(c, e, off, off + want):
                         fit = max(0, size - used) // lb
                         if fit >= cnt:
                             out.append(text)
@@ -914,7 +913,7 @@ class Trace:
                         if not fit and not out:
                             fit = 1
                         if fit:
-                            out.append(text[:fit * lc])
+                            out.append(text[:fit * lb])
                             used += fit * lb
                             took += fit
                         break
@@ -936,7 +935,7 @@ class Trace:
                     b.start = b.off = 0
                 if full:
                     break
-        return "".join(out).encode()
+        return b"".join(out)
 
     def _peek_one(self):
         """(cpu, entry, lost) of the oldest unread entry over all cpus (trace_find_next_entry), or None."""
