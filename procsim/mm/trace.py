@@ -481,8 +481,8 @@ class Trace:
 
     def _emit_run(self, event: str, cpu: int, ts: int, pfns, rest: tuple, step: int):
         """Record event for each of pfns (an argument each, then rest), the first at ts and
-        each next step ns later: the first as emit() records it, the rest as one record per
-        ring page they fill."""
+        each next step ns later, as one record per ring page they fill; a first event that
+        takes a time extend (a bigger one) is recorded as emit() records it, on its own."""
         n = len(pfns)
         if not n:
             return
@@ -492,23 +492,23 @@ class Trace:
         size = EVENT_BYTES[event]
         if event in STRING_ARG:                       # the __string's bytes and NUL, 4-byte aligned
             size += (len(rest[STRING_ARG[event] - 1]) + 4) & ~3
-        first = size
-        used = b.tail_bytes
-        if used and ts - b.last_ts >= TS_DELTA_LIMIT:
-            first += 8                                # RINGBUF_TYPE_TIME_EXTEND
-        if used + first > BUF_PAGE_SIZE:
-            self._new_page(b)
-            used = 0
-        b.tail_bytes = used + first
-        self.seq = seq = self.seq + 1
-        b.written += 1
-        b.bytes_in += first
-        b.pages[-1].append((seq, ts, event, (pfns[0], *rest), self.current, first))
-        ts0 = b.last_ts = ts
-        if n == 1:
-            return
+        ts0 = ts
+        i = 0
+        extend = b.tail_bytes and ts - b.last_ts >= TS_DELTA_LIMIT
+        if extend or n == 1:                          # the first with a time extend (RINGBUF_TYPE_TIME_EXTEND),
+            first = size + 8 if extend else size      # or the only one: an event of its own
+            used = b.tail_bytes
+            if used + first > BUF_PAGE_SIZE:
+                self._new_page(b)
+                used = 0
+            b.tail_bytes = used + first
+            self.seq = seq = self.seq + 1
+            b.written += 1
+            b.bytes_in += first
+            b.pages[-1].append((seq, ts, event, (pfns[0], *rest), self.current, first))
+            i = 1
+        b.last_ts = ts
         task = self.current
-        i = 1
         while i < n:
             room = (BUF_PAGE_SIZE - b.tail_bytes) // size
             if not room:
