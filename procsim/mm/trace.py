@@ -339,7 +339,8 @@ class Trace:
         self.on_page = None                           # the shell's wake-up, called as a page is started
         self._templates: dict = {}                    # (context, event, rest) -> a run's % template
         self._mid: dict = {}                          # pfn >> 8 -> its block's pieces (_mids)
-        self._pend = None                             # emit_later()'s events not yet recorded
+        self._pend = None                             # emit_later()'s arguments not yet recorded,
+        self._pend_key = None                         # and their (event, cpu, time, task, rest)
 
     # --- control, as the tracefs files set it --------------------------------------------
     def _update(self):
@@ -458,21 +459,19 @@ class Trace:
         flushes when its stretch ends; until then readers do not see it."""
         if not self.enabled[event]:
             return
-        p = self._pend
-        ts = self.k.now_ns
-        if p is not None:
-            if p[0] == event and p[1] == cpu and p[2] == ts and p[3] is self.current and p[4] == rest:
-                p[5].append(arg)
-                return
+        key = (event, cpu, self.k.now_ns, self.current, rest)
+        if key == self._pend_key:
+            self._pend.append(arg)
+            return
+        if self._pend is not None:
             self.flush()
-        self._pend = (event, cpu, ts, self.current, rest, [arg])
+        self._pend_key, self._pend = key, [arg]
 
     def flush(self):
         """Record the events emit_later() holds back."""
-        p = self._pend
-        if p is not None:
-            self._pend = None
-            event, cpu, ts, task, rest, args = p
+        if self._pend is not None:
+            args, (event, cpu, ts, task, rest) = self._pend, self._pend_key
+            self._pend = self._pend_key = None
             current, self.current = self.current, task
             try:
                 self._emit_run(event, cpu, ts, tuple(args), rest, 0)
