@@ -37,7 +37,7 @@ import errno
 from bisect import bisect_right
 from collections import deque
 from contextlib import nullcontext
-from itertools import accumulate, chain, repeat
+from itertools import accumulate, repeat
 from operator import add as _add, floordiv as _floordiv, mul as _mul
 
 from .errors import MMError
@@ -297,6 +297,7 @@ _PAGE_EVENTS = frozenset(("mm_page_free", "mm_page_free_batched", "mm_page_alloc
 _MID_BLOCK = [b"".join(b"\1%04x pfn=0x\2%02x\0" % ((q << 14) | (lo << 6), lo) for lo in range(256)) for q in range(4)]
 _MID_BLOCKS = 256                      # blocks of 256 pfns whose pieces Trace keeps (~20 kB each)
 _D3 = [b"%03d" % i for i in range(1000)]
+_bytes_add = bytes.__add__
 
 
 def _one_line_chunks(lines: list) -> list:
@@ -688,7 +689,8 @@ class Trace:
                 if step:
                     comm, pid = task
                     head = f"{comm:>16}-{pid:<7d} [{cpu:03d}] ..... ".encode()
-                    pieces = (head, f": {event}: page={_VM >> 40:x}".encode(), tail)
+                    mid = f": {event}: page={_VM >> 40:x}".encode()
+                    pieces = (head, [x + mid for x in _D3], tail)
                 else:
                     head = f"{self.context(task, cpu, ts)}{event}: page={_VM >> 40:x}".encode()
                     pieces = (head, tail + head, tail)
@@ -711,11 +713,9 @@ class Trace:
                     if c2 < cnt:
                         cnt = c2
                         mids = mids[:cnt]
-                    head, mid, tail = pieces
+                    head, d3, tail = pieces                 # d3: each microsecond's digits and what follows
                     x1 = b"%s%5d.%03d" % (head, secs, uh)
-                    zx = tail + x1
-                    text = x1 + b"".join(chain.from_iterable(zip(_D3[ul:ul + cnt * dus:dus], repeat(mid), mids,
-                                                                repeat(zx))))[:-len(x1)]
+                    text = x1 + (tail + x1).join(map(_bytes_add, d3[ul:ul + cnt * dus:dus], mids)) + tail
                 else:
                     head, sep, tail = pieces
                     text = head + sep.join(mids) + tail
@@ -801,18 +801,15 @@ class Trace:
         with self.lock:
             bufs = self.bufs
             while True:
-                best = None
-                for c, b in bufs.items():
-                    s = b.oldest_seq()
-                    if s is not None and (best is None or s < best[0]):
-                        best = (s, c)
-                if best is None:
+                seqs = [(s, c) for c, b in bufs.items() if (s := b.oldest_seq()) is not None]
+                if not seqs:
                     break
-                c = best[1]
+                if len(seqs) == 1:
+                    c, bound = seqs[0][1], None
+                else:                                 # the other cpus' oldest: this cpu's entries
+                    seqs.sort()                       # before it come next, in a row
+                    c, bound = seqs[0][1], seqs[1][0]
                 b = bufs[c]
-                # the other cpus' oldest: this cpu's entries before it come next, in a row
-                bound = min((s for cc, bb in bufs.items() if cc != c and (s := bb.oldest_seq()) is not None),
-                            default=None)
                 self._normalise(b)
                 page, i, off = b.pages[0], b.start, b.off
                 lost = b.overrun - b.last_overrun      # told once it is printed (with its first line):
