@@ -37,7 +37,7 @@ import errno
 from bisect import bisect_right
 from collections import deque
 from contextlib import nullcontext
-from itertools import accumulate, repeat
+from itertools import accumulate, islice, repeat
 from operator import add as _add, floordiv as _floordiv, mul as _mul
 
 from .errors import MMError
@@ -258,8 +258,15 @@ class CpuBuffer:
         return None if got is None else _entry(*got)
 
     def oldest_seq(self):
-        got = self._first()
-        return None if got is None else got[0][0] + got[1]
+        """The seq of the first unread event, or None (what _first() finds, without its pair)."""
+        pages = self.pages
+        page = pages[0]
+        if self.start < len(page):
+            return page[self.start][0] + self.off
+        for page in islice(pages, 1, None):
+            if page:
+                return page[0][0]
+        return None
 
     def records(self):
         """The unread records, oldest first, each as (record, first unread event index)."""
@@ -700,11 +707,12 @@ class Trace:
                 us = (ts + (a + k0) * step + 500) // 1000     # _usecs()'s rounding, per line
             d = r.step
             k = 0
+            mid_blocks = self._mid
             while k < m:
                 pfn = r[k]
                 hi, lo = pfn >> 8, pfn & 255
                 cnt = min(m - k, 256 - lo if d > 0 else lo + 1)
-                blk = self._mids(hi)
+                blk = mid_blocks.get(hi) or self._mids(hi)
                 mids = blk[lo:lo + cnt] if d > 0 else blk[lo - cnt + 1:lo + 1][::-1]
                 if step:
                     secs, u = divmod(us + k * dus, 1_000_000)
@@ -810,7 +818,8 @@ class Trace:
                     seqs.sort()                       # before it come next, in a row
                     c, bound = seqs[0][1], seqs[1][0]
                 b = bufs[c]
-                self._normalise(b)
+                if b.start >= len(b.pages[0]):
+                    self._normalise(b)
                 page, i, off = b.pages[0], b.start, b.off
                 lost = b.overrun - b.last_overrun      # told once it is printed (with its first line):
                 head = f"CPU:{c} [LOST {lost} EVENTS]\n" if lost else ""   # one that does not fit waits
