@@ -637,11 +637,11 @@ class Trace:
     def _mids(self, hi: int) -> list:
         """The 256 ``%010x pfn=%#x`` pieces (bytes) (the low 40 bits of the struct page pointer, the
         pfn) of pfns hi*256 .. hi*256+255 (0 < hi < 2^26), made once and kept for the next runs over them (at
-        most _MID_BLOCKS blocks, the oldest dropped first)."""
+        most _MID_BLOCKS blocks: all dropped when full)."""
         blk = self._mid.get(hi)
         if blk is None:
-            if len(self._mid) >= _MID_BLOCKS:
-                self._mid.pop(next(iter(self._mid), None), None)
+            if len(self._mid) >= _MID_BLOCKS:         # (readers of trace and trace_pipe may share it:
+                self._mid.clear()                     # one step, safe with another thread's get)
             # the pointer's top 24 bits are hi >> 2 (pfn < 2^34), its low 16 (hi & 3) << 14 | lo << 6
             blk = self._mid[hi] = _MID_BLOCK[hi & 3].replace(b"\1", b"%06x" % (hi >> 2)).replace(
                 b"\2", b"%x" % hi).split(b"\0")[:-1]
