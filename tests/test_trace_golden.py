@@ -32,6 +32,12 @@ SIZES = (4096, 1 << 17, 200, 1, 65536, 1000, 8192, 333)
 # at an empty read), "DRAIN" reads it to the end, "TRACE" renders trace, "STATS" every cpu's stats.
 TINY_SWAP = (CONFIGS / "tiny.yaml").read_text() + "swap: 16MiB\n"
 FILL = "alloc_pages 0 count=5000 use=anon gfp=GFP_HIGHUSER_MOVABLE tag={}"
+# with unused dentries and inodes for the superblock shrinker to free (its frees a run: Trace.emit_later)
+TINY_SB = TINY_SWAP + """boot:
+  caches:
+    - {name: dentry, size: 192, objects: 6000, unused: 5000, flags: "SLAB_RECLAIM_ACCOUNT"}
+    - {name: inode_cache, size: 640, objects: 3000, flags: "SLAB_RECLAIM_ACCOUNT"}
+"""
 SCENARIOS = {
     "everything, a reader that keeps up": (TINY_SWAP, [
         "tracefs events/enable 1", "kmem_cache_create foo 100", "kmem_cache_alloc foo count=50 tag=x cpu=1",
@@ -51,6 +57,11 @@ SCENARIOS = {
         "free_pages tag=a", "sleep 1", "READ 2", "tracefs trace 0", "STATS", "TRACE",
         "alloc_pages 0 count=2500 use=anon tag=g", "tracefs tracing_on 0", "kfree tag=k",
         "tracefs tracing_on 1", "free_pages tag=g", "TRACE", "DRAIN", "STATS",
+    ]),
+    "the shrinker's frees, read whole and in pieces, overrun": (TINY_SB, [
+        "tracefs events/enable 1", "tracefs buffer_size_kb 8", "alloc_pages 0 count=12000 use=anon tag=a",
+        "READ 3", "STATS", "TRACE", "DRAIN", "tracefs buffer_size_kb 64", "drop_caches", "READ 9", "TRACE",
+        "DRAIN", "STATS",
     ]),
 }
 
@@ -105,14 +116,19 @@ def _emit_each(self, event, cpu, pfns, *rest, step=0):
         k._now_ns = now
 
 
+def _emit_now(self, event, cpu, *args):
+    """The reference for Trace.emit_later: the event recorded now, by emit()."""
+    self.emit(event, cpu, *args)
+
+
 @contextmanager
 def per_event():
-    compact = Trace.emit_pfns
-    Trace.emit_pfns = _emit_each
+    compact, later = Trace.emit_pfns, Trace.emit_later
+    Trace.emit_pfns, Trace.emit_later = _emit_each, _emit_now
     try:
         yield
     finally:
-        Trace.emit_pfns = compact
+        Trace.emit_pfns, Trace.emit_later = compact, later
 
 
 def test_trace_text_is_byte_for_byte_the_per_event_trees():
@@ -144,7 +160,9 @@ def test_the_reference_records_no_runs():
 def test_run_records_print_each_events_line():
     """A run record's lines are Trace.line() of each of its events (the per-event formatter the
     golden's tree used): steps that cross a second, pfns whose hex grows or shrinks a digit,
-    descending ranges, tuples, steps of whole and of part microseconds, a '%' in the comm."""
+    descending ranges, tuples, steps of whole and of part microseconds, a '%' in the comm.  The
+    chunks read_pipe and ``trace`` print (``_run_chunks``) are the same text, lines of the length
+    each chunk tells."""
     from procsim.mm.trace import Trace, _entry
     tr = Trace()
     cases = [
@@ -156,14 +174,30 @@ def test_run_records_print_each_events_line():
         ("mm_page_free", range(0xfffff0, 0x1000010), (0,), 86_400_000_000_000, 0),
         ("mm_page_pcpu_drain", range((1 << 34) - 3, (1 << 34) + 3), (0, 1), 5, 0),
         ("mm_page_alloc", ((1 << 34) + 5, 3), (0, 1, 0xcc0), 5, 1000),
+        # blocks of 256 pfns crossed up and down, milliseconds and seconds turning inside a run
+        ("mm_page_alloc", range(0x7fe00, 0x80210), (0, 1, 0x140cca), 999_980_000, 1000),
+        ("mm_page_alloc", range(0x80210, 0x7fe00, -1), (0, 1, 0x140cca), 999_980_400, 2000),
+        ("mm_page_alloc_zone_locked", range(0x2000, 0x1e00, -1), (0, 1, True), 12_345_678_901, 0),
+        ("mm_page_pcpu_drain", range(200, 300), (0, 0), 0, 0),
+        ("mm_page_pcpu_drain", range((1 << 34) - 300, (1 << 34) - 3), (0, 1), 5, 0),
+        ("mm_page_alloc", tuple(range(0x10005, 0x10105)) + tuple(range(0x2000, 0x1f00, -1)) + (5, 0x3000, 0x3002),
+         (0, 2, 0xcc0), 5_999_999_500, 7000),
+        ("mm_page_free", tuple(range(0x3000, 0x3100)) + tuple(range(0x5000, 0x5010)), (0,), 7_000_000_000, 1000),
     ]
     for event, pfns, rest, ts, step in cases:
-        for task in (("kswapd0", 35), ("50%done", 1234567)):
+        for task in (("kswapd0", 35), ("50%done", 1234567), ("tâche", 7)):
             rec = (100, ts, event, pfns, task, 28, rest, step)
             for cpu in (0, 13):
                 want = [Trace.line(_entry(rec, i), cpu) for i in range(len(pfns))]
                 assert tr._run_lines(cpu, rec, 0, len(pfns)) == want, (event, step)
                 assert tr._run_lines(cpu, rec, 3, 5) == want[3:5]
+                for a, b in ((0, len(pfns)), (3, 5), (1, len(pfns) - 1), (len(pfns) // 2, len(pfns))):
+                    chunks = tr._run_chunks(cpu, rec, a, b)
+                    assert b"".join(x[0] for x in chunks).decode() == "".join(want[a:b]), (event, step, a, b)
+                    assert sum(x[1] for x in chunks) == len(want[a:b])
+                    for data, lines, nbytes in chunks:             # lines of one length each, as told
+                        got = data.split(b"\n")
+                        assert len(got) == lines + 1 and not got[-1] and {len(x) + 1 for x in got[:-1]} == {nbytes}
 
 
 def test_events_snapshot_consume_and_read_pipe_agree():
@@ -190,3 +224,60 @@ def test_events_snapshot_consume_and_read_pipe_agree():
     while chunk := other.read_pipe(50000):
         piped.append(chunk)
     assert b"".join(piped).decode() == text
+
+
+def test_emit_later_records_what_emit_would_in_the_same_order():
+    """Trace.emit_later (the shrinker's frees) holds a stretch of one event, cpu, task, time and
+    arguments but the first back as one run; anything else recorded, or flush(), records it
+    first.  Reads of every size, ``trace`` and the counters are those of emit() called at once."""
+    class Clock:
+        now_ns = 5_000_000_000
+        nr_cpu_ids = 2
+
+    def script(tr, later):
+        k = tr.k
+        for i in range(700):
+            if i % 97 == 0:
+                k.now_ns += 1000 if i % 2 else (1 << 28)       # a time extend now and then
+            if i % 131 == 0:
+                tr.current = ("kswapd0", 35) if tr.current[1] == 1 else ("50%x", 1)
+            name = "dentry" if i % 200 < 150 else "inode_cache"
+            later("kmem_cache_free", i % 300 // 250, 0xffff888000000000 + 192 * i, name)
+            if i % 157 == 0:
+                tr.emit("mm_page_free", 0, 0x1000 + i, 0)
+            if i % 211 == 0:
+                tr.emit_pfns("mm_page_free", 1, range(0x2000 + i, 0x2010 + i), 0)
+            if i % 90 == 0:
+                later("kfree", 1, 0xffff888000100000 + 64 * i)
+        tr.flush()
+
+    twins = []
+    for compact in (True, False):
+        tr = Trace(Clock())
+        tr.enable(("kmem_cache_free", "kfree", "mm_page_free"), True)
+        tr.resize(12)
+        script(tr, tr.emit_later if compact else tr.emit)
+        twins.append(tr)
+    runs = [r for b in twins[0].bufs.values() for p in b.pages for r in p if len(r) == 8]
+    assert any(r[2] == "kmem_cache_free" and len(r[3]) > 20 for r in runs)
+    assert not any(len(r) == 8 and r[2] != "mm_page_free" for b in twins[1].bufs.values() for p in b.pages for r in p)
+    got, want = ([tr.listing(), tr.total(), tr.written, [tr.stats(c) for c in (0, 1)]] for tr in twins)
+    assert got == want
+    reads = [[], []]
+    for i in range(10 ** 6):
+        chunks = [tr.read_pipe(SIZES[i % len(SIZES)]) for tr in twins]
+        assert chunks[0] == chunks[1], i
+        if not chunks[0]:
+            break
+        reads[0].append(chunks[0])
+    text = b"".join(reads[0]).decode()
+    assert "[LOST " in text and "kmem_cache_free" in text and "kfree" in text
+
+
+def test_a_blocks_pieces_are_the_percent_format():
+    """Trace._mids (a block of 256 pfns' "ptr pfn=" pieces, built from a template by hi & 3) is
+    ``%010x pfn=%#x`` of each pfn's struct page offset and pfn, wherever the digits carry."""
+    tr = Trace()
+    for hi in (1, 2, 3, 4, 0xf, 0x10, 0xff, 0x100, 0x3ff, 0x400, 0x7fe, 0x12345, (1 << 26) - 1):
+        p0 = hi << 8
+        assert tr._mids(hi) == [b"%010x pfn=%#x" % (p * 64, p) for p in range(p0, p0 + 256)], hi

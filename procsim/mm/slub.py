@@ -507,7 +507,9 @@ class Slub:
         self.k.generation += 1
         return addr
 
-    def kmem_cache_free(self, cache: KmemCache, addr: int, cpu=None):
+    def kmem_cache_free(self, cache: KmemCache, addr: int, cpu=None, later: bool = False):
+        """Free an object of cache; ``later``: its event by Trace.emit_later (a stretch of frees,
+        the shrinker's, recorded as a run; the caller flushes)."""
         self._check_cache(cache)
         slab = self._slab_lookup(addr)
         if slab is None or slab.cache is not cache:
@@ -516,7 +518,8 @@ class Slub:
                           else "kmem_cache_free needs an address")
         self._free(slab, addr, self._pick_cpu(None, cpu) if cpu is not None else None)
         if self.trace.active:
-            self.trace.emit("kmem_cache_free", self.trace.cpu if cpu is None else cpu, addr, cache.name)
+            tr = self.trace
+            (tr.emit_later if later else tr.emit)("kmem_cache_free", tr.cpu if cpu is None else cpu, addr, cache.name)
         self.k.generation += 1
 
     def kmalloc(self, size: int, gfp: int = GFP_KERNEL, node=None, cpu=None) -> int:

@@ -15,7 +15,9 @@ is a small tuple (seq, timestamp, event, arguments, task, bytes); the per-page e
 (``emit_pfns``: the pages of a pcp refill, a drain, a fill) are one record per ring page they
 fill -- the pfns as a ``range`` (or a tuple), the shared arguments, the first timestamp and the
 step -- which costs the same whatever the run's length, and is expanded into its lines, byte
-for byte the per-event ones, by one C-level ``%`` template per run when read (``_run_text``).
+for byte the per-event ones, when read (``_run_chunks``: joins of each page's cached
+``ptr pfn`` piece and the text the run's lines share, as bytes, which trace_pipe returns;
+``_run_lines`` the reference).
 The ring's arithmetic (bytes per event, events per page, overrun, LOST) is per event as before.  In overwrite mode
 (the default) a full ring drops its oldest page: ``overrun`` counts the events lost, and
 the next trace_pipe read from that cpu starts with ``CPU:N [LOST M EVENTS]`` as
@@ -35,7 +37,7 @@ import errno
 from bisect import bisect_right
 from collections import deque
 from contextlib import nullcontext
-from itertools import accumulate, repeat
+from itertools import accumulate, islice, repeat
 from operator import add as _add, floordiv as _floordiv, mul as _mul
 
 from .errors import MMError
@@ -208,6 +210,9 @@ _PLAIN = {
     "mm_vmscan_kswapd_wake": "nid=%d order=%d\n",
 }
 assert "%" not in CALL_SITE
+# those whose line is "call_site=CALL_SITE ptr=%016x" and the rest of their arguments: how the rest prints
+_PTR_TAIL = {e: f[len(f"call_site={CALL_SITE} ptr=%016x"):] for e, f in _PLAIN.items()
+             if f.startswith(f"call_site={CALL_SITE} ptr=%016x")}
 
 
 class CpuBuffer:
@@ -253,8 +258,15 @@ class CpuBuffer:
         return None if got is None else _entry(*got)
 
     def oldest_seq(self):
-        got = self._first()
-        return None if got is None else got[0][0] + got[1]
+        """The seq of the first unread event, or None (what _first() finds, without its pair)."""
+        pages = self.pages
+        page = pages[0]
+        if self.start < len(page):
+            return page[self.start][0] + self.off
+        for page in islice(pages, 1, None):
+            if page:
+                return page[0][0]
+        return None
 
     def records(self):
         """The unread records, oldest first, each as (record, first unread event index)."""
@@ -285,6 +297,37 @@ def _page_tail(event: str, pfn: int, rest: tuple) -> str:
     return body[body.index(" ", body.index(" pfn=") + 1):]
 
 
+_PAGE_EVENTS = frozenset(("mm_page_free", "mm_page_free_batched", "mm_page_alloc", "mm_page_alloc_zone_locked",
+                          "mm_page_pcpu_drain"))       # those a run records: "page=%p pfn=%#lx ..." first
+# a block of 256 pfns' ``%010x pfn=%#x`` pieces (pfn = hi * 256 + lo, 0 < hi < 2^26), by hi & 3, with
+# \1 for the pointer's first six digits, \2 for the pfn's digits before the last two, \0 after each
+_MID_BLOCK = [b"".join(b"\1%04x pfn=0x\2%02x\0" % ((q << 14) | (lo << 6), lo) for lo in range(256)) for q in range(4)]
+_MID_BLOCKS = 256                      # blocks of 256 pfns whose pieces Trace keeps (~20 kB each)
+_D3 = [b"%03d" % i for i in range(1000)]
+_bytes_add = bytes.__add__
+
+
+def _one_line_chunks(lines: list) -> list:
+    """_run_chunks' chunks of lines of any length: one a line."""
+    return [(x, 1, len(x)) for x in map(str.encode, lines)]
+
+
+def _stretches(pfns: tuple):
+    """[(index, range)] of the stretches of consecutive pfns (step 1 or -1) a tuple is made of."""
+    out, i, n = [], 0, len(pfns)
+    while i < n:
+        p = pfns[i]
+        d = pfns[i + 1] - p if i + 1 < n else 1
+        if d not in (1, -1):
+            d = 1
+        j = i + 1
+        while j < n and pfns[j] == p + d * (j - i):
+            j += 1
+        out.append((i, range(p, p + d * (j - i), d)))
+        i = j
+    return out
+
+
 class Trace:
     """The tracing instance of one Kernel (``k.trace``)."""
 
@@ -303,6 +346,9 @@ class Trace:
         self.lock = nullcontext()                     # the shell's lock around pages and reads
         self.on_page = None                           # the shell's wake-up, called as a page is started
         self._templates: dict = {}                    # (context, event, rest) -> a run's % template
+        self._mid: dict = {}                          # pfn >> 8 -> its block's pieces (_mids)
+        self._pend = None                             # emit_later()'s arguments not yet recorded,
+        self._pend_key = None                         # and their (event, cpu, time, task, rest)
 
     # --- control, as the tracefs files set it --------------------------------------------
     def _update(self):
@@ -373,6 +419,8 @@ class Trace:
     def emit(self, event: str, cpu: int, *args):
         if not self.enabled[event]:
             return
+        if self._pend is not None:                    # the deferred events came first
+            self.flush()
         b = self.bufs.get(cpu)
         if b is None:
             b = self.bufs[cpu] = CpuBuffer(self.cpu_size(cpu))
@@ -407,15 +455,67 @@ class Trace:
                 p0, d = pfns[0], 1 if pfns[1] > pfns[0] else -1
                 if pfns[-1] - p0 == d * (len(pfns) - 1) and pfns == tuple(range(p0, pfns[-1] + d, d)):
                     pfns = range(p0, pfns[-1] + d, d)
+        if self._pend is not None:
+            self.flush()
+        self._emit_run(event, cpu, self.k.now_ns, pfns, rest, step)
+
+    def emit_later(self, event: str, cpu: int, arg, *rest):
+        """emit(event, cpu, arg, *rest), recorded at the next flush() -- which the next emit(),
+        emit_pfns() or emit_later() of anything else does first, so the order of events is
+        theirs: a stretch of one event with one cpu, task, time and ``rest`` (the shrinker's
+        kmem_cache_free of one cache) becomes a run record like a run of pages.  The caller
+        flushes when its stretch ends; until then readers do not see it."""
+        if not self.enabled[event]:
+            return
+        key = (event, cpu, self.k.now_ns, self.current, rest)
+        if key == self._pend_key:
+            self._pend.append(arg)
+            return
+        if self._pend is not None:
+            self.flush()
+        self._pend_key, self._pend = key, [arg]
+
+    def flush(self):
+        """Record the events emit_later() holds back."""
+        if self._pend is not None:
+            args, (event, cpu, ts, task, rest) = self._pend, self._pend_key
+            self._pend = self._pend_key = None
+            current, self.current = self.current, task
+            try:
+                self._emit_run(event, cpu, ts, tuple(args), rest, 0)
+            finally:
+                self.current = current
+
+    def _emit_run(self, event: str, cpu: int, ts: int, pfns, rest: tuple, step: int):
+        """Record event for each of pfns (an argument each, then rest), the first at ts and
+        each next step ns later, as one record per ring page they fill; a first event that
+        takes a time extend (a bigger one) is recorded as emit() records it, on its own."""
         n = len(pfns)
         if not n:
             return
-        self.emit(event, cpu, pfns[0], *rest)
-        if n == 1:
-            return
-        b = self.bufs[cpu]
-        ts0, task, size = b.last_ts, self.current, EVENT_BYTES[event]
-        i = 1
+        b = self.bufs.get(cpu)
+        if b is None:
+            b = self.bufs[cpu] = CpuBuffer(self.cpu_size(cpu))
+        size = EVENT_BYTES[event]
+        if event in STRING_ARG:                       # the __string's bytes and NUL, 4-byte aligned
+            size += (len(rest[STRING_ARG[event] - 1]) + 4) & ~3
+        ts0 = ts
+        i = 0
+        extend = b.tail_bytes and ts - b.last_ts >= TS_DELTA_LIMIT
+        if extend or n == 1:                          # the first with a time extend (RINGBUF_TYPE_TIME_EXTEND),
+            first = size + 8 if extend else size      # or the only one: an event of its own
+            used = b.tail_bytes
+            if used + first > BUF_PAGE_SIZE:
+                self._new_page(b)
+                used = 0
+            b.tail_bytes = used + first
+            self.seq = seq = self.seq + 1
+            b.written += 1
+            b.bytes_in += first
+            b.pages[-1].append((seq, ts, event, (pfns[0], *rest), self.current, first))
+            i = 1
+        b.last_ts = ts
+        task = self.current
         while i < n:
             room = (BUF_PAGE_SIZE - b.tail_bytes) // size
             if not room:
@@ -479,6 +579,11 @@ class Trace:
         sub = pfns[a:b]
         if not sub:
             return []
+        if event not in _PAGE_EVENTS:                 # emit_later()'s runs: one time, the first argument varies
+            if step or event not in _PLAIN:
+                return [self.line(_entry(rec, i), cpu) for i in range(a, a + len(sub))]
+            t = f"{self.context(task, cpu, ts)}{event}: ".replace("%", "%%") + _PLAIN[event]
+            return [t % (x, *rest) for x in sub]
         small = (max(sub[0], sub[-1]) if type(sub) is range else max(sub)) < _SMALL_PFN
         base, vmx = (0, _VMX_SMALL) if small else (_VM, _VMX)
         if type(sub) is range:
@@ -529,6 +634,103 @@ class Trace:
             self._templates[key] = t
         return list(map(t.__mod__, zip(ptrs, sub, strict=True)))
 
+    def _mids(self, hi: int) -> list:
+        """The 256 ``%010x pfn=%#x`` pieces (bytes) (the low 40 bits of the struct page pointer, the
+        pfn) of pfns hi*256 .. hi*256+255 (0 < hi < 2^26), made once and kept for the next runs over them (at
+        most _MID_BLOCKS blocks: all dropped when full)."""
+        blk = self._mid.get(hi)
+        if blk is None:
+            if len(self._mid) >= _MID_BLOCKS:         # (readers of trace and trace_pipe may share it:
+                self._mid.clear()                     # one step, safe with another thread's get)
+            # the pointer's top 24 bits are hi >> 2 (pfn < 2^34), its low 16 (hi & 3) << 14 | lo << 6
+            blk = self._mid[hi] = _MID_BLOCK[hi & 3].replace(b"\1", b"%06x" % (hi >> 2)).replace(
+                b"\2", b"%x" % hi).split(b"\0")[:-1]
+        return blk
+
+    def _run_chunks(self, cpu: int, rec, a: int, b: int) -> list:
+        """The text of events a..b-1 of a run record, what ``"".join(_run_lines(...))`` is, encoded,
+        as chunks (bytes, lines, bytes a line) of lines of one length each.
+        Consecutive pfns of one block of 256 (their pointer and pfn only differ in the last
+        digits) take their ``ptr pfn`` pieces from _mids(), glued by one join: with one
+        timestamp the rest of the line is the join's separator; with a timestamp a whole
+        microsecond further each line, its last three digits come from a table of them.  Other
+        runs (a step of part microseconds, pfns below 256 or above 2^34, gaps) take
+        _run_lines(), a chunk a line."""
+        seq, ts, event, pfns, task, size, rest, step = rec
+        sub = pfns[a:b]
+        n = len(sub)
+        if not n:
+            return []
+        if event not in _PAGE_EVENTS:
+            tail = _PTR_TAIL.get(event)
+            if step or tail is None:
+                return _one_line_chunks(self._run_lines(cpu, rec, a, b))
+            # "call_site=... ptr=%016x" and what follows it the same each line: a join of the pointers
+            head = f"{self.context(task, cpu, ts)}{event}: call_site={CALL_SITE} ptr=".encode()
+            tail = (tail % rest).encode()
+            text = head + (tail + head).join(map(b"%016x".__mod__, sub)) + tail
+            return [(text, n, len(text) // n)]
+        if step % 1000:
+            return _one_line_chunks(self._run_lines(cpu, rec, a, b))
+        if type(sub) is range:
+            parts = [(0, sub)] if sub.step in (1, -1) else None
+        elif sub == tuple(range(sub[0], sub[0] + n)):
+            parts = [(0, range(sub[0], sub[0] + n))]
+        else:
+            parts = _stretches(sub)
+        if parts is None:
+            return _one_line_chunks(self._run_lines(cpu, rec, a, b))
+        out = []
+        for k0, r in parts:
+            m = len(r)
+            lo_pfn, hi_pfn = (r[0], r[-1]) if r.step > 0 else (r[-1], r[0])
+            if lo_pfn < 256 or hi_pfn >= _SMALL_PFN:
+                out.extend(_one_line_chunks(self._run_lines(cpu, rec, a + k0, a + k0 + m)))
+                continue
+            key = (task, cpu, "chunk", event, rest, ts if not step else None)
+            pieces = self._templates.get(key)
+            if pieces is None:
+                if len(self._templates) > 4096:
+                    self._templates.clear()
+                tail = (_page_tail(event, r[0], rest) + "\n").encode()
+                if step:
+                    comm, pid = task
+                    head = f"{comm:>16}-{pid:<7d} [{cpu:03d}] ..... ".encode()
+                    mid = f": {event}: page={_VM >> 40:x}".encode()
+                    pieces = (head, [x + mid for x in _D3], tail)
+                else:
+                    head = f"{self.context(task, cpu, ts)}{event}: page={_VM >> 40:x}".encode()
+                    pieces = (head, tail + head, tail)
+                self._templates[key] = pieces
+            if step:
+                dus = step // 1000
+                us = (ts + (a + k0) * step + 500) // 1000     # _usecs()'s rounding, per line
+            d = r.step
+            k = 0
+            mid_blocks = self._mid
+            while k < m:
+                pfn = r[k]
+                hi, lo = pfn >> 8, pfn & 255
+                cnt = min(m - k, 256 - lo if d > 0 else lo + 1)
+                blk = mid_blocks.get(hi) or self._mids(hi)
+                mids = blk[lo:lo + cnt] if d > 0 else blk[lo - cnt + 1:lo + 1][::-1]
+                if step:
+                    secs, u = divmod(us + k * dus, 1_000_000)
+                    uh, ul = divmod(u, 1000)
+                    c2 = -(-(1000 - ul) // dus)             # lines until the millisecond turns
+                    if c2 < cnt:
+                        cnt = c2
+                        mids = mids[:cnt]
+                    head, d3, tail = pieces                 # d3: each microsecond's digits and what follows
+                    x1 = b"%s%5d.%03d" % (head, secs, uh)
+                    text = x1 + (tail + x1).join(map(_bytes_add, d3[ul:ul + cnt * dus:dus], mids)) + tail
+                else:
+                    head, sep, tail = pieces
+                    text = head + sep.join(mids) + tail
+                out.append((text, cnt, len(text) // cnt))
+                k += cnt
+        return out
+
     def entries(self) -> int:
         return sum(b.entries() for b in self.bufs.values())
 
@@ -573,7 +775,7 @@ class Trace:
                 out.append(self.line(r, c))
                 n += 1
             else:
-                out.extend(self._run_lines(c, r, o, len(r[3])))
+                out.append(b"".join([x[0] for x in self._run_chunks(c, r, o, len(r[3]))]).decode())
                 n += len(r[3]) - o
         return n, "".join(out)
 
@@ -607,19 +809,17 @@ class Trace:
         with self.lock:
             bufs = self.bufs
             while True:
-                best = None
-                for c, b in bufs.items():
-                    s = b.oldest_seq()
-                    if s is not None and (best is None or s < best[0]):
-                        best = (s, c)
-                if best is None:
+                seqs = [(s, c) for c, b in bufs.items() if (s := b.oldest_seq()) is not None]
+                if not seqs:
                     break
-                c = best[1]
+                if len(seqs) == 1:
+                    c, bound = seqs[0][1], None
+                else:                                 # the other cpus' oldest: this cpu's entries
+                    seqs.sort()                       # before it come next, in a row
+                    c, bound = seqs[0][1], seqs[1][0]
                 b = bufs[c]
-                # the other cpus' oldest: this cpu's entries before it come next, in a row
-                bound = min((s for cc, bb in bufs.items() if cc != c and (s := bb.oldest_seq()) is not None),
-                            default=None)
-                self._normalise(b)
+                if b.start >= len(b.pages[0]):
+                    self._normalise(b)
                 page, i, off = b.pages[0], b.start, b.off
                 lost = b.overrun - b.last_overrun      # told once it is printed (with its first line):
                 head = f"CPU:{c} [LOST {lost} EVENTS]\n" if lost else ""   # one that does not fit waits
@@ -658,7 +858,7 @@ class Trace:
                         if not took and not out:
                             took = 1
                         if took:
-                            out.append(text if took == len(lines) else "".join(lines[:took]))
+                            out.append((text if took == len(lines) else "".join(lines[:took])).encode())
                             used += acc[took - 1]
                             nbytes += sum(r[5] for r in stretch[:took]) if took < len(lines) else sum(
                                 r[5] for r in stretch)
@@ -672,8 +872,8 @@ class Trace:
                         if e[4] is not task or e[1] != ts:    # trace_print_context, once per run of lines
                             task, ts = e[4], e[1]
                             prefix = context(task, c, ts)
-                        text = f"{head}{prefix}{e[2]}: {FORMATS[e[2]](*e[3])}\n"
-                        m = len(text) if text.isascii() else len(text.encode())
+                        text = f"{head}{prefix}{e[2]}: {FORMATS[e[2]](*e[3])}\n".encode()
+                        m = len(text)
                         if out and used + m > size:
                             full = True
                             break
@@ -690,8 +890,8 @@ class Trace:
                     stop = k if bound is None else min(k, bound - e[0] + 1)
                     if head:                          # the LOST line goes with the first line
                         lines = self._run_lines(c, e, off, off + 1)
-                        text = head + lines[0]
-                        m = len(text) if text.isascii() else len(text.encode())
+                        text = (head + lines[0]).encode()
+                        m = len(text)
                         if out and used + m > size:
                             full = True
                             break
@@ -705,31 +905,29 @@ class Trace:
                         if off == k:
                             i, off = i + 1, 0
                         continue
-                    # as many whole lines as fit (a line is longer than 64 bytes), cut by their lengths
-                    room = size - used
-                    lines = self._run_lines(c, e, off, min(stop, off + max(0, room) // 64 + 1))
-                    text = "".join(lines)
-                    if text.isascii() and len(text) <= room:
-                        took = len(lines)
-                        out.append(text)
-                        used += len(text)
-                    else:
-                        if text.isascii():
-                            acc = list(accumulate(map(len, lines)))
-                        else:
-                            acc = list(accumulate(len(x.encode()) for x in lines))
-                        took = bisect_right(acc, room)
-                        if not took and not out:
-                            took = 1
-                        if took:
-                            out.append("".join(lines[:took]))
-                            used += acc[took - 1]
+                    # as many whole lines as fit (a line is longer than 64 bytes), chunk by chunk
+                    want = min(stop, off + max(0, size - used) // 64 + 1) - off
+                    took = 0
+                    for text, cnt, lb in self._run_chunks(c, e, off, off + want):
+                        fit = max(0, size - used) // lb
+                        if fit >= cnt:
+                            out.append(text)
+                            used += cnt * lb
+                            took += cnt
+                            continue
+                        if not fit and not out:
+                            fit = 1
+                        if fit:
+                            out.append(text[:fit * lb])
+                            used += fit * lb
+                            took += fit
+                        break
                     nbytes += took * e[5]
                     n += took
                     off += took
                     if off == k:
                         i, off = i + 1, 0
-                    elif took < len(lines):
+                    elif took < want:
                         full = True
                         break
                     elif off == stop:                 # another cpu's event comes first
@@ -742,7 +940,7 @@ class Trace:
                     b.start = b.off = 0
                 if full:
                     break
-        return "".join(out).encode()
+        return b"".join(out)
 
     def _peek_one(self):
         """(cpu, entry, lost) of the oldest unread entry over all cpus (trace_find_next_entry), or None."""

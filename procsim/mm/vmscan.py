@@ -728,18 +728,24 @@ def _prune(k, keys: list, n: int) -> int:
     """prune_dcache_sb / prune_icache_sb: free up to n unused objects from the tail of the
     LRUs ``keys``; returns how many were freed."""
     pools, freed = k.shrinkable, 0
-    for key in keys:
-        objs = pools[key]
-        c = k.slab.find(key[0])
-        while n and objs:
-            s, i = objs.pop()
-            k.slab.kmem_cache_free(c, s.base + i * c.size)
-            n -= 1
-            freed += 1
-        if not objs:
-            del pools[key]
-        if not n:
-            break
+    tr = k.trace
+    later = tr.active                   # the frees' events: one run record per cache (Trace.emit_later)
+    try:
+        for key in keys:
+            objs = pools[key]
+            c = k.slab.find(key[0])
+            while n and objs:
+                s, i = objs.pop()
+                k.slab.kmem_cache_free(c, s.base + i * c.size, later=later)
+                n -= 1
+                freed += 1
+            if not objs:
+                del pools[key]
+            if not n:
+                break
+    finally:
+        if later:
+            tr.flush()
     return freed
 
 
