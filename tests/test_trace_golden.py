@@ -32,7 +32,7 @@ SIZES = (4096, 1 << 17, 200, 1, 65536, 1000, 8192, 333)
 # at an empty read), "DRAIN" reads it to the end, "TRACE" renders trace, "STATS" every cpu's stats.
 TINY_SWAP = (CONFIGS / "tiny.yaml").read_text() + "swap: 16MiB\n"
 FILL = "alloc_pages 0 count=5000 use=anon gfp=GFP_HIGHUSER_MOVABLE tag={}"
-# with unused dentries and inodes for the superblock shrinker to free (its frees a run: Trace.emit_later)
+# with unused dentries and inodes for the superblock shrinker to free (its frees a run: Trace.pending)
 TINY_SB = TINY_SWAP + """boot:
   caches:
     - {name: dentry, size: 192, objects: 6000, unused: 5000, flags: "SLAB_RECLAIM_ACCOUNT"}
@@ -121,14 +121,24 @@ def _emit_now(self, event, cpu, *args):
     self.emit(event, cpu, *args)
 
 
+class _EmitEach:
+    """The reference for Trace.pending: each argument appended recorded now, by emit()."""
+    def __init__(self, tr, event, cpu, rest):
+        self.append = lambda arg: tr.emit(event, cpu, arg, *rest)
+
+
+def _pending_now(self, event, cpu, *rest):
+    return _EmitEach(self, event, cpu, rest) if self.enabled[event] else None
+
+
 @contextmanager
 def per_event():
-    compact, later = Trace.emit_pfns, Trace.emit_later
-    Trace.emit_pfns, Trace.emit_later = _emit_each, _emit_now
+    saved = Trace.emit_pfns, Trace.emit_later, Trace.pending
+    Trace.emit_pfns, Trace.emit_later, Trace.pending = _emit_each, _emit_now, _pending_now
     try:
         yield
     finally:
-        Trace.emit_pfns, Trace.emit_later = compact, later
+        Trace.emit_pfns, Trace.emit_later, Trace.pending = saved
 
 
 def test_trace_text_is_byte_for_byte_the_per_event_trees():

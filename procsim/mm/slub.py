@@ -507,9 +507,8 @@ class Slub:
         self.k.generation += 1
         return addr
 
-    def kmem_cache_free(self, cache: KmemCache, addr: int, cpu=None, later: bool = False):
-        """Free an object of cache; ``later``: its event by Trace.emit_later (a stretch of frees,
-        the shrinker's, recorded as a run; the caller flushes)."""
+    def kmem_cache_free(self, cache: KmemCache, addr: int, cpu=None):
+        """Free an object of cache."""
         self._check_cache(cache)
         slab = self._slab_lookup(addr)
         if slab is None or slab.cache is not cache:
@@ -519,7 +518,26 @@ class Slub:
         self._free(slab, addr, self._pick_cpu(None, cpu) if cpu is not None else None)
         if self.trace.active:
             tr = self.trace
-            (tr.emit_later if later else tr.emit)("kmem_cache_free", tr.cpu if cpu is None else cpu, addr, cache.name)
+            tr.emit("kmem_cache_free", tr.cpu if cpu is None else cpu, addr, cache.name)
+        self.k.generation += 1
+
+    def kmem_cache_free_bulk(self, cache: KmemCache, addrs) -> None:
+        """kmem_cache_free() of each of addrs in turn, live objects of cache (the shrinker's
+        frees of one cache): the same frees and events, the events of a stretch recorded as one
+        run (Trace.pending; what a free records of its own, a slab's pages, splits it)."""
+        self._check_cache(cache)
+        tr = self.trace
+        pend = None
+        for addr in addrs:
+            slab = self._slab_lookup(addr)
+            if slab is None or slab.cache is not cache:
+                raise _einval(f"{addr:#x} is not an allocated {cache.name} object")
+            self._free(slab, addr, None)
+            if tr.active:
+                if pend is None or tr._pend is not pend:
+                    pend = tr.pending("kmem_cache_free", tr.cpu, cache.name)
+                if pend is not None:
+                    pend.append(addr)
         self.k.generation += 1
 
     def kmalloc(self, size: int, gfp: int = GFP_KERNEL, node=None, cpu=None) -> int:

@@ -347,6 +347,7 @@ class Trace:
         self.on_page = None                           # the shell's wake-up, called as a page is started
         self._templates: dict = {}                    # (context, event, rest) -> a run's % template
         self._mid: dict = {}                          # pfn >> 8 -> its block's pieces (_mids)
+        self._drained_at = -1                         # self.seq when a read_pipe() last found all read
         self._pend = None                             # emit_later()'s arguments not yet recorded,
         self._pend_key = None                         # and their (event, cpu, time, task, rest)
 
@@ -465,15 +466,22 @@ class Trace:
         theirs: a stretch of one event with one cpu, task, time and ``rest`` (the shrinker's
         kmem_cache_free of one cache) becomes a run record like a run of pages.  The caller
         flushes when its stretch ends; until then readers do not see it."""
+        pend = self.pending(event, cpu, *rest)
+        if pend is not None:
+            pend.append(arg)
+
+    def pending(self, event: str, cpu: int, *rest) -> list | None:
+        """The list of first arguments emit_later(event, cpu, ..., *rest) adds to now (None
+        when the event is off).  A caller freeing a stretch appends to it directly while it is
+        still ``Trace._pend`` (any other event recorded in between flushes it first)."""
         if not self.enabled[event]:
-            return
+            return None
         key = (event, cpu, self.k.now_ns, self.current, rest)
-        if key == self._pend_key:
-            self._pend.append(arg)
-            return
-        if self._pend is not None:
-            self.flush()
-        self._pend_key, self._pend = key, [arg]
+        if key != self._pend_key:
+            if self._pend is not None:
+                self.flush()
+            self._pend_key, self._pend = key, []
+        return self._pend
 
     def flush(self):
         """Record the events emit_later() holds back."""
@@ -804,6 +812,9 @@ class Trace:
         unread entries were overwritten since its last read starts with ``CPU:N [LOST M
         EVENTS]`` (print_trace_line).  b"" when nothing is unread.  Takes Trace.lock only, so
         a reader may call it while a command records."""
+        seq0 = self.seq
+        if seq0 == self._drained_at:                 # nothing recorded since a read took all
+            return b""
         out, used = [], 0
         context = self.context
         with self.lock:
@@ -811,6 +822,7 @@ class Trace:
             while True:
                 seqs = [(s, c) for c, b in bufs.items() if (s := b.oldest_seq()) is not None]
                 if not seqs:
+                    self._drained_at = seq0
                     break
                 if len(seqs) == 1:
                     c, bound = seqs[0][1], None

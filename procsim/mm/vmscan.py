@@ -729,22 +729,20 @@ def _prune(k, keys: list, n: int) -> int:
     LRUs ``keys``; returns how many were freed."""
     pools, freed = k.shrinkable, 0
     tr = k.trace
-    later = tr.active                   # the frees' events: one run record per cache (Trace.emit_later)
     try:
         for key in keys:
             objs = pools[key]
             c = k.slab.find(key[0])
-            while n and objs:
-                s, i = objs.pop()
-                k.slab.kmem_cache_free(c, s.base + i * c.size, later=later)
-                n -= 1
-                freed += 1
+            take = min(n, len(objs))         # the frees' events: one run record per cache
+            k.slab.kmem_cache_free_bulk(c, [s.base + i * c.size for s, i in (objs.pop() for _ in range(take))])
+            n -= take
+            freed += take
             if not objs:
                 del pools[key]
             if not n:
                 break
     finally:
-        if later:
+        if tr.active:
             tr.flush()
     return freed
 
