@@ -1235,6 +1235,7 @@ def _boot_free(src: Source, bare, notes: list[str]) -> tuple[BootFree, ...]:
         notes.append("proc/buddyinfo: missing: free memory is laid out as procsim's boot leaves it")
         return ()
     real = {(z.node, z.name): z for z in parse_zoneinfo(src.read("proc/zoneinfo") or "")}
+    types, pageblocks = _pagetypes(src.read("proc/pagetypeinfo"))
     out = []
     for (nid, zone), counts in _buddy(bi).items():
         z = bare.nodes[nid].zones[ZONE_NAMES.index(zone)] if nid < len(bare.nodes) and zone in BOOT_FREE_ZONES else None
@@ -1245,7 +1246,18 @@ def _boot_free(src: Source, bare, notes: list[str]) -> tuple[BootFree, ...]:
         rz = real.get((nid, zone))
         off = {a - b for a, b in zip(rz.wmark, (z.wmark_min, z.wmark_low, z.wmark_high), strict=True)} if rz else set()
         boost = off.pop() if len(off) == 1 else 0
-        out.append(BootFree(nid, zone, tuple(counts[:NR_PAGE_ORDERS]), max(boost, 0) << PAGE_SHIFT))
+        # pagetypeinfo: pageblocks of each type, the free blocks on the Unmovable and Reclaimable
+        # lists (a count the kernel prints as ">100000" leaves that list out)
+        pb = pageblocks.get((nid, zone), [])
+        pb = tuple(pb[:3]) if len(pb) >= 3 else ()
+        lists = [types.get((nid, zone, t), ()) for t in ("Unmovable", "Reclaimable")]
+        if not pb or not all(len(x) == len(counts) for x in lists):
+            lists = [(), ()]
+        else:                          # buddyinfo and pagetypeinfo were read at two moments
+            rec = [min(r, a) for r, a in zip(lists[1], counts, strict=True)]
+            lists = [[min(u, a - r) for u, r, a in zip(lists[0], rec, counts, strict=True)], rec]
+        out.append(BootFree(nid, zone, tuple(counts[:NR_PAGE_ORDERS]), max(boost, 0) << PAGE_SHIFT, pb,
+                            tuple(lists[0][:NR_PAGE_ORDERS]), tuple(lists[1][:NR_PAGE_ORDERS])))
     return tuple(out)
 
 
@@ -1342,9 +1354,13 @@ def to_yaml(c: Clone, source: str = "") -> str:
                 parts.append(f"node: {p.node}")
             out.append(f"    - {{{', '.join(parts)}}}")
     if b.free:
-        out.append("  free:                      # buddyinfo: free blocks of order 0, 1, 2, ... per zone")
-        out += [f"    - {{node: {f.node}, zone: {f.zone}, orders: [{', '.join(map(str, f.orders))}]"
-                f"{f', boost: {_size(f.boost)}' if f.boost else ''}}}" for f in b.free]
+        out.append("  free:                      # buddyinfo: free blocks of order 0, 1, 2, ... per zone; pagetypeinfo")
+        for f in b.free:
+            more = f", boost: {_size(f.boost)}" if f.boost else ""
+            for key in ("pageblocks", "unmovable", "reclaimable"):
+                if getattr(f, key):
+                    more += f",\n       {key}: [{', '.join(map(str, getattr(f, key)))}]"
+            out.append(f"    - {{node: {f.node}, zone: {f.zone}, orders: [{', '.join(map(str, f.orders))}]{more}}}")
     return "\n".join(out) + "\n"
 
 
@@ -1459,9 +1475,9 @@ def check(src: Source | str | Path, c: Clone | None = None) -> tuple[list[tuple[
                          len(mine) >= len(counts) and all(_near(a, b, 0.05, 2) for a, b in zip(counts, mine, strict=False))))
         add("proc/pagetypeinfo", rows)
         if not out[-1][1]:
-            out[-1][2].append("why: boot.free gives the free blocks per order, not per migratetype: "
-                              "procsim's boot decides which pageblocks are unmovable or reclaimable, and "
-                              "so which free list each block is on")
+            out[-1][2].append("why: boot.free's pageblocks picks which pageblocks are unmovable or "
+                              "reclaimable by the free blocks they hold after the shaping, which places "
+                              "free blocks by order, not by migratetype")
 
     mi = src.read("proc/meminfo")
     if mi is None:

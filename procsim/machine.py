@@ -133,6 +133,9 @@ class BootFree:
     zone: str                                   # one of BOOT_FREE_ZONES
     orders: tuple[int, ...]                     # blocks of order 0, 1, ... (at most NR_PAGE_ORDERS)
     boost: int = 0                              # bytes of watermark boost the zone holds
+    pageblocks: tuple[int, ...] = ()            # Unmovable, Movable, Reclaimable pageblocks (pagetypeinfo)
+    unmovable: tuple[int, ...] = ()             # of orders' blocks, those on the Unmovable lists
+    reclaimable: tuple[int, ...] = ()           # and on the Reclaimable lists (the rest: Movable)
 
 
 CPU_NUMBERINGS = ("interleaved", "by_socket")
@@ -656,7 +659,8 @@ def _load_boot(d: _Doc, node, node_mem: list[int]) -> Boot:
         place(pages[-1].node, pages[-1].size, pn)
     free, zones = [], set()
     for i, fn in enumerate(d.sequence(m["free"], "boot.free") if "free" in m else ()):
-        f = d.mapping(fn, f"boot.free[{i}]", {"node", "zone", "orders", "boost"}, {"node", "zone", "orders"})
+        f = d.mapping(fn, f"boot.free[{i}]", {"node", "zone", "orders", "boost", "pageblocks", "unmovable",
+                                              "reclaimable"}, {"node", "zone", "orders"})
         nid = d.integer(f["node"], "node", 0, nsockets - 1)
         zone = d.string(f["zone"], "zone")
         if zone not in BOOT_FREE_ZONES:
@@ -673,7 +677,17 @@ def _load_boot(d: _Doc, node, node_mem: list[int]) -> Boot:
         boost = d.size(f["boost"], "boost", lo=0) if "boost" in f else 0
         if boost % PAGE_SIZE:
             d.fail(f["boost"], f"boost must be a whole number of {PAGE_SIZE}-byte pages")
-        free.append(BootFree(nid, zone, orders, boost))
+        lists = {}
+        for key, n in (("pageblocks", 3), ("unmovable", len(orders)), ("reclaimable", len(orders))):
+            lists[key] = tuple(d.integer(x, key, 0, 1 << 40) for x in d.sequence(f[key], key)) if key in f else ()
+            if key in f and len(lists[key]) != n:
+                d.fail(f[key], f"{key}: {n} counts ({'Unmovable, Movable, Reclaimable' if n == 3 else 'as orders'}), "
+                               f"not {len(lists[key])}")
+        for o, (a, u, r) in enumerate(zip(orders, lists["unmovable"] or [0] * len(orders),
+                                          lists["reclaimable"] or [0] * len(orders), strict=True)):
+            if u + r > a:
+                d.fail(f["orders"], f"order {o}: {u} unmovable and {r} reclaimable free blocks, of {a} in all")
+        free.append(BootFree(nid, zone, orders, boost, lists["pageblocks"], lists["unmovable"], lists["reclaimable"]))
     return Boot(tuple(caches), tuple(pages), tuple(free), line=node.start_mark.line + 1)
 
 

@@ -200,6 +200,37 @@ def test_boot_free_boost_gives_the_real_watermarks(shaped):
     assert {(f.node, f.zone): f.boost >> 12 for f in m.boot.free} == {(0, "DMA"): 0, (0, "DMA32"): 1024}
 
 
+def _pageblocks_by_type(cap, m, k):
+    real = clone._pagetypes(cap["proc/pagetypeinfo"])[1]
+    ours = clone._pagetypes(render(m, k, "pagetypeinfo"))[1]
+    assert {z: v[:3] for z, v in real.items()} == {z: v[:3] for z, v in ours.items()}
+    check(k)
+
+
+def test_boot_free_pageblocks_by_type(oracle):
+    """pagetypeinfo: every zone's pageblocks per type (Unmovable, Movable, Reclaimable) are the
+    real machine's (boot.free's pageblocks)."""
+    _pageblocks_by_type(oracle[1], oracle[4], oracle[5])
+
+
+def test_boot_free_pageblocks_by_type_after_shaping(shaped):
+    """The same for the pressure guest's fragmented and after-OOM zones."""
+    _pageblocks_by_type(shaped[0], shaped[2], shaped[3])
+
+
+def test_boot_free_per_type_where_the_shape_allows(tmp_path):
+    """The three-node guest's free blocks per type come out within 5 % or 2 blocks on every list
+    of every zone, as its buddyinfo does (the fresh one-node guest's buddyinfo misses one order)."""
+    tree = clone_trees.oracle_tree("three-node", tmp_path)
+    m, k = booted(clone.clone(tree))
+    real = clone._pagetypes(clone_trees.capture("three-node")["proc/pagetypeinfo"])[0]
+    ours = clone._pagetypes(render(m, k, "pagetypeinfo"))[0]
+    for key, counts in real.items():
+        if key[2] in ("Unmovable", "Movable", "Reclaimable"):
+            for a, b in zip(counts, ours[key], strict=True):
+                assert abs(a - b) <= max(0.05 * a, 2), (key, counts, ours[key])
+
+
 def test_boot_free_is_a_construction_not_history(shaped):
     """The pages moved to shape free memory are not counted as the kernel's events (pgfree,
     pgmigrate_success stay what the boot without boot.free counts), and the booted kernel's
@@ -255,7 +286,11 @@ def test_boot_free_validated():
                         r"<string>:6: 800 MiB free on node 0, which has 256 MiB"),
                        ("    - {node: 0, zone: DMA32, orders: [1]}\n    - {node: 0, zone: DMA32, orders: [2]}",
                         r"<string>:7: node 0 DMA32 is listed twice"),
-                       ("    - {node: 0, zone: DMA32, orders: [1], boost: 1000}", r"<string>:6: boost must be a whole number")):
+                       ("    - {node: 0, zone: DMA32, orders: [1], boost: 1000}", r"<string>:6: boost must be a whole number"),
+                       ("    - {node: 0, zone: DMA32, orders: [1], pageblocks: [1, 2]}", r"<string>:6: pageblocks: 3 counts"),
+                       ("    - {node: 0, zone: DMA32, orders: [1, 2], unmovable: [1]}", r"<string>:6: unmovable: 2 counts"),
+                       ("    - {node: 0, zone: DMA32, orders: [1, 2], unmovable: [1, 1], reclaimable: [0, 2]}",
+                        r"<string>:6: order 1: 1 unmovable and 2 reclaimable free blocks, of 2 in all")):
         with pytest.raises(machine_mod.ConfigError, match=msg):
             machine_mod.loads(base + entry + "\n")
     m = machine_mod.loads(base + "    - {node: 0, zone: Normal, orders: [1]}\n")

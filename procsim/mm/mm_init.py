@@ -13,7 +13,8 @@ from math import isqrt
 from bisect import bisect_right
 
 from .page_types import PAGE_SIZE, MAX_PAGE_ORDER, NR_PAGE_ORDERS, ZONE_NAMES
-from .buddy import Zone, MIGRATE_PCPTYPES, MIGRATE_ISOLATE, MIGRATE_MOVABLE, largest_block
+from .buddy import (Zone, MIGRATE_PCPTYPES, MIGRATE_ISOLATE, MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE,
+                    largest_block)
 from .layout import ZONE_NORMAL, ZONE_MOVABLE, MAX_NR_ZONES, PAGEBLOCK_NR_PAGES, PAGEBLOCK_ORDER
 from .page_alloc import USE_GFP, _Plan
 from .compaction import page_movable
@@ -249,6 +250,8 @@ class MmInit:
             want = list(bf.orders) + [0] * (NR_PAGE_ORDERS - len(bf.orders))
             if [z.nr_free_order(o) for o in range(NR_PAGE_ORDERS)] != want:
                 self._shape_free(z, want)
+            if bf.pageblocks:
+                self._type_pageblocks(z, bf)
             if bf.boost:                           # raised by fallbacks kswapd has not reclaimed
                 z.boost = bf.boost // PAGE_SIZE    # yet; it takes it back when next woken
         self.vm_events.clear()
@@ -331,6 +334,54 @@ class MmInit:
             z.set_pageblock_migratetype(b << PAGEBLOCK_ORDER, mt)
         for lo, hi in _merge(_subtract(_merge([(p, p + (1 << o)) for p, o in free]), _merge(given)) + vacated):
             z.free_range(lo, hi)
+
+    def _type_pageblocks(self, z, bf):
+        """boot.free's pageblocks: as many Unmovable and Reclaimable pageblocks as the machine
+        had, chosen one at a time among the zone's unmovable, movable and reclaimable ones: the
+        pageblock whose free blocks bring that type's free blocks per order closest to
+        ``unmovable`` / ``reclaimable`` (one already of the type first, then the lowest); the
+        rest are Movable.  Free blocks go to their pageblock's new list (move_freepages_block(),
+        as when a fallback claims a pageblock); what is allocated in it stays."""
+        runs = z._runs[MIGRATE_MOVABLE]            # order-10 runs as list entries, in list order
+        z._nr[MAX_PAGE_ORDER][MIGRATE_MOVABLE] -= sum(n for _, n in runs)
+        for start, n in list(runs):
+            for i in range(n):
+                z._add(start + (i << MAX_PAGE_ORDER), MAX_PAGE_ORDER, MIGRATE_MOVABLE, tail=True)
+        runs.clear()
+        pb_mt = z.get_pageblock_migratetype
+        free: dict = {}
+        for pfn, o in z._free.items():
+            free.setdefault(pfn >> PAGEBLOCK_ORDER, [0] * NR_PAGE_ORDERS)[o] += 1
+        zero = (0,) * NR_PAGE_ORDERS
+        groups: dict[tuple, list[int]] = {}        # free blocks per order -> pageblocks
+        for i, mt in enumerate(z.pageblock_mt):      # as pagetypeinfo counts them, from the zone's start
+            if mt < MIGRATE_PCPTYPES:
+                groups.setdefault(tuple(free.get(z._pb_base + i, zero)), []).append(z._pb_base + i)
+        chosen = {}
+        for mt, n, want in ((MIGRATE_UNMOVABLE, bf.pageblocks[0], bf.unmovable),
+                            (MIGRATE_RECLAIMABLE, bf.pageblocks[2], bf.reclaimable)):
+            want = list(want) + [0] * (NR_PAGE_ORDERS - len(want))
+            have = [0] * NR_PAGE_ORDERS
+            for bs in groups.values():               # of a kind, those of the type already first
+                bs.sort(key=lambda b: (pb_mt(b << PAGEBLOCK_ORDER) != mt, b))
+            for _ in range(n):
+                if not groups:
+                    break
+                v = min(groups, key=lambda v: (sum(abs(h + x - w) for h, x, w in zip(have, v, want, strict=True)),
+                                               pb_mt(groups[v][0] << PAGEBLOCK_ORDER) != mt))
+                bs = groups[v]
+                chosen[bs.pop(0)] = mt
+                if not bs:
+                    del groups[v]
+                have = [h + x for h, x in zip(have, v, strict=True)]
+        for bs in groups.values():
+            for b in bs:
+                chosen[b] = MIGRATE_MOVABLE
+        for b, mt in sorted(chosen.items()):
+            old = pb_mt(b << PAGEBLOCK_ORDER)
+            if old != mt:
+                z.move_freepages_block(b << PAGEBLOCK_ORDER, old, mt)
+                z.set_pageblock_migratetype(b << PAGEBLOCK_ORDER, mt)
 
     def _shape_move(self, src, holes, given, pieces_to):
         """One movable page into the smallest hole that holds it (split, the rest back); a
