@@ -429,10 +429,15 @@ class Trace:
         size = EVENT_BYTES[event]
         if event in STRING_ARG:                       # the __string's bytes and NUL, 4-byte aligned
             size += (len(args[STRING_ARG[event]]) + 4) & ~3
-        used = b.tail_bytes
-        if used and ts - b.last_ts >= TS_DELTA_LIMIT:  # (a page with bytes has a last event)
+        if b.tail_bytes and ts - b.last_ts >= TS_DELTA_LIMIT:  # (a page with bytes has a last event)
             size += 8                                 # RINGBUF_TYPE_TIME_EXTEND
         b.last_ts = ts
+        self._record(b, ts, event, args, size)
+
+    def _record(self, b, ts: int, event: str, args: tuple, size: int) -> None:
+        """One event of size bytes at the ring's tail (rb_reserve_next_event), a page started
+        when it does not fit."""
+        used = b.tail_bytes
         if used + size > BUF_PAGE_SIZE:
             self._new_page(b)
             used = 0
@@ -511,16 +516,7 @@ class Trace:
         i = 0
         extend = b.tail_bytes and ts - b.last_ts >= TS_DELTA_LIMIT
         if extend or n == 1:                          # the first with a time extend (RINGBUF_TYPE_TIME_EXTEND),
-            first = size + 8 if extend else size      # or the only one: an event of its own
-            used = b.tail_bytes
-            if used + first > BUF_PAGE_SIZE:
-                self._new_page(b)
-                used = 0
-            b.tail_bytes = used + first
-            self.seq = seq = self.seq + 1
-            b.written += 1
-            b.bytes_in += first
-            b.pages[-1].append((seq, ts, event, (pfns[0], *rest), self.current, first))
+            self._record(b, ts, event, (pfns[0], *rest), size + 8 if extend else size)   # or the only one
             i = 1
         b.last_ts = ts
         task = self.current
