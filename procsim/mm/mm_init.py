@@ -241,7 +241,8 @@ class MmInit:
         Free memory in unmovable, movable and reclaimable pageblocks and the movable pages are
         rearranged; pages the kernel holds stay, and so does a zone the plan would not bring
         closer.  A construction of the boot, not its history: the moves are not counted.
-        ``boost`` is the zone's watermark boost at the moment the description was taken."""
+        ``pageblocks`` then gives the pageblocks their types (_type_pageblocks); ``boost`` is
+        the zone's watermark boost at the moment the description was taken."""
         events = dict(self.vm_events)
         for bf in self.machine.boot.free:
             z = self.nodes[bf.node].zones[ZONE_NAMES.index(bf.zone)]
