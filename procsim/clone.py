@@ -31,7 +31,7 @@ from pathlib import Path, PurePosixPath
 
 from .machine import (MiB, GiB, Machine, Socket, Dimm, Tunables, Reserved, Boot, BootCache, BootPages, BootFree,
                       BOOT_FREE_ZONES, Cache, CACHE_TYPES)
-from .mm.layout import subtract_ranges
+from .mm.layout import merge_ranges as _merge, subtract_ranges
 from .mm.page_types import NR_PAGE_ORDERS, PAGE_SHIFT, PAGE_SIZE, ZONE_NAMES
 
 READ_CAP = 32 << 20                  # no /proc file we read is this large; a device would be
@@ -669,7 +669,7 @@ def _node_ram(src: Source, real: list[RealZone], n: int, notes: list[str]) -> li
                 continue
             # every PC's legacy hole (640 KiB..1 MiB) is known; the rest of the missing pages
             # go where the docstring says
-            base = _subtract([(z.start, z.end)], [LEGACY_HOLE])
+            base = list(subtract_ranges([(z.start, z.end)], [LEGACY_HOLE]))
             hole = sum(e - s for s, e in base) - z.present
             node_end = spans[z.node][1]
             s0, e0 = base[-1]
@@ -714,20 +714,6 @@ def _node_ram(src: Source, real: list[RealZone], n: int, notes: list[str]) -> li
     return placed
 
 
-def _merge(r):
-    out = []
-    for s, e in sorted(r):
-        if out and s <= out[-1][1]:
-            out[-1] = (out[-1][0], max(out[-1][1], e))
-        elif e > s:
-            out.append((s, e))
-    return out
-
-
-def _subtract(ranges, holes) -> list:
-    return list(subtract_ranges(ranges, holes))
-
-
 def _place(ram, notes) -> tuple[list[int], list[tuple[int, int]], int]:
     """The node RAM as procsim's layout makes it (layout.place_dimms): per node a DIMM size in
     pages (whole MiB), the PCI hole start (pfn, a multiple of 128 MiB) and the e820-reserved
@@ -768,7 +754,7 @@ def _place(ram, notes) -> tuple[list[int], list[tuple[int, int]], int]:
             placed = [(start, top)]
             pages.append(top - start)
         cursor = placed[-1][1]
-        for s, e in _subtract(placed, r + always if node == 0 else r):
+        for s, e in subtract_ranges(placed, r + always if node == 0 else r):
             e820.append((s, e))
     return pages, _merge(e820), hole
 

@@ -20,6 +20,7 @@ mm/mm_init.c):
 """
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import dataclass
 
 from typing import TYPE_CHECKING
@@ -112,17 +113,33 @@ def _clip(ranges, lo, hi):
     return tuple((max(s, lo), min(e, hi)) for s, e in ranges if min(e, hi) > max(s, lo))
 
 
+def merge_ranges(ranges) -> list[tuple[int, int]]:
+    """[s, e) ranges sorted, overlapping or touching ones joined, empty ones dropped."""
+    out: list[tuple[int, int]] = []
+    for s, e in sorted(ranges):
+        if out and s <= out[-1][1]:
+            if e > out[-1][1]:
+                out[-1] = (out[-1][0], e)
+        elif e > s:
+            out.append((s, e))
+    return out
+
+
 def subtract_ranges(ranges, holes) -> tuple:
-    """The parts of [s, e) ranges outside the holes, in order (memblock_remove() of each hole)."""
+    """The parts of [s, e) ranges outside the holes, in order (memblock_remove() of each hole);
+    each range finds its first hole by bisection, so long lists of both cost little."""
+    holes = merge_ranges(holes)
+    ends = [he for _, he in holes]
     out = []
     for s, e in ranges:
         cur = s
-        for hs, he in sorted(holes):
-            if he <= cur or hs >= e:
-                continue
+        i = bisect_right(ends, s)
+        while i < len(holes) and holes[i][0] < e:
+            hs, he = holes[i]
             if hs > cur:
                 out.append((cur, hs))
             cur = max(cur, he)
+            i += 1
         if cur < e:
             out.append((cur, e))
     return tuple(out)

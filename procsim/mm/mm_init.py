@@ -15,7 +15,7 @@ from bisect import bisect_right
 from .page_types import PAGE_SIZE, MAX_PAGE_ORDER, NR_PAGE_ORDERS, ZONE_NAMES
 from .buddy import (Zone, MIGRATE_PCPTYPES, MIGRATE_ISOLATE, MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE,
                     largest_block)
-from .layout import ZONE_NORMAL, ZONE_MOVABLE, MAX_NR_ZONES, PAGEBLOCK_NR_PAGES, PAGEBLOCK_ORDER
+from .layout import ZONE_NORMAL, ZONE_MOVABLE, MAX_NR_ZONES, PAGEBLOCK_NR_PAGES, PAGEBLOCK_ORDER, merge_ranges, subtract_ranges
 from .page_alloc import USE_GFP, _Plan
 from .compaction import page_movable
 from .errors import MMError
@@ -271,14 +271,14 @@ class MmInit:
         for _, o in free:
             fixed[o] -= 1
         keep = sum(1 << p.order for p in pages)
-        area_ranges = _merge([(p, p + (1 << o)) for p, o in free] + [(p.pfn, p.pfn + (1 << p.order)) for p in pages])
+        area_ranges = merge_ranges([(p, p + (1 << o)) for p, o in free] + [(p.pfn, p.pfn + (1 << p.order)) for p in pages])
         area = _blocks(area_ranges)
         planned, used = plan_free_shape(area, [max(w - f, 0) for w, f in zip(want, fixed, strict=True)], keep)
         for _, o in planned:
             fixed[o] += 1
         if _shape_distance(want, fixed) >= _shape_distance(want, [z.nr_free_order(o) for o in range(NR_PAGE_ORDERS)]):
             return                                   # too few movable pages to come closer
-        used = _merge([(p, p + (1 << o)) for p, o in used])
+        used = merge_ranges([(p, p + (1 << o)) for p, o in used])
         starts = [s for s, _ in used]
 
         def where(pfn: int, n: int) -> int:         # 1 inside the used set, 0 outside, -1 across
@@ -298,7 +298,7 @@ class MmInit:
             else:
                 (stay if w else move).append(p)
         holes = [[] for _ in range(NR_PAGE_ORDERS)]
-        for s, o in _blocks(_subtract(used, _merge((p.pfn, p.pfn + (1 << p.order)) for p in stay))):
+        for s, o in _blocks(subtract_ranges(used, [(p.pfn, p.pfn + (1 << p.order)) for p in stay])):
             holes[o].append(s)
         for h in holes:
             h.reverse()                              # lowest pfn first off the end
@@ -333,7 +333,7 @@ class MmInit:
                 z._del(pfn, o, MIGRATE_ISOLATE)
                 vacated.append((pfn, pfn + (1 << o)))
             z.set_pageblock_migratetype(b << PAGEBLOCK_ORDER, mt)
-        for lo, hi in _merge(_subtract(_merge([(p, p + (1 << o)) for p, o in free]), _merge(given)) + vacated):
+        for lo, hi in merge_ranges([*subtract_ranges(merge_ranges((p, p + (1 << o)) for p, o in free), given), *vacated]):
             z.free_range(lo, hi)
 
     def _type_pageblocks(self, z, bf):
@@ -479,35 +479,6 @@ def _shape_distance(want, have) -> tuple[int, int]:
     tolerance a clone is held to (5 % or 2 blocks an order), then blocks off in all."""
     off = [abs(w - h) for w, h in zip(want, have, strict=True)]
     return sum(max(d - max(w // 20, 2), 0) for d, w in zip(off, want, strict=True)), sum(off)
-
-
-def _merge(ranges) -> list[tuple[int, int]]:
-    """Sorted [start, end) ranges, touching ones joined."""
-    out: list[list[int]] = []
-    for s, e in sorted(ranges):
-        if out and out[-1][1] >= s:
-            out[-1][1] = max(out[-1][1], e)
-        else:
-            out.append([s, e])
-    return [(s, e) for s, e in out]
-
-
-def _subtract(ranges, holes) -> list[tuple[int, int]]:
-    """Merged ranges less merged holes."""
-    out, i = [], 0
-    for s, e in ranges:
-        while i < len(holes) and holes[i][1] <= s:
-            i += 1
-        j = i
-        while j < len(holes) and holes[j][0] < e:
-            hs, he = holes[j]
-            if hs > s:
-                out.append((s, hs))
-            s = max(s, he)
-            j += 1
-        if s < e:
-            out.append((s, e))
-    return out
 
 
 def _blocks(ranges) -> list[tuple[int, int]]:
