@@ -262,9 +262,9 @@ class MmInit:
         """One zone: plan (plan_free_shape), take the area's free blocks off the lists, split
         the folios that straddle used and free, move every movable page outside the used set
         into it, and give the rest back to the buddy (free_range: merging as the kernel does)."""
+        _unrun(z)
         pb_mt = z.get_pageblock_migratetype
-        runs = [(s + (i << MAX_PAGE_ORDER), MAX_PAGE_ORDER) for s, n in z._runs[MIGRATE_MOVABLE] for i in range(n)]
-        free = sorted([(p, o) for p, o in z._free.items() if pb_mt(p) < MIGRATE_PCPTYPES] + runs)
+        free = sorted((p, o) for p, o in z._free.items() if pb_mt(p) < MIGRATE_PCPTYPES)
         pages = sorted((p for p in z.allocated.values() if page_movable(p) and p.use in LRU_OF_USE
                         and pb_mt(p.pfn) < MIGRATE_PCPTYPES), key=lambda p: p.pfn)
         fixed = [z.nr_free_order(o) for o in range(NR_PAGE_ORDERS)]
@@ -303,14 +303,8 @@ class MmInit:
         for h in holes:
             h.reverse()                              # lowest pfn first off the end
         for pfn, o in free:                          # the area's free memory off the lists
-            if o == MAX_PAGE_ORDER and pfn not in z._free:
-                continue
             z._del(pfn, o, pb_mt(pfn))
             z.account_freepages(-(1 << o), pb_mt(pfn))
-        if runs:
-            z._nr[MAX_PAGE_ORDER][MIGRATE_MOVABLE] -= len(runs)
-            z.account_freepages(-(len(runs) << MAX_PAGE_ORDER), MIGRATE_MOVABLE)
-            z._runs[MIGRATE_MOVABLE].clear()
         # the moved pages' old places go straight back to the buddy, as from an isolated
         # pageblock (no pcp list): set_migratetype_isolate() on the area's pageblocks
         blocks = sorted({p >> PAGEBLOCK_ORDER for lo, hi in area_ranges for p in range(lo, hi, PAGEBLOCK_NR_PAGES)}
@@ -343,12 +337,7 @@ class MmInit:
         ``unmovable`` / ``reclaimable`` (one already of the type first, then the lowest); the
         rest are Movable.  Free blocks go to their pageblock's new list (move_freepages_block(),
         as when a fallback claims a pageblock); what is allocated in it stays."""
-        runs = z._runs[MIGRATE_MOVABLE]            # order-10 runs as list entries, in list order
-        z._nr[MAX_PAGE_ORDER][MIGRATE_MOVABLE] -= sum(n for _, n in runs)
-        for start, n in list(runs):
-            for i in range(n):
-                z._add(start + (i << MAX_PAGE_ORDER), MAX_PAGE_ORDER, MIGRATE_MOVABLE, tail=True)
-        runs.clear()
+        _unrun(z)
         pb_mt = z.get_pageblock_migratetype
         free: dict = {}
         for pfn, o in z._free.items():
@@ -411,6 +400,17 @@ class MmInit:
             while pages >= 1 << order:
                 self.slab._kmalloc_large(PAGE_SIZE << order, GFP_KERNEL, nid, cpu)
                 pages -= 1 << order
+
+
+def _unrun(z) -> None:
+    """The zone's runs of free max-order blocks (how the boot seeds them) as ordinary list
+    entries, in list order: what boot.free rearranges is then all in the free lists."""
+    runs = z._runs[MIGRATE_MOVABLE]
+    z._nr[MAX_PAGE_ORDER][MIGRATE_MOVABLE] -= sum(n for _, n in runs)
+    for start, n in list(runs):
+        for i in range(n):
+            z._add(start + (i << MAX_PAGE_ORDER), MAX_PAGE_ORDER, MIGRATE_MOVABLE, tail=True)
+    runs.clear()
 
 
 def plan_free_shape(area, want, keep: int):
