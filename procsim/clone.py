@@ -1221,7 +1221,12 @@ def _boot_free(src: Source, bare, notes: list[str]) -> tuple[BootFree, ...]:
         notes.append("proc/buddyinfo: missing: free memory is laid out as procsim's boot leaves it")
         return ()
     real = {(z.node, z.name): z for z in parse_zoneinfo(src.read("proc/zoneinfo") or "")}
-    types, pageblocks = _pagetypes(src.read("proc/pagetypeinfo"))
+    pt = src.read("proc/pagetypeinfo") or ""
+    types, pageblocks = _pagetypes(pt)
+    # the pageblock columns by name: 3.10 prints Unmovable, Reclaimable, Movable, Reserve, ...
+    names = next((line.split()[4:] for line in pt.splitlines() if line.startswith("Number of blocks type")), [])
+    cols = [names.index(t) for t in ("Unmovable", "Movable", "Reclaimable")] if {
+        "Unmovable", "Movable", "Reclaimable"} <= set(names) else None
     out = []
     for (nid, zone), counts in _buddy(bi).items():
         z = bare.nodes[nid].zones[ZONE_NAMES.index(zone)] if nid < len(bare.nodes) and zone in BOOT_FREE_ZONES else None
@@ -1235,7 +1240,7 @@ def _boot_free(src: Source, bare, notes: list[str]) -> tuple[BootFree, ...]:
         # pagetypeinfo: pageblocks of each type, the free blocks on the Unmovable and Reclaimable
         # lists (a count the kernel prints as ">100000" leaves that list out)
         pb = pageblocks.get((nid, zone), [])
-        pb = tuple(pb[:3]) if len(pb) >= 3 else ()
+        pb = tuple(pb[i] for i in cols) if cols and len(pb) == len(names) else ()
         lists = [types.get((nid, zone, t), ()) for t in ("Unmovable", "Reclaimable")]
         if not pb or not all(len(x) == len(counts) for x in lists):
             lists = [(), ()]

@@ -218,6 +218,24 @@ def test_boot_free_pageblocks_by_type_after_shaping(shaped):
     _pageblocks_by_type(shaped[0], shaped[2], shaped[3])
 
 
+def test_boot_free_pageblocks_by_column_name(tmp_path):
+    """pagetypeinfo's pageblock columns are read by their names: 3.10 prints Unmovable,
+    Reclaimable, Movable, Reserve, Isolate (its migratetype order), 6.x Unmovable, Movable,
+    Reclaimable, HighAtomic, Isolate; boot.free's pageblocks are Unmovable, Movable, Reclaimable."""
+    m = machine_mod.loads("name: t\nsockets: [{cores: 2}]\ndimms: [{socket: 0, size: 1GiB}]\n", "<t>")
+    k = Kernel(m)
+    for name in ("zoneinfo", "buddyinfo"):
+        (tmp_path / "proc").mkdir(exist_ok=True)
+        (tmp_path / "proc" / name).write_text(render(m, k, name))
+    (tmp_path / "proc/pagetypeinfo").write_text(
+        "Number of blocks type     Unmovable  Reclaimable      Movable      Reserve      Isolate \n"
+        "Node 0, zone      DMA            1            0            6            1            0 \n"
+        "Node 0, zone    DMA32            3            2          497            2            0 \n")
+    notes: list = []
+    free = clone._boot_free(clone.Source(tmp_path), k, notes)
+    assert {f.zone: f.pageblocks for f in free} == {"DMA": (1, 6, 0), "DMA32": (3, 497, 2)}, notes
+
+
 def test_boot_free_per_type_where_the_shape_allows(tmp_path):
     """The three-node guest's free blocks per type come out within 5 % or 2 blocks on every list
     of every zone, as its buddyinfo does (the fresh one-node guest's buddyinfo misses one order)."""
