@@ -12,7 +12,7 @@ from math import isqrt
 
 from bisect import bisect_right
 
-from .page_types import PAGE_SIZE, MAX_PAGE_ORDER, NR_PAGE_ORDERS, ZONE_NAMES
+from .page_types import PAGE_SIZE, MAX_PAGE_ORDER, NR_PAGE_ORDERS, ZONE_NAMES, pageblock_ranges
 from .buddy import (Zone, MIGRATE_PCPTYPES, MIGRATE_ISOLATE, MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE,
                     largest_block)
 from .layout import ZONE_NORMAL, ZONE_MOVABLE, MAX_NR_ZONES, PAGEBLOCK_NR_PAGES, PAGEBLOCK_ORDER, merge_ranges, subtract_ranges
@@ -307,8 +307,7 @@ class MmInit:
             z.account_freepages(-(1 << o), pb_mt(pfn))
         # the moved pages' old places go straight back to the buddy, as from an isolated
         # pageblock (no pcp list): set_migratetype_isolate() on the area's pageblocks
-        blocks = sorted({p >> PAGEBLOCK_ORDER for lo, hi in area_ranges for p in range(lo, hi, PAGEBLOCK_NR_PAGES)}
-                        | {(hi - 1) >> PAGEBLOCK_ORDER for _, hi in area_ranges})
+        blocks = sorted({s >> PAGEBLOCK_ORDER for lo, hi in area_ranges for s, _ in pageblock_ranges(lo, hi)})
         types = [pb_mt(b << PAGEBLOCK_ORDER) for b in blocks]
         for b in blocks:
             z.set_pageblock_migratetype(b << PAGEBLOCK_ORDER, MIGRATE_ISOLATE)
