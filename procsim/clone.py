@@ -181,6 +181,7 @@ class RealZone:
     managed: int = 0
     free: int = 0
     wmark: tuple[int, int, int] = (0, 0, 0)
+    pcp: list[int] = field(default_factory=list)     # pagesets' count:, cpu 0 first
 
     @property
     def end(self) -> int:
@@ -202,6 +203,8 @@ def parse_zoneinfo(text: str) -> list[RealZone]:
             setattr(cur, s[0], int(s[1]))
         elif s[:2] == ["pages", "free"] and len(s) > 2 and s[2].isdigit():
             cur.free = int(s[2])
+        elif s[:1] == ["count:"] and len(s) == 2 and s[1].isdigit():
+            cur.pcp.append(int(s[1]))
         elif s[:1] == ["start_pfn:"] and len(s) > 1 and s[1].isdigit():
             cur.start = int(s[1])
         elif len(s) == 2 and s[0] in ("min", "low", "high") and s[1].isdigit():
@@ -1211,7 +1214,40 @@ def clone_state(src: Source, c: Clone) -> None:
                 if kb >= 4:
                     pages.append(BootPages(use, _spread_size(bare, kb >> 2) << PAGE_SHIFT, None, 0))
     caches.reverse()             # slabinfo lists the newest cache first: create the oldest first
+    pages += _unaccounted(replace(m, boot=Boot(tuple(caches), tuple(pages))), mi, node_mi if per_node else None,
+                          src.read("proc/zoneinfo"))
     c.machine = replace(m, boot=Boot(tuple(caches), tuple(pages), _boot_free(src, bare, c.notes)))
+
+
+def _unaccounted(m, mi: str | None, node_mi: list | None, zoneinfo: str | None) -> list[BootPages]:
+    """The memory the real kernel uses that no meminfo line names (drivers' and subsystems'
+    alloc_pages()): what procsim's boot of the description so far leaves free, on the buddy
+    lists and the CPUs' (zoneinfo's count:, which boot.free's pcp sets), beyond the real
+    machine's; per node where the node files are there.  Without it the free memory
+    boot.free shapes is larger than the real one's, and the extra comes out as blocks it had not."""
+    from .mm.kernel import Kernel
+    from .views import files
+    if mi is None:
+        return []
+    try:
+        k = Kernel(m)
+    except Exception:                               # noqa: BLE001 - clone_state says why it does not boot
+        return []
+    views = files(m)
+    real_pcp: dict[int, int] = {}
+    for z in parse_zoneinfo(zoneinfo or ""):
+        real_pcp[z.node] = real_pcp.get(z.node, 0) + sum(z.pcp)
+    out = []
+    for nid, real in enumerate(node_mi) if node_mi else [(None, mi)]:
+        if real is None or (nid is not None and not k.nodes[nid].has_memory):
+            continue
+        ours = views["meminfo" if nid is None else f"sys/devices/system/node/node{nid}/meminfo"].render(k).decode()
+        pcp = sum(p.count for n in k.nodes if nid in (None, n.id) for z in n.zones for p in z.pcp) - \
+            sum(v for n, v in real_pcp.items() if nid in (None, n))
+        kb = parse_kv(ours).get("MemFree", 0) - parse_kv(real).get("MemFree", 0) + pcp * PAGE_SIZE // 1024
+        if kb >= 4:
+            out.append(BootPages("unaccounted", kb << 10, nid))
+    return out
 
 
 def _boot_free(src: Source, bare, notes: list[str]) -> tuple[BootFree, ...]:
@@ -1247,8 +1283,9 @@ def _boot_free(src: Source, bare, notes: list[str]) -> tuple[BootFree, ...]:
         else:                          # buddyinfo and pagetypeinfo were read at two moments
             rec = [min(r, a) for r, a in zip(lists[1], counts, strict=True)]
             lists = [[min(u, a - r) for u, r, a in zip(lists[0], rec, counts, strict=True)], rec]
+        pcp = tuple(rz.pcp[:len(z.pcp)]) if rz and any(rz.pcp) else ()
         out.append(BootFree(nid, zone, tuple(counts[:NR_PAGE_ORDERS]), max(boost, 0) << PAGE_SHIFT, pb,
-                            tuple(lists[0][:NR_PAGE_ORDERS]), tuple(lists[1][:NR_PAGE_ORDERS])))
+                            tuple(lists[0][:NR_PAGE_ORDERS]), tuple(lists[1][:NR_PAGE_ORDERS]), pcp))
     return tuple(out)
 
 
@@ -1348,7 +1385,7 @@ def to_yaml(c: Clone, source: str = "") -> str:
         out.append("  free:                      # buddyinfo: free blocks of order 0, 1, 2, ... per zone; pagetypeinfo")
         for f in b.free:
             more = f", boost: {_size(f.boost)}" if f.boost else ""
-            for key in ("pageblocks", "unmovable", "reclaimable"):
+            for key in ("pageblocks", "unmovable", "reclaimable", "pcp"):
                 if getattr(f, key):
                     more += f",\n       {key}: [{', '.join(map(str, getattr(f, key)))}]"
             out.append(f"    - {{node: {f.node}, zone: {f.zone}, orders: [{', '.join(map(str, f.orders))}]{more}}}")
@@ -1420,6 +1457,8 @@ def check(src: Source | str | Path, c: Clone | None = None) -> tuple[list[tuple[
             for i, f in enumerate(("min", "low", "high")):
                 rows.append((f"{where} {f}: real {z.wmark[i]}, procsim {s.wmark[i]} (0.15 %)",
                              _near(z.wmark[i], s.wmark[i], ZONE_TOL[f], 0 if z.managed else 0)))
+            for cpu, (a, b) in enumerate(zip(z.pcp, s.pcp, strict=False)):
+                rows.append((f"{where} cpu {cpu} count: real {a}, procsim {b}", a == b))
         add("proc/zoneinfo", rows)
         if boosts and not out[-1][1]:
             out[-1][2].append(f"why: min, low and high are each off by the same pages ({', '.join(boosts)}): "

@@ -136,11 +136,13 @@ class BootFree:
     pageblocks: tuple[int, ...] = ()            # Unmovable, Movable, Reclaimable pageblocks (pagetypeinfo)
     unmovable: tuple[int, ...] = ()             # of orders' blocks, those on the Unmovable lists
     reclaimable: tuple[int, ...] = ()           # and on the Reclaimable lists (the rest: Movable)
+    pcp: tuple[int, ...] = ()                   # pages on each CPU's lists (zoneinfo's count:)
 
 
 CPU_NUMBERINGS = ("interleaved", "by_socket")
 BOOT_FREE_ZONES = ZONE_NAMES[:4]                # a device zone has no free memory
-BOOT_PAGE_USES = ("kernel_stack", "page_tables", "pagecache", "anon", "percpu", "vmalloc", "kmalloc_large")
+BOOT_PAGE_USES = ("kernel_stack", "page_tables", "pagecache", "anon", "percpu", "vmalloc", "kmalloc_large",
+                  "unaccounted")
 
 
 @dataclass(frozen=True)
@@ -524,7 +526,7 @@ def loads(text: str, path: str = "<string>") -> Machine:
     boot = Boot()
     if "boot" in top:
         node_mem = [sum(x.size for x in dimms if x.socket == s.id) for s in sockets]
-        boot = _load_boot(d, top["boot"], node_mem)
+        boot = _load_boot(d, top["boot"], node_mem, sum(s.threads for s in sockets))
     numbering = "interleaved"
     if "cpu_numbering" in top:
         numbering = d.string(top["cpu_numbering"], "cpu_numbering")
@@ -590,7 +592,7 @@ def _check_layout(d: _Doc, top: dict, m: Machine) -> None:
     d.fail(top["dimms"], f"the machine does not boot: {why}: too little memory")
 
 
-def _load_boot(d: _Doc, node, node_mem: list[int]) -> Boot:
+def _load_boot(d: _Doc, node, node_mem: list[int], nr_cpus: int) -> Boot:
     """boot.caches, boot.pages and boot.free; a workload larger than the memory it is put on
     is refused here, at its line (one that only misses by the watermarks fails when the
     kernel boots)."""
@@ -660,7 +662,7 @@ def _load_boot(d: _Doc, node, node_mem: list[int]) -> Boot:
     free, zones = [], set()
     for i, fn in enumerate(d.sequence(m["free"], "boot.free") if "free" in m else ()):
         f = d.mapping(fn, f"boot.free[{i}]", {"node", "zone", "orders", "boost", "pageblocks", "unmovable",
-                                              "reclaimable"}, {"node", "zone", "orders"})
+                                              "reclaimable", "pcp"}, {"node", "zone", "orders"})
         nid = d.integer(f["node"], "node", 0, nsockets - 1)
         zone = d.string(f["zone"], "zone")
         if zone not in BOOT_FREE_ZONES:
@@ -687,7 +689,11 @@ def _load_boot(d: _Doc, node, node_mem: list[int]) -> Boot:
                                           lists["reclaimable"] or [0] * len(orders), strict=True)):
             if u + r > a:
                 d.fail(f["orders"], f"order {o}: {u} unmovable and {r} reclaimable free blocks, of {a} in all")
-        free.append(BootFree(nid, zone, orders, boost, lists["pageblocks"], lists["unmovable"], lists["reclaimable"]))
+        pcp = tuple(d.integer(x, "pcp", 0, 1 << 40) for x in d.sequence(f["pcp"], "pcp")) if "pcp" in f else ()
+        if len(pcp) > nr_cpus:
+            d.fail(f["pcp"], f"pcp: {len(pcp)} counts (one per CPU), the machine has {nr_cpus} CPUs")
+        free.append(BootFree(nid, zone, orders, boost, lists["pageblocks"], lists["unmovable"], lists["reclaimable"],
+                             pcp))
     return Boot(tuple(caches), tuple(pages), tuple(free), line=node.start_mark.line + 1)
 
 

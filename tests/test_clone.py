@@ -145,17 +145,44 @@ def test_oracle_meminfo_pages_by_use(oracle):
 
 
 def test_oracle_buddyinfo_orders(oracle):
-    """Every order within 5 % or 2 blocks, except where procsim's boot leaves a few more
-    (at most 5) split blocks than the real guest: these freshly booted guests have almost no
-    movable pages (100-500), too few to separate the free ranges procsim's slab layout leaves
-    between kernel pages (tests/test_clone.py's fragmented zone is where boot.free shows)."""
+    """Issue 27's accuracy on freshly booted guests: every order of every zone within 5 % or 2
+    blocks.  These guests have few movable pages (100-500); what lets boot.free place the
+    blocks is that the free memory it shapes is the real one's (boot.free's pcp and boot.pages'
+    unaccounted: the test below)."""
     name, cap, _, c, m, k = oracle
     real = clone._buddy(cap["proc/buddyinfo"])
     ours = clone._buddy(render(m, k, "buddyinfo"))
     assert real.keys() == ours.keys()
     for key in real:
         for a, b in zip(real[key], ours[key], strict=False):
-            assert abs(a - b) <= max(0.05 * a, 5), (key, real[key], ours[key])
+            assert abs(a - b) <= max(0.05 * a, 2), (key, real[key], ours[key])
+
+
+def _pcp_counts(zoneinfo: str) -> dict:
+    """zoneinfo's pagesets: {(node, zone): [count of cpu 0, cpu 1, ...]}."""
+    out, key = {}, None
+    for line in zoneinfo.splitlines():
+        if m := re.match(r"Node (\d+), zone +(\w+)", line):
+            key = (int(m[1]), m[2])
+            out[key] = []
+        elif m := re.match(r" +count: +(\d+)$", line):
+            out[key].append(int(m[1]))
+    return out
+
+
+def test_oracle_pcp_lists_and_memfree(oracle):
+    """The pages on each CPU's lists (zoneinfo's count:) are the real ones, cpu by cpu, and
+    the memory no meminfo line names comes back: on one node MemFree is the real one to the
+    kB, on each node of several it is at most the real one (procsim's boot may put a node's
+    slab on another node; it can add memory in use, never take it away)."""
+    name, cap, _, c, m, k = oracle
+    assert _pcp_counts(render(m, k, "zoneinfo")) == _pcp_counts(cap["proc/zoneinfo"])
+    for nid in range(m.nr_nodes):
+        path = f"sys/devices/system/node/node{nid}/meminfo"
+        real, ours = clone.parse_kv(cap[path])["MemFree"], clone.parse_kv(render(m, k, path))["MemFree"]
+        assert ours <= real if m.nr_nodes > 1 else ours == real, (nid, real, ours)
+    real, ours = clone.parse_kv(cap["proc/meminfo"]), clone.parse_kv(render(m, k, "meminfo"))
+    assert abs(real["MemFree"] - ours["MemFree"]) <= 0.01 * real["MemFree"]
 
 
 @pytest.fixture(scope="module", params=("fragmented", "pressure-after-oom"))
@@ -183,6 +210,8 @@ def test_boot_free_reproduces_buddyinfo(shaped):
     rm, om = clone.parse_kv(cap["proc/meminfo"]), clone.parse_kv(render(m, k, "meminfo"))
     for key in ("MemFree", "Cached", "AnonPages"):
         assert abs(rm[key] - om[key]) <= 0.01 * rm[key], (key, rm[key], om[key])
+    assert rm["MemFree"] == om["MemFree"]
+    assert _pcp_counts(render(m, k, "zoneinfo")) == _pcp_counts(cap["proc/zoneinfo"])
     check(k)
 
 
@@ -236,12 +265,11 @@ def test_boot_free_pageblocks_by_column_name(tmp_path):
     assert {f.zone: f.pageblocks for f in free} == {"DMA": (1, 6, 0), "DMA32": (3, 497, 2)}, notes
 
 
-def test_boot_free_per_type_where_the_shape_allows(tmp_path):
-    """The three-node guest's free blocks per type come out within 5 % or 2 blocks on every list
-    of every zone, as its buddyinfo does (the fresh one-node guest's buddyinfo misses one order)."""
-    tree = clone_trees.oracle_tree("three-node", tmp_path)
-    m, k = booted(clone.clone(tree))
-    real = clone._pagetypes(clone_trees.capture("three-node")["proc/pagetypeinfo"])[0]
+def test_boot_free_per_type_on_fresh_guests(oracle):
+    """The freshly booted guests' free blocks per type come out within 5 % or 2 blocks on every
+    list of every zone, as their buddyinfo does."""
+    name, cap, _, c, m, k = oracle
+    real = clone._pagetypes(cap["proc/pagetypeinfo"])[0]
     ours = clone._pagetypes(render(m, k, "pagetypeinfo"))[0]
     for key, counts in real.items():
         if key[2] in ("Unmovable", "Movable", "Reclaimable"):
@@ -278,14 +306,17 @@ def test_plan_free_shape_against_page_by_page_merging():
     feasible shape comes out exact: on 16 MiB with 8 MiB of movable pages, 300 single pages, 2
     blocks of 2, 12 of 4, 20 of 8, 2 of 256 and 2 of 512 (2048 pages).  Asked for more free
     pages than there are, it drops blocks of the largest order and then every order in
-    proportion; asked for fewer, it adds blocks of the largest order."""
+    proportion; asked for fewer, it adds blocks of the largest order; asked for fewer than a
+    largest block more, it drops the smallest block that covers them."""
     from procsim.mm.mm_init import plan_free_shape
     area = [(1024 * i, 10) for i in range(4)]          # 4096 pages
     exact = [300, 2, 12, 20, 0, 0, 0, 0, 2, 2, 0]      # 300 + 4 + 48 + 160 + 512 + 1024 = 2048
     for want, expect in ((exact, exact),
                          (exact[:10] + [1], exact),                       # 1024 pages too many
                          ([2 * n for n in exact], exact),                 # twice too many
-                         ([n // 2 for n in exact], [n // 2 for n in exact[:10]] + [1])):   # 1024 too few
+                         ([n // 2 for n in exact], [n // 2 for n in exact[:10]] + [1]),   # 1024 too few
+                         (exact[:4] + [0, 0, 1] + exact[7:], exact),                      # 64 too many
+                         ([306] + exact[1:], [306, 3, 12, 19] + exact[4:])):    # 6 too many: 8 off, 2 back
         free, used = plan_free_shape(area, want, 2048)
         fp = {p for s, o in free for p in range(s, s + (1 << o))}
         up = {p for s, o in used for p in range(s, s + (1 << o))}
@@ -307,6 +338,9 @@ def test_boot_free_validated():
                        ("    - {node: 0, zone: DMA32, orders: [1], boost: 1000}", r"<string>:6: boost must be a whole number"),
                        ("    - {node: 0, zone: DMA32, orders: [1], pageblocks: [1, 2]}", r"<string>:6: pageblocks: 3 counts"),
                        ("    - {node: 0, zone: DMA32, orders: [1, 2], unmovable: [1]}", r"<string>:6: unmovable: 2 counts"),
+                       ("    - {node: 0, zone: DMA32, orders: [1], pcp: [1, 2, 3]}",
+                        r"<string>:6: pcp: 3 counts \(one per CPU\), the machine has 2 CPUs"),
+                       ("    - {node: 0, zone: DMA32, orders: [1], pcp: [-1]}", r"<string>:6: pcp must be"),
                        ("    - {node: 0, zone: DMA32, orders: [1, 2], unmovable: [1, 1], reclaimable: [0, 2]}",
                         r"<string>:6: order 1: 1 unmovable and 2 reclaimable free blocks, of 2 in all")):
         with pytest.raises(machine_mod.ConfigError, match=msg):

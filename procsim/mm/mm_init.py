@@ -14,8 +14,9 @@ from bisect import bisect_right
 
 from .page_types import PAGE_SIZE, MAX_PAGE_ORDER, NR_PAGE_ORDERS, ZONE_NAMES, pageblock_ranges
 from .buddy import (Zone, MIGRATE_PCPTYPES, MIGRATE_ISOLATE, MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE,
-                    largest_block)
+                    largest_block, order_to_pindex, pindex_to_order)
 from .layout import ZONE_NORMAL, ZONE_MOVABLE, MAX_NR_ZONES, PAGEBLOCK_NR_PAGES, PAGEBLOCK_ORDER, merge_ranges, subtract_ranges
+from .gfp import ALLOC_WMARK_MIN, GFP_KERNEL
 from .page_alloc import USE_GFP, _Plan
 from .compaction import page_movable
 from .errors import MMError
@@ -222,11 +223,14 @@ class MmInit:
                 for node, n in targets:
                     self._boot_kmalloc_large(node.id, n)
                 continue
-            gfp = USE_GFP[bp.use]
+            # unaccounted: pages drivers and subsystems take with alloc_pages() and no counter
+            # names (DMA buffers, page_frag caches...): only MemFree says they are gone
+            use = None if bp.use == "unaccounted" else bp.use
+            gfp = USE_GFP[use] if use else GFP_KERNEL
             # stacks are 16 KiB; gigabytes of page cache or anon come as large folios (128 KiB)
             order = 2 if bp.use == "kernel_stack" else (5 if bp.use in ("pagecache", "anon") and pages >= 1 << 16 else 0)
             for node, n in targets:
-                blocks = self.alloc_pages_bulk(order, gfp, n >> order, node=node.id, use=bp.use)
+                blocks = self.alloc_pages_bulk(order, gfp, n >> order, node=node.id, use=use)
                 if bp.active:                     # the share used twice since: on the active list
                     activate_boot(self, blocks, len(blocks) * bp.active // bp.size)
                 if bp.mapped:                     # the share processes map: the same oldest blocks first
@@ -249,6 +253,8 @@ class MmInit:
             if not z.managed:
                 raise MMError(errno.EINVAL, f"boot.free: node {bf.node} has no {bf.zone} memory")
             want = list(bf.orders) + [0] * (NR_PAGE_ORDERS - len(bf.orders))
+            if bf.pcp:
+                self._fill_pcp(z, bf.pcp)
             if [z.nr_free_order(o) for o in range(NR_PAGE_ORDERS)] != want:
                 self._shape_free(z, want)
             if bf.pageblocks:
@@ -257,6 +263,20 @@ class MmInit:
                 z.boost = bf.boost // PAGE_SIZE    # yet; it takes it back when next woken
         self.vm_events.clear()
         self.vm_events.update(events)
+
+    def _fill_pcp(self, z, counts):
+        """boot.free's pcp: each CPU's lists hold as many pages as the real zone's did (its
+        pagesets' count:), before the free memory is shaped: a list above it gives the extra
+        back to the buddy (free_pcppages_bulk()), one below takes order-0 movable pages from
+        it (rmqueue_bulk()), as that CPU's last frees and allocations would have left it."""
+        for cpu, want in enumerate(counts):
+            pcp = z.pcp[cpu]
+            if pcp.count > want:
+                self._free_pcppages_bulk(z, pcp.count - want, pcp, 0)
+            elif pcp.count < want:
+                self._rmqueue_bulk(z, 0, MIGRATE_MOVABLE, ALLOC_WMARK_MIN, want - pcp.count, pcp,
+                                   pcp.lists[order_to_pindex(MIGRATE_MOVABLE, 0)])
+                self._refilled = None
 
     def _shape_free(self, z, want):
         """One zone: plan (plan_free_shape), take the area's free blocks off the lists, split
@@ -267,11 +287,15 @@ class MmInit:
         free = sorted((p, o) for p, o in z._free.items() if pb_mt(p) < MIGRATE_PCPTYPES)
         pages = sorted((p for p in z.allocated.values() if page_movable(p) and p.use in LRU_OF_USE
                         and pb_mt(p.pfn) < MIGRATE_PCPTYPES), key=lambda p: p.pfn)
+        # the CPUs' lists hold free pages the buddy does not see: they may sit anywhere too
+        held = [(pfn, pindex_to_order(i), lst, j) for pcp in z.pcp for i, lst in enumerate(pcp.lists)
+                for j, pfn in enumerate(lst) if pb_mt(pfn) < MIGRATE_PCPTYPES]
         fixed = [z.nr_free_order(o) for o in range(NR_PAGE_ORDERS)]
         for _, o in free:
             fixed[o] -= 1
-        keep = sum(1 << p.order for p in pages)
-        area_ranges = merge_ranges([(p, p + (1 << o)) for p, o in free] + [(p.pfn, p.pfn + (1 << p.order)) for p in pages])
+        keep = sum(1 << p.order for p in pages) + sum(1 << o for _, o, _, _ in held)
+        area_ranges = merge_ranges([(p, p + (1 << o)) for p, o in free] + [(p.pfn, p.pfn + (1 << p.order)) for p in pages]
+                                   + [(p, p + (1 << o)) for p, o, _, _ in held])
         area = _blocks(area_ranges)
         planned, used = plan_free_shape(area, [max(w - f, 0) for w, f in zip(want, fixed, strict=True)], keep)
         for _, o in planned:
@@ -297,8 +321,10 @@ class MmInit:
                     (stay if where(q.pfn, 1) else move).append(q)
             else:
                 (stay if w else move).append(p)
+        held_stay = [h for h in held if where(h[0], 1 << h[1])]   # a block across stays whole
         holes = [[] for _ in range(NR_PAGE_ORDERS)]
-        for s, o in _blocks(subtract_ranges(used, [(p.pfn, p.pfn + (1 << p.order)) for p in stay])):
+        for s, o in _blocks(subtract_ranges(used, merge_ranges([(p.pfn, p.pfn + (1 << p.order)) for p in stay]
+                                                               + [(p, p + (1 << o)) for p, o, _, _ in held_stay]))):
             holes[o].append(s)
         for h in holes:
             h.reverse()                              # lowest pfn first off the end
@@ -318,9 +344,20 @@ class MmInit:
             self._shape_move(src, holes, given, small)
         for src in small:
             self._shape_move(src, holes, given, None)
+        vacated = []
+        for pfn, o, lst, j in held:                  # a pcp entry outside: its list takes a hole
+            q = next((q for q in range(o, NR_PAGE_ORDERS) if holes[q]), None)
+            if where(pfn, 1 << o) or q is None:
+                continue
+            dst = holes[q].pop()
+            while q > o:
+                q -= 1
+                holes[q].append(dst + (1 << q))
+            lst[j] = dst
+            given.append((dst, dst + (1 << o)))
+            vacated.append((pfn, pfn + (1 << o)))
         for pcp, d in zip(z.pcp, stat_diff, strict=True):
             pcp.stat_diff = d
-        vacated = []
         for b, mt in zip(blocks, types, strict=True):
             for pfn, o in list(z._free_in_block(b << PAGEBLOCK_ORDER)):
                 z._del(pfn, o, MIGRATE_ISOLATE)
@@ -393,7 +430,6 @@ class MmInit:
         """boot.pages use kmalloc_large: kmalloc()s larger than the largest kmalloc cache go
         straight to the page allocator (kmalloc_large_node) and count as unreclaimable slab
         with no slabinfo line; as 16 KiB blocks, the rest in smaller ones."""
-        from .gfp import GFP_KERNEL
         cpu = self.slab._node_cpu.get(nid, 0)
         for order in (2, 1, 0):
             while pages >= 1 << order:
@@ -424,7 +460,8 @@ def plan_free_shape(area, want, keep: int):
     no block took is used.  The wanted counts are first fitted to the free pages there are
     (the description's free memory and this boot's differ): a difference is taken from, or
     given to, blocks of the largest order (memory one side uses and the other does not comes
-    in large pieces), and what the largest blocks cannot take from every order in proportion;
+    in large pieces; less than a largest block, from the smallest block that covers it), and
+    what the largest blocks cannot take from every order in proportion;
     what is left over (less than a largest block) or had no room is freed as single blocks,
     one per bit of the pages still to free."""
     regions = [([], []) for _ in range(NR_PAGE_ORDERS)]     # [order][must keep a used page]
@@ -455,7 +492,13 @@ def plan_free_shape(area, want, keep: int):
     free_pages = sum(1 << o for _, o in area) - keep
     asked = sum(n << o for o, n in enumerate(want))
     want = list(want)
-    if asked > free_pages:                       # fewer free pages here: fewer of the largest
+    while 0 < asked - free_pages < 1 << MAX_PAGE_ORDER:   # a few fewer: the smallest block that covers it
+        o = next((o for o in range(NR_PAGE_ORDERS) if want[o] and 1 << o >= asked - free_pages), None)
+        if o is None:
+            break
+        want[o] -= 1
+        asked -= 1 << o
+    if asked > free_pages:                       # many fewer free pages here: fewer of the largest
         drop = min(want[MAX_PAGE_ORDER], -(-(asked - free_pages) >> MAX_PAGE_ORDER))
         want[MAX_PAGE_ORDER] -= drop
         asked -= drop << MAX_PAGE_ORDER
