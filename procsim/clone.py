@@ -720,43 +720,40 @@ def _node_ram(src: Source, real: list[RealZone], n: int, notes: list[str]) -> li
 def _place(ram, notes) -> tuple[list[int], list[tuple[int, int]], int]:
     """The node RAM as procsim's layout makes it (layout.place_dimms): per node a DIMM size in
     pages (whole MiB), the PCI hole start (pfn, a multiple of 128 MiB) and the e820-reserved
-    pfn ranges that cut the DIMMs down to exactly ``ram``."""
+    pfn ranges that cut the DIMMs down to exactly ``ram``.  The DIMMs follow each other in
+    RAM order from 0; what is decoded from the hole up lives above 4 GiB, so the node that
+    straddles the hole (node 0, or a later one when node 0 ends below it) is split in two."""
     always = [(0, 1), LEGACY_HOLE]                 # pfn 0 and the legacy hole: layout removes them
-    pages, e820, cursor = [], [], 0
+    low_end = max((e for r in ram for s, e in r if s < MAX_DMA32_PFN), default=0)
+    if any(e > MAX_DMA32_PFN for r in ram for s, e in r if s < MAX_DMA32_PFN):
+        notes.append("RAM crosses 4 GiB without a hole: cannot be laid out")
     hole = 3 * GiB >> PAGE_SHIFT
+    if any(s >= MAX_DMA32_PFN for r in ram for s, _ in r):
+        hole = max(min(-(-low_end // HOLE_ALIGN) * HOLE_ALIGN, MAX_DMA32_PFN), (256 * MiB) >> PAGE_SHIFT)
+    elif low_end > hole:
+        hole = min(-(-low_end // HOLE_ALIGN) * HOLE_ALIGN, MAX_DMA32_PFN)
+
+    def offset(pfn: int) -> int:                   # pfn -> RAM offset (place_dimms' decoded(), inverted)
+        return pfn if pfn < MAX_DMA32_PFN else pfn - MAX_DMA32_PFN + hole
+
+    def decoded(lo: int, hi: int) -> list[tuple[int, int]]:
+        return [(a if a < hole else a - hole + MAX_DMA32_PFN, b if b <= hole else b - hole + MAX_DMA32_PFN)
+                for a, b in ((lo, min(hi, hole)), (max(lo, hole), hi)) if a < b]
+
+    pages, e820, cursor = [], [], 0
     for node, r in enumerate(ram):
         if not r:
             pages.append(0)
             continue
-        if node == 0:
-            low = [x for x in r if x[0] < MAX_DMA32_PFN]
-            high = [x for x in r if x[0] >= MAX_DMA32_PFN]
-            low_end = max((e for _, e in low), default=0)
-            if any(e > MAX_DMA32_PFN for _, e in low):
-                notes.append("node 0 RAM crosses 4 GiB without a hole: cannot be laid out")
-            if high:
-                hole = min(-(-low_end // HOLE_ALIGN) * HOLE_ALIGN, MAX_DMA32_PFN)
-                hole = max(hole, (256 * MiB) >> PAGE_SHIFT)
-                top = -(-high[-1][1] // MIB_PAGES) * MIB_PAGES
-                placed = [(0, hole), (MAX_DMA32_PFN, top)]
-                pages.append(hole + top - MAX_DMA32_PFN)
-            else:
-                top = -(-low_end // MIB_PAGES) * MIB_PAGES
-                if top > hole:
-                    hole = min(-(-top // HOLE_ALIGN) * HOLE_ALIGN, MAX_DMA32_PFN)
-                placed = [(0, top)]
-                pages.append(top)
-        else:
-            start = max(cursor, MAX_DMA32_PFN)
-            if r[0][0] < start:
-                notes.append(f"node {node} starts at pfn {r[0][0]:#x}, below where procsim places it "
-                             f"({start:#x}: nodes follow each other above 4 GiB): its zone spans differ")
-                size = sum(e - s for s, e in r)
-                r = [(start, start + size)]
-            top = start + -(-(r[-1][1] - start) // MIB_PAGES) * MIB_PAGES
-            placed = [(start, top)]
-            pages.append(top - start)
-        cursor = placed[-1][1]
+        if offset(r[0][0]) < cursor:
+            notes.append(f"node {node} starts at pfn {r[0][0]:#x}, inside the node before it as procsim "
+                         "places nodes (one after another in RAM order): its zone spans differ")
+            size = sum(e - s for s, e in r)
+            r = decoded(cursor, cursor + size)
+        top = cursor + -(-(offset(r[-1][1] - 1) + 1 - cursor) // MIB_PAGES) * MIB_PAGES
+        placed = decoded(cursor, top)
+        pages.append(top - cursor)
+        cursor = top
         for s, e in subtract_ranges(placed, r + always if node == 0 else r):
             e820.append((s, e))
     return pages, _merge(e820), hole
@@ -1518,8 +1515,18 @@ def check(src: Source | str | Path, c: Clone | None = None) -> tuple[list[tuple[
                               _near(real[key], sim.get(key, 0), 0.01, 4))
                              for key in MEMINFO_KEYS if key in real])
         if not out[-1][1]:
-            out[-1][2].append("why: what procsim's own boot already holds (its CPUs' stacks, page tables, "
-                              "anon pages) can only be added to, never taken away")
+            nodes = [parse_kv(src.read(f"sys/devices/system/node/node{i}/meminfo") or "") for i in range(c.machine.nr_nodes)]
+            node_key = {"MemTotal": "MemTotal", "MemFree": "MemFree", "Cached": "FilePages"}
+            apart = [f"{key} {sum(n.get(node_key.get(key, key), 0) for n in nodes)} kB" for key in MEMINFO_KEYS
+                     if c.machine.nr_nodes > 1 and all(nodes) and key in real
+                     and not _near(real[key], sim.get(key, 0), 0.01, 4)
+                     and _near(sum(n.get(node_key.get(key, key), 0) for n in nodes), sim.get(key, 0), 0.01, 4)]
+            if apart:
+                out[-1][2].append(f"why: the source's node meminfo files add up to {', '.join(apart)}: they were "
+                                  "read at another moment than meminfo, and the clone follows them node by node")
+            else:
+                out[-1][2].append("why: what procsim's own boot already holds (its CPUs' stacks, page tables, "
+                                  "anon pages) can only be added to, never taken away")
 
     st = src.read("proc/slabinfo")
     if st is None:

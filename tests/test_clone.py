@@ -71,6 +71,23 @@ def test_oracle_zones_exact_managed_and_watermarks_within_tolerance(oracle):
             assert abs(a[f] - b[f]) <= 0.0015 * a[f], (name, key, f, a[f], b[f])
 
 
+@pytest.mark.parametrize("name", ["straddle", "four-node"])
+def test_nodes_that_straddle_the_pci_hole(name, tmp_path):
+    """Guests whose second node straddles the PCI hole (part below 3 GiB, the rest above
+    4 GiB; straddle's last 32 pages below the hole firmware-reserved): every zone's start,
+    spanned and present exact, as the DIMMs follow each other in RAM order."""
+    cap = clone_trees.capture(name)
+    c = clone.clone(clone_trees.oracle_tree(name, tmp_path), state=False)
+    assert not [x for x in c.notes if "zone spans differ" in x], c.notes
+    m = machine_mod.loads(clone.to_yaml(c), "<clone>")
+    real = compare.zoneinfo_sections(cap["proc/zoneinfo"])
+    ours = compare.zoneinfo_sections(render(m, Kernel(m), "zoneinfo"))
+    for key, lines in real.items():
+        a, b = compare.zone_values(lines), compare.zone_values(ours[key])
+        assert [a.get(f) for f in ("start_pfn:", "spanned", "present")] == \
+            [b.get(f) for f in ("start_pfn:", "spanned", "present")], (key, a, b)
+
+
 def test_oracle_cpus_distances_sysctls_and_profile(oracle):
     name, cap, _, c, m, k = oracle
     assert m.kernel == "6.1"                       # Linux version 6.1.0-50-amd64
@@ -362,6 +379,10 @@ def test_check_report_names_every_file_and_why(oracle):
     assert "Shmem" in text                          # the guests' Cached is tmpfs: said why
     if re.search(r"^DIFF  proc/slabinfo$", text, re.M):
         assert "counts whole in active_objs" in text
+    if name == "two-node":        # its node meminfo files were read apart from meminfo: 32 kB anon, not 80
+        nodes = sum(clone.parse_kv(cap[f"sys/devices/system/node/node{i}/meminfo"])["AnonPages"] for i in (0, 1))
+        assert (nodes, clone.parse_kv(cap["proc/meminfo"])["AnonPages"]) == (32, 80)
+        assert "node meminfo files add up to AnonPages 32 kB" in text and "read at another moment" in text
     assert not ok                                   # the slab/free-memory shape differ: exit 1
 
 
