@@ -154,6 +154,30 @@ def test_task_pid_column_names_the_tag_and_time_is_the_simulated_clock():
         assert before // 1000 <= secs * 10**6 + usecs <= after // 1000
 
 
+def test_frees_are_traced_before_the_pages_they_give_back():
+    """kfree() and kmem_cache_free() call their tracepoint before freeing (mm/slub.c, 6.1 and
+    6.18): a large kmalloc's kfree comes before its mm_page_free, and so does the
+    kmem_cache_free that empties a slab SLUB then discards."""
+    s = session()
+    s.write_view(f"{T}/events/kmem/enable", b"1\n")
+    run(s, "kmalloc 20000 tag=big\nkmem_cache_create huge 300000\nkmem_cache_alloc huge count=40 tag=h")
+    drain(s)
+    run(s, "kfree tag=big\nkmem_cache_free huge tag=h")        # one object a slab: min_partial kept, the rest go
+    events = [(e, f) for e, f in parse(drain(s).decode()) if e != "mm_page_pcpu_drain"]
+    assert [e for e, _ in events[:2]] == ["kfree", "mm_page_free"], events[:2]
+    # each discarded slab (one object a slab) after the kmem_cache_free of its object
+    # (x86-64's direct map: pfn = (ptr - 0xffff888000000000) >> 12)
+    seen, discarded = set(), 0
+    for e, f in events[2:]:
+        if e == "kmem_cache_free":
+            seen.add((int(f["ptr"], 16) - 0xffff888000000000) >> 12)
+        elif e == "mm_page_free":
+            pfn = int(f["pfn"], 16)
+            assert seen & set(range(pfn, pfn + (1 << int(f["order"])))), (pfn, f)
+            discarded += 1
+    assert discarded > 20
+
+
 def test_per_event_enable_tracing_on_and_clear():
     s = session()
     s.write_view(f"{T}/events/kmem/kmalloc/enable", b"1")

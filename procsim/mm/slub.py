@@ -515,10 +515,11 @@ class Slub:
             owner = f"belongs to {slab.cache.name}" if slab else "is not an allocated slab object"
             raise _einval(f"{addr:#x} {owner}, not to {cache.name}" if isinstance(addr, int)
                           else "kmem_cache_free needs an address")
-        self._free(slab, addr, self._pick_cpu(None, cpu) if cpu is not None else None)
-        if self.trace.active:
-            tr = self.trace
+        on = self._pick_cpu(None, cpu) if cpu is not None else None
+        if self.trace.active:                   # traced before slab_free(), as the kernel does:
+            tr = self.trace                      # a slab it discards frees its pages after
             tr.emit("kmem_cache_free", tr.cpu if cpu is None else cpu, addr, cache.name)
+        self._free(slab, addr, on)
         self.k.generation += 1
 
     def kmem_cache_free_bulk(self, cache: KmemCache, addrs) -> None:
@@ -532,12 +533,12 @@ class Slub:
             slab = self._slab_lookup(addr)
             if slab is None or slab.cache is not cache:
                 raise _einval(f"{addr:#x} is not an allocated {cache.name} object")
-            self._free(slab, addr, None)
             if tr.active:
                 if pend is None or tr._pend is not pend:
                     pend = tr.pending("kmem_cache_free", tr.cpu, cache.name)
                 if pend is not None:
                     pend.append(addr)
+            self._free(slab, addr, None)
         self.k.generation += 1
 
     def kmalloc(self, size: int, gfp: int = GFP_KERNEL, node=None, cpu=None) -> int:
@@ -577,20 +578,22 @@ class Slub:
         if addr.__class__ is int:
             pfn = (addr - PAGE_OFFSET) >> PAGE_SHIFT
             slab = self._slab_of.get(pfn) or self._compound_slab(pfn)
-        if slab is not None:
-            self._free(slab, addr, self._pick_cpu(None, cpu) if cpu is not None else None)
-        else:
+        page, on = None, self._pick_cpu(None, cpu) if cpu is not None else None
+        if slab is None:
             pfn = (addr - PAGE_OFFSET) >> PAGE_SHIFT if isinstance(addr, int) else None
             page = self._large.get(pfn)
             if page is None or addr & (PAGE_SIZE - 1):
                 raise _einval(f"kfree({addr:#x}): not an allocated kmalloc object" if isinstance(addr, int)
                               else "kfree needs an address")
-            del self._large[pfn]
+        if self.trace.active:                    # traced before the free, as the kernel does
+            self.trace.emit("kfree", self.trace.cpu if cpu is None else cpu, addr)
+        if slab is not None:
+            self._free(slab, addr, on)
+        else:
+            del self._large[page.pfn]
             self.k.free_pages(page)
             self.k.mod_node_stat(page.node, "nr_slab_unreclaimable", -(1 << page.order))
             self.large_pages[page.node] -= 1 << page.order
-        if self.trace.active:
-            self.trace.emit("kfree", self.trace.cpu if cpu is None else cpu, addr)
         self.k.generation += 1
 
     def cache_of(self, addr: int) -> KmemCache | None:
