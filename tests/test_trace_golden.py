@@ -116,11 +116,6 @@ def _emit_each(self, event, cpu, pfns, *rest, step=0):
         k._now_ns = now
 
 
-def _emit_now(self, event, cpu, *args):
-    """The reference for Trace.emit_later: the event recorded now, by emit()."""
-    self.emit(event, cpu, *args)
-
-
 class _EmitEach:
     """The reference for Trace.pending: each argument appended recorded now, by emit()."""
     def __init__(self, tr, event, cpu, rest):
@@ -133,12 +128,12 @@ def _pending_now(self, event, cpu, *rest):
 
 @contextmanager
 def per_event():
-    saved = Trace.emit_pfns, Trace.emit_later, Trace.pending
-    Trace.emit_pfns, Trace.emit_later, Trace.pending = _emit_each, _emit_now, _pending_now
+    saved = Trace.emit_pfns, Trace.pending
+    Trace.emit_pfns, Trace.pending = _emit_each, _pending_now
     try:
         yield
     finally:
-        Trace.emit_pfns, Trace.emit_later, Trace.pending = saved
+        Trace.emit_pfns, Trace.pending = saved
 
 
 def test_trace_text_is_byte_for_byte_the_per_event_trees():
@@ -236,8 +231,17 @@ def test_events_snapshot_consume_and_read_pipe_agree():
     assert b"".join(piped).decode() == text
 
 
-def test_emit_later_records_what_emit_would_in_the_same_order():
-    """Trace.emit_later (the shrinker's frees) holds a stretch of one event, cpu, task, time and
+def _later(tr):
+    """emit() by way of Trace.pending: the argument appended to the stretch held back."""
+    def later(event, cpu, arg, *rest):
+        pend = tr.pending(event, cpu, *rest)
+        if pend is not None:
+            pend.append(arg)
+    return later
+
+
+def test_pending_records_what_emit_would_in_the_same_order():
+    """Trace.pending (the shrinker's frees) holds a stretch of one event, cpu, task, time and
     arguments but the first back as one run; anything else recorded, or flush(), records it
     first.  Reads of every size, ``trace`` and the counters are those of emit() called at once."""
     class Clock:
@@ -266,7 +270,7 @@ def test_emit_later_records_what_emit_would_in_the_same_order():
         tr = Trace(Clock())
         tr.enable(("kmem_cache_free", "kfree", "mm_page_free"), True)
         tr.resize(12)
-        script(tr, tr.emit_later if compact else tr.emit)
+        script(tr, _later(tr) if compact else tr.emit)
         twins.append(tr)
     runs = [r for b in twins[0].bufs.values() for p in b.pages for r in p if len(r) == 8]
     assert any(r[2] == "kmem_cache_free" and len(r[3]) > 20 for r in runs)

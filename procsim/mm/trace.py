@@ -348,7 +348,7 @@ class Trace:
         self._templates: dict = {}                    # (context, event, rest) -> a run's % template
         self._mid: dict = {}                          # pfn >> 8 -> its block's pieces (_mids)
         self._drained_at = -1                         # self.seq when a read_pipe() last found all read
-        self._pend = None                             # emit_later()'s arguments not yet recorded,
+        self._pend = None                             # pending()'s arguments not yet recorded,
         self._pend_key = None                         # and their (event, cpu, time, task, rest)
 
     # --- control, as the tracefs files set it --------------------------------------------
@@ -465,20 +465,13 @@ class Trace:
             self.flush()
         self._emit_run(event, cpu, self.k.now_ns, pfns, rest, step)
 
-    def emit_later(self, event: str, cpu: int, arg, *rest):
-        """emit(event, cpu, arg, *rest), recorded at the next flush() -- which the next emit(),
-        emit_pfns() or emit_later() of anything else does first, so the order of events is
-        theirs: a stretch of one event with one cpu, task, time and ``rest`` (the shrinker's
-        kmem_cache_free of one cache) becomes a run record like a run of pages.  The caller
-        flushes when its stretch ends; until then readers do not see it."""
-        pend = self.pending(event, cpu, *rest)
-        if pend is not None:
-            pend.append(arg)
-
     def pending(self, event: str, cpu: int, *rest) -> list | None:
-        """The list of first arguments emit_later(event, cpu, ..., *rest) adds to now (None
-        when the event is off).  A caller freeing a stretch appends to it directly while it is
-        still ``Trace._pend`` (any other event recorded in between flushes it first)."""
+        """The list of first arguments of ``event`` (cpu, this task and time, ``rest`` after
+        the argument) recorded at the next flush(), None when the event is off.  A caller
+        freeing a stretch (the shrinker's kmem_cache_free of one cache) appends to it while it
+        is still ``Trace._pend``: the next emit(), emit_pfns() or pending() of anything else
+        flushes it first, so the order of events is theirs and the stretch one run record;
+        until then readers do not see it."""
         if not self.enabled[event]:
             return None
         key = (event, cpu, self.k.now_ns, self.current, rest)
@@ -489,7 +482,7 @@ class Trace:
         return self._pend
 
     def flush(self):
-        """Record the events emit_later() holds back."""
+        """Record the events pending() holds back."""
         if self._pend is not None:
             args, (event, cpu, ts, task, rest) = self._pend, self._pend_key
             self._pend = self._pend_key = None
@@ -583,7 +576,7 @@ class Trace:
         sub = pfns[a:b]
         if not sub:
             return []
-        if event not in _PAGE_EVENTS:                 # emit_later()'s runs: one time, the first argument varies
+        if event not in _PAGE_EVENTS:                 # pending()'s runs: one time, the first argument varies
             if step or event not in _PLAIN:
                 return [self.line(_entry(rec, i), cpu) for i in range(a, a + len(sub))]
             t = f"{self.context(task, cpu, ts)}{event}: ".replace("%", "%%") + _PLAIN[event]
