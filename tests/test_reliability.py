@@ -407,6 +407,22 @@ def test_check_catches_a_drifted_counter():
         check(k)
 
 
+def test_check_finds_a_free_block_on_another_types_list():
+    """The checker is not vacuous about the free lists either: a free block moved onto the
+    list of a type its pageblock is not (the counts kept right) is reported, in one pass
+    over the lists (a zone with 100 k free single pages checks in about a second)."""
+    from procsim.mm.buddy import MIGRATE_MOVABLE, MIGRATE_UNMOVABLE
+    from procsim.mm.check import check
+    from procsim.mm.kernel import Kernel
+    k = Kernel(machine("tiny"))
+    z = max(k.zones, key=lambda z: z.nr_free)
+    pfn, o = next((p, o) for p, o in z._free.items() if z.get_pageblock_migratetype(p) == MIGRATE_MOVABLE)
+    z._del(pfn, o, MIGRATE_MOVABLE)
+    z._add(pfn, o, MIGRATE_UNMOVABLE)
+    with pytest.raises(AssertionError, match="is not on its pageblock's type-1 list"):
+        check(k)
+
+
 def test_allocations_listing_cache_matches_a_fresh_render():
     """Rows are cached per group: a listing rendered after every command equals one rendered
     once at the end by a fresh interpreter given the same commands (frees and reset included)."""

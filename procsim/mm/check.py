@@ -286,6 +286,7 @@ def check_zone(z, runs=()) -> None:
     intervals = []
     counts = [[0] * MIGRATE_TYPES for _ in range(NR_PAGE_ORDERS)]
     free = highatomic = 0
+    on_list = {}                                  # free block -> the list head it was found on
     for o in range(NR_PAGE_ORDERS):
         for mt in range(MIGRATE_TYPES):
             s = -1 - o * MIGRATE_TYPES - mt
@@ -293,6 +294,8 @@ def check_zone(z, runs=()) -> None:
             while p != s:
                 assert z._free.get(p) == o, f"{where}: pfn {p:#x} on order-{o} list but recorded as {z._free.get(p)}"
                 assert p % (1 << o) == 0, f"{where}: free block {p:#x} not aligned to order {o}"
+                assert z._nxt[z._prv[p]] == p, f"{where}: free block {p:#x}'s links disagree"
+                on_list[p] = s
                 intervals.append((p, p + (1 << o), "free"))
                 counts[o][mt] += 1
                 p = z._nxt[p]
@@ -320,10 +323,7 @@ def check_zone(z, runs=()) -> None:
     for p, o in z._free.items():
         mt = z.get_pageblock_migratetype(p)
         s = -1 - o * MIGRATE_TYPES - mt
-        q = z._prv[p]
-        while q >= 0:
-            q = z._prv[q]
-        assert q == s, f"{where}: block {p:#x} order {o} is not on its pageblock's type-{mt} list"
+        assert on_list.get(p) == s, f"{where}: block {p:#x} order {o} is not on its pageblock's type-{mt} list"
         if o < MAX_PAGE_ORDER:
             b = p ^ (1 << o)
             if z._free.get(b) == o:
