@@ -346,16 +346,10 @@ class MmInit:
             self._shape_move(src, holes, given, None)
         vacated = []
         for pfn, o, lst, j in held:                  # a pcp entry outside: its list takes a hole
-            q = next((q for q in range(o, NR_PAGE_ORDERS) if holes[q]), None)
-            if where(pfn, 1 << o) or q is None:
-                continue
-            dst = holes[q].pop()
-            while q > o:
-                q -= 1
-                holes[q].append(dst + (1 << q))
-            lst[j] = dst
-            given.append((dst, dst + (1 << o)))
-            vacated.append((pfn, pfn + (1 << o)))
+            dst = -1 if where(pfn, 1 << o) else _take_hole(holes, o, given)
+            if dst >= 0:
+                lst[j] = dst
+                vacated.append((pfn, pfn + (1 << o)))
         for pcp, d in zip(z.pcp, stat_diff, strict=True):
             pcp.stat_diff = d
         for b, mt in zip(blocks, types, strict=True):
@@ -412,18 +406,13 @@ class MmInit:
     def _shape_move(self, src, holes, given, pieces_to):
         """One movable page into the smallest hole that holds it (split, the rest back); a
         folio with no hole that big is split and its pages queued (``pieces_to``)."""
-        q = next((q for q in range(src.order, NR_PAGE_ORDERS) if holes[q]), None)
-        if q is None:
+        dst = _take_hole(holes, src.order, given)
+        if dst < 0:
             if src.order and pieces_to is not None:
                 pieces = self.split_page(src)
                 lru_split(self, src, pieces)
                 pieces_to.extend(pieces)
             return                                   # an order-0 page with no hole stays put
-        dst = holes[q].pop()
-        while q > src.order:
-            q -= 1
-            holes[q].append(dst + (1 << q))
-        given.append((dst, dst + (1 << src.order)))
         move_page(self, self.tasks, src, dst, src.cpu)
 
     def _boot_kmalloc_large(self, nid: int, pages: int):
@@ -435,6 +424,21 @@ class MmInit:
             while pages >= 1 << order:
                 self.slab._kmalloc_large(PAGE_SIZE << order, GFP_KERNEL, nid, cpu)
                 pages -= 1 << order
+
+
+def _take_hole(holes, order: int, given: list) -> int:
+    """The smallest hole (holes[order]: free starts, lowest last) that holds a block of
+    ``order``, split as the buddy splits, the halves back as holes; noted in ``given``.
+    -1 when none is that big."""
+    q = next((q for q in range(order, NR_PAGE_ORDERS) if holes[q]), None)
+    if q is None:
+        return -1
+    dst = holes[q].pop()
+    while q > order:
+        q -= 1
+        holes[q].append(dst + (1 << q))
+    given.append((dst, dst + (1 << order)))
+    return dst
 
 
 def _unrun(z) -> None:
