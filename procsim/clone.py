@@ -1212,11 +1212,11 @@ def clone_state(src: Source, c: Clone) -> None:
                     pages.append(BootPages(use, _spread_size(bare, kb >> 2) << PAGE_SHIFT, None, 0))
     caches.reverse()             # slabinfo lists the newest cache first: create the oldest first
     pages += _unaccounted(replace(m, boot=Boot(tuple(caches), tuple(pages))), mi, node_mi if per_node else None,
-                          src.read("proc/zoneinfo"))
+                          c.real_zones)
     c.machine = replace(m, boot=Boot(tuple(caches), tuple(pages), _boot_free(src, bare, c.notes)))
 
 
-def _unaccounted(m, mi: str | None, node_mi: list | None, zoneinfo: str | None) -> list[BootPages]:
+def _unaccounted(m, mi: str | None, node_mi: list | None, real_zones: list[RealZone]) -> list[BootPages]:
     """The memory the real kernel uses that no meminfo line names (drivers' and subsystems'
     alloc_pages()): what procsim's boot of the description so far leaves free, on the buddy
     lists and the CPUs' (zoneinfo's count:, which boot.free's pcp sets), beyond the real
@@ -1232,7 +1232,7 @@ def _unaccounted(m, mi: str | None, node_mi: list | None, zoneinfo: str | None) 
         return []
     views = files(m)
     real_pcp: dict[int, int] = {}
-    for z in parse_zoneinfo(zoneinfo or ""):
+    for z in real_zones:
         real_pcp[z.node] = real_pcp.get(z.node, 0) + sum(z.pcp)
     out = []
     for nid, real in enumerate(node_mi) if node_mi else [(None, mi)]:
@@ -1516,11 +1516,10 @@ def check(src: Source | str | Path, c: Clone | None = None) -> tuple[list[tuple[
                              for key in MEMINFO_KEYS if key in real])
         if not out[-1][1]:
             nodes = [parse_kv(src.read(f"sys/devices/system/node/node{i}/meminfo") or "") for i in range(c.machine.nr_nodes)]
-            node_key = {"MemTotal": "MemTotal", "MemFree": "MemFree", "Cached": "FilePages"}
-            apart = [f"{key} {sum(n.get(node_key.get(key, key), 0) for n in nodes)} kB" for key in MEMINFO_KEYS
+            summed = {key: sum(n.get("FilePages" if key == "Cached" else key, 0) for n in nodes) for key in MEMINFO_KEYS}
+            apart = [f"{key} {summed[key]} kB" for key in MEMINFO_KEYS
                      if c.machine.nr_nodes > 1 and all(nodes) and key in real
-                     and not _near(real[key], sim.get(key, 0), 0.01, 4)
-                     and _near(sum(n.get(node_key.get(key, key), 0) for n in nodes), sim.get(key, 0), 0.01, 4)]
+                     and not _near(real[key], sim.get(key, 0), 0.01, 4) and _near(summed[key], sim.get(key, 0), 0.01, 4)]
             if apart:
                 out[-1][2].append(f"why: the source's node meminfo files add up to {', '.join(apart)}: they were "
                                   "read at another moment than meminfo, and the clone follows them node by node")
